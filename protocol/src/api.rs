@@ -1,0 +1,112 @@
+//! Bodies of the holder journey's HTTP API (`/api/journey...`).
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/journeys`: start a journey with the email address on the holder's profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartJourney {
+    pub email: String,
+}
+
+/// `POST /api/journey/code`: the one-time code the holder typed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyCode {
+    pub code: String,
+}
+
+impl std::fmt::Debug for VerifyCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyCode { code: *** }")
+    }
+}
+
+/// Where a journey stands; the body of every successful journey request.
+///
+/// Before the code is verified the view is the same whether or not the address belongs to
+/// a holder, so it reveals nothing about who has a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum JourneyView {
+    /// A code has been sent (if the address is on a profile); waiting for the holder to type it.
+    AwaitingCode {
+        /// The address the code went to, partly hidden.
+        email_hint: String,
+        /// Seconds until the code stops working.
+        expires_in_seconds: u64,
+        /// Wrong codes the holder may still type; 0 means ask for a new code.
+        tries_left: u8,
+        /// Seconds until a new code may be asked for; 0 means now.
+        resend_in_seconds: u64,
+    },
+    /// The code was right and the holder may go on to insert their card.
+    Verified {
+        /// Seconds left to finish the journey.
+        expires_in_seconds: u64,
+    },
+    /// The code was right but self-service can't help; the holder must contact their RA.
+    ContactRa { reason: IneligibleReason },
+    /// Time ran out before the code was verified.
+    Expired,
+}
+
+/// Why a verified holder must contact their Registration Authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IneligibleReason {
+    /// The profile has no smartcard.
+    NoCard,
+    /// Every card on the profile has been cancelled.
+    CardCancelled,
+    /// The certificates on the holder's cards have expired.
+    CertificatesExpired,
+    /// The holder's card is a model this service cannot unlock.
+    CardModelUnsupported,
+}
+
+impl IneligibleReason {
+    /// The sentence shown to the holder.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NoCard => "There is no smartcard on your profile. Contact your Registration Authority.",
+            Self::CardCancelled => {
+                "Your smartcard has been cancelled. Contact your Registration Authority for a new card."
+            }
+            Self::CertificatesExpired => {
+                "The certificates on your smartcard have expired. Contact your Registration \
+                 Authority to renew them."
+            }
+            Self::CardModelUnsupported => {
+                "This service cannot unlock your type of smartcard yet. Contact your Registration \
+                 Authority."
+            }
+        }
+    }
+}
+
+/// `GET /healthz` and `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journey_view_is_tagged_by_stage() {
+        let view = JourneyView::ContactRa { reason: IneligibleReason::CardCancelled };
+        assert_eq!(
+            serde_json::to_string(&view).unwrap(),
+            r#"{"stage":"contact_ra","reason":"card_cancelled"}"#
+        );
+    }
+
+    #[test]
+    fn verify_code_debug_hides_the_code() {
+        let body = VerifyCode { code: "424242".into() };
+        assert!(!format!("{body:?}").contains("4242"));
+    }
+}

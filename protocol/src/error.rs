@@ -1,0 +1,145 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Stable, machine-readable error codes. The page maps each to guidance; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    InvalidBody,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    NotFound,
+    MethodNotAllowed,
+    EmailInvalid,
+    EmailDomainNotAllowed,
+    CodeInvalid,
+    CodeWrong,
+    CodeVoided,
+    CodeExpired,
+    NoJourney,
+    JourneyClosed,
+    ResendTooSoon,
+    TooManyCodes,
+    Throttled,
+    Timeout,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The snake_case name, as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadJson => "bad_json",
+            Self::InvalidBody => "invalid_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::EmailInvalid => "email_invalid",
+            Self::EmailDomainNotAllowed => "email_domain_not_allowed",
+            Self::CodeInvalid => "code_invalid",
+            Self::CodeWrong => "code_wrong",
+            Self::CodeVoided => "code_voided",
+            Self::CodeExpired => "code_expired",
+            Self::NoJourney => "no_journey",
+            Self::JourneyClosed => "journey_closed",
+            Self::ResendTooSoon => "resend_too_soon",
+            Self::TooManyCodes => "too_many_codes",
+            Self::Throttled => "throttled",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The plain sentence shown when nothing more specific is known.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            Self::BadJson => "The request body is not valid JSON.",
+            Self::InvalidBody => "The request is missing a field or a field has the wrong type.",
+            Self::UnsupportedMediaType => "Send the request body as JSON.",
+            Self::PayloadTooLarge => "The request is too large.",
+            Self::NotFound => "There is nothing at this address.",
+            Self::MethodNotAllowed => "This address does not accept that kind of request.",
+            Self::EmailInvalid => "Enter an email address in the correct format, like name@example.org.",
+            Self::EmailDomainNotAllowed => {
+                "This email domain can't be used. Use the email address on your smartcard \
+                 profile, or contact your Registration Authority."
+            }
+            Self::CodeInvalid => "The security code must be 6 numbers.",
+            Self::CodeWrong => "The security code is not right. Check the email and try again.",
+            Self::CodeVoided => {
+                "You entered the wrong code 3 times, so it no longer works. Ask for a new code."
+            }
+            Self::CodeExpired => {
+                "Your security code has expired. Codes last 15 minutes. Start again to get a new one."
+            }
+            Self::NoJourney => "We could not find your request. It may have timed out. Start again.",
+            Self::JourneyClosed => "This request has already finished. Start again if you need to.",
+            Self::ResendTooSoon => "Wait a few seconds before asking for another code.",
+            Self::TooManyCodes => {
+                "You have asked for too many codes. Wait an hour and try again, or contact your \
+                 Registration Authority."
+            }
+            Self::Throttled => {
+                "There have been too many attempts. Wait and try again later, or contact your \
+                 Registration Authority."
+            }
+            Self::Timeout => "The service took too long to answer. Try again.",
+            Self::Unavailable => "The service is not available at the moment. Try again later.",
+            Self::Internal => "Something went wrong on our side. Try again later.",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error the HTTP API returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Seconds until the same request may succeed, for cool-downs and throttles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// Code tries left, after a wrong code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries_left: Option<u8>,
+}
+
+impl ApiError {
+    /// An error with the code's default sentence.
+    pub fn new(code: ErrorCode) -> Self {
+        Self::with_message(code, code.default_message())
+    }
+
+    /// An error with a more specific sentence.
+    pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), retry_after_seconds: None, tries_left: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_serde() {
+        for code in [ErrorCode::BadJson, ErrorCode::EmailDomainNotAllowed, ErrorCode::TooManyCodes] {
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn optional_fields_are_omitted() {
+        let json = serde_json::to_string(&ApiError::new(ErrorCode::NotFound)).unwrap();
+        assert_eq!(json, r#"{"code":"not_found","message":"There is nothing at this address."}"#);
+    }
+}

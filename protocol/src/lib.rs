@@ -1,0 +1,19 @@
+//! Serde types and parsing newtypes shared by the page (WASM), the server and the bridge.
+//!
+//! Nothing here pulls an async runtime or a database driver, so the crate compiles for
+//! `wasm32-unknown-unknown` and the page refuses exactly what the server refuses.
+
+pub mod api;
+mod card;
+mod code;
+mod email;
+mod error;
+mod holder;
+mod passcode;
+
+pub use card::{CardSerial, CardSerialError};
+pub use code::{OneTimeCode, OneTimeCodeError, CODE_LENGTH};
+pub use email::{EmailAddress, EmailError, MAX_EMAIL_LENGTH};
+pub use error::{ApiError, ErrorCode};
+pub use holder::{HolderId, HolderIdError};
+pub use passcode::{Passcode, PasscodeError};
