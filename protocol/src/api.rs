@@ -66,6 +66,25 @@ pub enum IneligibleReason {
 }
 
 impl IneligibleReason {
+    /// Every reason, for look-ups by name.
+    pub const ALL: [Self; 4] =
+        [Self::NoCard, Self::CardCancelled, Self::CertificatesExpired, Self::CardModelUnsupported];
+
+    /// The snake_case name, as sent on the wire and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCard => "no_card",
+            Self::CardCancelled => "card_cancelled",
+            Self::CertificatesExpired => "certificates_expired",
+            Self::CardModelUnsupported => "card_model_unsupported",
+        }
+    }
+
+    /// The reason with this name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == name)
+    }
+
     /// The sentence shown to the holder.
     pub fn message(self) -> &'static str {
         match self {
@@ -102,6 +121,14 @@ mod tests {
             serde_json::to_string(&view).unwrap(),
             r#"{"stage":"contact_ra","reason":"card_cancelled"}"#
         );
+    }
+
+    #[test]
+    fn reason_names_match_serde() {
+        for reason in IneligibleReason::ALL {
+            assert_eq!(serde_json::to_string(&reason).unwrap(), format!("\"{}\"", reason.as_str()));
+            assert_eq!(IneligibleReason::from_name(reason.as_str()), Some(reason));
+        }
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! The `unlock-server` command line.
+
+mod allowlist;
+mod import;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use unlock_protocol::{EmailAddress, HolderId};
+
+use crate::audit::{self, Event};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::secrets::Keys;
+use crate::{Server, demo, telemetry, throttle};
+
+/// Self-service smartcard unlock server.
+#[derive(Debug, Parser)]
+#[command(name = "unlock-server", version)]
+pub struct Cli {
+    /// TOML configuration file; `UNLOCK_*` environment variables override it.
+    #[arg(long, global = true, env = "UNLOCK_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the email outbox worker.
+    Serve {
+        /// Seed a demo holder into an empty database (for trying the service, never production).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Import holders, their emails and cards from a CSV file (see the README for columns).
+    Import { csv: PathBuf },
+    /// Manage the email domain allow list.
+    #[command(subcommand)]
+    Allowlist(AllowlistCommand),
+    /// Inspect and release throttles.
+    #[command(subcommand)]
+    Throttle(ThrottleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowlistCommand {
+    /// Allow addresses in a domain (exact match: sub-domains need their own entry).
+    Add { domain: String },
+    /// Stop allowing a domain.
+    Remove { domain: String },
+    /// Print the allowed domains.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThrottleCommand {
+    /// Print the keys that are locked out now.
+    List,
+    /// Clear the counts and lock-outs of a holder, an email address or a client address.
+    Release {
+        #[arg(long, conflicts_with_all = ["email", "client"])]
+        holder: Option<String>,
+        #[arg(long, conflicts_with = "client")]
+        email: Option<String>,
+        #[arg(long)]
+        client: Option<std::net::IpAddr>,
+    },
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    telemetry::init(config.log_format);
+    let clock = Clock::System;
+    match cli.command {
+        Command::Serve { demo } => serve(config, clock, demo).await,
+        Command::Migrate => {
+            let db = open(&config).await?;
+            println!("database is up to date");
+            db.close().await;
+            Ok(())
+        }
+        Command::Import { csv } => {
+            let db = open(&config).await?;
+            let summary = import::import(&db, &csv, clock.now()).await?;
+            println!("{summary}");
+            db.close().await;
+            Ok(())
+        }
+        Command::Allowlist(command) => {
+            let db = open(&config).await?;
+            let result = allowlist::run(&db, command, clock.now()).await;
+            db.close().await;
+            result
+        }
+        Command::Throttle(command) => {
+            let db = open(&config).await?;
+            let result = throttle_command(&db, &config, command, clock.now()).await;
+            db.close().await;
+            result
+        }
+    }
+}
+
+async fn open(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn serve(config: Config, clock: Clock, seed_demo: bool) -> anyhow::Result<()> {
+    if seed_demo {
+        let db = open(&config).await?;
+        if demo::seed_if_empty(&db, clock.now()).await? {
+            tracing::warn!(
+                email = demo::DEMO_EMAIL,
+                holder = demo::DEMO_HOLDER_ID,
+                card = demo::DEMO_CARD_SERIAL,
+                "seeded the demo holder (demo mode: never use --demo in production)"
+            );
+        }
+        db.close().await;
+    }
+    let server = Server::start(config, clock).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn throttle_command(db: &Db, config: &Config, command: ThrottleCommand, now: i64) -> anyhow::Result<()> {
+    let mut conn = db.write.acquire().await.context("acquire a connection")?;
+    match command {
+        ThrottleCommand::List => {
+            for row in throttle::locked(&mut conn, now).await? {
+                let minutes = (row.locked_until - now + 59_999) / 60_000;
+                println!("{}\t{}\t{} hits\tlocked for {minutes} more min", row.scope, row.key, row.hits);
+            }
+            Ok(())
+        }
+        ThrottleCommand::Release { holder, email, client } => {
+            let key = match (holder, email, client) {
+                (Some(holder), ..) => format!("holder:{}", HolderId::parse(&holder)?),
+                (_, Some(email), _) => {
+                    let email = EmailAddress::parse(&email)?;
+                    let holder: Option<String> = sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
+                        .bind(email.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .context("look up the address")?;
+                    match holder {
+                        Some(id) => format!("holder:{id}"),
+                        None => Keys::load(config)?.email_subject(email.as_str()),
+                    }
+                }
+                (_, _, Some(client)) => client.to_string(),
+                _ => anyhow::bail!("say which throttle to release: --holder, --email or --client"),
+            };
+            let released = throttle::release(&mut conn, &key).await?;
+            let holder_id = key.strip_prefix("holder:");
+            let event = Event { actor: "operator", action: "throttle.release", outcome: "done", holder_id, detail: Some(&key), ..Event::default() };
+            audit::record(&mut conn, now, event).await?;
+            println!("released {released} throttle(s) for {key}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Configuration in layers: typed defaults, then a TOML file, then `UNLOCK_*` variables.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the server reads at start-up. Nested keys map to variables with `__`,
+/// for example `UNLOCK_MAIL__SMTP_URL`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The address holders use; `https://` makes the journey cookie `Secure`.
+    pub public_url: String,
+    /// `sqlite://path` (created if missing).
+    pub database_url: String,
+    /// Where the embedded default keeps its files (database, secret key, mail folder).
+    pub data_dir: PathBuf,
+    /// 32-byte hex secret that keys code hashes and seals queued email. When absent it is
+    /// read from (or created in) `<data_dir>/secret.key`.
+    pub secret_key: Option<Secret>,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy only).
+    pub trust_forwarded_for: bool,
+    /// `text` or `json` log lines on stderr.
+    pub log_format: LogFormat,
+    pub mail: MailConfig,
+    pub outbox: OutboxConfig,
+    pub journey: JourneyConfig,
+    pub throttle: ThrottleConfig,
+    pub cards: CardConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465` (TLS), or plain
+    /// `smtp://127.0.0.1:port` for a loopback relay. Credentials may be in the URL.
+    /// Unset: messages are written as `.eml` files into `mail_dir`.
+    pub smtp_url: Option<Secret>,
+    /// Folder for `.eml` files when no SMTP relay is configured.
+    pub mail_dir: Option<PathBuf>,
+    /// The From header.
+    pub from: String,
+    /// Outer limit on one SMTP send, connection included.
+    pub send_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Names this server among several sharing a database; its own claims are released at start.
+    pub instance_id: String,
+    /// First retry delay; each later one doubles, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Attempts before a message is marked failed for good.
+    pub max_attempts: u32,
+    /// How often the worker looks for due messages when nothing wakes it.
+    pub poll_interval_ms: u64,
+    /// How long a claimed message stays reserved for this instance.
+    pub lease_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JourneyConfig {
+    /// How long a journey may take to verify its code, from its start.
+    pub code_ttl_seconds: u64,
+    /// How long a verified journey stays open for the card steps.
+    pub verified_ttl_seconds: u64,
+    pub max_code_tries: u8,
+    pub resend_cooldown_seconds: u64,
+    pub codes_per_hour: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Journeys one client address may start per hour before it is locked out.
+    pub client_starts_per_hour: u32,
+    /// Wrong codes one client address may send per hour before it is locked out.
+    pub client_failures_per_hour: u32,
+    /// Voided codes (3 wrong tries each) a holder may reach per day before lock-outs begin.
+    pub holder_voided_codes_per_day: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardConfig {
+    /// Card models this service can unlock.
+    pub supported_models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration value that must never be printed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself; keep it out of logs and errors.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: "sqlite://var/unlock.db".into(),
+            data_dir: PathBuf::from("var"),
+            secret_key: None,
+            trust_forwarded_for: false,
+            log_format: LogFormat::Text,
+            mail: MailConfig {
+                smtp_url: None,
+                mail_dir: None,
+                from: "Smartcard unlock <no-reply@unlock.invalid>".into(),
+                send_timeout_seconds: 30,
+            },
+            outbox: OutboxConfig {
+                instance_id: "local".into(),
+                retry_base_ms: 5_000,
+                retry_max_ms: 15 * 60 * 1000,
+                max_attempts: 8,
+                poll_interval_ms: 1_000,
+                lease_seconds: 120,
+            },
+            journey: JourneyConfig {
+                code_ttl_seconds: 15 * 60,
+                verified_ttl_seconds: 15 * 60,
+                max_code_tries: 3,
+                resend_cooldown_seconds: 30,
+                codes_per_hour: 5,
+            },
+            throttle: ThrottleConfig {
+                client_starts_per_hour: 30,
+                client_failures_per_hour: 10,
+                holder_voided_codes_per_day: 1,
+            },
+            cards: CardConfig { supported_models: vec!["unlock-cr/1".into()] },
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file if given, then `UNLOCK_*` environment variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("the configuration file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("UNLOCK_").split("__").ignore(&["config"]))
+            .extract()
+            .context("read the configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !self.database_url.starts_with("sqlite:") {
+            bail!("database_url must start with sqlite: (PostgreSQL is not supported yet)");
+        }
+        if !self.public_url.starts_with("http://") && !self.public_url.starts_with("https://") {
+            bail!("public_url must start with http:// or https://");
+        }
+        if let Some(url) = &self.mail.smtp_url {
+            check_smtp_url(url.expose())?;
+        }
+        Ok(())
+    }
+
+    /// Whether holders reach the service over TLS, so cookies must be `Secure`.
+    pub fn serves_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// The folder `.eml` files go to when there is no SMTP relay.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.mail.mail_dir.clone().unwrap_or_else(|| self.data_dir.join("mail"))
+    }
+
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.mail.send_timeout_seconds)
+    }
+}
+
+/// Plain SMTP sends codes in clear text, so it is allowed only to a relay on this machine.
+fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
+    // The URL may carry a password: never echo it back.
+    let url = url::Url::parse(raw).map_err(|_| anyhow::anyhow!("mail.smtp_url is not a valid URL"))?;
+    let tls = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+    match (url.scheme(), tls.as_deref()) {
+        ("smtps", _) | ("smtp", Some("required")) => Ok(()),
+        ("smtp", None | Some("opportunistic")) => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(name)) => name == "localhost",
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                bail!(
+                    "mail.smtp_url must use TLS (smtps://host:465 or smtp://host:587?tls=required) \
+                     unless the relay is on this machine"
+                )
+            }
+        }
+        _ => bail!("mail.smtp_url must start with smtp:// or smtps://"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_url_must_use_tls_unless_loopback() {
+        assert!(check_smtp_url("smtp://127.0.0.1:2525").is_ok());
+        assert!(check_smtp_url("smtp://localhost:2525").is_ok());
+        assert!(check_smtp_url("smtps://user:pw@relay.example.org").is_ok());
+        assert!(check_smtp_url("smtp://relay.example.org:587?tls=required").is_ok());
+        assert!(check_smtp_url("smtp://relay.example.org:25").is_err());
+        assert!(check_smtp_url("smtp://relay.example.org:25?tls=opportunistic").is_err());
+        assert!(check_smtp_url("http://relay.example.org").is_err());
+    }
+
+    #[test]
+    fn smtp_url_errors_never_echo_credentials() {
+        let error = check_smtp_url("smtp://user:hunter2@relay.example.org").unwrap_err();
+        assert!(!format!("{error:#}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secrets_print_as_stars() {
+        let config = Config { secret_key: Some(Secret::new("00ff")), ..Config::default() };
+        assert!(!format!("{config:?}").contains("00ff"));
+    }
+}

@@ -1,0 +1,68 @@
+//! The one error type of the HTTP boundary.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use unlock_protocol::{ApiError, ErrorCode};
+
+/// A request that failed: either the client's to fix (status + stable code + sentence), or
+/// ours (logged with its cause chain, answered with an opaque 500).
+#[derive(Debug)]
+pub enum Failure {
+    Client { status: StatusCode, body: ApiError },
+    Internal(anyhow::Error),
+}
+
+impl Failure {
+    /// A client error with the code's default sentence.
+    pub fn client(status: StatusCode, code: ErrorCode) -> Self {
+        Self::Client { status, body: ApiError::new(code) }
+    }
+
+    /// A client error with a specific sentence.
+    pub fn client_message(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Client { status, body: ApiError::with_message(code, message) }
+    }
+
+    /// Adds when the request may be tried again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        if let Self::Client { body, .. } = &mut self {
+            body.retry_after_seconds = Some(seconds.max(1));
+        }
+        self
+    }
+
+    /// Adds how many code tries are left.
+    pub fn tries_left(mut self, tries: u8) -> Self {
+        if let Self::Client { body, .. } = &mut self {
+            body.tries_left = Some(tries);
+        }
+        self
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Internal(error)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Client { status, body } => {
+                let retry = body.retry_after_seconds;
+                let mut response = (status, Json(body)).into_response();
+                if let Some(seconds) = retry {
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                response
+            }
+            Self::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(ApiError::new(ErrorCode::Internal)))
+                    .into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Extractors that turn bad requests into the API's own errors.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use unlock_protocol::ErrorCode;
+
+use crate::error::Failure;
+use crate::state::AppState;
+
+/// The name of the cookie that binds a journey to the browser.
+pub const JOURNEY_COOKIE: &str = "unlock_journey";
+
+/// A JSON body whose every rejection is a [`Failure`] with a stable code.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_failure(&rejection)),
+        }
+    }
+}
+
+fn json_failure(rejection: &JsonRejection) -> Failure {
+    let (status, code) = match rejection {
+        JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBody),
+        JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadJson),
+        JsonRejection::MissingJsonContentType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType)
+        }
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
+        }
+        _ => (StatusCode::BAD_REQUEST, ErrorCode::BadJson),
+    };
+    Failure::client(status, code)
+}
+
+/// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` hop.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.trust_forwarded_for {
+            if let Some(forwarded) = last_forwarded_for(&parts.headers) {
+                return Ok(Self(forwarded));
+            }
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the server was started without peer addresses")))?;
+        Ok(Self(peer))
+    }
+}
+
+fn last_forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get_all("x-forwarded-for").iter().last()?.to_str().ok()?;
+    let hop = value.rsplit(',').next()?.trim();
+    hop.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+}
+
+/// The journey token from the cookie, if any.
+#[derive(Debug, Clone)]
+pub struct JourneyToken(pub Option<String>);
+
+impl<S: Sync> FromRequestParts<S> for JourneyToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == JOURNEY_COOKIE)
+            .map(|(_, value)| value.to_owned())
+            .filter(|value| !value.is_empty() && value.len() <= 128);
+        Ok(Self(token))
+    }
+}
+
+/// The `Set-Cookie` value that binds a new journey to this browser.
+pub fn journey_cookie(token: &str, secure: bool, max_age_seconds: u64) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{JOURNEY_COOKIE}={token}; Path=/api; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{secure}")
+}

@@ -1,0 +1,46 @@
+//! Handlers of the holder journey; the rules live in [`crate::journey`].
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use unlock_protocol::api::{JourneyView, StartJourney, VerifyCode};
+
+use super::extract::{ApiJson, ClientAddr, JourneyToken, journey_cookie};
+use crate::error::Failure;
+use crate::journey;
+use crate::state::AppState;
+
+/// How long the browser keeps the journey cookie; the journey itself expires sooner.
+const COOKIE_MAX_AGE_SECONDS: u64 = 60 * 60;
+
+pub async fn start(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<StartJourney>,
+) -> Result<impl IntoResponse, Failure> {
+    let started = journey::start(&state, &body.email, &client).await?;
+    let cookie = journey_cookie(&started.token, state.config.serves_https(), COOKIE_MAX_AGE_SECONDS);
+    Ok(([(header::SET_COOKIE, cookie)], Json(started.view)))
+}
+
+pub async fn view(State(state): State<AppState>, JourneyToken(token): JourneyToken) -> Result<Json<JourneyView>, Failure> {
+    journey::view(&state, token.as_deref()).await.map(Json)
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    JourneyToken(token): JourneyToken,
+    ApiJson(body): ApiJson<VerifyCode>,
+) -> Result<Json<JourneyView>, Failure> {
+    journey::verify(&state, token.as_deref(), &body.code, &client).await.map(Json)
+}
+
+pub async fn resend(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    JourneyToken(token): JourneyToken,
+) -> Result<Json<JourneyView>, Failure> {
+    journey::resend(&state, token.as_deref(), &client).await.map(Json)
+}

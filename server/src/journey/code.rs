@@ -1,0 +1,190 @@
+//! Checking a typed code, and sending a new one.
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use sqlx::SqliteConnection;
+use unlock_protocol::api::{IneligibleReason, JourneyView};
+use unlock_protocol::{ErrorCode, OneTimeCode};
+
+use super::start::issue_code;
+use super::{Journey, codes_last_hour, find, latest_code, view_of};
+use crate::audit::{self, Event};
+use crate::clock::{Millis, seconds_until};
+use crate::config::Config;
+use crate::error::Failure;
+use crate::state::AppState;
+use crate::throttle::{self, Locked, Scope};
+
+/// `POST /api/journey/code`.
+pub async fn verify(state: &AppState, token: Option<&str>, raw_code: &str, client: &str) -> Result<JourneyView, Failure> {
+    let code = OneTimeCode::parse(raw_code)
+        .map_err(|e| Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeInvalid, format!("{e}.")))?;
+    let config = &state.config;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let journey = find(&mut tx, token).await?;
+    let event = |outcome| Event {
+        actor: "holder",
+        action: "journey.verify_code",
+        outcome,
+        journey_id: Some(journey.id),
+        holder_id: journey.holder_id.as_deref(),
+        client_addr: Some(client),
+        detail: None,
+    };
+
+    let (outcome, result) = 'checked: {
+        if journey.state != "awaiting_code" {
+            break 'checked ("not_awaiting_code", Err(Failure::client(StatusCode::CONFLICT, ErrorCode::JourneyClosed)));
+        }
+        if let Some(locked) = locked_out(&mut tx, client, &journey.subject, now).await? {
+            break 'checked ("throttled", Err(throttled(now, locked)));
+        }
+        if now >= journey.expires_at {
+            break 'checked ("expired", Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)));
+        }
+        let latest = latest_code(&mut tx, journey.id).await?;
+        let Some(latest) = latest.filter(|c| c.state == "live") else {
+            break 'checked ("no_live_code", Err(Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided)));
+        };
+        if state.keys.code_matches(journey.id, code.expose(), &latest.code_mac) {
+            sqlx::query("UPDATE one_time_codes SET state = 'used' WHERE id = ?")
+                .bind(latest.id)
+                .execute(&mut *tx)
+                .await
+                .context("use up the code")?;
+            let holder_id = journey.holder_id.as_deref().unwrap_or_default();
+            let journey = mark_verified(&mut tx, config, journey.clone(), holder_id, now).await?;
+            let outcome = if journey.state == "verified" { "verified" } else { "verified_ineligible" };
+            break 'checked (outcome, view_of(&config.journey, &journey, None, now));
+        }
+        let wrong_tries = latest.wrong_tries + 1;
+        let voided = wrong_tries >= i64::from(config.journey.max_code_tries);
+        sqlx::query("UPDATE one_time_codes SET wrong_tries = ?, state = ? WHERE id = ?")
+            .bind(wrong_tries)
+            .bind(if voided { "voided" } else { "live" })
+            .bind(latest.id)
+            .execute(&mut *tx)
+            .await
+            .context("count a wrong code")?;
+        throttle::hit(&mut tx, &config.throttle, Scope::ClientFailure, client, now).await?;
+        if voided {
+            throttle::hit(&mut tx, &config.throttle, Scope::SubjectVoided, &journey.subject, now).await?;
+            break 'checked ("wrong_code_voided", Err(Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided).tries_left(0)));
+        }
+        let tries_left = u8::try_from(i64::from(config.journey.max_code_tries) - wrong_tries).unwrap_or(0);
+        let message = match tries_left {
+            1 => "The security code is not right. You have 1 more try.".to_owned(),
+            n => format!("The security code is not right. You have {n} more tries."),
+        };
+        ("wrong_code", Err(Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeWrong, message).tries_left(tries_left)))
+    };
+    audit::record(&mut tx, now, event(outcome)).await?;
+    tx.commit().await.context("commit the code check")?;
+    result
+}
+
+/// `POST /api/journey/resend`.
+pub async fn resend(state: &AppState, token: Option<&str>, client: &str) -> Result<JourneyView, Failure> {
+    let config = &state.config;
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let journey = find(&mut tx, token).await?;
+    let event = |outcome| Event {
+        actor: "holder",
+        action: "journey.resend_code",
+        outcome,
+        journey_id: Some(journey.id),
+        holder_id: journey.holder_id.as_deref(),
+        client_addr: Some(client),
+        detail: None,
+    };
+
+    let (outcome, result) = 'checked: {
+        if journey.state != "awaiting_code" {
+            break 'checked ("not_awaiting_code", Err(Failure::client(StatusCode::CONFLICT, ErrorCode::JourneyClosed)));
+        }
+        if now >= journey.expires_at {
+            break 'checked ("expired", Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)));
+        }
+        if let Some(locked) = locked_out(&mut tx, client, &journey.subject, now).await? {
+            break 'checked ("throttled", Err(throttled(now, locked)));
+        }
+        let cooldown = i64::try_from(config.journey.resend_cooldown_seconds * 1000).unwrap_or(i64::MAX);
+        if let Some(latest) = latest_code(&mut tx, journey.id).await? {
+            if now < latest.issued_at + cooldown {
+                let wait = seconds_until(now, latest.issued_at + cooldown);
+                let message = format!("Wait {wait} seconds before asking for another code.");
+                break 'checked ("too_soon", Err(Failure::client_message(StatusCode::TOO_MANY_REQUESTS, ErrorCode::ResendTooSoon, message).retry_after(wait)));
+            }
+        }
+        if codes_last_hour(&mut tx, &journey.subject, now).await? >= i64::from(config.journey.codes_per_hour) {
+            break 'checked ("too_many_codes", Err(Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyCodes)));
+        }
+        let code = issue_code(state, &mut tx, &journey, now).await?;
+        ("code_issued", view_of(&config.journey, &journey, Some(&code), now))
+    };
+    audit::record(&mut tx, now, event(outcome)).await?;
+    tx.commit().await.context("commit the resend")?;
+    state.outbox_wake.notify_one();
+    result
+}
+
+/// A lock-out on the client address or the holder, whichever ends later.
+async fn locked_out(conn: &mut SqliteConnection, client: &str, subject: &str, now: Millis) -> anyhow::Result<Option<Locked>> {
+    let by_client = throttle::check(conn, Scope::ClientFailure, client, now).await?.err();
+    let by_subject = throttle::check(conn, Scope::SubjectVoided, subject, now).await?.err();
+    Ok(by_client.into_iter().chain(by_subject).max_by_key(|l| l.until))
+}
+
+fn throttled(now: Millis, locked: Locked) -> Failure {
+    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled).retry_after(seconds_until(now, locked.until))
+}
+
+/// After a right code: the holder may go on only if one of their cards can be unlocked here.
+async fn mark_verified(conn: &mut SqliteConnection, config: &Config, mut journey: Journey, holder_id: &str, now: Millis) -> anyhow::Result<Journey> {
+    let reason = ineligibility(conn, config, holder_id, now).await?;
+    journey.state = if reason.is_some() { "ineligible" } else { "verified" }.into();
+    journey.ineligible_reason = reason.map(|r| r.as_str().to_owned());
+    journey.expires_at = now + i64::try_from(config.journey.verified_ttl_seconds * 1000).unwrap_or(i64::MAX);
+    sqlx::query(
+        "UPDATE journeys SET state = ?, ineligible_reason = ?, verified_at = ?, expires_at = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(&journey.state)
+    .bind(&journey.ineligible_reason)
+    .bind(now)
+    .bind(journey.expires_at)
+    .bind(now)
+    .bind(journey.id)
+    .execute(conn)
+    .await
+    .context("mark the journey verified")?;
+    Ok(journey)
+}
+
+/// Why none of the holder's cards can be unlocked, or `None` if one can.
+async fn ineligibility(conn: &mut SqliteConnection, config: &Config, holder_id: &str, now: Millis) -> anyhow::Result<Option<IneligibleReason>> {
+    let cards: Vec<(String, Millis, String)> =
+        sqlx::query_as("SELECT status, cert_expires_at, model FROM cards WHERE holder_id = ?")
+            .bind(holder_id)
+            .fetch_all(conn)
+            .await
+            .context("read the holder's cards")?;
+    let usable = |(status, expires, model): &(String, Millis, String)| {
+        status == "active" && *expires > now && config.cards.supported_models.contains(model)
+    };
+    if cards.iter().any(usable) {
+        return Ok(None);
+    }
+    // Name the reason that applies to the most promising card.
+    let live: Vec<_> = cards.iter().filter(|(status, ..)| status == "active").collect();
+    Ok(Some(if cards.is_empty() {
+        IneligibleReason::NoCard
+    } else if live.is_empty() {
+        IneligibleReason::CardCancelled
+    } else if live.iter().any(|(_, expires, _)| *expires > now) {
+        IneligibleReason::CardModelUnsupported
+    } else {
+        IneligibleReason::CertificatesExpired
+    }))
+}

@@ -1,0 +1,84 @@
+//! Self-service smartcard unlock: the HTTP API, the email outbox worker and the operator CLI.
+
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod journey;
+pub mod outbox;
+pub mod secrets;
+pub mod state;
+pub mod telemetry;
+pub mod throttle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::outbox::mailer::Mailer;
+use crate::outbox::worker::Worker;
+use crate::secrets::Keys;
+use crate::state::AppState;
+
+/// A running server: the HTTP listener and the outbox worker.
+#[derive(Debug)]
+pub struct Server {
+    /// Where it listens (the real port when the configuration asked for port 0).
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    worker: JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens and migrates the database, binds the listener and starts the outbox worker.
+    pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        let keys = Arc::new(Keys::load(&config)?);
+        let mailer = Mailer::from_config(&config)?;
+        let state = AppState { config: config.clone(), db: db.clone(), keys: keys.clone(), clock: clock.clone(), outbox_wake: Arc::new(Notify::new()) };
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listen on {}", config.listen))?;
+        let addr = listener.local_addr().context("read the listening address")?;
+        let (shutdown, _) = watch::channel(false);
+
+        let worker = Worker { db, mailer, keys, clock, config, wake: state.outbox_wake.clone() };
+        let worker = tokio::spawn(worker.run(shutdown.subscribe()));
+
+        let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let mut stop = shutdown.subscribe();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Self { addr, state, shutdown, http, worker })
+    }
+
+    /// Stops taking requests, lets the worker finish its round, and closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.http.await.context("join the HTTP task")?.context("serve HTTP")?;
+        self.worker.await.context("join the outbox worker")?;
+        self.state.db.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! The words of the emails the service sends.
+
+use super::Composed;
+use crate::clock::{Millis, clock_time_utc};
+
+/// The email carrying a one-time security code.
+pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Composed {
+    let until = clock_time_utc(expires_at);
+    let subject = "Your smartcard unlock security code".to_owned();
+    let text = format!(
+        "Your security code is {code}\n\
+         \n\
+         Enter it on the smartcard unlock page to carry on.\n\
+         \n\
+         The code works for {minutes_valid} minutes from when you started, until {until} (UTC). \
+         It can only be used once.\n\
+         \n\
+         Nobody will ever ask you for this code: not our staff, not your Registration Authority, \
+         not IT support. Do not share it.\n\
+         \n\
+         If you did not ask to unlock your smartcard, you do not need to do anything. Without \
+         this code nobody can use your card. If you keep getting these emails, tell your \
+         Registration Authority.\n"
+    );
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
+         <body style=\"font-family: Arial, sans-serif; font-size: 19px; line-height: 1.5; color: #212b32\">\
+         <p>Your security code is</p>\
+         <p style=\"font-size: 32px; font-weight: bold; letter-spacing: 4px\">{code}</p>\
+         <p>Enter it on the smartcard unlock page to carry on.</p>\
+         <p>The code works for {minutes_valid} minutes from when you started, until {until} (UTC). \
+         It can only be used once.</p>\
+         <p><strong>Nobody will ever ask you for this code</strong>: not our staff, not your \
+         Registration Authority, not IT support. Do not share it.</p>\
+         <p>If you did not ask to unlock your smartcard, you do not need to do anything. Without \
+         this code nobody can use your card. If you keep getting these emails, tell your \
+         Registration Authority.</p>\
+         </body></html>\n"
+    );
+    Composed { subject, text, html }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_email_says_what_the_holder_needs_to_know() {
+        let email = one_time_code("042917", 15, 1_795_871_159_000);
+        for part in [&email.text, &email.html] {
+            assert!(part.contains("042917"));
+            assert!(part.contains("15 minutes"));
+            assert!(part.contains("13:05 (UTC)"));
+            assert!(part.contains("Nobody will ever ask you for this code"));
+            assert!(part.contains("If you did not ask to unlock your smartcard"));
+        }
+    }
+}

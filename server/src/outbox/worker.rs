@@ -1,0 +1,213 @@
+//! Sends queued messages with retries and exponential back-off, recording every attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::Composed;
+use super::mailer::{Mailer, build_message};
+use crate::clock::{Clock, Millis};
+use crate::config::Config;
+use crate::db::Db;
+use crate::secrets::Keys;
+
+/// Messages claimed per round.
+const BATCH: i64 = 16;
+
+/// The outbox worker of one server instance.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub db: Db,
+    pub mailer: Mailer,
+    pub keys: Arc<Keys>,
+    pub clock: Clock,
+    pub config: Arc<Config>,
+    /// Poked after a message is queued, so it goes out at once rather than at the next poll.
+    pub wake: Arc<Notify>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    id: i64,
+    kind: String,
+    recipient: String,
+    sealed_message: Option<Vec<u8>>,
+    attempts: i64,
+    expires_at: Option<Millis>,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Sent,
+    Retry { at: Millis, detail: String },
+    Failed { detail: String },
+}
+
+impl Worker {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        if let Err(error) = self.release_own_claims().await {
+            tracing::error!(error = format!("{error:#}"), "outbox: could not release earlier claims");
+        }
+        let poll = Duration::from_millis(self.config.outbox.poll_interval_ms);
+        loop {
+            if let Err(error) = self.send_due().await {
+                tracing::error!(error = format!("{error:#}"), "outbox: round failed");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// A previous run of this instance may have stopped mid-send: its claims are ours to retry.
+    async fn release_own_claims(&self) -> anyhow::Result<()> {
+        let released = sqlx::query(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND state = 'queued'",
+        )
+        .bind(&self.config.outbox.instance_id)
+        .execute(&self.db.write)
+        .await
+        .context("release this instance's outbox claims")?;
+        if released.rows_affected() > 0 {
+            tracing::info!(count = released.rows_affected(), "outbox: resuming messages claimed before a restart");
+        }
+        Ok(())
+    }
+
+    /// Sends everything that is due now; returns how many messages were handled.
+    pub async fn send_due(&self) -> anyhow::Result<usize> {
+        let mut handled = 0;
+        loop {
+            let claimed = self.claim().await?;
+            if claimed.is_empty() {
+                return Ok(handled);
+            }
+            handled += claimed.len();
+            let mut sends = JoinSet::new();
+            for message in claimed {
+                let worker = self.clone();
+                sends.spawn(async move {
+                    let outcome = worker.attempt(&message).await;
+                    (message, outcome)
+                });
+            }
+            let outcomes = sends.join_all().await;
+            self.record(&outcomes).await?;
+        }
+    }
+
+    async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
+        let now = self.clock.now();
+        let lease = i64::try_from(self.config.outbox.lease_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
+        sqlx::query_as(
+            "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE state = 'queued' AND next_attempt_at <= ?3
+                            AND (claimed_until IS NULL OR claimed_until < ?3)
+                          ORDER BY next_attempt_at, id LIMIT ?4)
+             RETURNING id, kind, recipient, sealed_message, attempts, expires_at",
+        )
+        .bind(&self.config.outbox.instance_id)
+        .bind(now.saturating_add(lease))
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&self.db.write)
+        .await
+        .context("claim due outbox messages")
+    }
+
+    async fn attempt(&self, message: &Claimed) -> Outcome {
+        let now = self.clock.now();
+        if message.expires_at.is_some_and(|at| at <= now) {
+            return Outcome::Failed { detail: "expired before it could be sent".into() };
+        }
+        let composed = match self.unseal(message) {
+            Ok(composed) => composed,
+            Err(error) => return Outcome::Failed { detail: format!("{error:#}") },
+        };
+        let email = match build_message(&self.config.mail.from, &message.recipient, &composed) {
+            Ok(email) => email,
+            Err(error) => return Outcome::Failed { detail: format!("{error:#}") },
+        };
+        match self.mailer.send(email, self.config.send_timeout()).await {
+            Ok(()) => Outcome::Sent,
+            Err(error) if error.permanent => Outcome::Failed { detail: error.detail },
+            Err(error) => {
+                let attempts = message.attempts + 1;
+                if attempts >= i64::from(self.config.outbox.max_attempts) {
+                    Outcome::Failed { detail: format!("gave up after {attempts} attempts: {}", error.detail) }
+                } else {
+                    Outcome::Retry { at: self.clock.now() + self.backoff(attempts), detail: error.detail }
+                }
+            }
+        }
+    }
+
+    fn unseal(&self, message: &Claimed) -> anyhow::Result<Composed> {
+        let sealed = message.sealed_message.as_deref().context("the queued message has no body")?;
+        serde_json::from_slice(&self.keys.open(sealed)?).context("decode the queued message")
+    }
+
+    /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
+    fn backoff(&self, attempts: i64) -> Millis {
+        let base = i64::try_from(self.config.outbox.retry_base_ms).unwrap_or(i64::MAX);
+        let cap = i64::try_from(self.config.outbox.retry_max_ms).unwrap_or(i64::MAX);
+        let exponent = u32::try_from((attempts - 1).clamp(0, 30)).unwrap_or(30);
+        base.saturating_mul(1_i64 << exponent).min(cap)
+    }
+
+    async fn record(&self, outcomes: &[(Claimed, Outcome)]) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let instance = &self.config.outbox.instance_id;
+        let mut tx = self.db.begin().await?;
+        for (message, outcome) in outcomes {
+            let (state, outcome_name, next, detail, finished) = match outcome {
+                Outcome::Sent => ("sent", "sent", now, None, Some(now)),
+                Outcome::Retry { at, detail } => ("queued", "retry", *at, Some(detail.as_str()), None),
+                Outcome::Failed { detail } => ("failed", "failed", now, Some(detail.as_str()), Some(now)),
+            };
+            sqlx::query(
+                "UPDATE outbox SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2,
+                        last_error = ?3, finished_at = ?4, claimed_by = NULL, claimed_until = NULL,
+                        sealed_message = CASE WHEN ?1 = 'queued' THEN sealed_message END
+                 WHERE id = ?5 AND claimed_by = ?6",
+            )
+            .bind(state)
+            .bind(next)
+            .bind(detail)
+            .bind(finished)
+            .bind(message.id)
+            .bind(instance)
+            .execute(&mut *tx)
+            .await
+            .context("record the outcome of a send")?;
+            sqlx::query(
+                "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(message.id)
+            .bind(now)
+            .bind(instance)
+            .bind(outcome_name)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await
+            .context("record a send attempt")?;
+            match outcome {
+                Outcome::Sent => tracing::info!(outbox_id = message.id, kind = %message.kind, "email sent"),
+                Outcome::Retry { detail, .. } => {
+                    tracing::warn!(outbox_id = message.id, kind = %message.kind, detail = %detail, "email not sent; will retry")
+                }
+                Outcome::Failed { detail } => {
+                    tracing::error!(outbox_id = message.id, kind = %message.kind, detail = %detail, "email failed for good")
+                }
+            }
+        }
+        tx.commit().await.context("commit send outcomes")
+    }
+}

@@ -1,0 +1,218 @@
+//! The server secret and what is derived from it: the key for one-time-code hashes, the
+//! key for subject names of unknown addresses, and the key that seals queued email.
+
+use std::fmt;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::{Context, bail};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const SECRET_BYTES: usize = 32;
+const NONCE_BYTES: usize = 12;
+
+/// Keys derived from the server secret. `Debug` shows nothing.
+#[derive(Clone)]
+pub struct Keys {
+    code_key: [u8; 32],
+    subject_key: [u8; 32],
+    outbox: Aes256Gcm,
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keys(***)")
+    }
+}
+
+impl Keys {
+    /// Keys from the configured secret, or from the data folder's key file (created on first use).
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let secret = match &config.secret_key {
+            Some(secret) => decode_secret(secret.expose()).context("read secret_key")?,
+            None => load_or_create_key_file(&config.data_dir.join("secret.key"))?,
+        };
+        Ok(Self::from_secret(&secret))
+    }
+
+    pub fn from_secret(secret: &[u8; SECRET_BYTES]) -> Self {
+        let outbox_key = derive(secret, b"unlock outbox seal v1");
+        Self {
+            code_key: derive(secret, b"unlock one-time code v1"),
+            subject_key: derive(secret, b"unlock subject v1"),
+            outbox: Aes256Gcm::new(&outbox_key.into()),
+        }
+    }
+
+    /// The keyed hash stored for a code; binding the journey stops a code working elsewhere.
+    pub fn code_mac(&self, journey_id: i64, code: &str) -> Vec<u8> {
+        self.code_hmac(journey_id, code).finalize().into_bytes().to_vec()
+    }
+
+    /// Compares a typed code with a stored hash in constant time.
+    pub fn code_matches(&self, journey_id: i64, code: &str, stored: &[u8]) -> bool {
+        self.code_hmac(journey_id, code).verify_slice(stored).is_ok()
+    }
+
+    fn code_hmac(&self, journey_id: i64, code: &str) -> HmacSha256 {
+        let mut mac = keyed(&self.code_key);
+        mac.update(&journey_id.to_be_bytes());
+        mac.update(code.as_bytes());
+        mac
+    }
+
+    /// A stable pseudonym for an address that is on no profile, so it is throttled and
+    /// capped exactly like a holder without its address being stored as a key.
+    pub fn email_subject(&self, email: &str) -> String {
+        let mut mac = keyed(&self.subject_key);
+        mac.update(email.as_bytes());
+        format!("email:{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+    }
+
+    /// Encrypts a message for the outbox table.
+    pub fn seal(&self, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).context("draw a nonce")?;
+        let payload = Payload { msg: plaintext, aad: b"outbox" };
+        let sealed = self
+            .outbox
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .map_err(|_| anyhow::anyhow!("seal an outbox message"))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Decrypts what [`Keys::seal`] produced.
+    pub fn open(&self, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        if sealed.len() < NONCE_BYTES {
+            bail!("sealed outbox message is truncated");
+        }
+        let (nonce, body) = sealed.split_at(NONCE_BYTES);
+        self.outbox
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: b"outbox" })
+            .map_err(|_| anyhow::anyhow!("open an outbox message: wrong secret key or damaged row"))
+    }
+}
+
+/// The hash under which a journey cookie's token is stored: a database copy can't be replayed.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A fresh random token for a journey cookie (256 bits, hex).
+pub fn new_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).context("draw a journey token")?;
+    Ok(hex::encode(bytes))
+}
+
+/// A uniformly drawn 6-digit code from the OS CSPRNG.
+pub fn new_code() -> anyhow::Result<String> {
+    // Rejection sampling keeps every code equally likely.
+    const LIMIT: u32 = u32::MAX - (u32::MAX % 1_000_000);
+    loop {
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).context("draw a one-time code")?;
+        let value = u32::from_le_bytes(bytes);
+        if value < LIMIT {
+            return Ok(format!("{:06}", value % 1_000_000));
+        }
+    }
+}
+
+fn keyed(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this cannot fail.
+    <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
+}
+
+fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut mac = keyed(secret);
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
+fn decode_secret(hex_text: &str) -> anyhow::Result<[u8; SECRET_BYTES]> {
+    let bytes = hex::decode(hex_text.trim()).map_err(|_| anyhow::anyhow!("the secret key is not hex"))?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the secret key must be {SECRET_BYTES} bytes (64 hex digits)"))
+}
+
+fn load_or_create_key_file(path: &Path) -> anyhow::Result<[u8; SECRET_BYTES]> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read the secret key file {}", path.display()))?;
+        return decode_secret(&text).with_context(|| format!("read {}", path.display()));
+    }
+    let mut secret = [0u8; SECRET_BYTES];
+    getrandom::fill(&mut secret).context("draw a secret key")?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    }
+    write_private(path, hex::encode(secret).as_bytes())
+        .with_context(|| format!("write the secret key file {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "created a new secret key file; set secret_key in production");
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(contents)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::from_secret(&[7; 32])
+    }
+
+    #[test]
+    fn code_mac_binds_journey_and_code() {
+        let keys = keys();
+        let stored = keys.code_mac(1, "123456");
+        assert!(keys.code_matches(1, "123456", &stored));
+        assert!(!keys.code_matches(2, "123456", &stored));
+        assert!(!keys.code_matches(1, "123457", &stored));
+        assert!(!Keys::from_secret(&[8; 32]).code_matches(1, "123456", &stored));
+    }
+
+    #[test]
+    fn seal_round_trips_and_detects_tampering() {
+        let keys = keys();
+        let mut sealed = keys.seal(b"hello").unwrap();
+        assert_eq!(keys.open(&sealed).unwrap(), b"hello");
+        assert!(!sealed.windows(5).any(|w| w == b"hello"));
+        let last = sealed.len() - 1;
+        sealed[last] ^= 1;
+        assert!(keys.open(&sealed).is_err());
+    }
+
+    #[test]
+    fn codes_are_six_digits_and_vary() {
+        let codes: std::collections::HashSet<String> = (0..50).map(|_| new_code().unwrap()).collect();
+        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
+        assert!(codes.len() > 45);
+    }
+
+    #[test]
+    fn email_subject_is_stable_and_keyed() {
+        let keys = keys();
+        assert_eq!(keys.email_subject("a@b.org"), keys.email_subject("a@b.org"));
+        assert_ne!(keys.email_subject("a@b.org"), Keys::from_secret(&[9; 32]).email_subject("a@b.org"));
+        assert!(!keys.email_subject("a@b.org").contains("b.org"));
+    }
+}

@@ -1,0 +1,21 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::secrets::Keys;
+
+/// Shared state of one server instance; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub keys: Arc<Keys>,
+    pub clock: Clock,
+    /// Wakes the outbox worker after a message is queued.
+    pub outbox_wake: Arc<Notify>,
+}

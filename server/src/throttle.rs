@@ -1,0 +1,149 @@
+//! Graduated throttling per client address and per holder, kept in the database so every
+//! server instance sees it and staff can release it.
+
+use anyhow::Context;
+use sqlx::SqliteConnection;
+
+use crate::clock::Millis;
+use crate::config::ThrottleConfig;
+
+const MINUTE: Millis = 60_000;
+const HOUR: Millis = 60 * MINUTE;
+const DAY: Millis = 24 * HOUR;
+
+/// What is being counted, and how lock-outs grow when the count runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Journeys started from one client address.
+    ClientStart,
+    /// Wrong codes sent from one client address.
+    ClientFailure,
+    /// Codes voided by wrong tries, per holder (or per unknown address).
+    SubjectVoided,
+}
+
+struct Policy {
+    window: Millis,
+    free_hits: u32,
+    /// Lock-out after the first hit over the limit, the second, ...; the last one repeats.
+    ladder: &'static [Millis],
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientStart => "client_start",
+            Self::ClientFailure => "client_failure",
+            Self::SubjectVoided => "subject_voided",
+        }
+    }
+
+    fn policy(self, config: &ThrottleConfig) -> Policy {
+        match self {
+            Self::ClientStart => Policy {
+                window: HOUR,
+                free_hits: config.client_starts_per_hour,
+                ladder: &[15 * MINUTE, HOUR, DAY],
+            },
+            Self::ClientFailure => Policy {
+                window: HOUR,
+                free_hits: config.client_failures_per_hour,
+                ladder: &[5 * MINUTE, 30 * MINUTE, 2 * HOUR, DAY],
+            },
+            Self::SubjectVoided => Policy {
+                window: DAY,
+                free_hits: config.holder_voided_codes_per_day,
+                ladder: &[15 * MINUTE, HOUR, DAY],
+            },
+        }
+    }
+}
+
+/// A lock-out in force: the time it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub until: Millis,
+}
+
+/// Fails if `key` is locked out in `scope`.
+pub async fn check(conn: &mut SqliteConnection, scope: Scope, key: &str, now: Millis) -> anyhow::Result<Result<(), Locked>> {
+    let until: Option<Millis> =
+        sqlx::query_scalar("SELECT locked_until FROM throttles WHERE scope = ? AND key = ?")
+            .bind(scope.as_str())
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .context("read a throttle")?;
+    Ok(match until {
+        Some(until) if until > now => Err(Locked { until }),
+        _ => Ok(()),
+    })
+}
+
+/// Counts one event; past the free allowance the key is locked out for the next rung of
+/// the ladder. Returns the lock-out this hit caused, if any.
+pub async fn hit(
+    conn: &mut SqliteConnection,
+    config: &ThrottleConfig,
+    scope: Scope,
+    key: &str,
+    now: Millis,
+) -> anyhow::Result<Option<Locked>> {
+    let policy = scope.policy(config);
+    let hits: i64 = sqlx::query_scalar(
+        "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (scope, key) DO UPDATE SET
+             hits = CASE WHEN window_started_at <= ?3 - ?4 THEN 1 ELSE hits + 1 END,
+             window_started_at = CASE WHEN window_started_at <= ?3 - ?4 THEN ?3 ELSE window_started_at END
+         RETURNING hits",
+    )
+    .bind(scope.as_str())
+    .bind(key)
+    .bind(now)
+    .bind(policy.window)
+    .fetch_one(&mut *conn)
+    .await
+    .context("count a throttle hit")?;
+    let over = hits - i64::from(policy.free_hits);
+    if over <= 0 {
+        return Ok(None);
+    }
+    let rung = usize::try_from(over - 1).unwrap_or(usize::MAX).min(policy.ladder.len() - 1);
+    let until = now + policy.ladder[rung];
+    sqlx::query("UPDATE throttles SET locked_until = ? WHERE scope = ? AND key = ?")
+        .bind(until)
+        .bind(scope.as_str())
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .context("lock out a throttled key")?;
+    Ok(Some(Locked { until }))
+}
+
+/// Forgets every count and lock-out for `key`; returns how many throttles were cleared.
+pub async fn release(conn: &mut SqliteConnection, key: &str) -> anyhow::Result<u64> {
+    let done = sqlx::query("DELETE FROM throttles WHERE key = ?")
+        .bind(key)
+        .execute(conn)
+        .await
+        .context("release a throttle")?;
+    Ok(done.rows_affected())
+}
+
+/// A throttle row, for operators.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ThrottleRow {
+    pub scope: String,
+    pub key: String,
+    pub hits: i64,
+    pub locked_until: Millis,
+}
+
+/// Keys that are locked out now.
+pub async fn locked(conn: &mut SqliteConnection, now: Millis) -> anyhow::Result<Vec<ThrottleRow>> {
+    sqlx::query_as("SELECT scope, key, hits, locked_until FROM throttles WHERE locked_until > ? ORDER BY locked_until")
+        .bind(now)
+        .fetch_all(conn)
+        .await
+        .context("list throttles")
+}
