@@ -225,7 +225,10 @@ fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
             let loopback = match url.host() {
                 Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
                 Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(name)) => name == "localhost",
+                // Non-special schemes such as smtp:// keep IPv4 hosts as opaque names.
+                Some(url::Host::Domain(name)) => {
+                    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                }
                 None => false,
             };
             if loopback {

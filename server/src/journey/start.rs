@@ -37,13 +37,16 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
         ..Event::default()
     };
 
-    if let Err(locked) = throttle::check(&mut tx, Scope::ClientStart, client, now).await? {
+    let client_locked = match throttle::check(&mut tx, Scope::ClientStart, client, now).await? {
+        Err(locked) => Some(locked),
+        Ok(()) => throttle::hit(&mut tx, &config.throttle, Scope::ClientStart, client, now).await?,
+    };
+    if let Some(locked) = client_locked {
         audit::record(&mut tx, now, audit_event("throttled_client")).await?;
         tx.commit().await.context("commit")?;
         return Err(Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
             .retry_after(seconds_until(now, locked.until)));
     }
-    throttle::hit(&mut tx, &config.throttle, Scope::ClientStart, client, now).await?;
 
     if !domain_allowed(&mut tx, email.domain()).await? {
         audit::record(&mut tx, now, Event { detail: Some(email.domain()), ..audit_event("domain_not_allowed") }).await?;

@@ -1,0 +1,305 @@
+//! Test harness: the real server on port 0 with a fresh SQLite file, a real SMTP server on
+//! loopback, a manual clock, and one helper per endpoint.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tempfile::TempDir;
+use unlock_server::Server;
+use unlock_server::clock::Clock;
+use unlock_server::config::{Config, Secret};
+
+/// 2026-11-28T09:00:00Z.
+pub const START_OF_TEST: i64 = 1_795_856_400_000;
+pub const DOMAIN: &str = "trust.example";
+pub const HOLDER: &str = "123456789012";
+pub const EMAIL: &str = "jane.doe@trust.example";
+pub const SECRET_KEY: &str = "5f0e4c3a2b1d09f8e7d6c5b4a3928170695a4b3c2d1e0f1a2b3c4d5e6f708192";
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("find a free port")
+}
+
+/// Debian's aiosmtpd writing every message it accepts into a Maildir.
+pub struct SmtpSink {
+    pub port: u16,
+    maildir: PathBuf,
+    child: Child,
+}
+
+impl SmtpSink {
+    pub fn start(dir: &Path) -> Self {
+        Self::start_on(dir, free_port())
+    }
+
+    pub fn start_on(dir: &Path, port: u16) -> Self {
+        let maildir = dir.join(format!("maildir-{port}"));
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("create the maildir");
+        }
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd (apt-get install python3-aiosmtpd)");
+        let sink = Self { port, maildir, child };
+        wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        sink
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message delivered so far, oldest first.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok());
+        files.iter().filter_map(|path| std::fs::read(path).ok()).collect()
+    }
+
+    /// Messages to one recipient.
+    pub fn messages_to(&self, recipient: &str) -> Vec<Vec<u8>> {
+        self.messages().into_iter().filter(|raw| to_of(raw).eq_ignore_ascii_case(recipient)).collect()
+    }
+
+    /// Waits for the `n`th message to `recipient` and returns it.
+    pub async fn wait_for(&self, recipient: &str, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut messages = self.messages_to(recipient);
+            if messages.len() >= n {
+                return messages.swap_remove(n - 1);
+            }
+            assert!(Instant::now() < deadline, "message {n} to {recipient} never arrived");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        // aiosmtpd ignores SIGTERM for a while; nothing of its state matters.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn to_of(raw: &[u8]) -> String {
+    let message = mail_parser::MessageParser::default().parse(raw).expect("parse the message");
+    message.to().and_then(|to| to.first()).and_then(|a| a.address()).unwrap_or_default().to_owned()
+}
+
+/// The one-time code in a delivered message's plain-text part.
+pub fn code_in(raw: &[u8]) -> String {
+    let message = mail_parser::MessageParser::default().parse(raw).expect("parse the message");
+    let text = message.body_text(0).expect("a plain-text part");
+    let after = text.split("Your security code is ").nth(1).expect("the code line");
+    after.chars().take(6).collect()
+}
+
+/// Polls a condition (for work done by other threads or processes).
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// What a test changes in the default test configuration.
+pub type Tweak = fn(&mut Config);
+
+/// The running application and everything it talks to.
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub config: Config,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+    pub smtp: Option<SmtpSink>,
+    pub dir: TempDir,
+}
+
+/// A server with a fresh database, a real SMTP server and a manual clock.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: Tweak) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = SmtpSink::start(dir.path());
+    let mut app = spawn_app_on(dir, Some(smtp.url()), tweak).await;
+    app.smtp = Some(smtp);
+    app
+}
+
+/// A server whose SMTP URL points at `smtp_url` (which may have nothing listening yet).
+pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) -> TestApp {
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: format!("sqlite://{}", dir.path().join("unlock.db").display()),
+        data_dir: dir.path().to_owned(),
+        secret_key: Some(Secret::new(SECRET_KEY)),
+        ..Config::default()
+    };
+    config.mail.smtp_url = smtp_url.map(Secret::new);
+    config.mail.send_timeout_seconds = 5;
+    config.outbox.poll_interval_ms = 50;
+    config.outbox.retry_base_ms = 100;
+    tweak(&mut config);
+    let clock = Clock::manual(START_OF_TEST);
+    let server = Server::start(config.clone(), clock.clone()).await.expect("start the server");
+    seed(&server).await;
+    let client = reqwest::Client::builder().cookie_store(true).build().expect("HTTP client");
+    TestApp { server: Some(server), config, clock, client, smtp: None, dir }
+}
+
+/// An allow-listed domain and one holder with an active, supported card.
+async fn seed(server: &Server) {
+    let db = &server.state.db.write;
+    sqlx::query("INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, 0, 'test')")
+        .bind(DOMAIN)
+        .execute(db)
+        .await
+        .expect("allow the test domain");
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = ?").bind(HOLDER).fetch_optional(db).await.expect("query");
+    if exists.is_none() {
+        add_holder(server, HOLDER, EMAIL, Some(("active", START_OF_TEST + 86_400_000 * 365, "unlock-cr/1"))).await;
+    }
+}
+
+/// Adds a holder with one email and optionally one card `(status, cert_expires_at, model)`.
+pub async fn add_holder(server: &Server, holder: &str, email: &str, card: Option<(&str, i64, &str)>) {
+    let db = &server.state.db.write;
+    sqlx::query("INSERT INTO holders (id, created_at) VALUES (?, 0)").bind(holder).execute(db).await.expect("add holder");
+    sqlx::query("INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')")
+        .bind(email)
+        .bind(holder)
+        .execute(db)
+        .await
+        .expect("add email");
+    if let Some((status, expires, model)) = card {
+        let serial = format!("{:0>16}", &holder[..12]);
+        sqlx::query("INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES (?, ?, ?, ?, ?, 0)")
+            .bind(serial)
+            .bind(holder)
+            .bind(status)
+            .bind(expires)
+            .bind(model)
+            .execute(db)
+            .await
+            .expect("add card");
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn stage(&self) -> String {
+        self.json()["stage"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.expect("read the body").to_vec();
+    Reply { status, headers, body }
+}
+
+impl TestApp {
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("the server is running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server().addr)
+    }
+
+    pub fn smtp(&self) -> &SmtpSink {
+        self.smtp.as_ref().expect("an SMTP server")
+    }
+
+    pub fn db(&self) -> &sqlx::SqlitePool {
+        &self.server().state.db.write
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Reply {
+        read(self.client.post(self.url(path)).json(&body).send().await.expect("send")).await
+    }
+
+    pub async fn start(&self, email: &str) -> Reply {
+        self.post_json("/api/journeys", serde_json::json!({ "email": email })).await
+    }
+
+    pub async fn verify(&self, code: &str) -> Reply {
+        self.post_json("/api/journey/code", serde_json::json!({ "code": code })).await
+    }
+
+    pub async fn resend(&self) -> Reply {
+        read(self.client.post(self.url("/api/journey/resend")).send().await.expect("send")).await
+    }
+
+    pub async fn journey(&self) -> Reply {
+        read(self.client.get(self.url("/api/journey")).send().await.expect("send")).await
+    }
+
+    /// The code in the `n`th email to `email`.
+    pub async fn code_for(&self, email: &str, n: usize) -> String {
+        code_in(&self.smtp().wait_for(email, n).await)
+    }
+
+    /// A fresh browser: no cookies.
+    pub fn new_browser(&mut self) {
+        self.client = reqwest::Client::builder().cookie_store(true).build().expect("HTTP client");
+    }
+
+    /// Stops the server (graceful) and starts it again on the same database.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = Server::start(self.config.clone(), self.clock.clone()).await.expect("restart the server");
+        self.server = Some(server);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("stop the server");
+        }
+    }
+
+    /// Audit outcomes recorded for an action, oldest first.
+    pub async fn audit(&self, action: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT outcome FROM audit_events WHERE action = ? ORDER BY id")
+            .bind(action)
+            .fetch_all(self.db())
+            .await
+            .expect("read audit")
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the real server: real router on port 0, a fresh SQLite file per
+//! test, a real SMTP server (aiosmtpd) on loopback, and the real binary where logs or the
+//! command line are under test.
+
+mod bad_input;
+mod binary;
+mod helpers;
+mod journey;
+mod outbox;
+mod throttles;

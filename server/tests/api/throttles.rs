@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use unlock_server::throttle;
+
+use crate::helpers::*;
+
+async fn release(app: &TestApp, key: &str) -> u64 {
+    let mut conn = app.db().acquire().await.unwrap();
+    throttle::release(&mut conn, key).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_address_starting_too_many_journeys_is_locked_out_until_released() {
+    let mut app = spawn_app_with(|c| c.throttle.client_starts_per_hour = 3).await;
+    for _ in 0..3 {
+        app.new_browser();
+        assert_eq!(app.start("someone@trust.example").await.status, StatusCode::OK);
+    }
+    let locked = app.start(EMAIL).await;
+    assert_eq!((locked.status, locked.code()), (StatusCode::TOO_MANY_REQUESTS, "throttled".into()));
+    assert_eq!(locked.json()["retry_after_seconds"], 15 * 60);
+    assert_eq!(locked.header("retry-after"), "900");
+
+    // The lock-out grows: the next start over the limit, once the first lock-out ends, locks longer.
+    app.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(app.start(EMAIL).await.json()["retry_after_seconds"], 3600);
+
+    // A staff action releases it at once.
+    assert_eq!(release(&app, "127.0.0.1").await, 1);
+    assert_eq!(app.start(EMAIL).await.status, StatusCode::OK);
+    assert!(app.audit("journey.start").await.contains(&"throttled_client".to_owned()));
+}
+
+#[tokio::test]
+async fn a_client_address_sending_too_many_wrong_codes_is_locked_out() {
+    let mut app = spawn_app_with(|c| c.throttle.client_failures_per_hour = 4).await;
+    for round in 0..2 {
+        app.new_browser();
+        app.start(&format!("guess{round}@trust.example")).await;
+        for _ in 0..2 {
+            assert_eq!(app.verify("123456").await.code(), "code_wrong");
+        }
+    }
+    app.new_browser();
+    app.start("guess3@trust.example").await;
+    app.verify("123456").await;
+    let locked = app.verify("123456").await;
+    assert_eq!((locked.status, locked.code()), (StatusCode::TOO_MANY_REQUESTS, "throttled".into()));
+    assert_eq!(locked.json()["retry_after_seconds"], 5 * 60);
+}
+
+#[tokio::test]
+async fn a_holder_who_keeps_voiding_codes_is_locked_out_across_journeys() {
+    let mut app = spawn_app().await;
+    for n in 1..=2 {
+        app.new_browser();
+        assert_eq!(app.start(EMAIL).await.status, StatusCode::OK);
+        let code = app.code_for(EMAIL, n).await;
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        for _ in 0..3 {
+            app.verify(wrong).await;
+        }
+    }
+    // The second voided code within a day locks the holder for 15 minutes, from any browser.
+    app.new_browser();
+    let locked = app.start(EMAIL).await;
+    assert_eq!((locked.status, locked.code()), (StatusCode::TOO_MANY_REQUESTS, "throttled".into()));
+    assert_eq!(locked.json()["retry_after_seconds"], 15 * 60);
+
+    assert_eq!(release(&app, &format!("holder:{HOLDER}")).await, 1);
+    assert_eq!(app.start(EMAIL).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_unknown_address_is_throttled_exactly_like_a_known_one() {
+    let mut app = spawn_app_with(|c| c.throttle.client_failures_per_hour = 100).await;
+    let mut replies = Vec::new();
+    for email in [EMAIL, "jane.dof@trust.example"] {
+        for _ in 0..2 {
+            app.new_browser();
+            app.start(email).await;
+            for _ in 0..3 {
+                app.verify("999999").await;
+            }
+        }
+        app.new_browser();
+        replies.push(app.start(email).await);
+    }
+    assert_eq!(replies[0].status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(replies[0].body, replies[1].body);
+}
