@@ -67,8 +67,12 @@ pub enum IneligibleReason {
 
 impl IneligibleReason {
     /// Every reason, for look-ups by name.
-    pub const ALL: [Self; 4] =
-        [Self::NoCard, Self::CardCancelled, Self::CertificatesExpired, Self::CardModelUnsupported];
+    pub const ALL: [Self; 4] = [
+        Self::NoCard,
+        Self::CardCancelled,
+        Self::CertificatesExpired,
+        Self::CardModelUnsupported,
+    ];
 
     /// The snake_case name, as sent on the wire and stored.
     pub fn as_str(self) -> &'static str {
@@ -88,7 +92,9 @@ impl IneligibleReason {
     /// The sentence shown to the holder.
     pub fn message(self) -> &'static str {
         match self {
-            Self::NoCard => "There is no smartcard on your profile. Contact your Registration Authority.",
+            Self::NoCard => {
+                "There is no smartcard on your profile. Contact your Registration Authority."
+            }
             Self::CardCancelled => {
                 "Your smartcard has been cancelled. Contact your Registration Authority for a new card."
             }
@@ -116,7 +122,9 @@ mod tests {
 
     #[test]
     fn journey_view_is_tagged_by_stage() {
-        let view = JourneyView::ContactRa { reason: IneligibleReason::CardCancelled };
+        let view = JourneyView::ContactRa {
+            reason: IneligibleReason::CardCancelled,
+        };
         assert_eq!(
             serde_json::to_string(&view).unwrap(),
             r#"{"stage":"contact_ra","reason":"card_cancelled"}"#
@@ -126,14 +134,19 @@ mod tests {
     #[test]
     fn reason_names_match_serde() {
         for reason in IneligibleReason::ALL {
-            assert_eq!(serde_json::to_string(&reason).unwrap(), format!("\"{}\"", reason.as_str()));
+            assert_eq!(
+                serde_json::to_string(&reason).unwrap(),
+                format!("\"{}\"", reason.as_str())
+            );
             assert_eq!(IneligibleReason::from_name(reason.as_str()), Some(reason));
         }
     }
 
     #[test]
     fn verify_code_debug_hides_the_code() {
-        let body = VerifyCode { code: "424242".into() };
+        let body = VerifyCode {
+            code: "424242".into(),
+        };
         assert!(!format!("{body:?}").contains("4242"));
     }
 }

@@ -80,14 +80,26 @@ mod tests {
     fn normalises_case_and_separators() {
         let serial = CardSerial::parse("2D:6B:DD:B8 AD:09:6C:2D").unwrap();
         assert_eq!(serial.as_str(), "2d6bddb8ad096c2d");
-        assert_eq!(serial.to_bytes(), [0x2d, 0x6b, 0xdd, 0xb8, 0xad, 0x09, 0x6c, 0x2d]);
+        assert_eq!(
+            serial.to_bytes(),
+            [0x2d, 0x6b, 0xdd, 0xb8, 0xad, 0x09, 0x6c, 0x2d]
+        );
         assert_eq!(CardSerial::from_bytes(serial.to_bytes()), serial);
     }
 
     #[test]
     fn refuses_wrong_length_or_digits() {
-        for raw in ["", "2d6bddb8ad096c", "2d6bddb8ad096c2d00", "2d6bddb8ad096c2g"] {
-            assert_eq!(CardSerial::parse(raw), Err(CardSerialError::Format), "{raw}");
+        for raw in [
+            "",
+            "2d6bddb8ad096c",
+            "2d6bddb8ad096c2d00",
+            "2d6bddb8ad096c2g",
+        ] {
+            assert_eq!(
+                CardSerial::parse(raw),
+                Err(CardSerialError::Format),
+                "{raw}"
+            );
         }
     }
 }

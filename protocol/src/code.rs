@@ -22,7 +22,10 @@ pub enum OneTimeCodeError {
 impl OneTimeCode {
     /// Parses a code, allowing the spaces or dashes people type or paste between digits.
     pub fn parse(raw: &str) -> Result<Self, OneTimeCodeError> {
-        let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '\t')).collect();
+        let digits: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '\t'))
+            .collect();
         if digits.is_empty() {
             return Err(OneTimeCodeError::Empty);
         }
@@ -66,12 +69,19 @@ mod tests {
     fn refuses_other_input() {
         assert_eq!(OneTimeCode::parse(""), Err(OneTimeCodeError::Empty));
         for raw in ["12345", "1234567", "12345a", "١٢٣٤٥٦"] {
-            assert_eq!(OneTimeCode::parse(raw), Err(OneTimeCodeError::Format), "{raw}");
+            assert_eq!(
+                OneTimeCode::parse(raw),
+                Err(OneTimeCodeError::Format),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn debug_is_redacted() {
-        assert_eq!(format!("{:?}", OneTimeCode::parse("424242").unwrap()), "OneTimeCode(***)");
+        assert_eq!(
+            format!("{:?}", OneTimeCode::parse("424242").unwrap()),
+            "OneTimeCode(***)"
+        );
     }
 }

@@ -68,7 +68,11 @@ impl EmailAddress {
     pub fn masked(&self) -> String {
         let local = &self.address[..self.at];
         let first = &local[..1];
-        format!("{first}{}@{}", "*".repeat(local.len().clamp(3, 8) - 1), self.domain())
+        format!(
+            "{first}{}@{}",
+            "*".repeat(local.len().clamp(3, 8) - 1),
+            self.domain()
+        )
     }
 }
 
@@ -76,7 +80,10 @@ fn valid_local(local: &str) -> Result<bool, EmailError> {
     if local.is_empty() || local.len() > MAX_LOCAL_LENGTH {
         return Ok(false);
     }
-    if !local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+'".contains(&b)) {
+    if !local
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-+'".contains(&b))
+    {
         return Err(EmailError::InvalidCharacter);
     }
     Ok(!local.starts_with('.') && !local.ends_with('.') && !local.contains(".."))
@@ -86,7 +93,10 @@ fn valid_domain(domain: &str) -> Result<bool, EmailError> {
     if domain.contains('@') {
         return Ok(false);
     }
-    if !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if !domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
         return Err(EmailError::InvalidCharacter);
     }
     let labels: Vec<&str> = domain.split('.').collect();
@@ -97,7 +107,9 @@ fn valid_domain(domain: &str) -> Result<bool, EmailError> {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
-        && labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_alphabetic()));
+        && labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_alphabetic()));
     Ok(well_formed)
 }
 
@@ -164,16 +176,20 @@ mod tests {
     #[test]
     fn refuses_unicode_tricks_and_odd_characters() {
         for raw in [
-            "jane@exаmple.org",           // Cyrillic a
-            "jane\u{200b}@example.org",   // zero-width space
+            "jane@exаmple.org",            // Cyrillic a
+            "jane\u{200b}@example.org",    // zero-width space
             "jane@example.org\u{202e}gro", // right-to-left override
-            "ｊane@example.org",          // full-width j
+            "ｊane@example.org",           // full-width j
             "jane doe@example.org",
             "jane\"@example.org",
             "jane@exa_mple.org",
             "jane\0@example.org",
         ] {
-            assert_eq!(EmailAddress::parse(raw), Err(EmailError::InvalidCharacter), "{raw:?}");
+            assert_eq!(
+                EmailAddress::parse(raw),
+                Err(EmailError::InvalidCharacter),
+                "{raw:?}"
+            );
         }
     }
 
@@ -190,7 +206,10 @@ mod tests {
     fn masks_and_keeps_the_address_out_of_debug() {
         let email = EmailAddress::parse("jane.doe@example.org").unwrap();
         assert_eq!(email.masked(), "j*******@example.org");
-        assert_eq!(EmailAddress::parse("jo@example.org").unwrap().masked(), "j**@example.org");
+        assert_eq!(
+            EmailAddress::parse("jo@example.org").unwrap().masked(),
+            "j**@example.org"
+        );
         assert!(!format!("{email:?}").contains("jane"));
     }
 

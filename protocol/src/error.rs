@@ -64,7 +64,9 @@ impl ErrorCode {
             Self::PayloadTooLarge => "The request is too large.",
             Self::NotFound => "There is nothing at this address.",
             Self::MethodNotAllowed => "This address does not accept that kind of request.",
-            Self::EmailInvalid => "Enter an email address in the correct format, like name@example.org.",
+            Self::EmailInvalid => {
+                "Enter an email address in the correct format, like name@example.org."
+            }
             Self::EmailDomainNotAllowed => {
                 "This email domain can't be used. Use the email address on your smartcard \
                  profile, or contact your Registration Authority."
@@ -77,7 +79,9 @@ impl ErrorCode {
             Self::CodeExpired => {
                 "Your security code has expired. Codes last 15 minutes. Start again to get a new one."
             }
-            Self::NoJourney => "We could not find your request. It may have timed out. Start again.",
+            Self::NoJourney => {
+                "We could not find your request. It may have timed out. Start again."
+            }
             Self::JourneyClosed => "This request has already finished. Start again if you need to.",
             Self::ResendTooSoon => "Wait a few seconds before asking for another code.",
             Self::TooManyCodes => {
@@ -122,7 +126,12 @@ impl ApiError {
 
     /// An error with a more specific sentence.
     pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after_seconds: None, tries_left: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after_seconds: None,
+            tries_left: None,
+        }
     }
 }
 
@@ -132,14 +141,24 @@ mod tests {
 
     #[test]
     fn wire_names_match_serde() {
-        for code in [ErrorCode::BadJson, ErrorCode::EmailDomainNotAllowed, ErrorCode::TooManyCodes] {
-            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
+        for code in [
+            ErrorCode::BadJson,
+            ErrorCode::EmailDomainNotAllowed,
+            ErrorCode::TooManyCodes,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
         }
     }
 
     #[test]
     fn optional_fields_are_omitted() {
         let json = serde_json::to_string(&ApiError::new(ErrorCode::NotFound)).unwrap();
-        assert_eq!(json, r#"{"code":"not_found","message":"There is nothing at this address."}"#);
+        assert_eq!(
+            json,
+            r#"{"code":"not_found","message":"There is nothing at this address."}"#
+        );
     }
 }

@@ -56,13 +56,25 @@ mod tests {
 
     #[test]
     fn accepts_twelve_digits_with_optional_spaces() {
-        assert_eq!(HolderId::parse("1234 5678 9012").unwrap().as_str(), "123456789012");
-        assert_eq!(HolderId::parse("123456789012").unwrap().to_string(), "123456789012");
+        assert_eq!(
+            HolderId::parse("1234 5678 9012").unwrap().as_str(),
+            "123456789012"
+        );
+        assert_eq!(
+            HolderId::parse("123456789012").unwrap().to_string(),
+            "123456789012"
+        );
     }
 
     #[test]
     fn refuses_anything_else() {
-        for raw in ["", "12345678901", "1234567890123", "12345678901a", "١٢٣٤٥٦٧٨٩٠١٢"] {
+        for raw in [
+            "",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "١٢٣٤٥٦٧٨٩٠١٢",
+        ] {
             assert_eq!(HolderId::parse(raw), Err(HolderIdError::Format), "{raw}");
         }
     }

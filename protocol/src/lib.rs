@@ -12,7 +12,7 @@ mod holder;
 mod passcode;
 
 pub use card::{CardSerial, CardSerialError};
-pub use code::{OneTimeCode, OneTimeCodeError, CODE_LENGTH};
+pub use code::{CODE_LENGTH, OneTimeCode, OneTimeCodeError};
 pub use email::{EmailAddress, EmailError, MAX_EMAIL_LENGTH};
 pub use error::{ApiError, ErrorCode};
 pub use holder::{HolderId, HolderIdError};

@@ -45,7 +45,10 @@ impl Passcode {
             return Err(PasscodeError::Length);
         }
         let digits = raw.as_bytes();
-        let steps: Vec<i16> = digits.windows(2).map(|w| i16::from(w[1]) - i16::from(w[0])).collect();
+        let steps: Vec<i16> = digits
+            .windows(2)
+            .map(|w| i16::from(w[1]) - i16::from(w[0]))
+            .collect();
         if steps.iter().all(|s| *s == 0) {
             return Err(PasscodeError::Repeated);
         }
@@ -108,6 +111,9 @@ mod tests {
 
     #[test]
     fn debug_is_redacted() {
-        assert_eq!(format!("{:?}", Passcode::parse("284759").unwrap()), "Passcode(***)");
+        assert_eq!(
+            format!("{:?}", Passcode::parse("284759").unwrap()),
+            "Passcode(***)"
+        );
     }
 }

@@ -18,7 +18,11 @@ pub struct Event<'a> {
 }
 
 /// Appends an event inside the caller's transaction, so it commits with the change it records.
-pub async fn record(conn: &mut SqliteConnection, at: Millis, event: Event<'_>) -> anyhow::Result<()> {
+pub async fn record(
+    conn: &mut SqliteConnection,
+    at: Millis,
+    event: Event<'_>,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO audit_events (at, actor, action, outcome, journey_id, holder_id, client_addr, detail)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -46,7 +46,9 @@ pub fn millis(duration: Duration) -> Millis {
 
 /// Whole seconds from `now` until `then`, rounded up, never negative.
 pub fn seconds_until(now: Millis, then: Millis) -> u64 {
-    u64::try_from((then - now).max(0)).unwrap_or(0).div_ceil(1000)
+    u64::try_from((then - now).max(0))
+        .unwrap_or(0)
+        .div_ceil(1000)
 }
 
 /// `HH:MM` (UTC) of a timestamp, for messages.

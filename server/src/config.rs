@@ -163,7 +163,9 @@ impl Default for Config {
                 client_failures_per_hour: 10,
                 holder_voided_codes_per_day: 1,
             },
-            cards: CardConfig { supported_models: vec!["unlock-cr/1".into()] },
+            cards: CardConfig {
+                supported_models: vec!["unlock-cr/1".into()],
+            },
         }
     }
 }
@@ -206,7 +208,10 @@ impl Config {
 
     /// The folder `.eml` files go to when there is no SMTP relay.
     pub fn mail_dir(&self) -> PathBuf {
-        self.mail.mail_dir.clone().unwrap_or_else(|| self.data_dir.join("mail"))
+        self.mail
+            .mail_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mail"))
     }
 
     pub fn send_timeout(&self) -> Duration {
@@ -217,8 +222,12 @@ impl Config {
 /// Plain SMTP sends codes in clear text, so it is allowed only to a relay on this machine.
 fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
     // The URL may carry a password: never echo it back.
-    let url = url::Url::parse(raw).map_err(|_| anyhow::anyhow!("mail.smtp_url is not a valid URL"))?;
-    let tls = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+    let url =
+        url::Url::parse(raw).map_err(|_| anyhow::anyhow!("mail.smtp_url is not a valid URL"))?;
+    let tls = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
     match (url.scheme(), tls.as_deref()) {
         ("smtps", _) | ("smtp", Some("required")) => Ok(()),
         ("smtp", None | Some("opportunistic")) => {
@@ -227,7 +236,10 @@ fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
                 Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
                 // Non-special schemes such as smtp:// keep IPv4 hosts as opaque names.
                 Some(url::Host::Domain(name)) => {
-                    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                    name == "localhost"
+                        || name
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
                 }
                 None => false,
             };
@@ -267,7 +279,10 @@ mod tests {
 
     #[test]
     fn secrets_print_as_stars() {
-        let config = Config { secret_key: Some(Secret::new("00ff")), ..Config::default() };
+        let config = Config {
+            secret_key: Some(Secret::new("00ff")),
+            ..Config::default()
+        };
         assert!(!format!("{config:?}").contains("00ff"));
     }
 }

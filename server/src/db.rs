@@ -32,11 +32,11 @@ impl Db {
     /// Opens the database, creating the file and its folder if needed.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let options = connect_options(url)?;
-        if let Some(parent) = options.get_filename().parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("create the database folder {}", parent.display()))?;
-            }
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create the database folder {}", parent.display()))?;
         }
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -53,17 +53,26 @@ impl Db {
 
     /// Applies pending migrations from `server/migrations/`.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations").run(&self.write).await.context("apply database migrations")
+        sqlx::migrate!("./migrations")
+            .run(&self.write)
+            .await
+            .context("apply database migrations")
     }
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
-        self.write.begin().await.context("begin a write transaction")
+        self.write
+            .begin()
+            .await
+            .context("begin a write transaction")
     }
 
     /// Checks the database answers, for `/readyz`.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await.context("query the database")?;
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .context("query the database")?;
         Ok(())
     }
 

@@ -15,30 +15,37 @@ pub const DEMO_CARD_SERIAL: &str = "2d6bddb8ad096c2d";
 /// Seeds the demo holder if the database has no holders; returns whether it did.
 pub async fn seed_if_empty(db: &Db, now: Millis) -> anyhow::Result<bool> {
     let mut tx = db.begin().await?;
-    let holders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holders").fetch_one(&mut *tx).await.context("count holders")?;
+    let holders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holders")
+        .fetch_one(&mut *tx)
+        .await
+        .context("count holders")?;
     if holders > 0 {
         return Ok(false);
     }
     let two_years = 2 * 365 * 24 * 3_600_000;
-    sqlx::query("INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, ?, 'demo')")
-        .bind(DEMO_DOMAIN)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .context("allow the demo domain")?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, ?, 'demo')",
+    )
+    .bind(DEMO_DOMAIN)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .context("allow the demo domain")?;
     sqlx::query("INSERT INTO holders (id, display_name, organisation, created_at) VALUES (?, 'Demo Holder', 'Demo Trust', ?)")
         .bind(DEMO_HOLDER_ID)
         .bind(now)
         .execute(&mut *tx)
         .await
         .context("add the demo holder")?;
-    sqlx::query("INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, ?, 'demo')")
-        .bind(DEMO_EMAIL)
-        .bind(DEMO_HOLDER_ID)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .context("add the demo email")?;
+    sqlx::query(
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, ?, 'demo')",
+    )
+    .bind(DEMO_EMAIL)
+    .bind(DEMO_HOLDER_ID)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .context("add the demo email")?;
     sqlx::query(
         "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at)
          VALUES (?, ?, 'active', ?, 'unlock-cr/1', ?)",
@@ -50,7 +57,18 @@ pub async fn seed_if_empty(db: &Db, now: Millis) -> anyhow::Result<bool> {
     .execute(&mut *tx)
     .await
     .context("add the demo card")?;
-    audit::record(&mut tx, now, Event { actor: "operator", action: "demo.seed", outcome: "done", holder_id: Some(DEMO_HOLDER_ID), ..Event::default() }).await?;
+    audit::record(
+        &mut tx,
+        now,
+        Event {
+            actor: "operator",
+            action: "demo.seed",
+            outcome: "done",
+            holder_id: Some(DEMO_HOLDER_ID),
+            ..Event::default()
+        },
+    )
+    .await?;
     tx.commit().await.context("commit the demo holder")?;
     Ok(true)
 }

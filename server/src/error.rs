@@ -16,12 +16,18 @@ pub enum Failure {
 impl Failure {
     /// A client error with the code's default sentence.
     pub fn client(status: StatusCode, code: ErrorCode) -> Self {
-        Self::Client { status, body: ApiError::new(code) }
+        Self::Client {
+            status,
+            body: ApiError::new(code),
+        }
     }
 
     /// A client error with a specific sentence.
     pub fn client_message(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Client { status, body: ApiError::with_message(code, message) }
+        Self::Client {
+            status,
+            body: ApiError::with_message(code, message),
+        }
     }
 
     /// Adds when the request may be tried again.
@@ -54,13 +60,18 @@ impl IntoResponse for Failure {
                 let retry = body.retry_after_seconds;
                 let mut response = (status, Json(body)).into_response();
                 if let Some(seconds) = retry {
-                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
                 }
                 response
             }
             Self::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(ApiError::new(ErrorCode::Internal)))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(ApiError::new(ErrorCode::Internal)),
+                )
                     .into_response()
             }
         }

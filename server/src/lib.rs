@@ -49,15 +49,30 @@ impl Server {
         db.migrate().await?;
         let keys = Arc::new(Keys::load(&config)?);
         let mailer = Mailer::from_config(&config)?;
-        let state = AppState { config: config.clone(), db: db.clone(), keys: keys.clone(), clock: clock.clone(), outbox_wake: Arc::new(Notify::new()) };
+        let state = AppState {
+            config: config.clone(),
+            db: db.clone(),
+            keys: keys.clone(),
+            clock: clock.clone(),
+            outbox_wake: Arc::new(Notify::new()),
+        };
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listen on {}", config.listen))?;
-        let addr = listener.local_addr().context("read the listening address")?;
+        let addr = listener
+            .local_addr()
+            .context("read the listening address")?;
         let (shutdown, _) = watch::channel(false);
 
-        let worker = Worker { db, mailer, keys, clock, config, wake: state.outbox_wake.clone() };
+        let worker = Worker {
+            db,
+            mailer,
+            keys,
+            clock,
+            config,
+            wake: state.outbox_wake.clone(),
+        };
         let worker = tokio::spawn(worker.run(shutdown.subscribe()));
 
         let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -70,13 +85,22 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, "listening");
-        Ok(Self { addr, state, shutdown, http, worker })
+        Ok(Self {
+            addr,
+            state,
+            shutdown,
+            http,
+            worker,
+        })
     }
 
     /// Stops taking requests, lets the worker finish its round, and closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.http.await.context("join the HTTP task")?.context("serve HTTP")?;
+        self.http
+            .await
+            .context("join the HTTP task")?
+            .context("serve HTTP")?;
         self.worker.await.context("join the outbox worker")?;
         self.state.db.close().await;
         Ok(())

@@ -52,12 +52,17 @@ impl Keys {
 
     /// The keyed hash stored for a code; binding the journey stops a code working elsewhere.
     pub fn code_mac(&self, journey_id: i64, code: &str) -> Vec<u8> {
-        self.code_hmac(journey_id, code).finalize().into_bytes().to_vec()
+        self.code_hmac(journey_id, code)
+            .finalize()
+            .into_bytes()
+            .to_vec()
     }
 
     /// Compares a typed code with a stored hash in constant time.
     pub fn code_matches(&self, journey_id: i64, code: &str, stored: &[u8]) -> bool {
-        self.code_hmac(journey_id, code).verify_slice(stored).is_ok()
+        self.code_hmac(journey_id, code)
+            .verify_slice(stored)
+            .is_ok()
     }
 
     fn code_hmac(&self, journey_id: i64, code: &str) -> HmacSha256 {
@@ -79,7 +84,10 @@ impl Keys {
     pub fn seal(&self, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).context("draw a nonce")?;
-        let payload = Payload { msg: plaintext, aad: b"outbox" };
+        let payload = Payload {
+            msg: plaintext,
+            aad: b"outbox",
+        };
         let sealed = self
             .outbox
             .encrypt(Nonce::from_slice(&nonce), payload)
@@ -94,7 +102,13 @@ impl Keys {
         }
         let (nonce, body) = sealed.split_at(NONCE_BYTES);
         self.outbox
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: b"outbox" })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: b"outbox",
+                },
+            )
             .map_err(|_| anyhow::anyhow!("open an outbox message: wrong secret key or damaged row"))
     }
 }
@@ -137,7 +151,8 @@ fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
 }
 
 fn decode_secret(hex_text: &str) -> anyhow::Result<[u8; SECRET_BYTES]> {
-    let bytes = hex::decode(hex_text.trim()).map_err(|_| anyhow::anyhow!("the secret key is not hex"))?;
+    let bytes =
+        hex::decode(hex_text.trim()).map_err(|_| anyhow::anyhow!("the secret key is not hex"))?;
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("the secret key must be {SECRET_BYTES} bytes (64 hex digits)"))
@@ -164,7 +179,12 @@ fn load_or_create_key_file(path: &Path) -> anyhow::Result<[u8; SECRET_BYTES]> {
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?.write_all(contents)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(contents)
 }
 
 #[cfg(not(unix))]
@@ -203,8 +223,13 @@ mod tests {
 
     #[test]
     fn codes_are_six_digits_and_vary() {
-        let codes: std::collections::HashSet<String> = (0..50).map(|_| new_code().unwrap()).collect();
-        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
+        let codes: std::collections::HashSet<String> =
+            (0..50).map(|_| new_code().unwrap()).collect();
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        );
         assert!(codes.len() > 45);
     }
 
@@ -212,7 +237,10 @@ mod tests {
     fn email_subject_is_stable_and_keyed() {
         let keys = keys();
         assert_eq!(keys.email_subject("a@b.org"), keys.email_subject("a@b.org"));
-        assert_ne!(keys.email_subject("a@b.org"), Keys::from_secret(&[9; 32]).email_subject("a@b.org"));
+        assert_ne!(
+            keys.email_subject("a@b.org"),
+            Keys::from_secret(&[9; 32]).email_subject("a@b.org")
+        );
         assert!(!keys.email_subject("a@b.org").contains("b.org"));
     }
 }

@@ -66,7 +66,12 @@ pub struct Locked {
 }
 
 /// Fails if `key` is locked out in `scope`.
-pub async fn check(conn: &mut SqliteConnection, scope: Scope, key: &str, now: Millis) -> anyhow::Result<Result<(), Locked>> {
+pub async fn check(
+    conn: &mut SqliteConnection,
+    scope: Scope,
+    key: &str,
+    now: Millis,
+) -> anyhow::Result<Result<(), Locked>> {
     let until: Option<Millis> =
         sqlx::query_scalar("SELECT locked_until FROM throttles WHERE scope = ? AND key = ?")
             .bind(scope.as_str())
@@ -108,7 +113,9 @@ pub async fn hit(
     if over <= 0 {
         return Ok(None);
     }
-    let rung = usize::try_from(over - 1).unwrap_or(usize::MAX).min(policy.ladder.len() - 1);
+    let rung = usize::try_from(over - 1)
+        .unwrap_or(usize::MAX)
+        .min(policy.ladder.len() - 1);
     let until = now + policy.ladder[rung];
     sqlx::query("UPDATE throttles SET locked_until = ? WHERE scope = ? AND key = ?")
         .bind(until)

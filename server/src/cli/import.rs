@@ -49,9 +49,17 @@ pub struct Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "imported {} rows: {} emails, {} cards", self.rows, self.emails, self.cards)?;
+        write!(
+            f,
+            "imported {} rows: {} emails, {} cards",
+            self.rows, self.emails, self.cards
+        )?;
         if self.emails_not_allowed > 0 {
-            write!(f, "; {} emails are on domains that are not allow-listed", self.emails_not_allowed)?;
+            write!(
+                f,
+                "; {} emails are on domains that are not allow-listed",
+                self.emails_not_allowed
+            )?;
         }
         Ok(())
     }
@@ -88,21 +96,42 @@ pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary
         }
     }
     if !problems.is_empty() {
-        bail!("nothing was imported; fix these rows and try again:\n{}", problems.join("\n"));
+        bail!(
+            "nothing was imported; fix these rows and try again:\n{}",
+            problems.join("\n")
+        );
     }
     let detail = summary.to_string();
-    audit::record(&mut tx, now, Event { actor: "operator", action: "holders.import", outcome: "done", detail: Some(&detail), ..Event::default() }).await?;
+    audit::record(
+        &mut tx,
+        now,
+        Event {
+            actor: "operator",
+            action: "holders.import",
+            outcome: "done",
+            detail: Some(&detail),
+            ..Event::default()
+        },
+    )
+    .await?;
     tx.commit().await.context("commit the import")?;
     Ok(summary)
 }
 
-async fn import_row(conn: &mut SqliteConnection, row: &Row, now: Millis, summary: &mut Summary) -> anyhow::Result<()> {
+async fn import_row(
+    conn: &mut SqliteConnection,
+    row: &Row,
+    now: Millis,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
     let holder = HolderId::parse(&row.holder_id).map_err(|e| anyhow::anyhow!("holder_id: {e}"))?;
     let emails = row
         .emails
         .split(';')
         .filter(|e| !e.trim().is_empty())
-        .map(|e| EmailAddress::parse(e).map_err(|error| anyhow::anyhow!("email {:?}: {error}", e.trim())))
+        .map(|e| {
+            EmailAddress::parse(e).map_err(|error| anyhow::anyhow!("email {:?}: {error}", e.trim()))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let card = parse_card(row)?;
 
@@ -131,14 +160,18 @@ async fn import_row(conn: &mut SqliteConnection, row: &Row, now: Millis, summary
         .fetch_optional(&mut *conn)
         .await
         .context("save an email")?;
-        if owner.as_deref().is_some_and(|owner| owner != holder.as_str()) {
+        if owner
+            .as_deref()
+            .is_some_and(|owner| owner != holder.as_str())
+        {
             bail!("email {email} already belongs to another holder");
         }
-        let allowed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = ?")
-            .bind(email.domain())
-            .fetch_optional(&mut *conn)
-            .await
-            .context("check the allow list")?;
+        let allowed: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = ?")
+                .bind(email.domain())
+                .fetch_optional(&mut *conn)
+                .await
+                .context("check the allow list")?;
         summary.emails += 1;
         summary.emails_not_allowed += usize::from(allowed.is_none());
     }
@@ -168,22 +201,40 @@ async fn import_row(conn: &mut SqliteConnection, row: &Row, now: Millis, summary
 
 fn parse_card(row: &Row) -> anyhow::Result<Option<Card>> {
     if row.card_serial.is_empty() {
-        if !(row.card_status.is_empty() && row.cert_expires.is_empty() && row.card_model.is_empty()) {
+        if !(row.card_status.is_empty() && row.cert_expires.is_empty() && row.card_model.is_empty())
+        {
             bail!("card_serial is empty but other card columns are filled in");
         }
         return Ok(None);
     }
-    let serial = CardSerial::parse(&row.card_serial).map_err(|e| anyhow::anyhow!("card_serial: {e}"))?;
+    let serial =
+        CardSerial::parse(&row.card_serial).map_err(|e| anyhow::anyhow!("card_serial: {e}"))?;
     let status = row.card_status.to_ascii_lowercase();
     if !matches!(status.as_str(), "active" | "suspended" | "cancelled") {
-        bail!("card_status must be active, suspended or cancelled, not {:?}", row.card_status);
+        bail!(
+            "card_status must be active, suspended or cancelled, not {:?}",
+            row.card_status
+        );
     }
-    let date = time::Date::parse(&row.cert_expires, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| anyhow::anyhow!("cert_expires must be a date like 2027-03-31, not {:?}", row.cert_expires))?;
+    let date = time::Date::parse(
+        &row.cert_expires,
+        format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "cert_expires must be a date like 2027-03-31, not {:?}",
+            row.cert_expires
+        )
+    })?;
     // Valid through the whole day: they expire at the next midnight, UTC.
     let expires_at = (date.midnight().assume_utc().unix_timestamp() + 86_400) * 1000;
     if row.card_model.is_empty() {
         bail!("card_model is empty");
     }
-    Ok(Some(Card { serial, status, expires_at, model: row.card_model.clone() }))
+    Ok(Some(Card {
+        serial,
+        status,
+        expires_at,
+        model: row.card_model.clone(),
+    }))
 }

@@ -147,26 +147,39 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn throttle_command(db: &Db, config: &Config, command: ThrottleCommand, now: i64) -> anyhow::Result<()> {
+async fn throttle_command(
+    db: &Db,
+    config: &Config,
+    command: ThrottleCommand,
+    now: i64,
+) -> anyhow::Result<()> {
     let mut conn = db.write.acquire().await.context("acquire a connection")?;
     match command {
         ThrottleCommand::List => {
             for row in throttle::locked(&mut conn, now).await? {
                 let minutes = (row.locked_until - now + 59_999) / 60_000;
-                println!("{}\t{}\t{} hits\tlocked for {minutes} more min", row.scope, row.key, row.hits);
+                println!(
+                    "{}\t{}\t{} hits\tlocked for {minutes} more min",
+                    row.scope, row.key, row.hits
+                );
             }
             Ok(())
         }
-        ThrottleCommand::Release { holder, email, client } => {
+        ThrottleCommand::Release {
+            holder,
+            email,
+            client,
+        } => {
             let key = match (holder, email, client) {
                 (Some(holder), ..) => format!("holder:{}", HolderId::parse(&holder)?),
                 (_, Some(email), _) => {
                     let email = EmailAddress::parse(&email)?;
-                    let holder: Option<String> = sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
-                        .bind(email.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .context("look up the address")?;
+                    let holder: Option<String> =
+                        sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
+                            .bind(email.as_str())
+                            .fetch_optional(&mut *conn)
+                            .await
+                            .context("look up the address")?;
                     match holder {
                         Some(id) => format!("holder:{id}"),
                         None => Keys::load(config)?.email_subject(email.as_str()),
@@ -177,7 +190,14 @@ async fn throttle_command(db: &Db, config: &Config, command: ThrottleCommand, no
             };
             let released = throttle::release(&mut conn, &key).await?;
             let holder_id = key.strip_prefix("holder:");
-            let event = Event { actor: "operator", action: "throttle.release", outcome: "done", holder_id, detail: Some(&key), ..Event::default() };
+            let event = Event {
+                actor: "operator",
+                action: "throttle.release",
+                outcome: "done",
+                holder_id,
+                detail: Some(&key),
+                ..Event::default()
+            };
             audit::record(&mut conn, now, event).await?;
             println!("released {released} throttle(s) for {key}");
             Ok(())

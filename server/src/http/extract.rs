@@ -32,11 +32,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
 fn json_failure(rejection: &JsonRejection) -> Failure {
     let (status, code) = match rejection {
-        JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBody),
-        JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadJson),
-        JsonRejection::MissingJsonContentType(_) => {
-            (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorCode::UnsupportedMediaType)
+        JsonRejection::JsonDataError(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBody)
         }
+        JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadJson),
+        JsonRejection::MissingJsonContentType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+        ),
         _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
         }
@@ -52,25 +55,39 @@ pub struct ClientAddr(pub String);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.config.trust_forwarded_for {
-            if let Some(forwarded) = last_forwarded_for(&parts.headers) {
-                return Ok(Self(forwarded));
-            }
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.config.trust_forwarded_for
+            && let Some(forwarded) = last_forwarded_for(&parts.headers)
+        {
+            return Ok(Self(forwarded));
         }
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .ok_or_else(|| Failure::Internal(anyhow::anyhow!("the server was started without peer addresses")))?;
+            .ok_or_else(|| {
+                Failure::Internal(anyhow::anyhow!(
+                    "the server was started without peer addresses"
+                ))
+            })?;
         Ok(Self(peer))
     }
 }
 
 fn last_forwarded_for(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get_all("x-forwarded-for").iter().last()?.to_str().ok()?;
+    let value = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?;
     let hop = value.rsplit(',').next()?.trim();
-    hop.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+    hop.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
 }
 
 /// The journey token from the cookie, if any.
@@ -98,5 +115,7 @@ impl<S: Sync> FromRequestParts<S> for JourneyToken {
 /// The `Set-Cookie` value that binds a new journey to this browser.
 pub fn journey_cookie(token: &str, secure: bool, max_age_seconds: u64) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{JOURNEY_COOKIE}={token}; Path=/api; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{secure}")
+    format!(
+        "{JOURNEY_COOKIE}={token}; Path=/api; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{secure}"
+    )
 }

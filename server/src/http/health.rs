@@ -9,16 +9,23 @@ use crate::state::AppState;
 
 /// The process is up.
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// The process can serve requests: the database answers.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Failure> {
     match state.db.ping().await {
-        Ok(()) => Ok(Json(Health { status: "ready".into() })),
+        Ok(()) => Ok(Json(Health {
+            status: "ready".into(),
+        })),
         Err(error) => {
             tracing::warn!(error = format!("{error:#}"), "not ready");
-            Err(Failure::client(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable))
+            Err(Failure::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+            ))
         }
     }
 }

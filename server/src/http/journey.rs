@@ -20,11 +20,18 @@ pub async fn start(
     ApiJson(body): ApiJson<StartJourney>,
 ) -> Result<impl IntoResponse, Failure> {
     let started = journey::start(&state, &body.email, &client).await?;
-    let cookie = journey_cookie(&started.token, state.config.serves_https(), COOKIE_MAX_AGE_SECONDS);
+    let cookie = journey_cookie(
+        &started.token,
+        state.config.serves_https(),
+        COOKIE_MAX_AGE_SECONDS,
+    );
     Ok(([(header::SET_COOKIE, cookie)], Json(started.view)))
 }
 
-pub async fn view(State(state): State<AppState>, JourneyToken(token): JourneyToken) -> Result<Json<JourneyView>, Failure> {
+pub async fn view(
+    State(state): State<AppState>,
+    JourneyToken(token): JourneyToken,
+) -> Result<Json<JourneyView>, Failure> {
     journey::view(&state, token.as_deref()).await.map(Json)
 }
 
@@ -34,7 +41,9 @@ pub async fn verify(
     JourneyToken(token): JourneyToken,
     ApiJson(body): ApiJson<VerifyCode>,
 ) -> Result<Json<JourneyView>, Failure> {
-    journey::verify(&state, token.as_deref(), &body.code, &client).await.map(Json)
+    journey::verify(&state, token.as_deref(), &body.code, &client)
+        .await
+        .map(Json)
 }
 
 pub async fn resend(
@@ -42,5 +51,7 @@ pub async fn resend(
     ClientAddr(client): ClientAddr,
     JourneyToken(token): JourneyToken,
 ) -> Result<Json<JourneyView>, Failure> {
-    journey::resend(&state, token.as_deref(), &client).await.map(Json)
+    journey::resend(&state, token.as_deref(), &client)
+        .await
+        .map(Json)
 }

@@ -16,9 +16,19 @@ use crate::state::AppState;
 use crate::throttle::{self, Locked, Scope};
 
 /// `POST /api/journey/code`.
-pub async fn verify(state: &AppState, token: Option<&str>, raw_code: &str, client: &str) -> Result<JourneyView, Failure> {
-    let code = OneTimeCode::parse(raw_code)
-        .map_err(|e| Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeInvalid, format!("{e}.")))?;
+pub async fn verify(
+    state: &AppState,
+    token: Option<&str>,
+    raw_code: &str,
+    client: &str,
+) -> Result<JourneyView, Failure> {
+    let code = OneTimeCode::parse(raw_code).map_err(|e| {
+        Failure::client_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::CodeInvalid,
+            format!("{e}."),
+        )
+    })?;
     let config = &state.config;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -35,19 +45,37 @@ pub async fn verify(state: &AppState, token: Option<&str>, raw_code: &str, clien
 
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
-            break 'checked ("not_awaiting_code", Err(Failure::client(StatusCode::CONFLICT, ErrorCode::JourneyClosed)));
+            break 'checked (
+                "not_awaiting_code",
+                Err(Failure::client(
+                    StatusCode::CONFLICT,
+                    ErrorCode::JourneyClosed,
+                )),
+            );
         }
         if let Some(locked) = locked_out(&mut tx, client, &journey.subject, now).await? {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
         if now >= journey.expires_at {
-            break 'checked ("expired", Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)));
+            break 'checked (
+                "expired",
+                Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
+            );
         }
         let latest = latest_code(&mut tx, journey.id).await?;
         let Some(latest) = latest.filter(|c| c.state == "live") else {
-            break 'checked ("no_live_code", Err(Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided)));
+            break 'checked (
+                "no_live_code",
+                Err(Failure::client(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::CodeVoided,
+                )),
+            );
         };
-        if state.keys.code_matches(journey.id, code.expose(), &latest.code_mac) {
+        if state
+            .keys
+            .code_matches(journey.id, code.expose(), &latest.code_mac)
+        {
             sqlx::query("UPDATE one_time_codes SET state = 'used' WHERE id = ?")
                 .bind(latest.id)
                 .execute(&mut *tx)
@@ -55,7 +83,11 @@ pub async fn verify(state: &AppState, token: Option<&str>, raw_code: &str, clien
                 .context("use up the code")?;
             let holder_id = journey.holder_id.as_deref().unwrap_or_default();
             let journey = mark_verified(&mut tx, config, journey.clone(), holder_id, now).await?;
-            let outcome = if journey.state == "verified" { "verified" } else { "verified_ineligible" };
+            let outcome = if journey.state == "verified" {
+                "verified"
+            } else {
+                "verified_ineligible"
+            };
             break 'checked (outcome, view_of(&config.journey, &journey, None, now));
         }
         let wrong_tries = latest.wrong_tries + 1;
@@ -69,15 +101,37 @@ pub async fn verify(state: &AppState, token: Option<&str>, raw_code: &str, clien
             .context("count a wrong code")?;
         throttle::hit(&mut tx, &config.throttle, Scope::ClientFailure, client, now).await?;
         if voided {
-            throttle::hit(&mut tx, &config.throttle, Scope::SubjectVoided, &journey.subject, now).await?;
-            break 'checked ("wrong_code_voided", Err(Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided).tries_left(0)));
+            throttle::hit(
+                &mut tx,
+                &config.throttle,
+                Scope::SubjectVoided,
+                &journey.subject,
+                now,
+            )
+            .await?;
+            break 'checked (
+                "wrong_code_voided",
+                Err(
+                    Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided)
+                        .tries_left(0),
+                ),
+            );
         }
-        let tries_left = u8::try_from(i64::from(config.journey.max_code_tries) - wrong_tries).unwrap_or(0);
+        let tries_left =
+            u8::try_from(i64::from(config.journey.max_code_tries) - wrong_tries).unwrap_or(0);
         let message = match tries_left {
             1 => "The security code is not right. You have 1 more try.".to_owned(),
             n => format!("The security code is not right. You have {n} more tries."),
         };
-        ("wrong_code", Err(Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeWrong, message).tries_left(tries_left)))
+        (
+            "wrong_code",
+            Err(Failure::client_message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::CodeWrong,
+                message,
+            )
+            .tries_left(tries_left)),
+        )
     };
     audit::record(&mut tx, now, event(outcome)).await?;
     tx.commit().await.context("commit the code check")?;
@@ -85,7 +139,11 @@ pub async fn verify(state: &AppState, token: Option<&str>, raw_code: &str, clien
 }
 
 /// `POST /api/journey/resend`.
-pub async fn resend(state: &AppState, token: Option<&str>, client: &str) -> Result<JourneyView, Failure> {
+pub async fn resend(
+    state: &AppState,
+    token: Option<&str>,
+    client: &str,
+) -> Result<JourneyView, Failure> {
     let config = &state.config;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -102,27 +160,56 @@ pub async fn resend(state: &AppState, token: Option<&str>, client: &str) -> Resu
 
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
-            break 'checked ("not_awaiting_code", Err(Failure::client(StatusCode::CONFLICT, ErrorCode::JourneyClosed)));
+            break 'checked (
+                "not_awaiting_code",
+                Err(Failure::client(
+                    StatusCode::CONFLICT,
+                    ErrorCode::JourneyClosed,
+                )),
+            );
         }
         if now >= journey.expires_at {
-            break 'checked ("expired", Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)));
+            break 'checked (
+                "expired",
+                Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
+            );
         }
         if let Some(locked) = locked_out(&mut tx, client, &journey.subject, now).await? {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
-        let cooldown = i64::try_from(config.journey.resend_cooldown_seconds * 1000).unwrap_or(i64::MAX);
-        if let Some(latest) = latest_code(&mut tx, journey.id).await? {
-            if now < latest.issued_at + cooldown {
-                let wait = seconds_until(now, latest.issued_at + cooldown);
-                let message = format!("Wait {wait} seconds before asking for another code.");
-                break 'checked ("too_soon", Err(Failure::client_message(StatusCode::TOO_MANY_REQUESTS, ErrorCode::ResendTooSoon, message).retry_after(wait)));
-            }
+        let cooldown =
+            i64::try_from(config.journey.resend_cooldown_seconds * 1000).unwrap_or(i64::MAX);
+        if let Some(latest) = latest_code(&mut tx, journey.id).await?
+            && now < latest.issued_at + cooldown
+        {
+            let wait = seconds_until(now, latest.issued_at + cooldown);
+            let message = format!("Wait {wait} seconds before asking for another code.");
+            break 'checked (
+                "too_soon",
+                Err(Failure::client_message(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::ResendTooSoon,
+                    message,
+                )
+                .retry_after(wait)),
+            );
         }
-        if codes_last_hour(&mut tx, &journey.subject, now).await? >= i64::from(config.journey.codes_per_hour) {
-            break 'checked ("too_many_codes", Err(Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyCodes)));
+        if codes_last_hour(&mut tx, &journey.subject, now).await?
+            >= i64::from(config.journey.codes_per_hour)
+        {
+            break 'checked (
+                "too_many_codes",
+                Err(Failure::client(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::TooManyCodes,
+                )),
+            );
         }
         let code = issue_code(state, &mut tx, &journey, now).await?;
-        ("code_issued", view_of(&config.journey, &journey, Some(&code), now))
+        (
+            "code_issued",
+            view_of(&config.journey, &journey, Some(&code), now),
+        )
     };
     audit::record(&mut tx, now, event(outcome)).await?;
     tx.commit().await.context("commit the resend")?;
@@ -131,22 +218,47 @@ pub async fn resend(state: &AppState, token: Option<&str>, client: &str) -> Resu
 }
 
 /// A lock-out on the client address or the holder, whichever ends later.
-async fn locked_out(conn: &mut SqliteConnection, client: &str, subject: &str, now: Millis) -> anyhow::Result<Option<Locked>> {
-    let by_client = throttle::check(conn, Scope::ClientFailure, client, now).await?.err();
-    let by_subject = throttle::check(conn, Scope::SubjectVoided, subject, now).await?.err();
-    Ok(by_client.into_iter().chain(by_subject).max_by_key(|l| l.until))
+async fn locked_out(
+    conn: &mut SqliteConnection,
+    client: &str,
+    subject: &str,
+    now: Millis,
+) -> anyhow::Result<Option<Locked>> {
+    let by_client = throttle::check(conn, Scope::ClientFailure, client, now)
+        .await?
+        .err();
+    let by_subject = throttle::check(conn, Scope::SubjectVoided, subject, now)
+        .await?
+        .err();
+    Ok(by_client
+        .into_iter()
+        .chain(by_subject)
+        .max_by_key(|l| l.until))
 }
 
 fn throttled(now: Millis, locked: Locked) -> Failure {
-    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled).retry_after(seconds_until(now, locked.until))
+    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
+        .retry_after(seconds_until(now, locked.until))
 }
 
 /// After a right code: the holder may go on only if one of their cards can be unlocked here.
-async fn mark_verified(conn: &mut SqliteConnection, config: &Config, mut journey: Journey, holder_id: &str, now: Millis) -> anyhow::Result<Journey> {
+async fn mark_verified(
+    conn: &mut SqliteConnection,
+    config: &Config,
+    mut journey: Journey,
+    holder_id: &str,
+    now: Millis,
+) -> anyhow::Result<Journey> {
     let reason = ineligibility(conn, config, holder_id, now).await?;
-    journey.state = if reason.is_some() { "ineligible" } else { "verified" }.into();
+    journey.state = if reason.is_some() {
+        "ineligible"
+    } else {
+        "verified"
+    }
+    .into();
     journey.ineligible_reason = reason.map(|r| r.as_str().to_owned());
-    journey.expires_at = now + i64::try_from(config.journey.verified_ttl_seconds * 1000).unwrap_or(i64::MAX);
+    journey.expires_at =
+        now + i64::try_from(config.journey.verified_ttl_seconds * 1000).unwrap_or(i64::MAX);
     sqlx::query(
         "UPDATE journeys SET state = ?, ineligible_reason = ?, verified_at = ?, expires_at = ?, updated_at = ? WHERE id = ?",
     )
@@ -163,7 +275,12 @@ async fn mark_verified(conn: &mut SqliteConnection, config: &Config, mut journey
 }
 
 /// Why none of the holder's cards can be unlocked, or `None` if one can.
-async fn ineligibility(conn: &mut SqliteConnection, config: &Config, holder_id: &str, now: Millis) -> anyhow::Result<Option<IneligibleReason>> {
+async fn ineligibility(
+    conn: &mut SqliteConnection,
+    config: &Config,
+    holder_id: &str,
+    now: Millis,
+) -> anyhow::Result<Option<IneligibleReason>> {
     let cards: Vec<(String, Millis, String)> =
         sqlx::query_as("SELECT status, cert_expires_at, model FROM cards WHERE holder_id = ?")
             .bind(holder_id)
@@ -177,7 +294,10 @@ async fn ineligibility(conn: &mut SqliteConnection, config: &Config, holder_id: 
         return Ok(None);
     }
     // Name the reason that applies to the most promising card.
-    let live: Vec<_> = cards.iter().filter(|(status, ..)| status == "active").collect();
+    let live: Vec<_> = cards
+        .iter()
+        .filter(|(status, ..)| status == "active")
+        .collect();
     Ok(Some(if cards.is_empty() {
         IneligibleReason::NoCard
     } else if live.is_empty() {

@@ -43,7 +43,8 @@ struct LatestCode {
 
 /// The journey a cookie token names.
 async fn find(conn: &mut SqliteConnection, token: Option<&str>) -> Result<Journey, Failure> {
-    let token = token.ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))?;
+    let token =
+        token.ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))?;
     sqlx::query_as(
         "SELECT id, subject, holder_id, email, state, ineligible_reason, expires_at FROM journeys WHERE token_hash = ?",
     )
@@ -54,7 +55,10 @@ async fn find(conn: &mut SqliteConnection, token: Option<&str>) -> Result<Journe
     .ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))
 }
 
-async fn latest_code(conn: &mut SqliteConnection, journey_id: i64) -> anyhow::Result<Option<LatestCode>> {
+async fn latest_code(
+    conn: &mut SqliteConnection,
+    journey_id: i64,
+) -> anyhow::Result<Option<LatestCode>> {
     sqlx::query_as(
         "SELECT id, code_mac, issued_at, wrong_tries, state FROM one_time_codes
          WHERE journey_id = ? ORDER BY id DESC LIMIT 1",
@@ -66,7 +70,11 @@ async fn latest_code(conn: &mut SqliteConnection, journey_id: i64) -> anyhow::Re
 }
 
 /// Codes issued to a subject in the hour before `now`.
-async fn codes_last_hour(conn: &mut SqliteConnection, subject: &str, now: Millis) -> anyhow::Result<i64> {
+async fn codes_last_hour(
+    conn: &mut SqliteConnection,
+    subject: &str,
+    now: Millis,
+) -> anyhow::Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM one_time_codes WHERE subject = ? AND issued_at > ?")
         .bind(subject)
         .bind(now - 3_600_000)
@@ -76,22 +84,33 @@ async fn codes_last_hour(conn: &mut SqliteConnection, subject: &str, now: Millis
 }
 
 /// Where a journey stands, as the page sees it.
-fn view_of(config: &JourneyConfig, journey: &Journey, code: Option<&LatestCode>, now: Millis) -> Result<JourneyView, Failure> {
+fn view_of(
+    config: &JourneyConfig,
+    journey: &Journey,
+    code: Option<&LatestCode>,
+    now: Millis,
+) -> Result<JourneyView, Failure> {
     match journey.state.as_str() {
         "awaiting_code" if now >= journey.expires_at => Ok(JourneyView::Expired),
         "awaiting_code" => {
             let live = code.filter(|c| c.state == "live");
-            let tries_left = live.map_or(0, |c| i64::from(config.max_code_tries).saturating_sub(c.wrong_tries));
+            let tries_left = live.map_or(0, |c| {
+                i64::from(config.max_code_tries).saturating_sub(c.wrong_tries)
+            });
             let cooldown = i64::try_from(config.resend_cooldown_seconds * 1000).unwrap_or(i64::MAX);
             Ok(JourneyView::AwaitingCode {
-                email_hint: EmailAddress::parse(&journey.email).map(|e| e.masked()).unwrap_or_default(),
+                email_hint: EmailAddress::parse(&journey.email)
+                    .map(|e| e.masked())
+                    .unwrap_or_default(),
                 expires_in_seconds: seconds_until(now, journey.expires_at),
                 tries_left: u8::try_from(tries_left.max(0)).unwrap_or(0),
                 resend_in_seconds: code.map_or(0, |c| seconds_until(now, c.issued_at + cooldown)),
             })
         }
         "verified" if now >= journey.expires_at => Ok(JourneyView::Expired),
-        "verified" => Ok(JourneyView::Verified { expires_in_seconds: seconds_until(now, journey.expires_at) }),
+        "verified" => Ok(JourneyView::Verified {
+            expires_in_seconds: seconds_until(now, journey.expires_at),
+        }),
         "ineligible" => {
             let reason = journey
                 .ineligible_reason
@@ -100,14 +119,27 @@ fn view_of(config: &JourneyConfig, journey: &Journey, code: Option<&LatestCode>,
                 .unwrap_or(IneligibleReason::NoCard);
             Ok(JourneyView::ContactRa { reason })
         }
-        _ => Err(Failure::client(StatusCode::CONFLICT, ErrorCode::JourneyClosed)),
+        _ => Err(Failure::client(
+            StatusCode::CONFLICT,
+            ErrorCode::JourneyClosed,
+        )),
     }
 }
 
 /// `GET /api/journey`: where the journey in the cookie stands.
 pub async fn view(state: &AppState, token: Option<&str>) -> Result<JourneyView, Failure> {
-    let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+    let mut conn = state
+        .db
+        .read
+        .acquire()
+        .await
+        .context("acquire a read connection")?;
     let journey = find(&mut conn, token).await?;
     let code = latest_code(&mut conn, journey.id).await?;
-    view_of(&state.config.journey, &journey, code.as_ref(), state.clock.now())
+    view_of(
+        &state.config.journey,
+        &journey,
+        code.as_ref(),
+        state.clock.now(),
+    )
 }

@@ -6,7 +6,7 @@ use sqlx::SqliteConnection;
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
-use super::{codes_last_hour, view_of, Journey, LatestCode};
+use super::{Journey, LatestCode, codes_last_hour, view_of};
 use crate::audit::{self, Event};
 use crate::clock::{Millis, seconds_until};
 use crate::error::Failure;
@@ -24,8 +24,13 @@ pub struct Started {
 
 /// `POST /api/journeys`.
 pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<Started, Failure> {
-    let email = EmailAddress::parse(raw_email)
-        .map_err(|e| Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::EmailInvalid, format!("{e}.")))?;
+    let email = EmailAddress::parse(raw_email).map_err(|e| {
+        Failure::client_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::EmailInvalid,
+            format!("{e}."),
+        )
+    })?;
     let now = state.clock.now();
     let config = &state.config;
     let mut tx = state.db.begin().await?;
@@ -44,43 +49,82 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
     if let Some(locked) = client_locked {
         audit::record(&mut tx, now, audit_event("throttled_client")).await?;
         tx.commit().await.context("commit")?;
-        return Err(Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
-            .retry_after(seconds_until(now, locked.until)));
+        return Err(
+            Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
+                .retry_after(seconds_until(now, locked.until)),
+        );
     }
 
     if !domain_allowed(&mut tx, email.domain()).await? {
-        audit::record(&mut tx, now, Event { detail: Some(email.domain()), ..audit_event("domain_not_allowed") }).await?;
+        audit::record(
+            &mut tx,
+            now,
+            Event {
+                detail: Some(email.domain()),
+                ..audit_event("domain_not_allowed")
+            },
+        )
+        .await?;
         tx.commit().await.context("commit")?;
-        return Err(Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::EmailDomainNotAllowed));
+        return Err(Failure::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::EmailDomainNotAllowed,
+        ));
     }
 
-    let holder_id: Option<String> = sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
-        .bind(email.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .context("look up the address")?;
+    let holder_id: Option<String> =
+        sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("look up the address")?;
     // Addresses on no profile get a pseudonymous subject and go through every step a known
     // one does, except that no email is queued: the answer and its timing must not differ.
     let subject = match &holder_id {
         Some(id) => format!("holder:{id}"),
         None => state.keys.email_subject(email.as_str()),
     };
-    let base = Event { holder_id: holder_id.as_deref(), ..audit_event("") };
+    let base = Event {
+        holder_id: holder_id.as_deref(),
+        ..audit_event("")
+    };
 
     if let Err(locked) = throttle::check(&mut tx, Scope::SubjectVoided, &subject, now).await? {
-        audit::record(&mut tx, now, Event { outcome: "throttled_holder", ..base.clone() }).await?;
+        audit::record(
+            &mut tx,
+            now,
+            Event {
+                outcome: "throttled_holder",
+                ..base.clone()
+            },
+        )
+        .await?;
         tx.commit().await.context("commit")?;
-        return Err(Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
-            .retry_after(seconds_until(now, locked.until)));
+        return Err(
+            Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
+                .retry_after(seconds_until(now, locked.until)),
+        );
     }
     if codes_last_hour(&mut tx, &subject, now).await? >= i64::from(config.journey.codes_per_hour) {
-        audit::record(&mut tx, now, Event { outcome: "too_many_codes", ..base.clone() }).await?;
+        audit::record(
+            &mut tx,
+            now,
+            Event {
+                outcome: "too_many_codes",
+                ..base.clone()
+            },
+        )
+        .await?;
         tx.commit().await.context("commit")?;
-        return Err(Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyCodes));
+        return Err(Failure::client(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyCodes,
+        ));
     }
 
     let token = secrets::new_token()?;
-    let expires_at = now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
+    let expires_at =
+        now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
     let journey_id: i64 = sqlx::query_scalar(
         "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_code', ?6, ?7, ?6) RETURNING id",
@@ -105,7 +149,16 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
         expires_at,
     };
     let code = issue_code(state, &mut tx, &journey, now).await?;
-    audit::record(&mut tx, now, Event { outcome: "code_issued", journey_id: Some(journey_id), ..base }).await?;
+    audit::record(
+        &mut tx,
+        now,
+        Event {
+            outcome: "code_issued",
+            journey_id: Some(journey_id),
+            ..base
+        },
+    )
+    .await?;
     tx.commit().await.context("commit the new journey")?;
     state.outbox_wake.notify_one();
 
@@ -132,11 +185,13 @@ pub(super) async fn issue_code(
 ) -> anyhow::Result<LatestCode> {
     let code = secrets::new_code()?;
     let code_mac = state.keys.code_mac(journey.id, &code);
-    sqlx::query("UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = ? AND state = 'live'")
-        .bind(journey.id)
-        .execute(&mut *conn)
-        .await
-        .context("supersede the journey's earlier code")?;
+    sqlx::query(
+        "UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = ? AND state = 'live'",
+    )
+    .bind(journey.id)
+    .execute(&mut *conn)
+    .await
+    .context("supersede the journey's earlier code")?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state)
          VALUES (?, ?, ?, ?, 'live') RETURNING id",
@@ -160,5 +215,11 @@ pub(super) async fn issue_code(
         };
         outbox::enqueue(conn, &state.keys, outgoing, now).await?;
     }
-    Ok(LatestCode { id, code_mac, issued_at: now, wrong_tries: 0, state: "live".into() })
+    Ok(LatestCode {
+        id,
+        code_mac,
+        issued_at: now,
+        wrong_tries: 0,
+        state: "live".into(),
+    })
 }

@@ -76,7 +76,10 @@ impl Mailer {
         })
         .await;
         sent.unwrap_or_else(|_| {
-            Err(SendError { permanent: false, detail: format!("no answer within {} s", timeout.as_secs()) })
+            Err(SendError {
+                permanent: false,
+                detail: format!("no answer within {} s", timeout.as_secs()),
+            })
         })
     }
 }
@@ -103,8 +106,16 @@ pub fn build_message(from: &str, to: &str, composed: &Composed) -> anyhow::Resul
         .subject(composed.subject.clone())
         .multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(composed.text.clone()))
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(composed.html.clone())),
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(composed.text.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(composed.html.clone()),
+                ),
         )
         .context("build the email")
 }

@@ -24,7 +24,9 @@ pub struct Composed {
 impl std::fmt::Debug for Composed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The body may carry a one-time code.
-        f.debug_struct("Composed").field("subject", &self.subject).finish_non_exhaustive()
+        f.debug_struct("Composed")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,7 +42,12 @@ pub struct Outgoing<'a> {
 }
 
 /// Queues a message inside the caller's transaction; the body is sealed at rest.
-pub async fn enqueue(conn: &mut SqliteConnection, keys: &Keys, outgoing: Outgoing<'_>, now: Millis) -> anyhow::Result<i64> {
+pub async fn enqueue(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    outgoing: Outgoing<'_>,
+    now: Millis,
+) -> anyhow::Result<i64> {
     let plaintext = serde_json::to_vec(&outgoing.message).context("encode an outbox message")?;
     let sealed = keys.seal(&plaintext)?;
     sqlx::query_scalar(

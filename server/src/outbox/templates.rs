@@ -37,7 +37,11 @@ pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Comp
          Registration Authority.</p>\
          </body></html>\n"
     );
-    Composed { subject, text, html }
+    Composed {
+        subject,
+        text,
+        html,
+    }
 }
 
 #[cfg(test)]

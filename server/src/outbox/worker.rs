@@ -50,7 +50,10 @@ impl Worker {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         if let Err(error) = self.release_own_claims().await {
-            tracing::error!(error = format!("{error:#}"), "outbox: could not release earlier claims");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "outbox: could not release earlier claims"
+            );
         }
         let poll = Duration::from_millis(self.config.outbox.poll_interval_ms);
         loop {
@@ -75,7 +78,10 @@ impl Worker {
         .await
         .context("release this instance's outbox claims")?;
         if released.rows_affected() > 0 {
-            tracing::info!(count = released.rows_affected(), "outbox: resuming messages claimed before a restart");
+            tracing::info!(
+                count = released.rows_affected(),
+                "outbox: resuming messages claimed before a restart"
+            );
         }
         Ok(())
     }
@@ -104,7 +110,9 @@ impl Worker {
 
     async fn claim(&self) -> anyhow::Result<Vec<Claimed>> {
         let now = self.clock.now();
-        let lease = i64::try_from(self.config.outbox.lease_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
+        let lease = i64::try_from(self.config.outbox.lease_seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
         sqlx::query_as(
             "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
              WHERE id IN (SELECT id FROM outbox
@@ -125,32 +133,52 @@ impl Worker {
     async fn attempt(&self, message: &Claimed) -> Outcome {
         let now = self.clock.now();
         if message.expires_at.is_some_and(|at| at <= now) {
-            return Outcome::Failed { detail: "expired before it could be sent".into() };
+            return Outcome::Failed {
+                detail: "expired before it could be sent".into(),
+            };
         }
         let composed = match self.unseal(message) {
             Ok(composed) => composed,
-            Err(error) => return Outcome::Failed { detail: format!("{error:#}") },
+            Err(error) => {
+                return Outcome::Failed {
+                    detail: format!("{error:#}"),
+                };
+            }
         };
         let email = match build_message(&self.config.mail.from, &message.recipient, &composed) {
             Ok(email) => email,
-            Err(error) => return Outcome::Failed { detail: format!("{error:#}") },
+            Err(error) => {
+                return Outcome::Failed {
+                    detail: format!("{error:#}"),
+                };
+            }
         };
         match self.mailer.send(email, self.config.send_timeout()).await {
             Ok(()) => Outcome::Sent,
-            Err(error) if error.permanent => Outcome::Failed { detail: error.detail },
+            Err(error) if error.permanent => Outcome::Failed {
+                detail: error.detail,
+            },
             Err(error) => {
                 let attempts = message.attempts + 1;
                 if attempts >= i64::from(self.config.outbox.max_attempts) {
-                    Outcome::Failed { detail: format!("gave up after {attempts} attempts: {}", error.detail) }
+                    Outcome::Failed {
+                        detail: format!("gave up after {attempts} attempts: {}", error.detail),
+                    }
                 } else {
-                    Outcome::Retry { at: self.clock.now() + self.backoff(attempts), detail: error.detail }
+                    Outcome::Retry {
+                        at: self.clock.now() + self.backoff(attempts),
+                        detail: error.detail,
+                    }
                 }
             }
         }
     }
 
     fn unseal(&self, message: &Claimed) -> anyhow::Result<Composed> {
-        let sealed = message.sealed_message.as_deref().context("the queued message has no body")?;
+        let sealed = message
+            .sealed_message
+            .as_deref()
+            .context("the queued message has no body")?;
         serde_json::from_slice(&self.keys.open(sealed)?).context("decode the queued message")
     }
 
@@ -169,8 +197,12 @@ impl Worker {
         for (message, outcome) in outcomes {
             let (state, outcome_name, next, detail, finished) = match outcome {
                 Outcome::Sent => ("sent", "sent", now, None, Some(now)),
-                Outcome::Retry { at, detail } => ("queued", "retry", *at, Some(detail.as_str()), None),
-                Outcome::Failed { detail } => ("failed", "failed", now, Some(detail.as_str()), Some(now)),
+                Outcome::Retry { at, detail } => {
+                    ("queued", "retry", *at, Some(detail.as_str()), None)
+                }
+                Outcome::Failed { detail } => {
+                    ("failed", "failed", now, Some(detail.as_str()), Some(now))
+                }
             };
             sqlx::query(
                 "UPDATE outbox SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2,
@@ -199,7 +231,9 @@ impl Worker {
             .await
             .context("record a send attempt")?;
             match outcome {
-                Outcome::Sent => tracing::info!(outbox_id = message.id, kind = %message.kind, "email sent"),
+                Outcome::Sent => {
+                    tracing::info!(outbox_id = message.id, kind = %message.kind, "email sent")
+                }
                 Outcome::Retry { detail, .. } => {
                     tracing::warn!(outbox_id = message.id, kind = %message.kind, detail = %detail, "email not sent; will retry")
                 }

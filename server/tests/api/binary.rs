@@ -15,7 +15,10 @@ fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BINARY)
         .args(args)
         .current_dir(dir)
-        .env("UNLOCK_DATABASE_URL", format!("sqlite://{}", dir.join("cli.db").display()))
+        .env(
+            "UNLOCK_DATABASE_URL",
+            format!("sqlite://{}", dir.join("cli.db").display()),
+        )
         .env("UNLOCK_DATA_DIR", dir)
         .env("UNLOCK_SECRET_KEY", SECRET_KEY)
         .env("RUST_LOG", "warn")
@@ -24,18 +27,37 @@ fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn stdout(output: &std::process::Output) -> String {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
 fn allowlist_commands_add_list_and_remove_domains() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(stdout(&cli(dir.path(), &["allowlist", "add", "Trust.Example"])), "trust.example: added\n");
-    assert_eq!(stdout(&cli(dir.path(), &["allowlist", "add", "@nhs.example"])), "nhs.example: added\n");
-    assert_eq!(stdout(&cli(dir.path(), &["allowlist", "list"])), "nhs.example\ntrust.example\n");
-    assert_eq!(stdout(&cli(dir.path(), &["allowlist", "remove", "nhs.example"])), "nhs.example: removed\n");
-    assert_eq!(stdout(&cli(dir.path(), &["allowlist", "list"])), "trust.example\n");
+    assert_eq!(
+        stdout(&cli(dir.path(), &["allowlist", "add", "Trust.Example"])),
+        "trust.example: added\n"
+    );
+    assert_eq!(
+        stdout(&cli(dir.path(), &["allowlist", "add", "@nhs.example"])),
+        "nhs.example: added\n"
+    );
+    assert_eq!(
+        stdout(&cli(dir.path(), &["allowlist", "list"])),
+        "nhs.example\ntrust.example\n"
+    );
+    assert_eq!(
+        stdout(&cli(dir.path(), &["allowlist", "remove", "nhs.example"])),
+        "nhs.example: removed\n"
+    );
+    assert_eq!(
+        stdout(&cli(dir.path(), &["allowlist", "list"])),
+        "trust.example\n"
+    );
     let bad = cli(dir.path(), &["allowlist", "add", "not a domain"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a domain name"));
@@ -74,10 +96,19 @@ fn import_loads_holders_emails_and_cards_all_or_nothing() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nothing was imported"), "{stderr}");
-    assert!(stderr.contains("line 3: holder_id: A user id must be 12 digits"), "{stderr}");
-    assert!(stderr.contains("line 4: email jane.doe@trust.example already belongs to another holder"), "{stderr}");
+    assert!(
+        stderr.contains("line 3: holder_id: A user id must be 12 digits"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 4: email jane.doe@trust.example already belongs to another holder"),
+        "{stderr}"
+    );
     assert!(stderr.contains("line 5: card_serial"), "{stderr}");
-    assert!(stderr.contains("line 6: cert_expires must be a date"), "{stderr}");
+    assert!(
+        stderr.contains("line 6: cert_expires must be a date"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("line 2"), "{stderr}");
 
     // The good file's rows are there; none of the bad file's are.
@@ -87,13 +118,19 @@ fn import_loads_holders_emails_and_cards_all_or_nothing() {
         .arg(&db)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&holders.stdout).trim(), "['123456789012', '210987654321']");
+    assert_eq!(
+        String::from_utf8_lossy(&holders.stdout).trim(),
+        "['123456789012', '210987654321']"
+    );
 }
 
 #[test]
 fn migrate_creates_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(stdout(&cli(dir.path(), &["migrate"])), "database is up to date\n");
+    assert_eq!(
+        stdout(&cli(dir.path(), &["migrate"])),
+        "database is up to date\n"
+    );
     assert!(dir.path().join("cli.db").exists());
 }
 
@@ -103,7 +140,10 @@ fn a_bad_configuration_is_refused_with_a_reason() {
     let output = Command::new(BINARY)
         .args(["serve"])
         .current_dir(dir.path())
-        .env("UNLOCK_MAIL__SMTP_URL", "smtp://user:hunter2@relay.example.org:25")
+        .env(
+            "UNLOCK_MAIL__SMTP_URL",
+            "smtp://user:hunter2@relay.example.org:25",
+        )
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -123,8 +163,14 @@ async fn no_code_or_secret_appears_in_the_logs() {
     let csv = dir.path().join("holders.csv");
     std::fs::File::create(&csv)
         .and_then(|mut f| {
-            writeln!(f, "holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model")?;
-            writeln!(f, "{HOLDER},Jane Doe,Trust,{EMAIL},2d6bddb8ad096c2d,active,2099-01-01,unlock-cr/1")
+            writeln!(
+                f,
+                "holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model"
+            )?;
+            writeln!(
+                f,
+                "{HOLDER},Jane Doe,Trust,{EMAIL},2d6bddb8ad096c2d,active,2099-01-01,unlock-cr/1"
+            )
         })
         .unwrap();
     stdout(&cli(dir.path(), &["import", csv.to_str().unwrap()]));
@@ -134,7 +180,10 @@ async fn no_code_or_secret_appears_in_the_logs() {
         .args(["serve"])
         .current_dir(dir.path())
         .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("UNLOCK_DATABASE_URL", format!("sqlite://{}", dir.path().join("cli.db").display()))
+        .env(
+            "UNLOCK_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("cli.db").display()),
+        )
         .env("UNLOCK_DATA_DIR", dir.path())
         .env("UNLOCK_SECRET_KEY", SECRET_KEY)
         .env("UNLOCK_MAIL__SMTP_URL", smtp.url())
@@ -145,43 +194,89 @@ async fn no_code_or_secret_appears_in_the_logs() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let mut ready = false;
     for _ in 0..200 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
             ready = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let started = client.post(format!("{base}/api/journeys")).json(&serde_json::json!({"email": EMAIL})).send().await.unwrap();
-    let cookie = started.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
-    let token = cookie.split(';').next().unwrap().trim_start_matches("unlock_journey=").to_owned();
+    let started = client
+        .post(format!("{base}/api/journeys"))
+        .json(&serde_json::json!({"email": EMAIL}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = started
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("unlock_journey=")
+        .to_owned();
     let code = code_in(&smtp.wait_for(EMAIL, 1).await);
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    client.post(format!("{base}/api/journey/code")).json(&serde_json::json!({"code": wrong})).send().await.unwrap();
-    let verified = client.post(format!("{base}/api/journey/code")).json(&serde_json::json!({"code": code})).send().await.unwrap();
+    client
+        .post(format!("{base}/api/journey/code"))
+        .json(&serde_json::json!({"code": wrong}))
+        .send()
+        .await
+        .unwrap();
+    let verified = client
+        .post(format!("{base}/api/journey/code"))
+        .json(&serde_json::json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
     let verified_status = verified.status();
 
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
     let exit = server.wait().unwrap();
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(ready, "server never became ready: {logs}");
     assert_eq!(verified_status, StatusCode::OK);
-    assert!(exit.success(), "server did not stop cleanly on SIGTERM: {logs}");
-    assert!(logs.contains("email sent"), "expected debug logs, got: {logs}");
+    assert!(
+        exit.success(),
+        "server did not stop cleanly on SIGTERM: {logs}"
+    );
+    assert!(
+        logs.contains("email sent"),
+        "expected debug logs, got: {logs}"
+    );
     assert!(logs.contains("shutting down"));
     // Timestamps carry 6-digit fractions of a second: look everywhere but there.
     let without_timestamps: String = logs
         .lines()
         .map(|line| {
-            let mut event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            let mut event: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
             event.as_object_mut().map(|o| o.remove("timestamp"));
             event.to_string()
         })
         .collect();
     for secret in [code.as_str(), wrong, token.as_str(), SECRET_KEY] {
-        assert!(!without_timestamps.contains(secret), "{secret} appeared in the logs");
+        assert!(
+            !without_timestamps.contains(secret),
+            "{secret} appeared in the logs"
+        );
     }
 }

@@ -22,7 +22,10 @@ pub const SECRET_KEY: &str = "5f0e4c3a2b1d09f8e7d6c5b4a3928170695a4b3c2d1e0f1a2b
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("find a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free port")
 }
 
 /// Debian's aiosmtpd writing every message it accepts into a Maildir.
@@ -43,14 +46,28 @@ impl SmtpSink {
             std::fs::create_dir_all(maildir.join(sub)).expect("create the maildir");
         }
         let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start aiosmtpd (apt-get install python3-aiosmtpd)");
-        let sink = Self { port, maildir, child };
-        wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let sink = Self {
+            port,
+            maildir,
+            child,
+        };
+        wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         sink
     }
 
@@ -64,12 +81,18 @@ impl SmtpSink {
             .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
         files.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok());
-        files.iter().filter_map(|path| std::fs::read(path).ok()).collect()
+        files
+            .iter()
+            .filter_map(|path| std::fs::read(path).ok())
+            .collect()
     }
 
     /// Messages to one recipient.
     pub fn messages_to(&self, recipient: &str) -> Vec<Vec<u8>> {
-        self.messages().into_iter().filter(|raw| to_of(raw).eq_ignore_ascii_case(recipient)).collect()
+        self.messages()
+            .into_iter()
+            .filter(|raw| to_of(raw).eq_ignore_ascii_case(recipient))
+            .collect()
     }
 
     /// Waits for the `n`th message to `recipient` and returns it.
@@ -80,7 +103,10 @@ impl SmtpSink {
             if messages.len() >= n {
                 return messages.swap_remove(n - 1);
             }
-            assert!(Instant::now() < deadline, "message {n} to {recipient} never arrived");
+            assert!(
+                Instant::now() < deadline,
+                "message {n} to {recipient} never arrived"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -95,15 +121,27 @@ impl Drop for SmtpSink {
 }
 
 pub fn to_of(raw: &[u8]) -> String {
-    let message = mail_parser::MessageParser::default().parse(raw).expect("parse the message");
-    message.to().and_then(|to| to.first()).and_then(|a| a.address()).unwrap_or_default().to_owned()
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parse the message");
+    message
+        .to()
+        .and_then(|to| to.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The one-time code in a delivered message's plain-text part.
 pub fn code_in(raw: &[u8]) -> String {
-    let message = mail_parser::MessageParser::default().parse(raw).expect("parse the message");
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parse the message");
     let text = message.body_text(0).expect("a plain-text part");
-    let after = text.split("Your security code is ").nth(1).expect("the code line");
+    let after = text
+        .split("Your security code is ")
+        .nth(1)
+        .expect("the code line");
     after.chars().take(6).collect()
 }
 
@@ -157,36 +195,71 @@ pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) 
     config.outbox.retry_base_ms = 100;
     tweak(&mut config);
     let clock = Clock::manual(START_OF_TEST);
-    let server = Server::start(config.clone(), clock.clone()).await.expect("start the server");
+    let server = Server::start(config.clone(), clock.clone())
+        .await
+        .expect("start the server");
     seed(&server).await;
-    let client = reqwest::Client::builder().cookie_store(true).build().expect("HTTP client");
-    TestApp { server: Some(server), config, clock, client, smtp: None, dir }
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("HTTP client");
+    TestApp {
+        server: Some(server),
+        config,
+        clock,
+        client,
+        smtp: None,
+        dir,
+    }
 }
 
 /// An allow-listed domain and one holder with an active, supported card.
 async fn seed(server: &Server) {
     let db = &server.state.db.write;
-    sqlx::query("INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, 0, 'test')")
-        .bind(DOMAIN)
-        .execute(db)
+    sqlx::query(
+        "INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, 0, 'test')",
+    )
+    .bind(DOMAIN)
+    .execute(db)
+    .await
+    .expect("allow the test domain");
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = ?")
+        .bind(HOLDER)
+        .fetch_optional(db)
         .await
-        .expect("allow the test domain");
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = ?").bind(HOLDER).fetch_optional(db).await.expect("query");
+        .expect("query");
     if exists.is_none() {
-        add_holder(server, HOLDER, EMAIL, Some(("active", START_OF_TEST + 86_400_000 * 365, "unlock-cr/1"))).await;
+        add_holder(
+            server,
+            HOLDER,
+            EMAIL,
+            Some(("active", START_OF_TEST + 86_400_000 * 365, "unlock-cr/1")),
+        )
+        .await;
     }
 }
 
 /// Adds a holder with one email and optionally one card `(status, cert_expires_at, model)`.
-pub async fn add_holder(server: &Server, holder: &str, email: &str, card: Option<(&str, i64, &str)>) {
+pub async fn add_holder(
+    server: &Server,
+    holder: &str,
+    email: &str,
+    card: Option<(&str, i64, &str)>,
+) {
     let db = &server.state.db.write;
-    sqlx::query("INSERT INTO holders (id, created_at) VALUES (?, 0)").bind(holder).execute(db).await.expect("add holder");
-    sqlx::query("INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')")
-        .bind(email)
+    sqlx::query("INSERT INTO holders (id, created_at) VALUES (?, 0)")
         .bind(holder)
         .execute(db)
         .await
-        .expect("add email");
+        .expect("add holder");
+    sqlx::query(
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')",
+    )
+    .bind(email)
+    .bind(holder)
+    .execute(db)
+    .await
+    .expect("add email");
     if let Some((status, expires, model)) = card {
         let serial = format!("{:0>16}", &holder[..12]);
         sqlx::query("INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES (?, ?, ?, ?, ?, 0)")
@@ -211,7 +284,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn code(&self) -> String {
@@ -223,7 +297,11 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> String {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -231,7 +309,11 @@ pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.expect("read the body").to_vec();
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 impl TestApp {
@@ -252,23 +334,47 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {
-        read(self.client.post(self.url(path)).json(&body).send().await.expect("send")).await
+        read(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
     }
 
     pub async fn start(&self, email: &str) -> Reply {
-        self.post_json("/api/journeys", serde_json::json!({ "email": email })).await
+        self.post_json("/api/journeys", serde_json::json!({ "email": email }))
+            .await
     }
 
     pub async fn verify(&self, code: &str) -> Reply {
-        self.post_json("/api/journey/code", serde_json::json!({ "code": code })).await
+        self.post_json("/api/journey/code", serde_json::json!({ "code": code }))
+            .await
     }
 
     pub async fn resend(&self) -> Reply {
-        read(self.client.post(self.url("/api/journey/resend")).send().await.expect("send")).await
+        read(
+            self.client
+                .post(self.url("/api/journey/resend"))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
     }
 
     pub async fn journey(&self) -> Reply {
-        read(self.client.get(self.url("/api/journey")).send().await.expect("send")).await
+        read(
+            self.client
+                .get(self.url("/api/journey"))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
     }
 
     /// The code in the `n`th email to `email`.
@@ -278,13 +384,18 @@ impl TestApp {
 
     /// A fresh browser: no cookies.
     pub fn new_browser(&mut self) {
-        self.client = reqwest::Client::builder().cookie_store(true).build().expect("HTTP client");
+        self.client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("HTTP client");
     }
 
     /// Stops the server (graceful) and starts it again on the same database.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let server = Server::start(self.config.clone(), self.clock.clone()).await.expect("restart the server");
+        let server = Server::start(self.config.clone(), self.clock.clone())
+            .await
+            .expect("restart the server");
         self.server = Some(server);
     }
 

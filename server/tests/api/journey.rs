@@ -17,17 +17,38 @@ async fn happy_path_from_email_to_verified_code() {
     );
     let cookie = started.header("set-cookie");
     assert!(cookie.starts_with("unlock_journey="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/api"));
-    assert!(!cookie.contains("Secure"), "plain-http deployments can't use Secure cookies");
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/api")
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain-http deployments can't use Secure cookies"
+    );
 
     let raw = app.smtp().wait_for(EMAIL, 1).await;
-    let message = mail_parser::MessageParser::default().parse(&raw).expect("parse");
-    assert_eq!(message.subject(), Some("Your smartcard unlock security code"));
-    assert_eq!(message.from().and_then(|f| f.first()).and_then(|a| a.address()), Some("no-reply@unlock.invalid"));
+    let message = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("parse");
+    assert_eq!(
+        message.subject(),
+        Some("Your smartcard unlock security code")
+    );
+    assert_eq!(
+        message
+            .from()
+            .and_then(|f| f.first())
+            .and_then(|a| a.address()),
+        Some("no-reply@unlock.invalid")
+    );
     assert_eq!(message.text_body_count(), 1);
     assert_eq!(message.html_body_count(), 1);
     let text = message.body_text(0).expect("text part").into_owned();
-    assert!(text.contains("15 minutes") && text.contains("09:15 (UTC)"), "{text}");
+    assert!(
+        text.contains("15 minutes") && text.contains("09:15 (UTC)"),
+        "{text}"
+    );
     assert!(text.contains("Nobody will ever ask you for this code"));
     assert!(text.contains("If you did not ask to unlock your smartcard"));
     let code = code_in(&raw);
@@ -35,15 +56,24 @@ async fn happy_path_from_email_to_verified_code() {
 
     let verified = app.verify(&code).await;
     assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json());
-    assert_eq!(verified.json(), serde_json::json!({"stage": "verified", "expires_in_seconds": 900}));
+    assert_eq!(
+        verified.json(),
+        serde_json::json!({"stage": "verified", "expires_in_seconds": 900})
+    );
     assert_eq!(app.journey().await.stage(), "verified");
 
     // Single use: the same code can't be spent again.
     let again = app.verify(&code).await;
-    assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "journey_closed".into()));
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "journey_closed".into())
+    );
 
     assert_eq!(app.audit("journey.start").await, ["code_issued"]);
-    assert_eq!(app.audit("journey.verify_code").await, ["verified", "not_awaiting_code"]);
+    assert_eq!(
+        app.audit("journey.verify_code").await,
+        ["verified", "not_awaiting_code"]
+    );
 }
 
 #[tokio::test]
@@ -51,19 +81,28 @@ async fn codes_are_stored_only_as_keyed_hashes() {
     let app = spawn_app().await;
     app.start(EMAIL).await;
     let code = app.code_for(EMAIL, 1).await;
-    let macs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT code_mac FROM one_time_codes").fetch_all(app.db()).await.unwrap();
+    let macs: Vec<Vec<u8>> = sqlx::query_scalar("SELECT code_mac FROM one_time_codes")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
     assert_eq!(macs.len(), 1);
     assert_eq!(macs[0].len(), 32);
     assert!(!macs[0].windows(6).any(|w| w == code.as_bytes()));
     // The queued message is sealed at rest and its body is cleared once sent.
     for _ in 0..100 {
-        let state: String = sqlx::query_scalar("SELECT state FROM outbox").fetch_one(app.db()).await.unwrap();
+        let state: String = sqlx::query_scalar("SELECT state FROM outbox")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
         if state == "sent" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let bodies: Vec<Option<Vec<u8>>> = sqlx::query_scalar("SELECT sealed_message FROM outbox").fetch_all(app.db()).await.unwrap();
+    let bodies: Vec<Option<Vec<u8>>> = sqlx::query_scalar("SELECT sealed_message FROM outbox")
+        .fetch_all(app.db())
+        .await
+        .unwrap();
     assert_eq!(bodies, [None]);
 }
 
@@ -75,12 +114,21 @@ async fn three_wrong_codes_void_the_code() {
     let wrong = if code == "000000" { "000001" } else { "000000" };
 
     let first = app.verify(wrong).await;
-    assert_eq!((first.status, first.code()), (StatusCode::UNPROCESSABLE_ENTITY, "code_wrong".into()));
+    assert_eq!(
+        (first.status, first.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "code_wrong".into())
+    );
     assert_eq!(first.json()["tries_left"], 2);
-    assert_eq!(first.json()["message"], "The security code is not right. You have 2 more tries.");
+    assert_eq!(
+        first.json()["message"],
+        "The security code is not right. You have 2 more tries."
+    );
     assert_eq!(app.verify(wrong).await.json()["tries_left"], 1);
     let third = app.verify(wrong).await;
-    assert_eq!((third.status, third.code()), (StatusCode::UNPROCESSABLE_ENTITY, "code_voided".into()));
+    assert_eq!(
+        (third.status, third.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "code_voided".into())
+    );
     assert_eq!(third.json()["tries_left"], 0);
 
     // Even the right code no longer works.
@@ -88,7 +136,12 @@ async fn three_wrong_codes_void_the_code() {
     assert_eq!(app.journey().await.json()["tries_left"], 0);
     assert_eq!(
         app.audit("journey.verify_code").await,
-        ["wrong_code", "wrong_code", "wrong_code_voided", "no_live_code"]
+        [
+            "wrong_code",
+            "wrong_code",
+            "wrong_code_voided",
+            "no_live_code"
+        ]
     );
 }
 
@@ -102,7 +155,10 @@ async fn a_code_expires_fifteen_minutes_after_the_journey_starts() {
 
     app.clock.advance(Duration::from_secs(1));
     let late = app.verify(&code).await;
-    assert_eq!((late.status, late.code()), (StatusCode::GONE, "code_expired".into()));
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::GONE, "code_expired".into())
+    );
     assert_eq!(app.journey().await.stage(), "expired");
     assert_eq!(app.resend().await.code(), "code_expired");
 }
@@ -124,7 +180,10 @@ async fn resend_waits_for_the_cooldown_and_only_the_latest_code_works() {
 
     app.clock.advance(Duration::from_secs(29));
     let early = app.resend().await;
-    assert_eq!((early.status, early.code()), (StatusCode::TOO_MANY_REQUESTS, "resend_too_soon".into()));
+    assert_eq!(
+        (early.status, early.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "resend_too_soon".into())
+    );
     assert_eq!(early.json()["retry_after_seconds"], 1);
     assert_eq!(early.header("retry-after"), "1");
 
@@ -152,7 +211,10 @@ async fn at_most_five_codes_per_holder_per_hour() {
     }
     app.clock.advance(Duration::from_secs(30));
     let sixth = app.resend().await;
-    assert_eq!((sixth.status, sixth.code()), (StatusCode::TOO_MANY_REQUESTS, "too_many_codes".into()));
+    assert_eq!(
+        (sixth.status, sixth.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_codes".into())
+    );
 
     // A new journey (another browser) is capped too: the limit is per holder.
     app.new_browser();
@@ -183,7 +245,13 @@ async fn known_and_unknown_addresses_get_byte_identical_answers() {
     };
     assert_eq!(hint_free(&known_start), hint_free(&unknown_start));
     assert_eq!(known_start.body.len(), unknown_start.body.len());
-    let names = |reply: &Reply| reply.headers.keys().map(|k| k.to_string()).collect::<Vec<_>>();
+    let names = |reply: &Reply| {
+        reply
+            .headers
+            .keys()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&known_start), names(&unknown_start));
 
     // Same-length local parts give the very same bytes.
@@ -197,7 +265,11 @@ async fn known_and_unknown_addresses_get_byte_identical_answers() {
     app.smtp().wait_for(EMAIL, 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(app.smtp().messages_to("jane.dof@trust.example").is_empty());
-    assert!(app.smtp().messages_to("nobody.here@trust.example").is_empty());
+    assert!(
+        app.smtp()
+            .messages_to("nobody.here@trust.example")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -224,11 +296,17 @@ async fn timing_does_not_depend_on_whether_the_address_is_known() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tarpit = format!("smtp://{}", listener.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let mut app = spawn_app_on(dir, Some(tarpit), |c| c.throttle.client_starts_per_hour = 1000).await;
+    let mut app = spawn_app_on(dir, Some(tarpit), |c| {
+        c.throttle.client_starts_per_hour = 1000
+    })
+    .await;
     let mut known = Vec::new();
     let mut unknown = Vec::new();
     for round in 0..12 {
-        for (email, times) in [(EMAIL.to_owned(), &mut known), (format!("nobody{round}@trust.example"), &mut unknown)] {
+        for (email, times) in [
+            (EMAIL.to_owned(), &mut known),
+            (format!("nobody{round}@trust.example"), &mut unknown),
+        ] {
             app.new_browser();
             let started = Instant::now();
             let reply = app.start(&email).await;
@@ -240,7 +318,11 @@ async fn timing_does_not_depend_on_whether_the_address_is_known() {
     known.sort();
     unknown.sort();
     let (median_known, median_unknown) = (known[6], unknown[6]);
-    assert!(known[11] < Duration::from_secs(2), "slowest known-address answer took {:?}", known[11]);
+    assert!(
+        known[11] < Duration::from_secs(2),
+        "slowest known-address answer took {:?}",
+        known[11]
+    );
     assert!(
         median_known < median_unknown * 2 + Duration::from_millis(20)
             && median_unknown < median_known * 2 + Duration::from_millis(20),
@@ -253,14 +335,26 @@ async fn timing_does_not_depend_on_whether_the_address_is_known() {
 async fn domains_off_the_allow_list_are_refused_with_a_clear_reason() {
     let app = spawn_app().await;
     let refused = app.start("jane.doe@gmail.com").await;
-    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "email_domain_not_allowed".into()));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email_domain_not_allowed".into()
+        )
+    );
     let message = refused.json()["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("This email domain can't be used") && message.contains("contact your Registration Authority"));
+    assert!(
+        message.contains("This email domain can't be used")
+            && message.contains("contact your Registration Authority")
+    );
     assert!(refused.header("set-cookie").is_empty());
     assert_eq!(app.audit("journey.start").await, ["domain_not_allowed"]);
 
     let malformed = app.start("jane.doe@").await;
-    assert_eq!((malformed.status, malformed.code()), (StatusCode::UNPROCESSABLE_ENTITY, "email_invalid".into()));
+    assert_eq!(
+        (malformed.status, malformed.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "email_invalid".into())
+    );
 }
 
 #[tokio::test]
@@ -268,9 +362,24 @@ async fn ineligible_holders_learn_it_only_after_the_code() {
     let app = spawn_app().await;
     let year = 86_400_000 * 365;
     let cases = [
-        ("200000000001", "cancelled@trust.example", Some(("cancelled", START_OF_TEST + year, "unlock-cr/1")), "card_cancelled"),
-        ("200000000002", "expired@trust.example", Some(("active", START_OF_TEST - 1, "unlock-cr/1")), "certificates_expired"),
-        ("200000000003", "oldcard@trust.example", Some(("active", START_OF_TEST + year, "legacy-card")), "card_model_unsupported"),
+        (
+            "200000000001",
+            "cancelled@trust.example",
+            Some(("cancelled", START_OF_TEST + year, "unlock-cr/1")),
+            "card_cancelled",
+        ),
+        (
+            "200000000002",
+            "expired@trust.example",
+            Some(("active", START_OF_TEST - 1, "unlock-cr/1")),
+            "certificates_expired",
+        ),
+        (
+            "200000000003",
+            "oldcard@trust.example",
+            Some(("active", START_OF_TEST + year, "legacy-card")),
+            "card_model_unsupported",
+        ),
         ("200000000004", "nocard@trust.example", None, "no_card"),
     ];
     let eligible = app.start(EMAIL).await;
@@ -284,15 +393,28 @@ async fn ineligible_holders_learn_it_only_after_the_code() {
         let code = browser.code_for(email, 1).await;
         let verified = browser.verify(&code).await;
         assert_eq!(verified.status, StatusCode::OK);
-        assert_eq!(verified.json(), serde_json::json!({"stage": "contact_ra", "reason": reason}), "{email}");
+        assert_eq!(
+            verified.json(),
+            serde_json::json!({"stage": "contact_ra", "reason": reason}),
+            "{email}"
+        );
         assert_eq!(browser.journey().await.json()["reason"], reason);
     }
-    assert_eq!(app.audit("journey.verify_code").await, ["verified_ineligible"; 4]);
+    assert_eq!(
+        app.audit("journey.verify_code").await,
+        ["verified_ineligible"; 4]
+    );
 }
 
 /// Another browser against the same server.
 fn spawn_browser(app: &TestApp) -> Browser<'_> {
-    Browser { app, client: reqwest::Client::builder().cookie_store(true).build().unwrap() }
+    Browser {
+        app,
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap(),
+    }
 }
 
 struct Browser<'a> {
@@ -302,13 +424,36 @@ struct Browser<'a> {
 
 impl Browser<'_> {
     async fn start(&self, email: &str) -> Reply {
-        read(self.client.post(self.app.url("/api/journeys")).json(&serde_json::json!({"email": email})).send().await.unwrap()).await
+        read(
+            self.client
+                .post(self.app.url("/api/journeys"))
+                .json(&serde_json::json!({"email": email}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
     async fn verify(&self, code: &str) -> Reply {
-        read(self.client.post(self.app.url("/api/journey/code")).json(&serde_json::json!({"code": code})).send().await.unwrap()).await
+        read(
+            self.client
+                .post(self.app.url("/api/journey/code"))
+                .json(&serde_json::json!({"code": code}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
     async fn journey(&self) -> Reply {
-        read(self.client.get(self.app.url("/api/journey")).send().await.unwrap()).await
+        read(
+            self.client
+                .get(self.app.url("/api/journey"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
     async fn code_for(&self, email: &str, n: usize) -> String {
         self.app.code_for(email, n).await
@@ -323,7 +468,10 @@ async fn the_journey_is_bound_to_the_browser_cookie() {
 
     app.new_browser();
     let stranger = app.verify(&code).await;
-    assert_eq!((stranger.status, stranger.code()), (StatusCode::NOT_FOUND, "no_journey".into()));
+    assert_eq!(
+        (stranger.status, stranger.code()),
+        (StatusCode::NOT_FOUND, "no_journey".into())
+    );
     let forged = read(
         app.client
             .post(app.url("/api/journey/code"))
@@ -342,7 +490,12 @@ async fn the_journey_is_bound_to_the_browser_cookie() {
 async fn cookie_is_secure_when_served_over_https() {
     let app = spawn_app_with(|c| c.public_url = "https://unlock.example.org".into()).await;
     let cookie = app.start(EMAIL).await.header("set-cookie");
-    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test]
@@ -359,9 +512,13 @@ async fn a_journey_survives_a_server_restart() {
 async fn the_audit_trail_is_append_only() {
     let app = spawn_app().await;
     app.start(EMAIL).await;
-    let update = sqlx::query("UPDATE audit_events SET outcome = 'tampered'").execute(app.db()).await;
+    let update = sqlx::query("UPDATE audit_events SET outcome = 'tampered'")
+        .execute(app.db())
+        .await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
-    let delete = sqlx::query("DELETE FROM audit_events").execute(app.db()).await;
+    let delete = sqlx::query("DELETE FROM audit_events")
+        .execute(app.db())
+        .await;
     assert!(delete.unwrap_err().to_string().contains("append-only"));
     assert_eq!(app.audit("journey.start").await, ["code_issued"]);
 }
@@ -370,12 +527,21 @@ async fn the_audit_trail_is_append_only() {
 async fn health_and_readiness() {
     let mut app = spawn_app().await;
     let health = read(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
-    assert_eq!((health.status, health.json()["status"].clone()), (StatusCode::OK, "ok".into()));
+    assert_eq!(
+        (health.status, health.json()["status"].clone()),
+        (StatusCode::OK, "ok".into())
+    );
     let ready = read(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
-    assert_eq!((ready.status, ready.json()["status"].clone()), (StatusCode::OK, "ready".into()));
+    assert_eq!(
+        (ready.status, ready.json()["status"].clone()),
+        (StatusCode::OK, "ready".into())
+    );
     // With the database closed the server is not ready, and says so in JSON.
     app.server().state.db.read.close().await;
     let not_ready = read(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
-    assert_eq!((not_ready.status, not_ready.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into()));
+    assert_eq!(
+        (not_ready.status, not_ready.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable".into())
+    );
     app.stop().await;
 }

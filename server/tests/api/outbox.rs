@@ -6,11 +6,17 @@ use crate::helpers::*;
 
 /// Outbox rows as `(state, attempts)`.
 async fn outbox_states(app: &TestApp) -> Vec<(String, i64)> {
-    sqlx::query_as("SELECT state, attempts FROM outbox ORDER BY id").fetch_all(app.db()).await.unwrap()
+    sqlx::query_as("SELECT state, attempts FROM outbox ORDER BY id")
+        .fetch_all(app.db())
+        .await
+        .unwrap()
 }
 
 async fn attempt_outcomes(app: &TestApp) -> Vec<String> {
-    sqlx::query_scalar("SELECT outcome FROM outbox_attempts ORDER BY id").fetch_all(app.db()).await.unwrap()
+    sqlx::query_scalar("SELECT outcome FROM outbox_attempts ORDER BY id")
+        .fetch_all(app.db())
+        .await
+        .unwrap()
 }
 
 /// Waits (moving the manual clock so retries fall due) until `done` holds.
@@ -21,7 +27,10 @@ async fn wait_for_outbox(app: &TestApp, done: impl Fn(&[(String, i64)]) -> bool)
         if done(&states) {
             return;
         }
-        assert!(Instant::now() < deadline, "outbox never reached the expected state: {states:?}");
+        assert!(
+            Instant::now() < deadline,
+            "outbox never reached the expected state: {states:?}"
+        );
         app.clock.advance(Duration::from_millis(200));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -39,18 +48,34 @@ async fn smtp_down_gives_the_same_answer_and_the_email_goes_once_smtp_is_back() 
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, expected.body);
 
-    wait_for_outbox(&app, |rows| rows.first().is_some_and(|(state, attempts)| state == "queued" && *attempts >= 2)).await;
-    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox").fetch_one(app.db()).await.unwrap();
-    assert!(error.to_lowercase().contains("connect") || error.contains("refused"), "{error}");
+    wait_for_outbox(&app, |rows| {
+        rows.first()
+            .is_some_and(|(state, attempts)| state == "queued" && *attempts >= 2)
+    })
+    .await;
+    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert!(
+        error.to_lowercase().contains("connect") || error.contains("refused"),
+        "{error}"
+    );
 
     let smtp = SmtpSink::start_on(app.dir.path(), port);
-    wait_for_outbox(&app, |rows| rows.first().is_some_and(|(state, _)| state == "sent")).await;
+    wait_for_outbox(&app, |rows| {
+        rows.first().is_some_and(|(state, _)| state == "sent")
+    })
+    .await;
     let code = code_in(&smtp.wait_for(EMAIL, 1).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smtp.messages_to(EMAIL).len(), 1, "sent exactly once");
     let outcomes = attempt_outcomes(&app).await;
     assert_eq!(outcomes.last().map(String::as_str), Some("sent"));
-    assert!(outcomes[..outcomes.len() - 1].iter().all(|o| o == "retry"), "{outcomes:?}");
+    assert!(
+        outcomes[..outcomes.len() - 1].iter().all(|o| o == "retry"),
+        "{outcomes:?}"
+    );
     assert_eq!(app.verify(&code).await.stage(), "verified");
 }
 
@@ -60,14 +85,26 @@ async fn a_queued_email_survives_a_restart_and_is_sent_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = spawn_app_on(dir, Some(format!("smtp://127.0.0.1:{port}")), |_| {}).await;
     app.start(EMAIL).await;
-    wait_for_outbox(&app, |rows| rows.first().is_some_and(|(_, attempts)| *attempts >= 1)).await;
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed_message FROM outbox").fetch_one(app.db()).await.unwrap();
-    assert!(!String::from_utf8_lossy(&sealed).contains("security code"), "queued mail is sealed at rest");
+    wait_for_outbox(&app, |rows| {
+        rows.first().is_some_and(|(_, attempts)| *attempts >= 1)
+    })
+    .await;
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed_message FROM outbox")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains("security code"),
+        "queued mail is sealed at rest"
+    );
 
     app.stop().await;
     let smtp = SmtpSink::start_on(app.dir.path(), port);
     app.restart().await;
-    wait_for_outbox(&app, |rows| rows.first().is_some_and(|(state, _)| state == "sent")).await;
+    wait_for_outbox(&app, |rows| {
+        rows.first().is_some_and(|(state, _)| state == "sent")
+    })
+    .await;
     let code = code_in(&smtp.wait_for(EMAIL, 1).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smtp.messages_to(EMAIL).len(), 1);
@@ -78,12 +115,21 @@ async fn a_queued_email_survives_a_restart_and_is_sent_once() {
 async fn an_email_that_keeps_failing_is_marked_failed_for_good() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_on(dir, Some(format!("smtp://127.0.0.1:{port}")), |c| c.outbox.max_attempts = 3).await;
+    let app = spawn_app_on(dir, Some(format!("smtp://127.0.0.1:{port}")), |c| {
+        c.outbox.max_attempts = 3
+    })
+    .await;
     app.start(EMAIL).await;
-    wait_for_outbox(&app, |rows| rows.first().is_some_and(|(state, _)| state == "failed")).await;
+    wait_for_outbox(&app, |rows| {
+        rows.first().is_some_and(|(state, _)| state == "failed")
+    })
+    .await;
     assert_eq!(outbox_states(&app).await, [("failed".to_owned(), 3)]);
     assert_eq!(attempt_outcomes(&app).await, ["retry", "retry", "failed"]);
-    let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT sealed_message FROM outbox").fetch_one(app.db()).await.unwrap();
+    let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT sealed_message FROM outbox")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
     assert_eq!(sealed, None, "a finished message keeps no body");
 }
 
@@ -91,15 +137,27 @@ async fn an_email_that_keeps_failing_is_marked_failed_for_good() {
 async fn a_code_email_is_not_sent_after_the_code_has_expired() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut app = spawn_app_on(dir, Some(format!("smtp://127.0.0.1:{port}")), |c| c.outbox.retry_base_ms = 60_000).await;
+    let mut app = spawn_app_on(dir, Some(format!("smtp://127.0.0.1:{port}")), |c| {
+        c.outbox.retry_base_ms = 60_000
+    })
+    .await;
     app.start(EMAIL).await;
-    wait_for_outbox(&app, |rows| rows.first().is_some_and(|(_, attempts)| *attempts >= 1)).await;
+    wait_for_outbox(&app, |rows| {
+        rows.first().is_some_and(|(_, attempts)| *attempts >= 1)
+    })
+    .await;
     app.stop().await;
     app.clock.advance(Duration::from_secs(16 * 60));
     let smtp = SmtpSink::start_on(app.dir.path(), port);
     app.restart().await;
-    wait_for_outbox(&app, |rows| rows.first().is_some_and(|(state, _)| state == "failed")).await;
-    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox").fetch_one(app.db()).await.unwrap();
+    wait_for_outbox(&app, |rows| {
+        rows.first().is_some_and(|(state, _)| state == "failed")
+    })
+    .await;
+    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
     assert_eq!(error, "expired before it could be sent");
     assert!(smtp.messages().is_empty());
 }

@@ -15,10 +15,16 @@ async fn a_client_address_starting_too_many_journeys_is_locked_out_until_release
     let mut app = spawn_app_with(|c| c.throttle.client_starts_per_hour = 3).await;
     for _ in 0..3 {
         app.new_browser();
-        assert_eq!(app.start("someone@trust.example").await.status, StatusCode::OK);
+        assert_eq!(
+            app.start("someone@trust.example").await.status,
+            StatusCode::OK
+        );
     }
     let locked = app.start(EMAIL).await;
-    assert_eq!((locked.status, locked.code()), (StatusCode::TOO_MANY_REQUESTS, "throttled".into()));
+    assert_eq!(
+        (locked.status, locked.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "throttled".into())
+    );
     assert_eq!(locked.json()["retry_after_seconds"], 15 * 60);
     assert_eq!(locked.header("retry-after"), "900");
 
@@ -29,7 +35,11 @@ async fn a_client_address_starting_too_many_journeys_is_locked_out_until_release
     // A staff action releases it at once.
     assert_eq!(release(&app, "127.0.0.1").await, 1);
     assert_eq!(app.start(EMAIL).await.status, StatusCode::OK);
-    assert!(app.audit("journey.start").await.contains(&"throttled_client".to_owned()));
+    assert!(
+        app.audit("journey.start")
+            .await
+            .contains(&"throttled_client".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -46,7 +56,10 @@ async fn a_client_address_sending_too_many_wrong_codes_is_locked_out() {
     app.start("guess3@trust.example").await;
     app.verify("123456").await;
     let locked = app.verify("123456").await;
-    assert_eq!((locked.status, locked.code()), (StatusCode::TOO_MANY_REQUESTS, "throttled".into()));
+    assert_eq!(
+        (locked.status, locked.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "throttled".into())
+    );
     assert_eq!(locked.json()["retry_after_seconds"], 5 * 60);
 }
 
@@ -65,7 +78,10 @@ async fn a_holder_who_keeps_voiding_codes_is_locked_out_across_journeys() {
     // The second voided code within a day locks the holder for 15 minutes, from any browser.
     app.new_browser();
     let locked = app.start(EMAIL).await;
-    assert_eq!((locked.status, locked.code()), (StatusCode::TOO_MANY_REQUESTS, "throttled".into()));
+    assert_eq!(
+        (locked.status, locked.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "throttled".into())
+    );
     assert_eq!(locked.json()["retry_after_seconds"], 15 * 60);
 
     assert_eq!(release(&app, &format!("holder:{HOLDER}")).await, 1);
