@@ -59,10 +59,11 @@ impl Db {
             .context("apply database migrations")
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so a command-line
+    /// process writing beside the server waits its turn instead of failing on a stale snapshot.
     pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
         self.write
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .context("begin a write transaction")
     }

@@ -153,7 +153,7 @@ async fn throttle_command(
     command: ThrottleCommand,
     now: i64,
 ) -> anyhow::Result<()> {
-    let mut conn = db.write.acquire().await.context("acquire a connection")?;
+    let mut conn = db.begin().await?;
     match command {
         ThrottleCommand::List => {
             for row in throttle::locked(&mut conn, now).await? {
@@ -199,6 +199,7 @@ async fn throttle_command(
                 ..Event::default()
             };
             audit::record(&mut conn, now, event).await?;
+            conn.commit().await.context("commit the release")?;
             println!("released {released} throttle(s) for {key}");
             Ok(())
         }

@@ -106,3 +106,30 @@ async fn an_unknown_address_is_throttled_exactly_like_a_known_one() {
     assert_eq!(replies[0].status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(replies[0].body, replies[1].body);
 }
+
+#[tokio::test]
+async fn the_operator_command_releases_a_throttle_while_the_server_runs() {
+    let mut app = spawn_app_with(|c| c.throttle.client_starts_per_hour = 1).await;
+    app.start(EMAIL).await;
+    app.new_browser();
+    assert_eq!(app.start(EMAIL).await.code(), "throttled");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_unlock-server"))
+        .args(["throttle", "release", "--client", "127.0.0.1"])
+        .env("UNLOCK_DATABASE_URL", &app.config.database_url)
+        .env("UNLOCK_DATA_DIR", app.dir.path())
+        .env("UNLOCK_SECRET_KEY", SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "released 1 throttle(s) for 127.0.0.1\n"
+    );
+    assert_eq!(app.start(EMAIL).await.status, StatusCode::OK);
+    assert_eq!(app.audit("throttle.release").await, ["done"]);
+}
