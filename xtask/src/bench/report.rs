@@ -1,0 +1,138 @@
+//! Figures from a load run, and the table that compares them with the baseline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::load::Run;
+
+/// Each endpoint must reach this share of the baseline's requests per second.
+pub const TARGET_RATIO: f64 = 0.5;
+/// And keep its 99th percentile latency under this.
+pub const TARGET_P99: Duration = Duration::from_millis(50);
+
+/// The figures of one load run.
+#[derive(Debug)]
+pub struct Stats {
+    pub name: &'static str,
+    pub requests: usize,
+    pub errors: usize,
+    /// Reason → count, to say what the errors were.
+    pub error_kinds: BTreeMap<String, usize>,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl Stats {
+    pub fn new(name: &'static str, run: &Run) -> Self {
+        let sent: Vec<_> = run.outcomes.iter().flatten().collect();
+        let mut latencies: Vec<Duration> = sent.iter().map(|outcome| outcome.latency).collect();
+        latencies.sort_unstable();
+        let mut error_kinds = BTreeMap::new();
+        for reason in sent.iter().filter_map(|outcome| outcome.error.as_ref()) {
+            *error_kinds.entry(reason.clone()).or_insert(0) += 1;
+        }
+        let seconds = run.elapsed.as_secs_f64();
+        Self {
+            name,
+            requests: sent.len(),
+            errors: error_kinds.values().sum(),
+            error_kinds,
+            per_second: if seconds > 0.0 {
+                sent.len() as f64 / seconds
+            } else {
+                0.0
+            },
+            p50: percentile(&latencies, 0.50),
+            p99: percentile(&latencies, 0.99),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values (zero when there are none).
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Prints the table, the targets and what the errors were.
+pub fn print(baseline: &Stats, endpoints: &[Stats]) {
+    println!();
+    println!(
+        "{:<15} {:>9} {:>7} {:>10} {:>8} {:>8} {:>12}  {:<17} {:<11}",
+        "endpoint",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "vs baseline",
+        "req/s >= 50% base",
+        "p99 <= 50ms"
+    );
+    row(baseline, 1.0, "-", "-");
+    for stats in endpoints {
+        let ratio = if baseline.per_second > 0.0 {
+            stats.per_second / baseline.per_second
+        } else {
+            0.0
+        };
+        row(
+            stats,
+            ratio,
+            verdict(ratio >= TARGET_RATIO),
+            verdict(stats.p99 <= TARGET_P99),
+        );
+    }
+    println!();
+    println!(
+        "targets: each endpoint >= {:.0}% of the baseline's req/s, and p99 <= {} ms at the same connection count",
+        TARGET_RATIO * 100.0,
+        TARGET_P99.as_millis()
+    );
+    for stats in std::iter::once(baseline).chain(endpoints) {
+        for (reason, count) in &stats.error_kinds {
+            println!("errors in {}: {count} x {reason}", stats.name);
+        }
+    }
+}
+
+fn row(stats: &Stats, ratio: f64, rate: &str, p99: &str) {
+    println!(
+        "{:<15} {:>9} {:>7} {:>10.1} {:>8.2} {:>8.2} {:>11.0}%  {:<17} {:<11}",
+        stats.name,
+        stats.requests,
+        stats.errors,
+        stats.per_second,
+        millis(stats.p50),
+        millis(stats.p99),
+        ratio * 100.0,
+        rate,
+        p99
+    );
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "PASS" } else { "MISS" }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&values, 0.50), Duration::from_millis(50));
+        assert_eq!(percentile(&values, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&values[..1], 0.99), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 0.99), Duration::ZERO);
+    }
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask <command>`: the project's everyday commands, in Rust so they need no shell.
+
+mod bench;
+mod cmd;
+mod run;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Project tasks for the smartcard unlock service.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service on its embedded defaults with a demo holder (data in ./var/).
+    Run {
+        /// Extra arguments for `unlock-server serve --demo`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Install what the tests need, then run every test and the wasm check.
+    Test,
+    /// Load-benchmark the real server against a bare axum + SQLite baseline.
+    Bench(bench::BenchArgs),
+    /// The measuring half of `bench`, run from a release build.
+    #[command(hide = true)]
+    BenchInner(bench::InnerArgs),
+    /// The baseline server `bench` measures against (one SQLite commit per request).
+    #[command(hide = true)]
+    BaselineServer(bench::baseline::ServerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { args } => run::run(&args),
+        Command::Test => test::run(),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchInner(args) => bench::inner(&args),
+        Command::BaselineServer(args) => bench::baseline::serve(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
