@@ -65,28 +65,32 @@ pub struct Locked {
     pub until: Millis,
 }
 
-/// Fails if `key` is locked out in `scope`.
-pub async fn check(
+/// The lock-out in force on a holder's subject or on a client's wrong codes, whichever ends
+/// later (one query: this runs on every code check).
+pub async fn code_lock(
     conn: &mut SqliteConnection,
-    scope: Scope,
-    key: &str,
+    client: &str,
+    subject: &str,
     now: Millis,
-) -> anyhow::Result<Result<(), Locked>> {
-    let until: Option<Millis> =
-        sqlx::query_scalar("SELECT locked_until FROM throttles WHERE scope = ? AND key = ?")
-            .bind(scope.as_str())
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .context("read a throttle")?;
-    Ok(match until {
-        Some(until) if until > now => Err(Locked { until }),
-        _ => Ok(()),
-    })
+) -> anyhow::Result<Option<Locked>> {
+    let until: Option<Millis> = sqlx::query_scalar(
+        "SELECT MAX(locked_until) FROM throttles
+         WHERE (scope = ?1 AND key = ?2) OR (scope = ?3 AND key = ?4)",
+    )
+    .bind(Scope::ClientFailure.as_str())
+    .bind(client)
+    .bind(Scope::SubjectVoided.as_str())
+    .bind(subject)
+    .fetch_one(conn)
+    .await
+    .context("read the code throttles")?;
+    Ok(until
+        .filter(|until| *until > now)
+        .map(|until| Locked { until }))
 }
 
-/// Counts one event; past the free allowance the key is locked out for the next rung of
-/// the ladder. Returns the lock-out this hit caused, if any.
+/// Counts one event and returns the lock-out in force after it: one already running, or a
+/// new one because this hit ran over the free allowance (the next rung of the ladder).
 pub async fn hit(
     conn: &mut SqliteConnection,
     config: &ThrottleConfig,
@@ -95,12 +99,12 @@ pub async fn hit(
     now: Millis,
 ) -> anyhow::Result<Option<Locked>> {
     let policy = scope.policy(config);
-    let hits: i64 = sqlx::query_scalar(
+    let (hits, locked_until): (i64, Millis) = sqlx::query_as(
         "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES (?1, ?2, 1, ?3)
          ON CONFLICT (scope, key) DO UPDATE SET
              hits = CASE WHEN window_started_at <= ?3 - ?4 THEN 1 ELSE hits + 1 END,
              window_started_at = CASE WHEN window_started_at <= ?3 - ?4 THEN ?3 ELSE window_started_at END
-         RETURNING hits",
+         RETURNING hits, locked_until",
     )
     .bind(scope.as_str())
     .bind(key)
@@ -109,6 +113,11 @@ pub async fn hit(
     .fetch_one(&mut *conn)
     .await
     .context("count a throttle hit")?;
+    if locked_until > now {
+        return Ok(Some(Locked {
+            until: locked_until,
+        }));
+    }
     let over = hits - i64::from(policy.free_hits);
     if over <= 0 {
         return Ok(None);

@@ -7,13 +7,13 @@ use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
 use super::start::issue_code;
-use super::{Journey, codes_last_hour, find, latest_code, view_of};
+use super::{Journey, find, subject_limits, throttled, view_of};
 use crate::audit::{self, Event};
 use crate::clock::{Millis, seconds_until};
 use crate::config::Config;
 use crate::error::Failure;
 use crate::state::AppState;
-use crate::throttle::{self, Locked, Scope};
+use crate::throttle::{self, Scope};
 
 /// `POST /api/journey/code`.
 pub async fn verify(
@@ -32,16 +32,7 @@ pub async fn verify(
     let config = &state.config;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    let journey = find(&mut tx, token).await?;
-    let event = |outcome| Event {
-        actor: "holder",
-        action: "journey.verify_code",
-        outcome,
-        journey_id: Some(journey.id),
-        holder_id: journey.holder_id.as_deref(),
-        client_addr: Some(client),
-        detail: None,
-    };
+    let (journey, latest) = find(&mut tx, token).await?;
 
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
@@ -53,7 +44,7 @@ pub async fn verify(
                 )),
             );
         }
-        if let Some(locked) = locked_out(&mut tx, client, &journey.subject, now).await? {
+        if let Some(locked) = throttle::code_lock(&mut tx, client, &journey.subject, now).await? {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
         if now >= journey.expires_at {
@@ -62,15 +53,9 @@ pub async fn verify(
                 Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
             );
         }
-        let latest = latest_code(&mut tx, journey.id).await?;
         let Some(latest) = latest.filter(|c| c.state == "live") else {
-            break 'checked (
-                "no_live_code",
-                Err(Failure::client(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ErrorCode::CodeVoided,
-                )),
-            );
+            let voided = Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided);
+            break 'checked ("no_live_code", Err(voided));
         };
         if state
             .keys
@@ -81,8 +66,7 @@ pub async fn verify(
                 .execute(&mut *tx)
                 .await
                 .context("use up the code")?;
-            let holder_id = journey.holder_id.as_deref().unwrap_or_default();
-            let journey = mark_verified(&mut tx, config, journey.clone(), holder_id, now).await?;
+            let journey = mark_verified(&mut tx, config, journey.clone(), now).await?;
             let outcome = if journey.state == "verified" {
                 "verified"
             } else {
@@ -109,13 +93,9 @@ pub async fn verify(
                 now,
             )
             .await?;
-            break 'checked (
-                "wrong_code_voided",
-                Err(
-                    Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided)
-                        .tries_left(0),
-                ),
-            );
+            let voided = Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided)
+                .tries_left(0);
+            break 'checked ("wrong_code_voided", Err(voided));
         }
         let tries_left =
             u8::try_from(i64::from(config.journey.max_code_tries) - wrong_tries).unwrap_or(0);
@@ -123,17 +103,19 @@ pub async fn verify(
             1 => "The security code is not right. You have 1 more try.".to_owned(),
             n => format!("The security code is not right. You have {n} more tries."),
         };
-        (
-            "wrong_code",
-            Err(Failure::client_message(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::CodeWrong,
-                message,
-            )
-            .tries_left(tries_left)),
-        )
+        let wrong = Failure::client_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::CodeWrong,
+            message,
+        );
+        ("wrong_code", Err(wrong.tries_left(tries_left)))
     };
-    audit::record(&mut tx, now, event(outcome)).await?;
+    audit::record(
+        &mut tx,
+        now,
+        holder_event(&journey, "journey.verify_code", outcome, client),
+    )
+    .await?;
     tx.commit().await.context("commit the code check")?;
     result
 }
@@ -147,16 +129,7 @@ pub async fn resend(
     let config = &state.config;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
-    let journey = find(&mut tx, token).await?;
-    let event = |outcome| Event {
-        actor: "holder",
-        action: "journey.resend_code",
-        outcome,
-        journey_id: Some(journey.id),
-        holder_id: journey.holder_id.as_deref(),
-        client_addr: Some(client),
-        detail: None,
-    };
+    let (journey, latest) = find(&mut tx, token).await?;
 
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
@@ -174,29 +147,25 @@ pub async fn resend(
                 Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
             );
         }
-        if let Some(locked) = locked_out(&mut tx, client, &journey.subject, now).await? {
+        if let Some(locked) = throttle::code_lock(&mut tx, client, &journey.subject, now).await? {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
         let cooldown =
             i64::try_from(config.journey.resend_cooldown_seconds * 1000).unwrap_or(i64::MAX);
-        if let Some(latest) = latest_code(&mut tx, journey.id).await?
+        if let Some(latest) = &latest
             && now < latest.issued_at + cooldown
         {
             let wait = seconds_until(now, latest.issued_at + cooldown);
             let message = format!("Wait {wait} seconds before asking for another code.");
-            break 'checked (
-                "too_soon",
-                Err(Failure::client_message(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorCode::ResendTooSoon,
-                    message,
-                )
-                .retry_after(wait)),
+            let too_soon = Failure::client_message(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::ResendTooSoon,
+                message,
             );
+            break 'checked ("too_soon", Err(too_soon.retry_after(wait)));
         }
-        if codes_last_hour(&mut tx, &journey.subject, now).await?
-            >= i64::from(config.journey.codes_per_hour)
-        {
+        let (_, recent_codes) = subject_limits(&mut tx, &journey.subject, now).await?;
+        if recent_codes >= i64::from(config.journey.codes_per_hour) {
             break 'checked (
                 "too_many_codes",
                 Err(Failure::client(
@@ -205,40 +174,46 @@ pub async fn resend(
                 )),
             );
         }
+        // Only the latest code may work.
+        sqlx::query("UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = ? AND state = 'live'")
+            .bind(journey.id)
+            .execute(&mut *tx)
+            .await
+            .context("supersede the journey's earlier code")?;
         let code = issue_code(state, &mut tx, &journey, now).await?;
         (
             "code_issued",
             view_of(&config.journey, &journey, Some(&code), now),
         )
     };
-    audit::record(&mut tx, now, event(outcome)).await?;
+    audit::record(
+        &mut tx,
+        now,
+        holder_event(&journey, "journey.resend_code", outcome, client),
+    )
+    .await?;
     tx.commit().await.context("commit the resend")?;
-    state.outbox_wake.notify_one();
+    if result.is_ok() {
+        state.outbox_wake.notify_one();
+    }
     result
 }
 
-/// A lock-out on the client address or the holder, whichever ends later.
-async fn locked_out(
-    conn: &mut SqliteConnection,
-    client: &str,
-    subject: &str,
-    now: Millis,
-) -> anyhow::Result<Option<Locked>> {
-    let by_client = throttle::check(conn, Scope::ClientFailure, client, now)
-        .await?
-        .err();
-    let by_subject = throttle::check(conn, Scope::SubjectVoided, subject, now)
-        .await?
-        .err();
-    Ok(by_client
-        .into_iter()
-        .chain(by_subject)
-        .max_by_key(|l| l.until))
-}
-
-fn throttled(now: Millis, locked: Locked) -> Failure {
-    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
-        .retry_after(seconds_until(now, locked.until))
+fn holder_event<'a>(
+    journey: &'a Journey,
+    action: &'a str,
+    outcome: &'a str,
+    client: &'a str,
+) -> Event<'a> {
+    Event {
+        actor: "holder",
+        action,
+        outcome,
+        journey_id: Some(journey.id),
+        holder_id: journey.holder_id.as_deref(),
+        client_addr: Some(client),
+        detail: None,
+    }
 }
 
 /// After a right code: the holder may go on only if one of their cards can be unlocked here.
@@ -246,9 +221,9 @@ async fn mark_verified(
     conn: &mut SqliteConnection,
     config: &Config,
     mut journey: Journey,
-    holder_id: &str,
     now: Millis,
 ) -> anyhow::Result<Journey> {
+    let holder_id = journey.holder_id.as_deref().unwrap_or_default();
     let reason = ineligibility(conn, config, holder_id, now).await?;
     journey.state = if reason.is_some() {
         "ineligible"

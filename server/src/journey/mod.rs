@@ -17,6 +17,7 @@ use crate::config::JourneyConfig;
 use crate::error::Failure;
 use crate::secrets::token_hash;
 use crate::state::AppState;
+use crate::throttle::{Locked, Scope};
 use axum::http::StatusCode;
 
 /// A journey as stored.
@@ -41,46 +42,86 @@ struct LatestCode {
     state: String,
 }
 
-/// The journey a cookie token names.
-async fn find(conn: &mut SqliteConnection, token: Option<&str>) -> Result<Journey, Failure> {
+/// A journey row joined with its latest code, as one query reads them.
+#[derive(sqlx::FromRow)]
+struct JourneyWithCode {
+    #[sqlx(flatten)]
+    journey: Journey,
+    code_id: Option<i64>,
+    code_mac: Option<Vec<u8>>,
+    issued_at: Option<Millis>,
+    wrong_tries: Option<i64>,
+    code_state: Option<String>,
+}
+
+/// The journey a cookie token names, with its latest code.
+async fn find(
+    conn: &mut SqliteConnection,
+    token: Option<&str>,
+) -> Result<(Journey, Option<LatestCode>), Failure> {
     let token =
         token.ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))?;
-    sqlx::query_as(
-        "SELECT id, subject, holder_id, email, state, ineligible_reason, expires_at FROM journeys WHERE token_hash = ?",
+    let row: JourneyWithCode = sqlx::query_as(
+        "SELECT j.id, j.subject, j.holder_id, j.email, j.state, j.ineligible_reason, j.expires_at,
+                c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state
+         FROM journeys j
+         LEFT JOIN one_time_codes c
+           ON c.id = (SELECT MAX(id) FROM one_time_codes WHERE journey_id = j.id)
+         WHERE j.token_hash = ?",
     )
     .bind(token_hash(token))
     .fetch_optional(conn)
     .await
     .context("find the journey")?
-    .ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))
+    .ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))?;
+    let code = match (
+        row.code_id,
+        row.code_mac,
+        row.issued_at,
+        row.wrong_tries,
+        row.code_state,
+    ) {
+        (Some(id), Some(code_mac), Some(issued_at), Some(wrong_tries), Some(state)) => {
+            Some(LatestCode {
+                id,
+                code_mac,
+                issued_at,
+                wrong_tries,
+                state,
+            })
+        }
+        _ => None,
+    };
+    Ok((row.journey, code))
 }
 
-async fn latest_code(
-    conn: &mut SqliteConnection,
-    journey_id: i64,
-) -> anyhow::Result<Option<LatestCode>> {
-    sqlx::query_as(
-        "SELECT id, code_mac, issued_at, wrong_tries, state FROM one_time_codes
-         WHERE journey_id = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(journey_id)
-    .fetch_optional(conn)
-    .await
-    .context("read the journey's latest code")
-}
-
-/// Codes issued to a subject in the hour before `now`.
-async fn codes_last_hour(
+/// Whether a subject is locked out, and how many codes it was sent in the hour before `now`
+/// (one query: this runs on every start and resend).
+async fn subject_limits(
     conn: &mut SqliteConnection,
     subject: &str,
     now: Millis,
-) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM one_time_codes WHERE subject = ? AND issued_at > ?")
-        .bind(subject)
-        .bind(now - 3_600_000)
-        .fetch_one(conn)
-        .await
-        .context("count the subject's recent codes")
+) -> anyhow::Result<(Option<Locked>, i64)> {
+    let (locked_until, codes): (Option<Millis>, i64) = sqlx::query_as(
+        "SELECT (SELECT locked_until FROM throttles WHERE scope = ?1 AND key = ?2),
+                (SELECT COUNT(*) FROM one_time_codes WHERE subject = ?2 AND issued_at > ?3)",
+    )
+    .bind(Scope::SubjectVoided.as_str())
+    .bind(subject)
+    .bind(now - 3_600_000)
+    .fetch_one(conn)
+    .await
+    .context("read the subject's throttle and recent codes")?;
+    let locked = locked_until
+        .filter(|until| *until > now)
+        .map(|until| Locked { until });
+    Ok((locked, codes))
+}
+
+/// The answer to a request refused by a lock-out.
+fn throttled(now: Millis, locked: Locked) -> Failure {
+    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
+        .retry_after(seconds_until(now, locked.until))
 }
 
 /// Where a journey stands, as the page sees it.
@@ -134,8 +175,7 @@ pub async fn view(state: &AppState, token: Option<&str>) -> Result<JourneyView, 
         .acquire()
         .await
         .context("acquire a read connection")?;
-    let journey = find(&mut conn, token).await?;
-    let code = latest_code(&mut conn, journey.id).await?;
+    let (journey, code) = find(&mut conn, token).await?;
     view_of(
         &state.config.journey,
         &journey,

@@ -6,9 +6,9 @@ use sqlx::SqliteConnection;
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
-use super::{Journey, LatestCode, codes_last_hour, view_of};
+use super::{Journey, LatestCode, subject_limits, throttled, view_of};
 use crate::audit::{self, Event};
-use crate::clock::{Millis, seconds_until};
+use crate::clock::Millis;
 use crate::error::Failure;
 use crate::outbox::{self, Outgoing, templates};
 use crate::secrets::{self, token_hash};
@@ -31,152 +31,104 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
             format!("{e}."),
         )
     })?;
-    let now = state.clock.now();
     let config = &state.config;
-    let mut tx = state.db.begin().await?;
-    let audit_event = |outcome| Event {
-        actor: "holder",
-        action: "journey.start",
-        outcome,
-        client_addr: Some(client),
-        ..Event::default()
-    };
-
-    let client_locked = match throttle::check(&mut tx, Scope::ClientStart, client, now).await? {
-        Err(locked) => Some(locked),
-        Ok(()) => throttle::hit(&mut tx, &config.throttle, Scope::ClientStart, client, now).await?,
-    };
-    if let Some(locked) = client_locked {
-        audit::record(&mut tx, now, audit_event("throttled_client")).await?;
-        tx.commit().await.context("commit")?;
-        return Err(
-            Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
-                .retry_after(seconds_until(now, locked.until)),
-        );
-    }
-
-    if !domain_allowed(&mut tx, email.domain()).await? {
-        audit::record(
-            &mut tx,
-            now,
-            Event {
-                detail: Some(email.domain()),
-                ..audit_event("domain_not_allowed")
-            },
-        )
-        .await?;
-        tx.commit().await.context("commit")?;
-        return Err(Failure::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::EmailDomainNotAllowed,
-        ));
-    }
-
-    let holder_id: Option<String> =
-        sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
-            .bind(email.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("look up the address")?;
+    // Look-ups that need no lock run beside other requests, before the write transaction.
+    let (allowed, holder_id) = look_up(state, &email).await?;
     // Addresses on no profile get a pseudonymous subject and go through every step a known
     // one does, except that no email is queued: the answer and its timing must not differ.
     let subject = match &holder_id {
         Some(id) => format!("holder:{id}"),
         None => state.keys.email_subject(email.as_str()),
     };
-    let base = Event {
-        holder_id: holder_id.as_deref(),
-        ..audit_event("")
-    };
 
-    if let Err(locked) = throttle::check(&mut tx, Scope::SubjectVoided, &subject, now).await? {
-        audit::record(
-            &mut tx,
-            now,
-            Event {
-                outcome: "throttled_holder",
-                ..base.clone()
-            },
+    let now = state.clock.now();
+    let mut tx = state.db.begin().await?;
+    let mut journey_id = None;
+    let (outcome, result) = 'checked: {
+        let client_lock =
+            throttle::hit(&mut tx, &config.throttle, Scope::ClientStart, client, now).await?;
+        if let Some(locked) = client_lock {
+            break 'checked ("throttled_client", Err(throttled(now, locked)));
+        }
+        if !allowed {
+            let refused = Failure::client(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::EmailDomainNotAllowed,
+            );
+            break 'checked ("domain_not_allowed", Err(refused));
+        }
+        let (subject_lock, recent_codes) = subject_limits(&mut tx, &subject, now).await?;
+        if let Some(locked) = subject_lock {
+            break 'checked ("throttled_holder", Err(throttled(now, locked)));
+        }
+        if recent_codes >= i64::from(config.journey.codes_per_hour) {
+            let refused = Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyCodes);
+            break 'checked ("too_many_codes", Err(refused));
+        }
+
+        let token = secrets::new_token()?;
+        let expires_at =
+            now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_code', ?6, ?7, ?6) RETURNING id",
         )
-        .await?;
-        tx.commit().await.context("commit")?;
-        return Err(
-            Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
-                .retry_after(seconds_until(now, locked.until)),
-        );
-    }
-    if codes_last_hour(&mut tx, &subject, now).await? >= i64::from(config.journey.codes_per_hour) {
-        audit::record(
-            &mut tx,
-            now,
-            Event {
-                outcome: "too_many_codes",
-                ..base.clone()
-            },
-        )
-        .await?;
-        tx.commit().await.context("commit")?;
-        return Err(Failure::client(
-            StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::TooManyCodes,
-        ));
-    }
-
-    let token = secrets::new_token()?;
-    let expires_at =
-        now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
-    let journey_id: i64 = sqlx::query_scalar(
-        "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_code', ?6, ?7, ?6) RETURNING id",
-    )
-    .bind(token_hash(&token))
-    .bind(&subject)
-    .bind(holder_id.as_deref())
-    .bind(email.as_str())
-    .bind(client)
-    .bind(now)
-    .bind(expires_at)
-    .fetch_one(&mut *tx)
-    .await
-    .context("create the journey")?;
-    let journey = Journey {
-        id: journey_id,
-        subject,
-        holder_id: holder_id.clone(),
-        email: email.as_str().to_owned(),
-        state: "awaiting_code".into(),
-        ineligible_reason: None,
-        expires_at,
-    };
-    let code = issue_code(state, &mut tx, &journey, now).await?;
-    audit::record(
-        &mut tx,
-        now,
-        Event {
-            outcome: "code_issued",
-            journey_id: Some(journey_id),
-            ..base
-        },
-    )
-    .await?;
-    tx.commit().await.context("commit the new journey")?;
-    state.outbox_wake.notify_one();
-
-    let view = view_of(&config.journey, &journey, Some(&code), now)?;
-    Ok(Started { token, view })
-}
-
-async fn domain_allowed(conn: &mut SqliteConnection, domain: &str) -> anyhow::Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = ?")
-        .bind(domain)
-        .fetch_optional(conn)
+        .bind(token_hash(&token))
+        .bind(&subject)
+        .bind(holder_id.as_deref())
+        .bind(email.as_str())
+        .bind(client)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(&mut *tx)
         .await
-        .context("check the email domain allow list")?;
-    Ok(found.is_some())
+        .context("create the journey")?;
+        journey_id = Some(id);
+        let journey = Journey {
+            id,
+            subject: subject.clone(),
+            holder_id: holder_id.clone(),
+            email: email.as_str().to_owned(),
+            state: "awaiting_code".into(),
+            ineligible_reason: None,
+            expires_at,
+        };
+        let code = issue_code(state, &mut tx, &journey, now).await?;
+        let view = view_of(&config.journey, &journey, Some(&code), now);
+        ("code_issued", view.map(|view| Started { token, view }))
+    };
+    let event = Event {
+        actor: "holder",
+        action: "journey.start",
+        outcome,
+        journey_id,
+        holder_id: holder_id.as_deref(),
+        client_addr: Some(client),
+        detail: (outcome == "domain_not_allowed").then(|| email.domain()),
+    };
+    audit::record(&mut tx, now, event).await?;
+    tx.commit().await.context("commit the journey start")?;
+    if result.is_ok() {
+        state.outbox_wake.notify_one();
+    }
+    result
 }
 
-/// Draws a new code for the journey, makes it the only live one, and queues its email if the
-/// address is on a profile. The code itself leaves this function only inside the sealed email.
+/// Whether the address's domain is allowed, and whose profile the address is on.
+async fn look_up(state: &AppState, email: &EmailAddress) -> anyhow::Result<(bool, Option<String>)> {
+    sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = ?1),
+                (SELECT holder_id FROM holder_emails WHERE email = ?2)",
+    )
+    .bind(email.domain())
+    .bind(email.as_str())
+    .fetch_one(&state.db.read)
+    .await
+    .context("look up the address")
+}
+
+/// Draws a new code for the journey and queues its email if the address is on a profile.
+/// The caller supersedes any earlier code first. The code itself leaves this function only inside the sealed email.
 pub(super) async fn issue_code(
     state: &AppState,
     conn: &mut SqliteConnection,
@@ -185,13 +137,6 @@ pub(super) async fn issue_code(
 ) -> anyhow::Result<LatestCode> {
     let code = secrets::new_code()?;
     let code_mac = state.keys.code_mac(journey.id, &code);
-    sqlx::query(
-        "UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = ? AND state = 'live'",
-    )
-    .bind(journey.id)
-    .execute(&mut *conn)
-    .await
-    .context("supersede the journey's earlier code")?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state)
          VALUES (?, ?, ?, ?, 'live') RETURNING id",

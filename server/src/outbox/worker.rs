@@ -15,7 +15,7 @@ use crate::db::Db;
 use crate::secrets::Keys;
 
 /// Messages claimed per round.
-const BATCH: i64 = 16;
+const BATCH: i64 = 64;
 
 /// The outbox worker of one server instance.
 #[derive(Debug, Clone)]
@@ -190,58 +190,65 @@ impl Worker {
         base.saturating_mul(1_i64 << exponent).min(cap)
     }
 
+    /// Records a round's outcomes in one transaction of two statements, whatever its size:
+    /// under load the worker shares the single write connection with holders' requests.
     async fn record(&self, outcomes: &[(Claimed, Outcome)]) -> anyhow::Result<()> {
         let now = self.clock.now();
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(message, outcome)| {
+                let (state, attempt, next, detail, finished) = match outcome {
+                    Outcome::Sent => ("sent", "sent", now, None, Some(now)),
+                    Outcome::Retry { at, detail } => ("queued", "retry", *at, Some(detail), None),
+                    Outcome::Failed { detail } => {
+                        ("failed", "failed", now, Some(detail), Some(now))
+                    }
+                };
+                serde_json::json!({"id": message.id, "state": state, "attempt": attempt,
+                                   "next": next, "detail": detail, "finished": finished})
+            })
+            .collect();
+        let rows = serde_json::Value::Array(rows).to_string();
         let instance = &self.config.outbox.instance_id;
         let mut tx = self.db.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
+                    last_error = o.detail, finished_at = o.finished,
+                    claimed_by = NULL, claimed_until = NULL,
+                    sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
+             FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
+                          value ->> 'detail' AS detail, value ->> 'finished' AS finished
+                   FROM json_each(?1)) AS o
+             WHERE outbox.id = o.id AND outbox.claimed_by = ?2",
+        )
+        .bind(&rows)
+        .bind(instance)
+        .execute(&mut *tx)
+        .await
+        .context("record the outcomes of sends")?;
+        sqlx::query(
+            "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
+             SELECT value ->> 'id', ?2, ?3, value ->> 'attempt', value ->> 'detail' FROM json_each(?1)",
+        )
+        .bind(&rows)
+        .bind(now)
+        .bind(instance)
+        .execute(&mut *tx)
+        .await
+        .context("record send attempts")?;
+        tx.commit().await.context("commit send outcomes")?;
         for (message, outcome) in outcomes {
-            let (state, outcome_name, next, detail, finished) = match outcome {
-                Outcome::Sent => ("sent", "sent", now, None, Some(now)),
-                Outcome::Retry { at, detail } => {
-                    ("queued", "retry", *at, Some(detail.as_str()), None)
-                }
-                Outcome::Failed { detail } => {
-                    ("failed", "failed", now, Some(detail.as_str()), Some(now))
-                }
-            };
-            sqlx::query(
-                "UPDATE outbox SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2,
-                        last_error = ?3, finished_at = ?4, claimed_by = NULL, claimed_until = NULL,
-                        sealed_message = CASE WHEN ?1 = 'queued' THEN sealed_message END
-                 WHERE id = ?5 AND claimed_by = ?6",
-            )
-            .bind(state)
-            .bind(next)
-            .bind(detail)
-            .bind(finished)
-            .bind(message.id)
-            .bind(instance)
-            .execute(&mut *tx)
-            .await
-            .context("record the outcome of a send")?;
-            sqlx::query(
-                "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(message.id)
-            .bind(now)
-            .bind(instance)
-            .bind(outcome_name)
-            .bind(detail)
-            .execute(&mut *tx)
-            .await
-            .context("record a send attempt")?;
+            let (id, kind) = (message.id, &message.kind);
             match outcome {
-                Outcome::Sent => {
-                    tracing::info!(outbox_id = message.id, kind = %message.kind, "email sent")
-                }
+                Outcome::Sent => tracing::info!(outbox_id = id, %kind, "email sent"),
                 Outcome::Retry { detail, .. } => {
-                    tracing::warn!(outbox_id = message.id, kind = %message.kind, detail = %detail, "email not sent; will retry")
+                    tracing::warn!(outbox_id = id, %kind, %detail, "email not sent; will retry")
                 }
                 Outcome::Failed { detail } => {
-                    tracing::error!(outbox_id = message.id, kind = %message.kind, detail = %detail, "email failed for good")
+                    tracing::error!(outbox_id = id, %kind, %detail, "email failed for good")
                 }
             }
         }
-        tx.commit().await.context("commit send outcomes")
+        Ok(())
     }
 }

@@ -176,7 +176,7 @@ async fn no_code_or_secret_appears_in_the_logs() {
     stdout(&cli(dir.path(), &["import", csv.to_str().unwrap()]));
 
     let log_path = dir.path().join("server.log");
-    let mut server = Command::new(BINARY)
+    let server = Command::new(BINARY)
         .args(["serve"])
         .current_dir(dir.path())
         .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
@@ -193,6 +193,7 @@ async fn no_code_or_secret_appears_in_the_logs() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
+    let mut server = KillOnDrop(server);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .cookie_store(true)
@@ -248,9 +249,9 @@ async fn no_code_or_secret_appears_in_the_logs() {
     let verified_status = verified.status();
 
     let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status();
-    let exit = server.wait().unwrap();
+    let exit = server.0.wait().unwrap();
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(ready, "server never became ready: {logs}");
     assert_eq!(verified_status, StatusCode::OK);
@@ -278,5 +279,15 @@ async fn no_code_or_secret_appears_in_the_logs() {
             !without_timestamps.contains(secret),
             "{secret} appeared in the logs"
         );
+    }
+}
+
+/// Kills the server if the test panics before stopping it, so no process outlives the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -199,7 +199,10 @@ async fn resend_waits_for_the_cooldown_and_only_the_latest_code_works() {
         assert_eq!(app.verify(&first_code).await.code(), "code_wrong");
     }
     assert_eq!(app.verify(&second_code).await.stage(), "verified");
-    assert_eq!(app.audit("journey.resend_code").await, ["too_soon", "code_issued"]);
+    assert_eq!(
+        app.audit("journey.resend_code").await,
+        ["too_soon", "code_issued"]
+    );
 }
 
 #[tokio::test]
