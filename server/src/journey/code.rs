@@ -7,7 +7,7 @@ use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
 use super::start::issue_code;
-use super::{Journey, find, subject_limits, throttled, view_of};
+use super::{Journey, find, no_journey, subject_limits, throttled, view_of};
 use crate::audit::{self, Event};
 use crate::clock::{Millis, seconds_until};
 use crate::config::Config;
@@ -29,11 +29,45 @@ pub async fn verify(
             format!("{e}."),
         )
     })?;
+    let token = token.ok_or_else(no_journey)?.to_owned();
+    let (state, client) = (state.clone(), client.to_owned());
+    state
+        .clone()
+        .db
+        .write(move |conn| Box::pin(check_code(conn, state, token, code, client)))
+        .await?
+}
+
+/// `POST /api/journey/resend`.
+pub async fn resend(
+    state: &AppState,
+    token: Option<&str>,
+    client: &str,
+) -> Result<JourneyView, Failure> {
+    let token = token.ok_or_else(no_journey)?.to_owned();
+    let (job_state, client) = (state.clone(), client.to_owned());
+    let result = state
+        .db
+        .write(move |conn| Box::pin(send_new_code(conn, job_state, token, client)))
+        .await?;
+    if result.is_ok() {
+        state.outbox_wake.notify_one();
+    }
+    result
+}
+
+async fn check_code(
+    conn: &mut SqliteConnection,
+    state: AppState,
+    token: String,
+    code: OneTimeCode,
+    client: String,
+) -> anyhow::Result<Result<JourneyView, Failure>> {
+    let Some((journey, latest)) = find(conn, &token).await? else {
+        return Ok(Err(no_journey()));
+    };
     let config = &state.config;
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let (journey, latest) = find(&mut tx, token).await?;
-
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
             break 'checked (
@@ -44,7 +78,7 @@ pub async fn verify(
                 )),
             );
         }
-        if let Some(locked) = throttle::code_lock(&mut tx, client, &journey.subject, now).await? {
+        if let Some(locked) = throttle::code_lock(conn, &client, &journey.subject, now).await? {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
         if now >= journey.expires_at {
@@ -63,10 +97,10 @@ pub async fn verify(
         {
             sqlx::query("UPDATE one_time_codes SET state = 'used' WHERE id = ?")
                 .bind(latest.id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .context("use up the code")?;
-            let journey = mark_verified(&mut tx, config, journey.clone(), now).await?;
+            let journey = mark_verified(conn, config, journey.clone(), now).await?;
             let outcome = if journey.state == "verified" {
                 "verified"
             } else {
@@ -80,13 +114,13 @@ pub async fn verify(
             .bind(wrong_tries)
             .bind(if voided { "voided" } else { "live" })
             .bind(latest.id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .context("count a wrong code")?;
-        throttle::hit(&mut tx, &config.throttle, Scope::ClientFailure, client, now).await?;
+        throttle::hit(conn, &config.throttle, Scope::ClientFailure, &client, now).await?;
         if voided {
             throttle::hit(
-                &mut tx,
+                conn,
                 &config.throttle,
                 Scope::SubjectVoided,
                 &journey.subject,
@@ -111,26 +145,25 @@ pub async fn verify(
         ("wrong_code", Err(wrong.tries_left(tries_left)))
     };
     audit::record(
-        &mut tx,
+        conn,
         now,
-        holder_event(&journey, "journey.verify_code", outcome, client),
+        holder_event(&journey, "journey.verify_code", outcome, &client),
     )
     .await?;
-    tx.commit().await.context("commit the code check")?;
-    result
+    Ok(result)
 }
 
-/// `POST /api/journey/resend`.
-pub async fn resend(
-    state: &AppState,
-    token: Option<&str>,
-    client: &str,
-) -> Result<JourneyView, Failure> {
+async fn send_new_code(
+    conn: &mut SqliteConnection,
+    state: AppState,
+    token: String,
+    client: String,
+) -> anyhow::Result<Result<JourneyView, Failure>> {
+    let Some((journey, latest)) = find(conn, &token).await? else {
+        return Ok(Err(no_journey()));
+    };
     let config = &state.config;
     let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let (journey, latest) = find(&mut tx, token).await?;
-
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
             break 'checked (
@@ -147,7 +180,7 @@ pub async fn resend(
                 Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
             );
         }
-        if let Some(locked) = throttle::code_lock(&mut tx, client, &journey.subject, now).await? {
+        if let Some(locked) = throttle::code_lock(conn, &client, &journey.subject, now).await? {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
         let cooldown =
@@ -164,7 +197,7 @@ pub async fn resend(
             );
             break 'checked ("too_soon", Err(too_soon.retry_after(wait)));
         }
-        let (_, recent_codes) = subject_limits(&mut tx, &journey.subject, now).await?;
+        let (_, recent_codes) = subject_limits(conn, &journey.subject, now).await?;
         if recent_codes >= i64::from(config.journey.codes_per_hour) {
             break 'checked (
                 "too_many_codes",
@@ -177,26 +210,22 @@ pub async fn resend(
         // Only the latest code may work.
         sqlx::query("UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = ? AND state = 'live'")
             .bind(journey.id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .context("supersede the journey's earlier code")?;
-        let code = issue_code(state, &mut tx, &journey, now).await?;
+        let code = issue_code(&state, conn, &journey, now).await?;
         (
             "code_issued",
             view_of(&config.journey, &journey, Some(&code), now),
         )
     };
     audit::record(
-        &mut tx,
+        conn,
         now,
-        holder_event(&journey, "journey.resend_code", outcome, client),
+        holder_event(&journey, "journey.resend_code", outcome, &client),
     )
     .await?;
-    tx.commit().await.context("commit the resend")?;
-    if result.is_ok() {
-        state.outbox_wake.notify_one();
-    }
-    result
+    Ok(result)
 }
 
 fn holder_event<'a>(

@@ -57,11 +57,9 @@ struct JourneyWithCode {
 /// The journey a cookie token names, with its latest code.
 async fn find(
     conn: &mut SqliteConnection,
-    token: Option<&str>,
-) -> Result<(Journey, Option<LatestCode>), Failure> {
-    let token =
-        token.ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))?;
-    let row: JourneyWithCode = sqlx::query_as(
+    token: &str,
+) -> anyhow::Result<Option<(Journey, Option<LatestCode>)>> {
+    let row: Option<JourneyWithCode> = sqlx::query_as(
         "SELECT j.id, j.subject, j.holder_id, j.email, j.state, j.ineligible_reason, j.expires_at,
                 c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state
          FROM journeys j
@@ -72,8 +70,10 @@ async fn find(
     .bind(token_hash(token))
     .fetch_optional(conn)
     .await
-    .context("find the journey")?
-    .ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney))?;
+    .context("find the journey")?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
     let code = match (
         row.code_id,
         row.code_mac,
@@ -92,7 +92,12 @@ async fn find(
         }
         _ => None,
     };
-    Ok((row.journey, code))
+    Ok(Some((row.journey, code)))
+}
+
+/// The answer when the cookie names no journey.
+fn no_journey() -> Failure {
+    Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney)
 }
 
 /// Whether a subject is locked out, and how many codes it was sent in the hour before `now`
@@ -169,13 +174,14 @@ fn view_of(
 
 /// `GET /api/journey`: where the journey in the cookie stands.
 pub async fn view(state: &AppState, token: Option<&str>) -> Result<JourneyView, Failure> {
+    let token = token.ok_or_else(no_journey)?;
     let mut conn = state
         .db
         .read
         .acquire()
         .await
         .context("acquire a read connection")?;
-    let (journey, code) = find(&mut conn, token).await?;
+    let (journey, code) = find(&mut conn, token).await?.ok_or_else(no_journey)?;
     view_of(
         &state.config.journey,
         &journey,

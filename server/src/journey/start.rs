@@ -31,83 +31,19 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
             format!("{e}."),
         )
     })?;
-    let config = &state.config;
-    // Look-ups that need no lock run beside other requests, before the write transaction.
+    // Look-ups that need no lock run beside other requests, before the write.
     let (allowed, holder_id) = look_up(state, &email).await?;
-    // Addresses on no profile get a pseudonymous subject and go through every step a known
-    // one does, except that no email is queued: the answer and its timing must not differ.
-    let subject = match &holder_id {
-        Some(id) => format!("holder:{id}"),
-        None => state.keys.email_subject(email.as_str()),
+    let request = StartRequest {
+        state: state.clone(),
+        email,
+        allowed,
+        holder_id,
+        client: client.to_owned(),
     };
-
-    let now = state.clock.now();
-    let mut tx = state.db.begin().await?;
-    let mut journey_id = None;
-    let (outcome, result) = 'checked: {
-        let client_lock =
-            throttle::hit(&mut tx, &config.throttle, Scope::ClientStart, client, now).await?;
-        if let Some(locked) = client_lock {
-            break 'checked ("throttled_client", Err(throttled(now, locked)));
-        }
-        if !allowed {
-            let refused = Failure::client(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::EmailDomainNotAllowed,
-            );
-            break 'checked ("domain_not_allowed", Err(refused));
-        }
-        let (subject_lock, recent_codes) = subject_limits(&mut tx, &subject, now).await?;
-        if let Some(locked) = subject_lock {
-            break 'checked ("throttled_holder", Err(throttled(now, locked)));
-        }
-        if recent_codes >= i64::from(config.journey.codes_per_hour) {
-            let refused = Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyCodes);
-            break 'checked ("too_many_codes", Err(refused));
-        }
-
-        let token = secrets::new_token()?;
-        let expires_at =
-            now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_code', ?6, ?7, ?6) RETURNING id",
-        )
-        .bind(token_hash(&token))
-        .bind(&subject)
-        .bind(holder_id.as_deref())
-        .bind(email.as_str())
-        .bind(client)
-        .bind(now)
-        .bind(expires_at)
-        .fetch_one(&mut *tx)
-        .await
-        .context("create the journey")?;
-        journey_id = Some(id);
-        let journey = Journey {
-            id,
-            subject: subject.clone(),
-            holder_id: holder_id.clone(),
-            email: email.as_str().to_owned(),
-            state: "awaiting_code".into(),
-            ineligible_reason: None,
-            expires_at,
-        };
-        let code = issue_code(state, &mut tx, &journey, now).await?;
-        let view = view_of(&config.journey, &journey, Some(&code), now);
-        ("code_issued", view.map(|view| Started { token, view }))
-    };
-    let event = Event {
-        actor: "holder",
-        action: "journey.start",
-        outcome,
-        journey_id,
-        holder_id: holder_id.as_deref(),
-        client_addr: Some(client),
-        detail: (outcome == "domain_not_allowed").then(|| email.domain()),
-    };
-    audit::record(&mut tx, now, event).await?;
-    tx.commit().await.context("commit the journey start")?;
+    let result = state
+        .db
+        .write(move |conn| Box::pin(request.run(conn)))
+        .await?;
     if result.is_ok() {
         state.outbox_wake.notify_one();
     }
@@ -125,6 +61,102 @@ async fn look_up(state: &AppState, email: &EmailAddress) -> anyhow::Result<(bool
     .fetch_one(&state.db.read)
     .await
     .context("look up the address")
+}
+
+struct StartRequest {
+    state: AppState,
+    email: EmailAddress,
+    allowed: bool,
+    holder_id: Option<String>,
+    client: String,
+}
+
+impl StartRequest {
+    /// The write: every check that must see committed state, the journey, its code, its email
+    /// and the audit event, in one transaction.
+    async fn run(self, conn: &mut SqliteConnection) -> anyhow::Result<Result<Started, Failure>> {
+        let Self {
+            state,
+            email,
+            allowed,
+            holder_id,
+            client,
+        } = self;
+        let config = &state.config;
+        let now = state.clock.now();
+        // Addresses on no profile get a pseudonymous subject and go through every step a known
+        // one does, except that no email is queued: the answer and its timing must not differ.
+        let subject = match &holder_id {
+            Some(id) => format!("holder:{id}"),
+            None => state.keys.email_subject(email.as_str()),
+        };
+        let mut journey_id = None;
+        let (outcome, result) = 'checked: {
+            if let Some(locked) =
+                throttle::hit(conn, &config.throttle, Scope::ClientStart, &client, now).await?
+            {
+                break 'checked ("throttled_client", Err(throttled(now, locked)));
+            }
+            if !allowed {
+                let refused = Failure::client(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::EmailDomainNotAllowed,
+                );
+                break 'checked ("domain_not_allowed", Err(refused));
+            }
+            let (subject_lock, recent_codes) = subject_limits(conn, &subject, now).await?;
+            if let Some(locked) = subject_lock {
+                break 'checked ("throttled_holder", Err(throttled(now, locked)));
+            }
+            if recent_codes >= i64::from(config.journey.codes_per_hour) {
+                let refused =
+                    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyCodes);
+                break 'checked ("too_many_codes", Err(refused));
+            }
+
+            let token = secrets::new_token()?;
+            let expires_at =
+                now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_code', ?6, ?7, ?6) RETURNING id",
+            )
+            .bind(token_hash(&token))
+            .bind(&subject)
+            .bind(holder_id.as_deref())
+            .bind(email.as_str())
+            .bind(&client)
+            .bind(now)
+            .bind(expires_at)
+            .fetch_one(&mut *conn)
+            .await
+            .context("create the journey")?;
+            journey_id = Some(id);
+            let journey = Journey {
+                id,
+                subject: subject.clone(),
+                holder_id: holder_id.clone(),
+                email: email.as_str().to_owned(),
+                state: "awaiting_code".into(),
+                ineligible_reason: None,
+                expires_at,
+            };
+            let code = issue_code(&state, conn, &journey, now).await?;
+            let view = view_of(&config.journey, &journey, Some(&code), now);
+            ("code_issued", view.map(|view| Started { token, view }))
+        };
+        let event = Event {
+            actor: "holder",
+            action: "journey.start",
+            outcome,
+            journey_id,
+            holder_id: holder_id.as_deref(),
+            client_addr: Some(&client),
+            detail: (outcome == "domain_not_allowed").then(|| email.domain()),
+        };
+        audit::record(conn, now, event).await?;
+        Ok(result)
+    }
 }
 
 /// Draws a new code for the journey and queues its email if the address is on a profile.

@@ -113,21 +113,28 @@ impl Worker {
         let lease = i64::try_from(self.config.outbox.lease_seconds)
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
-        sqlx::query_as(
-            "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
-             WHERE id IN (SELECT id FROM outbox
-                          WHERE state = 'queued' AND next_attempt_at <= ?3
-                            AND (claimed_until IS NULL OR claimed_until < ?3)
-                          ORDER BY next_attempt_at, id LIMIT ?4)
-             RETURNING id, kind, recipient, sealed_message, attempts, expires_at",
-        )
-        .bind(&self.config.outbox.instance_id)
-        .bind(now.saturating_add(lease))
-        .bind(now)
-        .bind(BATCH)
-        .fetch_all(&self.db.write)
-        .await
-        .context("claim due outbox messages")
+        let instance = self.config.outbox.instance_id.clone();
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
+                         WHERE id IN (SELECT id FROM outbox
+                                      WHERE state = 'queued' AND next_attempt_at <= ?3
+                                        AND (claimed_until IS NULL OR claimed_until < ?3)
+                                      ORDER BY next_attempt_at, id LIMIT ?4)
+                         RETURNING id, kind, recipient, sealed_message, attempts, expires_at",
+                    )
+                    .bind(instance)
+                    .bind(now.saturating_add(lease))
+                    .bind(now)
+                    .bind(BATCH)
+                    .fetch_all(conn)
+                    .await
+                    .context("claim due outbox messages")
+                })
+            })
+            .await
     }
 
     async fn attempt(&self, message: &Claimed) -> Outcome {
@@ -190,8 +197,8 @@ impl Worker {
         base.saturating_mul(1_i64 << exponent).min(cap)
     }
 
-    /// Records a round's outcomes in one transaction of two statements, whatever its size:
-    /// under load the worker shares the single write connection with holders' requests.
+    /// Records a round's outcomes in two statements, whatever its size: under load the worker
+    /// shares the write connection with holders' requests.
     async fn record(&self, outcomes: &[(Claimed, Outcome)]) -> anyhow::Result<()> {
         let now = self.clock.now();
         let rows: Vec<serde_json::Value> = outcomes
@@ -209,34 +216,39 @@ impl Worker {
             })
             .collect();
         let rows = serde_json::Value::Array(rows).to_string();
-        let instance = &self.config.outbox.instance_id;
-        let mut tx = self.db.begin().await?;
-        sqlx::query(
-            "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
-                    last_error = o.detail, finished_at = o.finished,
-                    claimed_by = NULL, claimed_until = NULL,
-                    sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
-             FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
-                          value ->> 'detail' AS detail, value ->> 'finished' AS finished
-                   FROM json_each(?1)) AS o
-             WHERE outbox.id = o.id AND outbox.claimed_by = ?2",
-        )
-        .bind(&rows)
-        .bind(instance)
-        .execute(&mut *tx)
-        .await
-        .context("record the outcomes of sends")?;
-        sqlx::query(
-            "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
-             SELECT value ->> 'id', ?2, ?3, value ->> 'attempt', value ->> 'detail' FROM json_each(?1)",
-        )
-        .bind(&rows)
-        .bind(now)
-        .bind(instance)
-        .execute(&mut *tx)
-        .await
-        .context("record send attempts")?;
-        tx.commit().await.context("commit send outcomes")?;
+        let instance = self.config.outbox.instance_id.clone();
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
+                                last_error = o.detail, finished_at = o.finished,
+                                claimed_by = NULL, claimed_until = NULL,
+                                sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
+                         FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
+                                      value ->> 'detail' AS detail, value ->> 'finished' AS finished
+                               FROM json_each(?1)) AS o
+                         WHERE outbox.id = o.id AND outbox.claimed_by = ?2",
+                    )
+                    .bind(&rows)
+                    .bind(&instance)
+                    .execute(&mut *conn)
+                    .await
+                    .context("record the outcomes of sends")?;
+                    sqlx::query(
+                        "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
+                         SELECT value ->> 'id', ?2, ?3, value ->> 'attempt', value ->> 'detail' FROM json_each(?1)",
+                    )
+                    .bind(&rows)
+                    .bind(now)
+                    .bind(&instance)
+                    .execute(&mut *conn)
+                    .await
+                    .context("record send attempts")?;
+                    Ok(())
+                })
+            })
+            .await?;
         for (message, outcome) in outcomes {
             let (id, kind) = (message.id, &message.kind);
             match outcome {

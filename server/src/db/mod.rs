@@ -4,16 +4,23 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+mod writer;
+
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+pub use writer::BoxFuture;
+use writer::Writer;
 
 /// Connections that read may run side by side; all writes go through one connection, so
-/// writers queue in the pool instead of spinning on SQLite's busy lock.
+/// writers queue instead of spinning on SQLite's busy lock, and the server's own writes are
+/// group-committed by [`Db::write`].
 #[derive(Debug, Clone)]
 pub struct Db {
     pub read: SqlitePool,
     pub write: SqlitePool,
+    writer: Writer,
 }
 
 /// The durability settings every connection uses (also used by the benchmark baseline).
@@ -48,7 +55,12 @@ impl Db {
             .connect_with(options.read_only(true))
             .await
             .context("open the database for reading")?;
-        Ok(Self { read, write })
+        let writer = Writer::start(write.clone());
+        Ok(Self {
+            read,
+            write,
+            writer,
+        })
     }
 
     /// Applies pending migrations from `server/migrations/`.
@@ -59,7 +71,19 @@ impl Db {
             .context("apply database migrations")
     }
 
-    /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so a command-line
+    /// Runs `work` in a group-committed write transaction and returns its result once it is
+    /// on disk. An `Err` from `work` undoes its own changes and nothing else.
+    pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
+            + Send
+            + 'static,
+    {
+        self.writer.write(work).await
+    }
+
+    /// Starts a write transaction of its own (for the command line). `IMMEDIATE` takes the write lock up front, so a command-line
     /// process writing beside the server waits its turn instead of failing on a stale snapshot.
     pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
         self.write

@@ -1,0 +1,210 @@
+//! Group commit: every write the server makes while answering goes through one task that
+//! owns the write connection. Writes that arrive while a commit is on its way to disk are
+//! gathered into the next transaction, each inside its own savepoint, and answered only
+//! after that transaction has committed. Durability is unchanged (`synchronous = FULL`:
+//! nobody hears "done" before their change is on disk); what is shared is the `fsync`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::Context;
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+/// A future borrowing the write connection.
+pub type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+
+/// Most writes gathered into one transaction.
+const MAX_BATCH: usize = 128;
+
+/// One queued write: runs on the connection, says whether to keep its changes, and hands
+/// back how to deliver its answer once the transaction's fate is known.
+type Work = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Done> + Send>;
+
+struct Done {
+    keep: bool,
+    deliver: Box<dyn FnOnce(Result<(), String>) + Send>,
+}
+
+/// The handle requests use to queue writes.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    queue: mpsc::UnboundedSender<Work>,
+}
+
+impl Writer {
+    /// Starts the writer task on the single-connection write pool.
+    pub fn start(pool: SqlitePool) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, jobs));
+        Self { queue }
+    }
+
+    /// Runs `work` inside a write transaction and returns its result once committed. An
+    /// `Err` from `work` rolls back its own changes only.
+    pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
+            + Send
+            + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Work = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = work(conn).await;
+                Done {
+                    keep: result.is_ok(),
+                    deliver: Box::new(move |committed| {
+                        let outcome = committed.map_err(anyhow::Error::msg).and_then(|()| result);
+                        let _ = reply.send(outcome);
+                    }),
+                }
+            })
+        });
+        self.queue
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?;
+        answer
+            .await
+            .context("the database writer dropped a write")?
+    }
+}
+
+async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Work>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match pool.acquire().await {
+            Ok(mut conn) => commit_batch(&mut conn, batch).await,
+            // Dropping the batch unrun tells each caller its write was dropped.
+            Err(error) => tracing::error!(%error, "could not open the write connection"),
+        }
+    }
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Work>) {
+    if let Err(error) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        tracing::error!(error = %error, "could not begin a write transaction");
+        // Each job is dropped unrun; its caller sees "dropped a write".
+        return;
+    }
+    let mut done = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Err(error) = sqlx::raw_sql("SAVEPOINT job").execute(&mut *conn).await {
+            tracing::error!(error = %error, "could not open a savepoint");
+            continue;
+        }
+        let result = job(conn).await;
+        let end = if result.keep {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        match sqlx::raw_sql(end).execute(&mut *conn).await {
+            Ok(_) => done.push(result),
+            Err(error) => {
+                (result.deliver)(Err(format!("close a savepoint: {error}")));
+            }
+        }
+    }
+    let committed = sqlx::raw_sql("COMMIT")
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(|error| format!("commit a write transaction: {error}"));
+    if committed.is_err() {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+    }
+    for job in done {
+        (job.deliver)(committed.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::bail;
+
+    use super::super::Db;
+
+    async fn db() -> (Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER NOT NULL)")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        (db, dir)
+    }
+
+    async fn insert(db: &Db, n: i64, fail: bool) -> anyhow::Result<i64> {
+        db.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (n) VALUES (?)")
+                    .bind(n)
+                    .execute(&mut *conn)
+                    .await?;
+                if fail {
+                    bail!("job {n} failed after writing");
+                }
+                Ok(n)
+            })
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_commit_and_a_failing_one_undoes_only_itself() {
+        let (db, _dir) = db().await;
+        let jobs: Vec<_> = (0..200)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move { insert(&db, n, n % 10 == 3).await })
+            })
+            .collect();
+        let mut failed = 0;
+        for (n, job) in jobs.into_iter().enumerate() {
+            match job.await.unwrap() {
+                Ok(value) => assert_eq!(value, i64::try_from(n).unwrap()),
+                Err(error) => {
+                    assert!(error.to_string().contains("failed after writing"));
+                    failed += 1;
+                }
+            }
+        }
+        assert_eq!(failed, 20);
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(&db.read)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 180);
+        assert!(rows.iter().all(|n| n % 10 != 3));
+    }
+
+    #[tokio::test]
+    async fn a_write_answers_only_after_commit() {
+        let (db, _dir) = db().await;
+        insert(&db, 7, false).await.unwrap();
+        // A separate read connection sees it at once: the answer came after the commit.
+        let seen: i64 = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_one(&db.read)
+            .await
+            .unwrap();
+        assert_eq!(seen, 7);
+    }
+
+    #[tokio::test]
+    async fn writes_fail_plainly_once_the_database_is_closed() {
+        let (db, _dir) = db().await;
+        db.close().await;
+        let error = insert(&db, 1, false).await.unwrap_err();
+        assert!(error.to_string().contains("dropped a write"), "{error:#}");
+    }
+}
