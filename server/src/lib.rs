@@ -39,7 +39,11 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     worker: JoinHandle<()>,
+    checkpoints: JoinHandle<()>,
 }
+
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Server {
     /// Opens and migrates the database, binds the listener and starts the outbox worker.
@@ -65,6 +69,7 @@ impl Server {
             .context("read the listening address")?;
         let (shutdown, _) = watch::channel(false);
 
+        let checkpoints = db.checkpoint_in_background(CHECKPOINT_INTERVAL, shutdown.subscribe());
         let worker = Worker {
             db,
             mailer,
@@ -91,6 +96,7 @@ impl Server {
             shutdown,
             http,
             worker,
+            checkpoints,
         })
     }
 
@@ -102,6 +108,7 @@ impl Server {
             .context("join the HTTP task")?
             .context("serve HTTP")?;
         self.worker.await.context("join the outbox worker")?;
+        self.checkpoints.await.context("join the checkpoint task")?;
         self.state.db.close().await;
         Ok(())
     }

@@ -8,7 +8,7 @@ mod writer;
 
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 pub use writer::BoxFuture;
 use writer::Writer;
@@ -21,6 +21,7 @@ pub struct Db {
     pub read: SqlitePool,
     pub write: SqlitePool,
     writer: Writer,
+    options: SqliteConnectOptions,
 }
 
 /// The durability settings every connection uses (also used by the benchmark baseline).
@@ -45,21 +46,24 @@ impl Db {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("create the database folder {}", parent.display()))?;
         }
+        // Checkpoints run in the background (see `checkpoint_in_background`), not inside
+        // whichever commit happens to fill the log.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await
             .context("open the database for writing")?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .context("open the database for reading")?;
-        let writer = Writer::start(write.clone());
+        let writer = Writer::start(write.clone())?;
         Ok(Self {
             read,
             write,
             writer,
+            options,
         })
     }
 
@@ -90,6 +94,42 @@ impl Db {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .context("begin a write transaction")
+    }
+
+    /// Copies the write-ahead log into the database file every `every`, on a connection of its
+    /// own, until `shutdown` turns true. Durability does not depend on it: a commit is on disk
+    /// once it is in the log. It keeps the log short without stalling a commit.
+    pub fn checkpoint_in_background(
+        &self,
+        every: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let options = self.options.clone();
+        tokio::spawn(async move {
+            let mut conn = match options.connect().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::error!(%error, "could not open the checkpoint connection");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = shutdown.changed() => break,
+                }
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut conn)
+                    .await
+                {
+                    tracing::warn!(%error, "checkpoint failed; will retry");
+                }
+            }
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        })
     }
 
     /// Checks the database answers, for `/readyz`.

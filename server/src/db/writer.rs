@@ -33,11 +33,20 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the single-connection write pool.
-    pub fn start(pool: SqlitePool) -> Self {
+    /// Starts the writer on the single-connection write pool. It runs on a thread of its
+    /// own: each statement is a round trip to SQLite's thread, and on the shared runtime every
+    /// one of them would wait behind the HTTP tasks, holding the write lock meanwhile.
+    pub fn start(pool: SqlitePool) -> anyhow::Result<Self> {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, jobs));
-        Self { queue }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("build the database writer's runtime")?;
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || runtime.block_on(run(pool, jobs)))
+            .context("start the database writer thread")?;
+        Ok(Self { queue })
     }
 
     /// Runs `work` inside a write transaction and returns its result once committed. An
