@@ -16,6 +16,8 @@ use crate::secrets::Keys;
 
 /// Messages claimed per round.
 const BATCH: i64 = 64;
+/// Messages being sent at once.
+const SENDS_IN_FLIGHT: usize = 8;
 
 /// The outbox worker of one server instance.
 #[derive(Debug, Clone)]
@@ -95,15 +97,26 @@ impl Worker {
                 return Ok(handled);
             }
             handled += claimed.len();
+            let mut outcomes = Vec::with_capacity(claimed.len());
+            let mut claimed = claimed.into_iter();
             let mut sends = JoinSet::new();
-            for message in claimed {
-                let worker = self.clone();
-                sends.spawn(async move {
-                    let outcome = worker.attempt(&message).await;
-                    (message, outcome)
-                });
+            loop {
+                // A few sends at a time: enough to hide SMTP round trips, not so many that a
+                // burst of mail starves the requests the server is answering.
+                while sends.len() < SENDS_IN_FLIGHT
+                    && let Some(message) = claimed.next()
+                {
+                    let worker = self.clone();
+                    sends.spawn(async move {
+                        let outcome = worker.attempt(&message).await;
+                        (message, outcome)
+                    });
+                }
+                match sends.join_next().await {
+                    Some(joined) => outcomes.push(joined.context("join a send")?),
+                    None => break,
+                }
             }
-            let outcomes = sends.join_all().await;
             self.record(&outcomes).await?;
         }
     }
