@@ -132,8 +132,9 @@ impl Db {
         })
     }
 
-    /// Checks the database answers, for `/readyz`.
+    /// Checks the database answers and the writer is running, for `/readyz`.
     pub async fn ping(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.writer.is_running(), "the database writer has stopped");
         sqlx::query("SELECT 1")
             .execute(&self.read)
             .await

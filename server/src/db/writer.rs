@@ -7,7 +7,10 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::panic::AssertUnwindSafe;
+
 use anyhow::Context;
+use futures_util::FutureExt;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,6 +36,11 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// Whether the writer thread is still taking work.
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Starts the writer on the single-connection write pool. It runs on a thread of its
     /// own: each statement is a round trip to SQLite's thread, and on the shared runtime every
     /// one of them would wait behind the HTTP tasks, holding the write lock meanwhile.
@@ -97,30 +105,45 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Work>) {
     }
 }
 
+/// Tries to begin a batch's transaction a few times: a command-line write may hold the lock
+/// for longer than the busy timeout, and dropping the batch would fail every holder in it.
+const BEGIN_ATTEMPTS: u32 = 3;
+
 async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Work>) {
-    if let Err(error) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        tracing::error!(error = %error, "could not begin a write transaction");
-        // Each job is dropped unrun; its caller sees "dropped a write".
-        return;
+    let mut attempt = 1;
+    while let Err(error) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        if attempt == BEGIN_ATTEMPTS {
+            // Each job is dropped unrun; its caller sees "dropped a write".
+            tracing::error!(%error, "could not begin a write transaction");
+            return;
+        }
+        tracing::warn!(%error, attempt, "could not begin a write transaction; trying again");
+        attempt += 1;
     }
     let mut done = Vec::with_capacity(batch.len());
     for job in batch {
         if let Err(error) = sqlx::raw_sql("SAVEPOINT job").execute(&mut *conn).await {
-            tracing::error!(error = %error, "could not open a savepoint");
-            continue;
+            tracing::error!(%error, "could not open a savepoint");
+            return abandon(conn, done).await;
         }
-        let result = job(conn).await;
-        let end = if result.keep {
+        // A panicking job loses only its own changes; its caller sees "dropped a write".
+        let result = AssertUnwindSafe(job(conn)).catch_unwind().await.ok();
+        let keep = result.as_ref().is_some_and(|result| result.keep);
+        let end = if keep {
             "RELEASE job"
         } else {
             "ROLLBACK TO job; RELEASE job"
         };
-        match sqlx::raw_sql(end).execute(&mut *conn).await {
-            Ok(_) => done.push(result),
-            Err(error) => {
+        if let Err(error) = sqlx::raw_sql(end).execute(&mut *conn).await {
+            // SQLite may have rolled back the whole transaction (a full disk, an I/O error):
+            // nothing in this batch can be vouched for.
+            tracing::error!(%error, "could not close a savepoint");
+            if let Some(result) = result {
                 (result.deliver)(Err(format!("close a savepoint: {error}")));
             }
+            return abandon(conn, done).await;
         }
+        done.extend(result);
     }
     let committed = sqlx::raw_sql("COMMIT")
         .execute(&mut *conn)
@@ -132,6 +155,14 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Work>) {
     }
     for job in done {
         (job.deliver)(committed.clone());
+    }
+}
+
+/// Rolls the batch back and tells the jobs that ran so far; the rest are dropped unrun.
+async fn abandon(conn: &mut SqliteConnection, done: Vec<Done>) {
+    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+    for job in done {
+        (job.deliver)(Err("the write transaction was rolled back".into()));
     }
 }
 
@@ -195,6 +226,31 @@ mod tests {
             .unwrap();
         assert_eq!(rows.len(), 180);
         assert!(rows.iter().all(|n| n % 10 != 3));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_carries_on() {
+        let (db, _dir) = db().await;
+        let panicked = db
+            .write(|conn| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (n) VALUES (99)")
+                        .execute(&mut *conn)
+                        .await?;
+                    panic!("a bug in a write");
+                    #[allow(unreachable_code)]
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(panicked.is_err());
+        assert_eq!(insert(&db, 5, false).await.unwrap(), 5);
+        assert!(db.writer.is_running());
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_all(&db.read)
+            .await
+            .unwrap();
+        assert_eq!(rows, [5]);
     }
 
     #[tokio::test]

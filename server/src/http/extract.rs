@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for ClientAddr {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string())
             .ok_or_else(|| {
                 Failure::Internal(anyhow::anyhow!(
                     "the server was started without peer addresses"

@@ -39,8 +39,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
-    security_headers(api)
-        .layer(CatchPanicLayer::custom(panic_response))
+    security_headers(api.layer(CatchPanicLayer::custom(panic_response)))
         .layer(TraceLayer::new_for_http())
 }
 

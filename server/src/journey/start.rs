@@ -92,17 +92,17 @@ impl StartRequest {
         };
         let mut journey_id = None;
         let (outcome, result) = 'checked: {
-            if let Some(locked) =
-                throttle::hit(conn, &config.throttle, Scope::ClientStart, &client, now).await?
-            {
-                break 'checked ("throttled_client", Err(throttled(now, locked)));
-            }
             if !allowed {
                 let refused = Failure::client(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorCode::EmailDomainNotAllowed,
                 );
                 break 'checked ("domain_not_allowed", Err(refused));
+            }
+            if let Some(locked) =
+                throttle::hit(conn, &config.throttle, Scope::ClientStart, &client, now).await?
+            {
+                break 'checked ("throttled_client", Err(throttled(now, locked)));
             }
             let (subject_lock, recent_codes) = subject_limits(conn, &subject, now).await?;
             if let Some(locked) = subject_lock {
@@ -181,16 +181,21 @@ pub(super) async fn issue_code(
     .await
     .context("store the code's keyed hash")?;
     let minutes = state.config.journey.code_ttl_seconds / 60;
-    let message = templates::one_time_code(&code, minutes, journey.expires_at);
+    // Rendered and sealed for every address, so known and unknown ones cost the same;
+    // only an address on a profile has it queued.
+    let sealed = outbox::seal(
+        &state.keys,
+        &templates::one_time_code(&code, minutes, journey.expires_at),
+    )?;
     if journey.holder_id.is_some() {
         let outgoing = Outgoing {
             kind: "one_time_code",
             recipient: &journey.email,
             journey_id: Some(journey.id),
-            message,
+            sealed,
             expires_at: Some(journey.expires_at),
         };
-        outbox::enqueue(conn, &state.keys, outgoing, now).await?;
+        outbox::enqueue(conn, outgoing, now).await?;
     }
     Ok(LatestCode {
         id,

@@ -36,20 +36,24 @@ pub struct Outgoing<'a> {
     pub kind: &'a str,
     pub recipient: &'a str,
     pub journey_id: Option<i64>,
-    pub message: Composed,
+    /// The message as [`seal`] returned it.
+    pub sealed: Vec<u8>,
     /// After this the message is pointless (an expired code) and is not sent.
     pub expires_at: Option<Millis>,
 }
 
-/// Queues a message inside the caller's transaction; the body is sealed at rest.
+/// Encrypts a message for the outbox: bodies may carry codes, so they are sealed at rest.
+pub fn seal(keys: &Keys, message: &Composed) -> anyhow::Result<Vec<u8>> {
+    let plaintext = serde_json::to_vec(message).context("encode an outbox message")?;
+    keys.seal(&plaintext)
+}
+
+/// Queues a sealed message inside the caller's transaction.
 pub async fn enqueue(
     conn: &mut SqliteConnection,
-    keys: &Keys,
     outgoing: Outgoing<'_>,
     now: Millis,
 ) -> anyhow::Result<i64> {
-    let plaintext = serde_json::to_vec(&outgoing.message).context("encode an outbox message")?;
-    let sealed = keys.seal(&plaintext)?;
     sqlx::query_scalar(
         "INSERT INTO outbox (kind, recipient, journey_id, sealed_message, state, next_attempt_at, expires_at, created_at)
          VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING id",
@@ -57,7 +61,7 @@ pub async fn enqueue(
     .bind(outgoing.kind)
     .bind(outgoing.recipient)
     .bind(outgoing.journey_id)
-    .bind(sealed)
+    .bind(outgoing.sealed)
     .bind(now)
     .bind(outgoing.expires_at)
     .bind(now)

@@ -97,7 +97,6 @@ impl Worker {
                 return Ok(handled);
             }
             handled += claimed.len();
-            let mut outcomes = Vec::with_capacity(claimed.len());
             let mut claimed = claimed.into_iter();
             let mut sends = JoinSet::new();
             loop {
@@ -112,12 +111,13 @@ impl Worker {
                         (message, outcome)
                     });
                 }
+                // Each outcome is recorded as soon as it is known, so a crash or a failed
+                // record can repeat at most the sends still in flight.
                 match sends.join_next().await {
-                    Some(joined) => outcomes.push(joined.context("join a send")?),
+                    Some(joined) => self.record(&[joined.context("join a send")?]).await?,
                     None => break,
                 }
             }
-            self.record(&outcomes).await?;
         }
     }
 

@@ -133,3 +133,15 @@ async fn the_operator_command_releases_a_throttle_while_the_server_runs() {
     assert_eq!(app.start(EMAIL).await.status, StatusCode::OK);
     assert_eq!(app.audit("throttle.release").await, ["done"]);
 }
+
+#[tokio::test]
+async fn the_allow_list_answer_comes_first_even_for_a_throttled_address() {
+    let mut app = spawn_app_with(|c| c.throttle.client_starts_per_hour = 1).await;
+    app.start(EMAIL).await;
+    app.new_browser();
+    assert_eq!(app.start(EMAIL).await.code(), "throttled");
+    assert_eq!(
+        app.start("jane@gmail.com").await.code(),
+        "email_domain_not_allowed"
+    );
+}
