@@ -76,11 +76,12 @@ impl Db {
     }
 
     /// Runs `work` in a group-committed write transaction and returns its result once it is
-    /// on disk. An `Err` from `work` undoes its own changes and nothing else.
+    /// on disk. An `Err` from `work` undoes its own changes and nothing else; `work` may run
+    /// more than once (see [`writer`]), so it must do nothing but database work.
     pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
+        F: for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
             + Send
             + 'static,
     {

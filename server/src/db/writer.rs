@@ -1,13 +1,19 @@
-//! Group commit: every write the server makes while answering goes through one task that
+//! Group commit: every write the server makes while answering goes through one thread that
 //! owns the write connection. Writes that arrive while a commit is on its way to disk are
-//! gathered into the next transaction, each inside its own savepoint, and answered only
-//! after that transaction has committed. Durability is unchanged (`synchronous = FULL`:
-//! nobody hears "done" before their change is on disk); what is shared is the `fsync`.
+//! gathered into the next transaction and answered only after it has committed. Durability
+//! is unchanged (`synchronous = FULL`: nobody hears "done" before their change is on disk);
+//! what is shared is the `fsync`.
+//!
+//! A write that fails (or panics) must not take the others down with it, yet a savepoint
+//! around each write would cost two more round trips to SQLite's thread per request. So a
+//! batch runs without savepoints, and if one write fails the transaction is rolled back, the
+//! failed write is answered, and the others run again in a fresh transaction. Writes are
+//! therefore closures that may run more than once; they touch nothing but the database.
 
 use std::future::Future;
-use std::pin::Pin;
-
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use futures_util::FutureExt;
@@ -20,12 +26,16 @@ pub type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 /// Most writes gathered into one transaction.
 const MAX_BATCH: usize = 128;
 
-/// One queued write: runs on the connection, says whether to keep its changes, and hands
-/// back how to deliver its answer once the transaction's fate is known.
-type Work = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Done> + Send>;
+/// Tries to begin a batch's transaction a few times: a command-line write may hold the lock
+/// for longer than the busy timeout, and dropping the batch would fail every holder in it.
+const BEGIN_ATTEMPTS: u32 = 3;
 
-struct Done {
-    keep: bool,
+/// One queued write: runs on the connection (perhaps more than once), says whether it
+/// succeeded, and hands back how to deliver its answer once the transaction's fate is known.
+type Work = Box<dyn for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Ran> + Send>;
+
+struct Ran {
+    ok: bool,
     deliver: Box<dyn FnOnce(Result<(), String>) + Send>,
 }
 
@@ -58,23 +68,30 @@ impl Writer {
     }
 
     /// Runs `work` inside a write transaction and returns its result once committed. An
-    /// `Err` from `work` rolls back its own changes only.
+    /// `Err` from `work` undoes its changes; `work` may run again if another write in its
+    /// batch fails, so it must do nothing but database work.
     pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
+        F: for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
             + Send
             + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let reply = Arc::new(Mutex::new(Some(reply)));
         let job: Work = Box::new(move |conn| {
+            let running = work(conn);
+            let reply = reply.clone();
             Box::pin(async move {
-                let result = work(conn).await;
-                Done {
-                    keep: result.is_ok(),
+                let result = running.await;
+                Ran {
+                    ok: result.is_ok(),
                     deliver: Box::new(move |committed| {
                         let outcome = committed.map_err(anyhow::Error::msg).and_then(|()| result);
-                        let _ = reply.send(outcome);
+                        let reply = reply.lock().ok().and_then(|mut reply| reply.take());
+                        if let Some(reply) = reply {
+                            let _ = reply.send(outcome);
+                        }
                     }),
                 }
             })
@@ -105,65 +122,58 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Work>) {
     }
 }
 
-/// Tries to begin a batch's transaction a few times: a command-line write may hold the lock
-/// for longer than the busy timeout, and dropping the batch would fail every holder in it.
-const BEGIN_ATTEMPTS: u32 = 3;
-
-async fn commit_batch(conn: &mut SqliteConnection, batch: Vec<Work>) {
-    let mut attempt = 1;
-    while let Err(error) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        if attempt == BEGIN_ATTEMPTS {
-            // Each job is dropped unrun; its caller sees "dropped a write".
-            tracing::error!(%error, "could not begin a write transaction");
+async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Work>) {
+    while !batch.is_empty() {
+        if !begin(conn).await {
             return;
         }
-        tracing::warn!(%error, attempt, "could not begin a write transaction; trying again");
-        attempt += 1;
-    }
-    let mut done = Vec::with_capacity(batch.len());
-    for job in batch {
-        if let Err(error) = sqlx::raw_sql("SAVEPOINT job").execute(&mut *conn).await {
-            tracing::error!(%error, "could not open a savepoint");
-            return abandon(conn, done).await;
-        }
-        // A panicking job loses only its own changes; its caller sees "dropped a write".
-        let result = AssertUnwindSafe(job(conn)).catch_unwind().await.ok();
-        let keep = result.as_ref().is_some_and(|result| result.keep);
-        let end = if keep {
-            "RELEASE job"
-        } else {
-            "ROLLBACK TO job; RELEASE job"
-        };
-        if let Err(error) = sqlx::raw_sql(end).execute(&mut *conn).await {
-            // SQLite may have rolled back the whole transaction (a full disk, an I/O error):
-            // nothing in this batch can be vouched for.
-            tracing::error!(%error, "could not close a savepoint");
-            if let Some(result) = result {
-                (result.deliver)(Err(format!("close a savepoint: {error}")));
+        let mut ran = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for (index, job) in batch.iter_mut().enumerate() {
+            match AssertUnwindSafe(job(conn)).catch_unwind().await {
+                Ok(result) if result.ok => ran.push(result),
+                // A panic drops the job's answer: its caller sees "dropped a write".
+                result => {
+                    failed = Some((index, result.ok()));
+                    break;
+                }
             }
-            return abandon(conn, done).await;
         }
-        done.extend(result);
-    }
-    let committed = sqlx::raw_sql("COMMIT")
-        .execute(&mut *conn)
-        .await
-        .map(drop)
-        .map_err(|error| format!("commit a write transaction: {error}"));
-    if committed.is_err() {
+        let Some((index, result)) = failed else {
+            let committed = sqlx::raw_sql("COMMIT")
+                .execute(&mut *conn)
+                .await
+                .map(drop)
+                .map_err(|error| format!("commit a write transaction: {error}"));
+            if committed.is_err() {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            }
+            for result in ran {
+                (result.deliver)(committed.clone());
+            }
+            return;
+        };
+        // Undo the whole batch, answer the failed write with its own error, run the rest again.
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-    }
-    for job in done {
-        (job.deliver)(committed.clone());
+        if let Some(result) = result {
+            (result.deliver)(Ok(()));
+        }
+        drop(batch.remove(index));
     }
 }
 
-/// Rolls the batch back and tells the jobs that ran so far; the rest are dropped unrun.
-async fn abandon(conn: &mut SqliteConnection, done: Vec<Done>) {
-    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-    for job in done {
-        (job.deliver)(Err("the write transaction was rolled back".into()));
+async fn begin(conn: &mut SqliteConnection) -> bool {
+    for attempt in 1..=BEGIN_ATTEMPTS {
+        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            Ok(_) => return true,
+            Err(error) if attempt < BEGIN_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "could not begin a write transaction; trying again");
+            }
+            // Each job is dropped unrun; its caller sees "dropped a write".
+            Err(error) => tracing::error!(%error, "could not begin a write transaction"),
+        }
     }
+    false
 }
 
 #[cfg(test)]

@@ -34,7 +34,15 @@ pub async fn verify(
     state
         .clone()
         .db
-        .write(move |conn| Box::pin(check_code(conn, state, token, code, client)))
+        .write(move |conn| {
+            Box::pin(check_code(
+                conn,
+                state.clone(),
+                token.clone(),
+                code.clone(),
+                client.clone(),
+            ))
+        })
         .await?
 }
 
@@ -48,7 +56,14 @@ pub async fn resend(
     let (job_state, client) = (state.clone(), client.to_owned());
     let result = state
         .db
-        .write(move |conn| Box::pin(send_new_code(conn, job_state, token, client)))
+        .write(move |conn| {
+            Box::pin(send_new_code(
+                conn,
+                job_state.clone(),
+                token.clone(),
+                client.clone(),
+            ))
+        })
         .await?;
     if result.is_ok() {
         state.outbox_wake.notify_one();

@@ -42,7 +42,7 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
     };
     let result = state
         .db
-        .write(move |conn| Box::pin(request.run(conn)))
+        .write(move |conn| Box::pin(request.clone().run(conn)))
         .await?;
     if result.is_ok() {
         state.outbox_wake.notify_one();
@@ -63,6 +63,7 @@ async fn look_up(state: &AppState, email: &EmailAddress) -> anyhow::Result<(bool
     .context("look up the address")
 }
 
+#[derive(Clone)]
 struct StartRequest {
     state: AppState,
     email: EmailAddress,

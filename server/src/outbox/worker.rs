@@ -129,6 +129,7 @@ impl Worker {
         let instance = self.config.outbox.instance_id.clone();
         self.db
             .write(move |conn| {
+                let instance = instance.clone();
                 Box::pin(async move {
                     sqlx::query_as(
                         "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
@@ -232,6 +233,7 @@ impl Worker {
         let instance = self.config.outbox.instance_id.clone();
         self.db
             .write(move |conn| {
+                let (rows, instance) = (rows.clone(), instance.clone());
                 Box::pin(async move {
                     sqlx::query(
                         "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
