@@ -29,6 +29,11 @@ struct Policy {
     ladder: &'static [Millis],
 }
 
+/// The length of a scope's counting window.
+pub fn window(config: &ThrottleConfig, scope: Scope) -> Millis {
+    scope.policy(config).window
+}
+
 impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,30 +70,6 @@ pub struct Locked {
     pub until: Millis,
 }
 
-/// The lock-out in force on a holder's subject or on a client's wrong codes, whichever ends
-/// later (one query: this runs on every code check).
-pub async fn code_lock(
-    conn: &mut SqliteConnection,
-    client: &str,
-    subject: &str,
-    now: Millis,
-) -> anyhow::Result<Option<Locked>> {
-    let until: Option<Millis> = sqlx::query_scalar(
-        "SELECT MAX(locked_until) FROM throttles
-         WHERE (scope = ?1 AND key = ?2) OR (scope = ?3 AND key = ?4)",
-    )
-    .bind(Scope::ClientFailure.as_str())
-    .bind(client)
-    .bind(Scope::SubjectVoided.as_str())
-    .bind(subject)
-    .fetch_one(conn)
-    .await
-    .context("read the code throttles")?;
-    Ok(until
-        .filter(|until| *until > now)
-        .map(|until| Locked { until }))
-}
-
 /// Counts one event and returns the lock-out in force after it: one already running, or a
 /// new one because this hit ran over the free allowance (the next rung of the ladder).
 pub async fn hit(
@@ -113,6 +94,21 @@ pub async fn hit(
     .fetch_one(&mut *conn)
     .await
     .context("count a throttle hit")?;
+    settle(conn, config, scope, key, hits, locked_until, now).await
+}
+
+/// Decides the lock-out after a hit that left `hits` in the window and `locked_until` on the
+/// row: one already running, a new one if the hit ran over the allowance, or none.
+pub async fn settle(
+    conn: &mut SqliteConnection,
+    config: &ThrottleConfig,
+    scope: Scope,
+    key: &str,
+    hits: i64,
+    locked_until: Millis,
+    now: Millis,
+) -> anyhow::Result<Option<Locked>> {
+    let policy = scope.policy(config);
     if locked_until > now {
         return Ok(Some(Locked {
             until: locked_until,

@@ -7,7 +7,7 @@ use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
 use super::start::issue_code;
-use super::{Journey, find, no_journey, subject_limits, throttled, view_of};
+use super::{Found, Journey, find, no_journey, subject_limits, throttled, view_of};
 use crate::audit::{self, Event};
 use crate::clock::{Millis, seconds_until};
 use crate::config::Config;
@@ -78,11 +78,16 @@ async fn check_code(
     code: OneTimeCode,
     client: String,
 ) -> anyhow::Result<Result<JourneyView, Failure>> {
-    let Some((journey, latest)) = find(conn, &token).await? else {
-        return Ok(Err(no_journey()));
-    };
     let config = &state.config;
     let now = state.clock.now();
+    let Some(Found {
+        journey,
+        code: latest,
+        locked,
+    }) = find(conn, &token, &client, now).await?
+    else {
+        return Ok(Err(no_journey()));
+    };
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
             break 'checked (
@@ -93,7 +98,7 @@ async fn check_code(
                 )),
             );
         }
-        if let Some(locked) = throttle::code_lock(conn, &client, &journey.subject, now).await? {
+        if let Some(locked) = locked {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
         if now >= journey.expires_at {
@@ -174,11 +179,16 @@ async fn send_new_code(
     token: String,
     client: String,
 ) -> anyhow::Result<Result<JourneyView, Failure>> {
-    let Some((journey, latest)) = find(conn, &token).await? else {
-        return Ok(Err(no_journey()));
-    };
     let config = &state.config;
     let now = state.clock.now();
+    let Some(Found {
+        journey,
+        code: latest,
+        locked,
+    }) = find(conn, &token, &client, now).await?
+    else {
+        return Ok(Err(no_journey()));
+    };
     let (outcome, result) = 'checked: {
         if journey.state != "awaiting_code" {
             break 'checked (
@@ -195,7 +205,7 @@ async fn send_new_code(
                 Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
             );
         }
-        if let Some(locked) = throttle::code_lock(conn, &client, &journey.subject, now).await? {
+        if let Some(locked) = locked {
             break 'checked ("throttled", Err(throttled(now, locked)));
         }
         let cooldown =

@@ -52,22 +52,38 @@ struct JourneyWithCode {
     issued_at: Option<Millis>,
     wrong_tries: Option<i64>,
     code_state: Option<String>,
+    locked_until: Option<Millis>,
 }
 
-/// The journey a cookie token names, with its latest code.
+/// A journey, its latest code, and the lock-out on its holder or on the client's wrong codes.
+struct Found {
+    journey: Journey,
+    code: Option<LatestCode>,
+    locked: Option<Locked>,
+}
+
+/// The journey a cookie token names, with its latest code and the lock-out that applies to
+/// codes typed from `client` (one query: this runs on every code check).
 async fn find(
     conn: &mut SqliteConnection,
     token: &str,
-) -> anyhow::Result<Option<(Journey, Option<LatestCode>)>> {
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<Option<Found>> {
     let row: Option<JourneyWithCode> = sqlx::query_as(
         "SELECT j.id, j.subject, j.holder_id, j.email, j.state, j.ineligible_reason, j.expires_at,
-                c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state
+                c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state,
+                (SELECT MAX(locked_until) FROM throttles
+                 WHERE (scope = ?2 AND key = ?3) OR (scope = ?4 AND key = j.subject)) AS locked_until
          FROM journeys j
          LEFT JOIN one_time_codes c
            ON c.id = (SELECT MAX(id) FROM one_time_codes WHERE journey_id = j.id)
-         WHERE j.token_hash = ?",
+         WHERE j.token_hash = ?1",
     )
     .bind(token_hash(token))
+    .bind(Scope::ClientFailure.as_str())
+    .bind(client)
+    .bind(Scope::SubjectVoided.as_str())
     .fetch_optional(conn)
     .await
     .context("find the journey")?;
@@ -92,7 +108,15 @@ async fn find(
         }
         _ => None,
     };
-    Ok(Some((row.journey, code)))
+    let locked = row
+        .locked_until
+        .filter(|until| *until > now)
+        .map(|until| Locked { until });
+    Ok(Some(Found {
+        journey: row.journey,
+        code,
+        locked,
+    }))
 }
 
 /// The answer when the cookie names no journey.
@@ -181,11 +205,14 @@ pub async fn view(state: &AppState, token: Option<&str>) -> Result<JourneyView, 
         .acquire()
         .await
         .context("acquire a read connection")?;
-    let (journey, code) = find(&mut conn, token).await?.ok_or_else(no_journey)?;
+    let now = state.clock.now();
+    let found = find(&mut conn, token, "", now)
+        .await?
+        .ok_or_else(no_journey)?;
     view_of(
         &state.config.journey,
-        &journey,
-        code.as_ref(),
-        state.clock.now(),
+        &found.journey,
+        found.code.as_ref(),
+        now,
     )
 }

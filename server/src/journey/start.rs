@@ -6,14 +6,15 @@ use sqlx::SqliteConnection;
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
-use super::{Journey, LatestCode, subject_limits, throttled, view_of};
+use super::{Journey, LatestCode, throttled, view_of};
 use crate::audit::{self, Event};
 use crate::clock::Millis;
+use crate::config::Config;
 use crate::error::Failure;
 use crate::outbox::{self, Outgoing, templates};
 use crate::secrets::{self, token_hash};
 use crate::state::AppState;
-use crate::throttle::{self, Scope};
+use crate::throttle::{self, Locked, Scope};
 
 /// A journey just started: the cookie token and the first view.
 #[derive(Debug)]
@@ -48,6 +49,63 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
         state.outbox_wake.notify_one();
     }
     result
+}
+
+/// What may stop a journey from starting, read in one round trip to SQLite.
+struct StartLimits {
+    /// The client address's lock-out after counting this start.
+    client: Option<Locked>,
+    /// The holder's (or unknown address's) lock-out.
+    subject: Option<Locked>,
+    /// Codes sent to the subject in the last hour.
+    recent_codes: i64,
+}
+
+/// Counts a start from `client` and reads `subject`'s limits, in one statement: this runs on
+/// every start, and each statement is a round trip to SQLite's thread under the write lock.
+async fn start_limits(
+    conn: &mut SqliteConnection,
+    config: &Config,
+    client: &str,
+    subject: &str,
+    now: Millis,
+) -> anyhow::Result<StartLimits> {
+    let (hits, locked_until, subject_until, recent_codes): (i64, Millis, Option<Millis>, i64) =
+        sqlx::query_as(
+            "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (scope, key) DO UPDATE SET
+                 hits = CASE WHEN window_started_at <= ?3 - ?4 THEN 1 ELSE hits + 1 END,
+                 window_started_at = CASE WHEN window_started_at <= ?3 - ?4 THEN ?3 ELSE window_started_at END
+             RETURNING hits, locked_until,
+                 (SELECT locked_until FROM throttles WHERE scope = ?5 AND key = ?6),
+                 (SELECT COUNT(*) FROM one_time_codes WHERE subject = ?6 AND issued_at > ?3 - 3600000)",
+        )
+        .bind(Scope::ClientStart.as_str())
+        .bind(client)
+        .bind(now)
+        .bind(throttle::window(&config.throttle, Scope::ClientStart))
+        .bind(Scope::SubjectVoided.as_str())
+        .bind(subject)
+        .fetch_one(&mut *conn)
+        .await
+        .context("count the start and read the subject's limits")?;
+    let client_lock = throttle::settle(
+        conn,
+        &config.throttle,
+        Scope::ClientStart,
+        client,
+        hits,
+        locked_until,
+        now,
+    )
+    .await?;
+    Ok(StartLimits {
+        client: client_lock,
+        subject: subject_until
+            .filter(|until| *until > now)
+            .map(|until| Locked { until }),
+        recent_codes,
+    })
 }
 
 /// Whether the address's domain is allowed, and whose profile the address is on.
@@ -100,12 +158,11 @@ impl StartRequest {
                 );
                 break 'checked ("domain_not_allowed", Err(refused));
             }
-            if let Some(locked) =
-                throttle::hit(conn, &config.throttle, Scope::ClientStart, &client, now).await?
-            {
+            let limits = start_limits(conn, config, &client, &subject, now).await?;
+            if let Some(locked) = limits.client {
                 break 'checked ("throttled_client", Err(throttled(now, locked)));
             }
-            let (subject_lock, recent_codes) = subject_limits(conn, &subject, now).await?;
+            let (subject_lock, recent_codes) = (limits.subject, limits.recent_codes);
             if let Some(locked) = subject_lock {
                 break 'checked ("throttled_holder", Err(throttled(now, locked)));
             }
