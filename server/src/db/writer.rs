@@ -87,7 +87,7 @@ impl Writer {
                 Ran {
                     ok: result.is_ok(),
                     deliver: Box::new(move |committed| {
-                        let outcome = committed.map_err(anyhow::Error::msg).and_then(|()| result);
+                        let outcome = committed.map_err(anyhow::Error::msg).and(result);
                         let reply = reply.lock().ok().and_then(|mut reply| reply.take());
                         if let Some(reply) = reply {
                             let _ = reply.send(outcome);
