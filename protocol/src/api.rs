@@ -59,6 +59,8 @@ pub enum IneligibleReason {
     NoCard,
     /// Every card on the profile has been cancelled.
     CardCancelled,
+    /// The holder's card is suspended.
+    CardSuspended,
     /// The certificates on the holder's cards have expired.
     CertificatesExpired,
     /// The holder's card is a model this service cannot unlock.
@@ -67,9 +69,10 @@ pub enum IneligibleReason {
 
 impl IneligibleReason {
     /// Every reason, for look-ups by name.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::NoCard,
         Self::CardCancelled,
+        Self::CardSuspended,
         Self::CertificatesExpired,
         Self::CardModelUnsupported,
     ];
@@ -79,6 +82,7 @@ impl IneligibleReason {
         match self {
             Self::NoCard => "no_card",
             Self::CardCancelled => "card_cancelled",
+            Self::CardSuspended => "card_suspended",
             Self::CertificatesExpired => "certificates_expired",
             Self::CardModelUnsupported => "card_model_unsupported",
         }
@@ -97,6 +101,9 @@ impl IneligibleReason {
             }
             Self::CardCancelled => {
                 "Your smartcard has been cancelled. Contact your Registration Authority for a new card."
+            }
+            Self::CardSuspended => {
+                "Your smartcard has been suspended. Contact your Registration Authority."
             }
             Self::CertificatesExpired => {
                 "The certificates on your smartcard have expired. Contact your Registration \

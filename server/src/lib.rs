@@ -103,13 +103,13 @@ impl Server {
     /// Stops taking requests, lets the worker finish its round, and closes the database.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.http
-            .await
-            .context("join the HTTP task")?
-            .context("serve HTTP")?;
-        self.worker.await.context("join the outbox worker")?;
-        self.checkpoints.await.context("join the checkpoint task")?;
+        // Everything is stopped and the database closed even if one part failed.
+        let http = self.http.await;
+        let worker = self.worker.await;
+        let checkpoints = self.checkpoints.await;
         self.state.db.close().await;
-        Ok(())
+        http.context("join the HTTP task")?.context("serve HTTP")?;
+        worker.context("join the outbox worker")?;
+        checkpoints.context("join the checkpoint task")
     }
 }

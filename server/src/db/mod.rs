@@ -107,29 +107,36 @@ impl Db {
     ) -> tokio::task::JoinHandle<()> {
         let options = self.options.clone();
         tokio::spawn(async move {
-            let mut conn = match options.connect().await {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::error!(%error, "could not open the checkpoint connection");
-                    return;
-                }
-            };
+            let mut conn: Option<SqliteConnection> = None;
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
                     _ = shutdown.changed() => break,
                 }
-                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&mut conn)
-                    .await
+                if conn.is_none() {
+                    match options.connect().await {
+                        Ok(opened) => conn = Some(opened),
+                        Err(error) => {
+                            tracing::error!(%error, "could not open the checkpoint connection; will retry");
+                            continue;
+                        }
+                    }
+                }
+                if let Some(open) = conn.as_mut()
+                    && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(open)
+                        .await
                 {
                     tracing::warn!(%error, "checkpoint failed; will retry");
+                    conn = None;
                 }
             }
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
+            if let Some(mut open) = conn {
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut open)
+                    .await;
+                let _ = open.close().await;
+            }
         })
     }
 

@@ -86,6 +86,12 @@ async fn check_code(
         locked,
     }) = find(conn, &token, &client, now).await?
     else {
+        audit::record(
+            conn,
+            now,
+            unknown_journey_event("journey.verify_code", &client),
+        )
+        .await?;
         return Ok(Err(no_journey()));
     };
     let (outcome, result) = 'checked: {
@@ -187,6 +193,12 @@ async fn send_new_code(
         locked,
     }) = find(conn, &token, &client, now).await?
     else {
+        audit::record(
+            conn,
+            now,
+            unknown_journey_event("journey.resend_code", &client),
+        )
+        .await?;
         return Ok(Err(no_journey()));
     };
     let (outcome, result) = 'checked: {
@@ -238,6 +250,17 @@ async fn send_new_code(
             .execute(&mut *conn)
             .await
             .context("supersede the journey's earlier code")?;
+        // An earlier code's email still waiting to go out would only confuse.
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = 'superseded by a newer code',
+                    sealed_message = NULL, finished_at = ?
+             WHERE journey_id = ? AND kind = 'one_time_code' AND state = 'queued' AND claimed_by IS NULL",
+        )
+        .bind(now)
+        .bind(journey.id)
+        .execute(&mut *conn)
+        .await
+        .context("withdraw the earlier code's email")?;
         let code = issue_code(&state, conn, &journey, now).await?;
         (
             "code_issued",
@@ -251,6 +274,17 @@ async fn send_new_code(
     )
     .await?;
     Ok(result)
+}
+
+/// A cookie that names no journey (expired from the browser, forged, or from another server).
+fn unknown_journey_event<'a>(action: &'a str, client: &'a str) -> Event<'a> {
+    Event {
+        actor: "holder",
+        action,
+        outcome: "no_journey",
+        client_addr: Some(client),
+        ..Event::default()
+    }
 }
 
 fn holder_event<'a>(
@@ -329,6 +363,8 @@ async fn ineligibility(
         .collect();
     Ok(Some(if cards.is_empty() {
         IneligibleReason::NoCard
+    } else if live.is_empty() && cards.iter().any(|(status, ..)| status == "suspended") {
+        IneligibleReason::CardSuspended
     } else if live.is_empty() {
         IneligibleReason::CardCancelled
     } else if live.iter().any(|(_, expires, _)| *expires > now) {

@@ -14,8 +14,9 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::secrets::Keys;
 
-/// Messages claimed per round.
-const BATCH: i64 = 64;
+/// Messages claimed per round, kept small so a round of slow sends (8 at a time, each up to the send timeout) ends well
+/// within the claim's lease.
+const BATCH: i64 = 16;
 /// Messages being sent at once.
 const SENDS_IN_FLIGHT: usize = 8;
 

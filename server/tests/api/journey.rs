@@ -209,7 +209,9 @@ async fn resend_waits_for_the_cooldown_and_only_the_latest_code_works() {
 async fn at_most_five_codes_per_holder_per_hour() {
     let mut app = spawn_app().await;
     app.start(EMAIL).await;
-    for _ in 0..4 {
+    for sent in 1..=4 {
+        // Each code's email goes out before the next is asked for (else it is withdrawn).
+        app.smtp().wait_for(EMAIL, sent).await;
         app.clock.advance(Duration::from_secs(30));
         assert_eq!(app.resend().await.status, StatusCode::OK);
     }
@@ -385,6 +387,12 @@ async fn ineligible_holders_learn_it_only_after_the_code() {
             "card_model_unsupported",
         ),
         ("200000000004", "nocard@trust.example", None, "no_card"),
+        (
+            "200000000005",
+            "suspended@trust.example",
+            Some(("suspended", START_OF_TEST + year, "unlock-cr/1")),
+            "card_suspended",
+        ),
     ];
     let eligible = app.start(EMAIL).await;
     for (holder, email, card, reason) in cases {
@@ -406,7 +414,7 @@ async fn ineligible_holders_learn_it_only_after_the_code() {
     }
     assert_eq!(
         app.audit("journey.verify_code").await,
-        ["verified_ineligible"; 4]
+        ["verified_ineligible"; 5]
     );
 }
 
@@ -488,6 +496,8 @@ async fn the_journey_is_bound_to_the_browser_cookie() {
     .await;
     assert_eq!(forged.code(), "no_journey");
     assert_eq!(app.journey().await.code(), "no_journey");
+    // A cookie that names no journey is audited: spraying forged ones leaves a trace.
+    assert_eq!(app.audit("journey.verify_code").await, ["no_journey"]);
 }
 
 #[tokio::test]

@@ -161,3 +161,39 @@ async fn a_code_email_is_not_sent_after_the_code_has_expired() {
     assert_eq!(error, "expired before it could be sent");
     assert!(smtp.messages().is_empty());
 }
+
+#[tokio::test]
+async fn a_new_code_withdraws_the_earlier_code_email_still_queued() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_on(dir, Some(format!("smtp://127.0.0.1:{port}")), |c| {
+        c.outbox.retry_base_ms = 60_000
+    })
+    .await;
+    app.start(EMAIL).await;
+    wait_for_outbox(&app, |rows| {
+        rows.first().is_some_and(|(_, attempts)| *attempts >= 1)
+    })
+    .await;
+    let smtp = SmtpSink::start_on(app.dir.path(), port);
+    app.clock.advance(Duration::from_secs(30));
+    assert_eq!(app.resend().await.status, StatusCode::OK);
+    let first: (String, String) =
+        sqlx::query_as("SELECT state, last_error FROM outbox ORDER BY id LIMIT 1")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    assert_eq!(
+        first,
+        ("failed".to_owned(), "superseded by a newer code".to_owned())
+    );
+
+    let code = code_in(&smtp.wait_for(EMAIL, 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        smtp.messages_to(EMAIL).len(),
+        1,
+        "only the newer code is sent"
+    );
+    assert_eq!(app.verify(&code).await.stage(), "verified");
+}
