@@ -5,6 +5,7 @@
 
 pub mod api;
 mod card;
+pub mod card_profile;
 mod code;
 mod email;
 mod error;

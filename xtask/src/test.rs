@@ -8,16 +8,23 @@ use anyhow::Context;
 
 use crate::cmd;
 
-const SMTP_PACKAGE: &str = "python3-aiosmtpd";
+/// Debian packages the tests start for real: an SMTP server, and PC/SC with the virtual
+/// reader driver (plus the client library the `pcsc` crate links against).
+const PACKAGES: [&str; 4] = [
+    "python3-aiosmtpd",
+    "pcscd",
+    "libpcsclite-dev",
+    "vsmartcard-vpcd",
+];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Runs the steps in order and stops at the first that fails.
 pub fn run() -> anyhow::Result<()> {
     step(
         1,
-        &format!("Debian package {SMTP_PACKAGE} (the tests' real SMTP server)"),
+        "Debian packages for the tests' real SMTP server and PC/SC reader",
     );
-    ensure_debian_package(SMTP_PACKAGE)?;
+    ensure_debian_packages(&PACKAGES)?;
 
     step(
         2,
@@ -46,21 +53,29 @@ fn step(number: u32, what: &str) {
     println!("==> [{number}/4] {what}");
 }
 
-fn ensure_debian_package(package: &str) -> anyhow::Result<()> {
-    let status = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output();
-    // dpkg-query exits non-zero for a package it has never seen; that just means "install it".
-    if status.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
-    {
-        println!("    {package} is already installed");
+fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|package| !installed(package))
+        .collect();
+    if missing.is_empty() {
+        println!("    {} already installed", packages.join(", "));
         return Ok(());
     }
-    println!("    installing {package} with apt-get");
+    println!("    installing {} with apt-get", missing.join(", "));
     cmd::run(&mut privileged(&["apt-get", "update"])?)?;
-    let mut install = privileged(&["apt-get", "install", "-y", package])?;
+    let mut install = privileged(&[&["apt-get", "install", "-y"][..], &missing].concat())?;
     install.env("DEBIAN_FRONTEND", "noninteractive");
     cmd::run(&mut install)
+}
+
+fn installed(package: &str) -> bool {
+    // dpkg-query exits non-zero for a package it has never seen; that just means "install it".
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
 /// The command as is when running as root, else through sudo (which keeps DEBIAN_FRONTEND

@@ -1,0 +1,5 @@
+//! End-to-end test parts: a virtual `unlock-cr/1` card that plugs into a real `pcscd`
+//! through the `vpcd` driver.
+
+pub mod card;
+pub mod vpcd;
