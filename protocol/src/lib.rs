@@ -4,6 +4,7 @@
 //! `wasm32-unknown-unknown` and the page refuses exactly what the server refuses.
 
 pub mod api;
+pub mod bridge;
 mod card;
 pub mod card_profile;
 mod code;

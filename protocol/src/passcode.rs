@@ -10,10 +10,24 @@ const COMMON: &[&str] = &[
     "696969", "11223344", "12341234", "12121212", "11112222", "13579246",
 ];
 
-/// A new card passcode chosen by the holder. It goes from the page to the card only, so it
-/// has no serde support and a redacted `Debug`.
-#[derive(Clone, PartialEq, Eq)]
+/// A new card passcode chosen by the holder. It travels from the page to the bridge to the
+/// card only (never to the server); it parses on the way in and its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Passcode(String);
+
+impl TryFrom<String> for Passcode {
+    type Error = PasscodeError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Passcode> for String {
+    fn from(value: Passcode) -> Self {
+        value.0
+    }
+}
 
 /// Why a passcode is refused, in words the holder can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,278 @@
+//! Messages between the page, the browser extension and the native bridge.
+//!
+//! The page posts a [`Request`] without an origin; the extension adds the origin the browser
+//! vouches for (`sender.origin`) and passes it to the host, which answers every request with
+//! exactly one [`Reply`] and pushes [`Event`]s to pages that asked to `watch`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CardSerial, Passcode};
+
+/// The bridge protocol's version: a different major version cannot talk to this one.
+pub const PROTOCOL_MAJOR: u16 = 1;
+pub const PROTOCOL_MINOR: u16 = 0;
+
+/// Largest message the host reads; larger ones are refused with [`ErrorCode::FrameTooLarge`].
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Chrome refuses native messages of 1 MB or more from the host.
+pub const MAX_REPLY_BYTES: usize = 1024 * 1024 - 1;
+
+/// A request as the host receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the page; echoed in the reply.
+    pub id: u64,
+    /// The page's origin as the browser reported it to the extension.
+    pub origin: String,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+/// What the page asks the card reader to do. There is deliberately no raw APDU command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// The first exchange: versions and supported card profiles.
+    Hello { protocol_major: u16, protocol_minor: u16 },
+    /// Readers, with whether a card is in each.
+    Readers,
+    /// Push card and reader events to this page from now on.
+    Watch,
+    /// Profile, serial and passcode tries of the card in `reader`.
+    ReadCard { reader: String },
+    /// A fresh challenge from the card with `serial` in `reader`.
+    Challenge { reader: String, serial: CardSerial },
+    /// Authenticate with the server's cryptogram and set a new passcode, in one card
+    /// transaction, after re-checking the serial.
+    Unblock { reader: String, serial: CardSerial, cryptogram: Block, new_passcode: Passcode },
+}
+
+/// A reply: `{"id": 1, "ok": {...}}` or `{"id": 1, "err": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub id: u64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok(Answer),
+    Err(BridgeError),
+}
+
+/// The successful answer to each command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Answer {
+    Hello { protocol_major: u16, protocol_minor: u16, host_version: String, profiles: Vec<String> },
+    Readers { readers: Vec<ReaderInfo> },
+    Watching,
+    Card(CardInfo),
+    Challenge { challenge: Block },
+    /// The card's receipt, which the server checks, and the passcode tries now left.
+    Unblocked { receipt: Block, tries_left: u8 },
+}
+
+/// One reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderInfo {
+    pub name: String,
+    pub card_present: bool,
+    /// The card's answer to reset, as hex, when a card is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atr: Option<String>,
+}
+
+/// What `read_card` learns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardInfo {
+    pub profile: String,
+    pub serial: CardSerial,
+    /// 0 means the passcode is blocked.
+    pub tries_left: u8,
+}
+
+/// Pushed to watching pages: `{"type": "event", "event": "card_inserted", "reader": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "event")]
+pub struct Event {
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    CardInserted { reader: String },
+    CardRemoved { reader: String },
+    ReaderAdded { reader: String },
+    ReaderRemoved { reader: String },
+}
+
+/// A failure, with a stable code the page turns into plain guidance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl BridgeError {
+    pub fn new(code: ErrorCode) -> Self {
+        Self { code, message: code.default_message().to_owned() }
+    }
+}
+
+/// Every way reaching the card can fail. The first three are detected by the page itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    ExtensionMissing,
+    HostMissing,
+    HostOutdated,
+    OriginRefused,
+    BadRequest,
+    FrameTooLarge,
+    PcscUnavailable,
+    NoReader,
+    NoCard,
+    CardPresent,
+    UnsupportedCard,
+    CardRemoved,
+    CardReset,
+    CardInUse,
+    SerialMismatch,
+    PasscodeBlocked,
+    PasscodeRejected,
+    WrongCryptogram,
+    AdminKeyBlocked,
+    Timeout,
+    Cancelled,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The sentence the page shows when it has nothing more specific.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            Self::ExtensionMissing => "The smartcard unlock browser extension is not installed or not switched on.",
+            Self::HostMissing => "The smartcard unlock helper program is not installed on this computer.",
+            Self::HostOutdated => "The smartcard unlock helper program on this computer needs updating.",
+            Self::OriginRefused => "The helper program does not accept requests from this website.",
+            Self::BadRequest => "The helper program did not understand the request.",
+            Self::FrameTooLarge => "The request to the helper program was too large.",
+            Self::PcscUnavailable => "The smart card service on this computer is not running.",
+            Self::NoReader => "No smartcard reader was found. Check it is plugged in.",
+            Self::NoCard => "There is no card in the reader.",
+            Self::CardPresent => "Remove your card from the reader.",
+            Self::UnsupportedCard => "This service cannot unlock this type of card.",
+            Self::CardRemoved => "The card was removed before we finished.",
+            Self::CardReset => "The card was reset by another program before we finished.",
+            Self::CardInUse => "Another program is using the card. Close it and try again.",
+            Self::SerialMismatch => "This is not the card you started with.",
+            Self::PasscodeBlocked => "The card's passcode is blocked.",
+            Self::PasscodeRejected => "The card did not accept that passcode.",
+            Self::WrongCryptogram => "The card did not accept the unlock key.",
+            Self::AdminKeyBlocked => "The card can no longer be unlocked here. Contact your Registration Authority.",
+            Self::Timeout => "The card reader took too long to answer.",
+            Self::Cancelled => "The request was cancelled.",
+            Self::Internal => "Something went wrong in the helper program.",
+        }
+    }
+}
+
+/// 16 bytes as 32 hex digits: a challenge, a cryptogram or a receipt. `Debug` hides them:
+/// a cryptogram unlocks a card.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Block(pub [u8; 16]);
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Block(***)")
+    }
+}
+
+impl TryFrom<String> for Block {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let bytes = value.as_bytes();
+        if bytes.len() != 32 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("expected 32 hex digits".into());
+        }
+        let mut block = [0u8; 16];
+        for (i, byte) in block.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&value[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+        }
+        Ok(Self(block))
+    }
+}
+
+impl From<Block> for String {
+    fn from(value: Block) -> Self {
+        value.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn requests_carry_id_origin_and_a_typed_command() {
+        let request: Request = serde_json::from_value(json!({
+            "id": 7, "origin": "https://unlock.example.org", "type": "unblock",
+            "reader": "Virtual PCD 00 00", "serial": "2d6bddb8ad096c2d",
+            "cryptogram": "d206290d1935d00cc7a1d6d9754a930f", "new_passcode": "905173"
+        }))
+        .unwrap();
+        assert_eq!(request.id, 7);
+        let Command::Unblock { serial, cryptogram, new_passcode, .. } = &request.command else {
+            panic!("not an unblock: {request:?}");
+        };
+        assert_eq!(serial.as_str(), "2d6bddb8ad096c2d");
+        assert_eq!(cryptogram.0[0], 0xd2);
+        assert_eq!(new_passcode.expose(), "905173");
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("905173") && !printed.contains("d206290d"), "{printed}");
+    }
+
+    #[test]
+    fn bad_requests_are_refused_by_type() {
+        for bad in [
+            json!({"id": 1, "origin": "o", "type": "raw_apdu", "apdu": "00a40400"}),
+            json!({"id": 1, "origin": "o", "type": "unblock", "reader": "r", "serial": "2d6bddb8ad096c2d",
+                   "cryptogram": "00", "new_passcode": "905173"}),
+            json!({"id": 1, "origin": "o", "type": "unblock", "reader": "r", "serial": "2d6bddb8ad096c2d",
+                   "cryptogram": "d206290d1935d00cc7a1d6d9754a930f", "new_passcode": "123456"}),
+            json!({"origin": "o", "type": "readers"}),
+        ] {
+            assert!(serde_json::from_value::<Request>(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replies_and_events_have_the_documented_shape() {
+        let ok = Reply { id: 3, outcome: Outcome::Ok(Answer::Card(CardInfo {
+            profile: "unlock-cr/1".into(),
+            serial: CardSerial::parse("2d6bddb8ad096c2d").unwrap(),
+            tries_left: 0,
+        })) };
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"id": 3, "ok": {"type": "card", "profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d", "tries_left": 0}})
+        );
+        let err = Reply { id: 4, outcome: Outcome::Err(BridgeError::new(ErrorCode::CardInUse)) };
+        assert_eq!(serde_json::to_value(&err).unwrap()["err"]["code"], "card_in_use");
+        let event = Event { kind: EventKind::CardRemoved { reader: "r".into() } };
+        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"type": "event", "event": "card_removed", "reader": "r"}));
+        for value in [serde_json::to_value(&ok).unwrap(), serde_json::to_value(&err).unwrap()] {
+            assert_eq!(serde_json::from_value::<Reply>(value.clone()).unwrap(), serde_json::from_value(value).unwrap());
+        }
+    }
+}
