@@ -35,7 +35,10 @@ pub struct Request {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     /// The first exchange: versions and supported card profiles.
-    Hello { protocol_major: u16, protocol_minor: u16 },
+    Hello {
+        protocol_major: u16,
+        protocol_minor: u16,
+    },
     /// Readers, with whether a card is in each.
     Readers,
     /// Push card and reader events to this page from now on.
@@ -46,7 +49,12 @@ pub enum Command {
     Challenge { reader: String, serial: CardSerial },
     /// Authenticate with the server's cryptogram and set a new passcode, in one card
     /// transaction, after re-checking the serial.
-    Unblock { reader: String, serial: CardSerial, cryptogram: Block, new_passcode: Passcode },
+    Unblock {
+        reader: String,
+        serial: CardSerial,
+        cryptogram: Block,
+        new_passcode: Passcode,
+    },
 }
 
 /// A reply: `{"id": 1, "ok": {...}}` or `{"id": 1, "err": {"code": ..., "message": ...}}`.
@@ -68,13 +76,25 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Answer {
-    Hello { protocol_major: u16, protocol_minor: u16, host_version: String, profiles: Vec<String> },
-    Readers { readers: Vec<ReaderInfo> },
+    Hello {
+        protocol_major: u16,
+        protocol_minor: u16,
+        host_version: String,
+        profiles: Vec<String>,
+    },
+    Readers {
+        readers: Vec<ReaderInfo>,
+    },
     Watching,
     Card(CardInfo),
-    Challenge { challenge: Block },
+    Challenge {
+        challenge: Block,
+    },
     /// The card's receipt, which the server checks, and the passcode tries now left.
-    Unblocked { receipt: Block, tries_left: u8 },
+    Unblocked {
+        receipt: Block,
+        tries_left: u8,
+    },
 }
 
 /// One reader.
@@ -122,7 +142,10 @@ pub struct BridgeError {
 
 impl BridgeError {
     pub fn new(code: ErrorCode) -> Self {
-        Self { code, message: code.default_message().to_owned() }
+        Self {
+            code,
+            message: code.default_message().to_owned(),
+        }
     }
 }
 
@@ -158,9 +181,15 @@ impl ErrorCode {
     /// The sentence the page shows when it has nothing more specific.
     pub fn default_message(self) -> &'static str {
         match self {
-            Self::ExtensionMissing => "The smartcard unlock browser extension is not installed or not switched on.",
-            Self::HostMissing => "The smartcard unlock helper program is not installed on this computer.",
-            Self::HostOutdated => "The smartcard unlock helper program on this computer needs updating.",
+            Self::ExtensionMissing => {
+                "The smartcard unlock browser extension is not installed or not switched on."
+            }
+            Self::HostMissing => {
+                "The smartcard unlock helper program is not installed on this computer."
+            }
+            Self::HostOutdated => {
+                "The smartcard unlock helper program on this computer needs updating."
+            }
             Self::OriginRefused => "The helper program does not accept requests from this website.",
             Self::BadRequest => "The helper program did not understand the request.",
             Self::FrameTooLarge => "The request to the helper program was too large.",
@@ -176,7 +205,9 @@ impl ErrorCode {
             Self::PasscodeBlocked => "The card's passcode is blocked.",
             Self::PasscodeRejected => "The card did not accept that passcode.",
             Self::WrongCryptogram => "The card did not accept the unlock key.",
-            Self::AdminKeyBlocked => "The card can no longer be unlocked here. Contact your Registration Authority.",
+            Self::AdminKeyBlocked => {
+                "The card can no longer be unlocked here. Contact your Registration Authority."
+            }
             Self::Timeout => "The card reader took too long to answer.",
             Self::Cancelled => "The request was cancelled.",
             Self::Internal => "Something went wrong in the helper program.",
@@ -232,14 +263,23 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(request.id, 7);
-        let Command::Unblock { serial, cryptogram, new_passcode, .. } = &request.command else {
+        let Command::Unblock {
+            serial,
+            cryptogram,
+            new_passcode,
+            ..
+        } = &request.command
+        else {
             panic!("not an unblock: {request:?}");
         };
         assert_eq!(serial.as_str(), "2d6bddb8ad096c2d");
         assert_eq!(cryptogram.0[0], 0xd2);
         assert_eq!(new_passcode.expose(), "905173");
         let printed = format!("{request:?}");
-        assert!(!printed.contains("905173") && !printed.contains("d206290d"), "{printed}");
+        assert!(
+            !printed.contains("905173") && !printed.contains("d206290d"),
+            "{printed}"
+        );
     }
 
     #[test]
@@ -252,27 +292,50 @@ mod tests {
                    "cryptogram": "d206290d1935d00cc7a1d6d9754a930f", "new_passcode": "123456"}),
             json!({"origin": "o", "type": "readers"}),
         ] {
-            assert!(serde_json::from_value::<Request>(bad.clone()).is_err(), "{bad}");
+            assert!(
+                serde_json::from_value::<Request>(bad.clone()).is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn replies_and_events_have_the_documented_shape() {
-        let ok = Reply { id: 3, outcome: Outcome::Ok(Answer::Card(CardInfo {
-            profile: "unlock-cr/1".into(),
-            serial: CardSerial::parse("2d6bddb8ad096c2d").unwrap(),
-            tries_left: 0,
-        })) };
+        let ok = Reply {
+            id: 3,
+            outcome: Outcome::Ok(Answer::Card(CardInfo {
+                profile: "unlock-cr/1".into(),
+                serial: CardSerial::parse("2d6bddb8ad096c2d").unwrap(),
+                tries_left: 0,
+            })),
+        };
         assert_eq!(
             serde_json::to_value(&ok).unwrap(),
             json!({"id": 3, "ok": {"type": "card", "profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d", "tries_left": 0}})
         );
-        let err = Reply { id: 4, outcome: Outcome::Err(BridgeError::new(ErrorCode::CardInUse)) };
-        assert_eq!(serde_json::to_value(&err).unwrap()["err"]["code"], "card_in_use");
-        let event = Event { kind: EventKind::CardRemoved { reader: "r".into() } };
-        assert_eq!(serde_json::to_value(&event).unwrap(), json!({"type": "event", "event": "card_removed", "reader": "r"}));
-        for value in [serde_json::to_value(&ok).unwrap(), serde_json::to_value(&err).unwrap()] {
-            assert_eq!(serde_json::from_value::<Reply>(value.clone()).unwrap(), serde_json::from_value(value).unwrap());
+        let err = Reply {
+            id: 4,
+            outcome: Outcome::Err(BridgeError::new(ErrorCode::CardInUse)),
+        };
+        assert_eq!(
+            serde_json::to_value(&err).unwrap()["err"]["code"],
+            "card_in_use"
+        );
+        let event = Event {
+            kind: EventKind::CardRemoved { reader: "r".into() },
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"type": "event", "event": "card_removed", "reader": "r"})
+        );
+        for value in [
+            serde_json::to_value(&ok).unwrap(),
+            serde_json::to_value(&err).unwrap(),
+        ] {
+            assert_eq!(
+                serde_json::from_value::<Reply>(value.clone()).unwrap(),
+                serde_json::from_value(value).unwrap()
+            );
         }
     }
 }
