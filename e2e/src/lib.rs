@@ -2,4 +2,5 @@
 //! through the `vpcd` driver.
 
 pub mod card;
+pub mod harness;
 pub mod vpcd;

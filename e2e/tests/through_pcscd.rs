@@ -1,183 +1,32 @@
 //! The virtual card plugged into a real, private `pcscd` through the `vpcd` driver, driven by
 //! the real `pcsc` crate: what the bridge will see.
-//!
-//! libpcsclite finds a private daemon through `PCSCLITE_CSOCK_NAME`, read from this process's
-//! environment. Rather than change our own environment, the harness test starts the daemon
-//! and the card, then runs the client test (ignored on its own) in a child process with the
-//! variable set.
 
 use std::ffi::CString;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
+use unlock_e2e::harness::{Card, PrivatePcscd, READER, run_client_test, wait_until};
 use unlock_protocol::card_profile::{AID, card_key, cryptogram, pin_block, receipt};
 
 const MASTER_KEY: &str = "35a47d45d75853e026695fffa198b79d";
 const SERIAL: &str = "2d6bddb8ad096c2d";
-const READER: &str = "Virtual PCD 00 00";
-
-/// Hands pcscd a listening socket at a private path, the systemd way, so several daemons
-/// can run at once and none touches /run/pcscd.
-const HANDOVER: &str = r#"
-import os, socket, sys
-path, confdir = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-s.listen(16)
-if s.fileno() != 3:
-    os.dup2(s.fileno(), 3)
-os.set_inheritable(3, True)
-os.environ["LISTEN_FDS"] = "1"
-os.environ["LISTEN_PID"] = str(os.getpid())
-os.execvp("pcscd", ["pcscd", "-f", "-c", confdir])
-"#;
-
-/// A child process killed when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct PrivatePcscd {
-    socket: PathBuf,
-    vpcd_port: u16,
-    _daemon: Killed,
-}
-
-impl PrivatePcscd {
-    fn start(dir: &Path) -> Self {
-        let vpcd_port = free_port_pair();
-        let conf = dir.join("readers");
-        std::fs::create_dir_all(&conf).unwrap();
-        std::fs::write(
-            conf.join("vpcd"),
-            format!(
-                "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:{vpcd_port}\n\
-                 LIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID {vpcd_port}\n"
-            ),
-        )
-        .unwrap();
-        let socket = dir.join("pcscd.comm");
-        let daemon = Command::new("/usr/bin/python3")
-            .args(["-c", HANDOVER])
-            .arg(&socket)
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pcscd (apt-get install pcscd vsmartcard-vpcd)");
-        let pcscd = Self {
-            socket,
-            vpcd_port,
-            _daemon: Killed(daemon),
-        };
-        wait_until(|| std::os::unix::net::UnixStream::connect(&pcscd.socket).is_ok());
-        pcscd
-    }
-}
-
-/// vpcd listens on PORT and PORT+1 (two readers): find two free ones in a row.
-fn free_port_pair() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn wait_until(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// The `virtual-card` binary, driven through its standard input.
-struct Card {
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-    _process: Killed,
-}
-
-impl Card {
-    fn start(vpcd_port: u16, extra: &[&str]) -> Self {
-        let mut process = Command::new(env!("CARGO_BIN_EXE_virtual-card"))
-            .args([
-                "--vpcd",
-                &format!("127.0.0.1:{vpcd_port}"),
-                "--serial",
-                SERIAL,
-                "--master-key",
-                MASTER_KEY,
-            ])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let input = process.stdin.take().unwrap();
-        let output = BufReader::new(process.stdout.take().unwrap());
-        let mut card = Self {
-            input,
-            output,
-            _process: Killed(process),
-        };
-        assert_eq!(card.line(), "ready");
-        card
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.output.read_line(&mut line).unwrap();
-        line.trim().to_owned()
-    }
-
-    fn command(&mut self, command: &str) -> String {
-        writeln!(self.input, "{command}").unwrap();
-        self.line()
-    }
-}
 
 #[test]
 fn the_virtual_card_answers_through_a_real_pcscd() {
     let dir = tempfile::tempdir().unwrap();
     let pcscd = PrivatePcscd::start(dir.path());
-    let mut card = Card::start(pcscd.vpcd_port, &["--locked", "--passcode", "284759"]);
-
-    let client = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "client_side",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PCSCLITE_CSOCK_NAME", &pcscd.socket)
-        .output()
-        .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&client.stdout),
-        String::from_utf8_lossy(&client.stderr)
-    );
-    assert!(client.status.success(), "client side failed:\n{report}");
-    assert!(
-        report.contains("1 passed"),
-        "the client side did not run:\n{report}"
-    );
+    let binary = Path::new(env!("CARGO_BIN_EXE_virtual-card"));
+    let args = [
+        "--serial",
+        SERIAL,
+        "--master-key",
+        MASTER_KEY,
+        "--locked",
+        "--passcode",
+        "284759",
+    ];
+    let mut card = Card::start(binary, pcscd.vpcd_port, &args);
+    run_client_test("client_side", &pcscd);
 
     // The card itself agrees: a new passcode and a full retry counter.
     assert_eq!(card.command("pin-is 905173"), "true");
