@@ -149,6 +149,11 @@ impl Card {
 /// `pcscd` (libpcsclite reads `PCSCLITE_CSOCK_NAME` from the environment), and returns its
 /// output; panics if it failed or did not run.
 pub fn run_client_test(name: &str, pcscd: &PrivatePcscd) -> String {
+    run_client_test_on(name, &pcscd.socket)
+}
+
+/// As [`run_client_test`], with `PCSCLITE_CSOCK_NAME` set to `socket` (which may lead nowhere).
+pub fn run_client_test_on(name: &str, socket: &Path) -> String {
     let client = Command::new(std::env::current_exe().expect("the test binary"))
         .args([
             "--exact",
@@ -157,7 +162,7 @@ pub fn run_client_test(name: &str, pcscd: &PrivatePcscd) -> String {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("PCSCLITE_CSOCK_NAME", &pcscd.socket)
+        .env("PCSCLITE_CSOCK_NAME", socket)
         .output()
         .expect("run the client side");
     let report = format!(

@@ -1,3 +1,6 @@
 //! The native-messaging host between the browser extension and the card reader.
 
+pub mod card_access;
+pub mod errors;
 pub mod framing;
+pub mod profile;
