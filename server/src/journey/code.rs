@@ -13,7 +13,7 @@ use crate::clock::{Millis, seconds_until};
 use crate::config::Config;
 use crate::error::Failure;
 use crate::state::AppState;
-use crate::throttle::{self, Scope};
+use crate::throttle::{self, Locked, Scope};
 
 /// `POST /api/journey/code`.
 pub async fn verify(
@@ -95,23 +95,8 @@ async fn check_code(
         return Ok(Err(no_journey()));
     };
     let (outcome, result) = 'checked: {
-        if journey.state != "awaiting_code" {
-            break 'checked (
-                "not_awaiting_code",
-                Err(Failure::client(
-                    StatusCode::CONFLICT,
-                    ErrorCode::JourneyClosed,
-                )),
-            );
-        }
-        if let Some(locked) = locked {
-            break 'checked ("throttled", Err(throttled(now, locked)));
-        }
-        if now >= journey.expires_at {
-            break 'checked (
-                "expired",
-                Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
-            );
+        if let Some(refused) = refuse_code_step(&journey, locked, now) {
+            break 'checked refused;
         }
         let Some(latest) = latest.filter(|c| c.state == "live") else {
             let voided = Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided);
@@ -202,23 +187,8 @@ async fn send_new_code(
         return Ok(Err(no_journey()));
     };
     let (outcome, result) = 'checked: {
-        if journey.state != "awaiting_code" {
-            break 'checked (
-                "not_awaiting_code",
-                Err(Failure::client(
-                    StatusCode::CONFLICT,
-                    ErrorCode::JourneyClosed,
-                )),
-            );
-        }
-        if now >= journey.expires_at {
-            break 'checked (
-                "expired",
-                Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
-            );
-        }
-        if let Some(locked) = locked {
-            break 'checked ("throttled", Err(throttled(now, locked)));
+        if let Some(refused) = refuse_code_step(&journey, locked, now) {
+            break 'checked refused;
         }
         let cooldown =
             i64::try_from(config.journey.resend_cooldown_seconds * 1000).unwrap_or(i64::MAX);
@@ -274,6 +244,34 @@ async fn send_new_code(
     )
     .await?;
     Ok(result)
+}
+
+/// Why a journey can't take a code or a resend now: it has moved on, its holder or client is
+/// locked out, or its time is up.
+fn refuse_code_step(
+    journey: &Journey,
+    locked: Option<Locked>,
+    now: Millis,
+) -> Option<(&'static str, Result<JourneyView, Failure>)> {
+    if journey.state != "awaiting_code" {
+        return Some((
+            "not_awaiting_code",
+            Err(Failure::client(
+                StatusCode::CONFLICT,
+                ErrorCode::JourneyClosed,
+            )),
+        ));
+    }
+    if let Some(locked) = locked {
+        return Some(("throttled", Err(throttled(now, locked))));
+    }
+    if now >= journey.expires_at {
+        return Some((
+            "expired",
+            Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
+        ));
+    }
+    None
 }
 
 /// A cookie that names no journey (expired from the browser, forged, or from another server).
