@@ -27,65 +27,62 @@ pub async fn run(db: &Db, command: AllowlistCommand, now: i64) -> anyhow::Result
             Ok(())
         }
         AllowlistCommand::Add { domain } => {
-            let domain = parse_domain(&domain)?;
-            let mut tx = db.begin().await?;
-            let added = sqlx::query("INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, ?, 'operator')")
-                .bind(&domain)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context("add the domain")?
-                .rows_affected();
-            let outcome = if added > 0 {
-                "added"
-            } else {
-                "already_allowed"
-            };
-            audit::record(
-                &mut tx,
+            let sql = "INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?1, ?2, 'operator')";
+            change(
+                db,
                 now,
-                Event {
-                    actor: "operator",
-                    action: "allowlist.add",
-                    outcome,
-                    detail: Some(&domain),
-                    ..Event::default()
-                },
+                "allowlist.add",
+                sql,
+                &domain,
+                ("added", "already_allowed"),
             )
-            .await?;
-            tx.commit().await.context("commit")?;
-            println!("{domain}: {}", outcome.replace('_', " "));
-            Ok(())
+            .await
         }
         AllowlistCommand::Remove { domain } => {
-            let domain = parse_domain(&domain)?;
-            let mut tx = db.begin().await?;
-            let removed = sqlx::query("DELETE FROM allowed_domains WHERE domain = ?")
-                .bind(&domain)
-                .execute(&mut *tx)
-                .await
-                .context("remove the domain")?
-                .rows_affected();
-            let outcome = if removed > 0 {
-                "removed"
-            } else {
-                "not_on_the_list"
-            };
-            audit::record(
-                &mut tx,
+            let sql = "DELETE FROM allowed_domains WHERE domain = ?1";
+            change(
+                db,
                 now,
-                Event {
-                    actor: "operator",
-                    action: "allowlist.remove",
-                    outcome,
-                    detail: Some(&domain),
-                    ..Event::default()
-                },
+                "allowlist.remove",
+                sql,
+                &domain,
+                ("removed", "not_on_the_list"),
             )
-            .await?;
-            tx.commit().await.context("commit")?;
-            println!("{domain}: {}", outcome.replace('_', " "));
-            Ok(())
+            .await
         }
     }
+}
+
+/// Runs one change to the allow list (`sql` takes the domain as ?1 and may use the time as
+/// ?2; SQLite ignores a bound value the statement does not name), audits it with
+/// the outcome for "a row changed" or "nothing changed", and reports it.
+async fn change(
+    db: &Db,
+    now: i64,
+    action: &str,
+    sql: &'static str,
+    raw_domain: &str,
+    (changed, unchanged): (&str, &str),
+) -> anyhow::Result<()> {
+    let domain = parse_domain(raw_domain)?;
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(sql)
+        .bind(&domain)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("{action} {domain}"))?
+        .rows_affected();
+    let outcome = if rows > 0 { changed } else { unchanged };
+    let event = Event {
+        actor: "operator",
+        action,
+        outcome,
+        detail: Some(&domain),
+        ..Event::default()
+    };
+    audit::record(&mut tx, now, event).await?;
+    tx.commit().await.context("commit")?;
+    println!("{domain}: {}", outcome.replace('_', " "));
+    Ok(())
 }

@@ -84,14 +84,8 @@ async fn check_code(
         journey,
         code: latest,
         locked,
-    }) = find(conn, &token, &client, now).await?
+    }) = find_audited(conn, &token, &client, now, "journey.verify_code").await?
     else {
-        audit::record(
-            conn,
-            now,
-            unknown_journey_event("journey.verify_code", &client),
-        )
-        .await?;
         return Ok(Err(no_journey()));
     };
     let (outcome, result) = 'checked: {
@@ -176,14 +170,8 @@ async fn send_new_code(
         journey,
         code: latest,
         locked,
-    }) = find(conn, &token, &client, now).await?
+    }) = find_audited(conn, &token, &client, now, "journey.resend_code").await?
     else {
-        audit::record(
-            conn,
-            now,
-            unknown_journey_event("journey.resend_code", &client),
-        )
-        .await?;
         return Ok(Err(no_journey()));
     };
     let (outcome, result) = 'checked: {
@@ -274,15 +262,27 @@ fn refuse_code_step(
     None
 }
 
-/// A cookie that names no journey (expired from the browser, forged, or from another server).
-fn unknown_journey_event<'a>(action: &'a str, client: &'a str) -> Event<'a> {
-    Event {
-        actor: "holder",
-        action,
-        outcome: "no_journey",
-        client_addr: Some(client),
-        ..Event::default()
+/// The journey the cookie names; a cookie that names none (expired from the browser, forged,
+/// or from another server) is audited under `action`.
+async fn find_audited(
+    conn: &mut SqliteConnection,
+    token: &str,
+    client: &str,
+    now: Millis,
+    action: &str,
+) -> anyhow::Result<Option<Found>> {
+    let found = find(conn, token, client, now).await?;
+    if found.is_none() {
+        let event = Event {
+            actor: "holder",
+            action,
+            outcome: "no_journey",
+            client_addr: Some(client),
+            ..Event::default()
+        };
+        audit::record(conn, now, event).await?;
     }
+    Ok(found)
 }
 
 fn holder_event<'a>(
