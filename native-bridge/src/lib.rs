@@ -1,6 +1,7 @@
 //! The native-messaging host between the browser extension and the card reader.
 
 pub mod card_access;
+pub mod config;
 pub mod errors;
 pub mod framing;
 pub mod profile;
