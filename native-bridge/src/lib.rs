@@ -4,4 +4,7 @@ pub mod card_access;
 pub mod config;
 pub mod errors;
 pub mod framing;
+pub mod host;
 pub mod profile;
+pub mod service;
+pub mod watch;

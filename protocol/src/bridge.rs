@@ -147,6 +147,14 @@ impl BridgeError {
             message: code.default_message().to_owned(),
         }
     }
+
+    /// An error with a sentence more specific than the code's default.
+    pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// Every way reaching the card can fail. The first three are detected by the page itself.
