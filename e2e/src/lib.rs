@@ -1,6 +1,7 @@
 //! End-to-end test parts: a virtual `unlock-cr/1` card that plugs into a real `pcscd`
 //! through the `vpcd` driver.
 
+pub mod bridge;
 pub mod card;
 pub mod harness;
 pub mod vpcd;
