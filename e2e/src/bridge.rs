@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -124,10 +124,7 @@ impl BridgeProcess {
     /// The next frame of any kind, if one comes before `deadline`.
     pub fn next_frame(&mut self, deadline: Instant) -> Option<Value> {
         let left = deadline.saturating_duration_since(Instant::now());
-        match self.frames.recv_timeout(left) {
-            Ok(frame) => Some(frame),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.frames.recv_timeout(left).ok()
     }
 
     /// The next pushed event within `wait`.
@@ -135,14 +132,9 @@ impl BridgeProcess {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
-        let deadline = Instant::now() + wait;
-        while let Some(frame) = self.next_frame(deadline) {
-            if frame["type"] == "event" {
-                return Some(frame);
-            }
-            panic!("an unexpected reply: {frame}");
-        }
-        None
+        let frame = self.next_frame(Instant::now() + wait)?;
+        assert_eq!(frame["type"], "event", "an unexpected reply: {frame}");
+        Some(frame)
     }
 
     /// Closes the host's input, as the browser does, and waits for it to exit.

@@ -44,7 +44,8 @@ pub struct PrivatePcscd {
     pub socket: PathBuf,
     /// vpcd's first port; the virtual card connects here.
     pub vpcd_port: u16,
-    _daemon: Killed,
+    conf: PathBuf,
+    daemon: Killed,
 }
 
 impl PrivatePcscd {
@@ -62,22 +63,40 @@ impl PrivatePcscd {
         )
         .unwrap();
         let socket = dir.join("pcscd.comm");
-        let daemon = Command::new("/usr/bin/python3")
-            .args(["-c", HANDOVER])
-            .arg(&socket)
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pcscd (apt-get install pcscd vsmartcard-vpcd)");
-        let pcscd = Self {
+        let daemon = spawn_daemon(&socket, &conf);
+        Self {
             socket,
+            conf,
             vpcd_port,
-            _daemon: Killed(daemon),
-        };
-        wait_until(|| std::os::unix::net::UnixStream::connect(&pcscd.socket).is_ok());
-        pcscd
+            daemon,
+        }
     }
+}
+
+impl PrivatePcscd {
+    /// Stops the daemon and starts it again on the same socket and vpcd port, as when an
+    /// administrator restarts the service.
+    pub fn restart(&mut self) {
+        let _ = self.daemon.0.kill();
+        let _ = self.daemon.0.wait();
+        self.daemon = spawn_daemon(&self.socket, &self.conf);
+    }
+}
+
+/// Starts pcscd listening on `socket`, and waits until it answers there.
+fn spawn_daemon(socket: &Path, conf: &Path) -> Killed {
+    let _ = std::fs::remove_file(socket);
+    let daemon = Command::new("/usr/bin/python3")
+        .args(["-c", HANDOVER])
+        .arg(socket)
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pcscd (apt-get install pcscd vsmartcard-vpcd)");
+    let daemon = Killed(daemon);
+    wait_until(|| std::os::unix::net::UnixStream::connect(socket).is_ok());
+    daemon
 }
 
 /// vpcd listens on PORT and PORT+1 (two readers): find two free ones in a row.
@@ -154,15 +173,7 @@ pub fn run_client_test(name: &str, pcscd: &PrivatePcscd) -> String {
 
 /// As [`run_client_test`], with `PCSCLITE_CSOCK_NAME` set to `socket` (which may lead nowhere).
 pub fn run_client_test_on(name: &str, socket: &Path) -> String {
-    let client = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "--exact",
-            name,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PCSCLITE_CSOCK_NAME", socket)
+    let client = client_test(name, socket)
         .output()
         .expect("run the client side");
     let report = format!(
@@ -176,4 +187,20 @@ pub fn run_client_test_on(name: &str, socket: &Path) -> String {
         "the client side did not run:\n{report}"
     );
     report
+}
+
+/// The command that runs the ignored test `name` of the current test binary as a PC/SC
+/// client of the daemon at `socket`; add arguments through the environment.
+pub fn client_test(name: &str, socket: &Path) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PCSCLITE_CSOCK_NAME", socket);
+    command
 }

@@ -101,11 +101,7 @@ impl Config {
                 return Err(ConfigError::BadOrigin(origin.clone()));
             }
         }
-        if let Some(bad) = self
-            .extension_ids
-            .iter()
-            .find(|id| id.len() != 32 || !id.bytes().all(|byte| (b'a'..=b'p').contains(&byte)))
-        {
+        if let Some(bad) = self.extension_ids.iter().find(|id| !is_extension_id(id)) {
             return Err(ConfigError::BadExtensionId(bad.clone()));
         }
         Ok(self)
@@ -123,10 +119,13 @@ impl Config {
     /// Whether a page at `origin` (as the browser reported it) may use the reader.
     pub fn allows_page(&self, origin: &str) -> bool {
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        self.allowed_origins
-            .iter()
-            .any(|allowed| *allowed == origin)
+        self.allowed_origins.contains(&origin)
     }
+}
+
+/// Whether `id` looks like a Chromium extension id: 32 letters from a to p.
+pub fn is_extension_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|byte| (b'a'..=b'p').contains(&byte))
 }
 
 /// `https://host[:port]`, or plain http on the loopback interface for development.

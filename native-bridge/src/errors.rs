@@ -5,6 +5,7 @@ use unlock_protocol::bridge::{BridgeError, ErrorCode};
 /// The protocol error for a PC/SC failure. Card states are values here, not mysteries: each
 /// one the page can explain gets its own code.
 pub fn from_pcsc(error: pcsc::Error) -> BridgeError {
+    tracing::debug!(?error, "PC/SC said");
     let code = match error {
         pcsc::Error::NoService | pcsc::Error::ServiceStopped => ErrorCode::PcscUnavailable,
         pcsc::Error::NoReadersAvailable

@@ -5,6 +5,7 @@ pub mod config;
 pub mod errors;
 pub mod framing;
 pub mod host;
+pub mod install;
 pub mod profile;
 pub mod service;
 pub mod watch;

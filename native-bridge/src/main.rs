@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use unlock_bridge::config::Config;
 use unlock_bridge::host::Host;
+use unlock_bridge::install::{self, Browser, Scope};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,7 +28,38 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Action {}
+enum Action {
+    /// Register this program with the browsers, so the extension can start it.
+    Install(Placement),
+    /// Remove the registration.
+    Uninstall(Placement),
+}
+
+#[derive(Debug, clap::Args)]
+struct Placement {
+    /// Which browsers.
+    #[arg(long, value_enum, default_value = "all")]
+    browser: Browser,
+    /// For everyone on this computer (needs administrator rights).
+    #[arg(long, conflicts_with = "user")]
+    system: bool,
+    /// For the current user only (the default).
+    #[arg(long)]
+    user: bool,
+    /// Write under this directory instead of `/`, for building packages (Linux and macOS).
+    #[arg(long, value_name = "DIR")]
+    destdir: Option<PathBuf>,
+}
+
+impl Placement {
+    fn scope(&self) -> Scope {
+        if self.system {
+            Scope::System
+        } else {
+            Scope::User
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -44,8 +76,57 @@ fn main() -> ExitCode {
             );
             ExitCode::from(2)
         }
-        (Some(action), _) => match action {},
+        (Some(action), _) => match register(action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("unlock-bridge: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// Installs or removes the browsers' manifests for this binary, and says what it did.
+fn register(action: Action) -> Result<(), Box<dyn std::error::Error>> {
+    let binary = std::env::current_exe()?;
+    match action {
+        Action::Install(placement) => {
+            let config = Config::load_beside(&binary)?;
+            let written = install::install(
+                placement.scope(),
+                placement.browser,
+                &binary,
+                &config.extension_ids,
+                placement.destdir.as_deref(),
+            )?;
+            for place in written {
+                println!("registered: {place}");
+            }
+            if config.allowed_origins.is_empty() {
+                eprintln!(
+                    "unlock-bridge: note: no page may use the card reader until its origin is \
+                     listed in allowed_origins in {}",
+                    binary
+                        .with_file_name(unlock_bridge::config::FILE_NAME)
+                        .display()
+                );
+            }
+        }
+        Action::Uninstall(placement) => {
+            let removed = install::uninstall(
+                placement.scope(),
+                placement.browser,
+                placement.destdir.as_deref(),
+            )?;
+            if removed.is_empty() {
+                println!("nothing to remove");
+            }
+            for place in removed {
+                println!("removed: {place}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs as the browser's native-messaging host until the browser closes the connection.

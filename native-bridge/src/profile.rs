@@ -1,6 +1,8 @@
 //! Card profiles: the APDU conversations the bridge knows. `unlock-cr/1` now; `piv/1` can
 //! follow behind the same trait.
 
+use std::time::{Duration, Instant};
+
 use unlock_protocol::bridge::{Block, BridgeError, ErrorCode};
 use unlock_protocol::card_profile::{self, AID, BLOCK_LEN, SERIAL_LEN, ins, pin_block, sw};
 use unlock_protocol::{CardSerial, Passcode};
@@ -109,11 +111,32 @@ impl CardProfile for UnlockCr1 {
     }
 }
 
+/// A command that failed half-way usually means the card left the reader before the service
+/// noticed: ask the reader, for up to a second, so the page can say "card removed".
+fn after_lost_contact(card: &pcsc::Card) -> BridgeError {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match card.status2_owned() {
+            Err(error) => return from_pcsc(error),
+            Ok(status) if !status.status().contains(pcsc::Status::PRESENT) => {
+                return fail(ErrorCode::CardRemoved);
+            }
+            Ok(_) if Instant::now() >= deadline => return fail(ErrorCode::Internal),
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// Sends one APDU; returns the response data and status word. APDUs may carry a passcode,
 /// so nothing here logs them.
 fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<(Vec<u8>, u16), BridgeError> {
     let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE];
-    let response = card.transmit(apdu, &mut buffer).map_err(from_pcsc)?;
+    let response = card
+        .transmit(apdu, &mut buffer)
+        .map_err(|error| match error {
+            pcsc::Error::NotTransacted | pcsc::Error::CommError => after_lost_contact(card),
+            error => from_pcsc(error),
+        })?;
     match response {
         [data @ .., high, low] => Ok((data.to_vec(), u16::from_be_bytes([*high, *low]))),
         _ => Err(fail(ErrorCode::UnsupportedCard)),

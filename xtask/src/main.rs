@@ -25,7 +25,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Install what the tests need, then run every test and the wasm check.
+    /// Install what the tests need, then run every test and the wasm and cross-target checks.
     Test,
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
     Bench(bench::BenchArgs),

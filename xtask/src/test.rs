@@ -17,6 +17,10 @@ const PACKAGES: [&str; 4] = [
     "vsmartcard-vpcd",
 ];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// The other systems the bridge ships for; the tests run on Linux, so these are only
+/// type-checked (which needs no cross linker).
+const BRIDGE_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
+const STEPS: u32 = 5;
 
 /// Runs the steps in order and stops at the first that fails.
 pub fn run() -> anyhow::Result<()> {
@@ -28,9 +32,16 @@ pub fn run() -> anyhow::Result<()> {
 
     step(
         2,
-        &format!("Rust target {WASM_TARGET} (the protocol crate also runs in the browser)"),
+        &format!(
+            "Rust targets {WASM_TARGET} (the protocol crate also runs in the browser) and {} \
+             (the bridge's other systems)",
+            BRIDGE_TARGETS.join(", ")
+        ),
     );
     ensure_rust_target(WASM_TARGET)?;
+    for target in BRIDGE_TARGETS {
+        ensure_rust_target(target)?;
+    }
 
     step(3, "every test in the workspace");
     cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
@@ -45,12 +56,25 @@ pub fn run() -> anyhow::Result<()> {
         "--locked",
     ]))?;
 
+    step(5, "unlock-bridge compiles for Windows and macOS");
+    for target in BRIDGE_TARGETS {
+        cmd::run(cmd::cargo().args([
+            "check",
+            "-p",
+            "unlock-bridge",
+            "--bins",
+            "--target",
+            target,
+            "--locked",
+        ]))?;
+    }
+
     println!("==> all test steps passed");
     Ok(())
 }
 
 fn step(number: u32, what: &str) {
-    println!("==> [{number}/4] {what}");
+    println!("==> [{number}/{STEPS}] {what}");
 }
 
 fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
