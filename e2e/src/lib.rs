@@ -2,6 +2,7 @@
 //! through the `vpcd` driver.
 
 pub mod bridge;
+pub mod browser;
 pub mod card;
 pub mod harness;
 pub mod vpcd;

@@ -8,13 +8,14 @@ use anyhow::Context;
 
 use crate::cmd;
 
-/// Debian packages the tests start for real: an SMTP server, and PC/SC with the virtual
-/// reader driver (plus the client library the `pcsc` crate links against).
-const PACKAGES: [&str; 4] = [
+/// Debian packages the tests start for real: an SMTP server, PC/SC with the virtual reader
+/// driver (plus the client library the `pcsc` crate links against), and Chromium.
+const PACKAGES: [&str; 5] = [
     "python3-aiosmtpd",
     "pcscd",
     "libpcsclite-dev",
     "vsmartcard-vpcd",
+    "chromium",
 ];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The other systems the bridge ships for; the tests run on Linux, so these are only
@@ -26,7 +27,7 @@ const STEPS: u32 = 5;
 pub fn run() -> anyhow::Result<()> {
     step(
         1,
-        "Debian packages for the tests' real SMTP server and PC/SC reader",
+        "Debian packages for the tests' real SMTP server, PC/SC reader and browser",
     );
     ensure_debian_packages(&PACKAGES)?;
 
