@@ -44,9 +44,13 @@ impl BridgeProcess {
         caller: &str,
         pcsc_socket: &Path,
     ) -> Self {
-        let installed = install_copy(binary, dir, config);
-        let log = dir.join("bridge.log");
-        let mut command = Command::new(&installed);
+        Self::spawn(&install_copy(binary, dir, config), caller, pcsc_socket)
+    }
+
+    /// Starts an installed copy (see [`install_copy`]); its log goes beside it.
+    pub fn spawn(installed: &Path, caller: &str, pcsc_socket: &Path) -> Self {
+        let log = installed.with_file_name("bridge.log");
+        let mut command = Command::new(installed);
         command
             .arg(caller)
             .env("PCSCLITE_CSOCK_NAME", pcsc_socket)
@@ -72,7 +76,7 @@ impl BridgeProcess {
             events: VecDeque::new(),
             next_id: 1,
             log,
-            binary: installed,
+            binary: installed.to_owned(),
             process,
         }
     }

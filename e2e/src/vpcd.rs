@@ -50,10 +50,12 @@ pub fn write_frame(stream: &mut impl Write, payload: &[u8]) -> io::Result<()> {
 /// Answers the driver until it closes the connection (or the card is pulled).
 pub fn serve(stream: &mut TcpStream, card: &Mutex<VirtualCard>) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    while let Some(message) = read_frame(stream)? {
-        // vpcd writes length and payload separately; without quick ACKs each APDU would
-        // wait ~40 ms for a delayed ACK.
-        quick_ack(stream);
+    // vpcd writes the length and the payload separately, and Nagle holds the payload back
+    // until the length is acknowledged: each read must be acknowledged at once, or every
+    // APDU waits ~40 ms for a delayed ACK.
+    let mut acking = QuickAck(stream);
+    while let Some(message) = read_frame(&mut acking)? {
+        let stream = &mut *acking.0;
         let mut card = card
             .lock()
             .map_err(|_| io::Error::other("the card's state is poisoned"))?;
@@ -65,6 +67,17 @@ pub fn serve(stream: &mut TcpStream, card: &Mutex<VirtualCard>) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// Reads from the stream, acknowledging what arrived straight away.
+struct QuickAck<'s>(&'s mut TcpStream);
+
+impl Read for QuickAck<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.0.read(buffer)?;
+        quick_ack(self.0);
+        Ok(read)
+    }
 }
 
 #[cfg(target_os = "linux")]

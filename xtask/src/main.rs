@@ -29,6 +29,8 @@ enum Command {
     Test,
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
     Bench(bench::BenchArgs),
+    /// Time the bridge (start → hello, challenge + unblock) against the virtual card.
+    BenchBridge(bench::bridge::BridgeArgs),
     /// The measuring half of `bench`, run from a release build.
     #[command(hide = true)]
     BenchInner(bench::InnerArgs),
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Test => test::run(),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchBridge(args) => bench::bridge::run(&args),
         Command::BenchInner(args) => bench::inner(&args),
         Command::BaselineServer(args) => bench::baseline::serve(&args),
     };

@@ -78,7 +78,7 @@ fn step(number: u32, what: &str) {
     println!("==> [{number}/{STEPS}] {what}");
 }
 
-fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
+pub fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()

@@ -6,6 +6,7 @@
 //! generator, the baseline server and the server under test are all optimised builds.
 
 pub mod baseline;
+pub mod bridge;
 mod disk;
 mod load;
 mod mail;
