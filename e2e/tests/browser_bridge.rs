@@ -1,54 +1,123 @@
 //! The whole path to the card in a real browser: a page on 127.0.0.1 → the extension's
 //! content script → its service worker → `connectNative` → the `unlock-bridge` binary,
 //! registered by its own `install` command → a private pcscd → the virtual card. Also the
-//! three things a page must tell apart before it gets that far: no extension, no host, and a
-//! host too old for the page.
+//! three things a page must tell apart before it gets that far (no extension, no host, a host
+//! too old for the page), and the page carrying on when the browser stops the extension's
+//! service worker.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::Html;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use serde_json::Value;
 use unlock_e2e::bridge::install_copy;
 use unlock_e2e::browser::{Chromium, extension_dir};
-use unlock_e2e::harness::{Card, PrivatePcscd, READER};
+use unlock_e2e::harness::{Card, PrivatePcscd, READER, wait_until};
 
 const SERIAL: &str = "2d6bddb8ad096c2d";
-const PAGE: &str = include_str!("pages/bridge-check.html");
+const EXTENSION_ID: &str = "ooiaefjbcbkkddillkmdbldfflinfgki";
 
-/// Serves the check page on a free loopback port; results posted to `/result` arrive on the
-/// receiver.
-fn serve_page() -> (SocketAddr, Receiver<Value>, tokio::runtime::Runtime) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (sender, results) = sync_channel::<Value>(4);
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let address = listener.local_addr().unwrap();
-    let app =
-        Router::new()
-            .route("/bridge-check.html", get(|| async { Html(PAGE) }))
+/// What the test pages post, and the test's "go on" signal.
+#[derive(Clone)]
+struct Pages {
+    results: SyncSender<Value>,
+    go: Arc<AtomicBool>,
+}
+
+/// The test pages on a free loopback port.
+struct Site {
+    address: SocketAddr,
+    results: Receiver<Value>,
+    go: Arc<AtomicBool>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Site {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (sender, results) = sync_channel::<Value>(8);
+        let go = Arc::new(AtomicBool::new(false));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route(
+                "/bridge-client.js",
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/javascript")],
+                        include_str!("pages/bridge-client.js"),
+                    )
+                }),
+            )
+            .route(
+                "/bridge-check.html",
+                get(|| async { Html(include_str!("pages/bridge-check.html")) }),
+            )
+            .route(
+                "/worker-restart.html",
+                get(|| async { Html(include_str!("pages/worker-restart.html")) }),
+            )
+            .route(
+                "/go",
+                get(|State(pages): State<Pages>| async move {
+                    if pages.go.load(Ordering::SeqCst) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::NOT_FOUND
+                    }
+                    .into_response()
+                }),
+            )
             .route(
                 "/result",
                 post(
-                    |State(sender): State<SyncSender<Value>>,
-                     axum::Json(result): axum::Json<Value>| async move {
-                        let _ = sender.try_send(result);
+                    |State(pages): State<Pages>, axum::Json(result): axum::Json<Value>| async move {
+                        let _ = pages.results.try_send(result);
                     },
                 ),
             )
-            .with_state(sender);
-    runtime.spawn(async move { axum::serve(listener, app).await });
-    (address, results, runtime)
+            .with_state(Pages {
+                results: sender,
+                go: Arc::clone(&go),
+            });
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Self {
+            address,
+            results,
+            go,
+            _runtime: runtime,
+        }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The next result a page posts, or a report with the browser's log.
+    fn result(&self, browser: &Chromium, profile: &Path) -> Value {
+        let result = self.results.recv_timeout(Duration::from_secs(60));
+        result.unwrap_or_else(|_| {
+            let _ = browser;
+            panic!(
+                "the page posted no result; Chromium said:\n{}",
+                std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default()
+            )
+        })
+    }
 }
 
 /// The bridge binary, which `cargo test --workspace` builds beside this package's binaries.
@@ -56,57 +125,72 @@ fn bridge_binary() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_virtual-card")).with_file_name("unlock-bridge")
 }
 
-/// One browser run: the result the page posted, or a report with the browser's log.
-fn run_page(
+/// Lays out the bridge under `dir` allowing `origin`, and registers it for Chromium in a
+/// private home; returns the browser profile folder where it registered itself.
+fn install_bridge(dir: &Path, origin: &str) -> PathBuf {
+    let home = dir.join("home");
+    let binary = install_copy(
+        &bridge_binary(),
+        &dir.join("opt/unlock-bridge"),
+        &format!(
+            "allowed_origins = [{origin:?}]\nlog_file = {:?}\n",
+            dir.join("bridge.log")
+        ),
+    );
+    let install = std::process::Command::new(&binary)
+        .args(["install", "--user", "--browser", "chromium"])
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{install:?}");
+    let profile = home.join(".config/chromium");
+    assert!(
+        profile
+            .join("NativeMessagingHosts/uk.nhs.smartcard_unlock.json")
+            .exists()
+    );
+    profile
+}
+
+/// One browser run of the check page: the result it posted.
+fn check_page(
     dir: &Path,
     query: &str,
     extension: bool,
     host_installed: bool,
     pcscd: &PrivatePcscd,
 ) -> Value {
-    let (address, results, _runtime) = serve_page();
-    let origin = format!("http://{address}");
+    let site = Site::start();
     // The browser's profile is the user's Chromium folder in a private home, which is where
     // `unlock-bridge install --user --browser chromium` registers the host.
-    let home = dir.join("home");
-    let profile = home.join(".config/chromium");
-    if host_installed {
-        let binary = install_copy(
-            &bridge_binary(),
-            &dir.join("opt/unlock-bridge"),
-            &format!(
-                "allowed_origins = [{origin:?}]\nlog_file = {:?}\n",
-                dir.join("bridge.log")
-            ),
-        );
-        let install = std::process::Command::new(&binary)
-            .args(["install", "--user", "--browser", "chromium"])
-            .env("HOME", &home)
-            .env_remove("XDG_CONFIG_HOME")
-            .output()
-            .unwrap();
-        assert!(install.status.success(), "{install:?}");
-        assert!(
-            profile
-                .join("NativeMessagingHosts/uk.nhs.smartcard_unlock.json")
-                .exists()
-        );
-    }
+    let profile = if host_installed {
+        install_bridge(dir, &site.origin())
+    } else {
+        dir.join("home/.config/chromium")
+    };
     let extension = extension.then(extension_dir);
     let browser = Chromium::open(
-        &format!("{origin}/bridge-check.html{query}"),
+        &format!("{}/bridge-check.html{query}", site.origin()),
         &profile,
         extension.as_deref(),
         &pcscd.socket,
     );
-    let result = results.recv_timeout(Duration::from_secs(60));
-    drop(browser);
-    result.unwrap_or_else(|_| {
-        panic!(
-            "the page posted no result; Chromium said:\n{}",
-            std::fs::read_to_string(profile.join("chromium.log")).unwrap_or_default()
-        )
-    })
+    site.result(&browser, &profile)
+}
+
+fn start_card(pcscd: &PrivatePcscd) -> Card {
+    Card::start(
+        Path::new(env!("CARGO_BIN_EXE_virtual-card")),
+        pcscd.vpcd_port,
+        &[
+            "--serial",
+            SERIAL,
+            "--master-key",
+            "0b2560610fce4019a51221a129d9cf4c",
+            "--locked",
+        ],
+    )
 }
 
 fn code(reply: &Value) -> &str {
@@ -117,18 +201,8 @@ fn code(reply: &Value) -> &str {
 fn a_page_reaches_the_virtual_card_through_the_extension_and_the_bridge() {
     let dir = tempfile::tempdir().unwrap();
     let pcscd = PrivatePcscd::start(dir.path());
-    let _card = Card::start(
-        Path::new(env!("CARGO_BIN_EXE_virtual-card")),
-        pcscd.vpcd_port,
-        &[
-            "--serial",
-            SERIAL,
-            "--master-key",
-            "0b2560610fce4019a51221a129d9cf4c",
-            "--locked",
-        ],
-    );
-    let result = run_page(dir.path(), "", true, true, &pcscd);
+    let _card = start_card(&pcscd);
+    let result = check_page(dir.path(), "", true, true, &pcscd);
 
     assert_eq!(result["ping"]["ok"]["type"], "pong", "{result}");
     assert_eq!(result["hello"]["ok"]["protocol_major"], 1, "{result}");
@@ -150,7 +224,7 @@ fn a_page_reaches_the_virtual_card_through_the_extension_and_the_bridge() {
     // The host saw the origin the browser vouched for, from the extension it knows.
     let log = std::fs::read_to_string(dir.path().join("bridge.log")).unwrap();
     assert!(
-        log.contains("caller=\"chrome-extension://ooiaefjbcbkkddillkmdbldfflinfgki/\""),
+        log.contains(&format!("caller=\"chrome-extension://{EXTENSION_ID}/\"")),
         "{log}"
     );
     assert!(log.contains("origin=\"http://127.0.0.1:"), "{log}");
@@ -161,17 +235,60 @@ fn a_page_tells_a_missing_extension_from_a_missing_host_from_an_outdated_one() {
     let dir = tempfile::tempdir().unwrap();
     let pcscd = PrivatePcscd::start(dir.path());
 
-    let no_extension = run_page(&dir.path().join("a"), "", false, true, &pcscd);
+    let no_extension = check_page(&dir.path().join("a"), "", false, true, &pcscd);
     assert_eq!(
         code(&no_extension["ping"]),
         "extension_missing",
         "{no_extension}"
     );
 
-    let no_host = run_page(&dir.path().join("b"), "", true, false, &pcscd);
+    let no_host = check_page(&dir.path().join("b"), "", true, false, &pcscd);
     assert_eq!(no_host["ping"]["ok"]["type"], "pong", "{no_host}");
     assert_eq!(code(&no_host["hello"]), "host_missing", "{no_host}");
 
-    let later_page = run_page(&dir.path().join("c"), "?major=2", true, true, &pcscd);
+    let later_page = check_page(&dir.path().join("c"), "?major=2", true, true, &pcscd);
     assert_eq!(code(&later_page["hello"]), "host_outdated", "{later_page}");
+}
+
+#[test]
+fn the_page_carries_on_when_the_browser_stops_the_extension_service_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcscd = PrivatePcscd::start(dir.path());
+    let mut card = start_card(&pcscd);
+    let site = Site::start();
+    let profile = install_bridge(dir.path(), &site.origin());
+    let browser = Chromium::open(
+        &format!("{}/worker-restart.html", site.origin()),
+        &profile,
+        Some(&extension_dir()),
+        &pcscd.socket,
+    );
+    let before = site.result(&browser, &profile);
+    assert_eq!(before["watch"]["ok"]["type"], "watching", "{before}");
+
+    let mut devtools = browser.devtools();
+    let workers = devtools.extension_workers(EXTENSION_ID);
+    assert_eq!(workers.len(), 1, "one service worker: {workers:?}");
+    devtools.close(&workers[0]);
+    wait_until(|| {
+        !devtools
+            .extension_workers(EXTENSION_ID)
+            .contains(&workers[0])
+    });
+    site.go.store(true, Ordering::SeqCst);
+
+    let after = site.result(&browser, &profile);
+    assert_eq!(after["card"]["ok"]["serial"], SERIAL, "{after}");
+    let restarted = devtools.extension_workers(EXTENSION_ID);
+    assert!(
+        restarted.len() == 1 && restarted[0] != workers[0],
+        "a new service worker: {restarted:?}"
+    );
+
+    // The content script subscribed again by itself: the page still hears the card.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(card.command("remove"), "ok");
+    let removed = site.result(&browser, &profile);
+    assert_eq!(removed["event"]["event"], "card_removed", "{removed}");
+    assert_eq!(removed["event"]["reader"], READER, "{removed}");
 }
