@@ -156,7 +156,7 @@ impl Host {
         };
         let kind = command_name(&request.command);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            self.run(request.command.clone(), &request.origin)
+            self.run(request.command, &request.origin)
         }))
         .unwrap_or_else(|_| Err(fail(ErrorCode::Internal)));
         let elapsed_ms = started.elapsed().as_millis();
