@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::CardSerial;
+use crate::bridge::Block;
+
 /// `POST /api/journeys`: start a journey with the email address on the holder's profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,10 +48,48 @@ pub enum JourneyView {
         /// Seconds left to finish the journey.
         expires_in_seconds: u64,
     },
+    /// The card read by the bridge belongs to the holder and can be unlocked: the page may
+    /// now ask it for a challenge and the server for the cryptogram.
+    CardAccepted {
+        serial: CardSerial,
+        /// Seconds left to finish the journey.
+        expires_in_seconds: u64,
+    },
+    /// The card's receipt checked out: the card is unlocked and the journey is over.
+    Unlocked { serial: CardSerial },
     /// The code was right but self-service can't help; the holder must contact their RA.
     ContactRa { reason: IneligibleReason },
     /// Time ran out before the code was verified.
     Expired,
+}
+
+/// `POST /api/journey/card`: the card the bridge read, for a verified journey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresentCard {
+    pub serial: CardSerial,
+    /// The card profile the bridge recognised, such as `unlock-cr/1`.
+    pub profile: String,
+}
+
+/// `POST /api/journey/card/cryptogram`: a fresh challenge from the accepted card.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CryptogramRequest {
+    pub challenge: Block,
+}
+
+/// The answer to a [`CryptogramRequest`]: what the card needs to accept the unblock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cryptogram {
+    pub cryptogram: Block,
+}
+
+/// `POST /api/journey/card/receipt`: the card's proof that it was unblocked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardReceipt {
+    pub receipt: Block,
 }
 
 /// Why a verified holder must contact their Registration Authority.
