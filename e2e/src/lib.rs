@@ -5,4 +5,7 @@ pub mod bridge;
 pub mod browser;
 pub mod card;
 pub mod harness;
+pub mod mail;
+pub mod service;
 pub mod vpcd;
+pub mod webdriver;

@@ -1,0 +1,97 @@
+//! Debian's ChromeDriver driving headless Chromium (with the unpacked extension) through
+//! WebDriver, for tests that act as a person would: by visible labels and the keyboard.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+use crate::browser::CHROMIUM;
+
+/// `chromedriver` on a free loopback port, in its own process group so that dropping it
+/// stops it, every browser it started and every native host those started.
+#[derive(Debug)]
+pub struct ChromeDriver {
+    pub url: String,
+    process: Child,
+}
+
+impl ChromeDriver {
+    /// Starts ChromeDriver; the browsers it starts, and their native hosts, reach pcscd
+    /// through `pcsc_socket`, and the hosts find their per-user registration under `home`.
+    pub fn start(pcsc_socket: &Path, home: &Path, log: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free port");
+        let process = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .env("PCSCLITE_CSOCK_NAME", pcsc_socket)
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start chromedriver (apt-get install chromium-driver)");
+        crate::harness::wait_until(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            process,
+        }
+    }
+
+    /// A new headless browser with a fresh profile in `user_data_dir`, with `extension`
+    /// loaded if given.
+    pub async fn browser(&self, user_data_dir: &Path, extension: Option<&Path>) -> Client {
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1024,1200".to_owned(),
+            format!("--user-data-dir={}", user_data_dir.display()),
+        ];
+        match extension {
+            Some(extension) => {
+                args.push(format!("--load-extension={}", extension.display()));
+                args.push(format!(
+                    "--disable-extensions-except={}",
+                    extension.display()
+                ));
+            }
+            None => args.push("--disable-extensions".to_owned()),
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({"binary": CHROMIUM, "args": args}),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a WebDriver session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.process.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.process.wait();
+    }
+}
