@@ -1,6 +1,7 @@
 //! `virtual-card`: an `unlock-cr/1` card for tests and demos, plugged into `pcscd` through
 //! the `vpcd` driver. Commands on standard input, one per line, each answered on standard
-//! output: `insert`, `remove`, `state`, `pin-is <digits>`, `quit`.
+//! output: `insert`, `remove`, `state`, `pin-is <digits>`, `pull-on <instruction hex>`
+//! (leave the reader when the next command with that instruction arrives), `quit`.
 
 use std::io::BufRead;
 use std::net::{Shutdown, TcpStream};
@@ -39,20 +40,30 @@ struct Args {
 /// The card and its connection to the reader, if inserted.
 struct Slot {
     card: Arc<Mutex<VirtualCard>>,
+    pull_on: Arc<Mutex<Option<u8>>>,
     vpcd: String,
     inserted: Option<(TcpStream, JoinHandle<()>)>,
 }
 
 impl Slot {
     fn insert(&mut self) -> anyhow::Result<()> {
+        // A card that left the reader by itself (pull-on) can go back in.
+        if self
+            .inserted
+            .as_ref()
+            .is_some_and(|(_, thread)| thread.is_finished())
+        {
+            self.remove();
+        }
         if self.inserted.is_some() {
             return Ok(());
         }
         let stream = connect(&self.vpcd)?;
         let mut serving = stream.try_clone().context("share the reader connection")?;
         let card = self.card.clone();
+        let pull_on = self.pull_on.clone();
         let thread = std::thread::spawn(move || {
-            if let Err(error) = vpcd::serve(&mut serving, &card) {
+            if let Err(error) = vpcd::serve(&mut serving, &card, &pull_on) {
                 eprintln!("virtual-card: connection ended: {error}");
             }
             if let Ok(mut card) = card.lock() {
@@ -78,7 +89,7 @@ impl Slot {
         let counters = card.counters();
         Ok(serde_json::json!({
             "serial": hex::encode(card.serial()),
-            "inserted": self.inserted.is_some(),
+            "inserted": self.inserted.as_ref().is_some_and(|(_, thread)| !thread.is_finished()),
             "pin_tries": counters.pin_tries,
             "admin_tries": counters.admin_tries,
         })
@@ -117,6 +128,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut slot = Slot {
         card: Arc::new(Mutex::new(card)),
+        pull_on: Arc::new(Mutex::new(None)),
         vpcd: args.vpcd,
         inserted: None,
     };
@@ -139,6 +151,12 @@ fn main() -> anyhow::Result<()> {
                 .lock()
                 .map(|card| card.pin_is(pin).to_string())
                 .map_err(|_| anyhow::anyhow!("the card's state is poisoned")),
+            (Some("pull-on"), Some(instruction)) => u8::from_str_radix(instruction, 16)
+                .map(|instruction| {
+                    *slot.pull_on.lock().unwrap_or_else(|e| e.into_inner()) = Some(instruction);
+                    "ok".to_owned()
+                })
+                .context("pull-on takes an instruction byte in hex, such as 2C"),
             (Some("quit"), None) => break,
             (None, _) => continue,
             _ => Ok(format!("error: unknown command {line:?}")),

@@ -47,8 +47,14 @@ pub fn write_frame(stream: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     stream.write_all(&[&length.to_be_bytes()[..], payload].concat())
 }
 
-/// Answers the driver until it closes the connection (or the card is pulled).
-pub fn serve(stream: &mut TcpStream, card: &Mutex<VirtualCard>) -> io::Result<()> {
+/// Answers the driver until it closes the connection (or the card is pulled). If `pull_on`
+/// holds an instruction byte, the card leaves the reader the moment a command with that
+/// instruction arrives, unanswered, as when a holder pulls it out mid-command.
+pub fn serve(
+    stream: &mut TcpStream,
+    card: &Mutex<VirtualCard>,
+    pull_on: &Mutex<Option<u8>>,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     // vpcd writes the length and the payload separately, and Nagle holds the payload back
     // until the length is acknowledged: each read must be acknowledged at once, or every
@@ -63,10 +69,25 @@ pub fn serve(stream: &mut TcpStream, card: &Mutex<VirtualCard>) -> io::Result<()
             [POWER_OFF] | [POWER_ON] | [RESET] => card.reset(),
             [GET_ATR] => write_frame(stream, &atr())?,
             [_] => {}
+            [_, instruction, ..] if pulled(pull_on, *instruction) => {
+                card.reset();
+                return stream.shutdown(std::net::Shutdown::Both);
+            }
             apdu => write_frame(stream, &card.process(apdu))?,
         }
     }
     Ok(())
+}
+
+/// Whether a command with `instruction` is the one the card is to be pulled on; the trap is
+/// spent once sprung.
+fn pulled(pull_on: &Mutex<Option<u8>>, instruction: u8) -> bool {
+    let mut trap = pull_on.lock().unwrap_or_else(|e| e.into_inner());
+    if *trap == Some(instruction) {
+        *trap = None;
+        return true;
+    }
+    false
 }
 
 /// Reads from the stream, acknowledging what arrived straight away.

@@ -342,3 +342,18 @@ fn the_client_side_tests_are_reachable() {
     let _ = std::panic::catch_unwind(|| run_client_test("hold_card_client_side_missing", &pcscd))
         .expect_err("a missing client test is reported");
 }
+
+#[test]
+fn a_card_pulled_in_the_middle_of_the_unblock_is_removed_and_a_retry_works() {
+    let mut rig = Rig::start();
+    let (right, _) = server_side(&rig.challenge());
+    // The card leaves the reader the moment RESET RETRY COUNTER reaches it, unanswered.
+    assert_eq!(rig.card.command("pull-on 2C"), "ok");
+    assert_eq!(code(&rig.unblock(&right)), "card_removed");
+
+    assert_eq!(rig.card.command("insert"), "ok");
+    rig.wait_for_card();
+    let (right, expected_receipt) = server_side(&rig.challenge());
+    assert_eq!(rig.unblock(&right)["ok"]["receipt"], expected_receipt);
+    assert_eq!(rig.card.command(&format!("pin-is {NEW_PASSCODE}")), "true");
+}

@@ -146,9 +146,10 @@ mod answers {
     }
 }
 
-/// A command that failed half-way usually means the card left the reader before the service
-/// noticed: ask the reader, for up to a second, so the page can say "card removed".
-fn after_lost_contact(card: &pcsc::Card) -> BridgeError {
+/// A command that failed half-way (or came back without a status word) usually means the card
+/// left the reader before the service noticed: ask the reader, for up to a second, so the
+/// page can say "card removed"; if the card is still there, the failure is `otherwise`.
+fn after_lost_contact(card: &pcsc::Card, otherwise: ErrorCode) -> BridgeError {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         match card.status2_owned() {
@@ -156,7 +157,7 @@ fn after_lost_contact(card: &pcsc::Card) -> BridgeError {
             Ok(status) if !status.status().contains(pcsc::Status::PRESENT) => {
                 return fail(ErrorCode::CardRemoved);
             }
-            Ok(_) if Instant::now() >= deadline => return fail(ErrorCode::Internal),
+            Ok(_) if Instant::now() >= deadline => return fail(otherwise),
             Ok(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
@@ -169,12 +170,14 @@ fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<(Vec<u8>, u16), BridgeErro
     let response = card
         .transmit(apdu, &mut buffer)
         .map_err(|error| match error {
-            pcsc::Error::NotTransacted | pcsc::Error::CommError => after_lost_contact(card),
+            pcsc::Error::NotTransacted | pcsc::Error::CommError => {
+                after_lost_contact(card, ErrorCode::Internal)
+            }
             error => from_pcsc(error),
         })?;
     match response {
         [data @ .., high, low] => Ok((data.to_vec(), u16::from_be_bytes([*high, *low]))),
-        _ => Err(fail(ErrorCode::UnsupportedCard)),
+        _ => Err(after_lost_contact(card, ErrorCode::UnsupportedCard)),
     }
 }
 
