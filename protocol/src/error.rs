@@ -23,6 +23,14 @@ pub enum ErrorCode {
     ResendTooSoon,
     TooManyCodes,
     Throttled,
+    NotVerified,
+    JourneyExpired,
+    CardNotOnProfile,
+    CardNotUsable,
+    CardNotAccepted,
+    ChallengeReused,
+    TooManyAttempts,
+    ReceiptWrong,
     Timeout,
     Unavailable,
     Internal,
@@ -49,6 +57,14 @@ impl ErrorCode {
             Self::ResendTooSoon => "resend_too_soon",
             Self::TooManyCodes => "too_many_codes",
             Self::Throttled => "throttled",
+            Self::NotVerified => "not_verified",
+            Self::JourneyExpired => "journey_expired",
+            Self::CardNotOnProfile => "card_not_on_profile",
+            Self::CardNotUsable => "card_not_usable",
+            Self::CardNotAccepted => "card_not_accepted",
+            Self::ChallengeReused => "challenge_reused",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::ReceiptWrong => "receipt_wrong",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -91,6 +107,34 @@ impl ErrorCode {
             Self::Throttled => {
                 "There have been too many attempts. Wait and try again later, or contact your \
                  Registration Authority."
+            }
+            Self::NotVerified => {
+                "Enter the security code from your email first, then insert your smartcard."
+            }
+            Self::JourneyExpired => {
+                "Your time to unlock your smartcard has run out. Start again to get a new \
+                 security code."
+            }
+            Self::CardNotOnProfile => {
+                "This card is not the one on your profile. Insert your own smartcard."
+            }
+            Self::CardNotUsable => {
+                "This smartcard can't be unlocked here. Contact your Registration Authority."
+            }
+            Self::CardNotAccepted => {
+                "Insert your smartcard so it can be checked before it is unlocked."
+            }
+            Self::ChallengeReused => {
+                "Your smartcard's request was already used. Take your card out, put it back in \
+                 and try again."
+            }
+            Self::TooManyAttempts => {
+                "There have been too many attempts to unlock your smartcard. Start again, or \
+                 contact your Registration Authority."
+            }
+            Self::ReceiptWrong => {
+                "We could not confirm that your smartcard was unlocked. Leave it in the reader \
+                 and try again. If this keeps happening, contact your Registration Authority."
             }
             Self::Timeout => "The service took too long to answer. Try again.",
             Self::Unavailable => "The service is not available at the moment. Try again later.",
@@ -145,6 +189,9 @@ mod tests {
             ErrorCode::BadJson,
             ErrorCode::EmailDomainNotAllowed,
             ErrorCode::TooManyCodes,
+            ErrorCode::CardNotOnProfile,
+            ErrorCode::ChallengeReused,
+            ErrorCode::ReceiptWrong,
         ] {
             assert_eq!(
                 serde_json::to_string(&code).unwrap(),

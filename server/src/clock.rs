@@ -57,6 +57,14 @@ pub fn clock_time_utc(at: Millis) -> String {
     format!("{:02}:{:02}", minutes_of_day / 60, minutes_of_day % 60)
 }
 
+/// `28 November 2026 at 13:05 (UTC)`, for messages that say when something happened.
+pub fn date_time_utc(at: Millis) -> String {
+    let day = time::OffsetDateTime::from_unix_timestamp(at.div_euclid(1000))
+        .map(|t| format!("{} {} {}", t.day(), t.month(), t.year()))
+        .unwrap_or_default();
+    format!("{day} at {} (UTC)", clock_time_utc(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +88,9 @@ mod tests {
     fn clock_time_is_utc_hours_and_minutes() {
         // 2026-11-28T13:05:59Z
         assert_eq!(clock_time_utc(1_795_871_159_000), "13:05");
+        assert_eq!(
+            date_time_utc(1_795_871_159_000),
+            "28 November 2026 at 13:05 (UTC)"
+        );
     }
 }

@@ -26,6 +26,13 @@ pub struct Config {
     /// 32-byte hex secret that keys code hashes and seals queued email. When absent it is
     /// read from (or created in) `<data_dir>/secret.key`.
     pub secret_key: Option<Secret>,
+    /// A file holding the 16-byte card master key as 32 hex digits (see `keys generate`).
+    pub card_master_key_file: Option<PathBuf>,
+    /// The card master key itself, 32 hex digits (for `UNLOCK_CARD_MASTER_KEY`). Without a
+    /// key, or a key file, the card steps answer 503 and only the code steps work.
+    pub card_master_key: Option<Secret>,
+    /// The built single-page app (Trunk's `dist` folder), served at `/`.
+    pub static_dir: PathBuf,
     /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy only).
     pub trust_forwarded_for: bool,
     /// `text` or `json` log lines on stderr.
@@ -78,6 +85,9 @@ pub struct JourneyConfig {
     pub max_code_tries: u8,
     pub resend_cooldown_seconds: u64,
     pub codes_per_hour: u32,
+    /// Cryptograms released per journey: enough for a few card pulls and retries; one more
+    /// request closes the journey.
+    pub cryptograms_per_journey: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +145,9 @@ impl Default for Config {
             database_url: "sqlite://var/unlock.db".into(),
             data_dir: PathBuf::from("var"),
             secret_key: None,
+            card_master_key_file: None,
+            card_master_key: None,
+            static_dir: PathBuf::from("frontend/dist"),
             trust_forwarded_for: false,
             log_format: LogFormat::Text,
             mail: MailConfig {
@@ -157,6 +170,7 @@ impl Default for Config {
                 max_code_tries: 3,
                 resend_cooldown_seconds: 30,
                 codes_per_hour: 5,
+                cryptograms_per_journey: 5,
             },
             throttle: ThrottleConfig {
                 client_starts_per_hour: 30,
@@ -197,6 +211,9 @@ impl Config {
         }
         if let Some(url) = &self.mail.smtp_url {
             check_smtp_url(url.expose())?;
+        }
+        if self.card_master_key.is_some() && self.card_master_key_file.is_some() {
+            bail!("set card_master_key or card_master_key_file, not both");
         }
         Ok(())
     }
@@ -278,11 +295,27 @@ mod tests {
     }
 
     #[test]
+    fn the_card_master_key_comes_from_one_place_only() {
+        let both = Config {
+            card_master_key: Some(Secret::new("35a47d45d75853e026695fffa198b79d")),
+            card_master_key_file: Some(PathBuf::from("card-master.key")),
+            ..Config::default()
+        };
+        let error = both.validate().unwrap_err().to_string();
+        assert!(error.contains("not both"), "{error}");
+        assert!(!error.contains("35a47d45"));
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
     fn secrets_print_as_stars() {
         let config = Config {
             secret_key: Some(Secret::new("00ff")),
+            card_master_key: Some(Secret::new("35a47d45d75853e026695fffa198b79d")),
             ..Config::default()
         };
-        assert!(!format!("{config:?}").contains("00ff"));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("00ff"));
+        assert!(!printed.contains("35a47d45"));
     }
 }

@@ -1,6 +1,7 @@
 //! Self-service smartcard unlock: the HTTP API, the email outbox worker and the operator CLI.
 
 pub mod audit;
+pub mod card_key;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -22,6 +23,7 @@ use anyhow::Context;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::card_key::CardMasterKey;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -52,11 +54,19 @@ impl Server {
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
         let keys = Arc::new(Keys::load(&config)?);
+        let card_key = CardMasterKey::load(&config)?.map(Arc::new);
+        if card_key.is_none() {
+            tracing::warn!(
+                "no card master key is configured (card_master_key_file or card_master_key): \
+                 holders can verify codes but cards can't be unlocked (the card steps answer 503)"
+            );
+        }
         let mailer = Mailer::from_config(&config)?;
         let state = AppState {
             config: config.clone(),
             db: db.clone(),
             keys: keys.clone(),
+            card_key,
             clock: clock.clone(),
             outbox_wake: Arc::new(Notify::new()),
         };

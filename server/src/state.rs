@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::card_key::CardMasterKey;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub keys: Arc<Keys>,
+    /// The card master key; without it the card steps answer 503.
+    pub card_key: Option<Arc<CardMasterKey>>,
     pub clock: Clock,
     /// Wakes the outbox worker after a message is queued.
     pub outbox_wake: Arc<Notify>,

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use unlock_protocol::{EmailAddress, HolderId};
 
 use crate::audit::{self, Event};
+use crate::card_key;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -31,7 +32,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API and the email outbox worker.
     Serve {
-        /// Seed a demo holder into an empty database (for trying the service, never production).
+        /// Seed a demo holder into an empty database (for trying the service, never
+        /// production). Without a configured card master key, use `<data_dir>/card-master.key`
+        /// (./var/card-master.key by default), creating it if missing, so a demo virtual
+        /// card can read the same key.
         #[arg(long)]
         demo: bool,
     },
@@ -45,6 +49,24 @@ pub enum Command {
     /// Inspect and release throttles.
     #[command(subcommand)]
     Throttle(ThrottleCommand),
+    /// Create keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a fresh random card master key (16 bytes from the OS's random source) to a
+    /// new file as 32 hex digits and a newline, readable by its owner only (mode 0600).
+    ///
+    /// Every card's admin key is derived from this key: whoever holds it can unblock cards.
+    /// Keep it secret, back it up, and give the same key to every server instance (point
+    /// `card_master_key_file` at the file). An existing file is never overwritten.
+    Generate {
+        /// Where to write the key; the file must not exist yet.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,11 +96,16 @@ pub enum ThrottleCommand {
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
     telemetry::init(config.log_format);
     let clock = Clock::System;
     match cli.command {
-        Command::Serve { demo } => serve(config, clock, demo).await,
+        Command::Serve { demo } => {
+            if demo {
+                use_demo_card_key(&mut config)?;
+            }
+            serve(config, clock, demo).await
+        }
         Command::Migrate => {
             let db = open(&config).await?;
             println!("database is up to date");
@@ -104,7 +131,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             result
         }
+        Command::Keys(KeysCommand::Generate { out }) => {
+            card_key::generate_file(&out)?;
+            println!("wrote a new card master key to {}", out.display());
+            Ok(())
+        }
     }
+}
+
+/// In demo mode without a configured key: the data folder's key file, created if missing.
+fn use_demo_card_key(config: &mut Config) -> anyhow::Result<()> {
+    if config.card_master_key.is_some() || config.card_master_key_file.is_some() {
+        return Ok(());
+    }
+    let path = config.data_dir.join("card-master.key");
+    if !path.exists() {
+        card_key::generate_file(&path)?;
+        tracing::warn!(path = %path.display(), "created a demo card master key (demo mode only)");
+    }
+    config.card_master_key_file = Some(path);
+    Ok(())
 }
 
 async fn open(config: &Config) -> anyhow::Result<Db> {

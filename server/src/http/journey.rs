@@ -4,7 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use unlock_protocol::api::{JourneyView, StartJourney, VerifyCode};
+use unlock_protocol::api::{
+    CardReceipt, Cryptogram, CryptogramRequest, JourneyView, PresentCard, StartJourney, VerifyCode,
+};
+use unlock_protocol::bridge::Block;
 
 use super::extract::{ApiJson, ClientAddr, JourneyToken, journey_cookie};
 use crate::error::Failure;
@@ -52,6 +55,41 @@ pub async fn resend(
     JourneyToken(token): JourneyToken,
 ) -> Result<Json<JourneyView>, Failure> {
     journey::resend(&state, token.as_deref(), &client)
+        .await
+        .map(Json)
+}
+
+pub async fn present_card(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    JourneyToken(token): JourneyToken,
+    ApiJson(body): ApiJson<PresentCard>,
+) -> Result<Json<JourneyView>, Failure> {
+    journey::present_card(&state, token.as_deref(), body.serial, body.profile, &client)
+        .await
+        .map(Json)
+}
+
+pub async fn cryptogram(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    JourneyToken(token): JourneyToken,
+    ApiJson(body): ApiJson<CryptogramRequest>,
+) -> Result<Json<Cryptogram>, Failure> {
+    let cryptogram =
+        journey::release_cryptogram(&state, token.as_deref(), body.challenge.0, &client).await?;
+    Ok(Json(Cryptogram {
+        cryptogram: Block(cryptogram),
+    }))
+}
+
+pub async fn receipt(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    JourneyToken(token): JourneyToken,
+    ApiJson(body): ApiJson<CardReceipt>,
+) -> Result<Json<JourneyView>, Failure> {
+    journey::confirm_receipt(&state, token.as_deref(), body.receipt.0, &client)
         .await
         .map(Json)
 }

@@ -3,11 +3,12 @@
 mod extract;
 mod health;
 mod journey;
+pub mod spa;
 
 use std::any::Any;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,20 +23,23 @@ use crate::state::AppState;
 /// Largest request body accepted; journey bodies are a few dozen bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
-     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// The whole API.
+/// The whole service: the API, and the built app for every other path.
 pub fn router(state: AppState) -> Router {
+    let app = spa::Spa::load(&state.config.static_dir);
     let api = Router::new()
         .route("/api/journeys", post(journey::start))
         .route("/api/journey", get(journey::view))
         .route("/api/journey/code", post(journey::verify))
         .route("/api/journey/resend", post(journey::resend))
+        .route("/api/journey/card", post(journey::present_card))
+        .route("/api/journey/card/cryptogram", post(journey::cryptogram))
+        .route("/api/journey/card/receipt", post(journey::receipt))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .fallback(not_found)
+        .fallback(move |request: Request| {
+            let app = app.clone();
+            async move { app.serve(request).await }
+        })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
@@ -43,10 +47,21 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Strict headers on every response, errors included.
+/// Strict headers on every response, errors included. Only the app's own files set their
+/// own policy (`index.html`, whose inline scripts it allows by hash) and caching.
 fn security_headers(router: Router) -> Router {
-    let headers: [(HeaderName, &'static str); 8] = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    let defaults = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&spa::content_security_policy(&[]))
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'")),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    let router = defaults.into_iter().fold(router, |router, (name, value)| {
+        router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+    });
+    let headers: [(HeaderName, &'static str); 6] = [
         (
             header::STRICT_TRANSPORT_SECURITY,
             "max-age=31536000; includeSubDomains",
@@ -62,7 +77,6 @@ fn security_headers(router: Router) -> Router {
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=(), usb=()",
         ),
-        (header::CACHE_CONTROL, "no-store"),
     ];
     headers.into_iter().fold(router, |router, (name, value)| {
         router.layer(SetResponseHeaderLayer::overriding(
@@ -70,10 +84,6 @@ fn security_headers(router: Router) -> Router {
             HeaderValue::from_static(value),
         ))
     })
-}
-
-async fn not_found() -> Failure {
-    Failure::client(StatusCode::NOT_FOUND, ErrorCode::NotFound)
 }
 
 async fn method_not_allowed() -> Failure {

@@ -1,14 +1,17 @@
-//! The holder's journey up to a verified one-time code: start with an email address,
-//! receive a code, type it in, ask for another.
+//! The holder's journey: start with an email address, receive a code, type it in (or ask
+//! for another), then present the card, get a cryptogram for its challenge, and confirm the
+//! unlock with the card's receipt.
 
+mod card;
 mod code;
 mod start;
 
 use anyhow::Context;
 use sqlx::SqliteConnection;
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::{EmailAddress, ErrorCode};
+use unlock_protocol::{CardSerial, EmailAddress, ErrorCode};
 
+pub use card::{confirm_receipt, present_card, release_cryptogram};
 pub use code::{resend, verify};
 pub use start::{Started, start};
 
@@ -30,6 +33,10 @@ struct Journey {
     state: String,
     ineligible_reason: Option<String>,
     expires_at: Millis,
+    /// The card accepted for unlocking, once one has been.
+    card_serial: Option<String>,
+    /// Why a closed journey closed: `unlocked` or `too_many_attempts`.
+    closed_reason: Option<String>,
 }
 
 /// The latest code of a journey; only it can be right.
@@ -72,6 +79,7 @@ async fn find(
 ) -> anyhow::Result<Option<Found>> {
     let row: Option<JourneyWithCode> = sqlx::query_as(
         "SELECT j.id, j.subject, j.holder_id, j.email, j.state, j.ineligible_reason, j.expires_at,
+                j.card_serial, j.closed_reason,
                 c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state,
                 (SELECT MAX(locked_until) FROM throttles
                  WHERE (scope = ?2 AND key = ?3) OR (scope = ?4 AND key = j.subject)) AS locked_until
@@ -178,8 +186,14 @@ fn view_of(
             })
         }
         "verified" if now >= journey.expires_at => Ok(JourneyView::Expired),
-        "verified" => Ok(JourneyView::Verified {
-            expires_in_seconds: seconds_until(now, journey.expires_at),
+        "verified" => Ok(match accepted_card(journey) {
+            Some(serial) => JourneyView::CardAccepted {
+                serial,
+                expires_in_seconds: seconds_until(now, journey.expires_at),
+            },
+            None => JourneyView::Verified {
+                expires_in_seconds: seconds_until(now, journey.expires_at),
+            },
         }),
         "ineligible" => {
             let reason = journey
@@ -189,11 +203,25 @@ fn view_of(
                 .unwrap_or(IneligibleReason::NoCard);
             Ok(JourneyView::ContactRa { reason })
         }
+        "closed" if journey.closed_reason.as_deref() == Some("unlocked") => {
+            match accepted_card(journey) {
+                Some(serial) => Ok(JourneyView::Unlocked { serial }),
+                None => Err(anyhow::anyhow!("an unlocked journey has no card").into()),
+            }
+        }
         _ => Err(Failure::client(
             StatusCode::CONFLICT,
             ErrorCode::JourneyClosed,
         )),
     }
+}
+
+/// The card accepted for the journey (stored already parsed, so it parses again).
+fn accepted_card(journey: &Journey) -> Option<CardSerial> {
+    journey
+        .card_serial
+        .as_deref()
+        .and_then(|serial| CardSerial::parse(serial).ok())
 }
 
 /// `GET /api/journey`: where the journey in the cookie stands.

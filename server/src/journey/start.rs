@@ -198,6 +198,8 @@ impl StartRequest {
                 state: "awaiting_code".into(),
                 ineligible_reason: None,
                 expires_at,
+                card_serial: None,
+                closed_reason: None,
             };
             let code = issue_code(&state, conn, &journey, now).await?;
             let view = view_of(&config.journey, &journey, Some(&code), now);

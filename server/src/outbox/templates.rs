@@ -1,7 +1,9 @@
 //! The words of the emails the service sends.
 
+use unlock_protocol::CardSerial;
+
 use super::Composed;
-use crate::clock::{Millis, clock_time_utc};
+use crate::clock::{Millis, clock_time_utc, date_time_utc};
 
 /// The email carrying a one-time security code.
 pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Composed {
@@ -44,6 +46,46 @@ pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Comp
     }
 }
 
+/// The notice sent to every address on a profile once its card is unlocked. It names the
+/// card by its last 4 characters only, and carries no code.
+pub fn card_unlocked(serial: &CardSerial, at: Millis) -> Composed {
+    let when = date_time_utc(at);
+    let tail = serial_tail(serial);
+    let subject = "Your smartcard was unlocked".to_owned();
+    let text = format!(
+        "Your smartcard ending {tail} was unlocked on {when}, and a new passcode was set for it.\n\
+         \n\
+         If this was you, you do not need to do anything.\n\
+         \n\
+         If this was not you, contact your Registration Authority at once. Tell them when this \
+         email arrived. They can stop the card being used.\n\
+         \n\
+         We sent this to every email address on your smartcard profile.\n"
+    );
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
+         <body style=\"font-family: Arial, sans-serif; font-size: 19px; line-height: 1.5; color: #212b32\">\
+         <p>Your smartcard ending <strong>{tail}</strong> was unlocked on {when}, and a new \
+         passcode was set for it.</p>\
+         <p>If this was you, you do not need to do anything.</p>\
+         <p><strong>If this was not you, contact your Registration Authority at once.</strong> \
+         Tell them when this email arrived. They can stop the card being used.</p>\
+         <p>We sent this to every email address on your smartcard profile.</p>\
+         </body></html>\n"
+    );
+    Composed {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The last 4 characters of a serial, as printed on cards (upper case).
+fn serial_tail(serial: &CardSerial) -> String {
+    let digits = serial.as_str();
+    digits[digits.len().saturating_sub(4)..].to_ascii_uppercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +99,20 @@ mod tests {
             assert!(part.contains("13:05 (UTC)"));
             assert!(part.contains("Nobody will ever ask you for this code"));
             assert!(part.contains("If you did not ask to unlock your smartcard"));
+        }
+    }
+
+    #[test]
+    fn unlock_notice_says_when_and_what_to_do_and_hides_the_serial() {
+        let serial = CardSerial::parse("2d6bddb8ad096c2d").unwrap();
+        let email = card_unlocked(&serial, 1_795_871_159_000);
+        assert_eq!(email.subject, "Your smartcard was unlocked");
+        for part in [&email.text, &email.html] {
+            assert!(part.contains("ending") && part.contains("6C2D"), "{part}");
+            assert!(part.contains("28 November 2026 at 13:05 (UTC)"), "{part}");
+            assert!(part.contains("contact your Registration Authority at once"));
+            assert!(!part.to_ascii_lowercase().contains("2d6bddb8ad09"));
+            assert!(!part.to_ascii_lowercase().contains("d096c2d"));
         }
     }
 }

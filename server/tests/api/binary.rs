@@ -11,6 +11,12 @@ use crate::helpers::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_unlock-server");
 
+/// The first vector of `shared/test-vectors/unlock-cr-1.json` (master key [`MASTER_KEY`]).
+const VECTOR_CHALLENGE: &str = "e2f9c4a79e98c221a0561065e0626dfa";
+const VECTOR_CARD_KEY: &str = "f4764e763f3777ea6043a50dff0cfb65";
+const VECTOR_CRYPTOGRAM: &str = "d206290d1935d00cc7a1d6d9754a930f";
+const VECTOR_RECEIPT: &str = "05c81625313a68973efa8058c4eace12";
+
 fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BINARY)
         .args(args)
@@ -186,6 +192,7 @@ async fn no_code_or_secret_appears_in_the_logs() {
         )
         .env("UNLOCK_DATA_DIR", dir.path())
         .env("UNLOCK_SECRET_KEY", SECRET_KEY)
+        .env("UNLOCK_CARD_MASTER_KEY", MASTER_KEY)
         .env("UNLOCK_MAIL__SMTP_URL", smtp.url())
         .env("UNLOCK_LOG_FORMAT", "json")
         .env("RUST_LOG", "debug")
@@ -247,6 +254,33 @@ async fn no_code_or_secret_appears_in_the_logs() {
         .await
         .unwrap();
     let verified_status = verified.status();
+    // The card steps with the first independent vector: the card 2d6bddb8ad096c2d.
+    let mut stages = Vec::new();
+    for (path, body) in [
+        (
+            "/api/journey/card",
+            serde_json::json!({"serial": "2d6bddb8ad096c2d", "profile": "unlock-cr/1"}),
+        ),
+        (
+            "/api/journey/card/cryptogram",
+            serde_json::json!({"challenge": VECTOR_CHALLENGE}),
+        ),
+        (
+            "/api/journey/card/receipt",
+            serde_json::json!({"receipt": VECTOR_RECEIPT}),
+        ),
+    ] {
+        let reply: serde_json::Value = client
+            .post(format!("{base}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stages.push(reply);
+    }
 
     let _ = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
@@ -274,12 +308,222 @@ async fn no_code_or_secret_appears_in_the_logs() {
             event.to_string()
         })
         .collect();
-    for secret in [code.as_str(), wrong, token.as_str(), SECRET_KEY] {
+    assert_eq!(stages[0]["stage"], "card_accepted", "{stages:?}");
+    assert_eq!(stages[1]["cryptogram"], VECTOR_CRYPTOGRAM, "{stages:?}");
+    assert_eq!(stages[2]["stage"], "unlocked", "{stages:?}");
+    for secret in [
+        code.as_str(),
+        wrong,
+        token.as_str(),
+        SECRET_KEY,
+        MASTER_KEY,
+        VECTOR_CARD_KEY,
+        VECTOR_CHALLENGE,
+        VECTOR_CRYPTOGRAM,
+        VECTOR_RECEIPT,
+    ] {
         assert!(
             !without_timestamps.contains(secret),
             "{secret} appeared in the logs"
         );
     }
+}
+
+#[test]
+fn keys_generate_writes_a_private_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys").join("card-master.key");
+    let out = path.to_str().unwrap();
+    assert_eq!(
+        stdout(&cli(dir.path(), &["keys", "generate", "--out", out])),
+        format!("wrote a new card master key to {out}\n")
+    );
+    let key = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(key.len(), 33, "{key:?}");
+    assert!(key.ends_with('\n') && key.trim_end().bytes().all(|b| b.is_ascii_hexdigit()));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let again = cli(dir.path(), &["keys", "generate", "--out", out]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), key);
+
+    // A second key is a different key.
+    let other = dir.path().join("other.key");
+    stdout(&cli(
+        dir.path(),
+        &["keys", "generate", "--out", other.to_str().unwrap()],
+    ));
+    assert_ne!(std::fs::read_to_string(&other).unwrap(), key);
+
+    let help = stdout(&cli(dir.path(), &["keys", "generate", "--help"]));
+    assert!(
+        help.contains("0600") && help.contains("never overwritten"),
+        "{help}"
+    );
+}
+
+#[test]
+fn a_card_master_key_that_cannot_be_read_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("UNLOCK_CARD_MASTER_KEY_FILE", "missing.key"),
+        ("UNLOCK_CARD_MASTER_KEY", "35a47d45d75853e0"),
+    ] {
+        let output = Command::new(BINARY)
+            .args(["serve"])
+            .current_dir(dir.path())
+            .env("UNLOCK_LISTEN", "127.0.0.1:0")
+            .env("UNLOCK_DATA_DIR", dir.path())
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("card master key"), "{stderr}");
+        assert!(!stderr.contains("35a47d45d75853e0"), "{stderr}");
+    }
+}
+
+/// `serve --demo` without a key creates `./var/card-master.key` (for the demo virtual card),
+/// and the demo holder's card unlocks with it; a second start reuses the key.
+#[tokio::test]
+async fn demo_mode_creates_a_card_master_key_and_the_demo_card_unlocks_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("var").join("card-master.key");
+    let mut first_key = None;
+    for run in 0..2 {
+        let port = free_port();
+        let server = Command::new(BINARY)
+            .args(["serve", "--demo"])
+            .current_dir(dir.path())
+            .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = KillOnDrop(server);
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let mut ready = false;
+        for _ in 0..200 {
+            if client.get(format!("{base}/readyz")).send().await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "the demo server never became ready");
+        let key = std::fs::read_to_string(&key_path).unwrap();
+        if run == 0 {
+            let unlocked = demo_journey(&client, &base, dir.path(), &key).await;
+            assert_eq!(unlocked["stage"], "unlocked", "{unlocked}");
+        } else {
+            // The card steps are on: no journey here, but not "unavailable".
+            let reply = client
+                .post(format!("{base}/api/journey/card"))
+                .json(&serde_json::json!({"serial": DEMO_CARD, "profile": "unlock-cr/1"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), StatusCode::NOT_FOUND);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &server.0.id().to_string()])
+            .status();
+        server.0.wait().unwrap();
+
+        assert_eq!(key.trim_end().len(), 32);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        match &first_key {
+            None => first_key = Some(key),
+            Some(first) => assert_eq!(first, &key, "the demo key was replaced"),
+        }
+    }
+}
+
+const DEMO_CARD: &str = "2d6bddb8ad096c2d";
+
+/// The demo holder's whole journey, the code read from the `.eml` file the demo writes, the
+/// card's receipt computed as the virtual card would with the demo key. Returns the last answer.
+async fn demo_journey(
+    client: &reqwest::Client,
+    base: &str,
+    dir: &Path,
+    key_hex: &str,
+) -> serde_json::Value {
+    use unlock_protocol::card_profile::{card_key, receipt};
+    let post = |path: &str, body: serde_json::Value| {
+        let request = client.post(format!("{base}{path}")).json(&body);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let email = unlock_server::demo::DEMO_EMAIL;
+    post("/api/journeys", serde_json::json!({ "email": email })).await;
+    let mail_dir = dir.join("var").join("mail");
+    let mut code = None;
+    for _ in 0..400 {
+        let message = std::fs::read_dir(&mail_dir)
+            .ok()
+            .and_then(|mut files| files.find_map(Result::ok))
+            .and_then(|file| std::fs::read(file.path()).ok());
+        // The file may still be being written: use it once its code line is there.
+        let complete = message.as_deref().is_some_and(|raw| {
+            mail_parser::MessageParser::default()
+                .parse(raw)
+                .and_then(|m| m.body_text(0).map(|t| t.contains("Your security code is ")))
+                .unwrap_or(false)
+        });
+        if let (true, Some(raw)) = (complete, message) {
+            code = Some(code_in(&raw));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let code = code.expect("the demo code email was never written");
+    let verified = post("/api/journey/code", serde_json::json!({ "code": code })).await;
+    assert_eq!(verified["stage"], "verified", "{verified}");
+    let accepted = post(
+        "/api/journey/card",
+        serde_json::json!({"serial": DEMO_CARD, "profile": "unlock-cr/1"}),
+    )
+    .await;
+    assert_eq!(accepted["stage"], "card_accepted", "{accepted}");
+    let challenge = "00112233445566778899aabbccddeeff";
+    let released = post(
+        "/api/journey/card/cryptogram",
+        serde_json::json!({ "challenge": challenge }),
+    )
+    .await;
+    assert!(released["cryptogram"].is_string(), "{released}");
+    let master: [u8; 16] = hex::decode(key_hex.trim()).unwrap().try_into().unwrap();
+    let serial: [u8; 8] = hex::decode(DEMO_CARD).unwrap().try_into().unwrap();
+    let challenge: [u8; 16] = hex::decode(challenge).unwrap().try_into().unwrap();
+    let proof = hex::encode(receipt(&card_key(&master, &serial), &challenge));
+    post(
+        "/api/journey/card/receipt",
+        serde_json::json!({ "receipt": proof }),
+    )
+    .await
 }
 
 /// Kills the server if the test panics before stopping it, so no process outlives the test.

@@ -19,6 +19,12 @@ pub const DOMAIN: &str = "trust.example";
 pub const HOLDER: &str = "123456789012";
 pub const EMAIL: &str = "jane.doe@trust.example";
 pub const SECRET_KEY: &str = "5f0e4c3a2b1d09f8e7d6c5b4a3928170695a4b3c2d1e0f1a2b3c4d5e6f708192";
+/// The card master key of the first vector in `shared/test-vectors/unlock-cr-1.json`.
+pub const MASTER_KEY: &str = "35a47d45d75853e026695fffa198b79d";
+/// The serial of the test holder's card (see [`add_holder`]).
+pub const CARD: &str = "0000123456789012";
+/// The card profile the bridge reports for the test cards.
+pub const PROFILE: &str = "unlock-cr/1";
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -132,6 +138,13 @@ pub fn to_of(raw: &[u8]) -> String {
         .to_owned()
 }
 
+pub fn subject_of(raw: &[u8]) -> String {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parse the message");
+    message.subject().unwrap_or_default().to_owned()
+}
+
 /// The one-time code in a delivered message's plain-text part.
 pub fn code_in(raw: &[u8]) -> String {
     let message = mail_parser::MessageParser::default()
@@ -187,6 +200,9 @@ pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) 
         database_url: format!("sqlite://{}", dir.path().join("unlock.db").display()),
         data_dir: dir.path().to_owned(),
         secret_key: Some(Secret::new(SECRET_KEY)),
+        card_master_key: Some(Secret::new(MASTER_KEY)),
+        // Tests that serve an app build it here first.
+        static_dir: dir.path().join("app"),
         ..Config::default()
     };
     config.mail.smtp_url = smtp_url.map(Secret::new);
@@ -377,6 +393,60 @@ impl TestApp {
         .await
     }
 
+    pub async fn get(&self, path: &str) -> Reply {
+        read(self.client.get(self.url(path)).send().await.expect("send")).await
+    }
+
+    pub async fn present_card(&self, serial: &str, profile: &str) -> Reply {
+        self.post_json(
+            "/api/journey/card",
+            serde_json::json!({ "serial": serial, "profile": profile }),
+        )
+        .await
+    }
+
+    /// Asks for the cryptogram for a challenge (32 hex digits).
+    pub async fn cryptogram(&self, challenge: &str) -> Reply {
+        self.post_json(
+            "/api/journey/card/cryptogram",
+            serde_json::json!({ "challenge": challenge }),
+        )
+        .await
+    }
+
+    /// Sends the card's receipt (32 hex digits).
+    pub async fn receipt(&self, receipt: &str) -> Reply {
+        self.post_json(
+            "/api/journey/card/receipt",
+            serde_json::json!({ "receipt": receipt }),
+        )
+        .await
+    }
+
+    /// Starts a journey for [`EMAIL`] and types the code: the card steps may begin.
+    pub async fn verified_journey(&self) {
+        let codes_before = self.code_emails(EMAIL).len();
+        assert_eq!(self.start(EMAIL).await.status, StatusCode::OK);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Some(raw) = self.code_emails(EMAIL).get(codes_before) {
+                break code_in(raw);
+            }
+            assert!(Instant::now() < deadline, "the code email never arrived");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        assert_eq!(self.verify(&code).await.stage(), "verified");
+    }
+
+    /// The code emails (not notices) delivered to `email`, oldest first.
+    pub fn code_emails(&self, email: &str) -> Vec<Vec<u8>> {
+        self.smtp()
+            .messages_to(email)
+            .into_iter()
+            .filter(|raw| subject_of(raw) == "Your smartcard unlock security code")
+            .collect()
+    }
+
     /// The code in the `n`th email to `email`.
     pub async fn code_for(&self, email: &str, n: usize) -> String {
         code_in(&self.smtp().wait_for(email, n).await)
@@ -403,6 +473,26 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.stop().await.expect("stop the server");
         }
+    }
+
+    /// Adds a card to a holder's profile.
+    pub async fn add_card(
+        &self,
+        holder: &str,
+        serial: &str,
+        status: &str,
+        expires: i64,
+        model: &str,
+    ) {
+        sqlx::query("INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES (?, ?, ?, ?, ?, 0)")
+            .bind(serial)
+            .bind(holder)
+            .bind(status)
+            .bind(expires)
+            .bind(model)
+            .execute(self.db())
+            .await
+            .expect("add card");
     }
 
     /// Audit outcomes recorded for an action, oldest first.

@@ -2,8 +2,10 @@
 //! test, a real SMTP server (aiosmtpd) on loopback, and the real binary where logs or the
 //! command line are under test.
 
+mod app;
 mod bad_input;
 mod binary;
+mod card;
 mod helpers;
 mod journey;
 mod outbox;

@@ -1,0 +1,152 @@
+//! `POST /api/journey/card/receipt`: the card's proof that it was unblocked closes the
+//! journey, and every address on the profile is told.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::SqliteConnection;
+use unlock_protocol::CardSerial;
+use unlock_protocol::api::JourneyView;
+
+use super::{
+    CardJourney, accepted_card, card_not_accepted, find_audited, holder_event, journey_closed,
+    master_key, receipt_wrong, refuse_card_step,
+};
+use crate::audit::{self, Event};
+use crate::card_key::CardMasterKey;
+use crate::clock::Millis;
+use crate::error::Failure;
+use crate::journey::no_journey;
+use crate::outbox::{self, Outgoing, templates};
+use crate::state::AppState;
+
+/// `POST /api/journey/card/receipt`: the card's proof that it was unblocked.
+pub async fn confirm_receipt(
+    state: &AppState,
+    token: Option<&str>,
+    receipt: [u8; 16],
+    client: &str,
+) -> Result<JourneyView, Failure> {
+    let key = master_key(state)?;
+    let token = token.ok_or_else(no_journey)?.to_owned();
+    let (job_state, client) = (state.clone(), client.to_owned());
+    let result = state
+        .db
+        .write(move |conn| {
+            Box::pin(check_receipt(
+                conn,
+                job_state.clone(),
+                key.clone(),
+                token.clone(),
+                receipt,
+                client.clone(),
+            ))
+        })
+        .await?;
+    if result.is_ok() {
+        state.outbox_wake.notify_one();
+    }
+    result
+}
+
+async fn check_receipt(
+    conn: &mut SqliteConnection,
+    state: AppState,
+    key: Arc<CardMasterKey>,
+    token: String,
+    receipt: [u8; 16],
+    client: String,
+) -> anyhow::Result<Result<JourneyView, Failure>> {
+    let now = state.clock.now();
+    let action = "journey.receipt";
+    let Some(journey) = find_audited(conn, &token, &client, now, action).await? else {
+        return Ok(Err(no_journey()));
+    };
+    let mut detail = None;
+    let (outcome, result) = 'checked: {
+        // No expiry check: a card unblocked just before the journey ran out is still unlocked,
+        // and its holder must still be told.
+        if journey.state != "verified" {
+            break 'checked refuse_card_step(&journey, now)
+                .unwrap_or(("journey_closed", Err(journey_closed())));
+        }
+        let Some(serial) = accepted_card(&journey) else {
+            break 'checked ("no_card", Err(card_not_accepted()));
+        };
+        detail = Some(format!("card {serial}"));
+        let Some(challenge) = journey
+            .last_challenge
+            .as_deref()
+            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+        else {
+            break 'checked ("no_challenge", Err(receipt_wrong()));
+        };
+        if !key.receipt_matches(&serial, &challenge, &receipt) {
+            // One receipt per released challenge: guessing needs a new cryptogram each time,
+            // and cryptograms are capped.
+            sqlx::query("UPDATE journeys SET last_challenge = NULL, updated_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(journey.id)
+                .execute(&mut *conn)
+                .await
+                .context("spend the challenge on a wrong receipt")?;
+            break 'checked ("receipt_wrong", Err(receipt_wrong()));
+        }
+        sqlx::query(
+            "UPDATE journeys SET state = 'closed', closed_reason = 'unlocked', closed_at = ?1,
+                    last_challenge = NULL, updated_at = ?1
+             WHERE id = ?2",
+        )
+        .bind(now)
+        .bind(journey.id)
+        .execute(&mut *conn)
+        .await
+        .context("close the journey as unlocked")?;
+        queue_unlock_notices(conn, &state, &journey, &serial, &client, now).await?;
+        ("unlocked", Ok(JourneyView::Unlocked { serial }))
+    };
+    let event = holder_event(&journey, action, outcome, &client, detail.as_deref());
+    audit::record(conn, now, event).await?;
+    Ok(result)
+}
+
+/// Tells every address on the holder's profile that the card was unlocked, in the same
+/// transaction as the unlock.
+async fn queue_unlock_notices(
+    conn: &mut SqliteConnection,
+    state: &AppState,
+    journey: &CardJourney,
+    serial: &CardSerial,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<()> {
+    let addresses: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = ? ORDER BY email")
+            .bind(journey.holder_id.as_deref())
+            .fetch_all(&mut *conn)
+            .await
+            .context("read the holder's addresses")?;
+    let notice = templates::card_unlocked(serial, now);
+    for address in &addresses {
+        let outgoing = Outgoing {
+            kind: "card_unlocked",
+            recipient: address,
+            journey_id: Some(journey.id),
+            sealed: outbox::seal(&state.keys, &notice)?,
+            expires_at: None,
+        };
+        outbox::enqueue(conn, outgoing, now).await?;
+    }
+    let detail = format!("to {} address(es)", addresses.len());
+    let event = Event {
+        actor: "system",
+        ..holder_event(
+            journey,
+            "outbox.unlock_notice",
+            "queued",
+            client,
+            Some(&detail),
+        )
+    };
+    audit::record(conn, now, event).await
+}
