@@ -2,6 +2,8 @@
 
 mod bench;
 mod cmd;
+mod demo;
+mod frontend;
 mod run;
 mod test;
 
@@ -21,6 +23,10 @@ struct Cli {
 enum Command {
     /// Run the service on its embedded defaults with a demo holder (data in ./var/).
     Run {
+        /// Also start a private pcscd with a virtual card and a Chromium with the extension
+        /// and the bridge (Linux), to click through the whole journey without hardware.
+        #[arg(long)]
+        virtual_card: bool,
         /// Extra arguments for `unlock-server serve --demo`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -42,7 +48,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { args } => run::run(&args),
+        Command::Run {
+            virtual_card: true,
+            args,
+        } => demo::run(&args),
+        Command::Run { args, .. } => run::run(&args),
         Command::Test => test::run(),
         Command::Bench(args) => bench::run(&args),
         Command::BenchBridge(args) => bench::bridge::run(&args),

@@ -1,12 +1,16 @@
 //! `cargo xtask run`: the service on its embedded defaults, for a newcomer.
 
-use crate::cmd;
+use crate::{cmd, frontend};
 
-/// Builds and runs `unlock-server serve --demo` from the root, so its data goes to ./var/.
+/// Builds the app, then builds and runs `unlock-server serve --demo` from the root, so its
+/// data goes to ./var/ and it serves the app from frontend/dist.
 pub fn run(extra: &[String]) -> anyhow::Result<()> {
     println!(
-        "Starting the smartcard unlock service (release build; the first build takes a few minutes)."
+        "Building the app and the smartcard unlock service (the first time installs Trunk and \
+         wasm-bindgen-cli and takes about 15 minutes)."
     );
+    frontend::ensure_tools()?;
+    frontend::build()?;
     println!("  open      http://127.0.0.1:8080");
     println!(
         "  email     {} (the demo holder)",

@@ -6,22 +6,24 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::cmd;
+use crate::{cmd, frontend};
 
 /// Debian packages the tests start for real: an SMTP server, PC/SC with the virtual reader
-/// driver (plus the client library the `pcsc` crate links against), and Chromium.
-const PACKAGES: [&str; 5] = [
+/// driver (plus the client library the `pcsc` crate links against), and Chromium with its
+/// WebDriver.
+const PACKAGES: [&str; 6] = [
     "python3-aiosmtpd",
     "pcscd",
     "libpcsclite-dev",
     "vsmartcard-vpcd",
     "chromium",
+    "chromium-driver",
 ];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The other systems the bridge ships for; the tests run on Linux, so these are only
 /// type-checked (which needs no cross linker).
 const BRIDGE_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
-const STEPS: u32 = 5;
+const STEPS: u32 = 6;
 
 /// Runs the steps in order and stops at the first that fails.
 pub fn run() -> anyhow::Result<()> {
@@ -44,10 +46,17 @@ pub fn run() -> anyhow::Result<()> {
         ensure_rust_target(target)?;
     }
 
-    step(3, "every test in the workspace");
+    step(
+        3,
+        "the app: Trunk, wasm-bindgen-cli and the npm packages, then a release build",
+    );
+    frontend::ensure_tools()?;
+    frontend::build()?;
+
+    step(4, "every test in the workspace");
     cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
 
-    step(4, &format!("unlock-protocol compiles for {WASM_TARGET}"));
+    step(5, &format!("unlock-protocol compiles for {WASM_TARGET}"));
     cmd::run(cmd::cargo().args([
         "check",
         "-p",
@@ -57,7 +66,7 @@ pub fn run() -> anyhow::Result<()> {
         "--locked",
     ]))?;
 
-    step(5, "unlock-bridge compiles for Windows and macOS");
+    step(6, "unlock-bridge compiles for Windows and macOS");
     for target in BRIDGE_TARGETS {
         cmd::run(cmd::cargo().args([
             "check",

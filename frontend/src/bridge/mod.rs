@@ -1,0 +1,358 @@
+//! The page's side of the extension's message envelope (see
+//! `native-bridge/extension/README.md`): requests go out with `window.postMessage`, replies
+//! and pushed card events come back as "message" events from this very window.
+//!
+//! The page never sends an origin: the extension takes it from the browser.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::future::{self, Either};
+use gloo_timers::future::sleep;
+use leptos::prelude::*;
+use serde::Serialize;
+use unlock_protocol::bridge::{
+    Answer, Block, BridgeError, CardInfo, Command, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR,
+    ReaderInfo,
+};
+use unlock_protocol::{CardSerial, Passcode};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use zeroize::Zeroize;
+
+use crate::session::wipe_passcode;
+
+mod envelope;
+mod readers;
+
+use envelope::{CHANNEL, Envelope, Inbound, Outcome, Outgoing, Ping, classify};
+use readers::apply_event;
+pub use readers::{card_went_away, reader_with_card};
+
+/// The content script answers a ping at once; silence for this long means no extension.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// The first `hello` may have to wait for the browser to start the helper program.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
+/// Requests that do not touch a card.
+const READER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a page waiting on a reader asks for the readers besides listening for events.
+const READER_POLL: Duration = Duration::from_secs(3);
+/// Requests that talk to the card, which can be slow in some readers.
+const CARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connection to the card reader, shared by every page through the context.
+#[derive(Clone, Copy)]
+pub struct Bridge {
+    inner: StoredValue<Rc<Inner>, LocalStorage>,
+    /// Readers and whether a card is in each, kept current by `watch` events.
+    pub readers: RwSignal<Vec<ReaderInfo>>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: Cell<u64>,
+    waiting: RefCell<HashMap<u64, oneshot::Sender<Outcome>>>,
+    watching: Cell<bool>,
+}
+
+/// The bridge shared through the context.
+pub fn use_bridge() -> Bridge {
+    expect_context()
+}
+
+impl Bridge {
+    /// Starts listening for the extension's messages; call once, when the app starts.
+    pub fn install() -> Self {
+        let inner = Rc::new(Inner::default());
+        let readers = RwSignal::new(Vec::new());
+        let listener_inner = Rc::clone(&inner);
+        let listener = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| on_message(&listener_inner, readers, &event),
+        );
+        if let Some(window) = web_sys::window() {
+            // Failing to listen shows up as a missing extension on the first ping.
+            let _ = window
+                .add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
+        }
+        // The listener lives as long as the page.
+        listener.forget();
+        Self {
+            inner: StoredValue::new_local(inner),
+            readers,
+        }
+    }
+
+    /// Checks the whole chain before a card step: the extension answers a ping, the helper
+    /// program speaks this protocol version, a reader is connected, and events are coming.
+    /// The error says which part is missing.
+    pub async fn ensure_ready(self) -> Result<(), BridgeError> {
+        self.ping().await?;
+        let hello = self
+            .command(
+                &Command::Hello {
+                    protocol_major: PROTOCOL_MAJOR,
+                    protocol_minor: PROTOCOL_MINOR,
+                },
+                HELLO_TIMEOUT,
+            )
+            .await?;
+        check_hello(&hello)?;
+        let readers = self.refresh_readers().await?;
+        if readers.is_empty() {
+            return Err(BridgeError::new(ErrorCode::NoReader));
+        }
+        let inner = self.inner.get_value();
+        if !inner.watching.get() {
+            match self.command(&Command::Watch, READER_TIMEOUT).await? {
+                Answer::Watching => inner.watching.set(true),
+                _ => return Err(unexpected_answer()),
+            }
+            // A card may have moved between the list and the watch.
+            self.refresh_readers().await?;
+        }
+        Ok(())
+    }
+
+    /// While the calling page is shown and `waiting()` holds, asks for the readers every few
+    /// seconds too, in case an event went missing (while the extension reconnects, say).
+    pub fn poll_readers_while(self, waiting: impl Fn() -> bool + 'static) {
+        let asking = Rc::new(Cell::new(false));
+        let ask = move || {
+            if asking.get() || !waiting() {
+                return;
+            }
+            asking.set(true);
+            let asking = Rc::clone(&asking);
+            leptos::task::spawn_local(async move {
+                // A failure shows up at the next step that needs the card.
+                let _ = self.refresh_readers().await;
+                asking.set(false);
+            });
+        };
+        if let Ok(handle) = set_interval_with_handle(ask, READER_POLL) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+
+    /// Asks for the readers again and updates [`Bridge::readers`].
+    async fn refresh_readers(self) -> Result<Vec<ReaderInfo>, BridgeError> {
+        match self.command(&Command::Readers, READER_TIMEOUT).await? {
+            Answer::Readers { readers } => {
+                self.readers.set(readers.clone());
+                Ok(readers)
+            }
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    /// Profile, serial and passcode tries of the card in `reader`.
+    pub async fn read_card(self, reader: &str) -> Result<CardInfo, BridgeError> {
+        let command = Command::ReadCard {
+            reader: reader.to_owned(),
+        };
+        match self.command(&command, CARD_TIMEOUT).await? {
+            Answer::Card(card) => Ok(card),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    /// A fresh challenge from the card with `serial` in `reader`.
+    pub async fn challenge(self, reader: &str, serial: &CardSerial) -> Result<Block, BridgeError> {
+        let command = Command::Challenge {
+            reader: reader.to_owned(),
+            serial: serial.clone(),
+        };
+        match self.command(&command, CARD_TIMEOUT).await? {
+            Answer::Challenge { challenge } => Ok(challenge),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    /// Unlocks the card with the server's cryptogram and sets the new passcode; returns the
+    /// card's receipt for the server.
+    pub async fn unblock(
+        self,
+        reader: &str,
+        serial: &CardSerial,
+        cryptogram: Block,
+        passcode: &Passcode,
+    ) -> Result<Block, BridgeError> {
+        let command = Command::Unblock {
+            reader: reader.to_owned(),
+            serial: serial.clone(),
+            cryptogram,
+            new_passcode: passcode.clone(),
+        };
+        let answer = self.command(&command, CARD_TIMEOUT).await;
+        if let Command::Unblock { new_passcode, .. } = command {
+            wipe_passcode(new_passcode);
+        }
+        match answer? {
+            Answer::Unblocked { receipt, .. } => Ok(receipt),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    async fn ping(self) -> Result<(), BridgeError> {
+        self.call(
+            &Ping { kind: "ping" },
+            PING_TIMEOUT,
+            ErrorCode::ExtensionMissing,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn command(self, command: &Command, timeout: Duration) -> Result<Answer, BridgeError> {
+        let answer = self.call(command, timeout, ErrorCode::Timeout).await?;
+        serde_json::from_str(answer.get()).map_err(|_| unexpected_answer())
+    }
+
+    /// Sends one request and waits for its reply, or fails with `on_timeout` after `timeout`.
+    async fn call<B: Serialize>(
+        self,
+        body: &B,
+        timeout: Duration,
+        on_timeout: ErrorCode,
+    ) -> Outcome {
+        let inner = self.inner.get_value();
+        let id = inner.next_id.get() + 1;
+        inner.next_id.set(id);
+        let (sender, reply) = oneshot::channel();
+        inner.waiting.borrow_mut().insert(id, sender);
+        // Forgets the request however this future ends, even when the page drops it.
+        let _pending = Pending {
+            inner: Rc::clone(&inner),
+            id,
+        };
+        post(id, body)?;
+        match future::select(reply, sleep(timeout)).await {
+            Either::Left((Ok(outcome), _)) => outcome,
+            Either::Left((Err(_), _)) => Err(BridgeError::new(ErrorCode::Cancelled)),
+            Either::Right(_) => Err(BridgeError::new(on_timeout)),
+        }
+    }
+}
+
+struct Pending {
+    inner: Rc<Inner>,
+    id: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.inner.waiting.borrow_mut().remove(&self.id);
+    }
+}
+
+fn post<B: Serialize>(id: u64, body: &B) -> Result<(), BridgeError> {
+    let envelope = Envelope {
+        channel: CHANNEL,
+        direction: "to-extension",
+        request: Outgoing { id, body },
+    };
+    let mut text = serde_json::to_string(&envelope).map_err(|_| internal("encode the request"))?;
+    let message = js_sys::JSON::parse(&text);
+    // The text may hold a new passcode.
+    text.zeroize();
+    let message = message.map_err(|_| internal("encode the request"))?;
+    let window = web_sys::window().ok_or_else(|| internal("find the window"))?;
+    let origin = window
+        .location()
+        .origin()
+        .map_err(|_| internal("read the page's origin"))?;
+    window
+        .post_message(&message, &origin)
+        .map_err(|_| internal("post the request"))
+}
+
+fn on_message(inner: &Inner, readers: RwSignal<Vec<ReaderInfo>>, event: &web_sys::MessageEvent) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let from_this_window = event
+        .source()
+        .is_some_and(|source| js_sys::Object::is(&source, &window));
+    if !from_this_window || window.location().origin().ok() != Some(event.origin()) {
+        return;
+    }
+    let data = event.data();
+    // Our own requests come back to this listener too; look no further into them, as they
+    // may carry a new passcode.
+    let field = |name: &str| js_sys::Reflect::get(&data, &name.into()).ok()?.as_string();
+    if field("channel").as_deref() != Some(CHANNEL)
+        || field("direction").as_deref() != Some("to-page")
+    {
+        return;
+    }
+    let Some(text) = js_sys::JSON::stringify(&data)
+        .ok()
+        .and_then(|text| text.as_string())
+    else {
+        return;
+    };
+    match classify(&text) {
+        Some(Inbound::Reply { id, outcome }) => {
+            if let Some(sender) = inner.waiting.borrow_mut().remove(&id) {
+                let _ = sender.send(outcome);
+            }
+        }
+        Some(Inbound::Event(kind)) => readers.update(|list| apply_event(list, &kind)),
+        None => {}
+    }
+}
+
+fn check_hello(answer: &Answer) -> Result<(), BridgeError> {
+    match answer {
+        Answer::Hello { protocol_major, .. } if *protocol_major == PROTOCOL_MAJOR => Ok(()),
+        Answer::Hello { .. } => Err(BridgeError::new(ErrorCode::HostOutdated)),
+        _ => Err(unexpected_answer()),
+    }
+}
+
+fn unexpected_answer() -> BridgeError {
+    BridgeError::with_message(
+        ErrorCode::Internal,
+        "The helper program gave an answer this page did not expect. Reload the page and try again.",
+    )
+}
+
+fn internal(what: &str) -> BridgeError {
+    BridgeError::with_message(
+        ErrorCode::Internal,
+        format!("This page could not {what}. Reload the page and try again."),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_major_version_is_an_outdated_host() {
+        let hello = |major| Answer::Hello {
+            protocol_major: major,
+            protocol_minor: 0,
+            host_version: "0.1.0".into(),
+            profiles: vec!["unlock-cr/1".into()],
+        };
+        assert_eq!(check_hello(&hello(PROTOCOL_MAJOR)), Ok(()));
+        assert_eq!(
+            check_hello(&hello(PROTOCOL_MAJOR + 1)).unwrap_err().code,
+            ErrorCode::HostOutdated
+        );
+        assert_eq!(
+            check_hello(&Answer::Watching).unwrap_err().code,
+            ErrorCode::Internal
+        );
+    }
+}

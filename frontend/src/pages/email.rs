@@ -1,0 +1,91 @@
+//! `/email`, step 1: the email address on the holder's profile, where the code is sent.
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use unlock_protocol::EmailAddress;
+
+use super::{PageScope, end_or_show};
+use crate::api::{self, Problem};
+use crate::components::{BackLink, ErrorItem, ErrorSummary, Heading, TextField};
+use crate::route::Page;
+use crate::session::use_session;
+
+const FIELD: &str = "email";
+
+#[component]
+pub fn EmailPage() -> impl IntoView {
+    let scope = PageScope::new();
+    let session = use_session();
+    let email = RwSignal::new(String::new());
+    let field_error = RwSignal::new(None::<String>);
+    let other_error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+
+    let errors = Signal::derive(move || {
+        let field = field_error
+            .get()
+            .map(|message| ErrorItem::field(FIELD, message));
+        let other = other_error.get().map(ErrorItem::general);
+        field.into_iter().chain(other).collect::<Vec<_>>()
+    });
+
+    let submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        field_error.set(None);
+        other_error.set(None);
+        let address = match email.with_untracked(|typed| EmailAddress::parse(typed)) {
+            Ok(address) => address,
+            Err(error) => {
+                field_error.set(Some(error.to_string()));
+                return;
+            }
+        };
+        busy.set(true);
+        scope.spawn(async move {
+            match api::start_journey(&address).await {
+                Ok(view) => {
+                    session.view.set(Some(view.clone()));
+                    scope.go(Page::for_view(&view));
+                }
+                Err(failure) => {
+                    busy.set(false);
+                    if let Some(failure) = end_or_show(scope, failure) {
+                        match failure.problem {
+                            Problem::EmailInvalid | Problem::EmailDomainNotAllowed => {
+                                field_error.set(Some(failure.message));
+                            }
+                            _ => other_error.set(Some(failure.message)),
+                        }
+                    }
+                }
+            }
+        });
+    };
+
+    view! {
+        <BackLink href="/" />
+        <ErrorSummary errors=errors />
+        <form novalidate on:submit=submit>
+            <Heading step=1 title="Enter your email address" />
+            <p>"We will send a security code to this address."</p>
+            <TextField
+                id=FIELD
+                label="Email address"
+                hint="Use the email address on your smartcard profile (usually your work email)."
+                value=email
+                error=field_error
+                input_type="email"
+                autocomplete="email"
+            />
+            <button class="nhsuk-button" type="submit">
+                "Continue"
+            </button>
+        </form>
+        <p>
+            "If you do not know which email address is on your smartcard profile, contact your Registration Authority."
+        </p>
+    }
+}

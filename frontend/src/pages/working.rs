@@ -1,0 +1,262 @@
+//! `/working`, step 5: the card's challenge goes to the server, the server's cryptogram and
+//! the new passcode go to the card, and the card's receipt goes back to the server.
+
+use leptos::prelude::*;
+use unlock_protocol::Passcode;
+use unlock_protocol::api::JourneyView;
+use unlock_protocol::bridge::{Block, BridgeError, ErrorCode};
+
+use super::{PageScope, end_or_show, journey_view};
+use crate::api::{self, ApiFailure, Problem};
+use crate::bridge::{Bridge, card_went_away, reader_with_card, use_bridge};
+use crate::components::{ContactRa, ErrorItem, ErrorSummary, Heading};
+use crate::route::{EndReason, HelpTopic, Page, Resume};
+use crate::session::{HeldCard, Session, use_session, wipe_passcode};
+
+/// Shown when the card left the reader (or was reset) part-way.
+pub const CARD_REMOVED: &str =
+    "Your card was removed before we finished. Put it back in the reader and try again.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Running(Progress),
+    /// "Try again" was pressed with no card in the reader.
+    WaitingForCard,
+    /// Stopped; "Try again" starts again from a fresh challenge.
+    Stopped,
+    /// The card refused the new passcode; another must be chosen.
+    PasscodeRefused,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Preparing,
+    Asking,
+    Setting,
+    Finishing,
+}
+
+impl Progress {
+    fn sentence(self) -> &'static str {
+        match self {
+            Self::Preparing => "Getting your card ready…",
+            Self::Asking => "Checking your card with the unlock service…",
+            Self::Setting => "Setting your new passcode on the card…",
+            Self::Finishing => "Finishing off…",
+        }
+    }
+}
+
+/// Why an unlock run stopped.
+enum Stop {
+    Bridge(BridgeError),
+    Api(ApiFailure),
+    /// The page no longer holds the card or the passcode.
+    Forgotten,
+}
+
+#[component]
+pub fn WorkingPage() -> impl IntoView {
+    let scope = PageScope::new();
+    let session = use_session();
+    let bridge = use_bridge();
+    let step = RwSignal::new(Step::Running(Progress::Preparing));
+    let errors = RwSignal::new(Vec::<ErrorItem>::new());
+    // The card's receipt, kept in case sending it to the server has to be tried again.
+    let receipt = StoredValue::new(None::<Block>);
+    // Leaving the page forgets the passcode; coming back means choosing it again.
+    on_cleanup(move || session.forget_passcode());
+
+    let stopped = move |stop: Stop| match stop {
+        Stop::Bridge(error) if card_went_away(error.code) => {
+            errors.set(vec![ErrorItem::general(CARD_REMOVED)]);
+            step.set(Step::Stopped);
+        }
+        Stop::Bridge(error) if error.code == ErrorCode::AdminKeyBlocked => {
+            scope.replace(Page::End(EndReason::AdminKeyBlocked));
+        }
+        Stop::Bridge(error) if error.code == ErrorCode::PasscodeRejected => {
+            session.forget_passcode();
+            errors.set(vec![ErrorItem::general(
+                "Your card did not accept that passcode. Choose a different one.",
+            )]);
+            step.set(Step::PasscodeRefused);
+        }
+        Stop::Bridge(error) => match HelpTopic::for_bridge_error(error.code) {
+            Some(topic) => scope.replace(Page::Help {
+                topic,
+                then: Resume::Card,
+            }),
+            None => {
+                errors.set(vec![ErrorItem::general(error.message)]);
+                step.set(Step::Stopped);
+            }
+        },
+        Stop::Api(failure) => {
+            if let Some(failure) = end_or_show(scope, failure) {
+                if failure.problem == Problem::CardNotAccepted {
+                    // The server has not accepted this card (yet): read it again.
+                    session.view.set(None);
+                    return scope.replace(Page::Card);
+                }
+                if failure.problem == Problem::NotVerified {
+                    // The journey moved on (it expired, say): its own page explains.
+                    session.view.set(None);
+                    scope.spawn(async move {
+                        if let Ok(view) = journey_view(session).await {
+                            scope.replace(Page::for_view(&view));
+                        }
+                    });
+                }
+                errors.set(vec![ErrorItem::general(failure.message)]);
+                step.set(Step::Stopped);
+            }
+        }
+        Stop::Forgotten => scope.replace(Page::Passcode),
+    };
+
+    let run = move || {
+        errors.set(Vec::new());
+        step.set(Step::Running(Progress::Preparing));
+        scope.spawn(async move {
+            let progress = move |p| step.set(Step::Running(p));
+            match unlock(bridge, session, receipt, progress).await {
+                Ok(view) => {
+                    receipt.set_value(None);
+                    session.view.set(Some(view.clone()));
+                    scope.replace(Page::for_view(&view));
+                }
+                Err(stop) => stopped(stop),
+            }
+        });
+    };
+
+    // Start at once, if the page holds what the card needs.
+    if session.card.with_untracked(Option::is_some) && session.has_passcode() {
+        run();
+    } else {
+        scope.spawn(async move { scope.replace(Page::Passcode) });
+    }
+
+    bridge.poll_readers_while(move || step.get_untracked() == Step::WaitingForCard);
+
+    // After "Try again" with the reader empty: carry on when the card is back.
+    Effect::new(move |_| {
+        let readers = bridge.readers.get();
+        if step.get() == Step::WaitingForCard {
+            let preferred = session
+                .card
+                .with_untracked(|c| c.as_ref().map(|c| c.reader.clone()));
+            if reader_with_card(&readers, preferred.as_deref()).is_some() {
+                run();
+            }
+        }
+    });
+
+    let try_again = move |_| {
+        // Only the server's part is left: no need for the card.
+        if receipt.with_value(Option::is_some) {
+            return run();
+        }
+        let preferred = session
+            .card
+            .with_untracked(|c| c.as_ref().map(|c| c.reader.clone()));
+        let card_in = bridge
+            .readers
+            .with_untracked(|readers| reader_with_card(readers, preferred.as_deref()).is_some());
+        if card_in {
+            run();
+        } else {
+            step.set(Step::WaitingForCard);
+        }
+    };
+
+    view! {
+        <ErrorSummary errors=errors />
+        <Heading step=5 title="Unlocking your card" />
+        <div aria-live="polite">
+            {move || match step.get() {
+                Step::Running(progress) => {
+                    view! {
+                        <p>{progress.sentence()}</p>
+                        <p>"Do not remove your card from the reader."</p>
+                    }
+                        .into_any()
+                }
+                Step::WaitingForCard => {
+                    view! {
+                        <p>"Put your smartcard back in the reader. We will carry on as soon as it is in."</p>
+                    }
+                        .into_any()
+                }
+                Step::Stopped => {
+                    view! {
+                        <button class="nhsuk-button" type="button" on:click=try_again>
+                            "Try again"
+                        </button>
+                        <ContactRa />
+                    }
+                        .into_any()
+                }
+                Step::PasscodeRefused => {
+                    view! {
+                        <button
+                            class="nhsuk-button"
+                            type="button"
+                            on:click=move |_| scope.replace(Page::Passcode)
+                        >
+                            "Choose a different passcode"
+                        </button>
+                    }
+                        .into_any()
+                }
+            }}
+        </div>
+    }
+}
+
+/// One run: challenge (card) → cryptogram (server) → unblock (card) → receipt (server). A
+/// receipt kept from an earlier run that failed only at the last step is sent again instead.
+async fn unlock(
+    bridge: Bridge,
+    session: Session,
+    kept_receipt: StoredValue<Option<Block>>,
+    progress: impl Fn(Progress),
+) -> Result<JourneyView, Stop> {
+    let receipt = match kept_receipt.get_value() {
+        Some(receipt) => receipt,
+        None => {
+            let card = session.card.get_untracked().ok_or(Stop::Forgotten)?;
+            let reader = reader_with_card(&bridge.readers.get_untracked(), Some(&card.reader))
+                .unwrap_or_else(|| card.reader.clone());
+            if reader != card.reader {
+                session.card.set(Some(HeldCard {
+                    reader: reader.clone(),
+                    serial: card.serial.clone(),
+                }));
+            }
+            progress(Progress::Preparing);
+            let challenge = bridge
+                .challenge(&reader, &card.serial)
+                .await
+                .map_err(Stop::Bridge)?;
+            progress(Progress::Asking);
+            let cryptogram = api::cryptogram(challenge).await.map_err(Stop::Api)?;
+            progress(Progress::Setting);
+            let passcode = session
+                .with_passcode(Passcode::clone)
+                .ok_or(Stop::Forgotten)?;
+            let unblocked = bridge
+                .unblock(&reader, &card.serial, cryptogram, &passcode)
+                .await;
+            wipe_passcode(passcode);
+            let receipt = unblocked.map_err(Stop::Bridge)?;
+            // The card has the new passcode: the page has no more use for it.
+            session.forget_passcode();
+            kept_receipt.set_value(Some(receipt));
+            receipt
+        }
+    };
+    progress(Progress::Finishing);
+    api::receipt(receipt).await.map_err(Stop::Api)
+}
