@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod browser;
 pub mod card;
 pub mod harness;
+pub mod journey;
 pub mod mail;
 pub mod service;
 pub mod vpcd;

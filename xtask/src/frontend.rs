@@ -1,7 +1,7 @@
 //! The single-page app's toolchain and build: Trunk and wasm-bindgen-cli at the exact
 //! versions the build needs, the npm packages of `package-lock.json`, and `trunk build`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -21,14 +21,64 @@ pub fn ensure_tools() -> anyhow::Result<()> {
     ensure_npm_packages()
 }
 
-/// Builds the app into `frontend/dist` (release, optimised), where the server serves it from.
+/// Builds the app into `frontend/dist` (release, optimised), where the server serves it from,
+/// with a brotli and a gzip copy of every asset for browsers that take them.
 pub fn build() -> anyhow::Result<()> {
     let mut trunk = Command::new("trunk");
     trunk
         .current_dir(cmd::root())
         .args(["build", "--release", "--offline"])
         .env("PATH", path_with_node_bin()?);
-    cmd::run(&mut trunk)
+    cmd::run(&mut trunk)?;
+    compress_assets(&dist_dir())
+}
+
+/// Where Trunk puts the built app.
+pub fn dist_dir() -> PathBuf {
+    cmd::root().join("frontend/dist")
+}
+
+/// The app's assets: what a browser downloads besides `index.html`.
+pub fn assets(dist: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut assets: Vec<PathBuf> = std::fs::read_dir(dist)
+        .with_context(|| format!("read {}", dist.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "wasm" || ext == "js" || ext == "css")
+        })
+        .collect();
+    assets.sort();
+    Ok(assets)
+}
+
+/// Writes `<asset>.br` (quality 11) and `<asset>.gz` (level 9) beside each asset.
+fn compress_assets(dist: &Path) -> anyhow::Result<()> {
+    for asset in assets(dist)? {
+        let bytes = std::fs::read(&asset)?;
+        let (gzip, brotli) = compressed(&bytes)?;
+        std::fs::write(with_suffix(&asset, "gz"), gzip)?;
+        std::fs::write(with_suffix(&asset, "br"), brotli)?;
+    }
+    Ok(())
+}
+
+/// `bytes` gzipped at level 9 and brotli-compressed at quality 11.
+pub fn compressed(bytes: &[u8]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    use std::io::Write;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(bytes)?;
+    let mut brotli = Vec::new();
+    brotli::CompressorWriter::new(&mut brotli, 4096, 11, 22).write_all(bytes)?;
+    Ok((gzip.finish()?, brotli))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn ensure_cargo_tool(

@@ -144,7 +144,11 @@ impl Spa {
         };
         tracing::info!(folder = %dir.display(), inline_scripts = hashes.len(), "serving the app");
         Self::Built(Arc::new(BuiltApp {
-            files: ServeDir::new(dir).append_index_html_on_directories(false),
+            // `cargo xtask` writes .br and .gz beside each asset; they go to browsers that take them.
+            files: ServeDir::new(dir)
+                .append_index_html_on_directories(false)
+                .precompressed_br()
+                .precompressed_gzip(),
             index: Bytes::from(index),
             index_csp,
         }))

@@ -138,3 +138,36 @@ async fn without_a_built_app_the_root_says_how_to_build_it() {
     assert_eq!(app.get("/api/unknown").await.code(), "not_found");
     assert_eq!(app.journey().await.code(), "no_journey");
 }
+
+#[tokio::test]
+async fn assets_compressed_at_build_time_go_to_browsers_that_accept_them() {
+    let app = app_with_built_page().await;
+    let wasm = format!("unlock-frontend-{HASH}_bg.wasm");
+    let dist = app.dir.path().join("app");
+    std::fs::write(dist.join(format!("{wasm}.gz")), b"gzip bytes").unwrap();
+    std::fs::write(dist.join(format!("{wasm}.br")), b"brotli bytes").unwrap();
+    for (accepts, encoding, body) in [
+        ("br, gzip", Some("br"), &b"brotli bytes"[..]),
+        ("gzip", Some("gzip"), &b"gzip bytes"[..]),
+        ("identity", None, &b"\0asm\x01\0\0\0"[..]),
+    ] {
+        let reply = app
+            .client
+            .get(app.url(&format!("/{wasm}")))
+            .header("accept-encoding", accepts)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), StatusCode::OK, "{accepts}");
+        let headers = reply.headers().clone();
+        assert_eq!(headers["content-type"], "application/wasm", "{accepts}");
+        assert_eq!(
+            headers
+                .get("content-encoding")
+                .map(|value| value.to_str().unwrap()),
+            encoding,
+            "{accepts}"
+        );
+        assert_eq!(&reply.bytes().await.unwrap()[..], body, "{accepts}");
+    }
+}
