@@ -3,100 +3,120 @@
 
 use gloo_net::http::{Request, Response};
 use serde::Deserialize;
+use serde::de::IntoDeserializer;
 use serde::de::value::{Error as ValueError, StrDeserializer};
-use serde::de::{DeserializeOwned, IntoDeserializer};
-use unlock_protocol::api::{
-    CardReceipt, Cryptogram, CryptogramRequest, JourneyView, PresentCard, StartJourney, VerifyCode,
-};
+use unlock_protocol::api::JourneyView;
 use unlock_protocol::bridge::Block;
 use unlock_protocol::{CardSerial, EmailAddress, ErrorCode, OneTimeCode};
+use wasm_bindgen::JsValue;
 
 use crate::route::EndReason;
+use crate::wire::{self, Json, Out};
 
 /// `POST /api/journeys`: start a journey; a code is emailed if the address is on a profile.
 pub async fn start_journey(email: &EmailAddress) -> Result<JourneyView, ApiFailure> {
-    let body = StartJourney {
-        email: email.as_str().to_owned(),
-    };
-    send(Request::post("/api/journeys").json(&body)).await
+    let body = Out::new().text("email", email.as_str());
+    send(post_json("/api/journeys", &body), wire::journey_view).await
 }
 
 /// `GET /api/journey`: where the journey in the cookie stands.
 pub async fn journey() -> Result<JourneyView, ApiFailure> {
-    send(Request::get("/api/journey").build()).await
+    send(Request::get("/api/journey").build(), wire::journey_view).await
 }
 
 /// `POST /api/journey/code`.
 pub async fn verify_code(code: &OneTimeCode) -> Result<JourneyView, ApiFailure> {
-    let body = VerifyCode {
-        code: code.expose().to_owned(),
-    };
-    send(Request::post("/api/journey/code").json(&body)).await
+    let body = Out::new().text("code", code.expose());
+    send(post_json("/api/journey/code", &body), wire::journey_view).await
 }
 
 /// `POST /api/journey/resend`: a new code, replacing the last one.
 pub async fn resend_code() -> Result<JourneyView, ApiFailure> {
-    send(Request::post("/api/journey/resend").build()).await
+    send(
+        Request::post("/api/journey/resend").build(),
+        wire::journey_view,
+    )
+    .await
 }
 
 /// `POST /api/journey/card`: the card the bridge read, for the server to accept.
 pub async fn present_card(serial: &CardSerial, profile: &str) -> Result<JourneyView, ApiFailure> {
-    let body = PresentCard {
-        serial: serial.clone(),
-        profile: profile.to_owned(),
-    };
-    send(Request::post("/api/journey/card").json(&body)).await
+    let body = Out::new()
+        .text("serial", serial.as_str())
+        .text("profile", profile);
+    send(post_json("/api/journey/card", &body), wire::journey_view).await
 }
 
 /// `POST /api/journey/card/cryptogram`: the server's answer to the card's challenge.
 pub async fn cryptogram(challenge: Block) -> Result<Block, ApiFailure> {
-    let body = CryptogramRequest { challenge };
-    let answer: Cryptogram =
-        send(Request::post("/api/journey/card/cryptogram").json(&body)).await?;
-    Ok(answer.cryptogram)
+    let body = Out::new().text("challenge", challenge);
+    let read = |json: &JsValue| wire::block(json, "cryptogram");
+    send(post_json("/api/journey/card/cryptogram", &body), read).await
 }
 
 /// `POST /api/journey/card/receipt`: the card's proof that it was unlocked.
 pub async fn receipt(receipt: Block) -> Result<JourneyView, ApiFailure> {
-    let body = CardReceipt { receipt };
-    send(Request::post("/api/journey/card/receipt").json(&body)).await
+    let body = Out::new().text("receipt", receipt);
+    send(
+        post_json("/api/journey/card/receipt", &body),
+        wire::journey_view,
+    )
+    .await
 }
 
-async fn send<T: DeserializeOwned>(
+/// A POST with a JSON body, as the API reads it.
+fn post_json(url: &str, body: &Out) -> Result<Request, gloo_net::Error> {
+    Request::post(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_text())
+}
+
+async fn send<T>(
     request: Result<Request, gloo_net::Error>,
+    read: impl FnOnce(&JsValue) -> Option<T>,
 ) -> Result<T, ApiFailure> {
     let request = request.map_err(|_| ApiFailure::unreachable())?;
     let response = request
         .send()
         .await
         .map_err(|_| ApiFailure::unreachable())?;
+    let body = json_of(&response).await;
     if response.ok() {
-        response
-            .json::<T>()
-            .await
-            .map_err(|_| ApiFailure::unexpected(response.status()))
+        body.as_ref()
+            .and_then(read)
+            .ok_or_else(|| ApiFailure::unexpected(response.status()))
     } else {
-        Err(failure_of(&response).await)
+        Err(body
+            .as_ref()
+            .and_then(error_body)
+            .map(ApiFailure::from_body)
+            .unwrap_or_else(|| ApiFailure::unexpected(response.status())))
     }
 }
 
-async fn failure_of(response: &Response) -> ApiFailure {
-    match response.json::<ErrorBody>().await {
-        Ok(body) => ApiFailure::from_body(body),
-        Err(_) => ApiFailure::unexpected(response.status()),
-    }
+/// The response's body as JSON, if it is JSON.
+async fn json_of(response: &Response) -> Option<JsValue> {
+    let text = response.text().await.ok()?;
+    js_sys::JSON::parse(&text).ok()
 }
 
 /// The error body as sent. `code` stays a string here: codes newer than this page are kept
 /// as [`Problem::Other`] rather than failing to parse.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct ErrorBody {
     code: String,
     message: String,
-    #[serde(default)]
     retry_after_seconds: Option<u64>,
-    #[serde(default)]
     tries_left: Option<u8>,
+}
+
+fn error_body<J: Json>(json: &J) -> Option<ErrorBody> {
+    Some(ErrorBody {
+        code: json.text("code")?,
+        message: json.text("message")?,
+        retry_after_seconds: json.optional("retry_after_seconds", Json::integer)?,
+        tries_left: json.optional("tries_left", Json::integer)?,
+    })
 }
 
 /// A refused or failed API call, with the sentence to show the holder.
@@ -231,7 +251,8 @@ mod tests {
     use super::*;
 
     fn parsed(json: &str) -> ApiFailure {
-        ApiFailure::from_body(serde_json::from_str(json).unwrap())
+        let json: serde_json::Value = serde_json::from_str(json).unwrap();
+        ApiFailure::from_body(error_body(&json).unwrap())
     }
 
     #[test]

@@ -9,7 +9,9 @@ mod components;
 mod countdown;
 mod pages;
 mod route;
+mod router;
 mod session;
+mod wire;
 
 fn main() {
     leptos::mount::mount_to_body(app::App);

@@ -35,6 +35,8 @@ enum Command {
     Test,
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
     Bench(bench::BenchArgs),
+    /// Measure the holder's app: download size, first usable screen, the happy path's time.
+    BenchApp(bench::app::AppArgs),
     /// Time the bridge (start → hello, challenge + unblock) against the virtual card.
     BenchBridge(bench::bridge::BridgeArgs),
     /// The measuring half of `bench`, run from a release build.
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run { args, .. } => run::run(&args),
         Command::Test => test::run(),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchApp(args) => bench::app::run(&args),
         Command::BenchBridge(args) => bench::bridge::run(&args),
         Command::BenchInner(args) => bench::inner(&args),
         Command::BaselineServer(args) => bench::baseline::serve(&args),

@@ -1,139 +1,107 @@
 //! The envelope around requests and replies on the page's `window.postMessage` channel
 //! with the extension's content script, and the reading of what comes back.
 
+use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use serde::de::value::{Error as ValueError, StrDeserializer};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use unlock_protocol::bridge::{BridgeError, ErrorCode, Event, EventKind};
+use unlock_protocol::bridge::{BridgeError, ErrorCode, EventKind};
 
 use super::unexpected_answer;
+use crate::wire::{self, Json, Out};
 
 /// Names the messages of this service among everything posted to the window.
 pub const CHANNEL: &str = "smartcard-unlock";
 
-/// A reply's answer as it came (parsed by the caller, who knows its type), or its error.
-pub type Outcome = Result<Box<RawValue>, BridgeError>;
+/// A reply's answer as it came (read by the caller, who knows its type), or its error.
+pub type Outcome<J> = Result<J, BridgeError>;
 
-/// A request on its way to the extension: `{channel, direction: "to-extension", request}`.
-#[derive(Debug, Serialize)]
-pub struct Envelope<'a, B: Serialize> {
-    pub channel: &'static str,
-    pub direction: &'static str,
-    pub request: Outgoing<'a, B>,
-}
-
-/// The request itself: the page's id, then the command's own fields (never an origin).
-#[derive(Debug, Serialize)]
-pub struct Outgoing<'a, B: Serialize> {
-    pub id: u64,
-    #[serde(flatten)]
-    pub body: &'a B,
+/// A request on its way to the extension: `{channel, direction: "to-extension", request}`,
+/// the request being the page's id, then the command's own members (never an origin).
+pub fn envelope(id: u64, body: Out) -> Out {
+    let request = Out::new().number("id", id as f64).merge(body);
+    Out::new()
+        .text("channel", CHANNEL)
+        .text("direction", "to-extension")
+        .object("request", request)
 }
 
 /// Answered by the extension's content script alone.
-#[derive(Debug, Serialize)]
-pub struct Ping {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+pub fn ping() -> Out {
+    Out::new().text("type", "ping")
 }
 
 /// A message from the extension to the page.
 #[derive(Debug)]
-pub enum Inbound {
-    Reply { id: u64, outcome: Outcome },
+pub enum Inbound<J> {
+    Reply { id: u64, outcome: Outcome<J> },
     Event(EventKind),
 }
 
-#[derive(Deserialize)]
-struct IncomingEnvelope {
-    channel: String,
-    direction: String,
-    #[serde(default)]
-    reply: Option<RawReply>,
-    #[serde(default)]
-    event: Option<Event>,
-}
-
-#[derive(Deserialize)]
-struct RawReply {
-    id: u64,
-    #[serde(default)]
-    ok: Option<Box<RawValue>>,
-    #[serde(default)]
-    err: Option<RawError>,
-}
-
-#[derive(Deserialize)]
-struct RawError {
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
 /// Reads a message posted to the page; anything that is not a reply or an event on our
-/// channel, towards the page, is `None`.
-pub fn classify(text: &str) -> Option<Inbound> {
-    let envelope: IncomingEnvelope = serde_json::from_str(text).ok()?;
-    if envelope.channel != CHANNEL || envelope.direction != "to-page" {
+/// channel, towards the page, is `None`. Nothing past the channel and direction is read
+/// of other messages: the page's own requests, which may carry a new passcode, come back
+/// to its listener too.
+pub fn classify<J: Json>(data: &J) -> Option<Inbound<J>> {
+    if data.text("channel")? != CHANNEL || data.text("direction")? != "to-page" {
         return None;
     }
-    if let Some(reply) = envelope.reply {
-        let outcome = match (reply.ok, reply.err) {
+    // A malformed reply or event spoils the whole message.
+    let reply = data.optional("reply", |reply| {
+        Some((
+            reply.whole::<u64>("id")?,
+            reply.field("ok"),
+            reply.optional("err", bridge_error)?,
+        ))
+    })?;
+    let event = data.optional("event", wire::event)?;
+    if let Some((id, ok, err)) = reply {
+        let outcome = match (ok, err) {
             (Some(answer), None) => Ok(answer),
-            (_, Some(error)) => Err(bridge_error(&error)),
+            (_, Some(error)) => Err(error),
             (None, None) => Err(unexpected_answer()),
         };
-        return Some(Inbound::Reply {
-            id: reply.id,
-            outcome,
-        });
+        return Some(Inbound::Reply { id, outcome });
     }
-    Some(Inbound::Event(envelope.event?.kind))
+    Some(Inbound::Event(event?))
 }
 
 /// The extension's or host's error; a code newer than this page is treated as internal.
-fn bridge_error(error: &RawError) -> BridgeError {
-    let de: StrDeserializer<'_, ValueError> = error.code.as_str().into_deserializer();
+fn bridge_error<J: Json>(error: &J) -> Option<BridgeError> {
+    let code = error.text("code")?;
+    let message = error.optional("message", Json::string)?.unwrap_or_default();
+    let de: StrDeserializer<'_, ValueError> = code.as_str().into_deserializer();
     let code = ErrorCode::deserialize(de).unwrap_or(ErrorCode::Internal);
-    if error.message.trim().is_empty() {
+    Some(if message.trim().is_empty() {
         BridgeError::new(code)
     } else {
-        BridgeError::with_message(code, error.message.clone())
-    }
+        BridgeError::with_message(code, message)
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
     use unlock_protocol::bridge::Command;
 
     use super::*;
+    use crate::wire::testing::to_json;
+
+    fn classify_text(text: &str) -> Option<Inbound<Value>> {
+        classify(&serde_json::from_str::<Value>(text).unwrap())
+    }
 
     #[test]
     fn requests_are_wrapped_in_the_envelope_with_an_id_and_no_origin() {
         let command = Command::ReadCard {
             reader: "Virtual PCD 00 00".into(),
         };
-        let envelope = Envelope {
-            channel: CHANNEL,
-            direction: "to-extension",
-            request: Outgoing {
-                id: 7,
-                body: &command,
-            },
-        };
         assert_eq!(
-            serde_json::to_value(&envelope).unwrap(),
+            to_json(&envelope(7, wire::command(&command))),
             json!({"channel": "smartcard-unlock", "direction": "to-extension",
                    "request": {"id": 7, "type": "read_card", "reader": "Virtual PCD 00 00"}})
         );
-        let ping = Outgoing {
-            id: 1,
-            body: &Ping { kind: "ping" },
-        };
         assert_eq!(
-            serde_json::to_value(&ping).unwrap(),
+            to_json(&envelope(1, ping()))["request"],
             json!({"id": 1, "type": "ping"})
         );
     }
@@ -143,18 +111,18 @@ mod tests {
         let Some(Inbound::Reply {
             id: 3,
             outcome: Ok(answer),
-        }) = classify(
+        }) = classify_text(
             r#"{"channel":"smartcard-unlock","direction":"to-page",
                 "reply":{"id":3,"ok":{"type":"watching"}}}"#,
         )
         else {
             panic!("not an answer");
         };
-        assert_eq!(answer.get(), r#"{"type":"watching"}"#);
+        assert_eq!(answer, json!({"type": "watching"}));
         let Some(Inbound::Reply {
             id: 4,
             outcome: Err(error),
-        }) = classify(
+        }) = classify_text(
             r#"{"channel":"smartcard-unlock","direction":"to-page",
                 "reply":{"id":4,"err":{"code":"host_missing","message":"no host"}}}"#,
         )
@@ -163,13 +131,23 @@ mod tests {
         };
         assert_eq!(error.code, ErrorCode::HostMissing);
         assert_eq!(error.message, "no host");
-        let Some(Inbound::Event(event)) = classify(
+        let Some(Inbound::Event(event)) = classify_text(
             r#"{"channel":"smartcard-unlock","direction":"to-page",
                 "event":{"type":"event","event":"card_removed","reader":"R"}}"#,
         ) else {
             panic!("not an event");
         };
         assert_eq!(event, EventKind::CardRemoved { reader: "R".into() });
+        let Some(Inbound::Reply {
+            outcome: Err(error),
+            ..
+        }) = classify_text(
+            r#"{"channel":"smartcard-unlock","direction":"to-page","reply":{"id":5}}"#,
+        )
+        else {
+            panic!("not an empty reply");
+        };
+        assert_eq!(error, unexpected_answer());
     }
 
     #[test]
@@ -179,23 +157,22 @@ mod tests {
             r#"{"channel":"other","direction":"to-page","reply":{"id":1,"ok":{}}}"#,
             r#"{"direction":"to-page","reply":{"id":1,"ok":{}}}"#,
             r#"{"channel":"smartcard-unlock","direction":"to-page","event":{"type":"event","event":"unknown","reader":"R"}}"#,
+            r#"{"channel":"smartcard-unlock","direction":"to-page","reply":{"ok":{}}}"#,
+            r#"{"channel":"smartcard-unlock","direction":"to-page","reply":{"id":1,"err":{"message":"m"}}}"#,
+            r#"{"channel":"smartcard-unlock","direction":"to-page"}"#,
             r#""just a string""#,
         ] {
-            assert!(classify(text).is_none(), "{text}");
+            assert!(classify_text(text).is_none(), "{text}");
         }
     }
 
     #[test]
     fn unknown_error_codes_become_internal_and_empty_messages_get_the_default() {
-        let error = bridge_error(&RawError {
-            code: "from_the_future".into(),
-            message: "Something.".into(),
-        });
-        assert_eq!(error.code, ErrorCode::Internal);
-        let error = bridge_error(&RawError {
-            code: "card_in_use".into(),
-            message: String::new(),
-        });
-        assert_eq!(error, BridgeError::new(ErrorCode::CardInUse));
+        let error = bridge_error(&json!({"code": "from_the_future", "message": "Something."}));
+        assert_eq!(error.unwrap().code, ErrorCode::Internal);
+        let error = bridge_error(&json!({"code": "card_in_use", "message": ""}));
+        assert_eq!(error, Some(BridgeError::new(ErrorCode::CardInUse)));
+        let error = bridge_error(&json!({"code": "card_in_use"}));
+        assert_eq!(error, Some(BridgeError::new(ErrorCode::CardInUse)));
     }
 }

@@ -13,22 +13,21 @@ use futures::channel::oneshot;
 use futures::future::{self, Either};
 use gloo_timers::future::sleep;
 use leptos::prelude::*;
-use serde::Serialize;
 use unlock_protocol::bridge::{
     Answer, Block, BridgeError, CardInfo, Command, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR,
     ReaderInfo,
 };
 use unlock_protocol::{CardSerial, Passcode};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
-use zeroize::Zeroize;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::session::wipe_passcode;
+use crate::wire::{self, Out};
 
 mod envelope;
 mod readers;
 
-use envelope::{CHANNEL, Envelope, Inbound, Outcome, Outgoing, Ping, classify};
+use envelope::{Inbound, Outcome, classify, envelope, ping};
 use readers::apply_event;
 pub use readers::{card_went_away, reader_with_card};
 
@@ -60,7 +59,7 @@ impl std::fmt::Debug for Bridge {
 #[derive(Default)]
 struct Inner {
     next_id: Cell<u64>,
-    waiting: RefCell<HashMap<u64, oneshot::Sender<Outcome>>>,
+    waiting: RefCell<HashMap<u64, oneshot::Sender<Outcome<JsValue>>>>,
     watching: Cell<bool>,
 }
 
@@ -203,27 +202,20 @@ impl Bridge {
     }
 
     async fn ping(self) -> Result<(), BridgeError> {
-        self.call(
-            &Ping { kind: "ping" },
-            PING_TIMEOUT,
-            ErrorCode::ExtensionMissing,
-        )
-        .await
-        .map(drop)
+        self.call(ping(), PING_TIMEOUT, ErrorCode::ExtensionMissing)
+            .await
+            .map(drop)
     }
 
     async fn command(self, command: &Command, timeout: Duration) -> Result<Answer, BridgeError> {
-        let answer = self.call(command, timeout, ErrorCode::Timeout).await?;
-        serde_json::from_str(answer.get()).map_err(|_| unexpected_answer())
+        let answer = self
+            .call(wire::command(command), timeout, ErrorCode::Timeout)
+            .await?;
+        wire::answer(&answer).ok_or_else(unexpected_answer)
     }
 
     /// Sends one request and waits for its reply, or fails with `on_timeout` after `timeout`.
-    async fn call<B: Serialize>(
-        self,
-        body: &B,
-        timeout: Duration,
-        on_timeout: ErrorCode,
-    ) -> Outcome {
+    async fn call(self, body: Out, timeout: Duration, on_timeout: ErrorCode) -> Outcome<JsValue> {
         let inner = self.inner.get_value();
         let id = inner.next_id.get() + 1;
         inner.next_id.set(id);
@@ -254,17 +246,11 @@ impl Drop for Pending {
     }
 }
 
-fn post<B: Serialize>(id: u64, body: &B) -> Result<(), BridgeError> {
-    let envelope = Envelope {
-        channel: CHANNEL,
-        direction: "to-extension",
-        request: Outgoing { id, body },
-    };
-    let mut text = serde_json::to_string(&envelope).map_err(|_| internal("encode the request"))?;
-    let message = js_sys::JSON::parse(&text);
-    // The text may hold a new passcode.
-    text.zeroize();
-    let message = message.map_err(|_| internal("encode the request"))?;
+fn post(id: u64, body: Out) -> Result<(), BridgeError> {
+    let envelope = envelope(id, body);
+    let message = envelope.to_js();
+    // The request may hold a new passcode.
+    envelope.wipe();
     let window = web_sys::window().ok_or_else(|| internal("find the window"))?;
     let origin = window
         .location()
@@ -285,22 +271,9 @@ fn on_message(inner: &Inner, readers: RwSignal<Vec<ReaderInfo>>, event: &web_sys
     if !from_this_window || window.location().origin().ok() != Some(event.origin()) {
         return;
     }
-    let data = event.data();
-    // Our own requests come back to this listener too; look no further into them, as they
-    // may carry a new passcode.
-    let field = |name: &str| js_sys::Reflect::get(&data, &name.into()).ok()?.as_string();
-    if field("channel").as_deref() != Some(CHANNEL)
-        || field("direction").as_deref() != Some("to-page")
-    {
-        return;
-    }
-    let Some(text) = js_sys::JSON::stringify(&data)
-        .ok()
-        .and_then(|text| text.as_string())
-    else {
-        return;
-    };
-    match classify(&text) {
+    // `classify` looks no further into our own requests, which come back to this listener
+    // too and may carry a new passcode.
+    match classify(&event.data()) {
         Some(Inbound::Reply { id, outcome }) => {
             if let Some(sender) = inner.waiting.borrow_mut().remove(&id) {
                 let _ = sender.send(outcome);

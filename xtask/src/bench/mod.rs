@@ -5,6 +5,7 @@
 //! release binaries and hands over to `xtask bench-inner` from `target/release`: the load
 //! generator, the baseline server and the server under test are all optimised builds.
 
+pub mod app;
 pub mod baseline;
 pub mod bridge;
 mod disk;

@@ -1,0 +1,88 @@
+//! `cargo xtask bench-app`: the holder's app — what a browser downloads (gzip and brotli, as
+//! the server sends it), how soon the first screen can be used, and how long the automated
+//! happy path takes through every real part.
+
+use std::process::Command;
+
+use crate::{cmd, frontend, test};
+
+/// What the app may cost a browser to download, gzip, in bytes.
+const BUDGET_GZIP: usize = 200 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct AppArgs {
+    /// Measurements per timing figure.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+}
+
+pub fn run(args: &AppArgs) -> anyhow::Result<()> {
+    test::ensure_debian_packages(&[
+        "python3-aiosmtpd",
+        "pcscd",
+        "libpcsclite-dev",
+        "vsmartcard-vpcd",
+        "chromium",
+        "chromium-driver",
+    ])?;
+    frontend::ensure_tools()?;
+    frontend::build()?;
+    sizes()?;
+    println!("==> building the server, the bridge, the virtual card and app-bench (release)");
+    cmd::run(cmd::cargo().args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "unlock-server",
+        "-p",
+        "unlock-bridge",
+        "-p",
+        "unlock-e2e",
+    ]))?;
+    let bench = cmd::target_dir().join("release/app-bench");
+    cmd::run(Command::new(bench).args(["--runs", &args.runs.to_string()]))
+}
+
+/// Prints each asset's size raw, gzip and brotli, and the total against the budget.
+fn sizes() -> anyhow::Result<()> {
+    println!();
+    println!("| asset | raw KB | gzip KB | brotli KB |");
+    println!("|---|---|---|---|");
+    let (mut raw, mut gzip, mut brotli) = (0, 0, 0);
+    for asset in frontend::assets(&frontend::dist_dir())? {
+        let bytes = std::fs::read(&asset)?;
+        let (gz, br) = frontend::compressed(&bytes)?;
+        let name = asset.file_name().unwrap_or_default().to_string_lossy();
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            kb(bytes.len()),
+            kb(gz.len()),
+            kb(br.len())
+        );
+        raw += bytes.len();
+        gzip += gz.len();
+        brotli += br.len();
+    }
+    println!(
+        "| **total** | {:.1} | {:.1} | {:.1} |",
+        kb(raw),
+        kb(gzip),
+        kb(brotli)
+    );
+    println!(
+        "budget: {:.0} KB gzip — {}",
+        kb(BUDGET_GZIP),
+        if gzip <= BUDGET_GZIP {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
+    println!();
+    Ok(())
+}
+
+fn kb(bytes: usize) -> f64 {
+    bytes as f64 / 1024.0
+}
