@@ -15,7 +15,8 @@ pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
 
 /// The unpacked extension in this repository.
 pub fn extension_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../native-bridge/extension")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../native-bridge/extension");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// A headless Chromium showing one page.
