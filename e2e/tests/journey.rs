@@ -124,6 +124,9 @@ async fn an_email_on_a_domain_not_allowed_is_refused_plainly() {
     let mut world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
     let mut person = start_journey(&mut world, shots("domain-not-allowed")).await;
     person
+        .sees_text("Addresses ending in @trust.example can be used.")
+        .await;
+    person
         .types_into("Email address", "jane@elsewhere.example")
         .await;
     person.presses("Continue").await;

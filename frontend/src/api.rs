@@ -13,6 +13,15 @@ use wasm_bindgen::JsValue;
 use crate::route::EndReason;
 use crate::wire::{self, Json, Out};
 
+/// `GET /api/allowed-domains`: the domains a holder's address may be on.
+pub async fn allowed_domains() -> Result<Vec<String>, ApiFailure> {
+    send(
+        Request::get("/api/allowed-domains").build(),
+        wire::allowed_domains,
+    )
+    .await
+}
+
 /// `POST /api/journeys`: start a journey; a code is emailed if the address is on a profile.
 pub async fn start_journey(email: &EmailAddress) -> Result<JourneyView, ApiFailure> {
     let body = Out::new().text("email", email.as_str());

@@ -1,6 +1,8 @@
 //! The app shell: header, main column, and the routes.
 
 use leptos::prelude::*;
+use leptos_router::components::{FlatRoutes, Route, Router};
+use leptos_router::path;
 
 use crate::bridge::Bridge;
 use crate::components::focus_element;
@@ -8,18 +10,14 @@ use crate::pages::{
     CardPage, CodePage, DonePage, EmailPage, EndPage, HelpExtensionPage, HelpHelperPage,
     HelpReaderPage, NotFoundPage, PasscodePage, StartPage, WorkingPage,
 };
-use crate::router::Router;
 use crate::session::Session;
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_context(Session::new());
     provide_context(Bridge::install());
-    let router = Router::install();
-    provide_context(router);
-    // Only a new path changes the page; the help pages read their query once.
-    let path = Memo::new(move |_| router.location.with(|location| location.path.clone()));
     view! {
+        <Router>
             <a
                 class="nhsuk-skip-link"
                 href="#maincontent"
@@ -43,33 +41,23 @@ pub fn App() -> impl IntoView {
                 <main class="nhsuk-main-wrapper" id="maincontent" role="main" tabindex="-1">
                     <div class="nhsuk-grid-row">
                         <div class="nhsuk-grid-column-two-thirds">
-                            {move || path.with(|path| page_at(path))}
+                            <FlatRoutes fallback=NotFoundPage>
+                                <Route path=path!("/") view=StartPage />
+                                <Route path=path!("/email") view=EmailPage />
+                                <Route path=path!("/code") view=CodePage />
+                                <Route path=path!("/card") view=CardPage />
+                                <Route path=path!("/passcode") view=PasscodePage />
+                                <Route path=path!("/working") view=WorkingPage />
+                                <Route path=path!("/done") view=DonePage />
+                                <Route path=path!("/help/extension") view=HelpExtensionPage />
+                                <Route path=path!("/help/helper") view=HelpHelperPage />
+                                <Route path=path!("/help/reader") view=HelpReaderPage />
+                                <Route path=path!("/end/:reason") view=EndPage />
+                            </FlatRoutes>
                         </div>
                     </div>
                 </main>
             </div>
-    }
-}
-
-/// The page at `path`.
-fn page_at(path: &str) -> AnyView {
-    match path {
-        "/" => view! { <StartPage /> }.into_any(),
-        "/email" => view! { <EmailPage /> }.into_any(),
-        "/code" => view! { <CodePage /> }.into_any(),
-        "/card" => view! { <CardPage /> }.into_any(),
-        "/passcode" => view! { <PasscodePage /> }.into_any(),
-        "/working" => view! { <WorkingPage /> }.into_any(),
-        "/done" => view! { <DonePage /> }.into_any(),
-        "/help/extension" => view! { <HelpExtensionPage /> }.into_any(),
-        "/help/helper" => view! { <HelpHelperPage /> }.into_any(),
-        "/help/reader" => view! { <HelpReaderPage /> }.into_any(),
-        _ => match path.strip_prefix("/end/") {
-            Some(reason) if !reason.is_empty() && !reason.contains('/') => {
-                let reason = reason.to_owned();
-                view! { <EndPage reason=reason /> }.into_any()
-            }
-            _ => view! { <NotFoundPage /> }.into_any(),
-        },
+        </Router>
     }
 }

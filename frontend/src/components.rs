@@ -2,10 +2,10 @@
 //! error summary, text field.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 use wasm_bindgen::JsCast;
 
 use crate::route::Resume;
-use crate::router::use_router;
 
 /// Steps in the holder's journey, for "Step N of 6".
 const STEPS: u8 = 6;
@@ -225,7 +225,6 @@ pub fn CheckAgain(then: Resume) -> impl IntoView {
 
 /// The page a help page's "Check again" returns to, from its `then` query.
 pub fn use_resume() -> Resume {
-    use_router()
-        .location
-        .with_untracked(|l| Resume::from_query(l.query_value("then").as_deref()))
+    let query = use_query_map();
+    query.with_untracked(|q| Resume::from_query(q.get("then").as_deref()))
 }

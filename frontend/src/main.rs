@@ -9,7 +9,6 @@ mod components;
 mod countdown;
 mod pages;
 mod route;
-mod router;
 mod session;
 mod wire;
 

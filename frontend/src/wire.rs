@@ -237,6 +237,15 @@ pub fn event<J: Json>(json: &J) -> Option<EventKind> {
 }
 
 /// A 16-byte block (challenge, cryptogram, receipt) member, as 32 hex digits.
+/// `GET /api/allowed-domains`: `{"domains": [...]}`.
+pub fn allowed_domains<J: Json>(json: &J) -> Option<Vec<String>> {
+    json.field("domains")?
+        .items()?
+        .iter()
+        .map(Json::string)
+        .collect()
+}
+
 pub fn block<J: Json>(json: &J, name: &str) -> Option<Block> {
     Block::try_from(json.text(name)?).ok()
 }

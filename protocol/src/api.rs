@@ -158,6 +158,13 @@ impl IneligibleReason {
     }
 }
 
+/// `GET /api/allowed-domains`: the email domains a holder's address may be on, so the page
+/// can say which addresses qualify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedDomains {
+    pub domains: Vec<String>,
+}
+
 /// `GET /healthz` and `GET /readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {

@@ -20,6 +20,13 @@ pub fn EmailPage() -> impl IntoView {
     let field_error = RwSignal::new(None::<String>);
     let other_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    // Which addresses qualify; the page still works (with a general hint) without the list.
+    let domains = RwSignal::new(Vec::<String>::new());
+    scope.spawn(async move {
+        if let Ok(listed) = api::allowed_domains().await {
+            domains.set(listed);
+        }
+    });
 
     let errors = Signal::derive(move || {
         let field = field_error
@@ -71,6 +78,9 @@ pub fn EmailPage() -> impl IntoView {
         <form novalidate on:submit=submit>
             <Heading step=1 title="Enter your email address" />
             <p>"We will send a security code to this address."</p>
+            <Show when=move || domains.with(|listed| !listed.is_empty())>
+                <p>{move || domains.with(|listed| allowed_sentence(listed))}</p>
+            </Show>
             <TextField
                 id=FIELD
                 label="Email address"
@@ -87,5 +97,34 @@ pub fn EmailPage() -> impl IntoView {
         <p>
             "If you do not know which email address is on your smartcard profile, contact your Registration Authority."
         </p>
+    }
+}
+
+/// "Addresses ending in @a.example or @b.example can be used."
+fn allowed_sentence(domains: &[String]) -> String {
+    let endings: Vec<String> = domains.iter().map(|domain| format!("@{domain}")).collect();
+    let listed = match endings.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    format!("Addresses ending in {listed} can be used.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_sentence;
+
+    #[test]
+    fn the_allowed_domains_read_as_a_sentence() {
+        let domains = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            allowed_sentence(&domains(&["trust.example"])),
+            "Addresses ending in @trust.example can be used."
+        );
+        assert_eq!(
+            allowed_sentence(&domains(&["a.example", "b.example", "c.example"])),
+            "Addresses ending in @a.example, @b.example or @c.example can be used."
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `/end/<reason>`: the journey cannot go on, and what the holder can do instead.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
 use unlock_protocol::bridge::ErrorCode as BridgeCode;
 
 use super::NotFoundPage;
@@ -65,13 +66,12 @@ impl Ending {
 }
 
 #[component]
-pub fn EndPage(
-    /// The reason's name, from the path `/end/<name>`.
-    reason: String,
-) -> impl IntoView {
+pub fn EndPage() -> impl IntoView {
     use_session().forget_all();
-    {
-        match EndReason::from_name(&reason) {
+    let params = use_params_map();
+    move || {
+        let reason = params.with(|p| p.get("reason").as_deref().and_then(EndReason::from_name));
+        match reason {
             Some(reason) => {
                 let ending = Ending::of(reason);
                 view! {

@@ -1,16 +1,14 @@
 //! `/help/helper`: the helper program the extension talks to is missing or too old.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 use crate::components::{CheckAgain, ContactRa, Heading, use_resume};
-use crate::router::use_router;
 
 #[component]
 pub fn HelpHelperPage() -> impl IntoView {
     let then = use_resume();
-    let outdated = use_router()
-        .location
-        .with_untracked(|l| l.query_value("outdated").is_some());
+    let outdated = use_query_map().with_untracked(|q| q.get("outdated").is_some());
     let (title, why) = if outdated {
         (
             "Update the smartcard unlock helper program",

@@ -18,6 +18,8 @@ use std::future::Future;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local_scoped_with_cancellation;
+use leptos_router::NavigateOptions;
+use leptos_router::hooks::use_navigate;
 use unlock_protocol::api::JourneyView;
 
 pub use card::CardPage;
@@ -35,7 +37,6 @@ pub use working::WorkingPage;
 
 use crate::api::{self, ApiFailure};
 use crate::route::Page;
-use crate::router::use_router;
 use crate::session::Session;
 
 /// A page's handle for work that must stop when the holder leaves the page, and for moving
@@ -68,7 +69,15 @@ impl PageScope {
 
     fn navigate(self, page: Page, replace: bool) {
         if let Some(owner) = self.0.try_get_value() {
-            owner.with(|| use_router().navigate(&page.path(), replace));
+            owner.with(|| {
+                use_navigate()(
+                    &page.path(),
+                    NavigateOptions {
+                        replace,
+                        ..Default::default()
+                    },
+                );
+            });
         }
     }
 }

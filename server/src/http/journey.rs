@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use unlock_protocol::api::{
-    CardReceipt, Cryptogram, CryptogramRequest, JourneyView, PresentCard, StartJourney, VerifyCode,
+    AllowedDomains, CardReceipt, Cryptogram, CryptogramRequest, JourneyView, PresentCard,
+    StartJourney, VerifyCode,
 };
 use unlock_protocol::bridge::Block;
 
@@ -29,6 +30,19 @@ pub async fn start(
         COOKIE_MAX_AGE_SECONDS,
     );
     Ok(([(header::SET_COOKIE, cookie)], Json(started.view)))
+}
+
+/// The allow list, which is no secret: the start of the journey says which addresses qualify.
+pub async fn allowed_domains(
+    State(state): State<AppState>,
+) -> Result<Json<AllowedDomains>, Failure> {
+    let domains = sqlx::query_scalar("SELECT domain FROM allowed_domains ORDER BY domain")
+        .fetch_all(&state.db.read)
+        .await
+        .map_err(|error| {
+            Failure::from(anyhow::Error::from(error).context("read the allow list"))
+        })?;
+    Ok(Json(AllowedDomains { domains }))
 }
 
 pub async fn view(

@@ -27,6 +27,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub fn router(state: AppState) -> Router {
     let app = spa::Spa::load(&state.config.static_dir);
     let api = Router::new()
+        .route("/api/allowed-domains", get(journey::allowed_domains))
         .route("/api/journeys", post(journey::start))
         .route("/api/journey", get(journey::view))
         .route("/api/journey/code", post(journey::verify))

@@ -338,6 +338,14 @@ async fn timing_does_not_depend_on_whether_the_address_is_known() {
 }
 
 #[tokio::test]
+async fn the_allowed_domains_are_listed_for_the_page() {
+    let app = spawn_app().await;
+    let listed = app.get("/api/allowed-domains").await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.json(), serde_json::json!({ "domains": [DOMAIN] }));
+}
+
+#[tokio::test]
 async fn domains_off_the_allow_list_are_refused_with_a_clear_reason() {
     let app = spawn_app().await;
     let refused = app.start("jane.doe@gmail.com").await;
