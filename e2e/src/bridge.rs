@@ -176,6 +176,30 @@ pub fn install_copy(binary: &Path, dir: &Path, config: &str) -> PathBuf {
     installed
 }
 
+/// Registers an installed copy for Chromium in a private `home`, as `unlock-bridge install
+/// --user --browser chromium` does for a person; returns the browser profile folder (the
+/// `--user-data-dir`) whose `NativeMessagingHosts/` it wrote to.
+pub fn register_for_chromium(installed: &Path, home: &Path) -> PathBuf {
+    let mut command = Command::new(installed);
+    command
+        .args(["install", "--user", "--browser", "chromium"])
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = spawn_fresh_copy(&mut command)
+        .wait_with_output()
+        .expect("run unlock-bridge install");
+    assert!(output.status.success(), "unlock-bridge install: {output:?}");
+    let profile = home.join(".config/chromium");
+    assert!(
+        profile
+            .join("NativeMessagingHosts/uk.nhs.smartcard_unlock.json")
+            .exists()
+    );
+    profile
+}
+
 /// Starts a binary copied a moment ago. Another test thread forking meanwhile can hold the
 /// copy open for writing until its child execs, which makes exec fail with "text file busy"
 /// for a moment.

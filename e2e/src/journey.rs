@@ -12,7 +12,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 
-use crate::bridge::install_copy;
+use crate::bridge::{install_copy, register_for_chromium};
 use crate::browser::extension_dir;
 use crate::harness::{Card, PrivatePcscd};
 use crate::mail::SmtpSink;
@@ -104,13 +104,7 @@ impl World {
                 dir.path().join("bridge.log")
             ),
         );
-        let install = std::process::Command::new(&bridge)
-            .args(["install", "--user", "--browser", "chromium"])
-            .env("HOME", &home)
-            .env_remove("XDG_CONFIG_HOME")
-            .output()
-            .unwrap();
-        assert!(install.status.success(), "{install:?}");
+        let profile = register_for_chromium(&bridge, &home);
         let driver =
             ChromeDriver::start(&pcscd.socket, &home, &dir.path().join("chromedriver.log"));
         Self {
@@ -118,7 +112,7 @@ impl World {
             smtp,
             card,
             driver,
-            profile: home.join(".config/chromium"),
+            profile,
             pcscd,
             dir,
         }

@@ -18,7 +18,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use serde_json::Value;
-use unlock_e2e::bridge::install_copy;
+use unlock_e2e::bridge::{install_copy, register_for_chromium};
 use unlock_e2e::browser::{Chromium, extension_dir};
 use unlock_e2e::harness::{Card, PrivatePcscd, READER, wait_until};
 
@@ -137,20 +137,7 @@ fn install_bridge(dir: &Path, origin: &str) -> PathBuf {
             dir.join("bridge.log")
         ),
     );
-    let install = std::process::Command::new(&binary)
-        .args(["install", "--user", "--browser", "chromium"])
-        .env("HOME", &home)
-        .env_remove("XDG_CONFIG_HOME")
-        .output()
-        .unwrap();
-    assert!(install.status.success(), "{install:?}");
-    let profile = home.join(".config/chromium");
-    assert!(
-        profile
-            .join("NativeMessagingHosts/uk.nhs.smartcard_unlock.json")
-            .exists()
-    );
-    profile
+    register_for_chromium(&binary, &home)
 }
 
 /// One browser run of the check page: the result it posted.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
-use unlock_e2e::bridge::install_copy;
+use unlock_e2e::bridge::{install_copy, register_for_chromium};
 use unlock_e2e::browser::{CHROMIUM, extension_dir};
 use unlock_e2e::harness::{Card, PrivatePcscd};
 use unlock_server::demo::{DEMO_CARD_SERIAL, DEMO_EMAIL};
@@ -86,13 +86,7 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
             demo.join("bridge.log")
         ),
     );
-    cmd::run(
-        Command::new(&bridge)
-            .args(["install", "--user", "--browser", "chromium"])
-            .env("HOME", &home)
-            .env_remove("XDG_CONFIG_HOME"),
-    )?;
-    let profile = home.join(".config/chromium");
+    let profile = register_for_chromium(&bridge, &home);
 
     let _server = Killed(
         Command::new(release.join("unlock-server"))
