@@ -109,8 +109,8 @@ async fn json_of(response: &Response) -> Option<JsValue> {
     js_sys::JSON::parse(&text).ok()
 }
 
-/// The error body as sent. `code` stays a string here: codes newer than this page are kept
-/// as [`Problem::Other`] rather than failing to parse.
+/// The error body as sent. `code` stays a string here: a code newer than this page still
+/// gives the server's sentence rather than failing to parse.
 #[derive(Debug)]
 struct ErrorBody {
     code: String,
@@ -131,97 +131,38 @@ fn error_body<J: Json>(json: &J) -> Option<ErrorBody> {
 /// A refused or failed API call, with the sentence to show the holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiFailure {
-    pub problem: Problem,
+    /// The API's code; `None` when no API answer came (or a code newer than this page).
+    pub code: Option<ErrorCode>,
     /// The server's sentence (or ours when the server could not be reached).
     pub message: String,
     pub retry_after_seconds: Option<u64>,
     pub tries_left: Option<u8>,
 }
 
-/// What went wrong, as far as the page acts on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    EmailInvalid,
-    EmailDomainNotAllowed,
-    CodeInvalid,
-    CodeWrong,
-    CodeVoided,
-    CodeExpired,
-    NoJourney,
-    JourneyClosed,
-    ResendTooSoon,
-    TooManyCodes,
-    Throttled,
-    CardNotOnProfile,
-    CardNotUsable,
-    NotVerified,
-    /// The card step's time ran out.
-    JourneyExpired,
-    /// A card step came before the server accepted the card.
-    CardNotAccepted,
-    ChallengeReused,
-    TooManyAttempts,
-    ReceiptWrong,
-    /// No answer, or an answer that was not the API's (a proxy's error page, say).
-    Unavailable,
-    /// A code this page has no special handling for.
-    Other(String),
-}
-
-impl Problem {
-    /// The problem a wire code names.
-    pub fn from_code(code: &str) -> Self {
-        let de: StrDeserializer<'_, ValueError> = code.into_deserializer();
-        match ErrorCode::deserialize(de) {
-            Ok(ErrorCode::EmailInvalid) => Self::EmailInvalid,
-            Ok(ErrorCode::EmailDomainNotAllowed) => Self::EmailDomainNotAllowed,
-            Ok(ErrorCode::CodeInvalid) => Self::CodeInvalid,
-            Ok(ErrorCode::CodeWrong) => Self::CodeWrong,
-            Ok(ErrorCode::CodeVoided) => Self::CodeVoided,
-            Ok(ErrorCode::CodeExpired) => Self::CodeExpired,
-            Ok(ErrorCode::NoJourney) => Self::NoJourney,
-            Ok(ErrorCode::JourneyClosed) => Self::JourneyClosed,
-            Ok(ErrorCode::ResendTooSoon) => Self::ResendTooSoon,
-            Ok(ErrorCode::TooManyCodes) => Self::TooManyCodes,
-            Ok(ErrorCode::Throttled) => Self::Throttled,
-            Ok(ErrorCode::Unavailable | ErrorCode::Timeout | ErrorCode::Internal) => {
-                Self::Unavailable
-            }
-            // The card-step codes are matched by name, so the page works whether or not the
-            // protocol crate lists them yet.
-            _ => match code {
-                "card_not_on_profile" => Self::CardNotOnProfile,
-                "card_not_usable" => Self::CardNotUsable,
-                "not_verified" => Self::NotVerified,
-                "journey_expired" => Self::JourneyExpired,
-                "card_not_accepted" => Self::CardNotAccepted,
-                "challenge_reused" => Self::ChallengeReused,
-                "too_many_attempts" => Self::TooManyAttempts,
-                "receipt_wrong" => Self::ReceiptWrong,
-                other => Self::Other(other.to_owned()),
-            },
-        }
-    }
-}
-
-impl Problem {
-    /// The end page this problem leads to, when the journey cannot go on.
-    pub fn end_reason(&self) -> Option<EndReason> {
-        match self {
-            Self::Throttled => Some(EndReason::Throttled),
-            Self::TooManyCodes => Some(EndReason::TooManyCodes),
-            Self::CodeExpired | Self::NoJourney | Self::JourneyExpired => Some(EndReason::Expired),
-            Self::TooManyAttempts => Some(EndReason::TooManyAttempts),
-            Self::JourneyClosed => Some(EndReason::Closed),
-            _ => None,
-        }
-    }
+/// The code a wire name stands for, if this page knows it.
+fn error_code(name: &str) -> Option<ErrorCode> {
+    let de: StrDeserializer<'_, ValueError> = name.into_deserializer();
+    ErrorCode::deserialize(de).ok()
 }
 
 impl ApiFailure {
+    /// The end page this failure leads to, when the journey cannot go on.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        match self.code? {
+            ErrorCode::Throttled => Some(EndReason::Throttled),
+            ErrorCode::TooManyCodes => Some(EndReason::TooManyCodes),
+            ErrorCode::CodeExpired | ErrorCode::NoJourney | ErrorCode::JourneyExpired => {
+                Some(EndReason::Expired)
+            }
+            ErrorCode::TooManyAttempts => Some(EndReason::TooManyAttempts),
+            ErrorCode::JourneyClosed => Some(EndReason::Closed),
+            _ => None,
+        }
+    }
+
     fn from_body(body: ErrorBody) -> Self {
         Self {
-            problem: Problem::from_code(&body.code),
+            code: error_code(&body.code),
             message: body.message,
             retry_after_seconds: body.retry_after_seconds,
             tries_left: body.tries_left,
@@ -247,7 +188,7 @@ impl ApiFailure {
 
     fn unavailable(message: &str) -> Self {
         Self {
-            problem: Problem::Unavailable,
+            code: None,
             message: message.to_owned(),
             retry_after_seconds: None,
             tries_left: None,
@@ -265,75 +206,63 @@ mod tests {
     }
 
     #[test]
-    fn known_codes_map_to_problems_and_keep_the_servers_sentence() {
+    fn known_codes_keep_the_servers_sentence() {
         let failure = parsed(
             r#"{"code":"code_wrong","message":"The security code is not right.","tries_left":2}"#,
         );
-        assert_eq!(failure.problem, Problem::CodeWrong);
+        assert_eq!(failure.code, Some(ErrorCode::CodeWrong));
         assert_eq!(failure.message, "The security code is not right.");
         assert_eq!(failure.tries_left, Some(2));
 
         let failure =
             parsed(r#"{"code":"resend_too_soon","message":"Wait.","retry_after_seconds":12}"#);
-        assert_eq!(failure.problem, Problem::ResendTooSoon);
+        assert_eq!(failure.code, Some(ErrorCode::ResendTooSoon));
         assert_eq!(failure.retry_after_seconds, Some(12));
     }
 
     #[test]
-    fn every_protocol_code_the_page_acts_on_is_recognised() {
-        for (code, problem) in [
-            (ErrorCode::EmailInvalid, Problem::EmailInvalid),
-            (
-                ErrorCode::EmailDomainNotAllowed,
-                Problem::EmailDomainNotAllowed,
-            ),
-            (ErrorCode::CodeInvalid, Problem::CodeInvalid),
-            (ErrorCode::CodeVoided, Problem::CodeVoided),
-            (ErrorCode::CodeExpired, Problem::CodeExpired),
-            (ErrorCode::NoJourney, Problem::NoJourney),
-            (ErrorCode::JourneyClosed, Problem::JourneyClosed),
-            (ErrorCode::TooManyCodes, Problem::TooManyCodes),
-            (ErrorCode::Throttled, Problem::Throttled),
-            (ErrorCode::Internal, Problem::Unavailable),
+    fn every_protocol_code_is_recognised_and_unknown_ones_keep_the_sentence() {
+        for code in [
+            ErrorCode::EmailDomainNotAllowed,
+            ErrorCode::CodeVoided,
+            ErrorCode::CardNotOnProfile,
+            ErrorCode::NotVerified,
+            ErrorCode::CardNotAccepted,
+            ErrorCode::ReceiptWrong,
         ] {
-            assert_eq!(Problem::from_code(code.as_str()), problem, "{code}");
+            assert_eq!(error_code(code.as_str()), Some(code), "{code}");
         }
-    }
-
-    #[test]
-    fn card_step_codes_and_unknown_codes() {
-        for (code, problem) in [
-            ("card_not_on_profile", Problem::CardNotOnProfile),
-            ("card_not_usable", Problem::CardNotUsable),
-            ("not_verified", Problem::NotVerified),
-            ("journey_expired", Problem::JourneyExpired),
-            ("card_not_accepted", Problem::CardNotAccepted),
-            ("challenge_reused", Problem::ChallengeReused),
-            ("too_many_attempts", Problem::TooManyAttempts),
-            ("receipt_wrong", Problem::ReceiptWrong),
-            ("bad_json", Problem::Other("bad_json".into())),
-            ("something_new", Problem::Other("something_new".into())),
-        ] {
-            assert_eq!(Problem::from_code(code), problem, "{code}");
-        }
-    }
-
-    #[test]
-    fn problems_that_end_the_journey() {
-        assert_eq!(Problem::Throttled.end_reason(), Some(EndReason::Throttled));
-        assert_eq!(Problem::NoJourney.end_reason(), Some(EndReason::Expired));
-        assert_eq!(Problem::CodeExpired.end_reason(), Some(EndReason::Expired));
+        let failure = parsed(r#"{"code":"something_new","message":"Try later."}"#);
         assert_eq!(
-            Problem::TooManyAttempts.end_reason(),
+            (failure.code, failure.message.as_str()),
+            (None, "Try later.")
+        );
+    }
+
+    #[test]
+    fn failures_that_end_the_journey() {
+        let ending = |code| {
+            ApiFailure {
+                code: Some(code),
+                ..ApiFailure::unreachable()
+            }
+            .end_reason()
+        };
+        assert_eq!(ending(ErrorCode::Throttled), Some(EndReason::Throttled));
+        assert_eq!(ending(ErrorCode::NoJourney), Some(EndReason::Expired));
+        assert_eq!(ending(ErrorCode::CodeExpired), Some(EndReason::Expired));
+        assert_eq!(
+            ending(ErrorCode::TooManyAttempts),
             Some(EndReason::TooManyAttempts)
         );
-        assert_eq!(Problem::CodeWrong.end_reason(), None);
-        assert_eq!(Problem::CardNotOnProfile.end_reason(), None);
+        assert_eq!(ending(ErrorCode::CodeWrong), None);
+        assert_eq!(ending(ErrorCode::CardNotOnProfile), None);
+        assert_eq!(ApiFailure::unreachable().end_reason(), None);
     }
 
     #[test]
     fn answers_that_are_not_the_apis_become_plain_sentences() {
-        assert_eq!(ApiFailure::unexpected(502).problem, Problem::Unavailable);
+        assert_eq!(ApiFailure::unexpected(502).code, None);
         assert_eq!(
             ApiFailure::unexpected(502).message,
             ErrorCode::Unavailable.default_message()

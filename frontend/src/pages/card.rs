@@ -7,11 +7,12 @@ use unlock_protocol::api::JourneyView;
 use unlock_protocol::bridge::BridgeError;
 
 use super::{PageScope, end_or_show, journey_view};
-use crate::api::{self, ApiFailure, Problem};
+use crate::api::{self, ApiFailure};
 use crate::bridge::{card_went_away, reader_with_card, use_bridge};
 use crate::components::{ContactRa, ErrorItem, ErrorSummary, Heading};
 use crate::route::{HelpTopic, Page, Resume};
 use crate::session::{HeldCard, Session, use_session};
+use unlock_protocol::ErrorCode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
@@ -174,7 +175,7 @@ async fn accept(
             Ok(view)
         }
         // The server's journey moved on (it expired, say): ask where it stands now.
-        Err(failure) if failure.problem == Problem::NotVerified => {
+        Err(failure) if failure.code == Some(ErrorCode::NotVerified) => {
             session.view.set(None);
             match journey_view(session).await? {
                 JourneyView::Verified { .. } | JourneyView::CardAccepted { .. } => Err(failure),

@@ -6,7 +6,7 @@ use unlock_protocol::OneTimeCode;
 use unlock_protocol::api::JourneyView;
 
 use super::{PageScope, end_or_show, journey_view};
-use crate::api::{self, Problem};
+use crate::api;
 use crate::components::{BackLink, ErrorItem, ErrorSummary, Heading, TextField};
 use crate::countdown::{
     code_expiry_sentence, deadline, now_ms, resend_wait_sentence, seconds_until,
@@ -14,6 +14,7 @@ use crate::countdown::{
 };
 use crate::route::{EndReason, Page};
 use crate::session::use_session;
+use unlock_protocol::ErrorCode;
 
 const FIELD: &str = "code";
 
@@ -120,9 +121,9 @@ pub fn CodePage() -> impl IntoView {
                     let Some(failure) = end_or_show(scope, failure) else {
                         return;
                     };
-                    let tries = match failure.problem {
-                        Problem::CodeWrong => failure.tries_left,
-                        Problem::CodeVoided => Some(0),
+                    let tries = match failure.code {
+                        Some(ErrorCode::CodeWrong) => failure.tries_left,
+                        Some(ErrorCode::CodeVoided) => Some(0),
                         _ => None,
                     };
                     if let Some(tries) = tries {
@@ -132,8 +133,10 @@ pub fn CodePage() -> impl IntoView {
                             }
                         });
                     }
-                    match failure.problem {
-                        Problem::CodeWrong | Problem::CodeVoided | Problem::CodeInvalid => {
+                    match failure.code {
+                        Some(
+                            ErrorCode::CodeWrong | ErrorCode::CodeVoided | ErrorCode::CodeInvalid,
+                        ) => {
                             field_error.set(Some(failure.message));
                         }
                         _ => other_error.set(Some(failure.message)),
@@ -164,8 +167,8 @@ pub fn CodePage() -> impl IntoView {
                     let Some(failure) = end_or_show(scope, failure) else {
                         return;
                     };
-                    if let (Problem::ResendTooSoon, Some(seconds)) =
-                        (&failure.problem, failure.retry_after_seconds)
+                    if let (Some(ErrorCode::ResendTooSoon), Some(seconds)) =
+                        (failure.code, failure.retry_after_seconds)
                     {
                         let now = now_ms();
                         clock.set(now);

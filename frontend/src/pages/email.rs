@@ -5,10 +5,11 @@ use leptos::prelude::*;
 use unlock_protocol::EmailAddress;
 
 use super::{PageScope, end_or_show};
-use crate::api::{self, Problem};
+use crate::api;
 use crate::components::{BackLink, ErrorItem, ErrorSummary, Heading, TextField};
 use crate::route::Page;
 use crate::session::use_session;
+use unlock_protocol::ErrorCode;
 
 const FIELD: &str = "email";
 
@@ -60,8 +61,8 @@ pub fn EmailPage() -> impl IntoView {
                 Err(failure) => {
                     busy.set(false);
                     if let Some(failure) = end_or_show(scope, failure) {
-                        match failure.problem {
-                            Problem::EmailInvalid | Problem::EmailDomainNotAllowed => {
+                        match failure.code {
+                            Some(ErrorCode::EmailInvalid | ErrorCode::EmailDomainNotAllowed) => {
                                 field_error.set(Some(failure.message));
                             }
                             _ => other_error.set(Some(failure.message)),

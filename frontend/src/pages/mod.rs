@@ -96,7 +96,7 @@ pub async fn journey_view(session: Session) -> Result<JourneyView, ApiFailure> {
 /// Sends the holder to the end page for `failure` if it ends the journey; otherwise hands
 /// the failure back for the page to show.
 pub fn end_or_show(scope: PageScope, failure: ApiFailure) -> Option<ApiFailure> {
-    match failure.problem.end_reason() {
+    match failure.end_reason() {
         Some(reason) => {
             scope.replace(Page::End(reason));
             None

@@ -7,7 +7,7 @@ use unlock_protocol::api::JourneyView;
 use unlock_protocol::bridge::{Block, BridgeError, ErrorCode};
 
 use super::{PageScope, end_or_show, journey_view};
-use crate::api::{self, ApiFailure, Problem};
+use crate::api::{self, ApiFailure};
 use crate::bridge::{Bridge, card_went_away, reader_with_card, use_bridge};
 use crate::components::{ContactRa, ErrorItem, ErrorSummary, Heading};
 use crate::route::{EndReason, HelpTopic, Page, Resume};
@@ -94,12 +94,12 @@ pub fn WorkingPage() -> impl IntoView {
         },
         Stop::Api(failure) => {
             if let Some(failure) = end_or_show(scope, failure) {
-                if failure.problem == Problem::CardNotAccepted {
+                if failure.code == Some(unlock_protocol::ErrorCode::CardNotAccepted) {
                     // The server has not accepted this card (yet): read it again.
                     session.view.set(None);
                     return scope.replace(Page::Card);
                 }
-                if failure.problem == Problem::NotVerified {
+                if failure.code == Some(unlock_protocol::ErrorCode::NotVerified) {
                     // The journey moved on (it expired, say): its own page explains.
                     session.view.set(None);
                     scope.spawn(async move {

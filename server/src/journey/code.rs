@@ -273,14 +273,7 @@ async fn find_audited(
 ) -> anyhow::Result<Option<Found>> {
     let found = find(conn, token, client, now).await?;
     if found.is_none() {
-        let event = Event {
-            actor: "holder",
-            action,
-            outcome: "no_journey",
-            client_addr: Some(client),
-            ..Event::default()
-        };
-        audit::record(conn, now, event).await?;
+        super::audit_no_journey(conn, now, client, action).await?;
     }
     Ok(found)
 }

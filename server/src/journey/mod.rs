@@ -128,6 +128,24 @@ async fn find(
 }
 
 /// The answer when the cookie names no journey.
+/// Audits a request whose cookie names no journey (expired from the browser, forged, or from
+/// another server) under `action`.
+async fn audit_no_journey(
+    conn: &mut SqliteConnection,
+    now: Millis,
+    client: &str,
+    action: &str,
+) -> anyhow::Result<()> {
+    let event = crate::audit::Event {
+        actor: "holder",
+        action,
+        outcome: "no_journey",
+        client_addr: Some(client),
+        ..crate::audit::Event::default()
+    };
+    crate::audit::record(conn, now, event).await
+}
+
 fn no_journey() -> Failure {
     Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney)
 }

@@ -19,7 +19,7 @@ pub use present::present_card;
 pub use receipt::confirm_receipt;
 pub use release::release_cryptogram;
 
-use crate::audit::{self, Event};
+use crate::audit::Event;
 use crate::card_key::CardMasterKey;
 use crate::clock::Millis;
 use crate::config::Config;
@@ -99,14 +99,7 @@ async fn find_audited(
     .await
     .context("find the journey")?;
     if found.is_none() {
-        let event = Event {
-            actor: "holder",
-            action,
-            outcome: "no_journey",
-            client_addr: Some(client),
-            ..Event::default()
-        };
-        audit::record(conn, now, event).await?;
+        super::audit_no_journey(conn, now, client, action).await?;
     }
     Ok(found)
 }
