@@ -24,6 +24,8 @@ pub fn run(args: &BridgeArgs) -> anyhow::Result<()> {
         "unlock-bridge",
         "-p",
         "unlock-e2e",
+        "--features",
+        "unlock-e2e/pcsc",
     ]))?;
     let bench = cmd::target_dir().join("release/bridge-bench");
     cmd::run(Command::new(bench).args(["--runs", &args.runs.to_string()]))
