@@ -31,6 +31,19 @@ pub enum ErrorCode {
     ChallengeReused,
     TooManyAttempts,
     ReceiptWrong,
+    SignInFailed,
+    AuthenticatorCodeWrong,
+    SignInExpired,
+    NotSignedIn,
+    SessionExpired,
+    Forbidden,
+    OwnProfile,
+    HolderNotFound,
+    EmailTaken,
+    EmailNotOnProfile,
+    PasswordRejected,
+    DomainInvalid,
+    QueryInvalid,
     Timeout,
     Unavailable,
     Internal,
@@ -65,6 +78,19 @@ impl ErrorCode {
             Self::ChallengeReused => "challenge_reused",
             Self::TooManyAttempts => "too_many_attempts",
             Self::ReceiptWrong => "receipt_wrong",
+            Self::SignInFailed => "sign_in_failed",
+            Self::AuthenticatorCodeWrong => "authenticator_code_wrong",
+            Self::SignInExpired => "sign_in_expired",
+            Self::NotSignedIn => "not_signed_in",
+            Self::SessionExpired => "session_expired",
+            Self::Forbidden => "forbidden",
+            Self::OwnProfile => "own_profile",
+            Self::HolderNotFound => "holder_not_found",
+            Self::EmailTaken => "email_taken",
+            Self::EmailNotOnProfile => "email_not_on_profile",
+            Self::PasswordRejected => "password_rejected",
+            Self::DomainInvalid => "domain_invalid",
+            Self::QueryInvalid => "query_invalid",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -136,6 +162,26 @@ impl ErrorCode {
                 "We could not confirm that your smartcard was unlocked. Leave it in the reader \
                  and try again. If this keeps happening, contact your Registration Authority."
             }
+            Self::SignInFailed => "Enter a correct username and password.",
+            Self::AuthenticatorCodeWrong => {
+                "The code is not right. Enter the 6-digit code your authenticator app shows now."
+            }
+            Self::SignInExpired => "Signing in took too long. Start again.",
+            Self::NotSignedIn => "Sign in to use the staff pages.",
+            Self::SessionExpired => {
+                "You have been signed out, because of time or because you signed out elsewhere. \
+                 Sign in again."
+            }
+            Self::Forbidden => "Your role does not allow this.",
+            Self::OwnProfile => {
+                "You cannot change your own smartcard profile. Ask a colleague to do it."
+            }
+            Self::HolderNotFound => "There is no holder with this user id.",
+            Self::EmailTaken => "This email address is already on a smartcard profile.",
+            Self::EmailNotOnProfile => "This email address is not on this holder's profile.",
+            Self::PasswordRejected => "Choose a different password.",
+            Self::DomainInvalid => "Enter a domain name, like trust.example.org.",
+            Self::QueryInvalid => "Check what you entered and try again.",
             Self::Timeout => "The service took too long to answer. Try again.",
             Self::Unavailable => "The service is not available at the moment. Try again later.",
             Self::Internal => "Something went wrong on our side. Try again later.",

@@ -12,6 +12,7 @@ mod email;
 mod error;
 mod holder;
 mod passcode;
+pub mod staff;
 
 pub use card::{CardSerial, CardSerialError};
 pub use code::{CODE_LENGTH, OneTimeCode, OneTimeCodeError};

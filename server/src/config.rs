@@ -42,6 +42,7 @@ pub struct Config {
     pub journey: JourneyConfig,
     pub throttle: ThrottleConfig,
     pub cards: CardConfig,
+    pub staff: StaffConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +100,12 @@ pub struct ThrottleConfig {
     pub client_failures_per_hour: u32,
     /// Voided codes (3 wrong tries each) a holder may reach per day before lock-outs begin.
     pub holder_voided_codes_per_day: u32,
+    /// Wrong staff passwords or authenticator codes for one username in an hour before it is
+    /// locked out (15 min, then 1 h, 4 h, 24 h).
+    pub staff_failures_per_account: u32,
+    /// Wrong staff passwords or codes from one client address in an hour before it is locked
+    /// out (15 min, then 1 h, 24 h).
+    pub staff_failures_per_client: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +113,26 @@ pub struct ThrottleConfig {
 pub struct CardConfig {
     /// Card models this service can unlock.
     pub supported_models: Vec<String>,
+}
+
+/// Staff accounts, their sign-in and the status view.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffConfig {
+    /// Argon2id work factor for staff passwords: memory in KiB, passes, lanes. Applies to
+    /// passwords set from then on; a password hashed with other settings is re-hashed at its
+    /// next successful sign-in.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// A session ends after this many minutes without a request from the staff member.
+    pub idle_timeout_minutes: u64,
+    /// A session ends this many hours after signing in, whatever happens.
+    pub session_hours: u64,
+    /// The name authenticator apps show beside the account.
+    pub totp_issuer: String,
+    /// Staff time one self-service unlock saves (a visit to the RA), for "hours saved".
+    pub minutes_saved_per_unlock: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,9 +203,21 @@ impl Default for Config {
                 client_starts_per_hour: 30,
                 client_failures_per_hour: 10,
                 holder_voided_codes_per_day: 1,
+                staff_failures_per_account: 5,
+                staff_failures_per_client: 20,
             },
             cards: CardConfig {
                 supported_models: vec!["unlock-cr/1".into()],
+            },
+            staff: StaffConfig {
+                // OWASP's first recommendation for Argon2id: 19 MiB, 2 passes, 1 lane.
+                argon2_memory_kib: 19 * 1024,
+                argon2_iterations: 2,
+                argon2_parallelism: 1,
+                idle_timeout_minutes: 15,
+                session_hours: 8,
+                totp_issuer: "Smartcard unlock".into(),
+                minutes_saved_per_unlock: 20,
             },
         }
     }
@@ -214,6 +253,20 @@ impl Config {
         }
         if self.card_master_key.is_some() && self.card_master_key_file.is_some() {
             bail!("set card_master_key or card_master_key_file, not both");
+        }
+        let staff = &self.staff;
+        argon2::Params::new(
+            staff.argon2_memory_kib,
+            staff.argon2_iterations,
+            staff.argon2_parallelism,
+            None,
+        )
+        .map_err(|error| anyhow::anyhow!("staff.argon2_*: {error}"))?;
+        if staff.idle_timeout_minutes == 0 || staff.session_hours == 0 {
+            bail!("staff.idle_timeout_minutes and staff.session_hours must be at least 1");
+        }
+        if staff.totp_issuer.contains(':') || staff.totp_issuer.trim().is_empty() {
+            bail!("staff.totp_issuer must be a name without a colon");
         }
         Ok(())
     }

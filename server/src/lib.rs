@@ -1,5 +1,6 @@
 //! Self-service smartcard unlock: the HTTP API, the email outbox worker and the operator CLI.
 
+pub mod allowlist;
 pub mod audit;
 pub mod card_key;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod journey;
 pub mod outbox;
 pub mod secrets;
+pub mod staff;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
@@ -30,6 +32,7 @@ use crate::db::Db;
 use crate::outbox::mailer::Mailer;
 use crate::outbox::worker::Worker;
 use crate::secrets::Keys;
+use crate::staff::accounts::Passwords;
 use crate::state::AppState;
 
 /// A running server: the HTTP listener and the outbox worker.
@@ -62,11 +65,13 @@ impl Server {
             );
         }
         let mailer = Mailer::from_config(&config)?;
+        let passwords = Arc::new(Passwords::new(&config.staff).await?);
         let state = AppState {
             config: config.clone(),
             db: db.clone(),
             keys: keys.clone(),
             card_key,
+            passwords,
             clock: clock.clone(),
             outbox_wake: Arc::new(Notify::new()),
         };

@@ -22,6 +22,7 @@ const NONCE_BYTES: usize = 12;
 pub struct Keys {
     code_key: [u8; 32],
     subject_key: [u8; 32],
+    /// Seals values at rest: queued email, staff authenticator secrets.
     outbox: Aes256Gcm,
 }
 
@@ -80,25 +81,45 @@ impl Keys {
         format!("email:{}", hex::encode(&mac.finalize().into_bytes()[..16]))
     }
 
+    /// A stable pseudonym for a staff username, for counting sign-in failures without
+    /// storing what was typed (it may be a password typed into the wrong field).
+    pub fn staff_subject(&self, username: &str) -> String {
+        let mut mac = keyed(&self.subject_key);
+        mac.update(b"staff\0");
+        mac.update(username.as_bytes());
+        format!("staff:{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+    }
+
     /// Encrypts a message for the outbox table.
     pub fn seal(&self, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).context("draw a nonce")?;
-        let payload = Payload {
-            msg: plaintext,
-            aad: b"outbox",
-        };
-        let sealed = self
-            .outbox
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .map_err(|_| anyhow::anyhow!("seal an outbox message"))?;
-        Ok([nonce.as_slice(), &sealed].concat())
+        self.seal_as(b"outbox", plaintext)
     }
 
     /// Decrypts what [`Keys::seal`] produced.
     pub fn open(&self, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.open_as(b"outbox", sealed)
+    }
+
+    /// Encrypts `plaintext` for storage; `purpose` must be given again to open it, so a value
+    /// sealed for one column can't be passed off as another's.
+    pub fn seal_as(&self, purpose: &[u8], plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).context("draw a nonce")?;
+        let payload = Payload {
+            msg: plaintext,
+            aad: purpose,
+        };
+        let sealed = self
+            .outbox
+            .encrypt(Nonce::from_slice(&nonce), payload)
+            .map_err(|_| anyhow::anyhow!("seal a value"))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Decrypts what [`Keys::seal_as`] produced for the same `purpose`.
+    pub fn open_as(&self, purpose: &[u8], sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         if sealed.len() < NONCE_BYTES {
-            bail!("sealed outbox message is truncated");
+            bail!("sealed value is truncated");
         }
         let (nonce, body) = sealed.split_at(NONCE_BYTES);
         self.outbox
@@ -106,10 +127,10 @@ impl Keys {
                 Nonce::from_slice(nonce),
                 Payload {
                     msg: body,
-                    aad: b"outbox",
+                    aad: purpose,
                 },
             )
-            .map_err(|_| anyhow::anyhow!("open an outbox message: wrong secret key or damaged row"))
+            .map_err(|_| anyhow::anyhow!("open a sealed value: wrong secret key or damaged row"))
     }
 }
 

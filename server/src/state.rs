@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::secrets::Keys;
+use crate::staff::accounts::Passwords;
 
 /// Shared state of one server instance; cheap to clone.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// The card master key; without it the card steps answer 503.
     pub card_key: Option<Arc<CardMasterKey>>,
+    /// Staff password hashing, with the configured work factor.
+    pub passwords: Arc<Passwords>,
     pub clock: Clock,
     /// Wakes the outbox worker after a message is queued.
     pub outbox_wake: Arc<Notify>,

@@ -20,6 +20,10 @@ pub enum Scope {
     ClientFailure,
     /// Codes voided by wrong tries, per holder (or per unknown address).
     SubjectVoided,
+    /// Wrong staff passwords or authenticator codes, per username (by its pseudonym).
+    StaffAccount,
+    /// Wrong staff passwords or authenticator codes, per client address.
+    StaffClient,
 }
 
 struct Policy {
@@ -40,6 +44,8 @@ impl Scope {
             Self::ClientStart => "client_start",
             Self::ClientFailure => "client_failure",
             Self::SubjectVoided => "subject_voided",
+            Self::StaffAccount => "staff_account",
+            Self::StaffClient => "staff_client",
         }
     }
 
@@ -58,6 +64,16 @@ impl Scope {
             Self::SubjectVoided => Policy {
                 window: DAY,
                 free_hits: config.holder_voided_codes_per_day,
+                ladder: &[15 * MINUTE, HOUR, DAY],
+            },
+            Self::StaffAccount => Policy {
+                window: HOUR,
+                free_hits: config.staff_failures_per_account,
+                ladder: &[15 * MINUTE, HOUR, 4 * HOUR, DAY],
+            },
+            Self::StaffClient => Policy {
+                window: HOUR,
+                free_hits: config.staff_failures_per_client,
                 ladder: &[15 * MINUTE, HOUR, DAY],
             },
         }
@@ -139,6 +155,23 @@ pub async fn release(conn: &mut SqliteConnection, key: &str) -> anyhow::Result<u
         .execute(conn)
         .await
         .context("release a throttle")?;
+    Ok(done.rows_affected())
+}
+
+/// The scopes that count what holders do, which Registration Authority staff may release
+/// (staff sign-in throttles are the operator's to release).
+pub const HOLDER_SCOPES: [Scope; 3] = [Scope::ClientStart, Scope::ClientFailure, Scope::SubjectVoided];
+
+/// Forgets the counts and lock-outs for `key` in the holder scopes only.
+pub async fn release_holder_scopes(conn: &mut SqliteConnection, key: &str) -> anyhow::Result<u64> {
+    let done = sqlx::query("DELETE FROM throttles WHERE key = ? AND scope IN (?, ?, ?)")
+        .bind(key)
+        .bind(HOLDER_SCOPES[0].as_str())
+        .bind(HOLDER_SCOPES[1].as_str())
+        .bind(HOLDER_SCOPES[2].as_str())
+        .execute(conn)
+        .await
+        .context("release a holder throttle")?;
     Ok(done.rows_affected())
 }
 

@@ -2,6 +2,7 @@
 
 mod allowlist;
 mod import;
+mod staff;
 
 use std::path::PathBuf;
 
@@ -52,6 +53,33 @@ pub enum Command {
     /// Create keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage accounts for support and Registration Authority staff.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Create an account. Prints a one-time password and the authenticator enrolment (a QR
+    /// code and an otpauth address) to hand over; at first sign-in they choose a password.
+    Add {
+        username: String,
+        /// support (the status view, addresses masked), ra (also adds and removes holders'
+        /// addresses and releases throttles) or ra-manager (also the allow list and reports).
+        #[arg(long)]
+        role: String,
+        /// Their own 12-digit user id: they may not act on their own profile. Needed for ra
+        /// and ra-manager.
+        #[arg(long)]
+        holder: Option<String>,
+    },
+    /// New one-time password and authenticator for an account (lost phone, forgotten
+    /// password); ends its sessions.
+    Reset { username: String },
+    /// Stop an account signing in; ends its sessions.
+    Disable { username: String },
+    /// Print the accounts.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,14 +111,17 @@ pub enum AllowlistCommand {
 pub enum ThrottleCommand {
     /// Print the keys that are locked out now.
     List,
-    /// Clear the counts and lock-outs of a holder, an email address or a client address.
+    /// Clear the counts and lock-outs of a holder, an email address, a client address, or
+    /// a staff username's sign-in attempts.
     Release {
-        #[arg(long, conflicts_with_all = ["email", "client"])]
+        #[arg(long, conflicts_with_all = ["email", "client", "staff"])]
         holder: Option<String>,
-        #[arg(long, conflicts_with = "client")]
+        #[arg(long, conflicts_with_all = ["client", "staff"])]
         email: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "staff")]
         client: Option<std::net::IpAddr>,
+        #[arg(long)]
+        staff: Option<String>,
     },
 }
 
@@ -128,6 +159,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Throttle(command) => {
             let db = open(&config).await?;
             let result = throttle_command(&db, &config, command, clock.now()).await;
+            db.close().await;
+            result
+        }
+        Command::Staff(command) => {
+            let db = open(&config).await?;
+            let result = staff::run(&db, &config, command, clock.now()).await;
             db.close().await;
             result
         }
@@ -215,7 +252,13 @@ async fn throttle_command(
             holder,
             email,
             client,
+            staff,
         } => {
+            if let Some(username) = staff {
+                let username = unlock_protocol::staff::StaffUsername::parse(&username)?;
+                let key = Keys::load(config)?.staff_subject(username.as_str());
+                return release(conn, key, now).await;
+            }
             let key = match (holder, email, client) {
                 (Some(holder), ..) => format!("holder:{}", HolderId::parse(&holder)?),
                 (_, Some(email), _) => {
@@ -234,20 +277,29 @@ async fn throttle_command(
                 (_, _, Some(client)) => client.to_string(),
                 _ => anyhow::bail!("say which throttle to release: --holder, --email or --client"),
             };
-            let released = throttle::release(&mut conn, &key).await?;
-            let holder_id = key.strip_prefix("holder:");
-            let event = Event {
-                actor: "operator",
-                action: "throttle.release",
-                outcome: "done",
-                holder_id,
-                detail: Some(&key),
-                ..Event::default()
-            };
-            audit::record(&mut conn, now, event).await?;
-            conn.commit().await.context("commit the release")?;
-            println!("released {released} throttle(s) for {key}");
-            Ok(())
+            release(conn, key, now).await
         }
     }
+}
+
+/// Releases every throttle on `key`, audited, and says how many.
+async fn release(
+    mut conn: sqlx::Transaction<'static, sqlx::Sqlite>,
+    key: String,
+    now: i64,
+) -> anyhow::Result<()> {
+    let released = throttle::release(&mut conn, &key).await?;
+    let holder_id = key.strip_prefix("holder:");
+    let event = Event {
+        actor: "operator",
+        action: "throttle.release",
+        outcome: "done",
+        holder_id,
+        detail: Some(&key),
+        ..Event::default()
+    };
+    audit::record(&mut conn, now, event).await?;
+    conn.commit().await.context("commit the release")?;
+    println!("released {released} throttle(s) for {key}");
+    Ok(())
 }

@@ -90,6 +90,19 @@ fn last_forwarded_for(headers: &HeaderMap) -> Option<String> {
         .map(|ip| ip.to_string())
 }
 
+/// The value of the cookie `name`, if the request carries a plausible one.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty() && value.len() <= 128)
+}
+
 /// The journey token from the cookie, if any.
 #[derive(Debug, Clone)]
 pub struct JourneyToken(pub Option<String>);
@@ -98,17 +111,61 @@ impl<S: Sync> FromRequestParts<S> for JourneyToken {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == JOURNEY_COOKIE)
-            .map(|(_, value)| value.to_owned())
-            .filter(|value| !value.is_empty() && value.len() <= 128);
-        Ok(Self(token))
+        Ok(Self(cookie(&parts.headers, JOURNEY_COOKIE)))
+    }
+}
+
+/// The staff session token from the cookie, if any.
+#[derive(Debug, Clone)]
+pub struct StaffToken(pub Option<String>);
+
+impl<S: Sync> FromRequestParts<S> for StaffToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(cookie(&parts.headers, STAFF_COOKIE)))
+    }
+}
+
+/// The name of the cookie that holds a staff session.
+pub const STAFF_COOKIE: &str = "unlock_staff";
+
+/// The `Set-Cookie` value for a staff session; `None` ends it in the browser.
+pub fn staff_cookie(token: Option<&str>, secure: bool, max_age_seconds: u64) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    let (value, max_age) = token.map_or(("", 0), |token| (token, max_age_seconds));
+    format!(
+        "{STAFF_COOKIE}={value}; Path=/api/staff; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    )
+}
+
+/// A query string whose every rejection is a [`Failure`] with a stable code.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|_| Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QueryInvalid))
+    }
+}
+
+/// Path parameters whose every rejection is a [`Failure`] with a stable code.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|_| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NotFound))
     }
 }
 

@@ -4,6 +4,7 @@ mod extract;
 mod health;
 mod journey;
 pub mod spa;
+mod staff;
 
 use std::any::Any;
 
@@ -11,7 +12,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -35,6 +36,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/journey/card", post(journey::present_card))
         .route("/api/journey/card/cryptogram", post(journey::cryptogram))
         .route("/api/journey/card/receipt", post(journey::receipt))
+        .route("/api/staff/sign-in", post(staff::sign_in))
+        .route("/api/staff/sign-in/code", post(staff::sign_in_code))
+        .route("/api/staff/sign-in/new-password", post(staff::sign_in_new_password))
+        .route("/api/staff/sign-out", post(staff::sign_out))
+        .route("/api/staff/me", get(staff::me))
+        .route("/api/staff/overview", get(staff::overview))
+        .route("/api/staff/holders", get(staff::search_holders))
+        .route("/api/staff/holders/{id}", get(staff::holder))
+        .route("/api/staff/holders/{id}/emails", post(staff::add_email))
+        .route("/api/staff/holders/{id}/emails/{email}", delete(staff::remove_email))
+        .route("/api/staff/throttles/release", post(staff::release_throttle))
+        .route("/api/staff/allowlist", get(staff::allow_list).post(staff::allow_domain))
+        .route("/api/staff/allowlist/{domain}", delete(staff::disallow_domain))
+        .route("/api/staff/reports/organisations.csv", get(staff::report))
+        .route("/api/staff/audit", get(staff::audit))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(move |request: Request| {

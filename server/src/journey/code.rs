@@ -88,6 +88,7 @@ async fn check_code(
     else {
         return Ok(Err(no_journey()));
     };
+    let mut ineligible = None;
     let (outcome, result) = 'checked: {
         if let Some(refused) = refuse_code_step(&journey, locked, now) {
             break 'checked refused;
@@ -111,6 +112,8 @@ async fn check_code(
             } else {
                 "verified_ineligible"
             };
+            // Why self-service can't help, for the status view's failures by reason.
+            ineligible.clone_from(&journey.ineligible_reason);
             break 'checked (outcome, view_of(&config.journey, &journey, None, now));
         }
         let wrong_tries = latest.wrong_tries + 1;
@@ -149,12 +152,11 @@ async fn check_code(
         );
         ("wrong_code", Err(wrong.tries_left(tries_left)))
     };
-    audit::record(
-        conn,
-        now,
-        holder_event(&journey, "journey.verify_code", outcome, &client),
-    )
-    .await?;
+    let event = Event {
+        detail: ineligible.as_deref(),
+        ..holder_event(&journey, "journey.verify_code", outcome, &client)
+    };
+    audit::record(conn, now, event).await?;
     Ok(result)
 }
 

@@ -252,6 +252,7 @@ pub(super) async fn issue_code(
             kind: "one_time_code",
             recipient: &journey.email,
             journey_id: Some(journey.id),
+            holder_id: journey.holder_id.as_deref(),
             sealed,
             expires_at: Some(journey.expires_at),
         };

@@ -36,6 +36,8 @@ pub struct Outgoing<'a> {
     pub kind: &'a str,
     pub recipient: &'a str,
     pub journey_id: Option<i64>,
+    /// Whose profile the message concerns.
+    pub holder_id: Option<&'a str>,
     /// The message as [`seal`] returned it.
     pub sealed: Vec<u8>,
     /// After this the message is pointless (an expired code) and is not sent.
@@ -55,12 +57,13 @@ pub async fn enqueue(
     now: Millis,
 ) -> anyhow::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO outbox (kind, recipient, journey_id, sealed_message, state, next_attempt_at, expires_at, created_at)
-         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING id",
+        "INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING id",
     )
     .bind(outgoing.kind)
     .bind(outgoing.recipient)
     .bind(outgoing.journey_id)
+    .bind(outgoing.holder_id)
     .bind(outgoing.sealed)
     .bind(now)
     .bind(outgoing.expires_at)

@@ -1,6 +1,6 @@
 //! The words of the emails the service sends.
 
-use unlock_protocol::CardSerial;
+use unlock_protocol::{CardSerial, EmailAddress};
 
 use super::Composed;
 use crate::clock::{Millis, clock_time_utc, date_time_utc};
@@ -24,10 +24,10 @@ pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Comp
          this code nobody can use your card. If you keep getting these emails, tell your \
          Registration Authority.\n"
     );
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
-         <body style=\"font-family: Arial, sans-serif; font-size: 19px; line-height: 1.5; color: #212b32\">\
-         <p>Your security code is</p>\
+    let html = page(
+        &subject,
+        &format!(
+            "<p>Your security code is</p>\
          <p style=\"font-size: 32px; font-weight: bold; letter-spacing: 4px\">{code}</p>\
          <p>Enter it on the smartcard unlock page to carry on.</p>\
          <p>The code works for {minutes_valid} minutes from when you started, until {until} (UTC). \
@@ -37,7 +37,8 @@ pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Comp
          <p>If you did not ask to unlock your smartcard, you do not need to do anything. Without \
          this code nobody can use your card. If you keep getting these emails, tell your \
          Registration Authority.</p>\
-         </body></html>\n"
+"
+        ),
     );
     Composed {
         subject,
@@ -62,22 +63,96 @@ pub fn card_unlocked(serial: &CardSerial, at: Millis) -> Composed {
          \n\
          We sent this to every email address on your smartcard profile.\n"
     );
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
-         <body style=\"font-family: Arial, sans-serif; font-size: 19px; line-height: 1.5; color: #212b32\">\
-         <p>Your smartcard ending <strong>{tail}</strong> was unlocked on {when}, and a new \
+    let html = page(
+        &subject,
+        &format!(
+            "<p>Your smartcard ending <strong>{tail}</strong> was unlocked on {when}, and a new \
          passcode was set for it.</p>\
          <p>If this was you, you do not need to do anything.</p>\
          <p><strong>If this was not you, contact your Registration Authority at once.</strong> \
          Tell them when this email arrived. They can stop the card being used.</p>\
          <p>We sent this to every email address on your smartcard profile.</p>\
-         </body></html>\n"
+"
+        ),
     );
     Composed {
         subject,
         text,
         html,
     }
+}
+
+/// An address was added to a holder's profile by their RA: sent to every address on it,
+/// the new one included.
+pub fn address_added(address: &EmailAddress, public_url: &str, at: Millis) -> Composed {
+    let when = date_time_utc(at);
+    let subject = "An email address was added to your smartcard profile".to_owned();
+    let text = format!(
+        "The email address {address} was added to your smartcard profile on {when} by your \
+         Registration Authority.\n\
+         \n\
+         You can now use it to unlock your smartcard yourself, or to choose a new passcode, at \
+         {public_url}\n\
+         \n\
+         If you did not ask for this, contact your Registration Authority at once.\n\
+         \n\
+         We sent this to every email address on your smartcard profile.\n"
+    );
+    let html = page(
+        &subject,
+        &format!(
+            "<p>The email address <strong>{address}</strong> was added to your smartcard profile \
+             on {when} by your Registration Authority.</p>\
+             <p>You can now use it to unlock your smartcard yourself, or to choose a new passcode, \
+             at <a href=\"{public_url}\">{public_url}</a>.</p>\
+             <p><strong>If you did not ask for this, contact your Registration Authority at \
+             once.</strong></p>\
+             <p>We sent this to every email address on your smartcard profile.</p>"
+        ),
+    );
+    Composed {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// An address was removed from a holder's profile: sent to it and to every address left.
+pub fn address_removed(address: &EmailAddress, at: Millis) -> Composed {
+    let when = date_time_utc(at);
+    let subject = "An email address was removed from your smartcard profile".to_owned();
+    let text = format!(
+        "The email address {address} was removed from your smartcard profile on {when} by your \
+         Registration Authority. It can no longer be used to unlock your smartcard.\n\
+         \n\
+         If you did not ask for this, contact your Registration Authority.\n\
+         \n\
+         We sent this to the removed address and to every address still on your profile.\n"
+    );
+    let html = page(
+        &subject,
+        &format!(
+            "<p>The email address <strong>{address}</strong> was removed from your smartcard \
+             profile on {when} by your Registration Authority. It can no longer be used to unlock \
+             your smartcard.</p>\
+             <p><strong>If you did not ask for this, contact your Registration Authority.</strong></p>\
+             <p>We sent this to the removed address and to every address still on your profile.</p>"
+        ),
+    );
+    Composed {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The HTML part of a message: `body` in a plain, readable page.
+fn page(subject: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
+         <body style=\"font-family: Arial, sans-serif; font-size: 19px; line-height: 1.5; color: #212b32\">\
+         {body}</body></html>\n"
+    )
 }
 
 /// The last 4 characters of a serial, as printed on cards (upper case).
@@ -99,6 +174,24 @@ mod tests {
             assert!(part.contains("13:05 (UTC)"));
             assert!(part.contains("Nobody will ever ask you for this code"));
             assert!(part.contains("If you did not ask to unlock your smartcard"));
+        }
+    }
+
+    #[test]
+    fn address_notices_name_the_address_and_what_to_do() {
+        let address = EmailAddress::parse("jane.doe@trust.example").unwrap();
+        let added = address_added(&address, "https://unlock.example", 1_795_871_159_000);
+        for part in [&added.text, &added.html] {
+            assert!(part.contains("jane.doe@trust.example"), "{part}");
+            assert!(part.contains("https://unlock.example"), "{part}");
+            assert!(part.contains("28 November 2026 at 13:05 (UTC)"), "{part}");
+            assert!(part.contains("contact your Registration Authority at once"), "{part}");
+        }
+        let removed = address_removed(&address, 1_795_871_159_000);
+        assert!(removed.subject.contains("removed"));
+        for part in [&removed.text, &removed.html] {
+            assert!(part.contains("jane.doe@trust.example"), "{part}");
+            assert!(part.contains("can no longer be used"), "{part}");
         }
     }
 

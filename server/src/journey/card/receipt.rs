@@ -132,6 +132,7 @@ async fn queue_unlock_notices(
             kind: "card_unlocked",
             recipient: address,
             journey_id: Some(journey.id),
+            holder_id: journey.holder_id.as_deref(),
             sealed: outbox::seal(&state.keys, &notice)?,
             expires_at: None,
         };

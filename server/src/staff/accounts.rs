@@ -1,0 +1,454 @@
+//! Staff accounts: created by an operator with a one-time password and an authenticator
+//! enrolment, reset when a device is lost, disabled when someone leaves. Passwords are
+//! hashed with Argon2id off the async runtime; authenticator secrets are sealed at rest.
+
+use anyhow::{Context, bail};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use sqlx::SqliteConnection;
+use unlock_protocol::HolderId;
+use unlock_protocol::staff::{Role, StaffUsername};
+
+use crate::audit::{self, Event};
+use crate::clock::Millis;
+use crate::config::{Config, StaffConfig};
+use crate::db::Db;
+use crate::secrets::Keys;
+
+/// What an authenticator secret is sealed for (the AES-GCM associated data).
+const TOTP_PURPOSE: &[u8] = b"staff totp secret";
+/// 160-bit authenticator secrets, as RFC 4226 recommends.
+const TOTP_SECRET_BYTES: usize = 20;
+/// One-time passwords: 4 groups of 5 from 31 unambiguous characters (about 99 bits).
+const ONE_TIME_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// Argon2id with the configured work factor, and a hash to check against when the username
+/// is unknown, so an unknown name costs what a wrong password costs.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    params: Params,
+    dummy: String,
+}
+
+impl Passwords {
+    /// Hashes the stand-in password once, at start-up.
+    pub async fn new(config: &StaffConfig) -> anyhow::Result<Self> {
+        let params = Params::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+            None,
+        )
+        .map_err(|error| anyhow::anyhow!("staff.argon2_*: {error}"))?;
+        let mut passwords = Self {
+            params,
+            dummy: String::new(),
+        };
+        passwords.dummy = passwords
+            .hash(random_text(20)?)
+            .await
+            .context("hash the stand-in password")?;
+        Ok(passwords)
+    }
+
+    fn argon2(params: Params) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+
+    /// The PHC string of a new hash of `password`, with a fresh salt.
+    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        let params = self.params.clone();
+        tokio::task::spawn_blocking(move || {
+            Self::argon2(params)
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|error| anyhow::anyhow!("hash a password: {error}"))
+        })
+        .await
+        .context("join the password hashing")?
+    }
+
+    /// Whether `password` matches `stored`; with no stored hash (unknown or unusable
+    /// account) the stand-in is checked instead and the answer is no.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy.clone());
+        let matched = tokio::task::spawn_blocking(move || {
+            // The hash's own parameters apply, not the configured ones.
+            Self::argon2(Params::default())
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        known && matched
+    }
+
+    /// Whether `stored` was made with the configured work factor (else it is re-hashed at
+    /// the next successful sign-in).
+    pub fn is_current(&self, stored: &str) -> bool {
+        PasswordHash::new(stored)
+            .ok()
+            .and_then(|hash| Params::try_from(&hash).ok())
+            .is_some_and(|params| {
+                params.m_cost() == self.params.m_cost()
+                    && params.t_cost() == self.params.t_cost()
+                    && params.p_cost() == self.params.p_cost()
+            })
+    }
+}
+
+/// A staff account as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Account {
+    pub username: String,
+    pub role: String,
+    pub holder_id: Option<String>,
+    pub password_hash: String,
+    pub must_change_password: bool,
+    pub totp_secret: Vec<u8>,
+    pub totp_last_step: i64,
+    pub disabled_at: Option<Millis>,
+}
+
+impl Account {
+    /// The account's role (the table allows only known ones).
+    pub fn role(&self) -> anyhow::Result<Role> {
+        Role::from_name(&self.role).with_context(|| format!("unknown staff role {:?}", self.role))
+    }
+}
+
+/// The account named `username`, if there is one.
+pub async fn find(conn: &mut SqliteConnection, username: &str) -> anyhow::Result<Option<Account>> {
+    sqlx::query_as(
+        "SELECT username, role, holder_id, password_hash, must_change_password, totp_secret,
+                totp_last_step, disabled_at
+         FROM staff_accounts WHERE username = ?",
+    )
+    .bind(username)
+    .fetch_optional(conn)
+    .await
+    .context("read the staff account")
+}
+
+/// The authenticator an account's codes are checked with: 6 digits, 30 s steps, one step
+/// either side allowed, HMAC-SHA-1 (what every authenticator app supports).
+pub fn authenticator(
+    keys: &Keys,
+    config: &StaffConfig,
+    username: &str,
+    sealed_secret: &[u8],
+) -> anyhow::Result<totp_rs::Totp> {
+    let secret = keys
+        .open_as(TOTP_PURPOSE, sealed_secret)
+        .context("open the authenticator secret")?;
+    build_authenticator(config, username, secret)
+}
+
+fn build_authenticator(
+    config: &StaffConfig,
+    username: &str,
+    secret: Vec<u8>,
+) -> anyhow::Result<totp_rs::Totp> {
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .with_account_name(username)
+        .with_issuer(Some(config.totp_issuer.as_str()))
+        .build()
+        .map_err(|error| anyhow::anyhow!("set up the authenticator: {error}"))
+}
+
+/// What the operator hands to a new staff member, once: it is not stored in the clear.
+pub struct Enrolment {
+    pub username: StaffUsername,
+    pub role: Role,
+    pub one_time_password: String,
+    /// `otpauth://totp/...`, which authenticator apps read from the QR code.
+    pub otpauth_uri: String,
+    /// The secret in base 32, for typing in by hand.
+    pub key: String,
+    /// The QR code of `otpauth_uri`, drawn with block characters for a terminal.
+    pub qr_code: String,
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fresh credentials: a one-time password (hashed) and an authenticator secret (sealed).
+struct Credentials {
+    enrolment: Enrolment,
+    password_hash: String,
+    sealed_secret: Vec<u8>,
+}
+
+async fn new_credentials(
+    config: &Config,
+    keys: &Keys,
+    passwords: &Passwords,
+    username: &StaffUsername,
+    role: Role,
+) -> anyhow::Result<Credentials> {
+    let one_time_password = one_time_password()?;
+    let password_hash = passwords.hash(one_time_password.clone()).await?;
+    let mut secret = vec![0u8; TOTP_SECRET_BYTES];
+    getrandom::fill(&mut secret).context("draw an authenticator secret")?;
+    let sealed_secret = keys.seal_as(TOTP_PURPOSE, &secret)?;
+    let totp = build_authenticator(&config.staff, username.as_str(), secret)?;
+    let otpauth_uri = totp
+        .to_url()
+        .map_err(|error| anyhow::anyhow!("write the authenticator address: {error}"))?;
+    let qr_code = qrcode::QrCode::new(otpauth_uri.as_bytes())
+        .context("draw the QR code")?
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build();
+    Ok(Credentials {
+        enrolment: Enrolment {
+            username: username.clone(),
+            role,
+            one_time_password,
+            key: totp.secret().to_base32(),
+            otpauth_uri,
+            qr_code,
+        },
+        password_hash,
+        sealed_secret,
+    })
+}
+
+/// Creates an account that must change its one-time password at first sign-in. Staff who
+/// act on profiles (`ra`, `ra-manager`) must name their own holder id, so they can't act on it.
+pub async fn add(
+    db: &Db,
+    config: &Config,
+    passwords: &Passwords,
+    username: &StaffUsername,
+    role: Role,
+    holder: Option<&HolderId>,
+    now: Millis,
+) -> anyhow::Result<Enrolment> {
+    if role != Role::Support && holder.is_none() {
+        bail!(
+            "give the staff member's own user id with --holder: {} staff may not act on their own \
+             smartcard profile, so the account must know which one it is",
+            role.label()
+        );
+    }
+    let keys = Keys::load(config)?;
+    let credentials = new_credentials(config, &keys, passwords, username, role).await?;
+    let mut tx = db.begin().await?;
+    if find(&mut tx, username.as_str()).await?.is_some() {
+        bail!("there is already a staff account named {username}");
+    }
+    sqlx::query(
+        "INSERT INTO staff_accounts (username, role, holder_id, password_hash, must_change_password,
+                                     totp_secret, created_at, created_by)
+         VALUES (?, ?, ?, ?, 1, ?, ?, 'operator')",
+    )
+    .bind(username.as_str())
+    .bind(role.as_str())
+    .bind(holder.map(HolderId::as_str))
+    .bind(&credentials.password_hash)
+    .bind(&credentials.sealed_secret)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .context("add the staff account")?;
+    let detail = format!("{username} as {role}");
+    operator_event(&mut tx, now, "staff.account_add", holder, &detail).await?;
+    tx.commit().await.context("commit the new staff account")?;
+    Ok(credentials.enrolment)
+}
+
+/// New one-time password and authenticator for an account (a lost phone, a forgotten
+/// password): it must go through first sign-in again, and its sessions end.
+pub async fn reset(
+    db: &Db,
+    config: &Config,
+    passwords: &Passwords,
+    username: &StaffUsername,
+    now: Millis,
+) -> anyhow::Result<Enrolment> {
+    let keys = Keys::load(config)?;
+    let mut tx = db.begin().await?;
+    let account = find(&mut tx, username.as_str())
+        .await?
+        .with_context(|| format!("there is no staff account named {username}"))?;
+    let role = account.role()?;
+    let credentials = new_credentials(config, &keys, passwords, username, role).await?;
+    sqlx::query(
+        "UPDATE staff_accounts SET password_hash = ?, must_change_password = 1, totp_secret = ?,
+                totp_last_step = 0, disabled_at = NULL
+         WHERE username = ?",
+    )
+    .bind(&credentials.password_hash)
+    .bind(&credentials.sealed_secret)
+    .bind(username.as_str())
+    .execute(&mut *tx)
+    .await
+    .context("reset the staff account")?;
+    end_sessions(&mut tx, username.as_str()).await?;
+    operator_event(&mut tx, now, "staff.account_reset", None, username.as_str()).await?;
+    tx.commit().await.context("commit the reset")?;
+    Ok(credentials.enrolment)
+}
+
+/// Stops an account signing in and ends its sessions.
+pub async fn disable(db: &Db, username: &StaffUsername, now: Millis) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE staff_accounts SET disabled_at = ? WHERE username = ? AND disabled_at IS NULL",
+    )
+    .bind(now)
+    .bind(username.as_str())
+    .execute(&mut *tx)
+    .await
+    .context("disable the staff account")?
+    .rows_affected();
+    if changed == 0 {
+        bail!("there is no enabled staff account named {username}");
+    }
+    end_sessions(&mut tx, username.as_str()).await?;
+    operator_event(&mut tx, now, "staff.account_disable", None, username.as_str()).await?;
+    tx.commit().await.context("commit")
+}
+
+/// Ends every session of an account.
+pub async fn end_sessions(conn: &mut SqliteConnection, username: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM staff_sessions WHERE username = ?")
+        .bind(username)
+        .execute(conn)
+        .await
+        .context("end the account's sessions")?;
+    Ok(())
+}
+
+/// One line of `staff list`.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Listed {
+    pub username: String,
+    pub role: String,
+    pub holder_id: Option<String>,
+    pub must_change_password: bool,
+    pub disabled_at: Option<Millis>,
+    pub created_at: Millis,
+}
+
+pub async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
+    sqlx::query_as(
+        "SELECT username, role, holder_id, must_change_password, disabled_at, created_at
+         FROM staff_accounts ORDER BY username",
+    )
+    .fetch_all(&db.read)
+    .await
+    .context("list staff accounts")
+}
+
+async fn operator_event(
+    conn: &mut SqliteConnection,
+    now: Millis,
+    action: &str,
+    holder: Option<&HolderId>,
+    detail: &str,
+) -> anyhow::Result<()> {
+    let event = Event {
+        actor: "operator",
+        action,
+        outcome: "done",
+        holder_id: holder.map(HolderId::as_str),
+        detail: Some(detail),
+        ..Event::default()
+    };
+    audit::record(conn, now, event).await
+}
+
+fn one_time_password() -> anyhow::Result<String> {
+    let groups: Vec<String> = (0..4)
+        .map(|_| random_text(5))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(groups.join("-"))
+}
+
+/// `length` characters drawn uniformly from [`ONE_TIME_ALPHABET`].
+fn random_text(length: usize) -> anyhow::Result<String> {
+    let alphabet = ONE_TIME_ALPHABET.len();
+    // Rejection sampling keeps every character equally likely.
+    let limit = u8::MAX as usize - (u8::MAX as usize + 1) % alphabet;
+    let mut text = String::with_capacity(length);
+    while text.len() < length {
+        let mut byte = [0u8; 1];
+        getrandom::fill(&mut byte).context("draw a random character")?;
+        if usize::from(byte[0]) <= limit {
+            text.push(char::from(ONE_TIME_ALPHABET[usize::from(byte[0]) % alphabet]));
+        }
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quick() -> StaffConfig {
+        StaffConfig {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            ..Config::default().staff
+        }
+    }
+
+    #[tokio::test]
+    async fn passwords_verify_and_the_stand_in_never_matches() {
+        let passwords = Passwords::new(&quick()).await.unwrap();
+        let hash = passwords.hash("correct horse battery".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        assert!(passwords.verify("correct horse battery".into(), Some(hash.clone())).await);
+        assert!(!passwords.verify("wrong horse battery".into(), Some(hash.clone())).await);
+        assert!(!passwords.verify("anything".into(), None).await);
+        assert!(passwords.is_current(&hash));
+        let stronger = Passwords::new(&StaffConfig {
+            argon2_memory_kib: 128,
+            ..quick()
+        })
+        .await
+        .unwrap();
+        assert!(!stronger.is_current(&hash));
+        // A hash made with other settings still verifies.
+        assert!(stronger.verify("correct horse battery".into(), Some(hash)).await);
+    }
+
+    #[test]
+    fn one_time_passwords_are_long_and_plain() {
+        let password = one_time_password().unwrap();
+        assert_eq!(password.len(), 23, "{password}");
+        assert!(
+            password
+                .bytes()
+                .all(|b| b == b'-' || ONE_TIME_ALPHABET.contains(&b))
+        );
+        assert_ne!(password, one_time_password().unwrap());
+    }
+
+    #[test]
+    fn the_authenticator_is_rfc_6238_with_sha1_and_30_second_steps() {
+        // RFC 6238 appendix B: the SHA-1 secret "12345678901234567890" at 59 s gives 94287082,
+        // whose last 6 digits an authenticator shows.
+        let totp = build_authenticator(&quick(), "rita", b"12345678901234567890".to_vec()).unwrap();
+        assert_eq!(totp.generate(59).to_string(), "287082");
+        assert_eq!(totp.check("287082", 59 + 30), Some(1));
+        assert_eq!(totp.check("287082", 59 + 60), None);
+        let uri = totp.to_url().unwrap();
+        assert!(uri.starts_with("otpauth://totp/Smartcard%20unlock:rita?secret="), "{uri}");
+    }
+}

@@ -1,0 +1,619 @@
+//! Signing staff in: the password, then a code from the authenticator app (and, the first
+//! time, a new password in place of the one-time one), each step on a session bound to the
+//! browser by an `HttpOnly; SameSite=Strict` cookie. Sessions live in the database, so every
+//! instance serves them; only a hash of the cookie's token is stored.
+//!
+//! An unknown username, a disabled account and a wrong password get the same answer after
+//! the same work (one Argon2 check), and count towards the same lock-outs.
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use sqlx::SqliteConnection;
+use unlock_protocol::staff::{Me, Permission, Role, SignInStep, StaffPassword, StaffUsername};
+use unlock_protocol::{ErrorCode, HolderId, OneTimeCode};
+
+use super::accounts::{self, Account};
+use crate::audit::{self, Event};
+use crate::clock::{Millis, seconds_until};
+use crate::error::Failure;
+use crate::secrets::{new_token, token_hash};
+use crate::state::AppState;
+use crate::throttle::{self, Locked, Scope};
+
+/// How long each sign-in step may take before signing in starts again.
+const STEP_MILLIS: Millis = 5 * 60_000;
+
+/// A signed-in staff member, as every staff endpoint sees them.
+#[derive(Debug, Clone)]
+pub struct StaffUser {
+    pub username: StaffUsername,
+    pub role: Role,
+    /// Their own smartcard profile, which they may not act on.
+    pub holder_id: Option<HolderId>,
+    /// The address the request came from.
+    pub client: String,
+    session_ends_at: Millis,
+}
+
+impl StaffUser {
+    /// How the audit trail names them.
+    pub fn actor(&self) -> String {
+        format!("staff:{}", self.username)
+    }
+
+    pub fn may(&self, permission: Permission) -> bool {
+        self.role.may(permission)
+    }
+
+    /// Whether `holder` is their own profile.
+    pub fn owns(&self, holder: &HolderId) -> bool {
+        self.holder_id.as_ref() == Some(holder)
+    }
+
+    pub fn me(&self, state: &AppState) -> Me {
+        Me {
+            username: self.username.clone(),
+            role: self.role,
+            holder_id: self.holder_id.clone(),
+            idle_timeout_seconds: state.config.staff.idle_timeout_minutes * 60,
+            session_ends_in_seconds: seconds_until(state.clock.now(), self.session_ends_at),
+        }
+    }
+}
+
+/// A sign-in just begun: the cookie's token and what comes next.
+#[derive(Debug)]
+pub struct Begun {
+    pub token: String,
+    pub step: SignInStep,
+}
+
+/// A session joined with its account.
+#[derive(Debug, sqlx::FromRow)]
+struct Session {
+    stage: String,
+    last_seen_at: Millis,
+    expires_at: Millis,
+    #[sqlx(flatten)]
+    account: Account,
+}
+
+async fn find_session(conn: &mut SqliteConnection, token: &str) -> anyhow::Result<Option<Session>> {
+    sqlx::query_as(
+        "SELECT s.stage, s.last_seen_at, s.expires_at,
+                a.username, a.role, a.holder_id, a.password_hash, a.must_change_password,
+                a.totp_secret, a.totp_last_step, a.disabled_at
+         FROM staff_sessions s JOIN staff_accounts a ON a.username = s.username
+         WHERE s.token_hash = ?",
+    )
+    .bind(token_hash(token))
+    .fetch_optional(conn)
+    .await
+    .context("find the staff session")
+}
+
+/// The lock-out on sign-ins for this username (by pseudonym) or from this client address.
+async fn sign_in_lock(
+    conn: &mut SqliteConnection,
+    subject: &str,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<Option<Locked>> {
+    let until: Option<Millis> = sqlx::query_scalar(
+        "SELECT MAX(locked_until) FROM throttles
+         WHERE (scope = ?1 AND key = ?2) OR (scope = ?3 AND key = ?4)",
+    )
+    .bind(Scope::StaffAccount.as_str())
+    .bind(subject)
+    .bind(Scope::StaffClient.as_str())
+    .bind(client)
+    .fetch_one(conn)
+    .await
+    .context("read the sign-in lock-outs")?;
+    Ok(until.filter(|until| *until > now).map(|until| Locked { until }))
+}
+
+/// Counts a wrong password or code against the username and the client address.
+async fn count_failure(
+    conn: &mut SqliteConnection,
+    state: &AppState,
+    subject: &str,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<()> {
+    let config = &state.config.throttle;
+    throttle::hit(conn, config, Scope::StaffAccount, subject, now).await?;
+    throttle::hit(conn, config, Scope::StaffClient, client, now).await?;
+    Ok(())
+}
+
+fn locked_out(now: Millis, locked: Locked) -> Failure {
+    let minutes = seconds_until(now, locked.until).div_ceil(60);
+    let wait = if minutes == 1 {
+        "1 minute".to_owned()
+    } else {
+        format!("{minutes} minutes")
+    };
+    Failure::client_message(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Throttled,
+        format!(
+            "There have been too many wrong sign-in attempts. Wait {wait} and try again, or ask \
+             your service's operator to release the lock."
+        ),
+    )
+    .retry_after(seconds_until(now, locked.until))
+}
+
+fn sign_in_failed() -> Failure {
+    Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SignInFailed)
+}
+
+fn sign_in_expired() -> Failure {
+    Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SignInExpired)
+}
+
+fn session_expired() -> Failure {
+    Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SessionExpired)
+}
+
+fn staff_event<'a>(actor: &'a str, action: &'a str, outcome: &'a str, client: &'a str) -> Event<'a> {
+    Event {
+        actor,
+        action,
+        outcome,
+        client_addr: Some(client),
+        ..Event::default()
+    }
+}
+
+/// `POST /api/staff/sign-in`: the password.
+pub async fn sign_in(
+    state: &AppState,
+    raw_username: &str,
+    password: String,
+    client: &str,
+) -> Result<Begun, Failure> {
+    let now = state.clock.now();
+    // A name that can't be an account's is treated as an unknown one.
+    let username = StaffUsername::parse(raw_username).ok();
+    let name = username.as_ref().map_or("", StaffUsername::as_str).to_owned();
+    let subject = state.keys.staff_subject(&name);
+    let account = {
+        let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+        if let Some(locked) = sign_in_lock(&mut conn, &subject, client, now).await? {
+            let client = client.to_owned();
+            state
+                .db
+                .write(move |conn| {
+                    let client = client.clone();
+                    Box::pin(async move {
+                        let event = staff_event("unknown", "staff.sign_in", "locked_out", &client);
+                        audit::record(conn, now, event).await
+                    })
+                })
+                .await?;
+            return Err(locked_out(now, locked));
+        }
+        match &username {
+            Some(name) => accounts::find(&mut conn, name.as_str()).await?,
+            None => None,
+        }
+    };
+    let usable = account.filter(|account| account.disabled_at.is_none());
+    let stored = usable.as_ref().map(|account| account.password_hash.clone());
+    let matched = state.passwords.verify(password.clone(), stored).await;
+    let client = client.to_owned();
+    let Some(account) = usable.filter(|_| matched) else {
+        let job_state = state.clone();
+        state
+            .db
+            .write(move |conn| {
+                let (state, subject, client) = (job_state.clone(), subject.clone(), client.clone());
+                Box::pin(async move {
+                    count_failure(conn, &state, &subject, &client, now).await?;
+                    let event = staff_event("unknown", "staff.sign_in", "failed", &client);
+                    audit::record(conn, now, event).await
+                })
+            })
+            .await?;
+        return Err(sign_in_failed());
+    };
+    // A password hashed with an older work factor is re-hashed while it is at hand.
+    let rehashed = if state.passwords.is_current(&account.password_hash) {
+        None
+    } else {
+        Some(state.passwords.hash(password).await?)
+    };
+    let token = new_token()?;
+    let stored_token = token_hash(&token);
+    state
+        .db
+        .write(move |conn| {
+            let (username, client) = (account.username.clone(), client.clone());
+            let (stored_token, rehashed) = (stored_token.clone(), rehashed.clone());
+            Box::pin(async move {
+                if let Some(hash) = rehashed {
+                    sqlx::query("UPDATE staff_accounts SET password_hash = ? WHERE username = ?")
+                        .bind(hash)
+                        .bind(&username)
+                        .execute(&mut *conn)
+                        .await
+                        .context("re-hash the password")?;
+                }
+                sqlx::query(
+                    "INSERT INTO staff_sessions (token_hash, username, stage, client_addr, created_at, last_seen_at, expires_at)
+                     VALUES (?1, ?2, 'second_factor', ?3, ?4, ?4, ?5)",
+                )
+                .bind(stored_token)
+                .bind(&username)
+                .bind(&client)
+                .bind(now)
+                .bind(now + STEP_MILLIS)
+                .execute(&mut *conn)
+                .await
+                .context("begin a staff session")?;
+                let actor = format!("staff:{username}");
+                let event = staff_event(&actor, "staff.sign_in", "password_ok", &client);
+                audit::record(conn, now, event).await
+            })
+        })
+        .await?;
+    Ok(Begun {
+        token,
+        step: SignInStep::SecondFactor,
+    })
+}
+
+/// `POST /api/staff/sign-in/code`: the authenticator code. Each time step's code is taken
+/// once: the step of the last one accepted is stored.
+pub async fn second_factor(
+    state: &AppState,
+    token: Option<&str>,
+    raw_code: &str,
+    client: &str,
+) -> Result<SignInStep, Failure> {
+    let token = token.ok_or_else(sign_in_expired)?.to_owned();
+    let code = OneTimeCode::parse(raw_code).map_err(|_| {
+        Failure::client_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::CodeInvalid,
+            "Enter the 6-digit code from your authenticator app.",
+        )
+    })?;
+    let (job_state, client) = (state.clone(), client.to_owned());
+    state
+        .db
+        .write(move |conn| {
+            let (state, token, code, client) =
+                (job_state.clone(), token.clone(), code.clone(), client.clone());
+            Box::pin(async move { check_code(conn, &state, &token, &code, &client).await })
+        })
+        .await?
+}
+
+async fn check_code(
+    conn: &mut SqliteConnection,
+    state: &AppState,
+    token: &str,
+    code: &OneTimeCode,
+    client: &str,
+) -> anyhow::Result<Result<SignInStep, Failure>> {
+    let now = state.clock.now();
+    let session = find_session(conn, token).await?;
+    let Some(Session { account, .. }) = session
+        .filter(|session| session.stage == "second_factor" && now < session.expires_at)
+    else {
+        return Ok(Err(sign_in_expired()));
+    };
+    let actor = format!("staff:{}", account.username);
+    let subject = state.keys.staff_subject(&account.username);
+    if let Some(locked) = sign_in_lock(conn, &subject, client, now).await? {
+        let event = staff_event(&actor, "staff.sign_in_code", "locked_out", client);
+        audit::record(conn, now, event).await?;
+        return Ok(Err(locked_out(now, locked)));
+    }
+    let totp = accounts::authenticator(
+        &state.keys,
+        &state.config.staff,
+        &account.username,
+        &account.totp_secret,
+    )?;
+    let seconds = u64::try_from(now.div_euclid(1000)).unwrap_or(0);
+    let step = totp
+        .check(code.expose(), seconds)
+        .and_then(|step| i64::try_from(step).ok());
+    let fresh = step.filter(|step| *step > account.totp_last_step);
+    let Some(step) = fresh else {
+        count_failure(conn, state, &subject, client, now).await?;
+        let outcome = if step.is_some() { "code_reused" } else { "code_wrong" };
+        audit::record(conn, now, staff_event(&actor, "staff.sign_in_code", outcome, client)).await?;
+        return Ok(Err(Failure::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::AuthenticatorCodeWrong,
+        )));
+    };
+    sqlx::query("UPDATE staff_accounts SET totp_last_step = ? WHERE username = ?")
+        .bind(step)
+        .bind(&account.username)
+        .execute(&mut *conn)
+        .await
+        .context("spend the authenticator code")?;
+    // A right code clears the username's count of wrong attempts.
+    sqlx::query("DELETE FROM throttles WHERE scope = ? AND key = ?")
+        .bind(Scope::StaffAccount.as_str())
+        .bind(&subject)
+        .execute(&mut *conn)
+        .await
+        .context("clear the sign-in count")?;
+    let next = if account.must_change_password {
+        set_stage(conn, token, "new_password", now + STEP_MILLIS).await?;
+        SignInStep::NewPassword
+    } else {
+        let ends = session_end(state, now);
+        set_stage(conn, token, "active", ends).await?;
+        SignInStep::SignedIn {
+            me: signed_in(&account, client, ends)?.me(state),
+        }
+    };
+    audit::record(conn, now, staff_event(&actor, "staff.sign_in_code", "code_ok", client)).await?;
+    Ok(Ok(next))
+}
+
+/// `POST /api/staff/sign-in/new-password`: first sign-in replaces the one-time password.
+pub async fn new_password(
+    state: &AppState,
+    token: Option<&str>,
+    raw_password: String,
+    client: &str,
+) -> Result<SignInStep, Failure> {
+    let token = token.ok_or_else(sign_in_expired)?.to_owned();
+    let now = state.clock.now();
+    let session = {
+        let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+        find_session(&mut conn, &token).await?
+    };
+    let Some(Session { account, .. }) =
+        session.filter(|session| session.stage == "new_password" && now < session.expires_at)
+    else {
+        return Err(sign_in_expired());
+    };
+    let username = StaffUsername::parse(&account.username)
+        .map_err(|_| anyhow::anyhow!("a stored staff username does not parse"))?;
+    let password = StaffPassword::parse(&raw_password, &username).map_err(|error| {
+        Failure::client_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::PasswordRejected,
+            format!("{error}."),
+        )
+    })?;
+    if state
+        .passwords
+        .verify(raw_password, Some(account.password_hash.clone()))
+        .await
+    {
+        return Err(Failure::client_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::PasswordRejected,
+            "Choose a new password, not the one-time password you were given.",
+        ));
+    }
+    let hash = state.passwords.hash(password.expose().to_owned()).await?;
+    let (job_state, client) = (state.clone(), client.to_owned());
+    state
+        .db
+        .write(move |conn| {
+            let (state, token, hash, client) =
+                (job_state.clone(), token.clone(), hash.clone(), client.clone());
+            Box::pin(async move { replace_password(conn, &state, &token, &hash, &client).await })
+        })
+        .await?
+}
+
+async fn replace_password(
+    conn: &mut SqliteConnection,
+    state: &AppState,
+    token: &str,
+    hash: &str,
+    client: &str,
+) -> anyhow::Result<Result<SignInStep, Failure>> {
+    let now = state.clock.now();
+    // Checked again inside the write: the session may have moved on meanwhile.
+    let Some(Session { account, .. }) = find_session(conn, token)
+        .await?
+        .filter(|session| session.stage == "new_password" && now < session.expires_at)
+    else {
+        return Ok(Err(sign_in_expired()));
+    };
+    sqlx::query(
+        "UPDATE staff_accounts SET password_hash = ?, must_change_password = 0,
+                password_changed_at = ?
+         WHERE username = ?",
+    )
+    .bind(hash)
+    .bind(now)
+    .bind(&account.username)
+    .execute(&mut *conn)
+    .await
+    .context("store the new password")?;
+    // Any other session was begun with the one-time password.
+    sqlx::query("DELETE FROM staff_sessions WHERE username = ? AND token_hash != ?")
+        .bind(&account.username)
+        .bind(token_hash(token))
+        .execute(&mut *conn)
+        .await
+        .context("end the account's other sessions")?;
+    let ends = session_end(state, now);
+    set_stage(conn, token, "active", ends).await?;
+    let actor = format!("staff:{}", account.username);
+    let event = staff_event(&actor, "staff.password_change", "done", client);
+    audit::record(conn, now, event).await?;
+    Ok(Ok(SignInStep::SignedIn {
+        me: signed_in(&account, client, ends)?.me(state),
+    }))
+}
+
+/// `POST /api/staff/sign-out`: ends the session, if there is one.
+pub async fn sign_out(state: &AppState, token: Option<&str>, client: &str) -> Result<(), Failure> {
+    let Some(token) = token.map(str::to_owned) else {
+        return Ok(());
+    };
+    let (job_state, client) = (state.clone(), client.to_owned());
+    state
+        .db
+        .write(move |conn| {
+            let (state, token, client) = (job_state.clone(), token.clone(), client.clone());
+            Box::pin(async move {
+                let now = state.clock.now();
+                let ended: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM staff_sessions WHERE token_hash = ? RETURNING username",
+                )
+                .bind(token_hash(&token))
+                .fetch_optional(&mut *conn)
+                .await
+                .context("end the staff session")?;
+                if let Some(username) = ended {
+                    let actor = format!("staff:{username}");
+                    let event = staff_event(&actor, "staff.sign_out", "done", &client);
+                    audit::record(conn, now, event).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(())
+}
+
+/// The signed-in staff member a cookie names. A request the page makes by itself
+/// (`background`, such as the overview's refresh) does not count as activity, so a screen
+/// left open still signs out when idle.
+pub async fn authenticate(
+    state: &AppState,
+    token: Option<&str>,
+    client: &str,
+    background: bool,
+) -> Result<StaffUser, Failure> {
+    let token = token
+        .ok_or_else(|| Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::NotSignedIn))?
+        .to_owned();
+    let now = state.clock.now();
+    let session = {
+        let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+        find_session(&mut conn, &token).await?
+    };
+    let Some(session) = session else {
+        return Err(session_expired());
+    };
+    if session.stage != "active" {
+        return Err(Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::NotSignedIn));
+    }
+    let idle_limit = i64::try_from(state.config.staff.idle_timeout_minutes * 60_000).unwrap_or(i64::MAX);
+    let ending = if session.account.disabled_at.is_some() {
+        Some("disabled")
+    } else if now >= session.expires_at {
+        Some("expired")
+    } else if now - session.last_seen_at >= idle_limit {
+        Some("idle")
+    } else {
+        None
+    };
+    let client = client.to_owned();
+    if let Some(why) = ending {
+        let username = session.account.username.clone();
+        state
+            .db
+            .write(move |conn| {
+                let (token, username, client) = (token.clone(), username.clone(), client.clone());
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM staff_sessions WHERE token_hash = ?")
+                        .bind(token_hash(&token))
+                        .execute(&mut *conn)
+                        .await
+                        .context("end the staff session")?;
+                    let actor = format!("staff:{username}");
+                    let event = staff_event(&actor, "staff.session_end", why, &client);
+                    audit::record(conn, now, event).await
+                })
+            })
+            .await?;
+        return Err(session_expired());
+    }
+    if !background {
+        state
+            .db
+            .write(move |conn| {
+                let token = token.clone();
+                Box::pin(async move {
+                    sqlx::query("UPDATE staff_sessions SET last_seen_at = ? WHERE token_hash = ?")
+                        .bind(now)
+                        .bind(token_hash(&token))
+                        .execute(conn)
+                        .await
+                        .context("note the session's activity")?;
+                    Ok(())
+                })
+            })
+            .await?;
+    }
+    signed_in(&session.account, &client, session.expires_at).map_err(Failure::from)
+}
+
+/// Refuses, and audits, a request the staff member's role does not allow.
+pub async fn require(
+    state: &AppState,
+    user: &StaffUser,
+    permission: Permission,
+    action: &'static str,
+) -> Result<(), Failure> {
+    if user.may(permission) {
+        return Ok(());
+    }
+    let (actor, client) = (user.actor(), user.client.clone());
+    let now = state.clock.now();
+    state
+        .db
+        .write(move |conn| {
+            let (actor, client) = (actor.clone(), client.clone());
+            Box::pin(async move {
+                audit::record(conn, now, staff_event(&actor, action, "forbidden", &client)).await
+            })
+        })
+        .await?;
+    Err(Failure::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden))
+}
+
+fn session_end(state: &AppState, now: Millis) -> Millis {
+    now + i64::try_from(state.config.staff.session_hours * 3_600_000).unwrap_or(i64::MAX)
+}
+
+async fn set_stage(
+    conn: &mut SqliteConnection,
+    token: &str,
+    stage: &str,
+    expires_at: Millis,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE staff_sessions SET stage = ?, expires_at = ? WHERE token_hash = ?")
+        .bind(stage)
+        .bind(expires_at)
+        .bind(token_hash(token))
+        .execute(conn)
+        .await
+        .context("move the staff session on")?;
+    Ok(())
+}
+
+fn signed_in(account: &Account, client: &str, session_ends_at: Millis) -> anyhow::Result<StaffUser> {
+    Ok(StaffUser {
+        username: StaffUsername::parse(&account.username)
+            .map_err(|_| anyhow::anyhow!("a stored staff username does not parse"))?,
+        role: account.role()?,
+        holder_id: account
+            .holder_id
+            .as_deref()
+            .map(HolderId::parse)
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("a staff account's holder id does not parse"))?,
+        client: client.to_owned(),
+        session_ends_at,
+    })
+}
