@@ -145,6 +145,11 @@ fn locked_out(now: Millis, locked: Locked) -> Failure {
     .retry_after(seconds_until(now, locked.until))
 }
 
+/// How the audit trail names whoever tried to sign in: the account, if the name is one.
+fn actor_of(account: Option<&Account>) -> String {
+    account.map_or_else(|| "unknown".to_owned(), |account| format!("staff:{}", account.username))
+}
+
 fn sign_in_failed() -> Failure {
     Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SignInFailed)
 }
@@ -181,25 +186,27 @@ pub async fn sign_in(
     let subject = state.keys.staff_subject(&name);
     let account = {
         let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+        let account = match &username {
+            Some(name) => accounts::find(&mut conn, name.as_str()).await?,
+            None => None,
+        };
         if let Some(locked) = sign_in_lock(&mut conn, &subject, client, now).await? {
-            let client = client.to_owned();
+            let (actor, client) = (actor_of(account.as_ref()), client.to_owned());
             state
                 .db
                 .write(move |conn| {
-                    let client = client.clone();
+                    let (actor, client) = (actor.clone(), client.clone());
                     Box::pin(async move {
-                        let event = staff_event("unknown", "staff.sign_in", "locked_out", &client);
+                        let event = staff_event(&actor, "staff.sign_in", "locked_out", &client);
                         audit::record(conn, now, event).await
                     })
                 })
                 .await?;
             return Err(locked_out(now, locked));
         }
-        match &username {
-            Some(name) => accounts::find(&mut conn, name.as_str()).await?,
-            None => None,
-        }
+        account
     };
+    let actor = actor_of(account.as_ref());
     let usable = account.filter(|account| account.disabled_at.is_none());
     let stored = usable.as_ref().map(|account| account.password_hash.clone());
     let matched = state.passwords.verify(password.clone(), stored).await;
@@ -209,10 +216,11 @@ pub async fn sign_in(
         state
             .db
             .write(move |conn| {
-                let (state, subject, client) = (job_state.clone(), subject.clone(), client.clone());
+                let (state, subject, client, actor) =
+                    (job_state.clone(), subject.clone(), client.clone(), actor.clone());
                 Box::pin(async move {
                     count_failure(conn, &state, &subject, &client, now).await?;
-                    let event = staff_event("unknown", "staff.sign_in", "failed", &client);
+                    let event = staff_event(&actor, "staff.sign_in", "failed", &client);
                     audit::record(conn, now, event).await
                 })
             })
@@ -347,11 +355,11 @@ async fn check_code(
         .await
         .context("clear the sign-in count")?;
     let next = if account.must_change_password {
-        set_stage(conn, token, "new_password", now + STEP_MILLIS).await?;
+        set_stage(conn, token, "new_password", now, now + STEP_MILLIS).await?;
         SignInStep::NewPassword
     } else {
         let ends = session_end(state, now);
-        set_stage(conn, token, "active", ends).await?;
+        set_stage(conn, token, "active", now, ends).await?;
         SignInStep::SignedIn {
             me: signed_in(&account, client, ends)?.me(state),
         }
@@ -444,7 +452,7 @@ async fn replace_password(
         .await
         .context("end the account's other sessions")?;
     let ends = session_end(state, now);
-    set_stage(conn, token, "active", ends).await?;
+    set_stage(conn, token, "active", now, ends).await?;
     let actor = format!("staff:{}", account.username);
     let event = staff_event(&actor, "staff.password_change", "done", client);
     audit::record(conn, now, event).await?;
@@ -586,15 +594,20 @@ fn session_end(state: &AppState, now: Millis) -> Millis {
     now + i64::try_from(state.config.staff.session_hours * 3_600_000).unwrap_or(i64::MAX)
 }
 
+/// Moves a session to its next stage; each step counts as activity.
 async fn set_stage(
     conn: &mut SqliteConnection,
     token: &str,
     stage: &str,
+    now: Millis,
     expires_at: Millis,
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE staff_sessions SET stage = ?, expires_at = ? WHERE token_hash = ?")
-        .bind(stage)
-        .bind(expires_at)
+    sqlx::query(
+        "UPDATE staff_sessions SET stage = ?, last_seen_at = ?, expires_at = ? WHERE token_hash = ?",
+    )
+    .bind(stage)
+    .bind(now)
+    .bind(expires_at)
         .bind(token_hash(token))
         .execute(conn)
         .await

@@ -5,33 +5,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use unlock_protocol::CardSerial;
 use unlock_protocol::api::IneligibleReason;
-use unlock_protocol::card_profile::{card_key, cryptogram, receipt};
+use unlock_protocol::card_profile::{card_key, cryptogram};
 
 use crate::helpers::*;
 
 const YEAR: i64 = 86_400_000 * 365;
 const SECOND_EMAIL: &str = "jd@trust.example";
-
-fn master() -> [u8; 16] {
-    hex::decode(MASTER_KEY).unwrap().try_into().unwrap()
-}
-
-fn block(hex_text: &str) -> [u8; 16] {
-    hex::decode(hex_text).unwrap().try_into().unwrap()
-}
-
-/// A challenge such as a card draws: 16 random bytes, as hex.
-fn fresh_challenge() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).unwrap();
-    hex::encode(bytes)
-}
-
-/// What the card computes after an unblock that followed `challenge`.
-fn receipt_for(serial: &str, challenge: &str) -> String {
-    let serial = CardSerial::parse(serial).unwrap().to_bytes();
-    hex::encode(receipt(&card_key(&master(), &serial), &block(challenge)))
-}
 
 fn assert_refused(reply: &Reply, status: StatusCode, code: &str) {
     assert_eq!(

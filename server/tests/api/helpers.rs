@@ -26,6 +26,30 @@ pub const CARD: &str = "0000123456789012";
 /// The card profile the bridge reports for the test cards.
 pub const PROFILE: &str = "unlock-cr/1";
 
+/// The card master key as bytes.
+pub fn master() -> [u8; 16] {
+    hex::decode(MASTER_KEY).unwrap().try_into().unwrap()
+}
+
+/// 32 hex digits as a block.
+pub fn block(hex_text: &str) -> [u8; 16] {
+    hex::decode(hex_text).unwrap().try_into().unwrap()
+}
+
+/// A challenge such as a card draws: 16 random bytes, as hex.
+pub fn fresh_challenge() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).unwrap();
+    hex::encode(bytes)
+}
+
+/// What the card computes after an unblock that followed `challenge`.
+pub fn receipt_for(serial: &str, challenge: &str) -> String {
+    let serial = unlock_protocol::CardSerial::parse(serial).unwrap().to_bytes();
+    let key = unlock_protocol::card_profile::card_key(&master(), &serial);
+    hex::encode(unlock_protocol::card_profile::receipt(&key, &block(challenge)))
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -209,6 +233,9 @@ pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) 
     config.mail.send_timeout_seconds = 5;
     config.outbox.poll_interval_ms = 50;
     config.outbox.retry_base_ms = 100;
+    // Staff password hashing at the least work Argon2 allows: the tests check the flow.
+    config.staff.argon2_memory_kib = 64;
+    config.staff.argon2_iterations = 1;
     tweak(&mut config);
     let clock = Clock::manual(START_OF_TEST);
     let server = Server::start(config.clone(), clock.clone())
@@ -436,6 +463,15 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         };
         assert_eq!(self.verify(&code).await.stage(), "verified");
+    }
+
+    /// After [`TestApp::verified_journey`]: the test holder's card goes in, gets its
+    /// cryptogram and sends its receipt, as the bridge would.
+    pub async fn unlock_card(&self) {
+        assert_eq!(self.present_card(CARD, PROFILE).await.stage(), "card_accepted");
+        let challenge = fresh_challenge();
+        assert_eq!(self.cryptogram(&challenge).await.status, StatusCode::OK);
+        assert_eq!(self.receipt(&receipt_for(CARD, &challenge)).await.stage(), "unlocked");
     }
 
     /// The code emails (not notices) delivered to `email`, oldest first.

@@ -9,4 +9,6 @@ mod card;
 mod helpers;
 mod journey;
 mod outbox;
+mod staff_helpers;
+mod staff_sign_in;
 mod throttles;
