@@ -41,18 +41,9 @@ async fn audit_rows(app: &TestApp, action: &str) -> Vec<(String, Option<String>,
 
 /// Waits for the unlock notice to `address`.
 async fn unlock_notice_to(app: &TestApp, address: &str) -> Vec<u8> {
-    for _ in 0..800 {
-        let notice = app
-            .smtp()
-            .messages_to(address)
-            .into_iter()
-            .find(|raw| subject_of(raw) == "Your smartcard was unlocked");
-        if let Some(raw) = notice {
-            return raw;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no unlock notice reached {address}");
+    app.smtp()
+        .wait_for_subject(address, "Your smartcard was unlocked")
+        .await
 }
 
 async fn add_email(app: &TestApp, holder: &str, email: &str) {

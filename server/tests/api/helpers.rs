@@ -125,6 +125,25 @@ impl SmtpSink {
             .collect()
     }
 
+    /// Waits for a message to `recipient` with this subject and returns it.
+    pub async fn wait_for_subject(&self, recipient: &str, subject: &str) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self
+                .messages_to(recipient)
+                .into_iter()
+                .find(|raw| subject_of(raw) == subject);
+            if let Some(raw) = found {
+                return raw;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no message {subject:?} reached {recipient}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits for the `n`th message to `recipient` and returns it.
     pub async fn wait_for(&self, recipient: &str, n: usize) -> Vec<u8> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -452,11 +471,16 @@ impl TestApp {
 
     /// Starts a journey for [`EMAIL`] and types the code: the card steps may begin.
     pub async fn verified_journey(&self) {
-        let codes_before = self.code_emails(EMAIL).len();
-        assert_eq!(self.start(EMAIL).await.status, StatusCode::OK);
+        self.verified_journey_for(EMAIL).await;
+    }
+
+    /// Starts a journey for `email` and types the code from the delivered email.
+    pub async fn verified_journey_for(&self, email: &str) {
+        let codes_before = self.code_emails(email).len();
+        assert_eq!(self.start(email).await.status, StatusCode::OK);
         let deadline = Instant::now() + Duration::from_secs(20);
         let code = loop {
-            if let Some(raw) = self.code_emails(EMAIL).get(codes_before) {
+            if let Some(raw) = self.code_emails(email).get(codes_before) {
                 break code_in(raw);
             }
             assert!(Instant::now() < deadline, "the code email never arrived");
@@ -465,13 +489,13 @@ impl TestApp {
         assert_eq!(self.verify(&code).await.stage(), "verified");
     }
 
-    /// After [`TestApp::verified_journey`]: the test holder's card goes in, gets its
-    /// cryptogram and sends its receipt, as the bridge would.
-    pub async fn unlock_card(&self) {
-        assert_eq!(self.present_card(CARD, PROFILE).await.stage(), "card_accepted");
+    /// After a verified journey: the card `serial` goes in, gets its cryptogram and sends
+    /// its receipt, as the bridge would.
+    pub async fn unlock_card(&self, serial: &str) {
+        assert_eq!(self.present_card(serial, PROFILE).await.stage(), "card_accepted");
         let challenge = fresh_challenge();
         assert_eq!(self.cryptogram(&challenge).await.status, StatusCode::OK);
-        assert_eq!(self.receipt(&receipt_for(CARD, &challenge)).await.stage(), "unlocked");
+        assert_eq!(self.receipt(&receipt_for(serial, &challenge)).await.stage(), "unlocked");
     }
 
     /// The code emails (not notices) delivered to `email`, oldest first.

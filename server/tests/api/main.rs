@@ -9,6 +9,8 @@ mod card;
 mod helpers;
 mod journey;
 mod outbox;
+mod staff_actions;
 mod staff_helpers;
+mod staff_roles;
 mod staff_sign_in;
 mod throttles;
