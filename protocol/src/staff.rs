@@ -590,7 +590,10 @@ mod tests {
 
     #[test]
     fn usernames_are_lower_cased_and_plain() {
-        assert_eq!(StaffUsername::parse(" Rita.RA ").unwrap().as_str(), "rita.ra");
+        assert_eq!(
+            StaffUsername::parse(" Rita.RA ").unwrap().as_str(),
+            "rita.ra"
+        );
         for bad in ["", "a", ".rita", "rita ra", "rité", &"r".repeat(65)] {
             assert!(StaffUsername::parse(bad).is_err(), "{bad:?}");
         }
@@ -604,11 +607,20 @@ mod tests {
         assert_eq!(refused("short pass"), StaffPasswordError::TooShort);
         assert_eq!(refused(&"x".repeat(129)), StaffPasswordError::TooLong);
         assert_eq!(refused("aaaaaaaaaaaaaa"), StaffPasswordError::Repeated);
-        assert_eq!(refused("my Rita.RA password"), StaffPasswordError::ContainsUsername);
+        assert_eq!(
+            refused("my Rita.RA password"),
+            StaffPasswordError::ContainsUsername
+        );
         assert_eq!(refused("Password1234"), StaffPasswordError::Common);
         assert_eq!(refused("123456789012"), StaffPasswordError::Common);
         assert_eq!(refused("abababababab"), StaffPasswordError::Common);
-        assert!(!format!("{:?}", StaffPassword::parse("correct horse battery", &user())).contains("horse"));
+        assert!(
+            !format!(
+                "{:?}",
+                StaffPassword::parse("correct horse battery", &user())
+            )
+            .contains("horse")
+        );
     }
 
     #[test]

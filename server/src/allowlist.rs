@@ -82,9 +82,19 @@ mod tests {
 
     #[test]
     fn domains_parse_like_an_address_s() {
-        assert_eq!(parse_domain(" @Trust.Example "), Some("trust.example".into()));
+        assert_eq!(
+            parse_domain(" @Trust.Example "),
+            Some("trust.example".into())
+        );
         assert_eq!(parse_domain("nhs.net"), Some("nhs.net".into()));
-        for bad in ["", "trust", "trust..example", "tr ust.example", "trüst.example", "a@b.example"] {
+        for bad in [
+            "",
+            "trust",
+            "trust..example",
+            "tr ust.example",
+            "trüst.example",
+            "a@b.example",
+        ] {
             assert_eq!(parse_domain(bad), None, "{bad:?}");
         }
     }

@@ -160,7 +160,11 @@ pub async fn release(conn: &mut SqliteConnection, key: &str) -> anyhow::Result<u
 
 /// The scopes that count what holders do, which Registration Authority staff may release
 /// (staff sign-in throttles are the operator's to release).
-pub const HOLDER_SCOPES: [Scope; 3] = [Scope::ClientStart, Scope::ClientFailure, Scope::SubjectVoided];
+pub const HOLDER_SCOPES: [Scope; 3] = [
+    Scope::ClientStart,
+    Scope::ClientFailure,
+    Scope::SubjectVoided,
+];
 
 /// Forgets the counts and lock-outs for `key` in the holder scopes only.
 pub async fn release_holder_scopes(conn: &mut SqliteConnection, key: &str) -> anyhow::Result<u64> {

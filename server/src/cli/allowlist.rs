@@ -24,7 +24,11 @@ pub async fn run(db: &Db, command: AllowlistCommand, now: i64) -> anyhow::Result
         if added { "added" } else { "already_allowed" }
     } else {
         let removed = allowlist::remove(&mut tx, &domain).await?;
-        if removed { "removed" } else { "not_on_the_list" }
+        if removed {
+            "removed"
+        } else {
+            "not_on_the_list"
+        }
     };
     let event = Event {
         actor: "operator",

@@ -21,9 +21,16 @@ pub async fn run(db: &Db, config: &Config, command: StaffCommand, now: i64) -> a
             })?;
             let holder = holder.as_deref().map(HolderId::parse).transpose()?;
             let passwords = Passwords::new(&config.staff).await?;
-            let enrolment =
-                accounts::add(db, config, &passwords, &username, role, holder.as_ref(), now)
-                    .await?;
+            let enrolment = accounts::add(
+                db,
+                config,
+                &passwords,
+                &username,
+                role,
+                holder.as_ref(),
+                now,
+            )
+            .await?;
             print_enrolment(config, &enrolment, "created");
         }
         StaffCommand::Reset { username } => {

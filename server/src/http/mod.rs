@@ -38,17 +38,32 @@ pub fn router(state: AppState) -> Router {
         .route("/api/journey/card/receipt", post(journey::receipt))
         .route("/api/staff/sign-in", post(staff::sign_in))
         .route("/api/staff/sign-in/code", post(staff::sign_in_code))
-        .route("/api/staff/sign-in/new-password", post(staff::sign_in_new_password))
+        .route(
+            "/api/staff/sign-in/new-password",
+            post(staff::sign_in_new_password),
+        )
         .route("/api/staff/sign-out", post(staff::sign_out))
         .route("/api/staff/me", get(staff::me))
         .route("/api/staff/overview", get(staff::overview))
         .route("/api/staff/holders", get(staff::search_holders))
         .route("/api/staff/holders/{id}", get(staff::holder))
         .route("/api/staff/holders/{id}/emails", post(staff::add_email))
-        .route("/api/staff/holders/{id}/emails/{email}", delete(staff::remove_email))
-        .route("/api/staff/throttles/release", post(staff::release_throttle))
-        .route("/api/staff/allowlist", get(staff::allow_list).post(staff::allow_domain))
-        .route("/api/staff/allowlist/{domain}", delete(staff::disallow_domain))
+        .route(
+            "/api/staff/holders/{id}/emails/{email}",
+            delete(staff::remove_email),
+        )
+        .route(
+            "/api/staff/throttles/release",
+            post(staff::release_throttle),
+        )
+        .route(
+            "/api/staff/allowlist",
+            get(staff::allow_list).post(staff::allow_domain),
+        )
+        .route(
+            "/api/staff/allowlist/{domain}",
+            delete(staff::disallow_domain),
+        )
         .route("/api/staff/reports/organisations.csv", get(staff::report))
         .route("/api/staff/audit", get(staff::audit))
         .route("/healthz", get(health::healthz))

@@ -13,12 +13,12 @@ use unlock_protocol::staff::{
 use unlock_protocol::{ErrorCode, HolderId};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientAddr, StaffToken, staff_cookie};
+use crate::allowlist;
 use crate::error::Failure;
 use crate::staff::audit_log::{self, AuditFilter};
 use crate::staff::auth::{self, StaffUser};
 use crate::staff::{actions, holders, overview, record_access, reports};
 use crate::state::AppState;
-use crate::allowlist;
 
 /// The header the page sets on requests it makes by itself (the overview's refresh), which
 /// do not count as the staff member being active.
@@ -117,16 +117,26 @@ pub async fn search_holders(
     let action = "staff.holder_search";
     auth::require(&state, &user, Permission::ViewStatus, action).await?;
     let (searched, found) = holders::search(&state, &user, &search.q).await?;
-    let detail = format!("{}: {} ({} found)", searched.as_str(), search.q.trim(), found.matches.len());
+    let detail = format!(
+        "{}: {} ({} found)",
+        searched.as_str(),
+        search.q.trim(),
+        found.matches.len()
+    );
     record_access(&state, &user, action, None, Some(detail)).await?;
     Ok(Json(found))
 }
 
 fn holder_id(raw: &str) -> Result<HolderId, Failure> {
-    HolderId::parse(raw).map_err(|_| Failure::client(StatusCode::NOT_FOUND, ErrorCode::HolderNotFound))
+    HolderId::parse(raw)
+        .map_err(|_| Failure::client(StatusCode::NOT_FOUND, ErrorCode::HolderNotFound))
 }
 
-async fn profile_of(state: &AppState, user: &StaffUser, id: &HolderId) -> Result<Json<HolderProfile>, Failure> {
+async fn profile_of(
+    state: &AppState,
+    user: &StaffUser,
+    id: &HolderId,
+) -> Result<Json<HolderProfile>, Failure> {
     holders::profile(state, user, id)
         .await?
         .map(Json)
@@ -221,11 +231,15 @@ pub async fn report(
     let csv = reports::organisations(&state, &range).await?;
     let detail = format!("unlocks and registrations, {} to {}", range.from, range.to);
     record_access(&state, &user, action, None, Some(detail)).await?;
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", range.file_name()))
-        .map_err(|error| anyhow::anyhow!("the report's file name: {error}"))?;
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", range.file_name()))
+            .map_err(|error| anyhow::anyhow!("the report's file name: {error}"))?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
             (header::CONTENT_DISPOSITION, disposition),
         ],
         csv,

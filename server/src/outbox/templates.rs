@@ -185,7 +185,10 @@ mod tests {
             assert!(part.contains("jane.doe@trust.example"), "{part}");
             assert!(part.contains("https://unlock.example"), "{part}");
             assert!(part.contains("28 November 2026 at 13:05 (UTC)"), "{part}");
-            assert!(part.contains("contact your Registration Authority at once"), "{part}");
+            assert!(
+                part.contains("contact your Registration Authority at once"),
+                "{part}"
+            );
         }
         let removed = address_removed(&address, 1_795_871_159_000);
         assert!(removed.subject.contains("removed"));

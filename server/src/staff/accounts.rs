@@ -319,7 +319,14 @@ pub async fn disable(db: &Db, username: &StaffUsername, now: Millis) -> anyhow::
         bail!("there is no enabled staff account named {username}");
     }
     end_sessions(&mut tx, username.as_str()).await?;
-    operator_event(&mut tx, now, "staff.account_disable", None, username.as_str()).await?;
+    operator_event(
+        &mut tx,
+        now,
+        "staff.account_disable",
+        None,
+        username.as_str(),
+    )
+    .await?;
     tx.commit().await.context("commit")
 }
 
@@ -389,7 +396,9 @@ fn random_text(length: usize) -> anyhow::Result<String> {
         let mut byte = [0u8; 1];
         getrandom::fill(&mut byte).context("draw a random character")?;
         if usize::from(byte[0]) <= limit {
-            text.push(char::from(ONE_TIME_ALPHABET[usize::from(byte[0]) % alphabet]));
+            text.push(char::from(
+                ONE_TIME_ALPHABET[usize::from(byte[0]) % alphabet],
+            ));
         }
     }
     Ok(text)
@@ -411,10 +420,21 @@ mod tests {
     #[tokio::test]
     async fn passwords_verify_and_the_stand_in_never_matches() {
         let passwords = Passwords::new(&quick()).await.unwrap();
-        let hash = passwords.hash("correct horse battery".into()).await.unwrap();
+        let hash = passwords
+            .hash("correct horse battery".into())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
-        assert!(passwords.verify("correct horse battery".into(), Some(hash.clone())).await);
-        assert!(!passwords.verify("wrong horse battery".into(), Some(hash.clone())).await);
+        assert!(
+            passwords
+                .verify("correct horse battery".into(), Some(hash.clone()))
+                .await
+        );
+        assert!(
+            !passwords
+                .verify("wrong horse battery".into(), Some(hash.clone()))
+                .await
+        );
         assert!(!passwords.verify("anything".into(), None).await);
         assert!(passwords.is_current(&hash));
         let stronger = Passwords::new(&StaffConfig {
@@ -425,7 +445,11 @@ mod tests {
         .unwrap();
         assert!(!stronger.is_current(&hash));
         // A hash made with other settings still verifies.
-        assert!(stronger.verify("correct horse battery".into(), Some(hash)).await);
+        assert!(
+            stronger
+                .verify("correct horse battery".into(), Some(hash))
+                .await
+        );
     }
 
     #[test]
@@ -449,6 +473,9 @@ mod tests {
         assert_eq!(totp.check("287082", 59 + 30), Some(1));
         assert_eq!(totp.check("287082", 59 + 60), None);
         let uri = totp.to_url().unwrap();
-        assert!(uri.starts_with("otpauth://totp/Smartcard%20unlock:rita?secret="), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/Smartcard%20unlock:rita?secret="),
+            "{uri}"
+        );
     }
 }

@@ -51,7 +51,10 @@ async fn audited<T, F>(
 ) -> Result<T, Failure>
 where
     T: Send + 'static,
-    F: for<'c> Fn(&'c mut SqliteConnection, Millis) -> crate::db::BoxFuture<'c, anyhow::Result<Audited<T>>>
+    F: for<'c> Fn(
+            &'c mut SqliteConnection,
+            Millis,
+        ) -> crate::db::BoxFuture<'c, anyhow::Result<Audited<T>>>
         + Send
         + Sync
         + 'static,
@@ -158,7 +161,10 @@ async fn tell(
     Ok(())
 }
 
-async fn profile_addresses(conn: &mut SqliteConnection, holder: &str) -> anyhow::Result<Vec<String>> {
+async fn profile_addresses(
+    conn: &mut SqliteConnection,
+    holder: &str,
+) -> anyhow::Result<Vec<String>> {
     sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = ? ORDER BY email")
         .bind(holder)
         .fetch_all(conn)
@@ -259,13 +265,14 @@ pub async fn remove_email(
         let (state, id, email) = (job_state.clone(), id.clone(), email.clone());
         Box::pin(async move {
             let detail = email.as_str().to_owned();
-            let removed = sqlx::query("DELETE FROM holder_emails WHERE email = ? AND holder_id = ?")
-                .bind(email.as_str())
-                .bind(&id)
-                .execute(&mut *conn)
-                .await
-                .context("remove the address")?
-                .rows_affected();
+            let removed =
+                sqlx::query("DELETE FROM holder_emails WHERE email = ? AND holder_id = ?")
+                    .bind(email.as_str())
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await
+                    .context("remove the address")?
+                    .rows_affected();
             if removed == 0 {
                 let refused = if holder_exists(conn, &id).await? {
                     Failure::client(StatusCode::NOT_FOUND, ErrorCode::EmailNotOnProfile)
@@ -313,7 +320,11 @@ pub async fn release_throttle(
         let key = key.clone();
         Box::pin(async move {
             let released = throttle::release_holder_scopes(conn, &key).await?;
-            Ok(Audited::done("released", format!("{key}: {released} cleared"), released))
+            Ok(Audited::done(
+                "released",
+                format!("{key}: {released} cleared"),
+                released,
+            ))
         })
     })
     .await
@@ -326,10 +337,15 @@ pub async fn change_allowlist(
     raw_domain: &str,
     add: bool,
 ) -> Result<(), Failure> {
-    let action = if add { "allowlist.add" } else { "allowlist.remove" };
+    let action = if add {
+        "allowlist.add"
+    } else {
+        "allowlist.remove"
+    };
     auth::require(state, user, Permission::ManageAllowList, action).await?;
-    let domain = allowlist::parse_domain(raw_domain)
-        .ok_or_else(|| Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::DomainInvalid))?;
+    let domain = allowlist::parse_domain(raw_domain).ok_or_else(|| {
+        Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::DomainInvalid)
+    })?;
     let by = user.actor();
     audited(state, user, action, None, move |conn, now| {
         let (domain, by) = (domain.clone(), by.clone());
@@ -339,7 +355,11 @@ pub async fn change_allowlist(
                 if added { "added" } else { "already_allowed" }
             } else {
                 let removed = allowlist::remove(conn, &domain).await?;
-                if removed { "removed" } else { "not_on_the_list" }
+                if removed {
+                    "removed"
+                } else {
+                    "not_on_the_list"
+                }
             };
             Ok(Audited::done(outcome, domain, ()))
         })

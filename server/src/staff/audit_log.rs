@@ -40,7 +40,11 @@ fn given(value: &Option<String>) -> Option<&str> {
 }
 
 fn refuse(message: &str) -> Failure {
-    Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QueryInvalid, message)
+    Failure::client_message(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::QueryInvalid,
+        message,
+    )
 }
 
 /// Midnight UTC at the start of `2026-12-01`.
@@ -68,7 +72,9 @@ pub async fn page(
     if let (Some(from), Some(to)) = (from, to)
         && to < from
     {
-        return Err(refuse("The to date must be the same as or after the from date."));
+        return Err(refuse(
+            "The to date must be the same as or after the from date.",
+        ));
     }
     let holder = given(&filter.holder)
         .map(|raw| HolderId::parse(raw).map_err(|error| refuse(&format!("{error}."))))
@@ -82,7 +88,10 @@ pub async fn page(
         query.push(" AND actor = ").push_bind(actor.to_owned());
     }
     if let Some(action) = given(&filter.action) {
-        let escaped = action.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = action
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         query
             .push(" AND action LIKE ")
             .push_bind(format!("{escaped}%"))
@@ -92,7 +101,9 @@ pub async fn page(
         query.push(" AND outcome = ").push_bind(outcome.to_owned());
     }
     if let Some(holder) = &holder {
-        query.push(" AND holder_id = ").push_bind(holder.as_str().to_owned());
+        query
+            .push(" AND holder_id = ")
+            .push_bind(holder.as_str().to_owned());
     }
     if let Some(from) = from {
         query.push(" AND at >= ").push_bind(from);
@@ -106,7 +117,17 @@ pub async fn page(
     query
         .push(" ORDER BY id DESC LIMIT ")
         .push_bind(i64::try_from(PAGE + 1).unwrap_or(i64::MAX));
-    type Row = (i64, Millis, String, String, String, Option<String>, Option<i64>, Option<String>, Option<String>);
+    type Row = (
+        i64,
+        Millis,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = query
         .build_query_as()
         .fetch_all(&state.db.read)
@@ -145,11 +166,9 @@ pub fn mask_addresses(text: &str) -> String {
         .map(|word| {
             let address = word.trim_end_matches([',', ';', ':', ')', '.']);
             match EmailAddress::parse(address.trim_start_matches('(')) {
-                Ok(email) if word.contains('@') => word.replacen(
-                    address.trim_start_matches('('),
-                    &email.masked(),
-                    1,
-                ),
+                Ok(email) if word.contains('@') => {
+                    word.replacen(address.trim_start_matches('('), &email.masked(), 1)
+                }
                 _ => word.to_owned(),
             }
         })
@@ -171,7 +190,10 @@ mod tests {
             mask_addresses("to (jane.doe@trust.example), then x"),
             "to (j*******@trust.example), then x"
         );
-        assert_eq!(mask_addresses("card 2d6bddb8ad096c2d"), "card 2d6bddb8ad096c2d");
+        assert_eq!(
+            mask_addresses("card 2d6bddb8ad096c2d"),
+            "card 2d6bddb8ad096c2d"
+        );
     }
 
     #[test]

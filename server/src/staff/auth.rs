@@ -110,7 +110,9 @@ async fn sign_in_lock(
     .fetch_one(conn)
     .await
     .context("read the sign-in lock-outs")?;
-    Ok(until.filter(|until| *until > now).map(|until| Locked { until }))
+    Ok(until
+        .filter(|until| *until > now)
+        .map(|until| Locked { until }))
 }
 
 /// Counts a wrong password or code against the username and the client address.
@@ -147,7 +149,10 @@ fn locked_out(now: Millis, locked: Locked) -> Failure {
 
 /// How the audit trail names whoever tried to sign in: the account, if the name is one.
 fn actor_of(account: Option<&Account>) -> String {
-    account.map_or_else(|| "unknown".to_owned(), |account| format!("staff:{}", account.username))
+    account.map_or_else(
+        || "unknown".to_owned(),
+        |account| format!("staff:{}", account.username),
+    )
 }
 
 fn sign_in_failed() -> Failure {
@@ -162,7 +167,12 @@ fn session_expired() -> Failure {
     Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SessionExpired)
 }
 
-fn staff_event<'a>(actor: &'a str, action: &'a str, outcome: &'a str, client: &'a str) -> Event<'a> {
+fn staff_event<'a>(
+    actor: &'a str,
+    action: &'a str,
+    outcome: &'a str,
+    client: &'a str,
+) -> Event<'a> {
     Event {
         actor,
         action,
@@ -182,10 +192,18 @@ pub async fn sign_in(
     let now = state.clock.now();
     // A name that can't be an account's is treated as an unknown one.
     let username = StaffUsername::parse(raw_username).ok();
-    let name = username.as_ref().map_or("", StaffUsername::as_str).to_owned();
+    let name = username
+        .as_ref()
+        .map_or("", StaffUsername::as_str)
+        .to_owned();
     let subject = state.keys.staff_subject(&name);
     let account = {
-        let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+        let mut conn = state
+            .db
+            .read
+            .acquire()
+            .await
+            .context("acquire a read connection")?;
         let account = match &username {
             Some(name) => accounts::find(&mut conn, name.as_str()).await?,
             None => None,
@@ -216,8 +234,12 @@ pub async fn sign_in(
         state
             .db
             .write(move |conn| {
-                let (state, subject, client, actor) =
-                    (job_state.clone(), subject.clone(), client.clone(), actor.clone());
+                let (state, subject, client, actor) = (
+                    job_state.clone(),
+                    subject.clone(),
+                    client.clone(),
+                    actor.clone(),
+                );
                 Box::pin(async move {
                     count_failure(conn, &state, &subject, &client, now).await?;
                     let event = staff_event(&actor, "staff.sign_in", "failed", &client);
@@ -293,8 +315,12 @@ pub async fn second_factor(
     state
         .db
         .write(move |conn| {
-            let (state, token, code, client) =
-                (job_state.clone(), token.clone(), code.clone(), client.clone());
+            let (state, token, code, client) = (
+                job_state.clone(),
+                token.clone(),
+                code.clone(),
+                client.clone(),
+            );
             Box::pin(async move { check_code(conn, &state, &token, &code, &client).await })
         })
         .await?
@@ -309,8 +335,8 @@ async fn check_code(
 ) -> anyhow::Result<Result<SignInStep, Failure>> {
     let now = state.clock.now();
     let session = find_session(conn, token).await?;
-    let Some(Session { account, .. }) = session
-        .filter(|session| session.stage == "second_factor" && now < session.expires_at)
+    let Some(Session { account, .. }) =
+        session.filter(|session| session.stage == "second_factor" && now < session.expires_at)
     else {
         return Ok(Err(sign_in_expired()));
     };
@@ -334,8 +360,17 @@ async fn check_code(
     let fresh = step.filter(|step| *step > account.totp_last_step);
     let Some(step) = fresh else {
         count_failure(conn, state, &subject, client, now).await?;
-        let outcome = if step.is_some() { "code_reused" } else { "code_wrong" };
-        audit::record(conn, now, staff_event(&actor, "staff.sign_in_code", outcome, client)).await?;
+        let outcome = if step.is_some() {
+            "code_reused"
+        } else {
+            "code_wrong"
+        };
+        audit::record(
+            conn,
+            now,
+            staff_event(&actor, "staff.sign_in_code", outcome, client),
+        )
+        .await?;
         return Ok(Err(Failure::client(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::AuthenticatorCodeWrong,
@@ -364,7 +399,12 @@ async fn check_code(
             me: signed_in(&account, client, ends)?.me(state),
         }
     };
-    audit::record(conn, now, staff_event(&actor, "staff.sign_in_code", "code_ok", client)).await?;
+    audit::record(
+        conn,
+        now,
+        staff_event(&actor, "staff.sign_in_code", "code_ok", client),
+    )
+    .await?;
     Ok(Ok(next))
 }
 
@@ -378,7 +418,12 @@ pub async fn new_password(
     let token = token.ok_or_else(sign_in_expired)?.to_owned();
     let now = state.clock.now();
     let session = {
-        let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+        let mut conn = state
+            .db
+            .read
+            .acquire()
+            .await
+            .context("acquire a read connection")?;
         find_session(&mut conn, &token).await?
     };
     let Some(Session { account, .. }) =
@@ -411,8 +456,12 @@ pub async fn new_password(
     state
         .db
         .write(move |conn| {
-            let (state, token, hash, client) =
-                (job_state.clone(), token.clone(), hash.clone(), client.clone());
+            let (state, token, hash, client) = (
+                job_state.clone(),
+                token.clone(),
+                hash.clone(),
+                client.clone(),
+            );
             Box::pin(async move { replace_password(conn, &state, &token, &hash, &client).await })
         })
         .await?
@@ -506,16 +555,25 @@ pub async fn authenticate(
         .to_owned();
     let now = state.clock.now();
     let session = {
-        let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+        let mut conn = state
+            .db
+            .read
+            .acquire()
+            .await
+            .context("acquire a read connection")?;
         find_session(&mut conn, &token).await?
     };
     let Some(session) = session else {
         return Err(session_expired());
     };
     if session.stage != "active" {
-        return Err(Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::NotSignedIn));
+        return Err(Failure::client(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::NotSignedIn,
+        ));
     }
-    let idle_limit = i64::try_from(state.config.staff.idle_timeout_minutes * 60_000).unwrap_or(i64::MAX);
+    let idle_limit =
+        i64::try_from(state.config.staff.idle_timeout_minutes * 60_000).unwrap_or(i64::MAX);
     let ending = if session.account.disabled_at.is_some() {
         Some("disabled")
     } else if now >= session.expires_at {
@@ -615,7 +673,11 @@ async fn set_stage(
     Ok(())
 }
 
-fn signed_in(account: &Account, client: &str, session_ends_at: Millis) -> anyhow::Result<StaffUser> {
+fn signed_in(
+    account: &Account,
+    client: &str,
+    session_ends_at: Millis,
+) -> anyhow::Result<StaffUser> {
     Ok(StaffUser {
         username: StaffUsername::parse(&account.username)
             .map_err(|_| anyhow::anyhow!("a stored staff username does not parse"))?,

@@ -58,17 +58,22 @@ pub async fn search(
 ) -> Result<(Searched, HolderSearch), Failure> {
     let query = raw.trim();
     let refuse = |message: &str| {
-        Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QueryInvalid, message)
+        Failure::client_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::QueryInvalid,
+            message,
+        )
     };
     let limit = i64::try_from(SEARCH_LIMIT + 1).unwrap_or(i64::MAX);
     let (searched, rows): (Searched, Vec<(String, String, String)>) = if query.is_empty() {
         return Err(refuse("Enter a user id, an email address or a name."));
     } else if let Ok(id) = HolderId::parse(query) {
-        let rows = sqlx::query_as("SELECT id, display_name, organisation FROM holders WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_all(&state.db.read)
-            .await
-            .context("find the holder by id")?;
+        let rows =
+            sqlx::query_as("SELECT id, display_name, organisation FROM holders WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_all(&state.db.read)
+                .await
+                .context("find the holder by id")?;
         (Searched::Id, rows)
     } else if query.contains('@') {
         let email = EmailAddress::parse(query).map_err(|error| refuse(&format!("{error}.")))?;
@@ -86,7 +91,13 @@ pub async fn search(
             "Enter a whole 12-digit user id, a whole email address, or at least 2 letters of a name.",
         ));
     } else {
-        let pattern = format!("%{}%", query.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = format!(
+            "%{}%",
+            query
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
         let rows = sqlx::query_as(
             "SELECT id, display_name, organisation FROM holders
              WHERE display_name LIKE ? ESCAPE '\\' ORDER BY display_name, id LIMIT ?",
@@ -99,7 +110,12 @@ pub async fn search(
         (Searched::Name, rows)
     };
     let more = rows.len() > SEARCH_LIMIT;
-    let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+    let mut conn = state
+        .db
+        .read
+        .acquire()
+        .await
+        .context("acquire a read connection")?;
     let mut matches = Vec::new();
     for (id, name, organisation) in rows.into_iter().take(SEARCH_LIMIT) {
         let emails = addresses(&mut conn, &id)
@@ -145,7 +161,12 @@ pub async fn profile(
     id: &HolderId,
 ) -> anyhow::Result<Option<HolderProfile>> {
     let now = state.clock.now();
-    let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
+    let mut conn = state
+        .db
+        .read
+        .acquire()
+        .await
+        .context("acquire a read connection")?;
     let holder: Option<(String, String)> =
         sqlx::query_as("SELECT display_name, organisation FROM holders WHERE id = ?")
             .bind(id.as_str())
@@ -158,12 +179,14 @@ pub async fn profile(
     let emails = addresses(&mut conn, id.as_str())
         .await?
         .into_iter()
-        .map(|(address, added_at, added_by, domain_allowed)| ProfileEmail {
-            address: shown(user, &address),
-            domain_allowed,
-            added_at,
-            added_by,
-        })
+        .map(
+            |(address, added_at, added_by, domain_allowed)| ProfileEmail {
+                address: shown(user, &address),
+                domain_allowed,
+                added_at,
+                added_by,
+            },
+        )
         .collect();
     let journeys = journeys(&mut conn, user, id, now).await?;
     let mut clients: Vec<String> = journeys.iter().map(|j| j.client_addr.clone()).collect();
@@ -201,7 +224,9 @@ async fn cards(
             Ok(ProfileCard {
                 serial: CardSerial::parse(&serial)
                     .map_err(|_| anyhow::anyhow!("a stored card serial does not parse"))?,
-                unlockable: status == "active" && cert_expires_at > now && supported.contains(&model),
+                unlockable: status == "active"
+                    && cert_expires_at > now
+                    && supported.contains(&model),
                 status,
                 model,
                 cert_expires_at,
@@ -251,7 +276,8 @@ async fn journeys(
         .fetch_all(&mut *conn)
         .await
         .context("read the journey's steps")?;
-        let expired = matches!(row.state.as_str(), "awaiting_code" | "verified") && now >= row.expires_at;
+        let expired =
+            matches!(row.state.as_str(), "awaiting_code" | "verified") && now >= row.expires_at;
         let voided = row.code_state.as_deref() == Some("voided");
         records.push(JourneyRecord {
             id: row.id,
@@ -280,34 +306,43 @@ async fn journeys(
     Ok(records)
 }
 
+/// An outbox row as the profile shows it.
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    kind: String,
+    recipient: String,
+    state: String,
+    attempts: i64,
+    created_at: Millis,
+    finished_at: Option<Millis>,
+    last_error: Option<String>,
+}
+
 async fn deliveries(
     conn: &mut SqliteConnection,
     user: &StaffUser,
     id: &HolderId,
 ) -> anyhow::Result<Vec<Delivery>> {
-    let rows: Vec<(String, String, String, i64, Millis, Option<Millis>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT kind, recipient, state, attempts, created_at, finished_at, last_error
-             FROM outbox WHERE holder_id = ? ORDER BY id DESC LIMIT ?",
-        )
-        .bind(id.as_str())
-        .bind(RECENT_DELIVERIES)
-        .fetch_all(conn)
-        .await
-        .context("read the holder's emails")?;
+    let rows: Vec<DeliveryRow> = sqlx::query_as(
+        "SELECT kind, recipient, state, attempts, created_at, finished_at, last_error
+         FROM outbox WHERE holder_id = ? ORDER BY id DESC LIMIT ?",
+    )
+    .bind(id.as_str())
+    .bind(RECENT_DELIVERIES)
+    .fetch_all(conn)
+    .await
+    .context("read the holder's emails")?;
     Ok(rows
         .into_iter()
-        .map(
-            |(kind, recipient, state, attempts, queued_at, finished_at, last_error)| Delivery {
-                kind,
-                recipient: shown(user, &recipient),
-                state,
-                attempts: u32::try_from(attempts).unwrap_or(0),
-                queued_at,
-                finished_at,
-                last_error,
-            },
-        )
+        .map(|row| Delivery {
+            recipient: shown(user, &row.recipient),
+            kind: row.kind,
+            state: row.state,
+            attempts: u32::try_from(row.attempts).unwrap_or(0),
+            queued_at: row.created_at,
+            finished_at: row.finished_at,
+            last_error: row.last_error,
+        })
         .collect())
 }
 

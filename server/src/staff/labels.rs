@@ -45,16 +45,36 @@ pub const FAILURES: &[Failure] = &[
     failure("journey.start", "throttled_holder", "throttled", THROTTLED),
     failure("journey.verify_code", "throttled", "throttled", THROTTLED),
     failure("journey.resend_code", "throttled", "throttled", THROTTLED),
-    failure("journey.start", "too_many_codes", "too_many_codes", TOO_MANY_CODES),
-    failure("journey.resend_code", "too_many_codes", "too_many_codes", TOO_MANY_CODES),
+    failure(
+        "journey.start",
+        "too_many_codes",
+        "too_many_codes",
+        TOO_MANY_CODES,
+    ),
+    failure(
+        "journey.resend_code",
+        "too_many_codes",
+        "too_many_codes",
+        TOO_MANY_CODES,
+    ),
     failure(
         "journey.verify_code",
         "wrong_code_voided",
         "code_voided",
         "Code voided after 3 wrong tries",
     ),
-    failure("journey.verify_code", "expired", "code_expired", CODE_EXPIRED),
-    failure("journey.resend_code", "expired", "code_expired", CODE_EXPIRED),
+    failure(
+        "journey.verify_code",
+        "expired",
+        "code_expired",
+        CODE_EXPIRED,
+    ),
+    failure(
+        "journey.resend_code",
+        "expired",
+        "code_expired",
+        CODE_EXPIRED,
+    ),
     failure(
         "journey.present_card",
         "card_not_on_profile",
@@ -67,8 +87,18 @@ pub const FAILURES: &[Failure] = &[
         "card_not_usable",
         "Card can't be unlocked here (cancelled, suspended, certificates expired or model unsupported)",
     ),
-    failure("journey.present_card", "expired", "journey_expired", OUT_OF_TIME),
-    failure("journey.cryptogram", "expired", "journey_expired", OUT_OF_TIME),
+    failure(
+        "journey.present_card",
+        "expired",
+        "journey_expired",
+        OUT_OF_TIME,
+    ),
+    failure(
+        "journey.cryptogram",
+        "expired",
+        "journey_expired",
+        OUT_OF_TIME,
+    ),
     failure(
         "journey.cryptogram",
         "too_many_attempts",
@@ -179,18 +209,34 @@ mod tests {
             assert_eq!(step(failure.action, failure.outcome, None), failure.label);
         }
         assert_eq!(step("journey.receipt", "unlocked", None), "Card unlocked");
-        assert_eq!(step("journey.new_thing", "went_well", None), "journey.new_thing: went well");
         assert_eq!(
-            step("journey.verify_code", "verified_ineligible", Some("card_cancelled")),
+            step("journey.new_thing", "went_well", None),
+            "journey.new_thing: went well"
+        );
+        assert_eq!(
+            step(
+                "journey.verify_code",
+                "verified_ineligible",
+                Some("card_cancelled")
+            ),
             "Typed the right code, but self-service can't help: card cancelled"
         );
     }
 
     #[test]
     fn journeys_say_where_they_ended() {
-        assert_eq!(summary("closed", Some("unlocked"), None, false, false), "Unlocked");
         assert_eq!(
-            summary("ineligible", None, Some("certificates_expired"), false, false),
+            summary("closed", Some("unlocked"), None, false, false),
+            "Unlocked"
+        );
+        assert_eq!(
+            summary(
+                "ineligible",
+                None,
+                Some("certificates_expired"),
+                false,
+                false
+            ),
             "Stopped: told to contact their RA (certificates expired)"
         );
         assert_eq!(

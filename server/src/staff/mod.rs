@@ -34,8 +34,12 @@ pub async fn record_access(
     state
         .db
         .write(move |conn| {
-            let (actor, client, holder, detail) =
-                (actor.clone(), client.clone(), holder.clone(), detail.clone());
+            let (actor, client, holder, detail) = (
+                actor.clone(),
+                client.clone(),
+                holder.clone(),
+                detail.clone(),
+            );
             Box::pin(async move {
                 let event = Event {
                     actor: &actor,

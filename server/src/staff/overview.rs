@@ -68,11 +68,12 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
     };
 
     let mut failures: Vec<(String, String, Both)> = Vec::new();
-    let mut tally = |reason: &str, label: &str, count: Both| {
-        match failures.iter_mut().find(|(name, ..)| name == reason) {
-            Some((_, _, total)) => total.add(count),
-            None => failures.push((reason.to_owned(), label.to_owned(), count)),
-        }
+    let mut tally = |reason: &str, label: &str, count: Both| match failures
+        .iter_mut()
+        .find(|(name, ..)| name == reason)
+    {
+        Some((_, _, total)) => total.add(count),
+        None => failures.push((reason.to_owned(), label.to_owned(), count)),
     };
     for failure in FAILURES {
         tally(
@@ -85,7 +86,11 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
         let (name, why) = labels::ineligible(reason.as_deref());
         tally(&name, &format!("Told to contact their RA: {why}"), count);
     }
-    tally(TIMED_OUT.0, TIMED_OUT.1, timed_out(&mut conn, since, today, now).await?);
+    tally(
+        TIMED_OUT.0,
+        TIMED_OUT.1,
+        timed_out(&mut conn, since, today, now).await?,
+    );
 
     let mut verified = step("journey.verify_code", "verified");
     verified.add(step("journey.verify_code", "verified_ineligible"));
@@ -195,7 +200,11 @@ async fn timed_out(
 }
 
 /// Code emails delivered.
-async fn codes_sent(conn: &mut SqliteConnection, since: Millis, today: Millis) -> anyhow::Result<Both> {
+async fn codes_sent(
+    conn: &mut SqliteConnection,
+    since: Millis,
+    today: Millis,
+) -> anyhow::Result<Both> {
     let row: (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(finished_at >= ?2), 0) FROM outbox
          WHERE state = 'sent' AND finished_at >= ?1 AND kind = 'one_time_code'",
@@ -240,7 +249,10 @@ async fn outbox_health(
 }
 
 /// Unlocks on each day since `since`, zeros included, oldest first.
-async fn unlocks_per_day(conn: &mut SqliteConnection, since: Millis) -> anyhow::Result<Vec<DayCount>> {
+async fn unlocks_per_day(
+    conn: &mut SqliteConnection,
+    since: Millis,
+) -> anyhow::Result<Vec<DayCount>> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT at / 86400000, COUNT(*) FROM audit_events
          WHERE at >= ? AND action = 'journey.receipt' AND outcome = 'unlocked'

@@ -30,7 +30,11 @@ impl Range {
     /// `from` and `to` inclusive, like `2026-11-01` and `2026-11-30`.
     pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Self, Failure> {
         let refuse = |message: &str| {
-            Failure::client_message(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QueryInvalid, message)
+            Failure::client_message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::QueryInvalid,
+                message,
+            )
         };
         let day = |raw: Option<&str>, name: &str| {
             raw.map(str::trim)
@@ -40,7 +44,9 @@ impl Range {
         let (from, start) = day(from, "first")?;
         let (to, last) = day(to, "last")?;
         if last < start {
-            return Err(refuse("The last date must be the same as or after the first date."));
+            return Err(refuse(
+                "The last date must be the same as or after the first date.",
+            ));
         }
         if (last - start) / DAY >= MAX_DAYS {
             return Err(refuse("A report can cover at most 366 days."));
@@ -70,18 +76,32 @@ struct Line {
 /// The report as CSV: a header, then one line per organisation (every organisation with
 /// holders, and any that had activity), in name order.
 pub async fn organisations(state: &AppState, range: &Range) -> anyhow::Result<String> {
-    let mut conn = state.db.read.acquire().await.context("acquire a read connection")?;
-    let mut lines: BTreeMap<String, Line> = sqlx::query_scalar("SELECT DISTINCT organisation FROM holders")
-        .fetch_all(&mut *conn)
+    let mut conn = state
+        .db
+        .read
+        .acquire()
         .await
-        .context("list the organisations")?
-        .into_iter()
-        .map(|organisation: String| (organisation, Line::default()))
-        .collect();
+        .context("acquire a read connection")?;
+    let mut lines: BTreeMap<String, Line> =
+        sqlx::query_scalar("SELECT DISTINCT organisation FROM holders")
+            .fetch_all(&mut *conn)
+            .await
+            .context("list the organisations")?
+            .into_iter()
+            .map(|organisation: String| (organisation, Line::default()))
+            .collect();
     for (action, outcome, pick) in [
-        ("journey.receipt", "unlocked", (|line: &mut Line| &mut line.unlocks) as fn(&mut Line) -> &mut i64),
-        ("staff.email_add", "added", |line: &mut Line| &mut line.added),
-        ("staff.email_remove", "removed", |line: &mut Line| &mut line.removed),
+        (
+            "journey.receipt",
+            "unlocked",
+            (|line: &mut Line| &mut line.unlocks) as fn(&mut Line) -> &mut i64,
+        ),
+        ("staff.email_add", "added", |line: &mut Line| {
+            &mut line.added
+        }),
+        ("staff.email_remove", "removed", |line: &mut Line| {
+            &mut line.removed
+        }),
     ] {
         for (organisation, count) in per_organisation(&mut conn, range, action, outcome).await? {
             *pick(lines.entry(organisation).or_default()) += count;

@@ -45,9 +45,14 @@ pub fn fresh_challenge() -> String {
 
 /// What the card computes after an unblock that followed `challenge`.
 pub fn receipt_for(serial: &str, challenge: &str) -> String {
-    let serial = unlock_protocol::CardSerial::parse(serial).unwrap().to_bytes();
+    let serial = unlock_protocol::CardSerial::parse(serial)
+        .unwrap()
+        .to_bytes();
     let key = unlock_protocol::card_profile::card_key(&master(), &serial);
-    hex::encode(unlock_protocol::card_profile::receipt(&key, &block(challenge)))
+    hex::encode(unlock_protocol::card_profile::receipt(
+        &key,
+        &block(challenge),
+    ))
 }
 
 /// A port nothing listens on right now.
@@ -476,6 +481,12 @@ impl TestApp {
 
     /// Starts a journey for `email` and types the code from the delivered email.
     pub async fn verified_journey_for(&self, email: &str) {
+        assert_eq!(self.journey_with_code(email).await.stage(), "verified");
+    }
+
+    /// Starts a journey for `email`, types the code from the delivered email, and returns
+    /// the answer.
+    pub async fn journey_with_code(&self, email: &str) -> Reply {
         let codes_before = self.code_emails(email).len();
         assert_eq!(self.start(email).await.status, StatusCode::OK);
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -486,16 +497,22 @@ impl TestApp {
             assert!(Instant::now() < deadline, "the code email never arrived");
             tokio::time::sleep(Duration::from_millis(25)).await;
         };
-        assert_eq!(self.verify(&code).await.stage(), "verified");
+        self.verify(&code).await
     }
 
     /// After a verified journey: the card `serial` goes in, gets its cryptogram and sends
     /// its receipt, as the bridge would.
     pub async fn unlock_card(&self, serial: &str) {
-        assert_eq!(self.present_card(serial, PROFILE).await.stage(), "card_accepted");
+        assert_eq!(
+            self.present_card(serial, PROFILE).await.stage(),
+            "card_accepted"
+        );
         let challenge = fresh_challenge();
         assert_eq!(self.cryptogram(&challenge).await.status, StatusCode::OK);
-        assert_eq!(self.receipt(&receipt_for(serial, &challenge)).await.stage(), "unlocked");
+        assert_eq!(
+            self.receipt(&receipt_for(serial, &challenge)).await.stage(),
+            "unlocked"
+        );
     }
 
     /// The code emails (not notices) delivered to `email`, oldest first.

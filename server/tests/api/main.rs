@@ -13,4 +13,5 @@ mod staff_actions;
 mod staff_helpers;
 mod staff_roles;
 mod staff_sign_in;
+mod staff_status;
 mod throttles;

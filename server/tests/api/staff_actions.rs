@@ -18,7 +18,10 @@ const NEW_ADDRESS: &str = "jo.bloggs@trust.example";
 const ADDED: &str = "An email address was added to your smartcard profile";
 const REMOVED: &str = "An email address was removed from your smartcard profile";
 
-async fn audit_of(app: &TestApp, action: &str) -> Vec<(String, String, Option<String>, Option<String>)> {
+async fn audit_of(
+    app: &TestApp,
+    action: &str,
+) -> Vec<(String, String, Option<String>, Option<String>)> {
     sqlx::query_as(
         "SELECT actor, outcome, holder_id, detail FROM audit_events WHERE action = ? ORDER BY id",
     )
@@ -38,9 +41,14 @@ async fn an_ra_adds_an_address_and_the_holder_then_unlocks_their_card_alone() {
     let mut app = spawn_app().await;
     remote_holder(&app).await;
     // Today the holder can't self-serve: their address is not in an allowed domain.
-    assert_eq!(app.start(OLD_ADDRESS).await.code(), "email_domain_not_allowed");
+    assert_eq!(
+        app.start(OLD_ADDRESS).await.code(),
+        "email_domain_not_allowed"
+    );
 
-    let rita = app.signed_in_staff("rita", Role::Ra, Some("999988887777")).await;
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
     let added = rita
         .post(
             &format!("/api/staff/holders/{REMOTE}/emails"),
@@ -60,11 +68,19 @@ async fn an_ra_adds_an_address_and_the_holder_then_unlocks_their_card_alone() {
         let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let text = message.body_text(0).unwrap();
         assert!(text.contains(NEW_ADDRESS), "{text}");
-        assert!(text.contains("contact your Registration Authority at once"), "{text}");
+        assert!(
+            text.contains("contact your Registration Authority at once"),
+            "{text}"
+        );
     }
     assert_eq!(
         audit_of(&app, "staff.email_add").await,
-        [("staff:rita".into(), "added".into(), Some(REMOTE.into()), Some(NEW_ADDRESS.into()))]
+        [(
+            "staff:rita".into(),
+            "added".into(),
+            Some(REMOTE.into()),
+            Some(NEW_ADDRESS.into())
+        )]
     );
 
     // The remote-unlock promise: the holder now unlocks their card with that address.
@@ -73,7 +89,10 @@ async fn an_ra_adds_an_address_and_the_holder_then_unlocks_their_card_alone() {
     app.unlock_card(REMOTE_CARD).await;
     let overview = rita.get("/api/staff/overview").await.json();
     assert_eq!(overview["today"]["unlocks"], 1);
-    let profile = rita.get(&format!("/api/staff/holders/{REMOTE}")).await.json();
+    let profile = rita
+        .get(&format!("/api/staff/holders/{REMOTE}"))
+        .await
+        .json();
     assert_eq!(profile["journeys"][0]["summary"], "Unlocked");
     assert_eq!(profile["journeys"][0]["unlocked"], true);
 }
@@ -82,7 +101,9 @@ async fn an_ra_adds_an_address_and_the_holder_then_unlocks_their_card_alone() {
 async fn an_address_must_be_in_an_allowed_domain_and_on_no_profile_yet() {
     let app = spawn_app().await;
     remote_holder(&app).await;
-    let rita = app.signed_in_staff("rita", Role::Ra, Some("999988887777")).await;
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
     let add = |holder: &'static str, email: &'static str| {
         let path = format!("/api/staff/holders/{holder}/emails");
         let rita = &rita;
@@ -92,27 +113,55 @@ async fn an_address_must_be_in_an_allowed_domain_and_on_no_profile_yet() {
     let outside = add(REMOTE, "jo@elsewhere.example").await;
     assert_eq!(
         (outside.status, outside.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "email_domain_not_allowed".into())
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email_domain_not_allowed".into()
+        )
     );
-    assert!(outside.json()["message"].as_str().unwrap().contains("elsewhere.example is not on the email domain allow list"));
+    assert!(
+        outside.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("elsewhere.example is not on the email domain allow list")
+    );
     let taken = add(REMOTE, EMAIL).await;
-    assert_eq!((taken.status, taken.code()), (StatusCode::CONFLICT, "email_taken".into()));
+    assert_eq!(
+        (taken.status, taken.code()),
+        (StatusCode::CONFLICT, "email_taken".into())
+    );
     assert!(taken.json()["message"].as_str().unwrap().contains(HOLDER));
     let again = add(HOLDER, EMAIL).await;
-    assert_eq!(again.json()["message"], "This email address is already on this holder's profile.");
+    assert_eq!(
+        again.json()["message"],
+        "This email address is already on this holder's profile."
+    );
     let malformed = add(REMOTE, "not an address").await;
     assert_eq!(malformed.code(), "email_invalid");
     let nobody = add("111122223333", "x@trust.example").await;
-    assert_eq!((nobody.status, nobody.code()), (StatusCode::NOT_FOUND, "holder_not_found".into()));
+    assert_eq!(
+        (nobody.status, nobody.code()),
+        (StatusCode::NOT_FOUND, "holder_not_found".into())
+    );
 
     let outcomes: Vec<String> = audit_of(&app, "staff.email_add")
         .await
         .into_iter()
         .map(|(_, outcome, ..)| outcome)
         .collect();
-    assert_eq!(outcomes, ["domain_not_allowed", "already_on_a_profile", "already_on_a_profile", "no_holder"]);
+    assert_eq!(
+        outcomes,
+        [
+            "domain_not_allowed",
+            "already_on_a_profile",
+            "already_on_a_profile",
+            "no_holder"
+        ]
+    );
     // Nothing was added, and nobody was emailed.
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holder_emails").fetch_one(app.db()).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holder_emails")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
     assert_eq!(count, 2);
     let notices: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'email_added'")
         .fetch_one(app.db())
@@ -125,23 +174,42 @@ async fn an_address_must_be_in_an_allowed_domain_and_on_no_profile_yet() {
 async fn a_removed_address_and_every_address_left_are_told() {
     let app = spawn_app().await;
     let second = "jane.d@trust.example";
-    sqlx::query("INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')")
-        .bind(second)
-        .bind(HOLDER)
-        .execute(app.db())
-        .await
-        .unwrap();
-    let rita = app.signed_in_staff("rita", Role::Ra, Some("999988887777")).await;
-    let removed = rita.delete(&format!("/api/staff/holders/{HOLDER}/emails/{second}")).await;
+    sqlx::query(
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')",
+    )
+    .bind(second)
+    .bind(HOLDER)
+    .execute(app.db())
+    .await
+    .unwrap();
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
+    let removed = rita
+        .delete(&format!("/api/staff/holders/{HOLDER}/emails/{second}"))
+        .await;
     assert_eq!(removed.status, StatusCode::OK, "{}", removed.json());
     assert_eq!(removed.json()["emails"].as_array().unwrap().len(), 1);
     for address in [EMAIL, second] {
         let raw = app.smtp().wait_for_subject(address, REMOVED).await;
-        let text = mail_parser::MessageParser::default().parse(&raw).unwrap().body_text(0).unwrap().into_owned();
-        assert!(text.contains(second) && text.contains("can no longer be used"), "{text}");
+        let text = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .unwrap()
+            .body_text(0)
+            .unwrap()
+            .into_owned();
+        assert!(
+            text.contains(second) && text.contains("can no longer be used"),
+            "{text}"
+        );
     }
-    let again = rita.delete(&format!("/api/staff/holders/{HOLDER}/emails/{second}")).await;
-    assert_eq!((again.status, again.code()), (StatusCode::NOT_FOUND, "email_not_on_profile".into()));
+    let again = rita
+        .delete(&format!("/api/staff/holders/{HOLDER}/emails/{second}"))
+        .await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::NOT_FOUND, "email_not_on_profile".into())
+    );
     let outcomes: Vec<String> = audit_of(&app, "staff.email_remove")
         .await
         .into_iter()
@@ -157,7 +225,9 @@ async fn a_removed_address_and_every_address_left_are_told() {
 #[tokio::test]
 async fn an_ra_releases_a_holder_s_lock_out_but_not_staff_sign_in_ones() {
     let mut app = spawn_app().await;
-    let rita = app.signed_in_staff("rita", Role::Ra, Some("999988887777")).await;
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
     // Two voided codes in a day lock the holder out.
     for n in 1..=2 {
         app.new_browser();
@@ -170,7 +240,10 @@ async fn an_ra_releases_a_holder_s_lock_out_but_not_staff_sign_in_ones() {
     }
     app.new_browser();
     assert_eq!(app.start(EMAIL).await.code(), "throttled");
-    let profile = rita.get(&format!("/api/staff/holders/{HOLDER}")).await.json();
+    let profile = rita
+        .get(&format!("/api/staff/holders/{HOLDER}"))
+        .await
+        .json();
     let throttle = profile["throttles"]
         .as_array()
         .unwrap()
@@ -180,10 +253,19 @@ async fn an_ra_releases_a_holder_s_lock_out_but_not_staff_sign_in_ones() {
         .expect("the holder's lock-out is shown");
     assert_eq!(throttle["target"], json!({"holder": HOLDER}));
     assert!(throttle["locked_until"].as_i64().unwrap() > app.clock.now());
-    assert!(profile["journeys"][0]["summary"].as_str().unwrap().contains("voided"), "{profile}");
+    assert!(
+        profile["journeys"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("voided"),
+        "{profile}"
+    );
 
     let released = rita
-        .post("/api/staff/throttles/release", json!({"target": {"holder": HOLDER}}))
+        .post(
+            "/api/staff/throttles/release",
+            json!({"target": {"holder": HOLDER}}),
+        )
         .await;
     assert_eq!(released.json(), json!({"released": 1}));
     assert_eq!(app.start(EMAIL).await.status, StatusCode::OK);
@@ -197,44 +279,81 @@ async fn an_ra_releases_a_holder_s_lock_out_but_not_staff_sign_in_ones() {
     .await
     .unwrap();
     let client = rita
-        .post("/api/staff/throttles/release", json!({"target": {"client": "127.0.0.1"}}))
+        .post(
+            "/api/staff/throttles/release",
+            json!({"target": {"client": "127.0.0.1"}}),
+        )
         .await;
     assert_eq!(client.status, StatusCode::OK);
-    let staff_lock: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM throttles WHERE scope = 'staff_client'")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
+    let staff_lock: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM throttles WHERE scope = 'staff_client'")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
     assert_eq!(staff_lock, 1, "staff sign-in lock-outs stay");
     let bad = rita
-        .post("/api/staff/throttles/release", json!({"target": {"client": "not-an-ip"}}))
+        .post(
+            "/api/staff/throttles/release",
+            json!({"target": {"client": "not-an-ip"}}),
+        )
         .await;
-    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "query_invalid".into()));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "query_invalid".into())
+    );
     let audited: Vec<String> = audit_of(&app, "staff.throttle_release")
         .await
         .into_iter()
         .filter_map(|(.., detail)| detail)
         .collect();
     // The client address's counts of journeys started and wrong codes, not the staff lock-out.
-    assert_eq!(audited, [format!("holder:{HOLDER}: 1 cleared"), "127.0.0.1: 2 cleared".into()]);
+    assert_eq!(
+        audited,
+        [
+            format!("holder:{HOLDER}: 1 cleared"),
+            "127.0.0.1: 2 cleared".into()
+        ]
+    );
 }
 
 #[tokio::test]
 async fn an_ra_manager_changes_the_allow_list_and_holders_feel_it_at_once() {
     let app = spawn_app().await;
     remote_holder(&app).await;
-    let max = app.signed_in_staff("max", Role::RaManager, Some("999988886666")).await;
-    let listed = max.post("/api/staff/allowlist", json!({"domain": "@OldTrust.Example"})).await;
+    let max = app
+        .signed_in_staff("max", Role::RaManager, Some("999988886666"))
+        .await;
+    let listed = max
+        .post(
+            "/api/staff/allowlist",
+            json!({"domain": "@OldTrust.Example"}),
+        )
+        .await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.json());
     let domains = listed.json()["domains"].as_array().unwrap().clone();
-    let old = domains.iter().find(|d| d["domain"] == "oldtrust.example").unwrap();
-    assert_eq!((old["added_by"].clone(), old["addresses"].clone()), (json!("staff:max"), json!(1)));
+    let old = domains
+        .iter()
+        .find(|d| d["domain"] == "oldtrust.example")
+        .unwrap();
+    assert_eq!(
+        (old["added_by"].clone(), old["addresses"].clone()),
+        (json!("staff:max"), json!(1))
+    );
     assert_eq!(app.start(OLD_ADDRESS).await.status, StatusCode::OK);
 
     let removed = max.delete("/api/staff/allowlist/oldtrust.example").await;
     assert_eq!(removed.status, StatusCode::OK);
-    assert_eq!(app.start(OLD_ADDRESS).await.code(), "email_domain_not_allowed");
-    let bad = max.post("/api/staff/allowlist", json!({"domain": "not a domain"})).await;
-    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "domain_invalid".into()));
+    assert_eq!(
+        app.start(OLD_ADDRESS).await.code(),
+        "email_domain_not_allowed"
+    );
+    let bad = max
+        .post("/api/staff/allowlist", json!({"domain": "not a domain"}))
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "domain_invalid".into())
+    );
     let gone = max.delete("/api/staff/allowlist/oldtrust.example").await;
     assert_eq!(gone.status, StatusCode::OK);
 

@@ -22,7 +22,14 @@ pub struct StaffMember {
 
 impl StaffMember {
     pub async fn get(&self, path: &str) -> Reply {
-        read(self.client.get(format!("{}{path}", self.base)).send().await.expect("send")).await
+        read(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
     }
 
     /// A request the page makes by itself (the overview's refresh).
@@ -40,12 +47,21 @@ impl StaffMember {
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
-        read(self.client.delete(format!("{}{path}", self.base)).send().await.expect("send")).await
+        read(
+            self.client
+                .delete(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
     }
 
     /// The code the authenticator app shows at `at` (milliseconds).
     pub fn code_at(&self, at: i64) -> String {
-        self.totp.generate(u64::try_from(at / 1000).unwrap()).to_string()
+        self.totp
+            .generate(u64::try_from(at / 1000).unwrap())
+            .to_string()
     }
 
     /// The first sign-in step.
@@ -64,8 +80,11 @@ impl StaffMember {
     }
 
     pub async fn new_password(&self, password: &str) -> Reply {
-        self.post("/api/staff/sign-in/new-password", json!({"password": password}))
-            .await
+        self.post(
+            "/api/staff/sign-in/new-password",
+            json!({"password": password}),
+        )
+        .await
     }
 }
 
@@ -98,12 +117,27 @@ impl TestApp {
     }
 
     /// A staff member through first sign-in (one-time password, code, new password).
-    pub async fn signed_in_staff(&self, username: &str, role: Role, holder: Option<&str>) -> StaffMember {
+    pub async fn signed_in_staff(
+        &self,
+        username: &str,
+        role: Role,
+        holder: Option<&str>,
+    ) -> StaffMember {
         let member = self.add_staff(username, role, holder).await;
         let begun = member.sign_in_with(&member.one_time_password).await;
-        assert_eq!(begun.json(), json!({"next": "second_factor"}), "{}", begun.json());
+        assert_eq!(
+            begun.json(),
+            json!({"next": "second_factor"}),
+            "{}",
+            begun.json()
+        );
         let coded = member.code(self.clock.now()).await;
-        assert_eq!(coded.json(), json!({"next": "new_password"}), "{}", coded.json());
+        assert_eq!(
+            coded.json(),
+            json!({"next": "new_password"}),
+            "{}",
+            coded.json()
+        );
         let done = member.new_password(STAFF_PASSWORD).await;
         assert_eq!(done.json()["next"], "signed_in", "{}", done.json());
         member

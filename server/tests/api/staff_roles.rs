@@ -30,10 +30,30 @@ fn no_body(_: Role) -> Option<Value> {
 
 fn endpoints() -> Vec<Endpoint> {
     vec![
-        Endpoint { method: "GET", path: |_| "/api/staff/me".into(), body: no_body, allowed: EVERYONE },
-        Endpoint { method: "GET", path: |_| "/api/staff/overview".into(), body: no_body, allowed: EVERYONE },
-        Endpoint { method: "GET", path: |_| format!("/api/staff/holders?q={HOLDER}"), body: no_body, allowed: EVERYONE },
-        Endpoint { method: "GET", path: |_| format!("/api/staff/holders/{HOLDER}"), body: no_body, allowed: EVERYONE },
+        Endpoint {
+            method: "GET",
+            path: |_| "/api/staff/me".into(),
+            body: no_body,
+            allowed: EVERYONE,
+        },
+        Endpoint {
+            method: "GET",
+            path: |_| "/api/staff/overview".into(),
+            body: no_body,
+            allowed: EVERYONE,
+        },
+        Endpoint {
+            method: "GET",
+            path: |_| format!("/api/staff/holders?q={HOLDER}"),
+            body: no_body,
+            allowed: EVERYONE,
+        },
+        Endpoint {
+            method: "GET",
+            path: |_| format!("/api/staff/holders/{HOLDER}"),
+            body: no_body,
+            allowed: EVERYONE,
+        },
         Endpoint {
             method: "POST",
             path: |_| format!("/api/staff/holders/{HOLDER}/emails"),
@@ -42,7 +62,9 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "DELETE",
-            path: |role| format!("/api/staff/holders/{HOLDER}/emails/added.by.{role}@trust.example"),
+            path: |role| {
+                format!("/api/staff/holders/{HOLDER}/emails/added.by.{role}@trust.example")
+            },
             body: no_body,
             allowed: RA_STAFF,
         },
@@ -52,7 +74,12 @@ fn endpoints() -> Vec<Endpoint> {
             body: |_| Some(json!({"target": {"holder": HOLDER}})),
             allowed: RA_STAFF,
         },
-        Endpoint { method: "GET", path: |_| "/api/staff/allowlist".into(), body: no_body, allowed: EVERYONE },
+        Endpoint {
+            method: "GET",
+            path: |_| "/api/staff/allowlist".into(),
+            body: no_body,
+            allowed: EVERYONE,
+        },
         Endpoint {
             method: "POST",
             path: |_| "/api/staff/allowlist".into(),
@@ -71,7 +98,12 @@ fn endpoints() -> Vec<Endpoint> {
             body: no_body,
             allowed: MANAGERS,
         },
-        Endpoint { method: "GET", path: |_| "/api/staff/audit".into(), body: no_body, allowed: EVERYONE },
+        Endpoint {
+            method: "GET",
+            path: |_| "/api/staff/audit".into(),
+            body: no_body,
+            allowed: EVERYONE,
+        },
     ]
 }
 
@@ -88,9 +120,19 @@ async fn call(member: &StaffMember, endpoint: &Endpoint, role: Role) -> Reply {
 async fn every_staff_endpoint_checks_the_role_on_the_server() {
     let app = spawn_app().await;
     let staff = [
-        (Role::Support, app.signed_in_staff("sam", Role::Support, None).await),
-        (Role::Ra, app.signed_in_staff("rita", Role::Ra, Some(RA_HOLDER)).await),
-        (Role::RaManager, app.signed_in_staff("max", Role::RaManager, Some(MANAGER_HOLDER)).await),
+        (
+            Role::Support,
+            app.signed_in_staff("sam", Role::Support, None).await,
+        ),
+        (
+            Role::Ra,
+            app.signed_in_staff("rita", Role::Ra, Some(RA_HOLDER)).await,
+        ),
+        (
+            Role::RaManager,
+            app.signed_in_staff("max", Role::RaManager, Some(MANAGER_HOLDER))
+                .await,
+        ),
     ];
     let nobody = app.add_staff("nobody", Role::Support, None).await;
     let mut refused = 0;
@@ -123,13 +165,18 @@ async fn every_staff_endpoint_checks_the_role_on_the_server() {
         }
     }
     // Each refusal is on the record, with who tried.
-    let forbidden: Vec<String> =
-        sqlx::query_scalar("SELECT actor FROM audit_events WHERE outcome = 'forbidden' ORDER BY id")
-            .fetch_all(app.db())
-            .await
-            .unwrap();
+    let forbidden: Vec<String> = sqlx::query_scalar(
+        "SELECT actor FROM audit_events WHERE outcome = 'forbidden' ORDER BY id",
+    )
+    .fetch_all(app.db())
+    .await
+    .unwrap();
     assert_eq!(forbidden.len(), refused);
-    assert!(forbidden.iter().all(|actor| actor == "staff:sam" || actor == "staff:rita"));
+    assert!(
+        forbidden
+            .iter()
+            .all(|actor| actor == "staff:sam" || actor == "staff:rita")
+    );
 }
 
 #[tokio::test]
@@ -137,7 +184,9 @@ async fn nobody_acts_on_their_own_profile() {
     let app = spawn_app().await;
     // Rita's own smartcard profile is the test holder's.
     let rita = app.signed_in_staff("rita", Role::Ra, Some(HOLDER)).await;
-    let max = app.signed_in_staff("max", Role::RaManager, Some(HOLDER)).await;
+    let max = app
+        .signed_in_staff("max", Role::RaManager, Some(HOLDER))
+        .await;
     for member in [&rita, &max] {
         let own = member.get(&format!("/api/staff/holders/{HOLDER}")).await;
         assert_eq!(own.status, StatusCode::OK);
@@ -153,7 +202,10 @@ async fn nobody_acts_on_their_own_profile() {
                 .delete(&format!("/api/staff/holders/{HOLDER}/emails/{EMAIL}"))
                 .await,
             member
-                .post("/api/staff/throttles/release", json!({"target": {"holder": HOLDER}}))
+                .post(
+                    "/api/staff/throttles/release",
+                    json!({"target": {"holder": HOLDER}}),
+                )
                 .await,
         ];
         for refused in refusals {
@@ -161,7 +213,12 @@ async fn nobody_acts_on_their_own_profile() {
                 (refused.status, refused.code()),
                 (StatusCode::FORBIDDEN, "own_profile".into())
             );
-            assert!(refused.json()["message"].as_str().unwrap().contains("Ask a colleague"));
+            assert!(
+                refused.json()["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Ask a colleague")
+            );
         }
     }
     // The profile is unchanged, and each attempt is audited against it.

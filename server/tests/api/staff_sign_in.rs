@@ -25,26 +25,52 @@ async fn first_sign_in_takes_the_one_time_password_a_code_and_a_new_password() {
     let rita = app.add_staff("rita", Role::Ra, Some("999988887777")).await;
 
     let begun = rita.sign_in_with(&rita.one_time_password).await;
-    assert_eq!((begun.status, begun.json()), (StatusCode::OK, json!({"next": "second_factor"})));
+    assert_eq!(
+        (begun.status, begun.json()),
+        (StatusCode::OK, json!({"next": "second_factor"}))
+    );
     let cookie = begun.header("set-cookie");
-    for attribute in ["unlock_staff=", "HttpOnly", "SameSite=Strict", "Path=/api/staff", "Max-Age=28800"] {
+    for attribute in [
+        "unlock_staff=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api/staff",
+        "Max-Age=28800",
+    ] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
-    assert!(!cookie.contains("Secure"), "plain http on loopback: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: {cookie}"
+    );
     // Half signed in is not signed in.
     assert_eq!(rita.get("/api/staff/me").await.code(), "not_signed_in");
-    assert_eq!(rita.get("/api/staff/overview").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        rita.get("/api/staff/overview").await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     let coded = rita.code(app.clock.now()).await;
     assert_eq!(coded.json(), json!({"next": "new_password"}));
     assert_eq!(rita.get("/api/staff/me").await.code(), "not_signed_in");
 
     let short = rita.new_password("too short").await;
-    assert_eq!((short.status, short.code()), (StatusCode::UNPROCESSABLE_ENTITY, "password_rejected".into()));
-    assert_eq!(short.json()["message"], "Your password must be 12 characters or more.");
+    assert_eq!(
+        (short.status, short.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "password_rejected".into())
+    );
+    assert_eq!(
+        short.json()["message"],
+        "Your password must be 12 characters or more."
+    );
     let same = rita.new_password(&rita.one_time_password).await;
     assert_eq!(same.code(), "password_rejected");
-    assert!(same.json()["message"].as_str().unwrap().contains("one-time password"));
+    assert!(
+        same.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("one-time password")
+    );
 
     let done = rita.new_password(STAFF_PASSWORD).await;
     assert_eq!(done.status, StatusCode::OK);
@@ -58,9 +84,15 @@ async fn first_sign_in_takes_the_one_time_password_a_code_and_a_new_password() {
 
     // The one-time password no longer works; the new one does, with a later code.
     rita.post("/api/staff/sign-out", json!({})).await;
-    assert_eq!(rita.sign_in_with(&rita.one_time_password).await.code(), "sign_in_failed");
+    assert_eq!(
+        rita.sign_in_with(&rita.one_time_password).await.code(),
+        "sign_in_failed"
+    );
     app.clock.advance(Duration::from_secs(30));
-    assert_eq!(rita.sign_in_with(STAFF_PASSWORD).await.json(), json!({"next": "second_factor"}));
+    assert_eq!(
+        rita.sign_in_with(STAFF_PASSWORD).await.json(),
+        json!({"next": "second_factor"})
+    );
     assert_eq!(rita.code(app.clock.now()).await.json()["next"], "signed_in");
 
     let steps: Vec<String> = audit_outcomes(&app, "staff.sign_in")
@@ -159,24 +191,44 @@ async fn each_authenticator_code_is_taken_once_and_only_near_its_time() {
     sam.post("/api/staff/sign-out", json!({})).await;
 
     // The code just used for first sign-in is spent.
-    assert_eq!(sam.sign_in_with(STAFF_PASSWORD).await.json(), json!({"next": "second_factor"}));
+    assert_eq!(
+        sam.sign_in_with(STAFF_PASSWORD).await.json(),
+        json!({"next": "second_factor"})
+    );
     let reused = sam.code(app.clock.now()).await;
     assert_eq!(
         (reused.status, reused.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "authenticator_code_wrong".into())
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "authenticator_code_wrong".into()
+        )
     );
     // Two steps away is too far either way; one step either side is allowed.
     let now = app.clock.now();
-    assert_eq!(sam.code(now + 60_000).await.code(), "authenticator_code_wrong");
-    assert_eq!(sam.code(now - 60_000).await.code(), "authenticator_code_wrong");
-    assert_eq!(sam.post("/api/staff/sign-in/code", json!({"code": "12345"})).await.code(), "code_invalid");
+    assert_eq!(
+        sam.code(now + 60_000).await.code(),
+        "authenticator_code_wrong"
+    );
+    assert_eq!(
+        sam.code(now - 60_000).await.code(),
+        "authenticator_code_wrong"
+    );
+    assert_eq!(
+        sam.post("/api/staff/sign-in/code", json!({"code": "12345"}))
+            .await
+            .code(),
+        "code_invalid"
+    );
     assert_eq!(sam.code(now + 30_000).await.json()["next"], "signed_in");
 
     // That code was the next step's: it can't be used again within its time either.
     sam.post("/api/staff/sign-out", json!({})).await;
     app.clock.advance(Duration::from_secs(30));
     sam.sign_in_with(STAFF_PASSWORD).await;
-    assert_eq!(sam.code(app.clock.now()).await.code(), "authenticator_code_wrong");
+    assert_eq!(
+        sam.code(app.clock.now()).await.code(),
+        "authenticator_code_wrong"
+    );
     app.clock.advance(Duration::from_secs(30));
     assert_eq!(sam.code(app.clock.now()).await.json()["next"], "signed_in");
 
@@ -187,14 +239,28 @@ async fn each_authenticator_code_is_taken_once_and_only_near_its_time() {
         .collect();
     assert_eq!(
         outcomes,
-        ["code_ok", "code_reused", "code_wrong", "code_wrong", "code_ok", "code_reused", "code_ok"]
+        [
+            "code_ok",
+            "code_reused",
+            "code_wrong",
+            "code_wrong",
+            "code_ok",
+            "code_reused",
+            "code_ok"
+        ]
     );
     // A code step needs a password step first, and a fresh one.
     let stranger = app.add_staff("stranger", Role::Support, None).await;
-    assert_eq!(stranger.code(app.clock.now()).await.code(), "sign_in_expired");
+    assert_eq!(
+        stranger.code(app.clock.now()).await.code(),
+        "sign_in_expired"
+    );
     stranger.sign_in_with(&stranger.one_time_password).await;
     app.clock.advance(Duration::from_secs(6 * 60));
-    assert_eq!(stranger.code(app.clock.now()).await.code(), "sign_in_expired");
+    assert_eq!(
+        stranger.code(app.clock.now()).await.code(),
+        "sign_in_expired"
+    );
 }
 
 #[tokio::test]
@@ -208,12 +274,25 @@ async fn wrong_attempts_lock_out_the_username_and_the_client_address() {
     sam.post("/api/staff/sign-out", json!({})).await;
     // 3 wrong attempts are free; the 4th locks the username out.
     for _ in 0..4 {
-        assert_eq!(sam.sign_in_with("a wrong password here").await.code(), "sign_in_failed");
+        assert_eq!(
+            sam.sign_in_with("a wrong password here").await.code(),
+            "sign_in_failed"
+        );
     }
     let locked = sam.sign_in_with(STAFF_PASSWORD).await;
-    assert_eq!((locked.status, locked.code()), (StatusCode::TOO_MANY_REQUESTS, "throttled".into()));
+    assert_eq!(
+        (locked.status, locked.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "throttled".into())
+    );
     assert_eq!(locked.header("retry-after"), "900");
-    assert!(locked.json()["message"].as_str().unwrap().contains("Wait 15 minutes"), "{}", locked.json());
+    assert!(
+        locked.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Wait 15 minutes"),
+        "{}",
+        locked.json()
+    );
 
     // A name that is no account's is locked out the same way: lock-outs tell nothing either.
     let ghost = app.add_staff("ghost", Role::Support, None).await;
@@ -222,7 +301,10 @@ async fn wrong_attempts_lock_out_the_username_and_the_client_address() {
         .await
         .unwrap();
     for _ in 0..4 {
-        assert_eq!(ghost.sign_in_with("a wrong password here").await.code(), "sign_in_failed");
+        assert_eq!(
+            ghost.sign_in_with("a wrong password here").await.code(),
+            "sign_in_failed"
+        );
     }
     let ghost_locked = ghost.sign_in_with("a wrong password here").await;
     assert_eq!(ghost_locked.status, StatusCode::TOO_MANY_REQUESTS);
@@ -230,16 +312,27 @@ async fn wrong_attempts_lock_out_the_username_and_the_client_address() {
 
     // Once the lock-out is over the right password works again.
     app.clock.advance(Duration::from_secs(15 * 60));
-    assert_eq!(sam.sign_in_with(STAFF_PASSWORD).await.json(), json!({"next": "second_factor"}));
+    assert_eq!(
+        sam.sign_in_with(STAFF_PASSWORD).await.json(),
+        json!({"next": "second_factor"})
+    );
     // The client address has sent 8 wrong attempts: one more locks it out for every name.
-    assert_eq!(ghost.sign_in_with("a wrong password here").await.code(), "sign_in_failed");
+    assert_eq!(
+        ghost.sign_in_with("a wrong password here").await.code(),
+        "sign_in_failed"
+    );
     assert_eq!(sam.sign_in_with(STAFF_PASSWORD).await.code(), "throttled");
 
     // The operator's release (as `throttle release --client`) lets them in again.
     let mut conn = app.db().acquire().await.unwrap();
-    unlock_server::throttle::release(&mut conn, "127.0.0.1").await.unwrap();
+    unlock_server::throttle::release(&mut conn, "127.0.0.1")
+        .await
+        .unwrap();
     drop(conn);
-    assert_eq!(sam.sign_in_with(STAFF_PASSWORD).await.json(), json!({"next": "second_factor"}));
+    assert_eq!(
+        sam.sign_in_with(STAFF_PASSWORD).await.json(),
+        json!({"next": "second_factor"})
+    );
     let locked_out: Vec<String> = audit_outcomes(&app, "staff.sign_in")
         .await
         .into_iter()
@@ -258,10 +351,16 @@ async fn sessions_end_when_idle_when_old_and_at_sign_out() {
     app.clock.advance(Duration::from_secs(14 * 60));
     assert_eq!(sam.get("/api/staff/me").await.status, StatusCode::OK);
     app.clock.advance(Duration::from_secs(10 * 60));
-    assert_eq!(sam.get_in_background("/api/staff/overview").await.status, StatusCode::OK);
+    assert_eq!(
+        sam.get_in_background("/api/staff/overview").await.status,
+        StatusCode::OK
+    );
     app.clock.advance(Duration::from_secs(6 * 60));
     let idle = sam.get_in_background("/api/staff/overview").await;
-    assert_eq!((idle.status, idle.code()), (StatusCode::UNAUTHORIZED, "session_expired".into()));
+    assert_eq!(
+        (idle.status, idle.code()),
+        (StatusCode::UNAUTHORIZED, "session_expired".into())
+    );
     assert_eq!(sam.get("/api/staff/me").await.code(), "session_expired");
 
     // However busy, a session ends 8 hours after signing in.
@@ -299,19 +398,37 @@ async fn a_reset_or_disabled_account_is_signed_out_everywhere() {
     let sam = app.signed_in_staff("sam", Role::Support, None).await;
     let state = &app.server().state;
     let name = unlock_protocol::staff::StaffUsername::parse("sam").unwrap();
-    let enrolment =
-        unlock_server::staff::accounts::reset(&state.db, &app.config, &state.passwords, &name, app.clock.now())
-            .await
-            .unwrap();
+    let enrolment = unlock_server::staff::accounts::reset(
+        &state.db,
+        &app.config,
+        &state.passwords,
+        &name,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(sam.get("/api/staff/me").await.code(), "session_expired");
     // The old password and authenticator are gone; the new ones start first sign-in again.
-    assert_eq!(sam.sign_in_with(STAFF_PASSWORD).await.code(), "sign_in_failed");
-    assert_eq!(sam.sign_in_with(&enrolment.one_time_password).await.json()["next"], "second_factor");
+    assert_eq!(
+        sam.sign_in_with(STAFF_PASSWORD).await.code(),
+        "sign_in_failed"
+    );
+    assert_eq!(
+        sam.sign_in_with(&enrolment.one_time_password).await.json()["next"],
+        "second_factor"
+    );
     let totp = totp_rs::Totp::from_url(&enrolment.otpauth_uri).unwrap();
-    let code = totp.generate(u64::try_from(app.clock.now() / 1000).unwrap()).to_string();
-    let coded = sam.post("/api/staff/sign-in/code", json!({"code": code})).await;
+    let code = totp
+        .generate(u64::try_from(app.clock.now() / 1000).unwrap())
+        .to_string();
+    let coded = sam
+        .post("/api/staff/sign-in/code", json!({"code": code}))
+        .await;
     assert_eq!(coded.json(), json!({"next": "new_password"}));
-    assert_eq!(sam.new_password("another long passphrase").await.json()["next"], "signed_in");
+    assert_eq!(
+        sam.new_password("another long passphrase").await.json()["next"],
+        "signed_in"
+    );
 
     unlock_server::staff::accounts::disable(&state.db, &name, app.clock.now())
         .await
