@@ -89,18 +89,25 @@ async fn send<T>(
         .send()
         .await
         .map_err(|_| ApiFailure::unreachable())?;
-    let body = json_of(&response).await;
     if response.ok() {
-        body.as_ref()
+        json_of(&response)
+            .await
+            .as_ref()
             .and_then(read)
             .ok_or_else(|| ApiFailure::unexpected(response.status()))
     } else {
-        Err(body
-            .as_ref()
-            .and_then(error_body)
-            .map(ApiFailure::from_body)
-            .unwrap_or_else(|| ApiFailure::unexpected(response.status())))
+        Err(failure_of(&response).await)
     }
+}
+
+/// What a refused request says: the API's error body, or a plain sentence if it has none.
+pub async fn failure_of(response: &Response) -> ApiFailure {
+    json_of(response)
+        .await
+        .as_ref()
+        .and_then(error_body)
+        .map(ApiFailure::from_body)
+        .unwrap_or_else(|| ApiFailure::unexpected(response.status()))
 }
 
 /// The response's body as JSON, if it is JSON.
@@ -177,7 +184,7 @@ impl ApiFailure {
     }
 
     /// An answer that is not the API's JSON.
-    fn unexpected(status: u16) -> Self {
+    pub fn unexpected(status: u16) -> Self {
         let message = if status >= 500 || status == 0 {
             ErrorCode::Unavailable.default_message()
         } else {

@@ -1,17 +1,5 @@
-//! The holder's page: a Leptos single-page app, compiled to WASM by Trunk, that walks a
-//! smartcard holder through unlocking their card. It talks to the server over `fetch`
-//! (`api`) and to the card reader through the browser extension (`bridge`).
-
-mod api;
-mod app;
-mod bridge;
-mod components;
-mod countdown;
-mod pages;
-mod route;
-mod session;
-mod wire;
+//! The holder's app (see the library for what it does).
 
 fn main() {
-    leptos::mount::mount_to_body(app::App);
+    unlock_frontend::mount_holder();
 }

@@ -21,21 +21,45 @@ pub fn ensure_tools() -> anyhow::Result<()> {
     ensure_npm_packages()
 }
 
-/// Builds the app into `frontend/dist` (release, optimised), where the server serves it from,
-/// with a brotli and a gzip copy of every asset for browsers that take them.
+/// Builds both apps (release, optimised) where the server serves them from: the holder's
+/// into `frontend/dist`, the staff app into `frontend/dist/status` (served at `/status`),
+/// each with a brotli and a gzip copy of every asset for browsers that take them. The
+/// holder's goes first: Trunk empties its `dist` folder.
 pub fn build() -> anyhow::Result<()> {
-    let mut trunk = Command::new("trunk");
-    trunk
+    let path = path_with_node_bin()?;
+    let mut holder = Command::new("trunk");
+    holder
         .current_dir(cmd::root())
         .args(["build", "--release", "--offline"])
-        .env("PATH", path_with_node_bin()?);
-    cmd::run(&mut trunk)?;
-    compress_assets(&dist_dir())
+        .env("PATH", &path);
+    cmd::run(&mut holder)?;
+    let mut staff = Command::new("trunk");
+    staff
+        .current_dir(cmd::root())
+        .args([
+            "build",
+            "frontend/staff.html",
+            "--release",
+            "--offline",
+            "--public-url",
+            "/status/",
+        ])
+        .arg("--dist")
+        .arg(staff_dist_dir())
+        .env("PATH", &path);
+    cmd::run(&mut staff)?;
+    compress_assets(&dist_dir())?;
+    compress_assets(&staff_dist_dir())
 }
 
-/// Where Trunk puts the built app.
+/// Where Trunk puts the holder's app.
 pub fn dist_dir() -> PathBuf {
     cmd::root().join("frontend/dist")
+}
+
+/// Where Trunk puts the staff app, inside the holder's so one `static_dir` serves both.
+pub fn staff_dist_dir() -> PathBuf {
+    dist_dir().join("status")
 }
 
 /// The app's assets: what a browser downloads besides `index.html`.

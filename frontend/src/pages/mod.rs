@@ -59,19 +59,20 @@ impl PageScope {
 
     /// Moves on to the next page; Back comes back here.
     pub fn go(self, page: Page) {
-        self.navigate(page, false);
+        self.navigate(&page.path(), false);
     }
 
     /// Moves to `page` in place of this one, for redirects and steps that cannot be redone.
     pub fn replace(self, page: Page) {
-        self.navigate(page, true);
+        self.navigate(&page.path(), true);
     }
 
-    fn navigate(self, page: Page, replace: bool) {
+    /// Moves to the app's `path`; with `replace`, in place of this page.
+    pub fn navigate(self, path: &str, replace: bool) {
         if let Some(owner) = self.0.try_get_value() {
             owner.with(|| {
                 use_navigate()(
-                    &page.path(),
+                    path,
                     NavigateOptions {
                         replace,
                         ..Default::default()

@@ -1,5 +1,6 @@
-//! The built single-page app: its files from `static_dir`, `index.html` for the app's own
-//! routes (`/email`, `/code`, ...), and the caching and script policy each needs.
+//! The built single-page apps: their files from `static_dir`, the holder's `index.html` for
+//! its routes (`/email`, `/code`, ...), the staff app's `status/index.html` for everything
+//! under `/status`, and the caching and script policy each needs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -114,20 +115,66 @@ pub enum Spa {
     Missing,
 }
 
-/// A built app: its folder, and `index.html` read once with the policy matching its scripts.
+/// Where the staff app lives, below the holder's.
+const STAFF_PREFIX: &str = "/status";
+
+/// A built app: its folder, and each app's `index.html` read once with the policy matching
+/// its scripts.
 #[derive(Debug)]
 pub struct BuiltApp {
     files: ServeDir,
-    index: Bytes,
-    index_csp: HeaderValue,
+    holder: Page,
+    /// `None` if the staff app was not built.
+    staff: Option<Page>,
+}
+
+/// An app's `index.html` and the Content-Security-Policy that allows its inline scripts.
+#[derive(Debug)]
+struct Page {
+    html: Bytes,
+    csp: HeaderValue,
+}
+
+impl Page {
+    fn load(path: &Path) -> std::io::Result<Self> {
+        let html = std::fs::read(path)?;
+        let hashes = inline_script_hashes(&String::from_utf8_lossy(&html));
+        // Base64 and the fixed directives are plain ASCII, so this cannot fail.
+        let csp = HeaderValue::from_str(&content_security_policy(&hashes))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+        Ok(Self {
+            html: Bytes::from(html),
+            csp,
+        })
+    }
+
+    fn respond(&self) -> Response {
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE)),
+                (header::CONTENT_SECURITY_POLICY, self.csp.clone()),
+            ],
+            self.html.clone(),
+        )
+            .into_response()
+    }
+}
+
+/// Whether `path` is the staff app's.
+fn is_staff_path(path: &str) -> bool {
+    path == STAFF_PREFIX || path.starts_with(&format!("{STAFF_PREFIX}/"))
 }
 
 impl Spa {
-    /// Reads `dir/index.html` at start-up; without it only the API is served.
+    /// Reads the apps' `index.html` at start-up; without the holder's only the API is served.
     pub fn load(dir: &Path) -> Self {
         let index_path: PathBuf = dir.join("index.html");
-        let index = match std::fs::read(&index_path) {
-            Ok(index) => index,
+        let holder = match Page::load(&index_path) {
+            Ok(page) => page,
             Err(error) => {
                 tracing::warn!(
                     folder = %dir.display(),
@@ -137,20 +184,23 @@ impl Spa {
                 return Self::Missing;
             }
         };
-        let hashes = inline_script_hashes(&String::from_utf8_lossy(&index));
-        let Ok(index_csp) = HeaderValue::from_str(&content_security_policy(&hashes)) else {
-            // Base64 and the fixed directives are plain ASCII, so this cannot happen.
-            return Self::Missing;
+        let staff_path = dir.join("status/index.html");
+        let staff = match Page::load(&staff_path) {
+            Ok(page) => Some(page),
+            Err(error) => {
+                tracing::warn!(file = %staff_path.display(), %error, "the staff app is not built");
+                None
+            }
         };
-        tracing::info!(folder = %dir.display(), inline_scripts = hashes.len(), "serving the app");
+        tracing::info!(folder = %dir.display(), staff = staff.is_some(), "serving the app");
         Self::Built(Arc::new(BuiltApp {
             // `cargo xtask` writes .br and .gz beside each asset; they go to browsers that take them.
             files: ServeDir::new(dir)
                 .append_index_html_on_directories(false)
                 .precompressed_br()
                 .precompressed_gzip(),
-            index: Bytes::from(index),
-            index_csp,
+            holder,
+            staff,
         }))
     }
 
@@ -171,37 +221,35 @@ impl Spa {
                 return Failure::client(StatusCode::NOT_FOUND, ErrorCode::NotFound).into_response();
             }
         };
-        if path == "/" || path == "/index.html" {
-            return app.index();
+        // The page for the app a route belongs to, when the path is not a file.
+        let staff = is_staff_path(path);
+        let page = move || match (staff, &app.staff) {
+            (false, _) => app.holder.respond(),
+            (true, Some(staff)) => staff.respond(),
+            (true, None) => not_built(),
+        };
+        if [
+            "/",
+            "/index.html",
+            STAFF_PREFIX,
+            "/status/",
+            "/status/index.html",
+        ]
+        .contains(&path)
+        {
+            return page();
         }
         let hashed = is_hashed_asset(path);
         let Ok(mut response) = app.files.clone().oneshot(request).await;
         if response.status() == StatusCode::NOT_FOUND {
             // Not a file: one of the app's own routes.
-            return app.index();
+            return page();
         }
         let cache = if hashed { IMMUTABLE } else { REVALIDATE };
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
         response.map(Body::new)
-    }
-}
-
-impl BuiltApp {
-    fn index(&self) -> Response {
-        (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE)),
-                (header::CONTENT_SECURITY_POLICY, self.index_csp.clone()),
-            ],
-            self.index.clone(),
-        )
-            .into_response()
     }
 }
 

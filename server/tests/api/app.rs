@@ -171,3 +171,49 @@ async fn assets_compressed_at_build_time_go_to_browsers_that_accept_them() {
         assert_eq!(&reply.bytes().await.unwrap()[..], body, "{accepts}");
     }
 }
+
+#[tokio::test]
+async fn the_staff_app_is_served_under_status_with_its_own_script_allowed() {
+    let app = app_with_built_page().await;
+    let dist = app.config.static_dir.clone();
+    let staff_script =
+        "\nimport init from '/status/unlock-staff-0a1b2c3d4e5f6071.js';\nawait init();\n";
+    let staff_index = format!(
+        "<!DOCTYPE html><html><head><script type=\"module\">{staff_script}</script></head></html>"
+    );
+    std::fs::create_dir_all(dist.join("status")).unwrap();
+    std::fs::write(dist.join("status/index.html"), &staff_index).unwrap();
+    std::fs::write(
+        dist.join("status/unlock-staff-0a1b2c3d4e5f6071.js"),
+        "export default 2;",
+    )
+    .unwrap();
+    // The pages are read at start-up.
+    let mut app = app;
+    app.restart().await;
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(staff_script));
+    for path in [
+        "/status",
+        "/status/",
+        "/status/sign-in",
+        "/status/holders/123456789012?x=1",
+    ] {
+        let page = app.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_eq!(String::from_utf8_lossy(&page.body), staff_index, "{path}");
+        let csp = page.header("content-security-policy");
+        assert!(csp.contains(&format!("'sha256-{hash}'")), "{path}: {csp}");
+        assert_eq!(page.header("cache-control"), "no-cache");
+    }
+    let script = app.get("/status/unlock-staff-0a1b2c3d4e5f6071.js").await;
+    assert_eq!(String::from_utf8_lossy(&script.body), "export default 2;");
+    assert_eq!(
+        script.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    // Paths that only look like the staff app's are the holder's.
+    assert_eq!(
+        String::from_utf8_lossy(&app.get("/statusx").await.body),
+        index_html()
+    );
+}

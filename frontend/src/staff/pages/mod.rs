@@ -1,0 +1,65 @@
+//! One module per staff page, and what they share.
+
+mod allowlist;
+mod audit;
+mod holder;
+mod holders;
+mod not_found;
+mod overview;
+mod reports;
+mod sign_in;
+
+use leptos::prelude::*;
+
+pub use allowlist::AllowListPage;
+pub use audit::AuditPage;
+pub use holder::HolderPage;
+pub use holders::HoldersPage;
+pub use not_found::NotFoundPage;
+pub use overview::OverviewPage;
+pub use reports::ReportsPage;
+pub use sign_in::{CodePage, NewPasswordPage, SignInPage};
+
+/// A green banner saying something was done; `role="alert"` announces it.
+#[component]
+pub fn Done(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        message.get().map(|message| {
+            view! {
+                <div
+                    class="nhsuk-notification-banner nhsuk-notification-banner--success"
+                    role="alert"
+                    aria-labelledby="done-title"
+                >
+                    <div class="nhsuk-notification-banner__header">
+                        <h2 class="nhsuk-notification-banner__title" id="done-title">
+                            "Success"
+                        </h2>
+                    </div>
+                    <div class="nhsuk-notification-banner__content">
+                        <p class="nhsuk-notification-banner__heading">{message}</p>
+                    </div>
+                </div>
+            }
+        })
+    }
+}
+
+/// A coloured tag with words (the colour is never the only sign).
+#[component]
+pub fn Tag(class: &'static str, #[prop(into)] text: String) -> impl IntoView {
+    view! { <strong class=class>{text}</strong> }
+}
+
+/// A table's header row.
+pub fn header_row(columns: &[&'static str]) -> impl IntoView + use<> {
+    let cells = columns
+        .iter()
+        .map(|column| view! { <th scope="col" class="nhsuk-table__header">{*column}</th> })
+        .collect_view();
+    view! {
+        <thead class="nhsuk-table__head">
+            <tr class="nhsuk-table__row">{cells}</tr>
+        </thead>
+    }
+}

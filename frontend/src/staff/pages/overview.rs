@@ -1,0 +1,204 @@
+//! `/status`: how the service is doing today and over 30 days, the RA time it saved, why
+//! journeys failed, the email outbox, and unlocks per day. It refreshes itself.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use unlock_protocol::staff::{Overview, Period};
+
+use super::header_row;
+use crate::components::{ErrorItem, ErrorSummary, Heading};
+use crate::pages::PageScope;
+use crate::staff::chart::UnlocksChart;
+use crate::staff::format::{count, date_time, hours, how_long};
+use crate::staff::{api, use_staff};
+
+/// How often the figures are fetched again while the page is open.
+const REFRESH: Duration = Duration::from_secs(15);
+
+#[component]
+pub fn OverviewPage() -> impl IntoView {
+    let scope = PageScope::new();
+    let session = use_staff();
+    let overview = RwSignal::new(None::<Overview>);
+    let problem = RwSignal::new(None::<String>);
+
+    let fetch = move |background: bool| {
+        scope.spawn(async move {
+            let url = "/api/staff/overview";
+            let result = if background {
+                api::get_in_background::<Overview>(url).await
+            } else {
+                api::get::<Overview>(url).await
+            };
+            match result {
+                Ok(figures) => {
+                    problem.set(None);
+                    overview.set(Some(figures));
+                }
+                Err(failure) => problem.set(session.problem(failure)),
+            }
+        });
+    };
+    fetch(false);
+    if let Ok(handle) = set_interval_with_handle(move || fetch(true), REFRESH) {
+        on_cleanup(move || handle.clear());
+    }
+
+    let errors = Signal::derive(move || {
+        problem
+            .get()
+            .map(ErrorItem::general)
+            .into_iter()
+            .collect::<Vec<_>>()
+    });
+    let body = move || {
+        overview.get().map(|figures| {
+            let days = figures.unlocks_per_day.clone();
+            view! {
+                <p class="nhsuk-body-s">
+                    {format!("Updated {}. The figures refresh every {} seconds. Days are UTC days.", date_time(figures.generated_at), REFRESH.as_secs())}
+                </p>
+                <HoursSaved figures=figures.clone() />
+                <Journeys figures=figures.clone() />
+                <Failures figures=figures.clone() />
+                <Outbox figures=figures />
+                <h2>"Cards unlocked per day"</h2>
+                <UnlocksChart days=Signal::derive(move || days.clone()) />
+            }
+        })
+    };
+    view! {
+        <ErrorSummary errors=errors />
+        <Heading title="Overview" />
+        <Show when=move || overview.with(Option::is_some) fallback=|| view! { <p>"Loading…"</p> }>
+            {body}
+        </Show>
+    }
+}
+
+#[component]
+fn HoursSaved(figures: Overview) -> impl IntoView {
+    let card = |when: &'static str, period: &Period| {
+        let detail = format!(
+            "{} cards unlocked × {} minutes of RA time each",
+            count(period.unlocks),
+            figures.minutes_saved_per_unlock
+        );
+        view! {
+            <div class="nhsuk-grid-column-one-half nhsuk-card-group__item">
+                <div class="nhsuk-card">
+                    <div class="nhsuk-card__content">
+                        <h2 class="nhsuk-card__heading nhsuk-heading-s">{format!("Hours saved {when}")}</h2>
+                        <p class="app-figure">{hours(period.hours_saved)}</p>
+                        <p class="nhsuk-card__description">{detail}</p>
+                    </div>
+                </div>
+            </div>
+        }
+    };
+    view! {
+        <div class="nhsuk-grid-row nhsuk-card-group">
+            {card("today", &figures.today)}
+            {card("in the last 30 days", &figures.last_30_days)}
+        </div>
+    }
+}
+
+#[component]
+fn Journeys(figures: Overview) -> impl IntoView {
+    let rows: [(&str, fn(&Period) -> u64); 5] = [
+        ("Journeys started", |p| p.journeys_started),
+        ("Security codes sent", |p| p.codes_sent),
+        ("Security codes typed in correctly", |p| p.codes_verified),
+        ("Cards unlocked", |p| p.unlocks),
+        ("Failed or refused", |p| p.failed),
+    ];
+    let rows = rows
+        .into_iter()
+        .map(|(label, pick)| {
+            view! {
+                <tr class="nhsuk-table__row">
+                    <th scope="row" class="nhsuk-table__header">{label}</th>
+                    <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(pick(&figures.today))}</td>
+                    <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(pick(&figures.last_30_days))}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="nhsuk-table">
+            <caption class="nhsuk-table__caption nhsuk-table__caption--m">"Journeys"</caption>
+            {header_row(&["Figure", "Today", "Last 30 days"])}
+            <tbody class="nhsuk-table__body">{rows}</tbody>
+        </table>
+    }
+}
+
+#[component]
+fn Failures(figures: Overview) -> impl IntoView {
+    // Every reason seen in the 30 days, with today's count beside it.
+    let rows = figures
+        .last_30_days
+        .failures
+        .iter()
+        .map(|reason| {
+            let today = figures
+                .today
+                .failures
+                .iter()
+                .find(|t| t.reason == reason.reason)
+                .map_or(0, |t| t.count);
+            view! {
+                <tr class="nhsuk-table__row">
+                    <th scope="row" class="nhsuk-table__header">{reason.label.clone()}</th>
+                    <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(today)}</td>
+                    <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(reason.count)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let table = if figures.last_30_days.failures.is_empty() {
+        view! { <p>"Nothing failed in the last 30 days."</p> }.into_any()
+    } else {
+        view! {
+            <table class="nhsuk-table">
+                <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Failures by reason"</caption>
+                {header_row(&["Reason", "Today", "Last 30 days"])}
+                <tbody class="nhsuk-table__body">{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        <h2>"Why journeys failed"</h2>
+        <p>"A journey can be refused more than once, for example a card that is not the holder's and then their own."</p>
+        {table}
+    }
+}
+
+#[component]
+fn Outbox(figures: Overview) -> impl IntoView {
+    let outbox = figures.outbox;
+    let waiting = match (outbox.queued, outbox.oldest_queued_seconds) {
+        (0, _) => "None".to_owned(),
+        (n, Some(seconds)) => format!("{} (the oldest for {})", count(n), how_long(seconds)),
+        (n, None) => count(n),
+    };
+    let row = |key: &'static str, value: String| {
+        view! {
+            <div class="nhsuk-summary-list__row">
+                <dt class="nhsuk-summary-list__key">{key}</dt>
+                <dd class="nhsuk-summary-list__value">{value}</dd>
+            </div>
+        }
+    };
+    view! {
+        <h2>"Emails"</h2>
+        <dl class="nhsuk-summary-list">
+            {row("Waiting to be sent", waiting)}
+            {row("Not sent, given up today", count(outbox.failed_today))}
+            {row("Not sent, given up in the last 30 days", count(outbox.failed_last_30_days))}
+        </dl>
+    }
+}
