@@ -22,6 +22,8 @@ use crate::webdriver::ChromeDriver;
 pub const MASTER_KEY: &str = "0b2560610fce4019a51221a129d9cf4c";
 pub const SERIAL: &str = "ac4d0ed99f033e05";
 pub const OTHER_SERIAL: &str = "5be7c4a1d2e3f409";
+/// The holder's 12-digit user id, as typed.
+pub const HOLDER_ID: &str = "1234 5678 9012";
 pub const EMAIL: &str = "jane.doe@trust.example";
 pub const SECOND_EMAIL: &str = "jane.d@trust.example";
 pub const NEW_PASSCODE: &str = "905173";
@@ -72,6 +74,17 @@ impl World {
     /// Starts everything from the built binaries in `binaries`: a holder whose profile has
     /// the card `card_in_profile`, and the virtual card (locked) with `card_args`.
     pub fn start(binaries: &Path, card_in_profile: &str, card_args: &[&str]) -> Self {
+        let holder = Holder {
+            id: HOLDER_ID,
+            name: "Jane Doe",
+            emails: &[EMAIL, SECOND_EMAIL],
+            card_serial: card_in_profile,
+        };
+        Self::start_with(binaries, &[holder], card_args)
+    }
+
+    /// As [`World::start`], with these holders on record.
+    pub fn start_with(binaries: &Path, holders: &[Holder<'_>], card_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let smtp = SmtpSink::start(dir.path());
         let server = Server::start(
@@ -81,12 +94,7 @@ impl World {
             MASTER_KEY,
             &app_dir(),
             "trust.example",
-            &[Holder {
-                id: "1234 5678 9012",
-                name: "Jane Doe",
-                emails: &[EMAIL, SECOND_EMAIL],
-                card_serial: card_in_profile,
-            }],
+            holders,
         );
         let pcscd = PrivatePcscd::start(dir.path());
         let mut args = vec!["--master-key", MASTER_KEY, "--locked"];
@@ -124,6 +132,12 @@ impl World {
         self.driver
             .browser(&self.profile, extension.as_deref())
             .await
+    }
+
+    /// A second browser beside the holder's, with a profile of its own named `name` and
+    /// no extension: a member of staff's, at their own desk.
+    pub async fn other_browser(&self, name: &str) -> Client {
+        self.driver.browser(&self.dir.path().join(name), None).await
     }
 }
 

@@ -8,5 +8,6 @@ pub mod harness;
 pub mod journey;
 pub mod mail;
 pub mod service;
+pub mod staff;
 pub mod vpcd;
 pub mod webdriver;

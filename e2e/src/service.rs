@@ -11,6 +11,7 @@ pub struct Holder<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub emails: &'a [&'a str],
+    /// Empty for a holder without a card.
     pub card_serial: &'a str,
 }
 
@@ -79,12 +80,17 @@ impl Server {
             "holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model\n",
         );
         for holder in holders {
+            // A holder without a card leaves the card columns empty.
+            let card = if holder.card_serial.is_empty() {
+                ",,,".to_owned()
+            } else {
+                format!("{},active,2099-12-31,unlock-cr/1", holder.card_serial)
+            };
             csv.push_str(&format!(
-                "{},{},Test Trust,{},{},active,2099-12-31,unlock-cr/1\n",
+                "{},{},Test Trust,{},{card}\n",
                 holder.id,
                 holder.name,
                 holder.emails.join(";"),
-                holder.card_serial
             ));
         }
         let csv_file = dir.join("holders.csv");

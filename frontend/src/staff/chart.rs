@@ -8,8 +8,10 @@ use super::format::{count, short_day};
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 240.0;
-/// Room for the scale on the left, the day names below, and a margin above.
+/// Room for the scale on the left, half a day name on the right, the day names below, and a
+/// margin above.
 const LEFT: f64 = 48.0;
+const RIGHT: f64 = 24.0;
 const BOTTOM: f64 = 28.0;
 const TOP: f64 = 12.0;
 /// Label every this many days on the axis.
@@ -40,7 +42,7 @@ pub fn scale_top(max: u64) -> u64 {
 /// The bars for `counts` against a scale topping out at [`scale_top`].
 pub fn bars(counts: &[u64]) -> (u64, Vec<Bar>) {
     let top = scale_top(counts.iter().copied().max().unwrap_or(0));
-    let plot_width = WIDTH - LEFT;
+    let plot_width = WIDTH - LEFT - RIGHT;
     let plot_height = HEIGHT - TOP - BOTTOM;
     let slot = plot_width / counts.len().max(1) as f64;
     let bars = counts
@@ -90,8 +92,8 @@ pub fn UnlocksChart(#[prop(into)] days: Signal<Vec<DayCount>>) -> impl IntoView 
             })
             .collect_view();
         view! {
-            <line class="app-chart__axis" x1=LEFT y1=baseline x2=WIDTH y2=baseline />
-            <line class="app-chart__grid" x1=LEFT y1=TOP x2=WIDTH y2=TOP />
+            <line class="app-chart__axis" x1=LEFT y1=baseline x2=WIDTH - RIGHT y2=baseline />
+            <line class="app-chart__grid" x1=LEFT y1=TOP x2=WIDTH - RIGHT y2=TOP />
             <text class="app-chart__label" x=LEFT - 8.0 y=TOP + 5.0 text-anchor="end">
                 {count(top)}
             </text>

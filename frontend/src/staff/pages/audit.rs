@@ -153,7 +153,7 @@ pub fn AuditPage() -> impl IntoView {
                 view! { <p><a href=older(before)>"Older events"</a></p> }
             });
             view! {
-                <div class="app-table-scroll">
+                <div class="app-table-scroll" tabindex="0" role="region" aria-label="Audit events, scrolls sideways">
                     <table class="nhsuk-table">
                         <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Audit events, newest first"</caption>
                         {header_row(&["When", "Who", "What", "Outcome", "User id", "Client address", "Detail"])}

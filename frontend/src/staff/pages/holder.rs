@@ -404,7 +404,7 @@ fn Deliveries(profile: HolderProfile) -> impl IntoView {
         .collect_view();
     view! {
         <h2>"Emails sent"</h2>
-        <div class="app-table-scroll">
+        <div class="app-table-scroll" tabindex="0" role="region" aria-label="Emails sent, scrolls sideways">
             <table class="nhsuk-table">
                 <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Emails sent to the holder, newest first"</caption>
                 {header_row(&["Email", "To", "Delivery", "Attempts", "Queued", "Finished", "Last problem"])}

@@ -53,9 +53,26 @@ pub fn Tag(class: &'static str, #[prop(into)] text: String) -> impl IntoView {
 
 /// A table's header row.
 pub fn header_row(columns: &[&'static str]) -> impl IntoView + use<> {
+    header(columns, false)
+}
+
+/// The header row of a table of figures: every column but the first holds numbers.
+pub fn figures_header(columns: &[&'static str]) -> impl IntoView + use<> {
+    header(columns, true)
+}
+
+fn header(columns: &[&'static str], figures: bool) -> impl IntoView + use<> {
     let cells = columns
         .iter()
-        .map(|column| view! { <th scope="col" class="nhsuk-table__header">{*column}</th> })
+        .enumerate()
+        .map(|(i, column)| {
+            let class = if figures && i > 0 {
+                "nhsuk-table__header nhsuk-table__header--numeric"
+            } else {
+                "nhsuk-table__header"
+            };
+            view! { <th scope="col" class=class>{*column}</th> }
+        })
         .collect_view();
     view! {
         <thead class="nhsuk-table__head">

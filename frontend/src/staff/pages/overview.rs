@@ -6,7 +6,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 use unlock_protocol::staff::{Overview, Period};
 
-use super::header_row;
+use super::figures_header;
 use crate::components::{ErrorItem, ErrorSummary, Heading};
 use crate::pages::PageScope;
 use crate::staff::chart::UnlocksChart;
@@ -80,8 +80,9 @@ pub fn OverviewPage() -> impl IntoView {
 #[component]
 fn HoursSaved(figures: Overview) -> impl IntoView {
     let card = |when: &'static str, period: &Period| {
+        let cards = if period.unlocks == 1 { "card" } else { "cards" };
         let detail = format!(
-            "{} cards unlocked × {} minutes of RA time each",
+            "{} {cards} unlocked × {} minutes of RA time each",
             count(period.unlocks),
             figures.minutes_saved_per_unlock
         );
@@ -129,7 +130,7 @@ fn Journeys(figures: Overview) -> impl IntoView {
     view! {
         <table class="nhsuk-table">
             <caption class="nhsuk-table__caption nhsuk-table__caption--m">"Journeys"</caption>
-            {header_row(&["Figure", "Today", "Last 30 days"])}
+            {figures_header(&["Figure", "Today", "Last 30 days"])}
             <tbody class="nhsuk-table__body">{rows}</tbody>
         </table>
     }
@@ -164,7 +165,7 @@ fn Failures(figures: Overview) -> impl IntoView {
         view! {
             <table class="nhsuk-table">
                 <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Failures by reason"</caption>
-                {header_row(&["Reason", "Today", "Last 30 days"])}
+                {figures_header(&["Reason", "Today", "Last 30 days"])}
                 <tbody class="nhsuk-table__body">{rows}</tbody>
             </table>
         }
