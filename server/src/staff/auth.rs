@@ -257,6 +257,7 @@ pub async fn sign_in(
     };
     let token = new_token()?;
     let stored_token = token_hash(&token);
+    let idle_limit = idle_limit(state);
     state
         .db
         .write(move |conn| {
@@ -271,6 +272,15 @@ pub async fn sign_in(
                         .await
                         .context("re-hash the password")?;
                 }
+                // Sessions nobody can use any more go when a new one begins.
+                sqlx::query(
+                    "DELETE FROM staff_sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
+                )
+                .bind(now)
+                .bind(idle_limit)
+                .execute(&mut *conn)
+                .await
+                .context("forget ended staff sessions")?;
                 sqlx::query(
                     "INSERT INTO staff_sessions (token_hash, username, stage, client_addr, created_at, last_seen_at, expires_at)
                      VALUES (?1, ?2, 'second_factor', ?3, ?4, ?4, ?5)",
@@ -572,8 +582,7 @@ pub async fn authenticate(
             ErrorCode::NotSignedIn,
         ));
     }
-    let idle_limit =
-        i64::try_from(state.config.staff.idle_timeout_minutes * 60_000).unwrap_or(i64::MAX);
+    let idle_limit = idle_limit(state);
     let ending = if session.account.disabled_at.is_some() {
         Some("disabled")
     } else if now >= session.expires_at {
@@ -646,6 +655,11 @@ pub async fn require(
         })
         .await?;
     Err(Failure::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden))
+}
+
+/// How long a session may go without a request.
+fn idle_limit(state: &AppState) -> Millis {
+    i64::try_from(state.config.staff.idle_timeout_minutes * 60_000).unwrap_or(i64::MAX)
 }
 
 fn session_end(state: &AppState, now: Millis) -> Millis {

@@ -17,7 +17,7 @@ const VECTOR_CARD_KEY: &str = "f4764e763f3777ea6043a50dff0cfb65";
 const VECTOR_CRYPTOGRAM: &str = "d206290d1935d00cc7a1d6d9754a930f";
 const VECTOR_RECEIPT: &str = "05c81625313a68973efa8058c4eace12";
 
-fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
+pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BINARY)
         .args(args)
         .current_dir(dir)
@@ -32,7 +32,7 @@ fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("run unlock-server")
 }
 
-fn stdout(output: &std::process::Output) -> String {
+pub fn stdout(output: &std::process::Output) -> String {
     assert!(
         output.status.success(),
         "failed: {}",
@@ -182,43 +182,13 @@ async fn no_code_or_secret_appears_in_the_logs() {
     stdout(&cli(dir.path(), &["import", csv.to_str().unwrap()]));
 
     let log_path = dir.path().join("server.log");
-    let server = Command::new(BINARY)
-        .args(["serve"])
-        .current_dir(dir.path())
-        .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "UNLOCK_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("cli.db").display()),
-        )
-        .env("UNLOCK_DATA_DIR", dir.path())
-        .env("UNLOCK_SECRET_KEY", SECRET_KEY)
-        .env("UNLOCK_CARD_MASTER_KEY", MASTER_KEY)
-        .env("UNLOCK_MAIL__SMTP_URL", smtp.url())
-        .env("UNLOCK_LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut server = KillOnDrop(server);
+    let mut server = serve_with_debug_logs(dir.path(), port, &smtp.url(), &log_path);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .build()
         .unwrap();
-    let mut ready = false;
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == StatusCode::OK)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ready = wait_until_ready(&client, &base).await;
 
     let started = client
         .post(format!("{base}/api/journeys"))
@@ -299,15 +269,7 @@ async fn no_code_or_secret_appears_in_the_logs() {
     );
     assert!(logs.contains("shutting down"));
     // Timestamps carry 6-digit fractions of a second: look everywhere but there.
-    let without_timestamps: String = logs
-        .lines()
-        .map(|line| {
-            let mut event: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            event.as_object_mut().map(|o| o.remove("timestamp"));
-            event.to_string()
-        })
-        .collect();
+    let without_timestamps = without_timestamps(&logs);
     assert_eq!(stages[0]["stage"], "card_accepted", "{stages:?}");
     assert_eq!(stages[1]["cryptogram"], VECTOR_CRYPTOGRAM, "{stages:?}");
     assert_eq!(stages[2]["stage"], "unlocked", "{stages:?}");
@@ -526,8 +488,61 @@ async fn demo_journey(
     .await
 }
 
+/// The real binary serving on `port` with the database and settings [`cli`] uses, mail
+/// through `smtp_url`, and JSON logs at debug level into `log`.
+pub fn serve_with_debug_logs(dir: &Path, port: u16, smtp_url: &str, log: &Path) -> KillOnDrop {
+    let server = Command::new(BINARY)
+        .args(["serve"])
+        .current_dir(dir)
+        .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "UNLOCK_DATABASE_URL",
+            format!("sqlite://{}", dir.join("cli.db").display()),
+        )
+        .env("UNLOCK_DATA_DIR", dir)
+        .env("UNLOCK_SECRET_KEY", SECRET_KEY)
+        .env("UNLOCK_CARD_MASTER_KEY", MASTER_KEY)
+        .env("UNLOCK_MAIL__SMTP_URL", smtp_url)
+        .env("UNLOCK_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    KillOnDrop(server)
+}
+
+/// Polls `/readyz` for up to 10 s.
+pub async fn wait_until_ready(client: &reqwest::Client, base: &str) -> bool {
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The log's JSON lines without their timestamps (whose 6-digit fractions of a second
+/// would look like codes).
+pub fn without_timestamps(logs: &str) -> String {
+    logs.lines()
+        .map(|line| {
+            let mut event: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            event.as_object_mut().map(|o| o.remove("timestamp"));
+            event.to_string()
+        })
+        .collect()
+}
+
 /// Kills the server if the test panics before stopping it, so no process outlives the test.
-struct KillOnDrop(std::process::Child);
+pub struct KillOnDrop(pub std::process::Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

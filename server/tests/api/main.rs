@@ -10,6 +10,7 @@ mod helpers;
 mod journey;
 mod outbox;
 mod staff_actions;
+mod staff_binary;
 mod staff_helpers;
 mod staff_roles;
 mod staff_sign_in;

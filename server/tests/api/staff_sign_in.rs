@@ -435,3 +435,22 @@ async fn a_reset_or_disabled_account_is_signed_out_everywhere() {
         .unwrap();
     assert_eq!(sam.get("/api/staff/me").await.code(), "session_expired");
 }
+
+#[tokio::test]
+async fn sessions_nobody_can_use_any_more_are_forgotten() {
+    let app = spawn_app().await;
+    let sam = app.signed_in_staff("sam", Role::Support, None).await;
+    let abandoned = app.add_staff("abandoned", Role::Support, None).await;
+    abandoned.sign_in_with(&abandoned.one_time_password).await;
+    let sessions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM staff_sessions")
+            .fetch_one(app.db())
+            .await
+            .unwrap()
+    };
+    assert_eq!(sessions().await, 2);
+    app.clock.advance(Duration::from_secs(16 * 60));
+    sam.sign_in_with(STAFF_PASSWORD).await;
+    // Sam's idle session and the abandoned half sign-in are gone; the new one is there.
+    assert_eq!(sessions().await, 1);
+}

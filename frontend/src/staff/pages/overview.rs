@@ -108,7 +108,8 @@ fn HoursSaved(figures: Overview) -> impl IntoView {
 
 #[component]
 fn Journeys(figures: Overview) -> impl IntoView {
-    let rows: [(&str, fn(&Period) -> u64); 5] = [
+    type Pick = fn(&Period) -> u64;
+    let rows: [(&str, Pick); 5] = [
         ("Journeys started", |p| p.journeys_started),
         ("Security codes sent", |p| p.codes_sent),
         ("Security codes typed in correctly", |p| p.codes_verified),

@@ -1,0 +1,188 @@
+//! The real binary's `staff` commands, and a staff sign-in against the real binary at debug
+//! level: no password, authenticator secret, code or session token in its logs.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::binary::{cli, serve_with_debug_logs, stdout, wait_until_ready, without_timestamps};
+use crate::helpers::*;
+
+/// What `staff add` or `staff reset` printed: the one-time password and the otpauth address.
+fn handed_over(printed: &str) -> (String, String) {
+    let password = printed
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| !line.starts_with("One-time password"))
+        .find(|line| !line.is_empty() && !line.starts_with("One-time password"))
+        .expect("a one-time password")
+        .to_owned();
+    let uri = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("Address: "))
+        .expect("an otpauth address")
+        .to_owned();
+    (password, uri)
+}
+
+#[tokio::test]
+async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpSink::start(dir.path());
+    let staff = |args: &[&str]| {
+        let mut all = vec!["staff"];
+        all.extend_from_slice(args);
+        cli(dir.path(), &all)
+    };
+
+    let added = stdout(&staff(&[
+        "add",
+        "Rita",
+        "--role",
+        "ra",
+        "--holder",
+        "9999 8888 7777",
+    ]));
+    assert!(
+        added.contains("Staff account rita (Registration Authority) created."),
+        "{added}"
+    );
+    assert!(
+        added.contains('█') || added.contains('▀'),
+        "a QR code in the terminal:\n{added}"
+    );
+    assert!(
+        added.contains("They sign in at http://127.0.0.1:8080/status"),
+        "{added}"
+    );
+    let (password, uri) = handed_over(&added);
+    assert_eq!(password.len(), 23, "{password}");
+    assert!(
+        uri.starts_with("otpauth://totp/Smartcard%20unlock:rita?secret="),
+        "{uri}"
+    );
+    let totp = totp_rs::Totp::from_url(&uri).expect("an authenticator app reads it");
+    assert_eq!((totp.digits(), totp.step()), (6, 30));
+
+    for (args, complaint) in [
+        (
+            vec!["add", "rita", "--role", "support"],
+            "already a staff account named rita",
+        ),
+        (vec!["add", "bob", "--role", "ra"], "--holder"),
+        (
+            vec!["add", "bob", "--role", "admin"],
+            "support, ra or ra-manager",
+        ),
+        (vec!["add", "b", "--role", "support"], "2 to 64"),
+        (vec!["reset", "nobody"], "no staff account named nobody"),
+    ] {
+        let refused = staff(&args);
+        assert!(!refused.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(complaint), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        stdout(&staff(&["list"])),
+        "rita\tra\t999988887777\tnot signed in yet\n"
+    );
+
+    // First sign-in through the real binary, with debug logs.
+    let port = free_port();
+    let log_path = dir.path().join("server.log");
+    let mut server = serve_with_debug_logs(dir.path(), port, &smtp.url(), &log_path);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert!(wait_until_ready(&client, &base).await);
+    let post = |path: &str, body: serde_json::Value| {
+        let request = client.post(format!("{base}{path}")).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let wrong = "not the password at all";
+    let refused = post(
+        "/api/staff/sign-in",
+        json!({"username": "rita", "password": wrong}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let begun = post(
+        "/api/staff/sign-in",
+        json!({"username": "rita", "password": password}),
+    )
+    .await;
+    let token = begun
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("unlock_staff=")
+        .to_owned();
+    let code = totp.generate_current().to_string();
+    let coded: serde_json::Value = post("/api/staff/sign-in/code", json!({"code": code}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(coded["next"], "new_password");
+    let chosen = "a long staff passphrase";
+    let done: serde_json::Value = post(
+        "/api/staff/sign-in/new-password",
+        json!({"password": chosen}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(done["next"], "signed_in", "{done}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status();
+    server.0.wait().unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains("/api/staff/sign-in"),
+        "expected request logs: {logs}"
+    );
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let logged = without_timestamps(&logs);
+    for value in [
+        password.as_str(),
+        wrong,
+        chosen,
+        code.as_str(),
+        secret,
+        token.as_str(),
+    ] {
+        assert!(!logged.contains(value), "{value} appeared in the logs");
+    }
+
+    // A lost phone: new credentials, and first sign-in again; then the account is disabled.
+    let reset = stdout(&staff(&["reset", "rita"]));
+    let (new_password, new_uri) = handed_over(&reset);
+    assert_ne!((new_password, new_uri), (password, uri));
+    assert_eq!(
+        stdout(&staff(&["list"])),
+        "rita\tra\t999988887777\tnot signed in yet\n"
+    );
+    assert!(stdout(&staff(&["disable", "rita"])).contains("rita: disabled"));
+    assert!(stdout(&staff(&["list"])).ends_with("\tdisabled\n"));
+    let released = stdout(&cli(
+        dir.path(),
+        &["throttle", "release", "--staff", "rita"],
+    ));
+    assert!(released.starts_with("released "), "{released}");
+}
