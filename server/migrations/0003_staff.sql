@@ -30,9 +30,8 @@ CREATE INDEX staff_sessions_by_user ON staff_sessions (username);
 ALTER TABLE outbox ADD COLUMN holder_id TEXT;
 CREATE INDEX outbox_by_holder ON outbox (holder_id, id);
 
--- The overview counts audited steps by time, the journeys that ran out of time and the
--- outbox's finished messages.
-CREATE INDEX audit_events_by_time ON audit_events (at, action, outcome);
-CREATE INDEX audit_events_by_actor ON audit_events (actor, at);
+-- The overview and the report count audited steps of one kind over a range of days, the
+-- journeys that ran out of time and the outbox's finished messages.
+CREATE INDEX audit_events_by_outcome ON audit_events (action, outcome, at);
 CREATE INDEX journeys_by_expiry ON journeys (expires_at);
-CREATE INDEX outbox_finished ON outbox (state, finished_at);
+CREATE INDEX outbox_finished ON outbox (state, kind, finished_at);

@@ -39,6 +39,8 @@ enum Command {
     BenchApp(bench::app::AppArgs),
     /// Time the bridge (start → hello, challenge + unblock) against the virtual card.
     BenchBridge(bench::bridge::BridgeArgs),
+    /// Time the staff API against a month of a national service's history.
+    BenchStatus(bench::status::StatusArgs),
     /// The measuring half of `bench`, run from a release build.
     #[command(hide = true)]
     BenchInner(bench::InnerArgs),
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::BenchApp(args) => bench::app::run(&args),
         Command::BenchBridge(args) => bench::bridge::run(&args),
+        Command::BenchStatus(args) => bench::status::run(&args),
         Command::BenchInner(args) => bench::inner(&args),
         Command::BaselineServer(args) => bench::baseline::serve(&args),
     };

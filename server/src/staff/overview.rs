@@ -14,6 +14,13 @@ use crate::state::AppState;
 const DAY: Millis = 86_400_000;
 /// Days the overview covers, today included.
 const DAYS: i64 = 30;
+/// The steps the overview's headline figures count.
+const SUCCESSES: [(&str, &str); 4] = [
+    ("journey.start", "code_issued"),
+    ("journey.verify_code", "verified"),
+    ("journey.verify_code", "verified_ineligible"),
+    ("journey.receipt", "unlocked"),
+];
 
 /// A count for the last 30 days and for today.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,7 +66,12 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
         .acquire()
         .await
         .context("acquire a read connection")?;
-    let steps = audited_steps(&mut conn, since, today).await?;
+    let wanted: Vec<(&str, &str)> = SUCCESSES
+        .iter()
+        .copied()
+        .chain(FAILURES.iter().map(|f| (f.action, f.outcome)))
+        .collect();
+    let steps = audited_steps(&mut conn, &wanted, since, today).await?;
     let step = |action: &str, outcome: &str| {
         steps
             .get(&(action.to_owned(), outcome.to_owned()))
@@ -135,25 +147,33 @@ fn hours(unlocks: u64, minutes: u32) -> f64 {
     tenths as f64 / 10.0
 }
 
-/// Audited steps since `since`, by action and outcome (one scan of the time index).
+/// How many steps of each kind in `wanted` were audited since `since`: one range of the
+/// (action, outcome, time) index each, so only those steps are read.
 async fn audited_steps(
     conn: &mut SqliteConnection,
+    wanted: &[(&str, &str)],
     since: Millis,
     today: Millis,
 ) -> anyhow::Result<HashMap<(String, String), Both>> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT action, outcome, COUNT(*), COALESCE(SUM(at >= ?2), 0) FROM audit_events
-         WHERE at >= ?1 GROUP BY action, outcome",
-    )
-    .bind(since)
-    .bind(today)
-    .fetch_all(conn)
-    .await
-    .context("count the audited steps")?;
-    Ok(rows
-        .into_iter()
-        .map(|(action, outcome, month, today)| ((action, outcome), Both::from_row((month, today))))
-        .collect())
+    let mut counts = HashMap::with_capacity(wanted.len());
+    for (action, outcome) in wanted {
+        let row: (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(at >= ?4), 0) FROM audit_events
+             WHERE action = ?1 AND outcome = ?2 AND at >= ?3",
+        )
+        .bind(action)
+        .bind(outcome)
+        .bind(since)
+        .bind(today)
+        .fetch_one(&mut *conn)
+        .await
+        .with_context(|| format!("count the audited {action} {outcome}"))?;
+        counts.insert(
+            ((*action).to_owned(), (*outcome).to_owned()),
+            Both::from_row(row),
+        );
+    }
+    Ok(counts)
 }
 
 /// Verified holders told to contact their RA, by reason.

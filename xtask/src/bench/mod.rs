@@ -13,6 +13,7 @@ mod load;
 mod mail;
 mod report;
 mod scratch;
+pub mod status;
 mod target;
 
 use std::path::PathBuf;

@@ -61,6 +61,13 @@ impl Target {
     }
 
     fn run_cli(&self, args: &[&str]) -> anyhow::Result<()> {
+        let printed = self.cli(args)?;
+        println!("    unlock-server {}: {}", args[0], printed.trim());
+        Ok(())
+    }
+
+    /// Runs a subcommand against the bench database and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
         let output = self
             .command()
             .args(args)
@@ -72,12 +79,7 @@ impl Target {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        println!(
-            "    unlock-server {}: {}",
-            args[0],
-            String::from_utf8_lossy(&output.stdout).trim()
-        );
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Starts `serve` and waits for `/readyz`.
