@@ -17,29 +17,23 @@ pub struct StaffAccount {
 }
 
 impl StaffAccount {
-    /// Runs `unlock-server staff add` and reads what it printed.
+    /// Runs `unlock-server staff add --json` and reads what it handed over.
     pub fn add(server: &Server, username: &str, role: &str, holder: &str) -> Self {
-        let printed = server.cli(&["staff", "add", username, "--role", role, "--holder", holder]);
-        let mut lines = printed.lines().map(str::trim);
-        let one_time_password = lines
-            .by_ref()
-            .skip_while(|line| !line.starts_with("One-time password"))
-            .find(|line| !line.is_empty() && !line.starts_with("One-time password"))
-            .expect("a one-time password")
-            .to_owned();
-        let otpauth_uri = printed
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("Address: "))
-            .expect("an otpauth address")
-            .to_owned();
-        assert!(
-            printed.contains('█') || printed.contains('▀'),
-            "a QR code:\n{printed}"
-        );
+        let printed = server.cli(&[
+            "staff", "add", username, "--role", role, "--holder", holder, "--json",
+        ]);
+        let handed: serde_json::Value =
+            serde_json::from_str(printed.trim()).expect("staff add --json prints JSON");
+        let field = |name: &str| {
+            handed[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {name} in {handed}"))
+                .to_owned()
+        };
         Self {
-            username: username.to_owned(),
-            one_time_password,
-            otpauth_uri,
+            username: field("username"),
+            one_time_password: field("one_time_password"),
+            otpauth_uri: field("otpauth_uri"),
         }
     }
 

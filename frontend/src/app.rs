@@ -5,7 +5,7 @@ use leptos_router::components::{FlatRoutes, Route, Router};
 use leptos_router::path;
 
 use crate::bridge::Bridge;
-use crate::components::focus_element;
+use crate::components::SkipLink;
 use crate::pages::{
     CardPage, CodePage, DonePage, EmailPage, EndPage, HelpExtensionPage, HelpHelperPage,
     HelpReaderPage, NotFoundPage, PasscodePage, StartPage, WorkingPage,
@@ -18,16 +18,7 @@ pub fn App() -> impl IntoView {
     provide_context(Bridge::install());
     view! {
         <Router>
-            <a
-                class="nhsuk-skip-link"
-                href="#maincontent"
-                on:click=|event| {
-                    event.prevent_default();
-                    focus_element("maincontent");
-                }
-            >
-                "Skip to main content"
-            </a>
+            <SkipLink />
             <header class="nhsuk-header" role="banner">
                 <div class="nhsuk-header__container nhsuk-width-container">
                     <div class="nhsuk-header__service">

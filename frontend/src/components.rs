@@ -202,6 +202,35 @@ pub fn TextField(
     }
 }
 
+/// The first thing on every page: a link past the header for keyboard and screen reader users.
+#[component]
+pub fn SkipLink() -> impl IntoView {
+    view! {
+        <a
+            class="nhsuk-skip-link"
+            href="#maincontent"
+            on:click=|event| {
+                event.prevent_default();
+                focus_element("maincontent");
+            }
+        >
+            "Skip to main content"
+        </a>
+    }
+}
+
+/// A path the app does not know, with the way back to where its pages start.
+#[component]
+pub fn NotFound(home: &'static str, home_label: &'static str) -> impl IntoView {
+    view! {
+        <Heading title="Page not found" />
+        <p>"If you typed the web address, check it is correct."</p>
+        <p>
+            <a href=home>{home_label}</a>
+        </p>
+    }
+}
+
 /// "contact your Registration Authority", the way out on every page that can go wrong.
 #[component]
 pub fn ContactRa() -> impl IntoView {

@@ -2,15 +2,9 @@
 
 use leptos::prelude::*;
 
-use crate::components::Heading;
+use crate::components::NotFound;
 
 #[component]
 pub fn NotFoundPage() -> impl IntoView {
-    view! {
-        <Heading title="Page not found" />
-        <p>"If you typed the web address, check it is correct."</p>
-        <p>
-            <a href="/">"Go to the start of the smartcard unlock service"</a>
-        </p>
-    }
+    view! { <NotFound home="/" home_label="Go to the start of the smartcard unlock service" /> }
 }

@@ -15,7 +15,7 @@ use leptos_router::path;
 use unlock_protocol::staff::{Me, Permission, StaffUsername};
 
 use crate::api::ApiFailure;
-use crate::components::focus_element;
+use crate::components::SkipLink;
 use crate::pages::PageScope;
 use pages::{
     AllowListPage, AuditPage, CodePage, HolderPage, HoldersPage, NewPasswordPage, NotFoundPage,
@@ -90,16 +90,7 @@ pub fn StaffApp() -> impl IntoView {
     });
     view! {
         <Router>
-            <a
-                class="nhsuk-skip-link"
-                href="#maincontent"
-                on:click=|event| {
-                    event.prevent_default();
-                    focus_element("maincontent");
-                }
-            >
-                "Skip to main content"
-            </a>
+            <SkipLink />
             <Header />
             <div class="nhsuk-width-container">
                 <main class="nhsuk-main-wrapper" id="maincontent" role="main" tabindex="-1">

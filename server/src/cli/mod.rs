@@ -72,10 +72,18 @@ pub enum StaffCommand {
         /// and ra-manager.
         #[arg(long)]
         holder: Option<String>,
+        /// Print the credentials as one line of JSON, for a script to pass on.
+        #[arg(long)]
+        json: bool,
     },
     /// New one-time password and authenticator for an account (lost phone, forgotten
     /// password); ends its sessions.
-    Reset { username: String },
+    Reset {
+        username: String,
+        /// Print the credentials as one line of JSON, for a script to pass on.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop an account signing in; ends its sessions.
     Disable { username: String },
     /// Print the accounts.

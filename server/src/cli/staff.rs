@@ -14,6 +14,7 @@ pub async fn run(db: &Db, config: &Config, command: StaffCommand, now: i64) -> a
             username,
             role,
             holder,
+            json,
         } => {
             let username = StaffUsername::parse(&username)?;
             let role = Role::from_name(&role).ok_or_else(|| {
@@ -31,13 +32,13 @@ pub async fn run(db: &Db, config: &Config, command: StaffCommand, now: i64) -> a
                 now,
             )
             .await?;
-            print_enrolment(config, &enrolment, "created");
+            print_enrolment(config, &enrolment, "created", json);
         }
-        StaffCommand::Reset { username } => {
+        StaffCommand::Reset { username, json } => {
             let username = StaffUsername::parse(&username)?;
             let passwords = Passwords::new(&config.staff).await?;
             let enrolment = accounts::reset(db, config, &passwords, &username, now).await?;
-            print_enrolment(config, &enrolment, "reset (its sessions have ended)");
+            print_enrolment(config, &enrolment, "reset (its sessions have ended)", json);
         }
         StaffCommand::Disable { username } => {
             let username = StaffUsername::parse(&username)?;
@@ -65,8 +66,20 @@ pub async fn run(db: &Db, config: &Config, command: StaffCommand, now: i64) -> a
     Ok(())
 }
 
-/// What the operator passes on to the staff member, privately and once.
-fn print_enrolment(config: &Config, enrolment: &Enrolment, what: &str) {
+/// What the operator passes on to the staff member, privately and once: for a person to
+/// read (with the QR code), or as JSON for a script.
+fn print_enrolment(config: &Config, enrolment: &Enrolment, what: &str, json: bool) {
+    if json {
+        let line = serde_json::json!({
+            "username": enrolment.username,
+            "role": enrolment.role,
+            "one_time_password": enrolment.one_time_password,
+            "otpauth_uri": enrolment.otpauth_uri,
+            "key": enrolment.key,
+        });
+        println!("{line}");
+        return;
+    }
     println!(
         "Staff account {} ({}) {what}.\n\n\
          Give these to them privately. They are shown once and not stored in the clear.\n\n\

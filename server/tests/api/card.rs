@@ -12,22 +12,6 @@ use crate::helpers::*;
 const YEAR: i64 = 86_400_000 * 365;
 const SECOND_EMAIL: &str = "jd@trust.example";
 
-fn assert_refused(reply: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(
-        (reply.status, reply.code()),
-        (status, code.to_owned()),
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert!(
-        reply.json()["message"]
-            .as_str()
-            .is_some_and(|m| m.ends_with('.') && m.len() > 20),
-        "{}",
-        reply.json()
-    );
-}
-
 /// Audit rows of an action: (outcome, client address, detail).
 async fn audit_rows(app: &TestApp, action: &str) -> Vec<(String, Option<String>, Option<String>)> {
     sqlx::query_as(

@@ -55,6 +55,23 @@ pub fn receipt_for(serial: &str, challenge: &str) -> String {
     ))
 }
 
+/// A refusal with this status and code, and a plain sentence.
+pub fn assert_refused(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(
+        (reply.status, reply.code()),
+        (status, code.to_owned()),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with('.') && m.len() > 20),
+        "{}",
+        reply.json()
+    );
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

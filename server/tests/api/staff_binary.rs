@@ -9,21 +9,12 @@ use serde_json::json;
 use crate::binary::{cli, serve_with_debug_logs, stdout, wait_until_ready, without_timestamps};
 use crate::helpers::*;
 
-/// What `staff add` or `staff reset` printed: the one-time password and the otpauth address.
+/// What `staff add --json` or `staff reset --json` handed over: the one-time password and
+/// the otpauth address.
 fn handed_over(printed: &str) -> (String, String) {
-    let password = printed
-        .lines()
-        .map(str::trim)
-        .skip_while(|line| !line.starts_with("One-time password"))
-        .find(|line| !line.is_empty() && !line.starts_with("One-time password"))
-        .expect("a one-time password")
-        .to_owned();
-    let uri = printed
-        .lines()
-        .find_map(|line| line.strip_prefix("Address: "))
-        .expect("an otpauth address")
-        .to_owned();
-    (password, uri)
+    let handed: serde_json::Value = serde_json::from_str(printed.trim()).expect("JSON");
+    let field = |name: &str| handed[name].as_str().expect(name).to_owned();
+    (field("one_time_password"), field("otpauth_uri"))
 }
 
 #[tokio::test]
@@ -36,6 +27,7 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
         cli(dir.path(), &all)
     };
 
+    // For a person: the password, the QR code drawn in the terminal, the address behind it.
     let added = stdout(&staff(&[
         "add",
         "Rita",
@@ -44,22 +36,25 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
         "--holder",
         "9999 8888 7777",
     ]));
-    assert!(
-        added.contains("Staff account rita (Registration Authority) created."),
-        "{added}"
-    );
+    for shown in [
+        "Staff account rita (Registration Authority) created.",
+        "One-time password",
+        "Address: otpauth://totp/Smartcard%20unlock:rita?secret=",
+        "They sign in at http://127.0.0.1:8080/status",
+    ] {
+        assert!(added.contains(shown), "{shown:?} in:\n{added}");
+    }
     assert!(
         added.contains('█') || added.contains('▀'),
         "a QR code in the terminal:\n{added}"
     );
-    assert!(
-        added.contains("They sign in at http://127.0.0.1:8080/status"),
-        "{added}"
-    );
-    let (password, uri) = handed_over(&added);
+    // For a script: the same, as JSON.
+    let (password, uri) = handed_over(&stdout(&staff(&[
+        "add", "sam", "--role", "support", "--json",
+    ])));
     assert_eq!(password.len(), 23, "{password}");
     assert!(
-        uri.starts_with("otpauth://totp/Smartcard%20unlock:rita?secret="),
+        uri.starts_with("otpauth://totp/Smartcard%20unlock:sam?secret="),
         "{uri}"
     );
     let totp = totp_rs::Totp::from_url(&uri).expect("an authenticator app reads it");
@@ -85,7 +80,7 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
     }
     assert_eq!(
         stdout(&staff(&["list"])),
-        "rita\tra\t999988887777\tnot signed in yet\n"
+        "rita\tra\t999988887777\tnot signed in yet\nsam\tsupport\t-\tnot signed in yet\n"
     );
 
     // First sign-in through the real binary, with debug logs.
@@ -105,13 +100,13 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
     let wrong = "not the password at all";
     let refused = post(
         "/api/staff/sign-in",
-        json!({"username": "rita", "password": wrong}),
+        json!({"username": "sam", "password": wrong}),
     )
     .await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let begun = post(
         "/api/staff/sign-in",
-        json!({"username": "rita", "password": password}),
+        json!({"username": "sam", "password": password}),
     )
     .await;
     let token = begun
@@ -171,18 +166,11 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
     }
 
     // A lost phone: new credentials, and first sign-in again; then the account is disabled.
-    let reset = stdout(&staff(&["reset", "rita"]));
-    let (new_password, new_uri) = handed_over(&reset);
+    let (new_password, new_uri) = handed_over(&stdout(&staff(&["reset", "sam", "--json"])));
     assert_ne!((new_password, new_uri), (password, uri));
-    assert_eq!(
-        stdout(&staff(&["list"])),
-        "rita\tra\t999988887777\tnot signed in yet\n"
-    );
-    assert!(stdout(&staff(&["disable", "rita"])).contains("rita: disabled"));
-    assert!(stdout(&staff(&["list"])).ends_with("\tdisabled\n"));
-    let released = stdout(&cli(
-        dir.path(),
-        &["throttle", "release", "--staff", "rita"],
-    ));
+    assert!(stdout(&staff(&["list"])).ends_with("sam\tsupport\t-\tnot signed in yet\n"));
+    assert!(stdout(&staff(&["disable", "sam"])).contains("sam: disabled"));
+    assert!(stdout(&staff(&["list"])).ends_with("sam\tsupport\t-\tdisabled\n"));
+    let released = stdout(&cli(dir.path(), &["throttle", "release", "--staff", "sam"]));
     assert!(released.starts_with("released "), "{released}");
 }

@@ -197,16 +197,14 @@ async fn measure(target: &Target, printed: &str, args: &StatusArgs) -> anyhow::R
         .cookie_store(true)
         .build()
         .context("build the HTTP client")?;
-    let one_time = printed
-        .lines()
-        .map(str::trim)
-        .skip_while(|line| !line.starts_with("One-time password"))
-        .find(|line| !line.is_empty() && !line.starts_with("One-time password"))
-        .context("staff add printed no one-time password")?;
-    let uri = printed
-        .lines()
-        .find_map(|line| line.strip_prefix("Address: "))
-        .context("staff add printed no otpauth address")?;
+    let handed: serde_json::Value =
+        serde_json::from_str(printed.trim()).context("staff add --json printed no JSON")?;
+    let (Some(one_time), Some(uri)) = (
+        handed["one_time_password"].as_str(),
+        handed["otpauth_uri"].as_str(),
+    ) else {
+        bail!("staff add --json printed {handed}");
+    };
     let totp =
         totp_rs::Totp::from_url(uri).map_err(|e| anyhow::anyhow!("the otpauth address: {e}"))?;
     let password = "purple tractor river lamp";

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use unlock_protocol::ErrorCode;
 use unlock_protocol::staff::{AddDomain, AllowList, Permission};
 
-use super::{Done, header_row};
+use super::{Confirm, Done, RowButton, header_row};
 use crate::components::{ErrorItem, ErrorSummary, Heading, TextField};
 use crate::pages::PageScope;
 use crate::staff::api::{self, encode};
@@ -97,24 +97,19 @@ pub fn AllowListPage() -> impl IntoView {
     });
     let confirm = move || {
         removing.get().map(|(name, addresses)| {
-            let yes = {
-                let name = name.clone();
-                move |_| remove(name.clone())
-            };
+            let body = format!(
+                "{} addresses on profiles end in @{name}. Those holders will no longer be able \
+                 to unlock their cards themselves with them.",
+                count(addresses)
+            );
             view! {
-                <div class="nhsuk-warning-callout">
-                    <h2 class="nhsuk-warning-callout__label">
-                        <span role="text">
-                            <span class="nhsuk-u-visually-hidden">"Important: "</span>
-                            {format!("Stop allowing {name}?")}
-                        </span>
-                    </h2>
-                    <p>{format!("{} addresses on profiles end in @{name}. Those holders will no longer be able to unlock their cards themselves with them.", count(addresses))}</p>
-                    <div class="nhsuk-button-group">
-                        <button class="nhsuk-button nhsuk-button--warning" type="button" on:click=yes>"Yes, stop allowing it"</button>
-                        <button class="nhsuk-button nhsuk-button--secondary" type="button" on:click=move |_| removing.set(None)>"Cancel"</button>
-                    </div>
-                </div>
+                <Confirm
+                    title=format!("Stop allowing {name}?")
+                    body=body
+                    yes="Yes, stop allowing it"
+                    on_yes=Callback::new(move |()| remove(name.clone()))
+                    on_cancel=Callback::new(move |()| removing.set(None))
+                />
             }
         })
     };
@@ -131,17 +126,13 @@ pub fn AllowListPage() -> impl IntoView {
                 .map(|allowed| {
                     let action = manage.then(|| {
                         let (name, addresses) = (allowed.domain.clone(), allowed.addresses);
-                        let label = name.clone();
                         view! {
                             <td class="nhsuk-table__cell">
-                                <button
-                                    class="nhsuk-button nhsuk-button--secondary nhsuk-button--small nhsuk-u-margin-bottom-0"
-                                    type="button"
-                                    on:click=move |_| removing.set(Some((name.clone(), addresses)))
-                                >
-                                    "Remove"
-                                    <span class="nhsuk-u-visually-hidden">{format!(" {label}")}</span>
-                                </button>
+                                <RowButton
+                                    label="Remove"
+                                    about=name.clone()
+                                    on_press=Callback::new(move |()| removing.set(Some((name.clone(), addresses))))
+                                />
                             </td>
                         }
                     });

@@ -10,7 +10,7 @@ use unlock_protocol::staff::{
 };
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
-use super::{Done, Tag, header_row};
+use super::{Confirm, Done, RowButton, Tag, header_row};
 use crate::components::{ErrorItem, ErrorSummary, Heading, TextField};
 use crate::pages::PageScope;
 use crate::staff::api::{self, encode};
@@ -218,28 +218,18 @@ pub fn HolderPage() -> impl IntoView {
 fn Emails(holder: Holder, profile: HolderProfile, may_change: bool) -> impl IntoView {
     let confirm = move || {
         holder.removing.get().map(|address| {
-            let yes = {
-                let address = address.clone();
-                move |_| holder.remove(address.clone())
-            };
+            let body = format!(
+                "{address} will be taken off the profile. The holder will no longer be able to \
+                 use it to unlock their card, and it will be told."
+            );
             view! {
-                <div class="nhsuk-warning-callout">
-                    <h3 class="nhsuk-warning-callout__label">
-                        <span role="text">
-                            <span class="nhsuk-u-visually-hidden">"Important: "</span>
-                            "Remove this address?"
-                        </span>
-                    </h3>
-                    <p>{format!("{address} will be taken off the profile. The holder will no longer be able to use it to unlock their card, and it will be told.")}</p>
-                    <div class="nhsuk-button-group">
-                        <button class="nhsuk-button nhsuk-button--warning" type="button" on:click=yes>
-                            "Yes, remove it"
-                        </button>
-                        <button class="nhsuk-button nhsuk-button--secondary" type="button" on:click=move |_| holder.removing.set(None)>
-                            "Cancel"
-                        </button>
-                    </div>
-                </div>
+                <Confirm
+                    title="Remove this address?".to_owned()
+                    body=body
+                    yes="Yes, remove it"
+                    on_yes=Callback::new(move |()| holder.remove(address.clone()))
+                    on_cancel=Callback::new(move |()| holder.removing.set(None))
+                />
             }
         })
     };
@@ -258,17 +248,14 @@ fn Emails(holder: Holder, profile: HolderProfile, may_change: bool) -> impl Into
             };
             let address = email.address.clone();
             let action = may_change.then(|| {
-                let label = address.clone();
+                let about = address.clone();
                 view! {
                     <td class="nhsuk-table__cell">
-                        <button
-                            class="nhsuk-button nhsuk-button--secondary nhsuk-button--small nhsuk-u-margin-bottom-0"
-                            type="button"
-                            on:click=move |_| holder.removing.set(Some(address.clone()))
-                        >
-                            "Remove"
-                            <span class="nhsuk-u-visually-hidden">{format!(" {label}")}</span>
-                        </button>
+                        <RowButton
+                            label="Remove"
+                            about=about
+                            on_press=Callback::new(move |()| holder.removing.set(Some(address.clone())))
+                        />
                     </td>
                 }
             });
@@ -430,28 +417,24 @@ fn Throttles(holder: Holder, profile: HolderProfile) -> impl IntoView {
         .throttles
         .into_iter()
         .map(|throttle| {
-            let until = throttle.locked_until.map_or_else(|| "Not locked out".to_owned(), date_time);
-            let releasable = may_release && !(own && matches!(throttle.target, ThrottleTarget::Holder(_)));
+            let until = throttle
+                .locked_until
+                .map_or_else(|| "Not locked out".to_owned(), date_time);
+            let releasable =
+                may_release && !(own && matches!(throttle.target, ThrottleTarget::Holder(_)));
             let action = may_release.then(|| {
                 let target = throttle.target.clone();
-                let label = throttle.label.clone();
-                view! {
-                    <td class="nhsuk-table__cell">
-                        <Show when=move || releasable>
-                            <button
-                                class="nhsuk-button nhsuk-button--secondary nhsuk-button--small nhsuk-u-margin-bottom-0"
-                                type="button"
-                                on:click={
-                                    let target = target.clone();
-                                    move |_| holder.release(target.clone())
-                                }
-                            >
-                                "Release"
-                                <span class="nhsuk-u-visually-hidden">{format!(" {label}")}</span>
-                            </button>
-                        </Show>
-                    </td>
-                }
+                let about = throttle.label.clone();
+                let button = releasable.then(|| {
+                    view! {
+                        <RowButton
+                            label="Release"
+                            about=about
+                            on_press=Callback::new(move |()| holder.release(target.clone()))
+                        />
+                    }
+                });
+                view! { <td class="nhsuk-table__cell">{button}</td> }
             });
             view! {
                 <tr class="nhsuk-table__row">

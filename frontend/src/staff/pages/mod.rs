@@ -45,6 +45,51 @@ pub fn Done(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
     }
 }
 
+/// "Are you sure?" before a change staff can't simply take back, with the way out beside it.
+#[component]
+pub fn Confirm(
+    title: String,
+    body: String,
+    yes: &'static str,
+    on_yes: Callback<()>,
+    on_cancel: Callback<()>,
+) -> impl IntoView {
+    view! {
+        <div class="nhsuk-warning-callout">
+            <h2 class="nhsuk-warning-callout__label">
+                <span role="text">
+                    <span class="nhsuk-u-visually-hidden">"Important: "</span>
+                    {title}
+                </span>
+            </h2>
+            <p>{body}</p>
+            <div class="nhsuk-button-group">
+                <button class="nhsuk-button nhsuk-button--warning" type="button" on:click=move |_| on_yes.run(())>
+                    {yes}
+                </button>
+                <button class="nhsuk-button nhsuk-button--secondary" type="button" on:click=move |_| on_cancel.run(())>
+                    "Cancel"
+                </button>
+            </div>
+        </div>
+    }
+}
+
+/// A small button in a table row; screen readers hear what it acts on, `about`.
+#[component]
+pub fn RowButton(label: &'static str, about: String, on_press: Callback<()>) -> impl IntoView {
+    view! {
+        <button
+            class="nhsuk-button nhsuk-button--secondary nhsuk-button--small nhsuk-u-margin-bottom-0"
+            type="button"
+            on:click=move |_| on_press.run(())
+        >
+            {label}
+            <span class="nhsuk-u-visually-hidden">{format!(" {about}")}</span>
+        </button>
+    }
+}
+
 /// A coloured tag with words (the colour is never the only sign).
 #[component]
 pub fn Tag(class: &'static str, #[prop(into)] text: String) -> impl IntoView {

@@ -2,15 +2,9 @@
 
 use leptos::prelude::*;
 
-use crate::components::Heading;
+use crate::components::NotFound;
 
 #[component]
 pub fn NotFoundPage() -> impl IntoView {
-    view! {
-        <Heading title="Page not found" />
-        <p>"If you typed the web address, check it is correct."</p>
-        <p>
-            <a href="/status">"Go to the overview"</a>
-        </p>
-    }
+    view! { <NotFound home="/status" home_label="Go to the overview" /> }
 }
