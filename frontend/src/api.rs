@@ -2,9 +2,6 @@
 //! is bound to the browser by an HttpOnly cookie, which same-origin requests carry.
 
 use gloo_net::http::{Request, Response};
-use serde::Deserialize;
-use serde::de::IntoDeserializer;
-use serde::de::value::{Error as ValueError, StrDeserializer};
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::bridge::Block;
 use unlock_protocol::{CardSerial, EmailAddress, ErrorCode, OneTimeCode};
@@ -148,8 +145,7 @@ pub struct ApiFailure {
 
 /// The code a wire name stands for, if this page knows it.
 fn error_code(name: &str) -> Option<ErrorCode> {
-    let de: StrDeserializer<'_, ValueError> = name.into_deserializer();
-    ErrorCode::deserialize(de).ok()
+    ErrorCode::from_name(name)
 }
 
 impl ApiFailure {

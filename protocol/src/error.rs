@@ -50,6 +50,57 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (a test checks it against serde's list), for
+    /// look-ups by name without serde's generated code.
+    pub const ALL: [Self; 41] = [
+        Self::BadJson,
+        Self::InvalidBody,
+        Self::UnsupportedMediaType,
+        Self::PayloadTooLarge,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::EmailInvalid,
+        Self::EmailDomainNotAllowed,
+        Self::CodeInvalid,
+        Self::CodeWrong,
+        Self::CodeVoided,
+        Self::CodeExpired,
+        Self::NoJourney,
+        Self::JourneyClosed,
+        Self::ResendTooSoon,
+        Self::TooManyCodes,
+        Self::Throttled,
+        Self::NotVerified,
+        Self::JourneyExpired,
+        Self::CardNotOnProfile,
+        Self::CardNotUsable,
+        Self::CardNotAccepted,
+        Self::ChallengeReused,
+        Self::TooManyAttempts,
+        Self::ReceiptWrong,
+        Self::SignInFailed,
+        Self::AuthenticatorCodeWrong,
+        Self::SignInExpired,
+        Self::NotSignedIn,
+        Self::SessionExpired,
+        Self::Forbidden,
+        Self::OwnProfile,
+        Self::HolderNotFound,
+        Self::EmailTaken,
+        Self::EmailNotOnProfile,
+        Self::PasswordRejected,
+        Self::DomainInvalid,
+        Self::QueryInvalid,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
+    /// The code with this wire name, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|code| code.as_str() == name)
+    }
+
     /// The snake_case name, as sent on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -244,6 +295,24 @@ mod tests {
                 format!("\"{}\"", code.as_str())
             );
         }
+    }
+
+    #[test]
+    fn all_lists_every_code_once_in_order() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error, U32Deserializer};
+        let by_index = |i: usize| {
+            let de: U32Deserializer<Error> = u32::try_from(i).unwrap().into_deserializer();
+            ErrorCode::deserialize(de).ok()
+        };
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(by_index(i), Some(code), "ALL[{i}]");
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{code}\""));
+        }
+        // serde knows no variant past the end of ALL.
+        assert_eq!(by_index(ErrorCode::ALL.len()), None);
+        assert_eq!(ErrorCode::from_name("no_such_code"), None);
     }
 
     #[test]
