@@ -16,7 +16,8 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, ClientAddr, StaffToken, staff_c
 use crate::allowlist;
 use crate::error::Failure;
 use crate::staff::audit_log::{self, AuditFilter};
-use crate::staff::auth::{self, StaffUser};
+use crate::staff::auth;
+use crate::staff::session::{self, StaffUser};
 use crate::staff::{actions, holders, overview, record_access, reports};
 use crate::state::AppState;
 
@@ -38,7 +39,7 @@ impl FromRequestParts<AppState> for Staff {
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
         let Ok(StaffToken(token)) = StaffToken::from_request_parts(parts, state).await;
         let background = parts.headers.contains_key(BACKGROUND);
-        auth::authenticate(state, token.as_deref(), &client, background)
+        session::authenticate(state, token.as_deref(), &client, background)
             .await
             .map(Self)
     }
@@ -88,7 +89,7 @@ pub async fn sign_out(
     ClientAddr(client): ClientAddr,
     StaffToken(token): StaffToken,
 ) -> Result<impl IntoResponse, Failure> {
-    auth::sign_out(&state, token.as_deref(), &client).await?;
+    session::sign_out(&state, token.as_deref(), &client).await?;
     Ok((StatusCode::NO_CONTENT, session_cookie(&state, None)))
 }
 
@@ -100,7 +101,7 @@ pub async fn overview(
     State(state): State<AppState>,
     Staff(user): Staff,
 ) -> Result<Json<Overview>, Failure> {
-    auth::require(&state, &user, Permission::ViewStatus, "staff.overview").await?;
+    session::require(&state, &user, Permission::ViewStatus, "staff.overview").await?;
     Ok(Json(overview::overview(&state).await?))
 }
 
@@ -115,7 +116,7 @@ pub async fn search_holders(
     ApiQuery(search): ApiQuery<Search>,
 ) -> Result<Json<HolderSearch>, Failure> {
     let action = "staff.holder_search";
-    auth::require(&state, &user, Permission::ViewStatus, action).await?;
+    session::require(&state, &user, Permission::ViewStatus, action).await?;
     let (searched, found) = holders::search(&state, &user, &search.q).await?;
     let detail = format!(
         "{}: {} ({} found)",
@@ -149,7 +150,7 @@ pub async fn holder(
     ApiPath(raw_id): ApiPath<String>,
 ) -> Result<Json<HolderProfile>, Failure> {
     let action = "staff.holder_view";
-    auth::require(&state, &user, Permission::ViewStatus, action).await?;
+    session::require(&state, &user, Permission::ViewStatus, action).await?;
     let id = holder_id(&raw_id)?;
     let profile = profile_of(&state, &user, &id).await?;
     record_access(&state, &user, action, Some(&id), None).await?;
@@ -190,7 +191,7 @@ pub async fn allow_list(
     State(state): State<AppState>,
     Staff(user): Staff,
 ) -> Result<Json<AllowList>, Failure> {
-    auth::require(&state, &user, Permission::ViewStatus, "staff.allowlist").await?;
+    session::require(&state, &user, Permission::ViewStatus, "staff.allowlist").await?;
     Ok(Json(AllowList {
         domains: allowlist::list(&state.db.read).await?,
     }))
@@ -226,7 +227,7 @@ pub async fn report(
     ApiQuery(range): ApiQuery<ReportRange>,
 ) -> Result<Response, Failure> {
     let action = "staff.report_export";
-    auth::require(&state, &user, Permission::ExportReports, action).await?;
+    session::require(&state, &user, Permission::ExportReports, action).await?;
     let range = reports::Range::parse(range.from.as_deref(), range.to.as_deref())?;
     let csv = reports::organisations(&state, &range).await?;
     let detail = format!("unlocks and registrations, {} to {}", range.from, range.to);
@@ -252,6 +253,6 @@ pub async fn audit(
     Staff(user): Staff,
     ApiQuery(filter): ApiQuery<AuditFilter>,
 ) -> Result<Json<AuditPage>, Failure> {
-    auth::require(&state, &user, Permission::ViewStatus, "staff.audit").await?;
+    session::require(&state, &user, Permission::ViewStatus, "staff.audit").await?;
     audit_log::page(&state, &user, &filter).await.map(Json)
 }

@@ -8,7 +8,7 @@ use sqlx::SqliteConnection;
 use unlock_protocol::staff::{Permission, ThrottleTarget};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
-use super::auth::{self, StaffUser};
+use super::session::{self, StaffUser};
 use crate::audit::{self, Event};
 use crate::clock::Millis;
 use crate::error::Failure;
@@ -181,7 +181,7 @@ pub async fn add_email(
     raw_email: &str,
 ) -> Result<(), Failure> {
     let action = "staff.email_add";
-    auth::require(state, user, Permission::ChangeEmails, action).await?;
+    session::require(state, user, Permission::ChangeEmails, action).await?;
     if user.owns(holder) {
         return Err(refuse_own_profile(state, user, action, holder).await);
     }
@@ -255,7 +255,7 @@ pub async fn remove_email(
     raw_email: &str,
 ) -> Result<(), Failure> {
     let action = "staff.email_remove";
-    auth::require(state, user, Permission::ChangeEmails, action).await?;
+    session::require(state, user, Permission::ChangeEmails, action).await?;
     if user.owns(holder) {
         return Err(refuse_own_profile(state, user, action, holder).await);
     }
@@ -299,7 +299,7 @@ pub async fn release_throttle(
     target: ThrottleTarget,
 ) -> Result<u64, Failure> {
     let action = "staff.throttle_release";
-    auth::require(state, user, Permission::ReleaseThrottles, action).await?;
+    session::require(state, user, Permission::ReleaseThrottles, action).await?;
     let (key, holder) = match &target {
         ThrottleTarget::Holder(id) if user.owns(id) => {
             return Err(refuse_own_profile(state, user, action, id).await);
@@ -342,7 +342,7 @@ pub async fn change_allowlist(
     } else {
         "allowlist.remove"
     };
-    auth::require(state, user, Permission::ManageAllowList, action).await?;
+    session::require(state, user, Permission::ManageAllowList, action).await?;
     let domain = allowlist::parse_domain(raw_domain).ok_or_else(|| {
         Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::DomainInvalid)
     })?;

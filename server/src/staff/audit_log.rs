@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use unlock_protocol::staff::{AuditEvent, AuditPage, Permission};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
-use super::auth::StaffUser;
+use super::session::StaffUser;
 use crate::clock::Millis;
 use crate::error::Failure;
 use crate::state::AppState;

@@ -1,7 +1,6 @@
 //! Signing staff in: the password, then a code from the authenticator app (and, the first
-//! time, a new password in place of the one-time one), each step on a session bound to the
-//! browser by an `HttpOnly; SameSite=Strict` cookie. Sessions live in the database, so every
-//! instance serves them; only a hash of the cookie's token is stored.
+//! time, a new password in place of the one-time one), each step on a session ([`super::session`])
+//! bound to the browser by an `HttpOnly; SameSite=Strict` cookie.
 //!
 //! An unknown username, a disabled account and a wrong password get the same answer after
 //! the same work (one Argon2 check), and count towards the same lock-outs.
@@ -9,11 +8,14 @@
 use anyhow::Context;
 use axum::http::StatusCode;
 use sqlx::SqliteConnection;
-use unlock_protocol::staff::{Me, Permission, Role, SignInStep, StaffPassword, StaffUsername};
-use unlock_protocol::{ErrorCode, HolderId, OneTimeCode};
+use unlock_protocol::staff::{SignInStep, StaffPassword, StaffUsername};
+use unlock_protocol::{ErrorCode, OneTimeCode};
 
 use super::accounts::{self, Account};
-use crate::audit::{self, Event};
+use super::session::{
+    Session, find_session, idle_limit, session_end, set_stage, signed_in, staff_event,
+};
+use crate::audit;
 use crate::clock::{Millis, seconds_until};
 use crate::error::Failure;
 use crate::secrets::{new_token, token_hash};
@@ -23,73 +25,11 @@ use crate::throttle::{self, Locked, Scope};
 /// How long each sign-in step may take before signing in starts again.
 const STEP_MILLIS: Millis = 5 * 60_000;
 
-/// A signed-in staff member, as every staff endpoint sees them.
-#[derive(Debug, Clone)]
-pub struct StaffUser {
-    pub username: StaffUsername,
-    pub role: Role,
-    /// Their own smartcard profile, which they may not act on.
-    pub holder_id: Option<HolderId>,
-    /// The address the request came from.
-    pub client: String,
-    session_ends_at: Millis,
-}
-
-impl StaffUser {
-    /// How the audit trail names them.
-    pub fn actor(&self) -> String {
-        format!("staff:{}", self.username)
-    }
-
-    pub fn may(&self, permission: Permission) -> bool {
-        self.role.may(permission)
-    }
-
-    /// Whether `holder` is their own profile.
-    pub fn owns(&self, holder: &HolderId) -> bool {
-        self.holder_id.as_ref() == Some(holder)
-    }
-
-    pub fn me(&self, state: &AppState) -> Me {
-        Me {
-            username: self.username.clone(),
-            role: self.role,
-            holder_id: self.holder_id.clone(),
-            idle_timeout_seconds: state.config.staff.idle_timeout_minutes * 60,
-            session_ends_in_seconds: seconds_until(state.clock.now(), self.session_ends_at),
-        }
-    }
-}
-
 /// A sign-in just begun: the cookie's token and what comes next.
 #[derive(Debug)]
 pub struct Begun {
     pub token: String,
     pub step: SignInStep,
-}
-
-/// A session joined with its account.
-#[derive(Debug, sqlx::FromRow)]
-struct Session {
-    stage: String,
-    last_seen_at: Millis,
-    expires_at: Millis,
-    #[sqlx(flatten)]
-    account: Account,
-}
-
-async fn find_session(conn: &mut SqliteConnection, token: &str) -> anyhow::Result<Option<Session>> {
-    sqlx::query_as(
-        "SELECT s.stage, s.last_seen_at, s.expires_at,
-                a.username, a.role, a.holder_id, a.password_hash, a.must_change_password,
-                a.totp_secret, a.totp_last_step, a.disabled_at
-         FROM staff_sessions s JOIN staff_accounts a ON a.username = s.username
-         WHERE s.token_hash = ?",
-    )
-    .bind(token_hash(token))
-    .fetch_optional(conn)
-    .await
-    .context("find the staff session")
 }
 
 /// The lock-out on sign-ins for this username (by pseudonym) or from this client address.
@@ -161,25 +101,6 @@ fn sign_in_failed() -> Failure {
 
 fn sign_in_expired() -> Failure {
     Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SignInExpired)
-}
-
-fn session_expired() -> Failure {
-    Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SessionExpired)
-}
-
-fn staff_event<'a>(
-    actor: &'a str,
-    action: &'a str,
-    outcome: &'a str,
-    client: &'a str,
-) -> Event<'a> {
-    Event {
-        actor,
-        action,
-        outcome,
-        client_addr: Some(client),
-        ..Event::default()
-    }
 }
 
 /// `POST /api/staff/sign-in`: the password.
@@ -518,191 +439,4 @@ async fn replace_password(
     Ok(Ok(SignInStep::SignedIn {
         me: signed_in(&account, client, ends)?.me(state),
     }))
-}
-
-/// `POST /api/staff/sign-out`: ends the session, if there is one.
-pub async fn sign_out(state: &AppState, token: Option<&str>, client: &str) -> Result<(), Failure> {
-    let Some(token) = token.map(str::to_owned) else {
-        return Ok(());
-    };
-    let (job_state, client) = (state.clone(), client.to_owned());
-    state
-        .db
-        .write(move |conn| {
-            let (state, token, client) = (job_state.clone(), token.clone(), client.clone());
-            Box::pin(async move {
-                let now = state.clock.now();
-                let ended: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM staff_sessions WHERE token_hash = ? RETURNING username",
-                )
-                .bind(token_hash(&token))
-                .fetch_optional(&mut *conn)
-                .await
-                .context("end the staff session")?;
-                if let Some(username) = ended {
-                    let actor = format!("staff:{username}");
-                    let event = staff_event(&actor, "staff.sign_out", "done", &client);
-                    audit::record(conn, now, event).await?;
-                }
-                Ok(())
-            })
-        })
-        .await?;
-    Ok(())
-}
-
-/// The signed-in staff member a cookie names. A request the page makes by itself
-/// (`background`, such as the overview's refresh) does not count as activity, so a screen
-/// left open still signs out when idle.
-pub async fn authenticate(
-    state: &AppState,
-    token: Option<&str>,
-    client: &str,
-    background: bool,
-) -> Result<StaffUser, Failure> {
-    let token = token
-        .ok_or_else(|| Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::NotSignedIn))?
-        .to_owned();
-    let now = state.clock.now();
-    let session = {
-        let mut conn = state
-            .db
-            .read
-            .acquire()
-            .await
-            .context("acquire a read connection")?;
-        find_session(&mut conn, &token).await?
-    };
-    let Some(session) = session else {
-        return Err(session_expired());
-    };
-    if session.stage != "active" {
-        return Err(Failure::client(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::NotSignedIn,
-        ));
-    }
-    let idle_limit = idle_limit(state);
-    let ending = if session.account.disabled_at.is_some() {
-        Some("disabled")
-    } else if now >= session.expires_at {
-        Some("expired")
-    } else if now - session.last_seen_at >= idle_limit {
-        Some("idle")
-    } else {
-        None
-    };
-    let client = client.to_owned();
-    if let Some(why) = ending {
-        let username = session.account.username.clone();
-        state
-            .db
-            .write(move |conn| {
-                let (token, username, client) = (token.clone(), username.clone(), client.clone());
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM staff_sessions WHERE token_hash = ?")
-                        .bind(token_hash(&token))
-                        .execute(&mut *conn)
-                        .await
-                        .context("end the staff session")?;
-                    let actor = format!("staff:{username}");
-                    let event = staff_event(&actor, "staff.session_end", why, &client);
-                    audit::record(conn, now, event).await
-                })
-            })
-            .await?;
-        return Err(session_expired());
-    }
-    if !background {
-        state
-            .db
-            .write(move |conn| {
-                let token = token.clone();
-                Box::pin(async move {
-                    sqlx::query("UPDATE staff_sessions SET last_seen_at = ? WHERE token_hash = ?")
-                        .bind(now)
-                        .bind(token_hash(&token))
-                        .execute(conn)
-                        .await
-                        .context("note the session's activity")?;
-                    Ok(())
-                })
-            })
-            .await?;
-    }
-    signed_in(&session.account, &client, session.expires_at).map_err(Failure::from)
-}
-
-/// Refuses, and audits, a request the staff member's role does not allow.
-pub async fn require(
-    state: &AppState,
-    user: &StaffUser,
-    permission: Permission,
-    action: &'static str,
-) -> Result<(), Failure> {
-    if user.may(permission) {
-        return Ok(());
-    }
-    let (actor, client) = (user.actor(), user.client.clone());
-    let now = state.clock.now();
-    state
-        .db
-        .write(move |conn| {
-            let (actor, client) = (actor.clone(), client.clone());
-            Box::pin(async move {
-                audit::record(conn, now, staff_event(&actor, action, "forbidden", &client)).await
-            })
-        })
-        .await?;
-    Err(Failure::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden))
-}
-
-/// How long a session may go without a request.
-fn idle_limit(state: &AppState) -> Millis {
-    i64::try_from(state.config.staff.idle_timeout_minutes * 60_000).unwrap_or(i64::MAX)
-}
-
-fn session_end(state: &AppState, now: Millis) -> Millis {
-    now + i64::try_from(state.config.staff.session_hours * 3_600_000).unwrap_or(i64::MAX)
-}
-
-/// Moves a session to its next stage; each step counts as activity.
-async fn set_stage(
-    conn: &mut SqliteConnection,
-    token: &str,
-    stage: &str,
-    now: Millis,
-    expires_at: Millis,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE staff_sessions SET stage = ?, last_seen_at = ?, expires_at = ? WHERE token_hash = ?",
-    )
-    .bind(stage)
-    .bind(now)
-    .bind(expires_at)
-        .bind(token_hash(token))
-        .execute(conn)
-        .await
-        .context("move the staff session on")?;
-    Ok(())
-}
-
-fn signed_in(
-    account: &Account,
-    client: &str,
-    session_ends_at: Millis,
-) -> anyhow::Result<StaffUser> {
-    Ok(StaffUser {
-        username: StaffUsername::parse(&account.username)
-            .map_err(|_| anyhow::anyhow!("a stored staff username does not parse"))?,
-        role: account.role()?,
-        holder_id: account
-            .holder_id
-            .as_deref()
-            .map(HolderId::parse)
-            .transpose()
-            .map_err(|_| anyhow::anyhow!("a staff account's holder id does not parse"))?,
-        client: client.to_owned(),
-        session_ends_at,
-    })
 }

@@ -11,8 +11,8 @@ use unlock_protocol::staff::{
 };
 use unlock_protocol::{CardSerial, EmailAddress, ErrorCode, HolderId};
 
-use super::auth::StaffUser;
 use super::labels;
+use super::session::StaffUser;
 use crate::clock::Millis;
 use crate::error::Failure;
 use crate::state::AppState;

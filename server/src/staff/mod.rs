@@ -1,6 +1,6 @@
 //! Staff: accounts and signing in (password, then authenticator code), the status view's
 //! figures, holder look-up, the Registration Authority's actions, the audit log and
-//! reports. Every endpoint checks the role on the server ([`auth::require`]).
+//! reports. Every endpoint checks the role on the server ([`session::require`]).
 
 pub mod accounts;
 pub mod actions;
@@ -10,8 +10,9 @@ pub mod holders;
 mod labels;
 pub mod overview;
 pub mod reports;
+pub mod session;
 
-pub use auth::StaffUser;
+pub use session::StaffUser;
 
 use unlock_protocol::HolderId;
 
