@@ -265,7 +265,7 @@ async fn check_code(
     client: &str,
 ) -> anyhow::Result<Result<SignInStep, Failure>> {
     let now = state.clock.now();
-    let session = find_session(conn, token).await?;
+    let session = find_session(&mut *conn, token).await?;
     let Some(Session { account, .. }) =
         session.filter(|session| session.stage == "second_factor" && now < session.expires_at)
     else {
@@ -348,15 +348,7 @@ pub async fn new_password(
 ) -> Result<SignInStep, Failure> {
     let token = token.ok_or_else(sign_in_expired)?.to_owned();
     let now = state.clock.now();
-    let session = {
-        let mut conn = state
-            .db
-            .read
-            .acquire()
-            .await
-            .context("acquire a read connection")?;
-        find_session(&mut conn, &token).await?
-    };
+    let session = find_session(&state.db.read, &token).await?;
     let Some(Session { account, .. }) =
         session.filter(|session| session.stage == "new_password" && now < session.expires_at)
     else {
@@ -407,7 +399,7 @@ async fn replace_password(
 ) -> anyhow::Result<Result<SignInStep, Failure>> {
     let now = state.clock.now();
     // Checked again inside the write: the session may have moved on meanwhile.
-    let Some(Session { account, .. }) = find_session(conn, token)
+    let Some(Session { account, .. }) = find_session(&mut *conn, token)
         .await?
         .filter(|session| session.stage == "new_password" && now < session.expires_at)
     else {

@@ -64,8 +64,9 @@ pub(super) struct Session {
     pub(super) account: Account,
 }
 
-pub(super) async fn find_session(
-    conn: &mut SqliteConnection,
+/// The session a cookie token names, read in a write transaction or straight from the pool.
+pub(super) async fn find_session<'e>(
+    conn: impl sqlx::SqliteExecutor<'e>,
     token: &str,
 ) -> anyhow::Result<Option<Session>> {
     sqlx::query_as(
@@ -144,15 +145,7 @@ pub async fn authenticate(
         .ok_or_else(|| Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::NotSignedIn))?
         .to_owned();
     let now = state.clock.now();
-    let session = {
-        let mut conn = state
-            .db
-            .read
-            .acquire()
-            .await
-            .context("acquire a read connection")?;
-        find_session(&mut conn, &token).await?
-    };
+    let session = find_session(&state.db.read, &token).await?;
     let Some(session) = session else {
         return Err(session_expired());
     };
