@@ -88,6 +88,14 @@ impl Db {
         self.writer.write(work).await
     }
 
+    /// A connection of the read-only pool, for look-ups that need no lock.
+    pub async fn reader(&self) -> anyhow::Result<sqlx::pool::PoolConnection<Sqlite>> {
+        self.read
+            .acquire()
+            .await
+            .context("acquire a read connection")
+    }
+
     /// Starts a write transaction of its own (for the command line). `IMMEDIATE` takes the write lock up front, so a command-line
     /// process writing beside the server waits its turn instead of failing on a stale snapshot.
     pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {

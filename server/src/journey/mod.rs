@@ -245,12 +245,7 @@ fn accepted_card(journey: &Journey) -> Option<CardSerial> {
 /// `GET /api/journey`: where the journey in the cookie stands.
 pub async fn view(state: &AppState, token: Option<&str>) -> Result<JourneyView, Failure> {
     let token = token.ok_or_else(no_journey)?;
-    let mut conn = state
-        .db
-        .read
-        .acquire()
-        .await
-        .context("acquire a read connection")?;
+    let mut conn = state.db.reader().await?;
     let now = state.clock.now();
     let found = find(&mut conn, token, "", now)
         .await?

@@ -119,12 +119,7 @@ pub async fn sign_in(
         .to_owned();
     let subject = state.keys.staff_subject(&name);
     let account = {
-        let mut conn = state
-            .db
-            .read
-            .acquire()
-            .await
-            .context("acquire a read connection")?;
+        let mut conn = state.db.reader().await?;
         let account = match &username {
             Some(name) => accounts::find(&mut conn, name.as_str()).await?,
             None => None,

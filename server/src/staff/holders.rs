@@ -110,12 +110,7 @@ pub async fn search(
         (Searched::Name, rows)
     };
     let more = rows.len() > SEARCH_LIMIT;
-    let mut conn = state
-        .db
-        .read
-        .acquire()
-        .await
-        .context("acquire a read connection")?;
+    let mut conn = state.db.reader().await?;
     let mut matches = Vec::new();
     for (id, name, organisation) in rows.into_iter().take(SEARCH_LIMIT) {
         let emails = addresses(&mut conn, &id)
@@ -161,12 +156,7 @@ pub async fn profile(
     id: &HolderId,
 ) -> anyhow::Result<Option<HolderProfile>> {
     let now = state.clock.now();
-    let mut conn = state
-        .db
-        .read
-        .acquire()
-        .await
-        .context("acquire a read connection")?;
+    let mut conn = state.db.reader().await?;
     let holder: Option<(String, String)> =
         sqlx::query_as("SELECT display_name, organisation FROM holders WHERE id = ?")
             .bind(id.as_str())

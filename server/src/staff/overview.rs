@@ -60,12 +60,7 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
     let now = state.clock.now();
     let today = start_of_day(now);
     let since = today - (DAYS - 1) * DAY;
-    let mut conn = state
-        .db
-        .read
-        .acquire()
-        .await
-        .context("acquire a read connection")?;
+    let mut conn = state.db.reader().await?;
     let wanted: Vec<(&str, &str)> = SUCCESSES
         .iter()
         .copied()

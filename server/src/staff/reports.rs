@@ -76,12 +76,7 @@ struct Line {
 /// The report as CSV: a header, then one line per organisation (every organisation with
 /// holders, and any that had activity), in name order.
 pub async fn organisations(state: &AppState, range: &Range) -> anyhow::Result<String> {
-    let mut conn = state
-        .db
-        .read
-        .acquire()
-        .await
-        .context("acquire a read connection")?;
+    let mut conn = state.db.reader().await?;
     let mut lines: BTreeMap<String, Line> =
         sqlx::query_scalar("SELECT DISTINCT organisation FROM holders")
             .fetch_all(&mut *conn)
