@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::AnyPool;
+
+use crate::db::{Conn, Engine};
 use unlock_protocol::EmailAddress;
 use unlock_protocol::staff::AllowedDomain;
 
@@ -21,13 +23,13 @@ pub fn parse_domain(raw: &str) -> Option<String> {
 
 /// Allows `domain`; `false` if it was allowed already.
 pub async fn add(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     domain: &str,
     added_by: &str,
     now: Millis,
 ) -> anyhow::Result<bool> {
     let done = sqlx::query(
-        "INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, ?, ?)",
+        "INSERT INTO allowed_domains (domain, added_at, added_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(domain)
     .bind(now)
@@ -39,8 +41,8 @@ pub async fn add(
 }
 
 /// Stops allowing `domain`; `false` if it was not on the list.
-pub async fn remove(conn: &mut SqliteConnection, domain: &str) -> anyhow::Result<bool> {
-    let done = sqlx::query("DELETE FROM allowed_domains WHERE domain = ?")
+pub async fn remove(conn: &mut Conn, domain: &str) -> anyhow::Result<bool> {
+    let done = sqlx::query("DELETE FROM allowed_domains WHERE domain = $1")
         .bind(domain)
         .execute(conn)
         .await
@@ -50,21 +52,30 @@ pub async fn remove(conn: &mut SqliteConnection, domain: &str) -> anyhow::Result
 
 /// The list, with how many addresses on profiles each domain covers (one pass over the
 /// addresses, not one per domain).
-pub async fn list(pool: &SqlitePool) -> anyhow::Result<Vec<AllowedDomain>> {
+pub async fn list(pool: &AnyPool) -> anyhow::Result<Vec<AllowedDomain>> {
     let domains: Vec<(String, Millis, String)> =
         sqlx::query_as("SELECT domain, added_at, added_by FROM allowed_domains ORDER BY domain")
             .fetch_all(pool)
             .await
             .context("read the allow list")?;
-    let counts: HashMap<String, i64> = sqlx::query_as(
-        "SELECT substr(email, instr(email, '@') + 1) AS domain, COUNT(*) FROM holder_emails
-         GROUP BY domain",
-    )
-    .fetch_all(pool)
-    .await
-    .context("count the addresses per domain")?
-    .into_iter()
-    .collect();
+    let mut conn = pool.acquire().await.context("acquire a read connection")?;
+    // The part after the '@': each dialect has its own string functions for it.
+    let count = match Engine::of(&conn) {
+        Engine::Sqlite => {
+            "SELECT substr(email, instr(email, '@') + 1) AS domain, COUNT(*) FROM holder_emails
+             GROUP BY domain"
+        }
+        Engine::Postgres => {
+            "SELECT split_part(email, '@', 2) AS domain, COUNT(*) FROM holder_emails
+             GROUP BY domain"
+        }
+    };
+    let counts: HashMap<String, i64> = sqlx::query_as(count)
+        .fetch_all(&mut *conn)
+        .await
+        .context("count the addresses per domain")?
+        .into_iter()
+        .collect();
     Ok(domains
         .into_iter()
         .map(|(domain, added_at, added_by)| AllowedDomain {

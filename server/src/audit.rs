@@ -1,7 +1,6 @@
 //! The append-only audit trail: who did what, when, from where, and how it ended.
 
-use anyhow::Context;
-use sqlx::SqliteConnection;
+use crate::db::{self, Conn};
 
 use crate::clock::Millis;
 
@@ -18,25 +17,6 @@ pub struct Event<'a> {
 }
 
 /// Appends an event inside the caller's transaction, so it commits with the change it records.
-pub async fn record(
-    conn: &mut SqliteConnection,
-    at: Millis,
-    event: Event<'_>,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (at, actor, action, outcome, journey_id, holder_id, client_addr, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(at)
-    .bind(event.actor)
-    .bind(event.action)
-    .bind(event.outcome)
-    .bind(event.journey_id)
-    .bind(event.holder_id)
-    .bind(event.client_addr)
-    .bind(event.detail)
-    .execute(conn)
-    .await
-    .with_context(|| format!("record the audit event {}", event.action))?;
-    Ok(())
+pub async fn record(conn: &mut Conn, at: Millis, event: Event<'_>) -> anyhow::Result<()> {
+    db::audit::append(conn, at, &event).await
 }

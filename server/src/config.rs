@@ -10,6 +10,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::db::DatabaseUrl;
+
 /// Everything the server reads at start-up. Nested keys map to variables with `__`,
 /// for example `UNLOCK_MAIL__SMTP_URL`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,8 +21,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The address holders use; `https://` makes the journey cookie `Secure`.
     pub public_url: String,
-    /// `sqlite://path` (created if missing).
-    pub database_url: String,
+    /// `sqlite://path` (created if missing), the embedded default for one instance, or
+    /// `postgres://user:password@host:5432/database` for several instances sharing one
+    /// database. The password never appears in logs or `Debug`.
+    pub database_url: DatabaseUrl,
+    /// Most connections one instance opens to PostgreSQL (SQLite uses one writer and four
+    /// readers whatever this says).
+    pub database_max_connections: u32,
     /// Where the embedded default keeps its files (database, secret key, mail folder).
     pub data_dir: PathBuf,
     /// 32-byte hex secret that keys code hashes and seals queued email. When absent it is
@@ -169,7 +176,9 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
-            database_url: "sqlite://var/unlock.db".into(),
+            database_url: DatabaseUrl::parse("sqlite://var/unlock.db")
+                .expect("the default database URL parses"),
+            database_max_connections: 16,
             data_dir: PathBuf::from("var"),
             secret_key: None,
             card_master_key_file: None,
@@ -242,8 +251,9 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if !self.database_url.starts_with("sqlite:") {
-            bail!("database_url must start with sqlite: (PostgreSQL is not supported yet)");
+        self.database_url.check()?;
+        if self.database_max_connections == 0 {
+            bail!("database_max_connections must be at least 1");
         }
         if !self.public_url.starts_with("http://") && !self.public_url.starts_with("https://") {
             bail!("public_url must start with http:// or https://");

@@ -24,21 +24,21 @@ pub async fn seed_if_empty(db: &Db, now: Millis) -> anyhow::Result<bool> {
     }
     let two_years = 2 * 365 * 24 * 3_600_000;
     sqlx::query(
-        "INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, ?, 'demo')",
+        "INSERT INTO allowed_domains (domain, added_at, added_by) VALUES ($1, $2, 'demo') ON CONFLICT DO NOTHING",
     )
     .bind(DEMO_DOMAIN)
     .bind(now)
     .execute(&mut *tx)
     .await
     .context("allow the demo domain")?;
-    sqlx::query("INSERT INTO holders (id, display_name, organisation, created_at) VALUES (?, 'Demo Holder', 'Demo Trust', ?)")
+    sqlx::query("INSERT INTO holders (id, display_name, organisation, created_at) VALUES ($1, 'Demo Holder', 'Demo Trust', $2)")
         .bind(DEMO_HOLDER_ID)
         .bind(now)
         .execute(&mut *tx)
         .await
         .context("add the demo holder")?;
     sqlx::query(
-        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, ?, 'demo')",
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, $3, 'demo')",
     )
     .bind(DEMO_EMAIL)
     .bind(DEMO_HOLDER_ID)
@@ -48,7 +48,7 @@ pub async fn seed_if_empty(db: &Db, now: Millis) -> anyhow::Result<bool> {
     .context("add the demo email")?;
     sqlx::query(
         "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at)
-         VALUES (?, ?, 'active', ?, 'unlock-cr/1', ?)",
+         VALUES ($1, $2, 'active', $3, 'unlock-cr/1', $4)",
     )
     .bind(DEMO_CARD_SERIAL)
     .bind(DEMO_HOLDER_ID)

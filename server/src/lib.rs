@@ -54,7 +54,7 @@ impl Server {
     /// Opens and migrates the database, binds the listener and starts the outbox worker.
     pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect_with(&config.database_url, config.database_max_connections).await?;
         db.migrate().await?;
         let keys = Arc::new(Keys::load(&config)?);
         let card_key = CardMasterKey::load(&config)?.map(Arc::new);

@@ -1,8 +1,8 @@
 //! Graduated throttling per client address and per holder, kept in the database so every
 //! server instance sees it and staff can release it.
 
+use crate::db::Conn;
 use anyhow::Context;
-use sqlx::SqliteConnection;
 
 use crate::clock::Millis;
 use crate::config::ThrottleConfig;
@@ -89,7 +89,7 @@ pub struct Locked {
 /// Counts one event and returns the lock-out in force after it: one already running, or a
 /// new one because this hit ran over the free allowance (the next rung of the ladder).
 pub async fn hit(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     config: &ThrottleConfig,
     scope: Scope,
     key: &str,
@@ -97,10 +97,10 @@ pub async fn hit(
 ) -> anyhow::Result<Option<Locked>> {
     let policy = scope.policy(config);
     let (hits, locked_until): (i64, Millis) = sqlx::query_as(
-        "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES (?1, ?2, 1, ?3)
+        "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES ($1, $2, 1, $3)
          ON CONFLICT (scope, key) DO UPDATE SET
-             hits = CASE WHEN window_started_at <= ?3 - ?4 THEN 1 ELSE hits + 1 END,
-             window_started_at = CASE WHEN window_started_at <= ?3 - ?4 THEN ?3 ELSE window_started_at END
+             hits = CASE WHEN window_started_at <= $3 - $4 THEN 1 ELSE hits + 1 END,
+             window_started_at = CASE WHEN window_started_at <= $3 - $4 THEN $3 ELSE window_started_at END
          RETURNING hits, locked_until",
     )
     .bind(scope.as_str())
@@ -116,7 +116,7 @@ pub async fn hit(
 /// Decides the lock-out after a hit that left `hits` in the window and `locked_until` on the
 /// row: one already running, a new one if the hit ran over the allowance, or none.
 pub async fn settle(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     config: &ThrottleConfig,
     scope: Scope,
     key: &str,
@@ -138,7 +138,7 @@ pub async fn settle(
         .unwrap_or(usize::MAX)
         .min(policy.ladder.len() - 1);
     let until = now + policy.ladder[rung];
-    sqlx::query("UPDATE throttles SET locked_until = ? WHERE scope = ? AND key = ?")
+    sqlx::query("UPDATE throttles SET locked_until = $1 WHERE scope = $2 AND key = $3")
         .bind(until)
         .bind(scope.as_str())
         .bind(key)
@@ -149,8 +149,8 @@ pub async fn settle(
 }
 
 /// Forgets every count and lock-out for `key`; returns how many throttles were cleared.
-pub async fn release(conn: &mut SqliteConnection, key: &str) -> anyhow::Result<u64> {
-    let done = sqlx::query("DELETE FROM throttles WHERE key = ?")
+pub async fn release(conn: &mut Conn, key: &str) -> anyhow::Result<u64> {
+    let done = sqlx::query("DELETE FROM throttles WHERE key = $1")
         .bind(key)
         .execute(conn)
         .await
@@ -167,8 +167,8 @@ pub const HOLDER_SCOPES: [Scope; 3] = [
 ];
 
 /// Forgets the counts and lock-outs for `key` in the holder scopes only.
-pub async fn release_holder_scopes(conn: &mut SqliteConnection, key: &str) -> anyhow::Result<u64> {
-    let done = sqlx::query("DELETE FROM throttles WHERE key = ? AND scope IN (?, ?, ?)")
+pub async fn release_holder_scopes(conn: &mut Conn, key: &str) -> anyhow::Result<u64> {
+    let done = sqlx::query("DELETE FROM throttles WHERE key = $1 AND scope IN ($2, $3, $4)")
         .bind(key)
         .bind(HOLDER_SCOPES[0].as_str())
         .bind(HOLDER_SCOPES[1].as_str())
@@ -189,8 +189,8 @@ pub struct ThrottleRow {
 }
 
 /// Keys that are locked out now.
-pub async fn locked(conn: &mut SqliteConnection, now: Millis) -> anyhow::Result<Vec<ThrottleRow>> {
-    sqlx::query_as("SELECT scope, key, hits, locked_until FROM throttles WHERE locked_until > ? ORDER BY locked_until")
+pub async fn locked(conn: &mut Conn, now: Millis) -> anyhow::Result<Vec<ThrottleRow>> {
+    sqlx::query_as("SELECT scope, key, hits, locked_until FROM throttles WHERE locked_until > $1 ORDER BY locked_until")
         .bind(now)
         .fetch_all(conn)
         .await

@@ -8,11 +8,12 @@ use anyhow::Context;
 
 use crate::{cmd, frontend};
 
-/// Debian packages the tests start for real: an SMTP server, PC/SC with the virtual reader
-/// driver (plus the client library the `pcsc` crate links against), and Chromium with its
-/// WebDriver.
-const PACKAGES: [&str; 6] = [
+/// Debian packages the tests start for real: an SMTP server, PostgreSQL, PC/SC with the
+/// virtual reader driver (plus the client library the `pcsc` crate links against), and
+/// Chromium with its WebDriver.
+const PACKAGES: [&str; 7] = [
     "python3-aiosmtpd",
+    "postgresql",
     "pcscd",
     "libpcsclite-dev",
     "vsmartcard-vpcd",
@@ -23,7 +24,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The other systems the bridge ships for; the tests run on Linux, so these are only
 /// type-checked (which needs no cross linker).
 const BRIDGE_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
-const STEPS: u32 = 6;
+const STEPS: u32 = 7;
 
 /// Runs the steps in order and stops at the first that fails.
 pub fn run() -> anyhow::Result<()> {
@@ -53,10 +54,23 @@ pub fn run() -> anyhow::Result<()> {
     frontend::ensure_tools()?;
     frontend::build()?;
 
-    step(4, "every test in the workspace");
+    step(
+        4,
+        "every test in the workspace (the server's suite on SQLite, each on a fresh file)",
+    );
     cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
 
-    step(5, &format!("unlock-protocol compiles for {WASM_TARGET}"));
+    step(
+        5,
+        "the server's suite again on PostgreSQL (a private cluster, a fresh database per test)",
+    );
+    cmd::run(
+        cmd::cargo()
+            .args(["test", "-p", "unlock-server", "--test", "api", "--locked"])
+            .env("UNLOCK_TEST_DATABASE", "postgres"),
+    )?;
+
+    step(6, &format!("unlock-protocol compiles for {WASM_TARGET}"));
     cmd::run(cmd::cargo().args([
         "check",
         "-p",
@@ -66,7 +80,7 @@ pub fn run() -> anyhow::Result<()> {
         "--locked",
     ]))?;
 
-    step(6, "unlock-bridge compiles for Windows and macOS");
+    step(7, "unlock-bridge compiles for Windows and macOS");
     for target in BRIDGE_TARGETS {
         cmd::run(cmd::cargo().args([
             "check",

@@ -8,7 +8,7 @@ use crate::db::Db;
 pub async fn run(db: &Db, command: AllowlistCommand, now: i64) -> anyhow::Result<()> {
     let (action, raw_domain) = match command {
         AllowlistCommand::List => {
-            for domain in allowlist::list(&db.read).await? {
+            for domain in allowlist::list(db.read_pool()).await? {
                 println!("{}", domain.domain);
             }
             return Ok(());

@@ -8,9 +8,9 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::db::Conn;
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use sqlx::SqliteConnection;
 use time::macros::format_description;
 use unlock_protocol::{CardSerial, EmailAddress, HolderId};
 
@@ -119,7 +119,7 @@ pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary
 }
 
 async fn import_row(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     row: &Row,
     now: Millis,
     summary: &mut Summary,
@@ -136,10 +136,10 @@ async fn import_row(
     let card = parse_card(row)?;
 
     sqlx::query(
-        "INSERT INTO holders (id, display_name, organisation, created_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO holders (id, display_name, organisation, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET
-             display_name = CASE WHEN ?2 = '' THEN display_name ELSE ?2 END,
-             organisation = CASE WHEN ?3 = '' THEN organisation ELSE ?3 END",
+             display_name = CASE WHEN $2 = '' THEN display_name ELSE $2 END,
+             organisation = CASE WHEN $3 = '' THEN organisation ELSE $3 END",
     )
     .bind(holder.as_str())
     .bind(&row.name)
@@ -151,7 +151,7 @@ async fn import_row(
 
     for email in &emails {
         let owner: Option<String> = sqlx::query_scalar(
-            "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?1, ?2, ?3, 'import')
+            "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, $3, 'import')
              ON CONFLICT (email) DO UPDATE SET email = email RETURNING holder_id",
         )
         .bind(email.as_str())
@@ -167,7 +167,7 @@ async fn import_row(
             bail!("email {email} already belongs to another holder");
         }
         let allowed: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = ?")
+            sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = $1")
                 .bind(email.domain())
                 .fetch_optional(&mut *conn)
                 .await
@@ -178,8 +178,8 @@ async fn import_row(
 
     if let Some(card) = card {
         let owner: String = sqlx::query_scalar(
-            "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (serial) DO UPDATE SET status = ?3, cert_expires_at = ?4, model = ?5, updated_at = ?6
+            "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (serial) DO UPDATE SET status = $3, cert_expires_at = $4, model = $5, updated_at = $6
              RETURNING holder_id",
         )
         .bind(card.serial.as_str())

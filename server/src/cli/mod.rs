@@ -272,7 +272,7 @@ async fn throttle_command(
                 (_, Some(email), _) => {
                     let email = EmailAddress::parse(&email)?;
                     let holder: Option<String> =
-                        sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
+                        sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = $1")
                             .bind(email.as_str())
                             .fetch_optional(&mut *conn)
                             .await
@@ -292,7 +292,7 @@ async fn throttle_command(
 
 /// Releases every throttle on `key`, audited, and says how many.
 async fn release(
-    mut conn: sqlx::Transaction<'static, sqlx::Sqlite>,
+    mut conn: sqlx::Transaction<'static, sqlx::Any>,
     key: String,
     now: i64,
 ) -> anyhow::Result<()> {

@@ -1,46 +1,109 @@
-//! The database: one SQLite file in WAL mode with `synchronous = FULL`, so every committed
-//! transaction is on disk before the holder hears about it.
+//! The database, on either engine the `database_url` names:
+//!
+//! - **SQLite** (`sqlite://path`), the embedded default: one file in WAL mode with
+//!   `synchronous = FULL`; every write the server makes goes through one writer thread that
+//!   group-commits them ([`writer`]), and reads use a read-only pool.
+//! - **PostgreSQL** (`postgres://…`), for a fleet of instances on one database: each write
+//!   is its own transaction at `SERIALIZABLE`, run again when PostgreSQL reports a
+//!   serialisation failure ([`serializable`]), so a rule's check and the write it guards can
+//!   never interleave with another instance's.
+//!
+//! Either way a write is a closure that may run more than once and touches nothing but the
+//! database; rule modules hand it to [`Db::write`] and never see which engine runs it. SQL
+//! is written once, with `$1`-style placeholders that both engines take; where the dialects
+//! differ, the statement asks [`Db::engine`] (or [`Engine::of`] on a connection).
 
-use std::str::FromStr;
 use std::time::Duration;
 
+pub mod audit;
+mod serializable;
+mod url;
 mod writer;
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
+pub use url::DatabaseUrl;
 pub use writer::BoxFuture;
 use writer::Writer;
 
-/// Connections that read may run side by side; all writes go through one connection, so
-/// writers queue instead of spinning on SQLite's busy lock, and the server's own writes are
-/// group-committed by [`Db::write`].
-#[derive(Debug, Clone)]
-pub struct Db {
-    pub read: SqlitePool,
-    pub write: SqlitePool,
-    writer: Writer,
-    options: SqliteConnectOptions,
+/// A database connection, whichever engine is behind it.
+pub type Conn = sqlx::AnyConnection;
+
+/// A connection borrowed from a pool; derefs to [`Conn`].
+pub type Pooled = PoolConnection<Any>;
+
+/// Which SQL engine a database runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
 }
 
-/// The durability settings every connection uses (also used by the benchmark baseline).
-pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
-    Ok(SqliteConnectOptions::from_str(url)
-        .with_context(|| "parse database_url")?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
-        .statement_cache_capacity(256))
+impl Engine {
+    /// The engine behind a connection.
+    pub fn of(conn: &Conn) -> Self {
+        if conn.backend_name() == "PostgreSQL" {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+}
+
+/// The per-connection settings SQLite needs for durability and integrity (also used by the
+/// benchmark's baseline). `journal_mode = WAL` is a property of the file and sticks.
+pub const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+/// How a server instance reaches its database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    engine: Engine,
+    /// Look-ups that need no lock: SQLite's read-only pool, or the PostgreSQL pool.
+    read: AnyPool,
+    /// SQLite: the one write connection (the writer's and the command line's); PostgreSQL:
+    /// the same pool as `read`.
+    write: AnyPool,
+    /// SQLite's group-committing writer; PostgreSQL writes need none.
+    writer: Option<Writer>,
+    url: DatabaseUrl,
 }
 
 impl Db {
-    /// Opens the database, creating the file and its folder if needed.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let options = connect_options(url)?;
-        if let Some(parent) = options.get_filename().parent()
+    /// Opens the database (for SQLite, creating the file and its folder if needed).
+    pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
+        Self::connect_with(url, 16).await
+    }
+
+    /// Opens the database with at most `max_connections` PostgreSQL connections.
+    pub async fn connect_with(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        match url.engine() {
+            Engine::Sqlite => Self::connect_sqlite(url).await,
+            Engine::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(url.any_options()?)
+                    .await
+                    .with_context(|| format!("connect to the database at {url}"))?;
+                Ok(Self {
+                    engine: Engine::Postgres,
+                    read: pool.clone(),
+                    write: pool,
+                    writer: None,
+                    url: url.clone(),
+                })
+            }
+        }
+    }
+
+    async fn connect_sqlite(url: &DatabaseUrl) -> anyhow::Result<Self> {
+        if let Some(path) = url.sqlite_path()
+            && let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
             std::fs::create_dir_all(parent)
@@ -48,74 +111,129 @@ impl Db {
         }
         // Checkpoints run in the background (see `checkpoint_in_background`), not inside
         // whichever commit happens to fill the log.
-        let write = SqlitePoolOptions::new()
+        let write = AnyPoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(url.sqlite_options("rwc")?)
             .await
             .context("open the database for writing")?;
-        let read = SqlitePoolOptions::new()
+        // The file exists and is in WAL mode before the first reader opens it.
+        write
+            .acquire()
+            .await
+            .context("open the database for writing")?;
+        let read = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options.clone().read_only(true))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(url.sqlite_options("ro")?)
             .await
             .context("open the database for reading")?;
         let writer = Writer::start(write.clone())?;
         Ok(Self {
+            engine: Engine::Sqlite,
             read,
             write,
-            writer,
-            options,
+            writer: Some(writer),
+            url: url.clone(),
         })
     }
 
-    /// Applies pending migrations from `server/migrations/`.
+    /// The engine this database runs on.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Applies pending migrations for this engine (`server/migrations/<engine>/`).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations")
+        let migrator = match self.engine {
+            Engine::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Engine::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
             .run(&self.write)
             .await
             .context("apply database migrations")
     }
 
-    /// Runs `work` in a group-committed write transaction and returns its result once it is
-    /// on disk. An `Err` from `work` undoes its own changes and nothing else; `work` may run
-    /// more than once (see [`writer`]), so it must do nothing but database work.
+    /// Runs `work` in a write transaction and returns its result once committed. An `Err`
+    /// from `work` undoes its own changes and nothing else; `work` may run more than once
+    /// (SQLite: when another write in its group commit fails; PostgreSQL: after a
+    /// serialisation failure), so it must do nothing but database work.
     pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
-            + Send
-            + 'static,
+        F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
     {
-        self.writer.write(work).await
+        match &self.writer {
+            Some(writer) => writer.write(work).await,
+            None => serializable::write(&self.write, work).await,
+        }
     }
 
-    /// A connection of the read-only pool, for look-ups that need no lock.
-    pub async fn reader(&self) -> anyhow::Result<sqlx::pool::PoolConnection<Sqlite>> {
+    /// A connection for look-ups that need no lock.
+    pub async fn reader(&self) -> anyhow::Result<Pooled> {
         self.read
             .acquire()
             .await
             .context("acquire a read connection")
     }
 
-    /// Starts a write transaction of its own (for the command line). `IMMEDIATE` takes the write lock up front, so a command-line
-    /// process writing beside the server waits its turn instead of failing on a stale snapshot.
-    pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Sqlite>> {
+    /// The pool writes outside a request go through (SQLite: the one write connection, so
+    /// use it briefly); for tools and tests that set up data directly.
+    pub fn pool(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// The pool look-ups that need no lock run on.
+    pub fn read_pool(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Starts a write transaction of its own (for the command line). SQLite's `IMMEDIATE`
+    /// takes the write lock up front, so a command-line process writing beside the server
+    /// waits its turn instead of failing on a stale snapshot; PostgreSQL's `SERIALIZABLE`
+    /// refuses a commit that would break a rule another transaction relied on.
+    pub async fn begin(&self) -> anyhow::Result<sqlx::Transaction<'static, Any>> {
+        let begin = match self.engine {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        };
         self.write
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(begin)
             .await
             .context("begin a write transaction")
     }
 
-    /// Copies the write-ahead log into the database file every `every`, on a connection of its
-    /// own, until `shutdown` turns true. Durability does not depend on it: a commit is on disk
-    /// once it is in the log. It keeps the log short without stalling a commit.
+    /// SQLite: copies the write-ahead log into the database file every `every`, on a
+    /// connection of its own, until `shutdown` turns true. Durability does not depend on it:
+    /// a commit is on disk once it is in the log. It keeps the log short without stalling a
+    /// commit. PostgreSQL checkpoints by itself, so there the task only waits for shutdown.
     pub fn checkpoint_in_background(
         &self,
         every: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let options = self.options.clone();
+        let options = (self.engine == Engine::Sqlite)
+            .then(|| self.url.sqlite_options("rw"))
+            .and_then(Result::ok);
         tokio::spawn(async move {
-            let mut conn: Option<SqliteConnection> = None;
+            let Some(options) = options else {
+                let _ = shutdown.changed().await;
+                return;
+            };
+            let mut conn: Option<Conn> = None;
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
@@ -131,28 +249,26 @@ impl Db {
                     }
                 }
                 if let Some(open) = conn.as_mut()
-                    && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                        .execute(open)
-                        .await
+                    && let Err(error) = open.execute("PRAGMA wal_checkpoint(PASSIVE)").await
                 {
                     tracing::warn!(%error, "checkpoint failed; will retry");
                     conn = None;
                 }
             }
             if let Some(mut open) = conn {
-                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&mut open)
-                    .await;
+                let _ = open.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
                 let _ = open.close().await;
             }
         })
     }
 
-    /// Checks the database answers and the writer is running, for `/readyz`.
+    /// Checks the database answers (and SQLite's writer is running), for `/readyz`.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.writer.is_running(), "the database writer has stopped");
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
+        if let Some(writer) = &self.writer {
+            anyhow::ensure!(writer.is_running(), "the database writer has stopped");
+        }
+        (&self.read)
+            .execute("SELECT 1")
             .await
             .context("query the database")?;
         Ok(())
@@ -161,5 +277,40 @@ impl Db {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// Options for one connection to `url` outside the pools (the checkpointer, tools).
+pub fn connect_options(url: &DatabaseUrl) -> anyhow::Result<AnyConnectOptions> {
+    url.any_options()
+}
+
+/// A yes/no column or expression as either engine returns it: PostgreSQL's `boolean`, or
+/// SQLite's integer 0/1 (which sqlx's `Any` driver will not decode as `bool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> Self {
+        flag.0
+    }
+}
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <bool as sqlx::Type<Any>>::compatible(ty) || <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        match <bool as sqlx::Decode<Any>>::decode(value.clone()) {
+            Ok(flag) => Ok(Self(flag)),
+            Err(_) => <i64 as sqlx::Decode<Any>>::decode(value).map(|n| Self(n != 0)),
+        }
     }
 }

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use futures_util::FutureExt;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyPool, Executor};
+
+use super::Conn;
 use tokio::sync::{mpsc, oneshot};
 
 /// A future borrowing the write connection.
@@ -32,7 +34,7 @@ const BEGIN_ATTEMPTS: u32 = 3;
 
 /// One queued write: runs on the connection (perhaps more than once), says whether it
 /// succeeded, and hands back how to deliver its answer once the transaction's fate is known.
-type Work = Box<dyn for<'c> FnMut(&'c mut SqliteConnection) -> BoxFuture<'c, Ran> + Send>;
+type Work = Box<dyn for<'c> FnMut(&'c mut Conn) -> BoxFuture<'c, Ran> + Send>;
 
 struct Ran {
     ok: bool,
@@ -54,7 +56,7 @@ impl Writer {
     /// Starts the writer on the single-connection write pool. It runs on a thread of its
     /// own: each statement is a round trip to SQLite's thread, and on the shared runtime every
     /// one of them would wait behind the HTTP tasks, holding the write lock meanwhile.
-    pub fn start(pool: SqlitePool) -> anyhow::Result<Self> {
+    pub fn start(pool: AnyPool) -> anyhow::Result<Self> {
         let (queue, jobs) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -73,9 +75,7 @@ impl Writer {
     pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, anyhow::Result<T>>
-            + Send
-            + 'static,
+        F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let reply = Arc::new(Mutex::new(Some(reply)));
@@ -105,7 +105,7 @@ impl Writer {
     }
 }
 
-async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Work>) {
+async fn run(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Work>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -122,7 +122,7 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Work>) {
     }
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Work>) {
+async fn commit_batch(conn: &mut Conn, mut batch: Vec<Work>) {
     while !batch.is_empty() {
         if !begin(conn).await {
             return;
@@ -140,13 +140,13 @@ async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Work>) {
             }
         }
         let Some((index, result)) = failed else {
-            let committed = sqlx::raw_sql("COMMIT")
-                .execute(&mut *conn)
+            let committed = conn
+                .execute("COMMIT")
                 .await
                 .map(drop)
                 .map_err(|error| format!("commit a write transaction: {error}"));
             if committed.is_err() {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                let _ = conn.execute("ROLLBACK").await;
             }
             for result in ran {
                 (result.deliver)(committed.clone());
@@ -154,7 +154,7 @@ async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Work>) {
             return;
         };
         // Undo the whole batch, answer the failed write with its own error, run the rest again.
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        let _ = conn.execute("ROLLBACK").await;
         if let Some(result) = result {
             (result.deliver)(Ok(()));
         }
@@ -162,9 +162,9 @@ async fn commit_batch(conn: &mut SqliteConnection, mut batch: Vec<Work>) {
     }
 }
 
-async fn begin(conn: &mut SqliteConnection) -> bool {
+async fn begin(conn: &mut Conn) -> bool {
     for attempt in 1..=BEGIN_ATTEMPTS {
-        match sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        match conn.execute("BEGIN IMMEDIATE").await {
             Ok(_) => return true,
             Err(error) if attempt < BEGIN_ATTEMPTS => {
                 tracing::warn!(%error, attempt, "could not begin a write transaction; trying again");
@@ -180,11 +180,12 @@ async fn begin(conn: &mut SqliteConnection) -> bool {
 mod tests {
     use anyhow::bail;
 
-    use super::super::Db;
+    use super::super::{DatabaseUrl, Db};
 
     async fn db() -> (Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
             .await
             .unwrap();
         sqlx::query("CREATE TABLE t (n INTEGER NOT NULL)")
@@ -197,7 +198,7 @@ mod tests {
     async fn insert(db: &Db, n: i64, fail: bool) -> anyhow::Result<i64> {
         db.write(move |conn| {
             Box::pin(async move {
-                sqlx::query("INSERT INTO t (n) VALUES (?)")
+                sqlx::query("INSERT INTO t (n) VALUES ($1)")
                     .bind(n)
                     .execute(&mut *conn)
                     .await?;
@@ -255,7 +256,7 @@ mod tests {
             .await;
         assert!(panicked.is_err());
         assert_eq!(insert(&db, 5, false).await.unwrap(), 5);
-        assert!(db.writer.is_running());
+        assert!(db.writer.as_ref().unwrap().is_running());
         let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
             .fetch_all(&db.read)
             .await

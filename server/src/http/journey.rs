@@ -37,7 +37,7 @@ pub async fn allowed_domains(
     State(state): State<AppState>,
 ) -> Result<Json<AllowedDomains>, Failure> {
     let domains = sqlx::query_scalar("SELECT domain FROM allowed_domains ORDER BY domain")
-        .fetch_all(&state.db.read)
+        .fetch_all(state.db.read_pool())
         .await
         .map_err(|error| {
             Failure::from(anyhow::Error::from(error).context("read the allow list"))

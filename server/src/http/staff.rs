@@ -193,7 +193,7 @@ pub async fn allow_list(
 ) -> Result<Json<AllowList>, Failure> {
     session::require(&state, &user, Permission::ViewStatus, "staff.allowlist").await?;
     Ok(Json(AllowList {
-        domains: allowlist::list(&state.db.read).await?,
+        domains: allowlist::list(state.db.read_pool()).await?,
     }))
 }
 

@@ -1,8 +1,8 @@
 //! Checking a typed code, and sending a new one.
 
+use crate::db::Conn;
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
@@ -72,7 +72,7 @@ pub async fn resend(
 }
 
 async fn check_code(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: AppState,
     token: String,
     code: OneTimeCode,
@@ -101,7 +101,7 @@ async fn check_code(
             .keys
             .code_matches(journey.id, code.expose(), &latest.code_mac)
         {
-            sqlx::query("UPDATE one_time_codes SET state = 'used' WHERE id = ?")
+            sqlx::query("UPDATE one_time_codes SET state = 'used' WHERE id = $1")
                 .bind(latest.id)
                 .execute(&mut *conn)
                 .await
@@ -118,7 +118,7 @@ async fn check_code(
         }
         let wrong_tries = latest.wrong_tries + 1;
         let voided = wrong_tries >= i64::from(config.journey.max_code_tries);
-        sqlx::query("UPDATE one_time_codes SET wrong_tries = ?, state = ? WHERE id = ?")
+        sqlx::query("UPDATE one_time_codes SET wrong_tries = $1, state = $2 WHERE id = $3")
             .bind(wrong_tries)
             .bind(if voided { "voided" } else { "live" })
             .bind(latest.id)
@@ -161,7 +161,7 @@ async fn check_code(
 }
 
 async fn send_new_code(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: AppState,
     token: String,
     client: String,
@@ -205,7 +205,7 @@ async fn send_new_code(
             );
         }
         // Only the latest code may work.
-        sqlx::query("UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = ? AND state = 'live'")
+        sqlx::query("UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = $1 AND state = 'live'")
             .bind(journey.id)
             .execute(&mut *conn)
             .await
@@ -213,8 +213,8 @@ async fn send_new_code(
         // An earlier code's email still waiting to go out would only confuse.
         sqlx::query(
             "UPDATE outbox SET state = 'failed', last_error = 'superseded by a newer code',
-                    sealed_message = NULL, finished_at = ?
-             WHERE journey_id = ? AND kind = 'one_time_code' AND state = 'queued' AND claimed_by IS NULL",
+                    sealed_message = NULL, finished_at = $1
+             WHERE journey_id = $2 AND kind = 'one_time_code' AND state = 'queued' AND claimed_by IS NULL",
         )
         .bind(now)
         .bind(journey.id)
@@ -267,7 +267,7 @@ fn refuse_code_step(
 /// The journey the cookie names; a cookie that names none (expired from the browser, forged,
 /// or from another server) is audited under `action`.
 async fn find_audited(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token: &str,
     client: &str,
     now: Millis,
@@ -299,7 +299,7 @@ fn holder_event<'a>(
 
 /// After a right code: the holder may go on only if one of their cards can be unlocked here.
 async fn mark_verified(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     config: &Config,
     mut journey: Journey,
     now: Millis,
@@ -316,7 +316,7 @@ async fn mark_verified(
     journey.expires_at =
         now + i64::try_from(config.journey.verified_ttl_seconds * 1000).unwrap_or(i64::MAX);
     sqlx::query(
-        "UPDATE journeys SET state = ?, ineligible_reason = ?, verified_at = ?, expires_at = ?, updated_at = ? WHERE id = ?",
+        "UPDATE journeys SET state = $1, ineligible_reason = $2, verified_at = $3, expires_at = $4, updated_at = $5 WHERE id = $6",
     )
     .bind(&journey.state)
     .bind(&journey.ineligible_reason)
@@ -332,13 +332,13 @@ async fn mark_verified(
 
 /// Why none of the holder's cards can be unlocked, or `None` if one can.
 async fn ineligibility(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     config: &Config,
     holder_id: &str,
     now: Millis,
 ) -> anyhow::Result<Option<IneligibleReason>> {
     let cards: Vec<(String, Millis, String)> =
-        sqlx::query_as("SELECT status, cert_expires_at, model FROM cards WHERE holder_id = ?")
+        sqlx::query_as("SELECT status, cert_expires_at, model FROM cards WHERE holder_id = $1")
             .bind(holder_id)
             .fetch_all(conn)
             .await

@@ -6,8 +6,8 @@ mod card;
 mod code;
 mod start;
 
+use crate::db::Conn;
 use anyhow::Context;
-use sqlx::SqliteConnection;
 use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{CardSerial, EmailAddress, ErrorCode};
 
@@ -72,7 +72,7 @@ struct Found {
 /// The journey a cookie token names, with its latest code and the lock-out that applies to
 /// codes typed from `client` (one query: this runs on every code check).
 async fn find(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token: &str,
     client: &str,
     now: Millis,
@@ -82,11 +82,11 @@ async fn find(
                 j.card_serial, j.closed_reason,
                 c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state,
                 (SELECT MAX(locked_until) FROM throttles
-                 WHERE (scope = ?2 AND key = ?3) OR (scope = ?4 AND key = j.subject)) AS locked_until
+                 WHERE (scope = $2 AND key = $3) OR (scope = $4 AND key = j.subject)) AS locked_until
          FROM journeys j
          LEFT JOIN one_time_codes c
            ON c.id = (SELECT MAX(id) FROM one_time_codes WHERE journey_id = j.id)
-         WHERE j.token_hash = ?1",
+         WHERE j.token_hash = $1",
     )
     .bind(token_hash(token))
     .bind(Scope::ClientFailure.as_str())
@@ -131,7 +131,7 @@ async fn find(
 /// Audits a request whose cookie names no journey (expired from the browser, forged, or from
 /// another server) under `action`.
 async fn audit_no_journey(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     now: Millis,
     client: &str,
     action: &str,
@@ -153,13 +153,13 @@ fn no_journey() -> Failure {
 /// Whether a subject is locked out, and how many codes it was sent in the hour before `now`
 /// (one query: this runs on every start and resend).
 async fn subject_limits(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     subject: &str,
     now: Millis,
 ) -> anyhow::Result<(Option<Locked>, i64)> {
     let (locked_until, codes): (Option<Millis>, i64) = sqlx::query_as(
-        "SELECT (SELECT locked_until FROM throttles WHERE scope = ?1 AND key = ?2),
-                (SELECT COUNT(*) FROM one_time_codes WHERE subject = ?2 AND issued_at > ?3)",
+        "SELECT (SELECT locked_until FROM throttles WHERE scope = $1 AND key = $2),
+                (SELECT COUNT(*) FROM one_time_codes WHERE subject = $2 AND issued_at > $3)",
     )
     .bind(Scope::SubjectVoided.as_str())
     .bind(subject)

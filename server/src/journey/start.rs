@@ -1,8 +1,8 @@
 //! Starting a journey: the answer is the same whether or not the address is on a profile.
 
+use crate::db::{Conn, Flag};
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
@@ -64,7 +64,7 @@ struct StartLimits {
 /// Counts a start from `client` and reads `subject`'s limits, in one statement: this runs on
 /// every start, and each statement is a round trip to SQLite's thread under the write lock.
 async fn start_limits(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     config: &Config,
     client: &str,
     subject: &str,
@@ -72,13 +72,13 @@ async fn start_limits(
 ) -> anyhow::Result<StartLimits> {
     let (hits, locked_until, subject_until, recent_codes): (i64, Millis, Option<Millis>, i64) =
         sqlx::query_as(
-            "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES (?1, ?2, 1, ?3)
+            "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES ($1, $2, 1, $3)
              ON CONFLICT (scope, key) DO UPDATE SET
-                 hits = CASE WHEN window_started_at <= ?3 - ?4 THEN 1 ELSE hits + 1 END,
-                 window_started_at = CASE WHEN window_started_at <= ?3 - ?4 THEN ?3 ELSE window_started_at END
+                 hits = CASE WHEN window_started_at <= $3 - $4 THEN 1 ELSE hits + 1 END,
+                 window_started_at = CASE WHEN window_started_at <= $3 - $4 THEN $3 ELSE window_started_at END
              RETURNING hits, locked_until,
-                 (SELECT locked_until FROM throttles WHERE scope = ?5 AND key = ?6),
-                 (SELECT COUNT(*) FROM one_time_codes WHERE subject = ?6 AND issued_at > ?3 - 3600000)",
+                 (SELECT locked_until FROM throttles WHERE scope = $5 AND key = $6),
+                 (SELECT COUNT(*) FROM one_time_codes WHERE subject = $6 AND issued_at > $3 - 3600000)",
         )
         .bind(Scope::ClientStart.as_str())
         .bind(client)
@@ -110,15 +110,16 @@ async fn start_limits(
 
 /// Whether the address's domain is allowed, and whose profile the address is on.
 async fn look_up(state: &AppState, email: &EmailAddress) -> anyhow::Result<(bool, Option<String>)> {
-    sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = ?1),
-                (SELECT holder_id FROM holder_emails WHERE email = ?2)",
+    let (allowed, holder): (Flag, Option<String>) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = $1),
+                (SELECT holder_id FROM holder_emails WHERE email = $2)",
     )
     .bind(email.domain())
     .bind(email.as_str())
-    .fetch_one(&state.db.read)
+    .fetch_one(state.db.read_pool())
     .await
-    .context("look up the address")
+    .context("look up the address")?;
+    Ok((allowed.into(), holder))
 }
 
 #[derive(Clone)]
@@ -133,7 +134,7 @@ struct StartRequest {
 impl StartRequest {
     /// The write: every check that must see committed state, the journey, its code, its email
     /// and the audit event, in one transaction.
-    async fn run(self, conn: &mut SqliteConnection) -> anyhow::Result<Result<Started, Failure>> {
+    async fn run(self, conn: &mut Conn) -> anyhow::Result<Result<Started, Failure>> {
         let Self {
             state,
             email,
@@ -177,7 +178,7 @@ impl StartRequest {
                 now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'awaiting_code', ?6, ?7, ?6) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, 'awaiting_code', $6, $7, $6) RETURNING id",
             )
             .bind(token_hash(&token))
             .bind(&subject)
@@ -223,7 +224,7 @@ impl StartRequest {
 /// The caller supersedes any earlier code first. The code itself leaves this function only inside the sealed email.
 pub(super) async fn issue_code(
     state: &AppState,
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     journey: &Journey,
     now: Millis,
 ) -> anyhow::Result<LatestCode> {
@@ -231,7 +232,7 @@ pub(super) async fn issue_code(
     let code_mac = state.keys.code_mac(journey.id, &code);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state)
-         VALUES (?, ?, ?, ?, 'live') RETURNING id",
+         VALUES ($1, $2, $3, $4, 'live') RETURNING id",
     )
     .bind(journey.id)
     .bind(&journey.subject)

@@ -6,9 +6,9 @@ pub mod mailer;
 pub mod templates;
 pub mod worker;
 
+use crate::db::Conn;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
 use crate::clock::Millis;
 use crate::secrets::Keys;
@@ -51,14 +51,10 @@ pub fn seal(keys: &Keys, message: &Composed) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Queues a sealed message inside the caller's transaction.
-pub async fn enqueue(
-    conn: &mut SqliteConnection,
-    outgoing: Outgoing<'_>,
-    now: Millis,
-) -> anyhow::Result<i64> {
+pub async fn enqueue(conn: &mut Conn, outgoing: Outgoing<'_>, now: Millis) -> anyhow::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at)
-         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8) RETURNING id",
     )
     .bind(outgoing.kind)
     .bind(outgoing.recipient)

@@ -73,16 +73,27 @@ impl Worker {
 
     /// A previous run of this instance may have stopped mid-send: its claims are ours to retry.
     async fn release_own_claims(&self) -> anyhow::Result<()> {
-        let released = sqlx::query(
-            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ? AND state = 'queued'",
-        )
-        .bind(&self.config.outbox.instance_id)
-        .execute(&self.db.write)
-        .await
-        .context("release this instance's outbox claims")?;
-        if released.rows_affected() > 0 {
+        let instance = self.config.outbox.instance_id.clone();
+        let released = self
+            .db
+            .write(move |conn| {
+                let instance = instance.clone();
+                Box::pin(async move {
+                    let done = sqlx::query(
+                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
+                         WHERE claimed_by = $1 AND state = 'queued'",
+                    )
+                    .bind(instance)
+                    .execute(conn)
+                    .await
+                    .context("release this instance's outbox claims")?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await?;
+        if released > 0 {
             tracing::info!(
-                count = released.rows_affected(),
+                count = released,
                 "outbox: resuming messages claimed before a restart"
             );
         }
@@ -133,11 +144,11 @@ impl Worker {
                 let instance = instance.clone();
                 Box::pin(async move {
                     sqlx::query_as(
-                        "UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
+                        "UPDATE outbox SET claimed_by = $1, claimed_until = $2
                          WHERE id IN (SELECT id FROM outbox
-                                      WHERE state = 'queued' AND next_attempt_at <= ?3
-                                        AND (claimed_until IS NULL OR claimed_until < ?3)
-                                      ORDER BY next_attempt_at, id LIMIT ?4)
+                                      WHERE state = 'queued' AND next_attempt_at <= $3
+                                        AND (claimed_until IS NULL OR claimed_until < $3)
+                                      ORDER BY next_attempt_at, id LIMIT $4)
                          RETURNING id, kind, recipient, sealed_message, attempts, expires_at",
                     )
                     .bind(instance)
@@ -243,8 +254,8 @@ impl Worker {
                                 sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
                          FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
                                       value ->> 'detail' AS detail, value ->> 'finished' AS finished
-                               FROM json_each(?1)) AS o
-                         WHERE outbox.id = o.id AND outbox.claimed_by = ?2",
+                               FROM json_each($1)) AS o
+                         WHERE outbox.id = o.id AND outbox.claimed_by = $2",
                     )
                     .bind(&rows)
                     .bind(&instance)
@@ -253,7 +264,7 @@ impl Worker {
                     .context("record the outcomes of sends")?;
                     sqlx::query(
                         "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
-                         SELECT value ->> 'id', ?2, ?3, value ->> 'attempt', value ->> 'detail' FROM json_each(?1)",
+                         SELECT value ->> 'id', $2, $3, value ->> 'attempt', value ->> 'detail' FROM json_each($1)",
                     )
                     .bind(&rows)
                     .bind(now)

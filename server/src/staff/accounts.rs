@@ -2,10 +2,10 @@
 //! enrolment, reset when a device is lost, disabled when someone leaves. Passwords are
 //! hashed with Argon2id off the async runtime; authenticator secrets are sealed at rest.
 
+use crate::db::{Conn, Flag};
 use anyhow::{Context, bail};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
-use sqlx::SqliteConnection;
 use unlock_protocol::HolderId;
 use unlock_protocol::staff::{Role, StaffUsername};
 
@@ -105,6 +105,7 @@ pub struct Account {
     pub role: String,
     pub holder_id: Option<String>,
     pub password_hash: String,
+    #[sqlx(try_from = "Flag")]
     pub must_change_password: bool,
     pub totp_secret: Vec<u8>,
     pub totp_last_step: i64,
@@ -119,11 +120,11 @@ impl Account {
 }
 
 /// The account named `username`, if there is one.
-pub async fn find(conn: &mut SqliteConnection, username: &str) -> anyhow::Result<Option<Account>> {
+pub async fn find(conn: &mut Conn, username: &str) -> anyhow::Result<Option<Account>> {
     sqlx::query_as(
         "SELECT username, role, holder_id, password_hash, must_change_password, totp_secret,
                 totp_last_step, disabled_at
-         FROM staff_accounts WHERE username = ?",
+         FROM staff_accounts WHERE username = $1",
     )
     .bind(username)
     .fetch_optional(conn)
@@ -253,7 +254,7 @@ pub async fn add(
     sqlx::query(
         "INSERT INTO staff_accounts (username, role, holder_id, password_hash, must_change_password,
                                      totp_secret, created_at, created_by)
-         VALUES (?, ?, ?, ?, 1, ?, ?, 'operator')",
+         VALUES ($1, $2, $3, $4, 1, $5, $6, 'operator')",
     )
     .bind(username.as_str())
     .bind(role.as_str())
@@ -287,9 +288,9 @@ pub async fn reset(
     let role = account.role()?;
     let credentials = new_credentials(config, &keys, passwords, username, role).await?;
     sqlx::query(
-        "UPDATE staff_accounts SET password_hash = ?, must_change_password = 1, totp_secret = ?,
+        "UPDATE staff_accounts SET password_hash = $1, must_change_password = 1, totp_secret = $2,
                 totp_last_step = 0, disabled_at = NULL
-         WHERE username = ?",
+         WHERE username = $3",
     )
     .bind(&credentials.password_hash)
     .bind(&credentials.sealed_secret)
@@ -307,7 +308,7 @@ pub async fn reset(
 pub async fn disable(db: &Db, username: &StaffUsername, now: Millis) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
     let changed = sqlx::query(
-        "UPDATE staff_accounts SET disabled_at = ? WHERE username = ? AND disabled_at IS NULL",
+        "UPDATE staff_accounts SET disabled_at = $1 WHERE username = $2 AND disabled_at IS NULL",
     )
     .bind(now)
     .bind(username.as_str())
@@ -331,8 +332,8 @@ pub async fn disable(db: &Db, username: &StaffUsername, now: Millis) -> anyhow::
 }
 
 /// Ends every session of an account.
-pub async fn end_sessions(conn: &mut SqliteConnection, username: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM staff_sessions WHERE username = ?")
+pub async fn end_sessions(conn: &mut Conn, username: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM staff_sessions WHERE username = $1")
         .bind(username)
         .execute(conn)
         .await
@@ -346,6 +347,7 @@ pub struct Listed {
     pub username: String,
     pub role: String,
     pub holder_id: Option<String>,
+    #[sqlx(try_from = "Flag")]
     pub must_change_password: bool,
     pub disabled_at: Option<Millis>,
     pub created_at: Millis,
@@ -356,13 +358,13 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
         "SELECT username, role, holder_id, must_change_password, disabled_at, created_at
          FROM staff_accounts ORDER BY username",
     )
-    .fetch_all(&db.read)
+    .fetch_all(db.read_pool())
     .await
     .context("list staff accounts")
 }
 
 async fn operator_event(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     now: Millis,
     action: &str,
     holder: Option<&HolderId>,

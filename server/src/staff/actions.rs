@@ -2,9 +2,9 @@
 //! told at every address), holders' throttles, and (managers) the allow list. Nobody acts
 //! on their own profile; every action and every refusal is audited.
 
+use crate::db::Conn;
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::staff::{Permission, ThrottleTarget};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
@@ -51,10 +51,7 @@ async fn audited<T, F>(
 ) -> Result<T, Failure>
 where
     T: Send + 'static,
-    F: for<'c> Fn(
-            &'c mut SqliteConnection,
-            Millis,
-        ) -> crate::db::BoxFuture<'c, anyhow::Result<Audited<T>>>
+    F: for<'c> Fn(&'c mut Conn, Millis) -> crate::db::BoxFuture<'c, anyhow::Result<Audited<T>>>
         + Send
         + Sync
         + 'static,
@@ -128,8 +125,8 @@ fn holder_not_found() -> Failure {
     Failure::client(StatusCode::NOT_FOUND, ErrorCode::HolderNotFound)
 }
 
-async fn holder_exists(conn: &mut SqliteConnection, holder: &str) -> anyhow::Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = ?")
+async fn holder_exists(conn: &mut Conn, holder: &str) -> anyhow::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = $1")
         .bind(holder)
         .fetch_optional(conn)
         .await
@@ -139,7 +136,7 @@ async fn holder_exists(conn: &mut SqliteConnection, holder: &str) -> anyhow::Res
 
 /// Queues `message` to each of `addresses`, as about `holder`'s profile.
 async fn tell(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: &AppState,
     kind: &str,
     holder: &str,
@@ -161,11 +158,8 @@ async fn tell(
     Ok(())
 }
 
-async fn profile_addresses(
-    conn: &mut SqliteConnection,
-    holder: &str,
-) -> anyhow::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = ? ORDER BY email")
+async fn profile_addresses(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = $1 ORDER BY email")
         .bind(holder)
         .fetch_all(conn)
         .await
@@ -194,7 +188,7 @@ pub async fn add_email(
             if !holder_exists(conn, &id).await? {
                 return Ok(Audited::refused("no_holder", Some(detail), holder_not_found()));
             }
-            let allowed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = ?")
+            let allowed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = $1")
                 .bind(email.domain())
                 .fetch_optional(&mut *conn)
                 .await
@@ -213,7 +207,7 @@ pub async fn add_email(
                 return Ok(Audited::refused("domain_not_allowed", Some(detail), refused));
             }
             let owner: Option<String> =
-                sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = ?")
+                sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = $1")
                     .bind(email.as_str())
                     .fetch_optional(&mut *conn)
                     .await
@@ -229,7 +223,7 @@ pub async fn add_email(
                 return Ok(Audited::refused("already_on_a_profile", Some(detail), refused));
             }
             sqlx::query(
-                "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, ?, ?)",
+                "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, $3, $4)",
             )
             .bind(email.as_str())
             .bind(&id)
@@ -266,7 +260,7 @@ pub async fn remove_email(
         Box::pin(async move {
             let detail = email.as_str().to_owned();
             let removed =
-                sqlx::query("DELETE FROM holder_emails WHERE email = ? AND holder_id = ?")
+                sqlx::query("DELETE FROM holder_emails WHERE email = $1 AND holder_id = $2")
                     .bind(email.as_str())
                     .bind(&id)
                     .execute(&mut *conn)

@@ -1,15 +1,14 @@
 //! The audit log for staff: newest first, filtered by who, what, outcome, holder and dates,
 //! a page at a time. Addresses in details are masked unless the role may see them.
 
-use anyhow::Context;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use sqlx::{QueryBuilder, Sqlite};
 use unlock_protocol::staff::{AuditEvent, AuditPage, Permission};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
 use super::session::StaffUser;
 use crate::clock::Millis;
+use crate::db;
 use crate::error::Failure;
 use crate::state::AppState;
 
@@ -80,79 +79,35 @@ pub async fn page(
         .map(|raw| HolderId::parse(raw).map_err(|error| refuse(&format!("{error}."))))
         .transpose()?;
 
-    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "SELECT id, at, actor, action, outcome, holder_id, journey_id, client_addr, detail
-         FROM audit_events WHERE 1 = 1",
-    );
-    if let Some(actor) = given(&filter.actor) {
-        query.push(" AND actor = ").push_bind(actor.to_owned());
-    }
-    if let Some(action) = given(&filter.action) {
-        let escaped = action
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        query
-            .push(" AND action LIKE ")
-            .push_bind(format!("{escaped}%"))
-            .push(" ESCAPE '\\'");
-    }
-    if let Some(outcome) = given(&filter.outcome) {
-        query.push(" AND outcome = ").push_bind(outcome.to_owned());
-    }
-    if let Some(holder) = &holder {
-        query
-            .push(" AND holder_id = ")
-            .push_bind(holder.as_str().to_owned());
-    }
-    if let Some(from) = from {
-        query.push(" AND at >= ").push_bind(from);
-    }
-    if let Some(to) = to {
-        query.push(" AND at < ").push_bind(to + DAY);
-    }
-    if let Some(before) = filter.before {
-        query.push(" AND id < ").push_bind(before);
-    }
-    query
-        .push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::try_from(PAGE + 1).unwrap_or(i64::MAX));
-    type Row = (
-        i64,
-        Millis,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = query
-        .build_query_as()
-        .fetch_all(&state.db.read)
-        .await
-        .context("read the audit log")?;
-    let next_before = (rows.len() > PAGE).then(|| rows[PAGE - 1].0);
+    let search = db::audit::Search {
+        actor: given(&filter.actor),
+        action_prefix: given(&filter.action),
+        outcome: given(&filter.outcome),
+        holder_id: holder.as_ref().map(HolderId::as_str),
+        from,
+        until: to.map(|to| to + DAY),
+        before: filter.before,
+        limit: i64::try_from(PAGE + 1).unwrap_or(i64::MAX),
+    };
+    let rows = db::audit::search(state.db.read_pool(), &search).await?;
+    let next_before = (rows.len() > PAGE).then(|| rows[PAGE - 1].id);
     let full = user.may(Permission::SeeFullEmails);
     let events = rows
         .into_iter()
         .take(PAGE)
-        .map(
-            |(id, at, actor, action, outcome, holder_id, journey_id, client_addr, detail)| {
-                AuditEvent {
-                    id,
-                    at,
-                    actor,
-                    action,
-                    outcome,
-                    holder_id,
-                    journey_id,
-                    client_addr,
-                    detail: detail.map(|text| if full { text } else { mask_addresses(&text) }),
-                }
-            },
-        )
+        .map(|row| AuditEvent {
+            id: row.id,
+            at: row.at,
+            actor: row.actor,
+            action: row.action,
+            outcome: row.outcome,
+            holder_id: row.holder_id,
+            journey_id: row.journey_id,
+            client_addr: row.client_addr,
+            detail: row
+                .detail
+                .map(|text| if full { text } else { mask_addresses(&text) }),
+        })
         .collect();
     Ok(AuditPage {
         events,

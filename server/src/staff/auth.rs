@@ -5,9 +5,9 @@
 //! An unknown username, a disabled account and a wrong password get the same answer after
 //! the same work (one Argon2 check), and count towards the same lock-outs.
 
+use crate::db::Conn;
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::staff::{SignInStep, StaffPassword, StaffUsername};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
@@ -34,14 +34,14 @@ pub struct Begun {
 
 /// The lock-out on sign-ins for this username (by pseudonym) or from this client address.
 async fn sign_in_lock(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     subject: &str,
     client: &str,
     now: Millis,
 ) -> anyhow::Result<Option<Locked>> {
     let until: Option<Millis> = sqlx::query_scalar(
         "SELECT MAX(locked_until) FROM throttles
-         WHERE (scope = ?1 AND key = ?2) OR (scope = ?3 AND key = ?4)",
+         WHERE (scope = $1 AND key = $2) OR (scope = $3 AND key = $4)",
     )
     .bind(Scope::StaffAccount.as_str())
     .bind(subject)
@@ -57,7 +57,7 @@ async fn sign_in_lock(
 
 /// Counts a wrong password or code against the username and the client address.
 async fn count_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: &AppState,
     subject: &str,
     client: &str,
@@ -181,7 +181,7 @@ pub async fn sign_in(
             let (stored_token, rehashed) = (stored_token.clone(), rehashed.clone());
             Box::pin(async move {
                 if let Some(hash) = rehashed {
-                    sqlx::query("UPDATE staff_accounts SET password_hash = ? WHERE username = ?")
+                    sqlx::query("UPDATE staff_accounts SET password_hash = $1 WHERE username = $2")
                         .bind(hash)
                         .bind(&username)
                         .execute(&mut *conn)
@@ -190,7 +190,7 @@ pub async fn sign_in(
                 }
                 // Sessions nobody can use any more go when a new one begins.
                 sqlx::query(
-                    "DELETE FROM staff_sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
+                    "DELETE FROM staff_sessions WHERE expires_at <= $1 OR last_seen_at <= $1 - $2",
                 )
                 .bind(now)
                 .bind(idle_limit)
@@ -199,7 +199,7 @@ pub async fn sign_in(
                 .context("forget ended staff sessions")?;
                 sqlx::query(
                     "INSERT INTO staff_sessions (token_hash, username, stage, client_addr, created_at, last_seen_at, expires_at)
-                     VALUES (?1, ?2, 'second_factor', ?3, ?4, ?4, ?5)",
+                     VALUES ($1, $2, 'second_factor', $3, $4, $4, $5)",
                 )
                 .bind(stored_token)
                 .bind(&username)
@@ -253,7 +253,7 @@ pub async fn second_factor(
 }
 
 async fn check_code(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: &AppState,
     token: &str,
     code: &OneTimeCode,
@@ -302,14 +302,14 @@ async fn check_code(
             ErrorCode::AuthenticatorCodeWrong,
         )));
     };
-    sqlx::query("UPDATE staff_accounts SET totp_last_step = ? WHERE username = ?")
+    sqlx::query("UPDATE staff_accounts SET totp_last_step = $1 WHERE username = $2")
         .bind(step)
         .bind(&account.username)
         .execute(&mut *conn)
         .await
         .context("spend the authenticator code")?;
     // A right code clears the username's count of wrong attempts.
-    sqlx::query("DELETE FROM throttles WHERE scope = ? AND key = ?")
+    sqlx::query("DELETE FROM throttles WHERE scope = $1 AND key = $2")
         .bind(Scope::StaffAccount.as_str())
         .bind(&subject)
         .execute(&mut *conn)
@@ -343,7 +343,7 @@ pub async fn new_password(
 ) -> Result<SignInStep, Failure> {
     let token = token.ok_or_else(sign_in_expired)?.to_owned();
     let now = state.clock.now();
-    let session = find_session(&state.db.read, &token).await?;
+    let session = find_session(state.db.read_pool(), &token).await?;
     let Some(Session { account, .. }) =
         session.filter(|session| session.stage == "new_password" && now < session.expires_at)
     else {
@@ -386,7 +386,7 @@ pub async fn new_password(
 }
 
 async fn replace_password(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: &AppState,
     token: &str,
     hash: &str,
@@ -401,9 +401,9 @@ async fn replace_password(
         return Ok(Err(sign_in_expired()));
     };
     sqlx::query(
-        "UPDATE staff_accounts SET password_hash = ?, must_change_password = 0,
-                password_changed_at = ?
-         WHERE username = ?",
+        "UPDATE staff_accounts SET password_hash = $1, must_change_password = 0,
+                password_changed_at = $2
+         WHERE username = $3",
     )
     .bind(hash)
     .bind(now)
@@ -412,7 +412,7 @@ async fn replace_password(
     .await
     .context("store the new password")?;
     // Any other session was begun with the one-time password.
-    sqlx::query("DELETE FROM staff_sessions WHERE username = ? AND token_hash != ?")
+    sqlx::query("DELETE FROM staff_sessions WHERE username = $1 AND token_hash != $2")
         .bind(&account.username)
         .bind(token_hash(token))
         .execute(&mut *conn)

@@ -2,9 +2,9 @@
 //! everything staff may see of one holder. Addresses are masked unless the role may see
 //! them in full; codes are never stored, so never shown.
 
+use crate::db::{Conn, Flag};
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::staff::{
     Delivery, HolderMatch, HolderProfile, HolderSearch, JourneyRecord, JourneyStep, Permission,
     ProfileCard, ProfileEmail, ThrottleState, ThrottleTarget,
@@ -69,9 +69,9 @@ pub async fn search(
         return Err(refuse("Enter a user id, an email address or a name."));
     } else if let Ok(id) = HolderId::parse(query) {
         let rows =
-            sqlx::query_as("SELECT id, display_name, organisation FROM holders WHERE id = ?")
+            sqlx::query_as("SELECT id, display_name, organisation FROM holders WHERE id = $1")
                 .bind(id.as_str())
-                .fetch_all(&state.db.read)
+                .fetch_all(state.db.read_pool())
                 .await
                 .context("find the holder by id")?;
         (Searched::Id, rows)
@@ -79,10 +79,10 @@ pub async fn search(
         let email = EmailAddress::parse(query).map_err(|error| refuse(&format!("{error}.")))?;
         let rows = sqlx::query_as(
             "SELECT h.id, h.display_name, h.organisation FROM holders h
-             JOIN holder_emails e ON e.holder_id = h.id WHERE e.email = ?",
+             JOIN holder_emails e ON e.holder_id = h.id WHERE e.email = $1",
         )
         .bind(email.as_str())
-        .fetch_all(&state.db.read)
+        .fetch_all(state.db.read_pool())
         .await
         .context("find the holder by email")?;
         (Searched::Email, rows)
@@ -100,11 +100,11 @@ pub async fn search(
         );
         let rows = sqlx::query_as(
             "SELECT id, display_name, organisation FROM holders
-             WHERE display_name LIKE ? ESCAPE '\\' ORDER BY display_name, id LIMIT ?",
+             WHERE display_name LIKE $1 ESCAPE '\\' ORDER BY display_name, id LIMIT $2",
         )
         .bind(pattern)
         .bind(limit)
-        .fetch_all(&state.db.read)
+        .fetch_all(state.db.read_pool())
         .await
         .context("find holders by name")?;
         (Searched::Name, rows)
@@ -134,19 +134,23 @@ fn stored_holder_id(id: &str) -> anyhow::Result<HolderId> {
 
 /// The holder's addresses: address, when added, by whom, whether the domain is allowed.
 async fn addresses(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     holder: &str,
 ) -> anyhow::Result<Vec<(String, Millis, String, bool)>> {
-    sqlx::query_as(
+    let rows: Vec<(String, Millis, String, Flag)> = sqlx::query_as(
         "SELECT e.email, e.added_at, e.added_by,
                 EXISTS (SELECT 1 FROM allowed_domains d
-                        WHERE d.domain = substr(e.email, instr(e.email, '@') + 1))
-         FROM holder_emails e WHERE e.holder_id = ? ORDER BY e.added_at, e.email",
+                        WHERE substr(e.email, length(e.email) - length(d.domain)) = '@' || d.domain)
+         FROM holder_emails e WHERE e.holder_id = $1 ORDER BY e.added_at, e.email",
     )
     .bind(holder)
     .fetch_all(conn)
     .await
-    .context("read the holder's addresses")
+    .context("read the holder's addresses")?;
+    Ok(rows
+        .into_iter()
+        .map(|(email, at, by, allowed)| (email, at, by, allowed.into()))
+        .collect())
 }
 
 /// `GET /api/staff/holders/{id}`: the profile, or `None` if there is no such holder.
@@ -158,7 +162,7 @@ pub async fn profile(
     let now = state.clock.now();
     let mut conn = state.db.reader().await?;
     let holder: Option<(String, String)> =
-        sqlx::query_as("SELECT display_name, organisation FROM holders WHERE id = ?")
+        sqlx::query_as("SELECT display_name, organisation FROM holders WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&mut *conn)
             .await
@@ -196,13 +200,13 @@ pub async fn profile(
 }
 
 async fn cards(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: &AppState,
     id: &HolderId,
     now: Millis,
 ) -> anyhow::Result<Vec<ProfileCard>> {
     let rows: Vec<(String, String, String, Millis)> = sqlx::query_as(
-        "SELECT serial, status, model, cert_expires_at FROM cards WHERE holder_id = ? ORDER BY serial",
+        "SELECT serial, status, model, cert_expires_at FROM cards WHERE holder_id = $1 ORDER BY serial",
     )
     .bind(id.as_str())
     .fetch_all(conn)
@@ -240,7 +244,7 @@ struct JourneyRow {
 }
 
 async fn journeys(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     user: &StaffUser,
     id: &HolderId,
     now: Millis,
@@ -250,7 +254,7 @@ async fn journeys(
                 j.closed_reason, j.expires_at,
                 (SELECT state FROM one_time_codes WHERE journey_id = j.id ORDER BY id DESC LIMIT 1)
                     AS code_state
-         FROM journeys j WHERE j.holder_id = ? ORDER BY j.started_at DESC, j.id DESC LIMIT ?",
+         FROM journeys j WHERE j.holder_id = $1 ORDER BY j.started_at DESC, j.id DESC LIMIT $2",
     )
     .bind(id.as_str())
     .bind(RECENT_JOURNEYS)
@@ -260,7 +264,7 @@ async fn journeys(
     let mut records = Vec::with_capacity(rows.len());
     for row in rows {
         let steps: Vec<(Millis, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT at, action, outcome, detail FROM audit_events WHERE journey_id = ? ORDER BY id",
+            "SELECT at, action, outcome, detail FROM audit_events WHERE journey_id = $1 ORDER BY id",
         )
         .bind(row.id)
         .fetch_all(&mut *conn)
@@ -309,13 +313,13 @@ struct DeliveryRow {
 }
 
 async fn deliveries(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     user: &StaffUser,
     id: &HolderId,
 ) -> anyhow::Result<Vec<Delivery>> {
     let rows: Vec<DeliveryRow> = sqlx::query_as(
         "SELECT kind, recipient, state, attempts, created_at, finished_at, last_error
-         FROM outbox WHERE holder_id = ? ORDER BY id DESC LIMIT ?",
+         FROM outbox WHERE holder_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(id.as_str())
     .bind(RECENT_DELIVERIES)
@@ -338,7 +342,7 @@ async fn deliveries(
 
 /// The holder's own throttle, and those of the client addresses their journeys came from.
 async fn throttles(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &HolderId,
     clients: &[String],
     now: Millis,
@@ -351,7 +355,7 @@ async fn throttles(
     for key in keys {
         let rows: Vec<(String, i64, Millis)> = sqlx::query_as(
             "SELECT scope, hits, locked_until FROM throttles
-             WHERE key = ? AND scope IN (?, ?, ?) ORDER BY scope",
+             WHERE key = $1 AND scope IN ($2, $3, $4) ORDER BY scope",
         )
         .bind(key)
         .bind(HOLDER_SCOPES[0].as_str())

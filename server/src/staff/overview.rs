@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::db::Conn;
 use anyhow::Context;
-use sqlx::SqliteConnection;
 use unlock_protocol::staff::{DayCount, FailureCount, OutboxHealth, Overview, Period};
 
 use super::labels::{self, FAILURES, TIMED_OUT};
@@ -145,7 +145,7 @@ fn hours(unlocks: u64, minutes: u32) -> f64 {
 /// How many steps of each kind in `wanted` were audited since `since`: one range of the
 /// (action, outcome, time) index each, so only those steps are read.
 async fn audited_steps(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     wanted: &[(&str, &str)],
     since: Millis,
     today: Millis,
@@ -153,8 +153,8 @@ async fn audited_steps(
     let mut counts = HashMap::with_capacity(wanted.len());
     for (action, outcome) in wanted {
         let row: (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(at >= ?4), 0) FROM audit_events
-             WHERE action = ?1 AND outcome = ?2 AND at >= ?3",
+            "SELECT COUNT(*), COALESCE(SUM(at >= $4), 0) FROM audit_events
+             WHERE action = $1 AND outcome = $2 AND at >= $3",
         )
         .bind(action)
         .bind(outcome)
@@ -173,13 +173,13 @@ async fn audited_steps(
 
 /// Verified holders told to contact their RA, by reason.
 async fn ineligible(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     since: Millis,
     today: Millis,
 ) -> anyhow::Result<Vec<(Option<String>, Both)>> {
     let rows: Vec<(Option<String>, i64, i64)> = sqlx::query_as(
-        "SELECT detail, COUNT(*), COALESCE(SUM(at >= ?2), 0) FROM audit_events
-         WHERE at >= ?1 AND action = 'journey.verify_code' AND outcome = 'verified_ineligible'
+        "SELECT detail, COUNT(*), COALESCE(SUM(at >= $2), 0) FROM audit_events
+         WHERE at >= $1 AND action = 'journey.verify_code' AND outcome = 'verified_ineligible'
          GROUP BY detail",
     )
     .bind(since)
@@ -195,14 +195,14 @@ async fn ineligible(
 
 /// Journeys of holders on a profile whose time ran out before the card was unlocked.
 async fn timed_out(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     since: Millis,
     today: Millis,
     now: Millis,
 ) -> anyhow::Result<Both> {
     let row: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(expires_at >= ?2), 0) FROM journeys
-         WHERE expires_at >= ?1 AND expires_at <= ?3
+        "SELECT COUNT(*), COALESCE(SUM(expires_at >= $2), 0) FROM journeys
+         WHERE expires_at >= $1 AND expires_at <= $3
            AND state IN ('awaiting_code', 'verified') AND holder_id IS NOT NULL",
     )
     .bind(since)
@@ -215,14 +215,10 @@ async fn timed_out(
 }
 
 /// Code emails delivered.
-async fn codes_sent(
-    conn: &mut SqliteConnection,
-    since: Millis,
-    today: Millis,
-) -> anyhow::Result<Both> {
+async fn codes_sent(conn: &mut Conn, since: Millis, today: Millis) -> anyhow::Result<Both> {
     let row: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(finished_at >= ?2), 0) FROM outbox
-         WHERE state = 'sent' AND finished_at >= ?1 AND kind = 'one_time_code'",
+        "SELECT COUNT(*), COALESCE(SUM(finished_at >= $2), 0) FROM outbox
+         WHERE state = 'sent' AND finished_at >= $1 AND kind = 'one_time_code'",
     )
     .bind(since)
     .bind(today)
@@ -235,7 +231,7 @@ async fn codes_sent(
 /// The backlog, and messages given up on after trying (codes withdrawn because a newer one
 /// replaced them were never tried and are not failures).
 async fn outbox_health(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     since: Millis,
     today: Millis,
     now: Millis,
@@ -246,8 +242,8 @@ async fn outbox_health(
             .await
             .context("count the queued emails")?;
     let failed: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(finished_at >= ?2), 0) FROM outbox
-         WHERE state = 'failed' AND finished_at >= ?1 AND attempts > 0",
+        "SELECT COUNT(*), COALESCE(SUM(finished_at >= $2), 0) FROM outbox
+         WHERE state = 'failed' AND finished_at >= $1 AND attempts > 0",
     )
     .bind(since)
     .bind(today)
@@ -264,13 +260,10 @@ async fn outbox_health(
 }
 
 /// Unlocks on each day since `since`, zeros included, oldest first.
-async fn unlocks_per_day(
-    conn: &mut SqliteConnection,
-    since: Millis,
-) -> anyhow::Result<Vec<DayCount>> {
+async fn unlocks_per_day(conn: &mut Conn, since: Millis) -> anyhow::Result<Vec<DayCount>> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT at / 86400000, COUNT(*) FROM audit_events
-         WHERE at >= ? AND action = 'journey.receipt' AND outcome = 'unlocked'
+         WHERE at >= $1 AND action = 'journey.receipt' AND outcome = 'unlocked'
          GROUP BY at / 86400000",
     )
     .bind(since)

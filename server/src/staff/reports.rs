@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::Conn;
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::ErrorCode;
 
 use super::audit_log::parse_day;
@@ -130,7 +130,7 @@ pub async fn organisations(state: &AppState, range: &Range) -> anyhow::Result<St
 
 /// Audited `action`s with `outcome` in the range, per organisation of the holder concerned.
 async fn per_organisation(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     range: &Range,
     action: &str,
     outcome: &str,
@@ -138,7 +138,7 @@ async fn per_organisation(
     sqlx::query_as(
         "SELECT COALESCE(h.organisation, '(holder no longer on record)'), COUNT(*)
          FROM audit_events a LEFT JOIN holders h ON h.id = a.holder_id
-         WHERE a.at >= ? AND a.at < ? AND a.action = ? AND a.outcome = ?
+         WHERE a.at >= $1 AND a.at < $2 AND a.action = $3 AND a.outcome = $4
          GROUP BY 1",
     )
     .bind(range.start)

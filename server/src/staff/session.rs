@@ -3,9 +3,9 @@
 //! endpoint makes. Sessions live in the database, so every instance serves them; only a hash
 //! of the cookie's token is stored.
 
+use crate::db::Conn;
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::staff::{Me, Permission, Role, StaffUsername};
 use unlock_protocol::{ErrorCode, HolderId};
 
@@ -66,7 +66,7 @@ pub(super) struct Session {
 
 /// The session a cookie token names, read in a write transaction or straight from the pool.
 pub(super) async fn find_session<'e>(
-    conn: impl sqlx::SqliteExecutor<'e>,
+    conn: impl sqlx::Executor<'e, Database = sqlx::Any>,
     token: &str,
 ) -> anyhow::Result<Option<Session>> {
     sqlx::query_as(
@@ -74,7 +74,7 @@ pub(super) async fn find_session<'e>(
                 a.username, a.role, a.holder_id, a.password_hash, a.must_change_password,
                 a.totp_secret, a.totp_last_step, a.disabled_at
          FROM staff_sessions s JOIN staff_accounts a ON a.username = s.username
-         WHERE s.token_hash = ?",
+         WHERE s.token_hash = $1",
     )
     .bind(token_hash(token))
     .fetch_optional(conn)
@@ -114,7 +114,7 @@ pub async fn sign_out(state: &AppState, token: Option<&str>, client: &str) -> Re
             Box::pin(async move {
                 let now = state.clock.now();
                 let ended: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM staff_sessions WHERE token_hash = ? RETURNING username",
+                    "DELETE FROM staff_sessions WHERE token_hash = $1 RETURNING username",
                 )
                 .bind(token_hash(&token))
                 .fetch_optional(&mut *conn)
@@ -145,7 +145,7 @@ pub async fn authenticate(
         .ok_or_else(|| Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::NotSignedIn))?
         .to_owned();
     let now = state.clock.now();
-    let session = find_session(&state.db.read, &token).await?;
+    let session = find_session(state.db.read_pool(), &token).await?;
     let Some(session) = session else {
         return Err(session_expired());
     };
@@ -173,7 +173,7 @@ pub async fn authenticate(
             .write(move |conn| {
                 let (token, username, client) = (token.clone(), username.clone(), client.clone());
                 Box::pin(async move {
-                    sqlx::query("DELETE FROM staff_sessions WHERE token_hash = ?")
+                    sqlx::query("DELETE FROM staff_sessions WHERE token_hash = $1")
                         .bind(token_hash(&token))
                         .execute(&mut *conn)
                         .await
@@ -192,12 +192,14 @@ pub async fn authenticate(
             .write(move |conn| {
                 let token = token.clone();
                 Box::pin(async move {
-                    sqlx::query("UPDATE staff_sessions SET last_seen_at = ? WHERE token_hash = ?")
-                        .bind(now)
-                        .bind(token_hash(&token))
-                        .execute(conn)
-                        .await
-                        .context("note the session's activity")?;
+                    sqlx::query(
+                        "UPDATE staff_sessions SET last_seen_at = $1 WHERE token_hash = $2",
+                    )
+                    .bind(now)
+                    .bind(token_hash(&token))
+                    .execute(conn)
+                    .await
+                    .context("note the session's activity")?;
                     Ok(())
                 })
             })
@@ -241,14 +243,14 @@ pub(super) fn session_end(state: &AppState, now: Millis) -> Millis {
 
 /// Moves a session to its next stage; each step counts as activity.
 pub(super) async fn set_stage(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token: &str,
     stage: &str,
     now: Millis,
     expires_at: Millis,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE staff_sessions SET stage = ?, last_seen_at = ?, expires_at = ? WHERE token_hash = ?",
+        "UPDATE staff_sessions SET stage = $1, last_seen_at = $2, expires_at = $3 WHERE token_hash = $4",
     )
     .bind(stage)
     .bind(now)

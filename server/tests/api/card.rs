@@ -15,7 +15,7 @@ const SECOND_EMAIL: &str = "jd@trust.example";
 /// Audit rows of an action: (outcome, client address, detail).
 async fn audit_rows(app: &TestApp, action: &str) -> Vec<(String, Option<String>, Option<String>)> {
     sqlx::query_as(
-        "SELECT outcome, client_addr, detail FROM audit_events WHERE action = ? ORDER BY id",
+        "SELECT outcome, client_addr, detail FROM audit_events WHERE action = $1 ORDER BY id",
     )
     .bind(action)
     .fetch_all(app.db())
@@ -32,7 +32,7 @@ async fn unlock_notice_to(app: &TestApp, address: &str) -> Vec<u8> {
 
 async fn add_email(app: &TestApp, holder: &str, email: &str) {
     sqlx::query(
-        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')",
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, 0, 'test')",
     )
     .bind(email)
     .bind(holder)
@@ -376,7 +376,7 @@ async fn a_cryptogram_needs_an_accepted_card() {
         app.present_card(CARD, PROFILE).await.stage(),
         "card_accepted"
     );
-    sqlx::query("UPDATE cards SET status = 'cancelled' WHERE serial = ?")
+    sqlx::query("UPDATE cards SET status = 'cancelled' WHERE serial = $1")
         .bind(CARD)
         .execute(app.db())
         .await

@@ -1,5 +1,9 @@
-//! Test harness: the real server on port 0 with a fresh SQLite file, a real SMTP server on
+//! Test harness: the real server on port 0 with a fresh database, a real SMTP server on
 //! loopback, a manual clock, and one helper per endpoint.
+//!
+//! The engine is SQLite (a fresh file per test) unless `UNLOCK_TEST_DATABASE=postgres`, when
+//! every test gets a fresh database in the test binary's private PostgreSQL cluster; the
+//! test command runs the suite both ways.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -12,6 +16,7 @@ use tempfile::TempDir;
 use unlock_server::Server;
 use unlock_server::clock::Clock;
 use unlock_server::config::{Config, Secret};
+use unlock_server::db::{DatabaseUrl, Engine};
 
 /// 2026-11-28T09:00:00Z.
 pub const START_OF_TEST: i64 = 1_795_856_400_000;
@@ -262,7 +267,7 @@ pub async fn spawn_app_with(tweak: Tweak) -> TestApp {
 pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) -> TestApp {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: format!("sqlite://{}", dir.path().join("unlock.db").display()),
+        database_url: fresh_database(dir.path()),
         data_dir: dir.path().to_owned(),
         secret_key: Some(Secret::new(SECRET_KEY)),
         card_master_key: Some(Secret::new(MASTER_KEY)),
@@ -297,17 +302,36 @@ pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) 
     }
 }
 
+/// Which engine the suite runs on this time.
+pub fn engine() -> Engine {
+    match std::env::var("UNLOCK_TEST_DATABASE").as_deref() {
+        Ok("postgres") => Engine::Postgres,
+        Ok("sqlite") | Err(_) => Engine::Sqlite,
+        Ok(other) => panic!("UNLOCK_TEST_DATABASE must be sqlite or postgres, not {other}"),
+    }
+}
+
+/// A new, empty database on the suite's engine (SQLite: a file in `dir`).
+pub fn fresh_database(dir: &Path) -> DatabaseUrl {
+    let url = match engine() {
+        Engine::Sqlite => format!("sqlite://{}", dir.join("unlock.db").display()),
+        Engine::Postgres => unlock_testkit::postgres::shared().create_database(),
+    };
+    DatabaseUrl::parse(&url).expect("a test database URL")
+}
+
 /// An allow-listed domain and one holder with an active, supported card.
 async fn seed(server: &Server) {
-    let db = &server.state.db.write;
+    let db = server.state.db.pool();
     sqlx::query(
-        "INSERT OR IGNORE INTO allowed_domains (domain, added_at, added_by) VALUES (?, 0, 'test')",
+        "INSERT INTO allowed_domains (domain, added_at, added_by) VALUES ($1, 0, 'test')
+         ON CONFLICT DO NOTHING",
     )
     .bind(DOMAIN)
     .execute(db)
     .await
     .expect("allow the test domain");
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = ?")
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = $1")
         .bind(HOLDER)
         .fetch_optional(db)
         .await
@@ -330,14 +354,14 @@ pub async fn add_holder(
     email: &str,
     card: Option<(&str, i64, &str)>,
 ) {
-    let db = &server.state.db.write;
-    sqlx::query("INSERT INTO holders (id, created_at) VALUES (?, 0)")
+    let db = server.state.db.pool();
+    sqlx::query("INSERT INTO holders (id, created_at) VALUES ($1, 0)")
         .bind(holder)
         .execute(db)
         .await
         .expect("add holder");
     sqlx::query(
-        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')",
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, 0, 'test')",
     )
     .bind(email)
     .bind(holder)
@@ -346,7 +370,7 @@ pub async fn add_holder(
     .expect("add email");
     if let Some((status, expires, model)) = card {
         let serial = format!("{:0>16}", &holder[..12]);
-        sqlx::query("INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES (?, ?, ?, ?, ?, 0)")
+        sqlx::query("INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES ($1, $2, $3, $4, $5, 0)")
             .bind(serial)
             .bind(holder)
             .bind(status)
@@ -413,8 +437,8 @@ impl TestApp {
         self.smtp.as_ref().expect("an SMTP server")
     }
 
-    pub fn db(&self) -> &sqlx::SqlitePool {
-        &self.server().state.db.write
+    pub fn db(&self) -> &sqlx::AnyPool {
+        self.server().state.db.pool()
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Reply {
@@ -578,7 +602,7 @@ impl TestApp {
         expires: i64,
         model: &str,
     ) {
-        sqlx::query("INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES (?, ?, ?, ?, ?, 0)")
+        sqlx::query("INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES ($1, $2, $3, $4, $5, 0)")
             .bind(serial)
             .bind(holder)
             .bind(status)
@@ -591,7 +615,7 @@ impl TestApp {
 
     /// Audit outcomes recorded for an action, oldest first.
     pub async fn audit(&self, action: &str) -> Vec<String> {
-        sqlx::query_scalar("SELECT outcome FROM audit_events WHERE action = ? ORDER BY id")
+        sqlx::query_scalar("SELECT outcome FROM audit_events WHERE action = $1 ORDER BY id")
             .bind(action)
             .fetch_all(self.db())
             .await

@@ -559,7 +559,7 @@ async fn health_and_readiness() {
         (StatusCode::OK, "ready".into())
     );
     // With the database closed the server is not ready, and says so in JSON.
-    app.server().state.db.read.close().await;
+    app.server().state.db.close().await;
     let not_ready = read(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(
         (not_ready.status, not_ready.code()),

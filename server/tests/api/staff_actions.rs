@@ -23,7 +23,7 @@ async fn audit_of(
     action: &str,
 ) -> Vec<(String, String, Option<String>, Option<String>)> {
     sqlx::query_as(
-        "SELECT actor, outcome, holder_id, detail FROM audit_events WHERE action = ? ORDER BY id",
+        "SELECT actor, outcome, holder_id, detail FROM audit_events WHERE action = $1 ORDER BY id",
     )
     .bind(action)
     .fetch_all(app.db())
@@ -175,7 +175,7 @@ async fn a_removed_address_and_every_address_left_are_told() {
     let app = spawn_app().await;
     let second = "jane.d@trust.example";
     sqlx::query(
-        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES (?, ?, 0, 'test')",
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, 0, 'test')",
     )
     .bind(second)
     .bind(HOLDER)
@@ -272,7 +272,7 @@ async fn an_ra_releases_a_holder_s_lock_out_but_not_staff_sign_in_ones() {
 
     sqlx::query(
         "INSERT INTO throttles (scope, key, hits, window_started_at, locked_until)
-         VALUES ('staff_client', '127.0.0.1', 30, ?1, ?1 + 3600000)",
+         VALUES ('staff_client', '127.0.0.1', 30, $1, $1 + 3600000)",
     )
     .bind(app.clock.now())
     .execute(app.db())

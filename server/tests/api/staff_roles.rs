@@ -223,7 +223,7 @@ async fn nobody_acts_on_their_own_profile() {
     }
     // The profile is unchanged, and each attempt is audited against it.
     let emails: Vec<String> =
-        sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = ?")
+        sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = $1")
             .bind(HOLDER)
             .fetch_all(app.db())
             .await

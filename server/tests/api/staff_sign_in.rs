@@ -12,7 +12,7 @@ use crate::helpers::*;
 use crate::staff_helpers::*;
 
 async fn audit_outcomes(app: &TestApp, action: &str) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT actor, outcome FROM audit_events WHERE action = ? ORDER BY id")
+    sqlx::query_as("SELECT actor, outcome FROM audit_events WHERE action = $1 ORDER BY id")
         .bind(action)
         .fetch_all(app.db())
         .await

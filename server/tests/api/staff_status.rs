@@ -184,7 +184,7 @@ async fn wait_for_attempts(app: &TestApp, attempts: i64) {
 async fn support_sees_addresses_masked_and_ra_staff_see_them_whole() {
     let app = spawn_app().await;
     sqlx::query(
-        "UPDATE holders SET display_name = 'Jane Doe', organisation = 'Example Trust' WHERE id = ?",
+        "UPDATE holders SET display_name = 'Jane Doe', organisation = 'Example Trust' WHERE id = $1",
     )
     .bind(HOLDER)
     .execute(app.db())
@@ -357,7 +357,7 @@ async fn the_report_counts_unlocks_and_registrations_per_organisation() {
     let app = spawn_app().await;
     let other = "555566667777";
     add_holder(app.server(), other, "x@trust.example", None).await;
-    sqlx::query("UPDATE holders SET organisation = CASE id WHEN ? THEN 'Example Trust' ELSE '=Other+Trust' END")
+    sqlx::query("UPDATE holders SET organisation = CASE id WHEN $1 THEN 'Example Trust' ELSE '=Other+Trust' END")
         .bind(HOLDER)
         .execute(app.db())
         .await

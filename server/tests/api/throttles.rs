@@ -116,7 +116,7 @@ async fn the_operator_command_releases_a_throttle_while_the_server_runs() {
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_unlock-server"))
         .args(["throttle", "release", "--client", "127.0.0.1"])
-        .env("UNLOCK_DATABASE_URL", &app.config.database_url)
+        .env("UNLOCK_DATABASE_URL", app.config.database_url.expose())
         .env("UNLOCK_DATA_DIR", app.dir.path())
         .env("UNLOCK_SECRET_KEY", SECRET_KEY)
         .output()

@@ -9,9 +9,9 @@ mod release;
 
 use std::sync::Arc;
 
+use crate::db::Conn;
 use anyhow::Context;
 use axum::http::StatusCode;
-use sqlx::SqliteConnection;
 use unlock_protocol::api::IneligibleReason;
 use unlock_protocol::{CardSerial, ErrorCode};
 
@@ -80,7 +80,7 @@ fn master_key(state: &AppState) -> Result<Arc<CardMasterKey>, Failure> {
 /// The journey a cookie token names, with the accepted card's record if it is still on the
 /// holder's profile; a token that names none is audited under `action`.
 async fn find_audited(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token: &str,
     client: &str,
     now: Millis,
@@ -92,7 +92,7 @@ async fn find_audited(
                 c.model AS card_model
          FROM journeys j
          LEFT JOIN cards c ON c.serial = j.card_serial AND c.holder_id = j.holder_id
-         WHERE j.token_hash = ?",
+         WHERE j.token_hash = $1",
     )
     .bind(token_hash(token))
     .fetch_optional(&mut *conn)
@@ -183,13 +183,9 @@ fn refuse_card(
 }
 
 /// Drops the accepted card, so no cryptogram is released until a card is accepted again.
-async fn forget_card(
-    conn: &mut SqliteConnection,
-    journey_id: i64,
-    now: Millis,
-) -> anyhow::Result<()> {
+async fn forget_card(conn: &mut Conn, journey_id: i64, now: Millis) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE journeys SET card_serial = NULL, last_challenge = NULL, updated_at = ? WHERE id = ?",
+        "UPDATE journeys SET card_serial = NULL, last_challenge = NULL, updated_at = $1 WHERE id = $2",
     )
     .bind(now)
     .bind(journey_id)

@@ -1,7 +1,7 @@
 //! `POST /api/journey/card`: is the card in the reader one this holder may unlock here?
 
+use crate::db::Conn;
 use anyhow::Context;
-use sqlx::SqliteConnection;
 use unlock_protocol::CardSerial;
 use unlock_protocol::api::JourneyView;
 
@@ -44,7 +44,7 @@ pub async fn present_card(
 }
 
 async fn accept_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: AppState,
     token: String,
     serial: CardSerial,
@@ -62,7 +62,7 @@ async fn accept_card(
             break 'checked refused;
         }
         let card: Option<CardRecord> = sqlx::query_as(
-            "SELECT status, cert_expires_at, model FROM cards WHERE serial = ? AND holder_id = ?",
+            "SELECT status, cert_expires_at, model FROM cards WHERE serial = $1 AND holder_id = $2",
         )
         .bind(serial.as_str())
         .bind(journey.holder_id.as_deref())
@@ -80,9 +80,9 @@ async fn accept_card(
         // The same card again keeps its last challenge (its receipt may be on its way);
         // another card starts afresh.
         sqlx::query(
-            "UPDATE journeys SET last_challenge = CASE WHEN card_serial = ?1 THEN last_challenge END,
-                    card_serial = ?1, card_accepted_at = ?2, updated_at = ?2
-             WHERE id = ?3",
+            "UPDATE journeys SET last_challenge = CASE WHEN card_serial = $1 THEN last_challenge END,
+                    card_serial = $1, card_accepted_at = $2, updated_at = $2
+             WHERE id = $3",
         )
         .bind(serial.as_str())
         .bind(now)

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::db::Conn;
 use anyhow::Context;
-use sqlx::SqliteConnection;
 use unlock_protocol::CardSerial;
 use unlock_protocol::api::JourneyView;
 
@@ -50,7 +50,7 @@ pub async fn confirm_receipt(
 }
 
 async fn check_receipt(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: AppState,
     key: Arc<CardMasterKey>,
     token: String,
@@ -84,7 +84,7 @@ async fn check_receipt(
         if !key.receipt_matches(&serial, &challenge, &receipt) {
             // One receipt per released challenge: guessing needs a new cryptogram each time,
             // and cryptograms are capped.
-            sqlx::query("UPDATE journeys SET last_challenge = NULL, updated_at = ? WHERE id = ?")
+            sqlx::query("UPDATE journeys SET last_challenge = NULL, updated_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(journey.id)
                 .execute(&mut *conn)
@@ -93,9 +93,9 @@ async fn check_receipt(
             break 'checked ("receipt_wrong", Err(receipt_wrong()));
         }
         sqlx::query(
-            "UPDATE journeys SET state = 'closed', closed_reason = 'unlocked', closed_at = ?1,
-                    last_challenge = NULL, updated_at = ?1
-             WHERE id = ?2",
+            "UPDATE journeys SET state = 'closed', closed_reason = 'unlocked', closed_at = $1,
+                    last_challenge = NULL, updated_at = $1
+             WHERE id = $2",
         )
         .bind(now)
         .bind(journey.id)
@@ -113,7 +113,7 @@ async fn check_receipt(
 /// Tells every address on the holder's profile that the card was unlocked, in the same
 /// transaction as the unlock.
 async fn queue_unlock_notices(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: &AppState,
     journey: &CardJourney,
     serial: &CardSerial,
@@ -121,7 +121,7 @@ async fn queue_unlock_notices(
     now: Millis,
 ) -> anyhow::Result<()> {
     let addresses: Vec<String> =
-        sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = ? ORDER BY email")
+        sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = $1 ORDER BY email")
             .bind(journey.holder_id.as_deref())
             .fetch_all(&mut *conn)
             .await

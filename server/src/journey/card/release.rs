@@ -1,10 +1,10 @@
 //! `POST /api/journey/card/cryptogram`: the cryptogram for a fresh challenge, at most a
 //! few per journey, never twice for one challenge.
 
+use crate::db::Conn;
 use anyhow::Context;
 use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
 use unlock_protocol::{CardSerial, ErrorCode};
 
 use super::{
@@ -43,7 +43,7 @@ pub async fn release_cryptogram(
 }
 
 async fn record_release(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     state: AppState,
     token: String,
     challenge: [u8; 16],
@@ -73,8 +73,8 @@ async fn record_release(
         if journey.cryptograms_released >= cap {
             sqlx::query(
                 "UPDATE journeys SET state = 'closed', closed_reason = 'too_many_attempts',
-                        closed_at = ?1, last_challenge = NULL, updated_at = ?1
-                 WHERE id = ?2",
+                        closed_at = $1, last_challenge = NULL, updated_at = $1
+                 WHERE id = $2",
             )
             .bind(now)
             .bind(journey.id)
@@ -87,7 +87,7 @@ async fn record_release(
         }
         let fresh = sqlx::query(
             "INSERT INTO card_challenges (serial, challenge_hash, journey_id, released_at)
-             VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(serial.as_str())
         .bind(Sha256::digest(challenge).to_vec())
@@ -105,8 +105,8 @@ async fn record_release(
         }
         sqlx::query(
             "UPDATE journeys SET cryptograms_released = cryptograms_released + 1,
-                    last_challenge = ?1, updated_at = ?2
-             WHERE id = ?3",
+                    last_challenge = $1, updated_at = $2
+             WHERE id = $3",
         )
         .bind(challenge.as_slice())
         .bind(now)

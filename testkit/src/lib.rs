@@ -1,0 +1,3 @@
+//! Parts the server's and the end-to-end tests share.
+
+pub mod postgres;

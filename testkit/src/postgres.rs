@@ -1,0 +1,221 @@
+//! A private PostgreSQL cluster for tests: Debian's `postgresql` binaries, run as the
+//! `postgres` system user (`initdb` refuses root), on a free loopback port, its data in a
+//! temporary folder. One cluster serves a whole test binary ([`shared`]); each test makes a
+//! fresh database in it ([`Cluster::create_database`]). A watcher process stops the cluster
+//! and removes its folder once the test binary has exited, however it exits.
+//!
+//! `UNLOCK_TEST_POSTGRES=postgres://user@host:port` makes the tests use a cluster that is
+//! already running instead (its user must be allowed to create databases).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The user the tests connect as.
+const USER: &str = "unlock";
+
+/// A running cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// `postgres://user@127.0.0.1:port` (no database).
+    base_url: String,
+    host: String,
+    port: u16,
+    user: String,
+    bin: PathBuf,
+}
+
+/// The test binary's cluster, started on first use.
+pub fn shared() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| match std::env::var("UNLOCK_TEST_POSTGRES") {
+        Ok(url) if !url.trim().is_empty() => Cluster::existing(url.trim()),
+        _ => Cluster::start().unwrap_or_else(|error| panic!("start PostgreSQL: {error}")),
+    })
+}
+
+impl Cluster {
+    fn existing(url: &str) -> Self {
+        let rest = url
+            .trim_end_matches('/')
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest);
+        let (user, address) = rest.split_once('@').unwrap_or((USER, rest));
+        let (host, port) = address.rsplit_once(':').unwrap_or((address, "5432"));
+        Self {
+            base_url: url.trim_end_matches('/').to_owned(),
+            host: host.to_owned(),
+            port: port.parse().expect("UNLOCK_TEST_POSTGRES names a port"),
+            user: user.to_owned(),
+            bin: bin_dir().expect("PostgreSQL's client programs"),
+        }
+    }
+
+    /// initdb, then pg_ctl start, as the `postgres` user, in a folder of its own.
+    fn start() -> Result<Self, String> {
+        let bin = bin_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("unlock-pg-")
+            .tempdir()
+            .map_err(|e| format!("make a folder: {e}"))?
+            .keep();
+        run(Command::new("chown").arg("postgres").arg(&dir))?;
+        let data = dir.join("data");
+        run(as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            USER,
+            "--no-sync",
+        ]))?;
+        let port = free_port();
+        // Durability is the benchmarks' business; tests want speed.
+        let options = format!(
+            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+            dir.display()
+        );
+        run(as_postgres(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "-t", "60", "start"]))?;
+        watch_and_stop(&bin, &dir, &data)?;
+        Ok(Self {
+            base_url: format!("postgres://{USER}@127.0.0.1:{port}"),
+            host: "127.0.0.1".into(),
+            port,
+            user: USER.into(),
+            bin,
+        })
+    }
+
+    /// A new, empty database; its URL.
+    pub fn create_database(&self) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        self.psql(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|error| panic!("create a test database: {error}"));
+        format!("{}/{name}", self.base_url)
+    }
+
+    /// Runs one statement in the `postgres` database.
+    pub fn psql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h",
+                &self.host,
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &self.user,
+            ])
+            .args(["-d", "postgres", "-c", sql])
+            .output()
+            .map_err(|e| format!("run psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// Where PostgreSQL's programs are (`pg_dump`, `psql`, …).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// `postgres://user@host:port`, without a database.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+}
+
+/// The newest installed `/usr/lib/postgresql/<version>/bin`.
+fn bin_dir() -> Result<PathBuf, String> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| "PostgreSQL is not installed (apt-get install postgresql)".to_owned())?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| "no PostgreSQL server programs under /usr/lib/postgresql".into())
+}
+
+fn as_postgres(program: &Path) -> Command {
+    let mut command = Command::new("runuser");
+    command.args(["-u", "postgres", "--"]).arg(program);
+    command.current_dir("/");
+    command
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {command:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{command:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A process in a session of its own that waits for this one to exit, then stops the
+/// cluster and removes its folder (a test binary never runs destructors of statics).
+fn watch_and_stop(bin: &Path, dir: &Path, data: &Path) -> Result<(), String> {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         runuser -u postgres -- '{pg_ctl}' -D '{data}' -m fast -w stop >/dev/null 2>&1; \
+         rm -rf '{dir}'",
+        pid = std::process::id(),
+        pg_ctl = bin.join("pg_ctl").display(),
+        data = data.display(),
+        dir = dir.display(),
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start the cluster's watcher: {e}"))?;
+    Ok(())
+}
+
+fn free_port() -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(port) = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+        {
+            return port;
+        }
+        assert!(Instant::now() < deadline, "no free port");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
