@@ -1,0 +1,173 @@
+//! Holder look-up, the Registration Authority's actions on a holder (addresses and
+//! throttles), and the email domain allow list.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CardSerial, HolderId};
+
+/// `GET /api/staff/holders?q=...`: holders whose 12-digit id, email or name matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderSearch {
+    pub matches: Vec<HolderMatch>,
+    /// More holders matched than are listed: the search should be narrowed.
+    pub more: bool,
+}
+
+/// One holder found by a search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderMatch {
+    pub id: HolderId,
+    pub name: String,
+    pub organisation: String,
+    /// Masked unless the role may see addresses in full.
+    pub emails: Vec<String>,
+}
+
+/// `GET /api/staff/holders/{id}`: everything staff may see of one holder. Never a code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderProfile {
+    pub id: HolderId,
+    pub name: String,
+    pub organisation: String,
+    /// Whether this is the signed-in staff member's own profile (no actions allowed).
+    pub own_profile: bool,
+    pub emails: Vec<ProfileEmail>,
+    pub cards: Vec<ProfileCard>,
+    /// Newest first.
+    pub journeys: Vec<JourneyRecord>,
+    /// Emails to this holder, newest first.
+    pub deliveries: Vec<Delivery>,
+    /// Throttles on the holder or on the client addresses of their recent journeys.
+    pub throttles: Vec<ThrottleState>,
+}
+
+/// An address on a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileEmail {
+    /// Masked unless the role may see addresses in full.
+    pub address: String,
+    /// Whether its domain is on the allow list (so the holder can use it for self-service).
+    pub domain_allowed: bool,
+    pub added_at: i64,
+    pub added_by: String,
+}
+
+/// A card on a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileCard {
+    pub serial: CardSerial,
+    /// `active`, `suspended` or `cancelled`.
+    pub status: String,
+    pub model: String,
+    /// The last moment the card's certificates are valid.
+    pub cert_expires_at: i64,
+    /// Whether this service could unlock it now.
+    pub unlockable: bool,
+}
+
+/// One journey, step by step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JourneyRecord {
+    pub id: i64,
+    pub started_at: i64,
+    /// The address the journey was started with (masked unless allowed in full).
+    pub email: String,
+    pub client_addr: String,
+    /// Where it ended, or stands, in words: "Unlocked", "Stopped: ...", "In progress".
+    pub summary: String,
+    /// Whether it ended with the card unlocked.
+    pub unlocked: bool,
+    /// Oldest first.
+    pub steps: Vec<JourneyStep>,
+}
+
+/// One audited step of a journey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JourneyStep {
+    pub at: i64,
+    pub action: String,
+    pub outcome: String,
+    /// The step in words.
+    pub label: String,
+}
+
+/// One email and how its delivery went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `one_time_code`, `card_unlocked`, `email_added`, `email_removed`.
+    pub kind: String,
+    /// Masked unless the role may see addresses in full.
+    pub recipient: String,
+    /// `queued`, `sent` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub queued_at: i64,
+    pub finished_at: Option<i64>,
+    /// Why the last attempt failed, as the mail relay said.
+    pub last_error: Option<String>,
+}
+
+/// A throttle's count and lock-out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleState {
+    /// `subject_voided`, `client_start` or `client_failure`.
+    pub scope: String,
+    /// What is throttled, in words.
+    pub label: String,
+    /// The holder's id or the client address, as [`ReleaseThrottle`] takes it.
+    pub target: ThrottleTarget,
+    pub hits: u64,
+    /// When the lock-out ends, if one is in force.
+    pub locked_until: Option<i64>,
+}
+
+/// What a throttle counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThrottleTarget {
+    Holder(HolderId),
+    Client(String),
+}
+
+/// `POST /api/staff/holders/{id}/emails`: an address to add to the profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddEmail {
+    pub email: String,
+}
+
+/// `POST /api/staff/throttles/release`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseThrottle {
+    pub target: ThrottleTarget,
+}
+
+/// The answer to a release: how many counts and lock-outs were cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    pub released: u64,
+}
+
+/// `GET /api/staff/allowlist`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowList {
+    pub domains: Vec<AllowedDomain>,
+}
+
+/// A domain on the allow list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedDomain {
+    pub domain: String,
+    pub added_at: i64,
+    pub added_by: String,
+    /// Addresses on profiles in this domain.
+    pub addresses: u64,
+}
+
+/// `POST /api/staff/allowlist`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddDomain {
+    pub domain: String,
+}

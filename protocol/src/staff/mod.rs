@@ -1,0 +1,23 @@
+//! Bodies of the staff API (`/api/staff/...`): signing in with a password and an
+//! authenticator code, the status view, holder look-up, and the Registration Authority's
+//! actions. Times are milliseconds since the Unix epoch (UTC).
+
+mod audit;
+mod holders;
+mod overview;
+mod password;
+mod role;
+mod sign_in;
+mod username;
+
+pub use audit::{AuditEvent, AuditPage};
+pub use holders::{
+    AddDomain, AddEmail, AllowList, AllowedDomain, Delivery, HolderMatch, HolderProfile,
+    HolderSearch, JourneyRecord, JourneyStep, ProfileCard, ProfileEmail, ReleaseThrottle, Released,
+    ThrottleState, ThrottleTarget,
+};
+pub use overview::{DayCount, FailureCount, OutboxHealth, Overview, Period};
+pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, StaffPassword, StaffPasswordError};
+pub use role::{Permission, Role};
+pub use sign_in::{Me, NewPassword, SecondFactor, SignIn, SignInStep};
+pub use username::{StaffUsername, StaffUsernameError};

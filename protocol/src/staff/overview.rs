@@ -1,0 +1,67 @@
+//! The status view's figures.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/staff/overview`: the status view's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub generated_at: i64,
+    /// Since midnight UTC.
+    pub today: Period,
+    /// The last 30 days, today included.
+    pub last_30_days: Period,
+    /// Staff time one unlock saves (an RA visit), in minutes.
+    pub minutes_saved_per_unlock: u32,
+    pub outbox: OutboxHealth,
+    /// Unlocks on each of the last 30 days (UTC), oldest first, today last.
+    pub unlocks_per_day: Vec<DayCount>,
+}
+
+/// The figures of one period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Period {
+    /// Journeys started with an allowed address (on a profile or not).
+    pub journeys_started: u64,
+    /// Code emails delivered.
+    pub codes_sent: u64,
+    /// Codes typed in correctly.
+    pub codes_verified: u64,
+    /// Cards unlocked.
+    pub unlocks: u64,
+    /// Steps refused or journeys that ran out of time, all reasons together.
+    pub failed: u64,
+    /// `failed` by reason, largest first; reasons with none are left out.
+    pub failures: Vec<FailureCount>,
+    /// `unlocks` × the minutes one saves, in hours.
+    pub hours_saved: f64,
+}
+
+/// How many steps were refused for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureCount {
+    /// A stable name, such as `code_voided`.
+    pub reason: String,
+    /// The reason in words.
+    pub label: String,
+    pub count: u64,
+}
+
+/// The email outbox's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxHealth {
+    /// Messages waiting to be sent.
+    pub queued: u64,
+    /// How long the oldest waiting message has waited, in seconds.
+    pub oldest_queued_seconds: Option<u64>,
+    /// Messages given up on today and in the last 30 days.
+    pub failed_today: u64,
+    pub failed_last_30_days: u64,
+}
+
+/// A day's count, for the chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayCount {
+    /// `2026-12-01`.
+    pub day: String,
+    pub count: u64,
+}
