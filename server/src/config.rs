@@ -70,7 +70,10 @@ pub struct MailConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// Names this server among several sharing a database; its own claims are released at start.
+    /// Names this server among several sharing a database, in its outbox claims and attempts.
+    /// Default: the host name and a random suffix drawn at start, so instances never share
+    /// one by accident. A stable name per instance (a pod or host name) lets a restarted
+    /// instance resume its own claims at once instead of after their lease.
     pub instance_id: String,
     /// First retry delay; each later one doubles, up to `retry_max_ms`.
     pub retry_base_ms: u64,
@@ -193,7 +196,7 @@ impl Default for Config {
                 send_timeout_seconds: 30,
             },
             outbox: OutboxConfig {
-                instance_id: "local".into(),
+                instance_id: default_instance_id(),
                 retry_base_ms: 5_000,
                 retry_max_ms: 15 * 60 * 1000,
                 max_attempts: 8,
@@ -299,6 +302,19 @@ impl Config {
     }
 }
 
+/// The host's name and 8 random hex digits.
+fn default_instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unlock".into());
+    let mut suffix = [0u8; 4];
+    let _ = getrandom::fill(&mut suffix);
+    format!("{host}-{}", hex::encode(suffix))
+}
+
 /// Plain SMTP sends codes in clear text, so it is allowed only to a relay on this machine.
 fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
     // The URL may carry a password: never echo it back.
@@ -368,6 +384,13 @@ mod tests {
         assert!(error.contains("not both"), "{error}");
         assert!(!error.contains("35a47d45"));
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn each_instance_gets_its_own_id_by_default() {
+        let (one, two) = (Config::default(), Config::default());
+        assert_ne!(one.outbox.instance_id, two.outbox.instance_id);
+        assert!(!one.outbox.instance_id.is_empty());
     }
 
     #[test]

@@ -99,8 +99,8 @@ pub async fn hit(
     let (hits, locked_until): (i64, Millis) = sqlx::query_as(
         "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES ($1, $2, 1, $3)
          ON CONFLICT (scope, key) DO UPDATE SET
-             hits = CASE WHEN window_started_at <= $3 - $4 THEN 1 ELSE hits + 1 END,
-             window_started_at = CASE WHEN window_started_at <= $3 - $4 THEN $3 ELSE window_started_at END
+             hits = CASE WHEN throttles.window_started_at <= $3 - $4 THEN 1 ELSE throttles.hits + 1 END,
+             window_started_at = CASE WHEN throttles.window_started_at <= $3 - $4 THEN $3 ELSE throttles.window_started_at END
          RETURNING hits, locked_until",
     )
     .bind(scope.as_str())

@@ -4,7 +4,7 @@
 //! fresh database in it ([`Cluster::create_database`]). A watcher process stops the cluster
 //! and removes its folder once the test binary has exited, however it exits.
 //!
-//! `UNLOCK_TEST_POSTGRES=postgres://user@host:port` makes the tests use a cluster that is
+//! `TEST_POSTGRES_URL=postgres://user@host:port` makes the tests use a cluster that is
 //! already running instead (its user must be allowed to create databases).
 
 use std::net::TcpListener;
@@ -31,7 +31,7 @@ pub struct Cluster {
 /// The test binary's cluster, started on first use.
 pub fn shared() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| match std::env::var("UNLOCK_TEST_POSTGRES") {
+    CLUSTER.get_or_init(|| match std::env::var("TEST_POSTGRES_URL") {
         Ok(url) if !url.trim().is_empty() => Cluster::existing(url.trim()),
         _ => Cluster::start().unwrap_or_else(|error| panic!("start PostgreSQL: {error}")),
     })
@@ -48,7 +48,7 @@ impl Cluster {
         Self {
             base_url: url.trim_end_matches('/').to_owned(),
             host: host.to_owned(),
-            port: port.parse().expect("UNLOCK_TEST_POSTGRES names a port"),
+            port: port.parse().expect("TEST_POSTGRES_URL names a port"),
             user: user.to_owned(),
             bin: bin_dir().expect("PostgreSQL's client programs"),
         }

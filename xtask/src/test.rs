@@ -67,7 +67,7 @@ pub fn run() -> anyhow::Result<()> {
     cmd::run(
         cmd::cargo()
             .args(["test", "-p", "unlock-server", "--test", "api", "--locked"])
-            .env("UNLOCK_TEST_DATABASE", "postgres"),
+            .env("SERVER_TEST_DATABASE", "postgres"),
     )?;
 
     step(6, &format!("unlock-protocol compiles for {WASM_TARGET}"));

@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::db::Conn;
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use sqlx::Executor;
 use time::macros::format_description;
 use unlock_protocol::{CardSerial, EmailAddress, HolderId};
 
@@ -90,9 +91,27 @@ pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary
                 continue;
             }
         };
+        // A row that fails is undone alone, so the rows after it are still checked (on
+        // PostgreSQL a failed statement would otherwise void the rest of the transaction).
+        (&mut *tx)
+            .execute("SAVEPOINT import_row")
+            .await
+            .context("mark a row")?;
         match import_row(&mut tx, &row, now, &mut summary).await {
-            Ok(()) => summary.rows += 1,
-            Err(error) => problems.push(format!("line {line}: {error:#}")),
+            Ok(()) => {
+                summary.rows += 1;
+                (&mut *tx)
+                    .execute("RELEASE SAVEPOINT import_row")
+                    .await
+                    .context("keep a row")?;
+            }
+            Err(error) => {
+                problems.push(format!("line {line}: {error:#}"));
+                (&mut *tx)
+                    .execute("ROLLBACK TO SAVEPOINT import_row")
+                    .await
+                    .context("undo a row")?;
+            }
         }
     }
     if !problems.is_empty() {
@@ -138,8 +157,8 @@ async fn import_row(
     sqlx::query(
         "INSERT INTO holders (id, display_name, organisation, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET
-             display_name = CASE WHEN $2 = '' THEN display_name ELSE $2 END,
-             organisation = CASE WHEN $3 = '' THEN organisation ELSE $3 END",
+             display_name = CASE WHEN $2 = '' THEN holders.display_name ELSE $2 END,
+             organisation = CASE WHEN $3 = '' THEN holders.organisation ELSE $3 END",
     )
     .bind(holder.as_str())
     .bind(&row.name)
@@ -152,7 +171,7 @@ async fn import_row(
     for email in &emails {
         let owner: Option<String> = sqlx::query_scalar(
             "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, $3, 'import')
-             ON CONFLICT (email) DO UPDATE SET email = email RETURNING holder_id",
+             ON CONFLICT (email) DO UPDATE SET email = holder_emails.email RETURNING holder_id",
         )
         .bind(email.as_str())
         .bind(holder.as_str())

@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 pub mod audit;
+pub mod outbox;
 mod serializable;
 mod url;
 mod writer;

@@ -1,6 +1,6 @@
 //! Checking a typed code, and sending a new one.
 
-use crate::db::Conn;
+use crate::db::{self, Conn};
 use anyhow::Context;
 use axum::http::StatusCode;
 use unlock_protocol::api::{IneligibleReason, JourneyView};
@@ -211,16 +211,7 @@ async fn send_new_code(
             .await
             .context("supersede the journey's earlier code")?;
         // An earlier code's email still waiting to go out would only confuse.
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', last_error = 'superseded by a newer code',
-                    sealed_message = NULL, finished_at = $1
-             WHERE journey_id = $2 AND kind = 'one_time_code' AND state = 'queued' AND claimed_by IS NULL",
-        )
-        .bind(now)
-        .bind(journey.id)
-        .execute(&mut *conn)
-        .await
-        .context("withdraw the earlier code's email")?;
+        db::outbox::withdraw_code_emails(conn, journey.id, now).await?;
         let code = issue_code(&state, conn, &journey, now).await?;
         (
             "code_issued",

@@ -6,7 +6,7 @@ pub mod mailer;
 pub mod templates;
 pub mod worker;
 
-use crate::db::Conn;
+use crate::db::{self, Conn};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -52,19 +52,13 @@ pub fn seal(keys: &Keys, message: &Composed) -> anyhow::Result<Vec<u8>> {
 
 /// Queues a sealed message inside the caller's transaction.
 pub async fn enqueue(conn: &mut Conn, outgoing: Outgoing<'_>, now: Millis) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8) RETURNING id",
-    )
-    .bind(outgoing.kind)
-    .bind(outgoing.recipient)
-    .bind(outgoing.journey_id)
-    .bind(outgoing.holder_id)
-    .bind(outgoing.sealed)
-    .bind(now)
-    .bind(outgoing.expires_at)
-    .bind(now)
-    .fetch_one(conn)
-    .await
-    .context("queue an email")
+    let message = db::outbox::NewMessage {
+        kind: outgoing.kind,
+        recipient: outgoing.recipient,
+        journey_id: outgoing.journey_id,
+        holder_id: outgoing.holder_id,
+        sealed: &outgoing.sealed,
+        expires_at: outgoing.expires_at,
+    };
+    db::outbox::enqueue(conn, &message, now).await
 }

@@ -11,7 +11,8 @@ use super::Composed;
 use super::mailer::{Mailer, build_message};
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::outbox::{Attempted, Claimed};
+use crate::db::{self, Db};
 use crate::secrets::Keys;
 
 /// Messages claimed per round, kept small so a round of slow sends (8 at a time, each up to the send timeout) ends well
@@ -30,16 +31,6 @@ pub struct Worker {
     pub config: Arc<Config>,
     /// Poked after a message is queued, so it goes out at once rather than at the next poll.
     pub wake: Arc<Notify>,
-}
-
-#[derive(sqlx::FromRow)]
-struct Claimed {
-    id: i64,
-    kind: String,
-    recipient: String,
-    sealed_message: Option<Vec<u8>>,
-    attempts: i64,
-    expires_at: Option<Millis>,
 }
 
 /// How one attempt ended.
@@ -78,17 +69,7 @@ impl Worker {
             .db
             .write(move |conn| {
                 let instance = instance.clone();
-                Box::pin(async move {
-                    let done = sqlx::query(
-                        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
-                         WHERE claimed_by = $1 AND state = 'queued'",
-                    )
-                    .bind(instance)
-                    .execute(conn)
-                    .await
-                    .context("release this instance's outbox claims")?;
-                    Ok(done.rows_affected())
-                })
+                Box::pin(async move { db::outbox::release_claims(conn, &instance).await })
             })
             .await?;
         if released > 0 {
@@ -143,21 +124,8 @@ impl Worker {
             .write(move |conn| {
                 let instance = instance.clone();
                 Box::pin(async move {
-                    sqlx::query_as(
-                        "UPDATE outbox SET claimed_by = $1, claimed_until = $2
-                         WHERE id IN (SELECT id FROM outbox
-                                      WHERE state = 'queued' AND next_attempt_at <= $3
-                                        AND (claimed_until IS NULL OR claimed_until < $3)
-                                      ORDER BY next_attempt_at, id LIMIT $4)
-                         RETURNING id, kind, recipient, sealed_message, attempts, expires_at",
-                    )
-                    .bind(instance)
-                    .bind(now.saturating_add(lease))
-                    .bind(now)
-                    .bind(BATCH)
-                    .fetch_all(conn)
-                    .await
-                    .context("claim due outbox messages")
+                    let until = now.saturating_add(lease);
+                    db::outbox::claim_due(conn, &instance, now, until, BATCH).await
                 })
             })
             .await
@@ -227,52 +195,34 @@ impl Worker {
     /// shares the write connection with holders' requests.
     async fn record(&self, outcomes: &[(Claimed, Outcome)]) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let rows: Vec<serde_json::Value> = outcomes
+        let attempts: Vec<Attempted> = outcomes
             .iter()
             .map(|(message, outcome)| {
                 let (state, attempt, next, detail, finished) = match outcome {
                     Outcome::Sent => ("sent", "sent", now, None, Some(now)),
-                    Outcome::Retry { at, detail } => ("queued", "retry", *at, Some(detail), None),
+                    Outcome::Retry { at, detail } => {
+                        ("queued", "retry", *at, Some(detail.clone()), None)
+                    }
                     Outcome::Failed { detail } => {
-                        ("failed", "failed", now, Some(detail), Some(now))
+                        ("failed", "failed", now, Some(detail.clone()), Some(now))
                     }
                 };
-                serde_json::json!({"id": message.id, "state": state, "attempt": attempt,
-                                   "next": next, "detail": detail, "finished": finished})
+                Attempted {
+                    id: message.id,
+                    state,
+                    attempt,
+                    next,
+                    detail,
+                    finished,
+                }
             })
             .collect();
-        let rows = serde_json::Value::Array(rows).to_string();
         let instance = self.config.outbox.instance_id.clone();
         self.db
             .write(move |conn| {
-                let (rows, instance) = (rows.clone(), instance.clone());
+                let (attempts, instance) = (attempts.clone(), instance.clone());
                 Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
-                                last_error = o.detail, finished_at = o.finished,
-                                claimed_by = NULL, claimed_until = NULL,
-                                sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
-                         FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
-                                      value ->> 'detail' AS detail, value ->> 'finished' AS finished
-                               FROM json_each($1)) AS o
-                         WHERE outbox.id = o.id AND outbox.claimed_by = $2",
-                    )
-                    .bind(&rows)
-                    .bind(&instance)
-                    .execute(&mut *conn)
-                    .await
-                    .context("record the outcomes of sends")?;
-                    sqlx::query(
-                        "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
-                         SELECT value ->> 'id', $2, $3, value ->> 'attempt', value ->> 'detail' FROM json_each($1)",
-                    )
-                    .bind(&rows)
-                    .bind(now)
-                    .bind(&instance)
-                    .execute(&mut *conn)
-                    .await
-                    .context("record send attempts")?;
-                    Ok(())
+                    db::outbox::record_attempts(conn, &instance, now, &attempts).await
                 })
             })
             .await?;

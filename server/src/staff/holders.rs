@@ -100,7 +100,7 @@ pub async fn search(
         );
         let rows = sqlx::query_as(
             "SELECT id, display_name, organisation FROM holders
-             WHERE display_name LIKE $1 ESCAPE '\\' ORDER BY display_name, id LIMIT $2",
+             WHERE LOWER(display_name) LIKE LOWER($1) ESCAPE '\\' ORDER BY display_name, id LIMIT $2",
         )
         .bind(pattern)
         .bind(limit)

@@ -153,7 +153,7 @@ async fn audited_steps(
     let mut counts = HashMap::with_capacity(wanted.len());
     for (action, outcome) in wanted {
         let row: (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(at >= $4), 0) FROM audit_events
+            "SELECT COUNT(*), COUNT(CASE WHEN at >= $4 THEN 1 END) FROM audit_events
              WHERE action = $1 AND outcome = $2 AND at >= $3",
         )
         .bind(action)
@@ -178,7 +178,7 @@ async fn ineligible(
     today: Millis,
 ) -> anyhow::Result<Vec<(Option<String>, Both)>> {
     let rows: Vec<(Option<String>, i64, i64)> = sqlx::query_as(
-        "SELECT detail, COUNT(*), COALESCE(SUM(at >= $2), 0) FROM audit_events
+        "SELECT detail, COUNT(*), COUNT(CASE WHEN at >= $2 THEN 1 END) FROM audit_events
          WHERE at >= $1 AND action = 'journey.verify_code' AND outcome = 'verified_ineligible'
          GROUP BY detail",
     )
@@ -201,7 +201,7 @@ async fn timed_out(
     now: Millis,
 ) -> anyhow::Result<Both> {
     let row: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(expires_at >= $2), 0) FROM journeys
+        "SELECT COUNT(*), COUNT(CASE WHEN expires_at >= $2 THEN 1 END) FROM journeys
          WHERE expires_at >= $1 AND expires_at <= $3
            AND state IN ('awaiting_code', 'verified') AND holder_id IS NOT NULL",
     )
@@ -217,7 +217,7 @@ async fn timed_out(
 /// Code emails delivered.
 async fn codes_sent(conn: &mut Conn, since: Millis, today: Millis) -> anyhow::Result<Both> {
     let row: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(finished_at >= $2), 0) FROM outbox
+        "SELECT COUNT(*), COUNT(CASE WHEN finished_at >= $2 THEN 1 END) FROM outbox
          WHERE state = 'sent' AND finished_at >= $1 AND kind = 'one_time_code'",
     )
     .bind(since)
@@ -242,7 +242,7 @@ async fn outbox_health(
             .await
             .context("count the queued emails")?;
     let failed: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(finished_at >= $2), 0) FROM outbox
+        "SELECT COUNT(*), COUNT(CASE WHEN finished_at >= $2 THEN 1 END) FROM outbox
          WHERE state = 'failed' AND finished_at >= $1 AND attempts > 0",
     )
     .bind(since)

@@ -21,10 +21,7 @@ pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BINARY)
         .args(args)
         .current_dir(dir)
-        .env(
-            "UNLOCK_DATABASE_URL",
-            format!("sqlite://{}", dir.join("cli.db").display()),
-        )
+        .env("UNLOCK_DATABASE_URL", cli_database(dir))
         .env("UNLOCK_DATA_DIR", dir)
         .env("UNLOCK_SECRET_KEY", SECRET_KEY)
         .env("RUST_LOG", "warn")
@@ -118,16 +115,11 @@ fn import_loads_holders_emails_and_cards_all_or_nothing() {
     assert!(!stderr.contains("line 2"), "{stderr}");
 
     // The good file's rows are there; none of the bad file's are.
-    let db = dir.path().join("cli.db");
-    let holders = Command::new("/usr/bin/python3")
-        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(sorted(r[0] for r in c.execute('select id from holders')))"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&holders.stdout).trim(),
-        "['123456789012', '210987654321']"
+    let holders = query_column(
+        &cli_database(dir.path()),
+        "SELECT id FROM holders ORDER BY id",
     );
+    assert_eq!(holders, ["123456789012", "210987654321"]);
 }
 
 #[test]
@@ -137,7 +129,11 @@ fn migrate_creates_the_database() {
         stdout(&cli(dir.path(), &["migrate"])),
         "database is up to date\n"
     );
-    assert!(dir.path().join("cli.db").exists());
+    let applied = query_column(
+        &cli_database(dir.path()),
+        "SELECT description FROM _sqlx_migrations ORDER BY version",
+    );
+    assert_eq!(applied, ["initial", "card unlock", "staff"]);
 }
 
 #[test]
@@ -495,10 +491,7 @@ pub fn serve_with_debug_logs(dir: &Path, port: u16, smtp_url: &str, log: &Path) 
         .args(["serve"])
         .current_dir(dir)
         .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "UNLOCK_DATABASE_URL",
-            format!("sqlite://{}", dir.join("cli.db").display()),
-        )
+        .env("UNLOCK_DATABASE_URL", cli_database(dir))
         .env("UNLOCK_DATA_DIR", dir)
         .env("UNLOCK_SECRET_KEY", SECRET_KEY)
         .env("UNLOCK_CARD_MASTER_KEY", MASTER_KEY)

@@ -1,7 +1,7 @@
 //! Test harness: the real server on port 0 with a fresh database, a real SMTP server on
 //! loopback, a manual clock, and one helper per endpoint.
 //!
-//! The engine is SQLite (a fresh file per test) unless `UNLOCK_TEST_DATABASE=postgres`, when
+//! The engine is SQLite (a fresh file per test) unless `SERVER_TEST_DATABASE=postgres`, when
 //! every test gets a fresh database in the test binary's private PostgreSQL cluster; the
 //! test command runs the suite both ways.
 
@@ -283,6 +283,13 @@ pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) 
     config.staff.argon2_memory_kib = 64;
     config.staff.argon2_iterations = 1;
     tweak(&mut config);
+    // `RUST_LOG=…` shows the servers' logs beside a failing test's output.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let clock = Clock::manual(START_OF_TEST);
     let server = Server::start(config.clone(), clock.clone())
         .await
@@ -304,10 +311,10 @@ pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) 
 
 /// Which engine the suite runs on this time.
 pub fn engine() -> Engine {
-    match std::env::var("UNLOCK_TEST_DATABASE").as_deref() {
+    match std::env::var("SERVER_TEST_DATABASE").as_deref() {
         Ok("postgres") => Engine::Postgres,
         Ok("sqlite") | Err(_) => Engine::Sqlite,
-        Ok(other) => panic!("UNLOCK_TEST_DATABASE must be sqlite or postgres, not {other}"),
+        Ok(other) => panic!("SERVER_TEST_DATABASE must be sqlite or postgres, not {other}"),
     }
 }
 
@@ -318,6 +325,44 @@ pub fn fresh_database(dir: &Path) -> DatabaseUrl {
         Engine::Postgres => unlock_testkit::postgres::shared().create_database(),
     };
     DatabaseUrl::parse(&url).expect("a test database URL")
+}
+
+/// The database the command-line tests' binary uses for `dir` (SQLite: `dir/cli.db`); the
+/// same one every time for the same folder.
+pub fn cli_database(dir: &Path) -> String {
+    match engine() {
+        Engine::Sqlite => format!("sqlite://{}", dir.join("cli.db").display()),
+        Engine::Postgres => {
+            let remembered = dir.join("cli-database-url");
+            if let Ok(url) = std::fs::read_to_string(&remembered) {
+                return url;
+            }
+            let url = unlock_testkit::postgres::shared().create_database();
+            std::fs::write(&remembered, &url).expect("remember the test database");
+            url
+        }
+    }
+}
+
+/// The first column of every row `sql` returns, as text, read outside any server (for tests
+/// of the command line, which have no server running).
+pub fn query_column(url: &str, sql: &'static str) -> Vec<String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(url)
+                .await
+                .expect("open the database");
+            let rows: Vec<(String,)> = sqlx::query_as(sql)
+                .fetch_all(&pool)
+                .await
+                .expect("query the database");
+            pool.close().await;
+            rows.into_iter().map(|(value,)| value).collect()
+        })
 }
 
 /// An allow-listed domain and one holder with an active, supported card.
