@@ -281,9 +281,23 @@ impl Db {
     }
 }
 
-/// Options for one connection to `url` outside the pools (the checkpointer, tools).
+/// Options for one connection to `url` outside the pools (tools).
 pub fn connect_options(url: &DatabaseUrl) -> anyhow::Result<AnyConnectOptions> {
     url.any_options()
+}
+
+/// A SQLite connection with the settings the server's own connections run with (WAL,
+/// `synchronous = FULL`, foreign keys, busy timeout): for the benchmark's bare baseline,
+/// which must pay exactly the server's durability.
+pub fn sqlite_baseline_options(url: &str) -> anyhow::Result<sqlx::sqlite::SqliteConnectOptions> {
+    use std::str::FromStr;
+    Ok(sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .context("parse the SQLite URL")?
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10)))
 }
 
 /// A yes/no column or expression as either engine returns it: PostgreSQL's `boolean`, or

@@ -52,7 +52,7 @@ pub fn serve(args: &ServerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     runtime.block_on(async {
         // Exactly the server's settings: WAL, synchronous=FULL, busy timeout; one writer.
-        let options = unlock_server::db::connect_options(&args.database_url)?;
+        let options = unlock_server::db::sqlite_baseline_options(&args.database_url)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)

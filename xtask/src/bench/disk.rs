@@ -10,7 +10,7 @@ use anyhow::Context;
 /// the server's own options.
 pub async fn sqlite_settings(url: &str) -> anyhow::Result<String> {
     use sqlx::Connection;
-    let options = unlock_server::db::connect_options(url)?;
+    let options = unlock_server::db::sqlite_baseline_options(url)?;
     let mut conn = sqlx::SqliteConnection::connect_with(&options)
         .await
         .context("open the database")?;

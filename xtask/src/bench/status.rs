@@ -65,7 +65,7 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
 /// and two emails; and a quarter as many that failed: codes voided, domains not allowed,
 /// journeys left to run out of time, holders told to contact their RA.
 async fn seed_history(url: &str, args: &StatusArgs) -> anyhow::Result<String> {
-    let mut conn = unlock_server::db::connect_options(url)?
+    let mut conn = unlock_server::db::sqlite_baseline_options(url)?
         .connect()
         .await
         .context("open the bench database")?;
