@@ -16,6 +16,8 @@
 use std::time::Duration;
 
 pub mod audit;
+pub mod codes;
+pub mod holder_emails;
 pub mod outbox;
 mod serializable;
 mod url;

@@ -1,5 +1,6 @@
 //! Checking a typed code, and sending a new one.
 
+use crate::db::codes::WrongTry;
 use crate::db::{self, Conn};
 use anyhow::Context;
 use axum::http::StatusCode;
@@ -101,11 +102,11 @@ async fn check_code(
             .keys
             .code_matches(journey.id, code.expose(), &latest.code_mac)
         {
-            sqlx::query("UPDATE one_time_codes SET state = 'used' WHERE id = $1")
-                .bind(latest.id)
-                .execute(&mut *conn)
-                .await
-                .context("use up the code")?;
+            if !db::codes::use_up(conn, latest.id).await? {
+                let voided =
+                    Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided);
+                break 'checked ("no_live_code", Err(voided));
+            }
             let journey = mark_verified(conn, config, journey.clone(), now).await?;
             let outcome = if journey.state == "verified" {
                 "verified"
@@ -116,15 +117,15 @@ async fn check_code(
             ineligible.clone_from(&journey.ineligible_reason);
             break 'checked (outcome, view_of(&config.journey, &journey, None, now));
         }
-        let wrong_tries = latest.wrong_tries + 1;
-        let voided = wrong_tries >= i64::from(config.journey.max_code_tries);
-        sqlx::query("UPDATE one_time_codes SET wrong_tries = $1, state = $2 WHERE id = $3")
-            .bind(wrong_tries)
-            .bind(if voided { "voided" } else { "live" })
-            .bind(latest.id)
-            .execute(&mut *conn)
-            .await
-            .context("count a wrong code")?;
+        let max_tries = i64::from(config.journey.max_code_tries);
+        let Some(WrongTry {
+            wrong_tries,
+            voided,
+        }) = db::codes::record_wrong_try(conn, latest.id, max_tries).await?
+        else {
+            let voided = Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided);
+            break 'checked ("no_live_code", Err(voided));
+        };
         throttle::hit(conn, &config.throttle, Scope::ClientFailure, &client, now).await?;
         if voided {
             throttle::hit(

@@ -2,7 +2,8 @@
 //! told at every address), holders' throttles, and (managers) the allow list. Nobody acts
 //! on their own profile; every action and every refusal is audited.
 
-use crate::db::Conn;
+use crate::db::holder_emails::Added;
+use crate::db::{self, Conn};
 use anyhow::Context;
 use axum::http::StatusCode;
 use unlock_protocol::staff::{Permission, ThrottleTarget};
@@ -158,14 +159,6 @@ async fn tell(
     Ok(())
 }
 
-async fn profile_addresses(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = $1 ORDER BY email")
-        .bind(holder)
-        .fetch_all(conn)
-        .await
-        .context("read the holder's addresses")
-}
-
 /// `POST /api/staff/holders/{id}/emails`: adds an address in an allowed domain, so the
 /// holder can unlock their card themselves; every address on the profile is told.
 pub async fn add_email(
@@ -186,13 +179,18 @@ pub async fn add_email(
         Box::pin(async move {
             let detail = email.as_str().to_owned();
             if !holder_exists(conn, &id).await? {
-                return Ok(Audited::refused("no_holder", Some(detail), holder_not_found()));
+                return Ok(Audited::refused(
+                    "no_holder",
+                    Some(detail),
+                    holder_not_found(),
+                ));
             }
-            let allowed: Option<i64> = sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = $1")
-                .bind(email.domain())
-                .fetch_optional(&mut *conn)
-                .await
-                .context("check the allow list")?;
+            let allowed: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = $1")
+                    .bind(email.domain())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .context("check the allow list")?;
             if allowed.is_none() {
                 let refused = Failure::client_message(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -204,15 +202,15 @@ pub async fn add_email(
                         email.domain()
                     ),
                 );
-                return Ok(Audited::refused("domain_not_allowed", Some(detail), refused));
+                return Ok(Audited::refused(
+                    "domain_not_allowed",
+                    Some(detail),
+                    refused,
+                ));
             }
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = $1")
-                    .bind(email.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .context("look the address up")?;
-            if let Some(owner) = owner {
+            if let Added::Taken { owner } =
+                db::holder_emails::add(conn, email.as_str(), &id, now, &by).await?
+            {
                 let message = if owner == id {
                     "This email address is already on this holder's profile.".to_owned()
                 } else {
@@ -220,19 +218,13 @@ pub async fn add_email(
                 };
                 let refused =
                     Failure::client_message(StatusCode::CONFLICT, ErrorCode::EmailTaken, message);
-                return Ok(Audited::refused("already_on_a_profile", Some(detail), refused));
+                return Ok(Audited::refused(
+                    "already_on_a_profile",
+                    Some(detail),
+                    refused,
+                ));
             }
-            sqlx::query(
-                "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(email.as_str())
-            .bind(&id)
-            .bind(now)
-            .bind(&by)
-            .execute(&mut *conn)
-            .await
-            .context("add the address to the profile")?;
-            let everyone = profile_addresses(conn, &id).await?;
+            let everyone = db::holder_emails::of_holder(conn, &id).await?;
             let notice = templates::address_added(&email, &state.config.public_url, now);
             tell(conn, &state, "email_added", &id, &everyone, &notice, now).await?;
             Ok(Audited::done("added", detail, ()))
@@ -259,15 +251,7 @@ pub async fn remove_email(
         let (state, id, email) = (job_state.clone(), id.clone(), email.clone());
         Box::pin(async move {
             let detail = email.as_str().to_owned();
-            let removed =
-                sqlx::query("DELETE FROM holder_emails WHERE email = $1 AND holder_id = $2")
-                    .bind(email.as_str())
-                    .bind(&id)
-                    .execute(&mut *conn)
-                    .await
-                    .context("remove the address")?
-                    .rows_affected();
-            if removed == 0 {
+            if !db::holder_emails::remove(conn, email.as_str(), &id).await? {
                 let refused = if holder_exists(conn, &id).await? {
                     Failure::client(StatusCode::NOT_FOUND, ErrorCode::EmailNotOnProfile)
                 } else {
@@ -275,7 +259,7 @@ pub async fn remove_email(
                 };
                 return Ok(Audited::refused("not_on_profile", Some(detail), refused));
             }
-            let mut told = profile_addresses(conn, &id).await?;
+            let mut told = db::holder_emails::of_holder(conn, &id).await?;
             told.push(email.as_str().to_owned());
             let notice = templates::address_removed(&email, now);
             tell(conn, &state, "email_removed", &id, &told, &notice, now).await?;

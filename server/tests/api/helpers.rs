@@ -623,6 +623,31 @@ impl TestApp {
             .expect("HTTP client");
     }
 
+    /// A second server instance on the same database, clock, keys and mail relay: a fleet
+    /// of two. It has an outbox instance id of its own.
+    pub async fn second_instance(&self) -> Server {
+        let mut config = self.config.clone();
+        config.outbox.instance_id = format!("{}-second", config.outbox.instance_id);
+        Server::start(config, self.clock.clone())
+            .await
+            .expect("start a second instance")
+    }
+
+    /// `POST path` to `server` from this browser (cookies are per host, not per port, so the
+    /// journey cookie goes to every instance alike).
+    pub async fn post_json_to(&self, server: &Server, path: &str, body: Value) -> Reply {
+        let url = format!("http://{}{path}", server.addr);
+        read(
+            self.client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
+    }
+
     /// Stops the server (graceful) and starts it again on the same database.
     pub async fn restart(&mut self) {
         self.stop().await;

@@ -6,6 +6,7 @@ mod app;
 mod bad_input;
 mod binary;
 mod card;
+mod fleet;
 mod helpers;
 mod journey;
 mod outbox;

@@ -79,6 +79,17 @@ impl StaffMember {
             .await
     }
 
+    /// The same staff member, in the same browser, talking to another instance.
+    pub fn on(&self, server: &unlock_server::Server) -> StaffMember {
+        StaffMember {
+            username: self.username.clone(),
+            one_time_password: self.one_time_password.clone(),
+            totp: self.totp.clone(),
+            client: self.client.clone(),
+            base: format!("http://{}", server.addr),
+        }
+    }
+
     pub async fn new_password(&self, password: &str) -> Reply {
         self.post(
             "/api/staff/sign-in/new-password",
