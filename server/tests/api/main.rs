@@ -10,6 +10,7 @@ mod fleet;
 mod helpers;
 mod journey;
 mod outbox;
+mod schema;
 mod staff_actions;
 mod staff_binary;
 mod staff_helpers;
