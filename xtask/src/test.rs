@@ -24,18 +24,21 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The other systems the bridge ships for; the tests run on Linux, so these are only
 /// type-checked (which needs no cross linker).
 const BRIDGE_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
-const STEPS: u32 = 7;
+const STEPS: u32 = 9;
 
 /// Runs the steps in order and stops at the first that fails.
 pub fn run() -> anyhow::Result<()> {
+    step(1, "formatting: cargo fmt --check");
+    cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
+
     step(
-        1,
-        "Debian packages for the tests' real SMTP server, PC/SC reader and browser",
+        2,
+        "Debian packages for the tests' real SMTP server, PostgreSQL, PC/SC reader and browser",
     );
     ensure_debian_packages(&PACKAGES)?;
 
     step(
-        2,
+        3,
         &format!(
             "Rust targets {WASM_TARGET} (the protocol crate also runs in the browser) and {} \
              (the bridge's other systems)",
@@ -48,20 +51,31 @@ pub fn run() -> anyhow::Result<()> {
     }
 
     step(
-        3,
+        4,
         "the app: Trunk, wasm-bindgen-cli and the npm packages, then a release build",
     );
     frontend::ensure_tools()?;
     frontend::build()?;
 
+    step(5, "lints: cargo clippy on every target, warnings refused");
+    cmd::run(cmd::cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
     step(
-        4,
+        6,
         "every test in the workspace (the server's suite on SQLite, each on a fresh file)",
     );
     cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
 
     step(
-        5,
+        7,
         "the server's suite again on PostgreSQL (a private cluster, a fresh database per test)",
     );
     cmd::run(
@@ -70,7 +84,7 @@ pub fn run() -> anyhow::Result<()> {
             .env("SERVER_TEST_DATABASE", "postgres"),
     )?;
 
-    step(6, &format!("unlock-protocol compiles for {WASM_TARGET}"));
+    step(8, &format!("unlock-protocol compiles for {WASM_TARGET}"));
     cmd::run(cmd::cargo().args([
         "check",
         "-p",
@@ -80,7 +94,7 @@ pub fn run() -> anyhow::Result<()> {
         "--locked",
     ]))?;
 
-    step(7, "unlock-bridge compiles for Windows and macOS");
+    step(9, "unlock-bridge compiles for Windows and macOS");
     for target in BRIDGE_TARGETS {
         cmd::run(cmd::cargo().args([
             "check",

@@ -28,7 +28,7 @@ struct Table {
 type Schema = BTreeMap<String, Table>;
 
 async fn rows(pool: &AnyPool, sql: &str) -> Vec<Vec<String>> {
-    use sqlx::{Column, Row};
+    use sqlx::Row;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_all(pool)
         .await
