@@ -85,11 +85,25 @@ impl World {
 
     /// As [`World::start`], with these holders on record.
     pub fn start_with(binaries: &Path, holders: &[Holder<'_>], card_args: &[&str]) -> Self {
+        Self::start_on(binaries, None, holders, card_args)
+    }
+
+    /// As [`World::start_with`], the server on the empty database `database_url` (a fresh
+    /// SQLite file when `None`).
+    pub fn start_on(
+        binaries: &Path,
+        database_url: Option<&str>,
+        holders: &[Holder<'_>],
+        card_args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let smtp = SmtpSink::start(dir.path());
-        let server = Server::start(
+        let server_dir = dir.path().join("server");
+        let sqlite = format!("sqlite://{}", server_dir.join("unlock.db").display());
+        let server = Server::start_on(
             &binary(binaries, "unlock-server"),
-            &dir.path().join("server"),
+            &server_dir,
+            database_url.unwrap_or(&sqlite),
             &smtp.url(),
             MASTER_KEY,
             &app_dir(),

@@ -29,11 +29,36 @@ pub struct Server {
 
 impl Server {
     /// Imports `holders` (all on the allow-listed `domain`), then serves `static_dir` and the
-    /// API from `dir`, sending mail through `smtp_url` and deriving card keys from the hex
-    /// `master_key`.
+    /// API from `dir` on a fresh SQLite file there, sending mail through `smtp_url` and
+    /// deriving card keys from the hex `master_key`.
     pub fn start(
         binary: &Path,
         dir: &Path,
+        smtp_url: &str,
+        master_key: &str,
+        static_dir: &Path,
+        domain: &str,
+        holders: &[Holder<'_>],
+    ) -> Self {
+        let database_url = format!("sqlite://{}", dir.join("unlock.db").display());
+        Self::start_on(
+            binary,
+            dir,
+            &database_url,
+            smtp_url,
+            master_key,
+            static_dir,
+            domain,
+            holders,
+        )
+    }
+
+    /// As [`Server::start`], on the empty database `database_url` (SQLite or PostgreSQL).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_on(
+        binary: &Path,
+        dir: &Path,
+        database_url: &str,
         smtp_url: &str,
         master_key: &str,
         static_dir: &Path,
@@ -53,11 +78,10 @@ impl Server {
             &config,
             format!(
                 "listen = \"127.0.0.1:{port}\"\npublic_url = {url:?}\n\
-                 database_url = \"sqlite://{db}\"\ndata_dir = {data:?}\n\
+                 database_url = {database_url:?}\ndata_dir = {data:?}\n\
                  card_master_key_file = {key_file:?}\nstatic_dir = {static_dir:?}\n\
                  [mail]\nsmtp_url = {smtp_url:?}\n[outbox]\npoll_interval_ms = 100\n\
                  retry_base_ms = 200\n",
-                db = dir.join("unlock.db").display(),
                 data = dir.join("var"),
             ),
         )

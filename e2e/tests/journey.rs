@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use unlock_e2e::journey::*;
-use unlock_e2e::service::Server;
+use unlock_e2e::service::{Holder, Server};
 
 /// Where cargo put this package's binaries, and the others' beside them.
 fn binaries() -> &'static Path {
@@ -92,6 +92,53 @@ async fn a_holder_unlocks_their_card_with_the_keyboard_alone() {
             "no {step} step in the audit trail: {actions:?}"
         );
     }
+    let _ = (&world.pcscd, &world.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_unlocks_their_card_on_a_server_backed_by_postgresql() {
+    let cluster = unlock_testkit::postgres::shared();
+    let database = cluster.create_database();
+    let holder = Holder {
+        id: HOLDER_ID,
+        name: "Jane Doe",
+        emails: &[EMAIL, SECOND_EMAIL],
+        card_serial: SERIAL,
+    };
+    let mut world = World::start_on(
+        binaries(),
+        Some(&database),
+        &[holder],
+        &["--serial", SERIAL, "--passcode", "284759"],
+    );
+    let client = world.browser(true).await;
+    let mut person = Person {
+        client,
+        shots: shots("postgresql"),
+        screens: 0,
+    };
+    happy_path(&mut world, &mut person).await;
+    person.client.close().await.unwrap();
+
+    assert_eq!(
+        world.card.command(&format!("pin-is {NEW_PASSCODE}")),
+        "true"
+    );
+    // The journey, its steps and its emails are in PostgreSQL.
+    let closed = cluster
+        .query(&database, "SELECT state || ' ' || closed_reason FROM journeys")
+        .unwrap();
+    assert_eq!(closed, "closed unlocked");
+    let steps = cluster
+        .query(&database, "SELECT action FROM audit_events ORDER BY id")
+        .unwrap();
+    for step in ["journey.start", "journey.verify_code", "journey.receipt"] {
+        assert!(steps.lines().any(|line| line == step), "{steps}");
+    }
+    let sent = cluster
+        .query(&database, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'")
+        .unwrap();
+    assert_eq!(sent, "3", "a code and two unlock notices");
     let _ = (&world.pcscd, &world.dir);
 }
 

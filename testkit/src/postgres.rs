@@ -112,6 +112,17 @@ impl Cluster {
 
     /// Runs one statement in the `postgres` database.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// Runs one statement in the database a [`Cluster::create_database`] URL names; its
+    /// rows, one a line, columns split by `|`.
+    pub fn query(&self, database_url: &str, sql: &str) -> Result<String, String> {
+        let database = database_url.rsplit('/').next().unwrap_or("postgres");
+        self.psql_in(database, sql)
+    }
+
+    fn psql_in(&self, database: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args([
@@ -122,7 +133,7 @@ impl Cluster {
                 "-U",
                 &self.user,
             ])
-            .args(["-d", "postgres", "-c", sql])
+            .args(["-d", database, "-c", sql])
             .output()
             .map_err(|e| format!("run psql: {e}"))?;
         if out.status.success() {
