@@ -126,7 +126,10 @@ async fn a_holder_unlocks_their_card_on_a_server_backed_by_postgresql() {
     );
     // The journey, its steps and its emails are in PostgreSQL.
     let closed = cluster
-        .query(&database, "SELECT state || ' ' || closed_reason FROM journeys")
+        .query(
+            &database,
+            "SELECT state || ' ' || closed_reason FROM journeys",
+        )
         .unwrap();
     assert_eq!(closed, "closed unlocked");
     let steps = cluster
@@ -136,7 +139,10 @@ async fn a_holder_unlocks_their_card_on_a_server_backed_by_postgresql() {
         assert!(steps.lines().any(|line| line == step), "{steps}");
     }
     let sent = cluster
-        .query(&database, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'")
+        .query(
+            &database,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'sent'",
+        )
         .unwrap();
     assert_eq!(sent, "3", "a code and two unlock notices");
     let _ = (&world.pcscd, &world.dir);

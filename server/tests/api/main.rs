@@ -7,6 +7,7 @@ mod bad_input;
 mod binary;
 mod card;
 mod fleet;
+mod fleet_outbox;
 mod helpers;
 mod journey;
 mod outbox;
