@@ -101,6 +101,47 @@ impl ErrorCode {
         Self::ALL.into_iter().find(|code| code.as_str() == name)
     }
 
+    /// The one HTTP status every answer with this code has (the server's only table of
+    /// them, so rule code names the code and never a status).
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadJson => 400,
+            Self::NotSignedIn | Self::SessionExpired | Self::SignInExpired | Self::SignInFailed => {
+                401
+            }
+            Self::Forbidden | Self::OwnProfile => 403,
+            Self::NotFound | Self::NoJourney | Self::HolderNotFound | Self::EmailNotOnProfile => {
+                404
+            }
+            Self::MethodNotAllowed => 405,
+            Self::JourneyClosed | Self::NotVerified | Self::CardNotAccepted | Self::EmailTaken => {
+                409
+            }
+            Self::CodeExpired | Self::JourneyExpired => 410,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::InvalidBody
+            | Self::EmailInvalid
+            | Self::EmailDomainNotAllowed
+            | Self::CodeInvalid
+            | Self::CodeWrong
+            | Self::CodeVoided
+            | Self::CardNotOnProfile
+            | Self::CardNotUsable
+            | Self::ChallengeReused
+            | Self::ReceiptWrong
+            | Self::AuthenticatorCodeWrong
+            | Self::PasswordRejected
+            | Self::DomainInvalid
+            | Self::QueryInvalid => 422,
+            Self::ResendTooSoon | Self::TooManyCodes | Self::Throttled | Self::TooManyAttempts => {
+                429
+            }
+            Self::Internal => 500,
+            Self::Timeout | Self::Unavailable => 503,
+        }
+    }
+
     /// The snake_case name, as sent on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -278,6 +319,17 @@ impl ApiError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_code_has_one_error_status() {
+        for code in ErrorCode::ALL {
+            let status = code.http_status();
+            assert!((400..600).contains(&status), "{code:?}: {status}");
+        }
+        assert_eq!(ErrorCode::Internal.http_status(), 500);
+        assert_eq!(ErrorCode::EmailTaken.http_status(), 409);
+    }
+
     use super::*;
 
     #[test]

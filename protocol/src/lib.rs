@@ -13,6 +13,7 @@ mod error;
 mod holder;
 mod passcode;
 pub mod staff;
+mod states;
 
 pub use card::{CardSerial, CardSerialError};
 pub use code::{CODE_LENGTH, OneTimeCode, OneTimeCodeError};
@@ -20,3 +21,4 @@ pub use email::{EmailAddress, EmailError, MAX_EMAIL_LENGTH};
 pub use error::{ApiError, ErrorCode};
 pub use holder::{HolderId, HolderIdError};
 pub use passcode::{Passcode, PasscodeError};
+pub use states::{CardStatus, DeliveryState, UnknownState};

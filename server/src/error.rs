@@ -14,18 +14,18 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// A client error with the code's default sentence.
-    pub fn client(status: StatusCode, code: ErrorCode) -> Self {
+    /// A client error with the code's default sentence (and the code's one status).
+    pub fn client(code: ErrorCode) -> Self {
         Self::Client {
-            status,
+            status: status_of(code),
             body: ApiError::new(code),
         }
     }
 
     /// A client error with a specific sentence.
-    pub fn client_message(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn client_message(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Client {
-            status,
+            status: status_of(code),
             body: ApiError::with_message(code, message),
         }
     }
@@ -45,6 +45,11 @@ impl Failure {
         }
         self
     }
+}
+
+/// The HTTP status of a code, from the protocol's table.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl From<anyhow::Error> for Failure {

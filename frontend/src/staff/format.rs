@@ -2,6 +2,7 @@
 //! the overview's days are UTC days, and every screen should agree.
 
 use time::OffsetDateTime;
+use unlock_protocol::{CardStatus, DeliveryState};
 
 /// `28 Nov 2026, 09:05 UTC`.
 pub fn date_time(at: i64) -> String {
@@ -81,22 +82,20 @@ pub fn email_kind(kind: &str) -> &str {
 }
 
 /// The tag colour and words for an email's delivery state.
-pub fn delivery_state(state: &str) -> (&'static str, &str) {
+pub fn delivery_state(state: DeliveryState) -> (&'static str, &'static str) {
     match state {
-        "sent" => ("nhsuk-tag nhsuk-tag--green", "Sent"),
-        "queued" => ("nhsuk-tag nhsuk-tag--blue", "Waiting to send"),
-        "failed" => ("nhsuk-tag nhsuk-tag--red", "Not sent"),
-        other => ("nhsuk-tag nhsuk-tag--grey", other),
+        DeliveryState::Sent => ("nhsuk-tag nhsuk-tag--green", "Sent"),
+        DeliveryState::Queued => ("nhsuk-tag nhsuk-tag--blue", "Waiting to send"),
+        DeliveryState::Failed => ("nhsuk-tag nhsuk-tag--red", "Not sent"),
     }
 }
 
 /// The tag colour and words for a card's status.
-pub fn card_status(status: &str) -> (&'static str, &str) {
+pub fn card_status(status: CardStatus) -> (&'static str, &'static str) {
     match status {
-        "active" => ("nhsuk-tag nhsuk-tag--green", "Active"),
-        "suspended" => ("nhsuk-tag nhsuk-tag--orange", "Suspended"),
-        "cancelled" => ("nhsuk-tag nhsuk-tag--red", "Cancelled"),
-        other => ("nhsuk-tag nhsuk-tag--grey", other),
+        CardStatus::Active => ("nhsuk-tag nhsuk-tag--green", "Active"),
+        CardStatus::Suspended => ("nhsuk-tag nhsuk-tag--orange", "Suspended"),
+        CardStatus::Cancelled => ("nhsuk-tag nhsuk-tag--red", "Cancelled"),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CardSerial, HolderId};
+use crate::{CardSerial, CardStatus, DeliveryState, HolderId};
 
 /// `GET /api/staff/holders?q=...`: holders whose 12-digit id, email or name matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,8 +56,7 @@ pub struct ProfileEmail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileCard {
     pub serial: CardSerial,
-    /// `active`, `suspended` or `cancelled`.
-    pub status: String,
+    pub status: CardStatus,
     pub model: String,
     /// The last moment the card's certificates are valid.
     pub cert_expires_at: i64,
@@ -98,8 +97,7 @@ pub struct Delivery {
     pub kind: String,
     /// Masked unless the role may see addresses in full.
     pub recipient: String,
-    /// `queued`, `sent` or `failed`.
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: u32,
     pub queued_at: i64,
     pub finished_at: Option<i64>,

@@ -31,21 +31,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 }
 
 fn json_failure(rejection: &JsonRejection) -> Failure {
-    let (status, code) = match rejection {
-        JsonRejection::JsonDataError(_) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBody)
-        }
-        JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadJson),
-        JsonRejection::MissingJsonContentType(_) => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnsupportedMediaType,
-        ),
-        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
-        }
-        _ => (StatusCode::BAD_REQUEST, ErrorCode::BadJson),
+    let code = match rejection {
+        JsonRejection::JsonDataError(_) => ErrorCode::InvalidBody,
+        JsonRejection::JsonSyntaxError(_) => ErrorCode::BadJson,
+        JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        _ => ErrorCode::BadJson,
     };
-    Failure::client(status, code)
+    Failure::client(code)
 }
 
 /// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` hop.
@@ -150,7 +143,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Self(value))
-            .map_err(|_| Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QueryInvalid))
+            .map_err(|_| Failure::client(ErrorCode::QueryInvalid))
     }
 }
 
@@ -165,7 +158,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Self(value))
-            .map_err(|_| Failure::client(StatusCode::NOT_FOUND, ErrorCode::NotFound))
+            .map_err(|_| Failure::client(ErrorCode::NotFound))
     }
 }
 

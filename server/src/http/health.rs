@@ -1,6 +1,5 @@
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use unlock_protocol::ErrorCode;
 use unlock_protocol::api::Health;
 
@@ -22,10 +21,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Failu
         })),
         Err(error) => {
             tracing::warn!(error = format!("{error:#}"), "not ready");
-            Err(Failure::client(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-            ))
+            Err(Failure::client(ErrorCode::Unavailable))
         }
     }
 }

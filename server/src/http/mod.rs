@@ -10,7 +10,7 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -119,7 +119,7 @@ fn security_headers(router: Router) -> Router {
 }
 
 async fn method_not_allowed() -> Failure {
-    Failure::client(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
+    Failure::client(ErrorCode::MethodNotAllowed)
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {

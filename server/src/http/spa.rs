@@ -208,17 +208,16 @@ impl Spa {
     pub async fn serve(&self, request: Request) -> Response {
         let path = request.uri().path();
         if path == "/api" || path.starts_with("/api/") {
-            return Failure::client(StatusCode::NOT_FOUND, ErrorCode::NotFound).into_response();
+            return Failure::client(ErrorCode::NotFound).into_response();
         }
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return Failure::client(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed)
-                .into_response();
+            return Failure::client(ErrorCode::MethodNotAllowed).into_response();
         }
         let app = match self {
             Self::Built(app) => app,
             Self::Missing if path == "/" => return not_built(),
             Self::Missing => {
-                return Failure::client(StatusCode::NOT_FOUND, ErrorCode::NotFound).into_response();
+                return Failure::client(ErrorCode::NotFound).into_response();
             }
         };
         // The page for the app a route belongs to, when the path is not a file.

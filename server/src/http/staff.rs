@@ -129,8 +129,7 @@ pub async fn search_holders(
 }
 
 fn holder_id(raw: &str) -> Result<HolderId, Failure> {
-    HolderId::parse(raw)
-        .map_err(|_| Failure::client(StatusCode::NOT_FOUND, ErrorCode::HolderNotFound))
+    HolderId::parse(raw).map_err(|_| Failure::client(ErrorCode::HolderNotFound))
 }
 
 async fn profile_of(
@@ -141,7 +140,7 @@ async fn profile_of(
     holders::profile(state, user, id)
         .await?
         .map(Json)
-        .ok_or_else(|| Failure::client(StatusCode::NOT_FOUND, ErrorCode::HolderNotFound))
+        .ok_or_else(|| Failure::client(ErrorCode::HolderNotFound))
 }
 
 pub async fn holder(

@@ -3,7 +3,6 @@
 use crate::db::codes::WrongTry;
 use crate::db::{self, Conn};
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
@@ -23,13 +22,8 @@ pub async fn verify(
     raw_code: &str,
     client: &str,
 ) -> Result<JourneyView, Failure> {
-    let code = OneTimeCode::parse(raw_code).map_err(|e| {
-        Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::CodeInvalid,
-            format!("{e}."),
-        )
-    })?;
+    let code = OneTimeCode::parse(raw_code)
+        .map_err(|e| Failure::client_message(ErrorCode::CodeInvalid, format!("{e}.")))?;
     let token = token.ok_or_else(no_journey)?.to_owned();
     let (state, client) = (state.clone(), client.to_owned());
     state
@@ -95,7 +89,7 @@ async fn check_code(
             break 'checked refused;
         }
         let Some(latest) = latest.filter(|c| c.state == "live") else {
-            let voided = Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided);
+            let voided = Failure::client(ErrorCode::CodeVoided);
             break 'checked ("no_live_code", Err(voided));
         };
         if state
@@ -103,8 +97,7 @@ async fn check_code(
             .code_matches(journey.id, code.expose(), &latest.code_mac)
         {
             if !db::codes::use_up(conn, latest.id).await? {
-                let voided =
-                    Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided);
+                let voided = Failure::client(ErrorCode::CodeVoided);
                 break 'checked ("no_live_code", Err(voided));
             }
             let journey = mark_verified(conn, config, journey.clone(), now).await?;
@@ -123,7 +116,7 @@ async fn check_code(
             voided,
         }) = db::codes::record_wrong_try(conn, latest.id, max_tries).await?
         else {
-            let voided = Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided);
+            let voided = Failure::client(ErrorCode::CodeVoided);
             break 'checked ("no_live_code", Err(voided));
         };
         throttle::hit(conn, &config.throttle, Scope::ClientFailure, &client, now).await?;
@@ -136,8 +129,7 @@ async fn check_code(
                 now,
             )
             .await?;
-            let voided = Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::CodeVoided)
-                .tries_left(0);
+            let voided = Failure::client(ErrorCode::CodeVoided).tries_left(0);
             break 'checked ("wrong_code_voided", Err(voided));
         }
         let tries_left =
@@ -146,11 +138,7 @@ async fn check_code(
             1 => "The security code is not right. You have 1 more try.".to_owned(),
             n => format!("The security code is not right. You have {n} more tries."),
         };
-        let wrong = Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::CodeWrong,
-            message,
-        );
+        let wrong = Failure::client_message(ErrorCode::CodeWrong, message);
         ("wrong_code", Err(wrong.tries_left(tries_left)))
     };
     let event = Event {
@@ -188,21 +176,14 @@ async fn send_new_code(
         {
             let wait = seconds_until(now, latest.issued_at + cooldown);
             let message = format!("Wait {wait} seconds before asking for another code.");
-            let too_soon = Failure::client_message(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::ResendTooSoon,
-                message,
-            );
+            let too_soon = Failure::client_message(ErrorCode::ResendTooSoon, message);
             break 'checked ("too_soon", Err(too_soon.retry_after(wait)));
         }
         let (_, recent_codes) = subject_limits(conn, &journey.subject, now).await?;
         if recent_codes >= i64::from(config.journey.codes_per_hour) {
             break 'checked (
                 "too_many_codes",
-                Err(Failure::client(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorCode::TooManyCodes,
-                )),
+                Err(Failure::client(ErrorCode::TooManyCodes)),
             );
         }
         // Only the latest code may work.
@@ -238,20 +219,14 @@ fn refuse_code_step(
     if journey.state != "awaiting_code" {
         return Some((
             "not_awaiting_code",
-            Err(Failure::client(
-                StatusCode::CONFLICT,
-                ErrorCode::JourneyClosed,
-            )),
+            Err(Failure::client(ErrorCode::JourneyClosed)),
         ));
     }
     if let Some(locked) = locked {
         return Some(("throttled", Err(throttled(now, locked))));
     }
     if now >= journey.expires_at {
-        return Some((
-            "expired",
-            Err(Failure::client(StatusCode::GONE, ErrorCode::CodeExpired)),
-        ));
+        return Some(("expired", Err(Failure::client(ErrorCode::CodeExpired))));
     }
     None
 }

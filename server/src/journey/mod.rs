@@ -21,7 +21,6 @@ use crate::error::Failure;
 use crate::secrets::token_hash;
 use crate::state::AppState;
 use crate::throttle::{Locked, Scope};
-use axum::http::StatusCode;
 
 /// A journey as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -147,7 +146,7 @@ async fn audit_no_journey(
 }
 
 fn no_journey() -> Failure {
-    Failure::client(StatusCode::NOT_FOUND, ErrorCode::NoJourney)
+    Failure::client(ErrorCode::NoJourney)
 }
 
 /// Whether a subject is locked out, and how many codes it was sent in the hour before `now`
@@ -175,8 +174,7 @@ async fn subject_limits(
 
 /// The answer to a request refused by a lock-out.
 fn throttled(now: Millis, locked: Locked) -> Failure {
-    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Throttled)
-        .retry_after(seconds_until(now, locked.until))
+    Failure::client(ErrorCode::Throttled).retry_after(seconds_until(now, locked.until))
 }
 
 /// Where a journey stands, as the page sees it.
@@ -227,10 +225,7 @@ fn view_of(
                 None => Err(anyhow::anyhow!("an unlocked journey has no card").into()),
             }
         }
-        _ => Err(Failure::client(
-            StatusCode::CONFLICT,
-            ErrorCode::JourneyClosed,
-        )),
+        _ => Err(Failure::client(ErrorCode::JourneyClosed)),
     }
 }
 

@@ -2,7 +2,6 @@
 
 use crate::db::{Conn, Flag};
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
@@ -25,13 +24,8 @@ pub struct Started {
 
 /// `POST /api/journeys`.
 pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<Started, Failure> {
-    let email = EmailAddress::parse(raw_email).map_err(|e| {
-        Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::EmailInvalid,
-            format!("{e}."),
-        )
-    })?;
+    let email = EmailAddress::parse(raw_email)
+        .map_err(|e| Failure::client_message(ErrorCode::EmailInvalid, format!("{e}.")))?;
     // Look-ups that need no lock run beside other requests, before the write.
     let (allowed, holder_id) = look_up(state, &email).await?;
     let request = StartRequest {
@@ -153,10 +147,7 @@ impl StartRequest {
         let mut journey_id = None;
         let (outcome, result) = 'checked: {
             if !allowed {
-                let refused = Failure::client(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ErrorCode::EmailDomainNotAllowed,
-                );
+                let refused = Failure::client(ErrorCode::EmailDomainNotAllowed);
                 break 'checked ("domain_not_allowed", Err(refused));
             }
             let limits = start_limits(conn, config, &client, &subject, now).await?;
@@ -168,8 +159,7 @@ impl StartRequest {
                 break 'checked ("throttled_holder", Err(throttled(now, locked)));
             }
             if recent_codes >= i64::from(config.journey.codes_per_hour) {
-                let refused =
-                    Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyCodes);
+                let refused = Failure::client(ErrorCode::TooManyCodes);
                 break 'checked ("too_many_codes", Err(refused));
             }
 

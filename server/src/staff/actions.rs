@@ -5,7 +5,6 @@
 use crate::db::holder_emails::Added;
 use crate::db::{self, Conn};
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::staff::{Permission, ThrottleTarget};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
@@ -101,29 +100,24 @@ async fn refuse_own_profile(
             Ok(Audited::refused(
                 "own_profile",
                 None,
-                Failure::client(StatusCode::FORBIDDEN, ErrorCode::OwnProfile),
+                Failure::client(ErrorCode::OwnProfile),
             ))
         })
     })
     .await;
     match result {
         Err(failure) => failure,
-        Ok(()) => Failure::client(StatusCode::FORBIDDEN, ErrorCode::OwnProfile),
+        Ok(()) => Failure::client(ErrorCode::OwnProfile),
     }
 }
 
 fn parse_email(raw: &str) -> Result<EmailAddress, Failure> {
-    EmailAddress::parse(raw).map_err(|error| {
-        Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::EmailInvalid,
-            format!("{error}."),
-        )
-    })
+    EmailAddress::parse(raw)
+        .map_err(|error| Failure::client_message(ErrorCode::EmailInvalid, format!("{error}.")))
 }
 
 fn holder_not_found() -> Failure {
-    Failure::client(StatusCode::NOT_FOUND, ErrorCode::HolderNotFound)
+    Failure::client(ErrorCode::HolderNotFound)
 }
 
 async fn holder_exists(conn: &mut Conn, holder: &str) -> anyhow::Result<bool> {
@@ -193,7 +187,6 @@ pub async fn add_email(
                     .context("check the allow list")?;
             if allowed.is_none() {
                 let refused = Failure::client_message(
-                    StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorCode::EmailDomainNotAllowed,
                     format!(
                         "{} is not on the email domain allow list, so the holder could not use \
@@ -216,8 +209,7 @@ pub async fn add_email(
                 } else {
                     format!("This email address is already on another holder's profile ({owner}).")
                 };
-                let refused =
-                    Failure::client_message(StatusCode::CONFLICT, ErrorCode::EmailTaken, message);
+                let refused = Failure::client_message(ErrorCode::EmailTaken, message);
                 return Ok(Audited::refused(
                     "already_on_a_profile",
                     Some(detail),
@@ -253,7 +245,7 @@ pub async fn remove_email(
             let detail = email.as_str().to_owned();
             if !db::holder_emails::remove(conn, email.as_str(), &id).await? {
                 let refused = if holder_exists(conn, &id).await? {
-                    Failure::client(StatusCode::NOT_FOUND, ErrorCode::EmailNotOnProfile)
+                    Failure::client(ErrorCode::EmailNotOnProfile)
                 } else {
                     holder_not_found()
                 };
@@ -286,7 +278,6 @@ pub async fn release_throttle(
         ThrottleTarget::Client(address) => {
             let ip = address.trim().parse::<std::net::IpAddr>().map_err(|_| {
                 Failure::client_message(
-                    StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorCode::QueryInvalid,
                     "Enter a client address like 192.0.2.10 or 2001:db8::10.",
                 )
@@ -321,9 +312,8 @@ pub async fn change_allowlist(
         "allowlist.remove"
     };
     session::require(state, user, Permission::ManageAllowList, action).await?;
-    let domain = allowlist::parse_domain(raw_domain).ok_or_else(|| {
-        Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::DomainInvalid)
-    })?;
+    let domain = allowlist::parse_domain(raw_domain)
+        .ok_or_else(|| Failure::client(ErrorCode::DomainInvalid))?;
     let by = user.actor();
     audited(state, user, action, None, move |conn, now| {
         let (domain, by) = (domain.clone(), by.clone());

@@ -1,7 +1,6 @@
 //! The audit log for staff: newest first, filtered by who, what, outcome, holder and dates,
 //! a page at a time. Addresses in details are masked unless the role may see them.
 
-use axum::http::StatusCode;
 use serde::Deserialize;
 use unlock_protocol::staff::{AuditEvent, AuditPage, Permission};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
@@ -39,11 +38,7 @@ fn given(value: &Option<String>) -> Option<&str> {
 }
 
 fn refuse(message: &str) -> Failure {
-    Failure::client_message(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::QueryInvalid,
-        message,
-    )
+    Failure::client_message(ErrorCode::QueryInvalid, message)
 }
 
 /// Midnight UTC at the start of `2026-12-01`.

@@ -7,7 +7,6 @@
 
 use crate::db::Conn;
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::staff::{SignInStep, StaffPassword, StaffUsername};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
@@ -77,7 +76,6 @@ fn locked_out(now: Millis, locked: Locked) -> Failure {
         format!("{minutes} minutes")
     };
     Failure::client_message(
-        StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Throttled,
         format!(
             "There have been too many wrong sign-in attempts. Wait {wait} and try again, or ask \
@@ -96,11 +94,11 @@ fn actor_of(account: Option<&Account>) -> String {
 }
 
 fn sign_in_failed() -> Failure {
-    Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SignInFailed)
+    Failure::client(ErrorCode::SignInFailed)
 }
 
 fn sign_in_expired() -> Failure {
-    Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SignInExpired)
+    Failure::client(ErrorCode::SignInExpired)
 }
 
 /// `POST /api/staff/sign-in`: the password.
@@ -232,7 +230,6 @@ pub async fn second_factor(
     let token = token.ok_or_else(sign_in_expired)?.to_owned();
     let code = OneTimeCode::parse(raw_code).map_err(|_| {
         Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::CodeInvalid,
             "Enter the 6-digit code from your authenticator app.",
         )
@@ -297,10 +294,7 @@ async fn check_code(
             staff_event(&actor, "staff.sign_in_code", outcome, client),
         )
         .await?;
-        return Ok(Err(Failure::client(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::AuthenticatorCodeWrong,
-        )));
+        return Ok(Err(Failure::client(ErrorCode::AuthenticatorCodeWrong)));
     };
     sqlx::query("UPDATE staff_accounts SET totp_last_step = $1 WHERE username = $2")
         .bind(step)
@@ -352,11 +346,7 @@ pub async fn new_password(
     let username = StaffUsername::parse(&account.username)
         .map_err(|_| anyhow::anyhow!("a stored staff username does not parse"))?;
     let password = StaffPassword::parse(&raw_password, &username).map_err(|error| {
-        Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::PasswordRejected,
-            format!("{error}."),
-        )
+        Failure::client_message(ErrorCode::PasswordRejected, format!("{error}."))
     })?;
     if state
         .passwords
@@ -364,7 +354,6 @@ pub async fn new_password(
         .await
     {
         return Err(Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::PasswordRejected,
             "Choose a new password, not the one-time password you were given.",
         ));

@@ -4,12 +4,11 @@
 
 use crate::db::{Conn, Flag};
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::staff::{
     Delivery, HolderMatch, HolderProfile, HolderSearch, JourneyRecord, JourneyStep, Permission,
     ProfileCard, ProfileEmail, ThrottleState, ThrottleTarget,
 };
-use unlock_protocol::{CardSerial, EmailAddress, ErrorCode, HolderId};
+use unlock_protocol::{CardSerial, CardStatus, DeliveryState, EmailAddress, ErrorCode, HolderId};
 
 use super::labels;
 use super::session::StaffUser;
@@ -57,13 +56,7 @@ pub async fn search(
     raw: &str,
 ) -> Result<(Searched, HolderSearch), Failure> {
     let query = raw.trim();
-    let refuse = |message: &str| {
-        Failure::client_message(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::QueryInvalid,
-            message,
-        )
-    };
+    let refuse = |message: &str| Failure::client_message(ErrorCode::QueryInvalid, message);
     let limit = i64::try_from(SEARCH_LIMIT + 1).unwrap_or(i64::MAX);
     let (searched, rows): (Searched, Vec<(String, String, String)>) = if query.is_empty() {
         return Err(refuse("Enter a user id, an email address or a name."));
@@ -215,10 +208,11 @@ async fn cards(
     let supported = &state.config.cards.supported_models;
     rows.into_iter()
         .map(|(serial, status, model, cert_expires_at)| {
+            let status = CardStatus::try_from(status)?;
             Ok(ProfileCard {
                 serial: CardSerial::parse(&serial)
                     .map_err(|_| anyhow::anyhow!("a stored card serial does not parse"))?,
-                unlockable: status == "active"
+                unlockable: status == CardStatus::Active
                     && cert_expires_at > now
                     && supported.contains(&model),
                 status,
@@ -305,7 +299,8 @@ async fn journeys(
 struct DeliveryRow {
     kind: String,
     recipient: String,
-    state: String,
+    #[sqlx(try_from = "String")]
+    state: DeliveryState,
     attempts: i64,
     created_at: Millis,
     finished_at: Option<Millis>,

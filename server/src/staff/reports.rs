@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use crate::db::Conn;
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::ErrorCode;
 
 use super::audit_log::parse_day;
@@ -29,13 +28,7 @@ pub struct Range {
 impl Range {
     /// `from` and `to` inclusive, like `2026-11-01` and `2026-11-30`.
     pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Self, Failure> {
-        let refuse = |message: &str| {
-            Failure::client_message(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::QueryInvalid,
-                message,
-            )
-        };
+        let refuse = |message: &str| Failure::client_message(ErrorCode::QueryInvalid, message);
         let day = |raw: Option<&str>, name: &str| {
             raw.map(str::trim)
                 .and_then(|raw| parse_day(raw).map(|at| (raw.to_owned(), at)))

@@ -5,7 +5,6 @@
 
 use crate::db::Conn;
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::staff::{Me, Permission, Role, StaffUsername};
 use unlock_protocol::{ErrorCode, HolderId};
 
@@ -83,7 +82,7 @@ pub(super) async fn find_session<'e>(
 }
 
 fn session_expired() -> Failure {
-    Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::SessionExpired)
+    Failure::client(ErrorCode::SessionExpired)
 }
 
 pub(super) fn staff_event<'a>(
@@ -142,7 +141,7 @@ pub async fn authenticate(
     background: bool,
 ) -> Result<StaffUser, Failure> {
     let token = token
-        .ok_or_else(|| Failure::client(StatusCode::UNAUTHORIZED, ErrorCode::NotSignedIn))?
+        .ok_or_else(|| Failure::client(ErrorCode::NotSignedIn))?
         .to_owned();
     let now = state.clock.now();
     let session = find_session(state.db.read_pool(), &token).await?;
@@ -150,10 +149,7 @@ pub async fn authenticate(
         return Err(session_expired());
     };
     if session.stage != "active" {
-        return Err(Failure::client(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::NotSignedIn,
-        ));
+        return Err(Failure::client(ErrorCode::NotSignedIn));
     }
     let idle_limit = idle_limit(state);
     let ending = if session.account.disabled_at.is_some() {
@@ -229,7 +225,7 @@ pub async fn require(
             })
         })
         .await?;
-    Err(Failure::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden))
+    Err(Failure::client(ErrorCode::Forbidden))
 }
 
 /// How long a session may go without a request.

@@ -290,7 +290,7 @@ fn Cards(profile: HolderProfile) -> impl IntoView {
         .cards
         .into_iter()
         .map(|card| {
-            let (class, status) = card_status(&card.status);
+            let (class, status) = card_status(card.status);
             let unlockable = if card.unlockable { "Yes" } else { "No" };
             view! {
                 <tr class="nhsuk-table__row">
@@ -371,7 +371,7 @@ fn Deliveries(profile: HolderProfile) -> impl IntoView {
         .deliveries
         .into_iter()
         .map(|delivery| {
-            let (class, state) = delivery_state(&delivery.state);
+            let (class, state) = delivery_state(delivery.state);
             let when = delivery
                 .finished_at
                 .map_or_else(|| "Not yet".to_owned(), date_time);

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use crate::db::Conn;
 use anyhow::Context;
-use axum::http::StatusCode;
 use unlock_protocol::api::IneligibleReason;
 use unlock_protocol::{CardSerial, ErrorCode};
 
@@ -69,7 +68,6 @@ type Checked<T> = (&'static str, Result<T, Failure>);
 fn master_key(state: &AppState) -> Result<Arc<CardMasterKey>, Failure> {
     state.card_key.clone().ok_or_else(|| {
         Failure::client_message(
-            StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Unavailable,
             "Unlocking smartcards is not available at the moment. Try again later, or contact \
              your Registration Authority.",
@@ -109,17 +107,10 @@ async fn find_audited(
 fn refuse_card_step<T>(journey: &CardJourney, now: Millis) -> Option<Checked<T>> {
     match journey.state.as_str() {
         "closed" | "ineligible" => Some(("journey_closed", Err(journey_closed()))),
-        _ if now >= journey.expires_at => Some((
-            "expired",
-            Err(Failure::client(StatusCode::GONE, ErrorCode::JourneyExpired)),
-        )),
-        "awaiting_code" => Some((
-            "not_verified",
-            Err(Failure::client(
-                StatusCode::CONFLICT,
-                ErrorCode::NotVerified,
-            )),
-        )),
+        _ if now >= journey.expires_at => {
+            Some(("expired", Err(Failure::client(ErrorCode::JourneyExpired))))
+        }
+        "awaiting_code" => Some(("not_verified", Err(Failure::client(ErrorCode::NotVerified)))),
         _ => None,
     }
 }
@@ -141,15 +132,8 @@ impl Refusal {
     /// The answer: a card that isn't theirs, or the reason theirs can't be unlocked.
     fn answer(self) -> Failure {
         match self.0 {
-            None => Failure::client(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::CardNotOnProfile,
-            ),
-            Some(reason) => Failure::client_message(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::CardNotUsable,
-                reason.message(),
-            ),
+            None => Failure::client(ErrorCode::CardNotOnProfile),
+            Some(reason) => Failure::client_message(ErrorCode::CardNotUsable, reason.message()),
         }
     }
 }
@@ -221,13 +205,13 @@ fn holder_event<'a>(
 }
 
 fn card_not_accepted() -> Failure {
-    Failure::client(StatusCode::CONFLICT, ErrorCode::CardNotAccepted)
+    Failure::client(ErrorCode::CardNotAccepted)
 }
 
 fn receipt_wrong() -> Failure {
-    Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ReceiptWrong)
+    Failure::client(ErrorCode::ReceiptWrong)
 }
 
 fn journey_closed() -> Failure {
-    Failure::client(StatusCode::CONFLICT, ErrorCode::JourneyClosed)
+    Failure::client(ErrorCode::JourneyClosed)
 }

@@ -3,7 +3,6 @@
 
 use crate::db::Conn;
 use anyhow::Context;
-use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
 use unlock_protocol::{CardSerial, ErrorCode};
 
@@ -81,8 +80,7 @@ async fn record_release(
             .execute(&mut *conn)
             .await
             .context("close the journey after too many attempts")?;
-            let refused =
-                Failure::client(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyAttempts);
+            let refused = Failure::client(ErrorCode::TooManyAttempts);
             break 'checked ("too_many_attempts", Err(refused));
         }
         let fresh = sqlx::query(
@@ -99,8 +97,7 @@ async fn record_release(
         .rows_affected()
             == 1;
         if !fresh {
-            let refused =
-                Failure::client(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ChallengeReused);
+            let refused = Failure::client(ErrorCode::ChallengeReused);
             break 'checked ("challenge_reused", Err(refused));
         }
         sqlx::query(
