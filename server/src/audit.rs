@@ -16,7 +16,10 @@ pub struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
-/// Appends an event inside the caller's transaction, so it commits with the change it records.
+/// Appends an event inside the caller's transaction, so it commits with the change it records;
+/// the step is counted in the metrics (`unlock_steps_total`) once that transaction commits.
 pub async fn record(conn: &mut Conn, at: Millis, event: Event<'_>) -> anyhow::Result<()> {
-    db::audit::append(conn, at, &event).await
+    db::audit::append(conn, at, &event).await?;
+    crate::metrics::step(event.action, event.outcome);
+    Ok(())
 }

@@ -19,6 +19,12 @@ use crate::db::DatabaseUrl;
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` listener, apart from `listen` so that metrics are
+    /// never public by accident (keep it on loopback or a monitoring network). Empty
+    /// (`metrics_listen = ""`, `UNLOCK_METRICS_LISTEN=`) turns it off. If it cannot be bound
+    /// the server runs without it and logs an error (Prometheus then sees `up == 0`).
+    #[serde(with = "optional_addr")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The address holders use; `https://` makes the journey cookie `Secure`.
     pub public_url: String,
     /// `sqlite://path` (created if missing), the embedded default for one instance, or
@@ -178,6 +184,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             public_url: "http://127.0.0.1:8080".into(),
             database_url: DatabaseUrl::parse("sqlite://var/unlock.db")
                 .expect("the default database URL parses"),
@@ -315,6 +322,34 @@ fn default_instance_id() -> String {
     format!("{host}-{}", hex::encode(suffix))
 }
 
+/// An address that may be switched off: written as the address, or as an empty string.
+mod optional_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, out: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => out.collect_str(addr),
+            None => out.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        input: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        match Option::<String>::deserialize(input)? {
+            None => Ok(None),
+            Some(text) if text.trim().is_empty() => Ok(None),
+            Some(text) => text.trim().parse().map(Some).map_err(|_| {
+                D::Error::custom(format!(
+                    "{text:?} is not an address such as 127.0.0.1:9464 (or empty, for none)"
+                ))
+            }),
+        }
+    }
+}
+
 /// Plain SMTP sends codes in clear text, so it is allowed only to a relay on this machine.
 fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
     // The URL may carry a password: never echo it back.
@@ -391,6 +426,29 @@ mod tests {
         let (one, two) = (Config::default(), Config::default());
         assert_ne!(one.outbox.instance_id, two.outbox.instance_id);
         assert!(!one.outbox.instance_id.is_empty());
+    }
+
+    #[test]
+    fn the_metrics_listener_is_on_loopback_by_default_and_can_be_turned_off() {
+        let load = |toml: &str| {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(
+            load("").unwrap().metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(load("metrics_listen = \"\"").unwrap().metrics_listen, None);
+        assert_eq!(
+            load("metrics_listen = \"0.0.0.0:9100\"")
+                .unwrap()
+                .metrics_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        let error = load("metrics_listen = \"loopback\"").unwrap_err();
+        assert!(error.contains("is not an address"), "{error}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod journey;
+pub mod metrics;
 pub mod outbox;
 pub mod secrets;
 pub mod staff;
@@ -35,14 +36,17 @@ use crate::secrets::Keys;
 use crate::staff::accounts::Passwords;
 use crate::state::AppState;
 
-/// A running server: the HTTP listener and the outbox worker.
+/// A running server: the HTTP listener, the metrics listener and the outbox worker.
 #[derive(Debug)]
 pub struct Server {
     /// Where it listens (the real port when the configuration asked for port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, if `metrics_listen` is set and could be bound.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
+    metrics: Option<JoinHandle<std::io::Result<()>>>,
     worker: JoinHandle<()>,
     checkpoints: JoinHandle<()>,
 }
@@ -83,6 +87,12 @@ impl Server {
             .local_addr()
             .context("read the listening address")?;
         let (shutdown, _) = watch::channel(false);
+        let metrics = match config.metrics_listen {
+            Some(at) => serve_metrics(at, state.clone(), shutdown.subscribe()).await,
+            None => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|(addr, _)| *addr);
+        let metrics = metrics.map(|(_, task)| task);
 
         let checkpoints = db.checkpoint_in_background(CHECKPOINT_INTERVAL, shutdown.subscribe());
         let worker = Worker {
@@ -107,9 +117,11 @@ impl Server {
         tracing::info!(%addr, "listening");
         Ok(Self {
             addr,
+            metrics_addr,
             state,
             shutdown,
             http,
+            metrics,
             worker,
             checkpoints,
         })
@@ -120,11 +132,52 @@ impl Server {
         let _ = self.shutdown.send(true);
         // Everything is stopped and the database closed even if one part failed.
         let http = self.http.await;
+        let metrics = match self.metrics {
+            Some(task) => Some(task.await),
+            None => None,
+        };
         let worker = self.worker.await;
         let checkpoints = self.checkpoints.await;
         self.state.db.close().await;
         http.context("join the HTTP task")?.context("serve HTTP")?;
+        if let Some(metrics) = metrics {
+            metrics
+                .context("join the metrics task")?
+                .context("serve metrics")?;
+        }
         worker.context("join the outbox worker")?;
         checkpoints.context("join the checkpoint task")
     }
+}
+
+/// Serves `GET /metrics` on `at` until `stop` turns true. Metrics are never worth keeping the
+/// service down for: if `at` cannot be bound the error is logged and the server runs on
+/// without them (Prometheus sees the target down).
+async fn serve_metrics(
+    at: SocketAddr,
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+) -> Option<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let bound = tokio::net::TcpListener::bind(at)
+        .await
+        .and_then(|listener| Ok((listener.local_addr()?, listener)));
+    let (addr, listener) = match bound {
+        Ok(bound) => bound,
+        Err(error) => {
+            tracing::error!(%error, addr = %at, "could not listen for metrics; serving without /metrics");
+            return None;
+        }
+    };
+    // Installed before the first request is counted.
+    metrics::handle();
+    let app = metrics::router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "serving metrics");
+    Some((addr, task))
 }

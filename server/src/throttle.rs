@@ -126,6 +126,7 @@ pub async fn settle(
 ) -> anyhow::Result<Option<Locked>> {
     let policy = scope.policy(config);
     if locked_until > now {
+        crate::metrics::throttle_hit(scope);
         return Ok(Some(Locked {
             until: locked_until,
         }));
@@ -145,6 +146,7 @@ pub async fn settle(
         .execute(&mut *conn)
         .await
         .context("lock out a throttled key")?;
+    crate::metrics::throttle_hit(scope);
     Ok(Some(Locked { until }))
 }
 

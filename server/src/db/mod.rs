@@ -15,10 +15,12 @@
 
 use std::time::Duration;
 
+mod after_commit;
 pub mod audit;
 pub mod codes;
 pub mod holder_emails;
 pub mod outbox;
+pub mod outbox_health;
 mod serializable;
 mod url;
 mod writer;
@@ -28,6 +30,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
+pub use after_commit::after_commit;
 pub use url::DatabaseUrl;
 pub use writer::BoxFuture;
 use writer::Writer;
@@ -173,16 +176,21 @@ impl Db {
     /// Runs `work` in a write transaction and returns its result once committed. An `Err`
     /// from `work` undoes its own changes and nothing else; `work` may run more than once
     /// (SQLite: when another write in its group commit fails; PostgreSQL: after a
-    /// serialisation failure), so it must do nothing but database work.
+    /// serialisation failure), so it must do nothing but database work; what it hands to
+    /// [`after_commit`] runs once, after the run that committed.
     pub async fn write<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
     {
-        match &self.writer {
+        let work = after_commit::collecting(work);
+        let written = match &self.writer {
             Some(writer) => writer.write(work).await,
             None => serializable::write(&self.write, work).await,
-        }
+        };
+        let (value, pending) = written.inspect_err(|_| crate::metrics::db_error())?;
+        pending.run();
+        Ok(value)
     }
 
     /// A connection for look-ups that need no lock.

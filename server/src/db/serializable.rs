@@ -35,6 +35,7 @@ where
         match ran {
             Err(error) if attempt < MAX_ATTEMPTS && is_serialization_failure(&error) => {
                 tracing::debug!(attempt, "serialisation failure; running the write again");
+                crate::metrics::db_retry();
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }

@@ -75,8 +75,12 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
+    // Outermost last: the request id first, then the latency histogram, then the span that
+    // carries the id and the route (these run inside routing, where the route is known).
     security_headers(api.layer(CatchPanicLayer::custom(panic_response)))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::RequestSpan))
+        .layer(axum::middleware::from_fn(crate::metrics::track_request))
+        .layer(axum::middleware::from_fn(crate::telemetry::tag_request))
 }
 
 /// Strict headers on every response, errors included. Only the app's own files set their

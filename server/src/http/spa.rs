@@ -207,7 +207,9 @@ impl Spa {
     /// Answers a request no API route matched.
     pub async fn serve(&self, request: Request) -> Response {
         let path = request.uri().path();
-        if path == "/api" || path.starts_with("/api/") {
+        // `/metrics` is served on `metrics_listen` only: a scrape sent here is told so plainly
+        // rather than handed the page.
+        if path == "/api" || path.starts_with("/api/") || path == "/metrics" {
             return Failure::client(ErrorCode::NotFound).into_response();
         }
         if request.method() != Method::GET && request.method() != Method::HEAD {

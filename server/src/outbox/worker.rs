@@ -228,6 +228,11 @@ impl Worker {
             .await?;
         for (message, outcome) in outcomes {
             let (id, kind) = (message.id, &message.kind);
+            crate::metrics::email_attempt(
+                kind,
+                matches!(outcome, Outcome::Sent),
+                matches!(outcome, Outcome::Failed { .. }),
+            );
             match outcome {
                 Outcome::Sent => tracing::info!(outbox_id = id, %kind, "email sent"),
                 Outcome::Retry { detail, .. } => {

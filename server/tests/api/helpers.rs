@@ -267,6 +267,7 @@ pub async fn spawn_app_with(tweak: Tweak) -> TestApp {
 pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) -> TestApp {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         database_url: fresh_database(dir.path()),
         data_dir: dir.path().to_owned(),
         secret_key: Some(Secret::new(SECRET_KEY)),

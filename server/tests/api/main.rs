@@ -10,6 +10,7 @@ mod fleet;
 mod fleet_outbox;
 mod helpers;
 mod journey;
+mod metrics;
 mod outbox;
 mod schema;
 mod staff_actions;
