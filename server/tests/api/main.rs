@@ -8,6 +8,7 @@ mod binary;
 mod card;
 mod helpers;
 mod journey;
+mod openapi;
 mod outbox;
 mod staff_actions;
 mod staff_binary;
