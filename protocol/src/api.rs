@@ -7,6 +7,7 @@ use crate::bridge::Block;
 
 /// `POST /api/journeys`: start a journey with the email address on the holder's profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StartJourney {
     pub email: String,
@@ -14,6 +15,7 @@ pub struct StartJourney {
 
 /// `POST /api/journey/code`: the one-time code the holder typed.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyCode {
     pub code: String,
@@ -30,6 +32,7 @@ impl std::fmt::Debug for VerifyCode {
 /// Before the code is verified the view is the same whether or not the address belongs to
 /// a holder, so it reveals nothing about who has a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "stage", rename_all = "snake_case")]
 pub enum JourneyView {
     /// A code has been sent (if the address is on a profile); waiting for the holder to type it.
@@ -65,6 +68,7 @@ pub enum JourneyView {
 
 /// `POST /api/journey/card`: the card the bridge read, for a verified journey.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PresentCard {
     pub serial: CardSerial,
@@ -74,6 +78,7 @@ pub struct PresentCard {
 
 /// `POST /api/journey/card/cryptogram`: a fresh challenge from the accepted card.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CryptogramRequest {
     pub challenge: Block,
@@ -81,12 +86,14 @@ pub struct CryptogramRequest {
 
 /// The answer to a [`CryptogramRequest`]: what the card needs to accept the unblock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cryptogram {
     pub cryptogram: Block,
 }
 
 /// `POST /api/journey/card/receipt`: the card's proof that it was unblocked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CardReceipt {
     pub receipt: Block,
@@ -94,6 +101,7 @@ pub struct CardReceipt {
 
 /// Why a verified holder must contact their Registration Authority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IneligibleReason {
     /// The profile has no smartcard.
@@ -161,12 +169,14 @@ impl IneligibleReason {
 /// `GET /api/allowed-domains`: the email domains a holder's address may be on, so the page
 /// can say which addresses qualify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AllowedDomains {
     pub domains: Vec<String>,
 }
 
 /// `GET /healthz` and `GET /readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
 }

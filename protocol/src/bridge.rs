@@ -226,6 +226,15 @@ impl ErrorCode {
 /// 16 bytes as 32 hex digits: a challenge, a cryptogram or a receipt. `Debug` hides them:
 /// a cryptogram unlocks a card.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(
+        value_type = String,
+        description = "16 bytes as 32 hex digits: a challenge, a cryptogram or a receipt.",
+        example = "d206290d1935d00cc7a1d6d9754a930f"
+    )
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Block(pub [u8; 16]);
 

@@ -7,6 +7,11 @@ const SERIAL_BYTES: usize = 8;
 
 /// A card's serial number: 8 bytes, written as 16 lower-case hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, example = "2d6bddb8ad096c2d")
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct CardSerial(String);
 

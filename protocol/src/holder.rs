@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 /// The 12-digit user id on a holder's identity profile.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, example = "123456789012")
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct HolderId(String);
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A card's standing in the card management system (`cards.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CardStatus {
     Active,
@@ -32,6 +33,7 @@ impl CardStatus {
 
 /// Where an email stands in the outbox (`outbox.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Waiting for its first or next attempt.

@@ -7,6 +7,7 @@ use crate::{CardSerial, CardStatus, DeliveryState, HolderId};
 
 /// `GET /api/staff/holders?q=...`: holders whose 12-digit id, email or name matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HolderSearch {
     pub matches: Vec<HolderMatch>,
     /// More holders matched than are listed: the search should be narrowed.
@@ -15,6 +16,7 @@ pub struct HolderSearch {
 
 /// One holder found by a search.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HolderMatch {
     pub id: HolderId,
     pub name: String,
@@ -25,6 +27,7 @@ pub struct HolderMatch {
 
 /// `GET /api/staff/holders/{id}`: everything staff may see of one holder. Never a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HolderProfile {
     pub id: HolderId,
     pub name: String,
@@ -43,6 +46,7 @@ pub struct HolderProfile {
 
 /// An address on a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileEmail {
     /// Masked unless the role may see addresses in full.
     pub address: String,
@@ -54,6 +58,7 @@ pub struct ProfileEmail {
 
 /// A card on a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileCard {
     pub serial: CardSerial,
     pub status: CardStatus,
@@ -66,6 +71,7 @@ pub struct ProfileCard {
 
 /// One journey, step by step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JourneyRecord {
     pub id: i64,
     pub started_at: i64,
@@ -82,6 +88,7 @@ pub struct JourneyRecord {
 
 /// One audited step of a journey.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JourneyStep {
     pub at: i64,
     pub action: String,
@@ -92,6 +99,7 @@ pub struct JourneyStep {
 
 /// One email and how its delivery went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Delivery {
     /// `one_time_code`, `card_unlocked`, `email_added`, `email_removed`.
     pub kind: String,
@@ -107,6 +115,7 @@ pub struct Delivery {
 
 /// A throttle's count and lock-out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThrottleState {
     /// `subject_voided`, `client_start` or `client_failure`.
     pub scope: String,
@@ -121,6 +130,7 @@ pub struct ThrottleState {
 
 /// What a throttle counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ThrottleTarget {
     Holder(HolderId),
@@ -129,6 +139,7 @@ pub enum ThrottleTarget {
 
 /// `POST /api/staff/holders/{id}/emails`: an address to add to the profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddEmail {
     pub email: String,
@@ -136,6 +147,7 @@ pub struct AddEmail {
 
 /// `POST /api/staff/throttles/release`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseThrottle {
     pub target: ThrottleTarget,
@@ -143,18 +155,21 @@ pub struct ReleaseThrottle {
 
 /// The answer to a release: how many counts and lock-outs were cleared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Released {
     pub released: u64,
 }
 
 /// `GET /api/staff/allowlist`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AllowList {
     pub domains: Vec<AllowedDomain>,
 }
 
 /// A domain on the allow list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AllowedDomain {
     pub domain: String,
     pub added_at: i64,
@@ -165,6 +180,7 @@ pub struct AllowedDomain {
 
 /// `POST /api/staff/allowlist`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddDomain {
     pub domain: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/staff/overview`: the status view's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Overview {
     pub generated_at: i64,
     /// Since midnight UTC.
@@ -19,6 +20,7 @@ pub struct Overview {
 
 /// The figures of one period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Period {
     /// Journeys started with an allowed address (on a profile or not).
     pub journeys_started: u64,
@@ -38,6 +40,7 @@ pub struct Period {
 
 /// How many steps were refused for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailureCount {
     /// A stable name, such as `code_voided`.
     pub reason: String,
@@ -48,6 +51,7 @@ pub struct FailureCount {
 
 /// The email outbox's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxHealth {
     /// Messages waiting to be sent.
     pub queued: u64,
@@ -60,6 +64,7 @@ pub struct OutboxHealth {
 
 /// A day's count, for the chart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayCount {
     /// `2026-12-01`.
     pub day: String,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a staff account is for. Wire and command-line names: `support`, `ra`, `ra-manager`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Watches the status view and looks holders up (addresses masked).

@@ -9,9 +9,11 @@ use crate::HolderId;
 
 /// `POST /api/staff/sign-in`: the first factor.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub password: String,
 }
 
@@ -23,6 +25,7 @@ impl fmt::Debug for SignIn {
 
 /// `POST /api/staff/sign-in/code`: the 6-digit code from the authenticator app.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactor {
     pub code: String,
@@ -37,8 +40,10 @@ impl fmt::Debug for SecondFactor {
 /// `POST /api/staff/sign-in/new-password`: the password chosen at first sign-in, in place
 /// of the one-time password the account was created with.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub password: String,
 }
 
@@ -50,6 +55,7 @@ impl fmt::Debug for NewPassword {
 
 /// What comes next in signing in; the answer to each sign-in step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "next", rename_all = "snake_case")]
 pub enum SignInStep {
     /// The password was right: now the code from the authenticator app.
@@ -62,6 +68,7 @@ pub enum SignInStep {
 
 /// `GET /api/staff/me`: who is signed in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Me {
     pub username: StaffUsername,
     pub role: Role,

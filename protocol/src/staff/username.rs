@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 /// A staff account's name: 2 to 64 of `a-z 0-9 . _ -`, lower-cased, starting with a letter
 /// or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, example = "rita.ra")
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct StaffUsername(String);
 

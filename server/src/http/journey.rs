@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use unlock_protocol::ApiError;
 use unlock_protocol::api::{
     AllowedDomains, CardReceipt, Cryptogram, CryptogramRequest, JourneyView, PresentCard,
     StartJourney, VerifyCode,
@@ -18,6 +19,30 @@ use crate::state::AppState;
 /// How long the browser keeps the journey cookie; the journey itself expires sooner.
 const COOKIE_MAX_AGE_SECONDS: u64 = 60 * 60;
 
+/// Start a journey
+///
+/// Sends a one-time code to the address if it is on a holder's profile, and binds the new
+/// journey to the browser with the `unlock_journey` cookie. The answer is the same whether
+/// or not the address belongs to a holder.
+#[utoipa::path(
+    post,
+    path = "/api/journeys",
+    tag = "holder",
+    operation_id = "start_journey",
+    request_body = StartJourney,
+    responses(
+        (status = 200, description = "The journey started: a code was sent if the address is on a profile.",
+            body = JourneyView,
+            headers(("set-cookie" = String, description = "`unlock_journey`, the journey's token (HttpOnly, SameSite=Strict, Path=/api)."))),
+        (status = 400, description = "`bad_json`: the body is not JSON.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON.", body = ApiError),
+        (status = 422, description = "`email_invalid`, `email_domain_not_allowed` or `invalid_body`.", body = ApiError),
+        (status = 429, description = "`throttled` or `too_many_codes`; `retry_after_seconds` says when to try again.", body = ApiError,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
 pub async fn start(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -32,7 +57,19 @@ pub async fn start(
     Ok(([(header::SET_COOKIE, cookie)], Json(started.view)))
 }
 
-/// The allow list, which is no secret: the start of the journey says which addresses qualify.
+/// The email domains a holder's address may be on
+///
+/// The allow list is no secret: the start of the journey says which addresses qualify.
+#[utoipa::path(
+    get,
+    path = "/api/allowed-domains",
+    tag = "holder",
+    operation_id = "allowed_domains",
+    responses(
+        (status = 200, description = "The allowed domains, in order.", body = AllowedDomains),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
 pub async fn allowed_domains(
     State(state): State<AppState>,
 ) -> Result<Json<AllowedDomains>, Failure> {
@@ -45,6 +82,20 @@ pub async fn allowed_domains(
     Ok(Json(AllowedDomains { domains }))
 }
 
+/// Where the journey stands
+#[utoipa::path(
+    get,
+    path = "/api/journey",
+    tag = "holder",
+    operation_id = "view_journey",
+    security(("journey_cookie" = [])),
+    responses(
+        (status = 200, description = "The journey's stage.", body = JourneyView),
+        (status = 404, description = "`no_journey`: no cookie, or it names no journey.", body = ApiError),
+        (status = 409, description = "`journey_closed`: the journey ended without an unlock.", body = ApiError),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
 pub async fn view(
     State(state): State<AppState>,
     JourneyToken(token): JourneyToken,
@@ -52,6 +103,28 @@ pub async fn view(
     journey::view(&state, token.as_deref()).await.map(Json)
 }
 
+/// Verify the one-time code
+#[utoipa::path(
+    post,
+    path = "/api/journey/code",
+    tag = "holder",
+    operation_id = "verify_code",
+    security(("journey_cookie" = [])),
+    request_body = VerifyCode,
+    responses(
+        (status = 200, description = "The code was right: `verified`, or `contact_ra` when self-service can't help.", body = JourneyView),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 404, description = "`no_journey`.", body = ApiError),
+        (status = 409, description = "`journey_closed`.", body = ApiError),
+        (status = 410, description = "`code_expired`.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`code_invalid`, `code_wrong` (with `tries_left`), `code_voided` or `invalid_body`.", body = ApiError),
+        (status = 429, description = "`throttled`; `retry_after_seconds` says when to try again.", body = ApiError,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
 pub async fn verify(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -63,6 +136,23 @@ pub async fn verify(
         .map(Json)
 }
 
+/// Send a new one-time code
+#[utoipa::path(
+    post,
+    path = "/api/journey/resend",
+    tag = "holder",
+    operation_id = "resend_code",
+    security(("journey_cookie" = [])),
+    responses(
+        (status = 200, description = "A new code was sent (if the address is on a profile); the earlier one no longer works.", body = JourneyView),
+        (status = 404, description = "`no_journey`.", body = ApiError),
+        (status = 409, description = "`journey_closed`.", body = ApiError),
+        (status = 410, description = "`code_expired`: the journey ran out of time.", body = ApiError),
+        (status = 429, description = "`resend_too_soon`, `too_many_codes` or `throttled`; `retry_after_seconds` says when to try again.", body = ApiError,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
 pub async fn resend(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -73,6 +163,27 @@ pub async fn resend(
         .map(Json)
 }
 
+/// Present the card the bridge read
+#[utoipa::path(
+    post,
+    path = "/api/journey/card",
+    tag = "holder",
+    operation_id = "present_card",
+    security(("journey_cookie" = [])),
+    request_body = PresentCard,
+    responses(
+        (status = 200, description = "`card_accepted`: the card is the holder's and can be unlocked.", body = JourneyView),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 404, description = "`no_journey`.", body = ApiError),
+        (status = 409, description = "`not_verified` or `journey_closed`.", body = ApiError),
+        (status = 410, description = "`journey_expired`.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`card_not_on_profile`, `card_not_usable` or `invalid_body`.", body = ApiError),
+        (status = 500, description = "`internal`.", body = ApiError),
+        (status = 503, description = "`unavailable`: no card master key is configured.", body = ApiError),
+    ),
+)]
 pub async fn present_card(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -84,6 +195,28 @@ pub async fn present_card(
         .map(Json)
 }
 
+/// Release the unblock cryptogram for a card challenge
+#[utoipa::path(
+    post,
+    path = "/api/journey/card/cryptogram",
+    tag = "holder",
+    operation_id = "release_cryptogram",
+    security(("journey_cookie" = [])),
+    request_body = CryptogramRequest,
+    responses(
+        (status = 200, description = "What the card needs to accept the unblock.", body = Cryptogram),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 404, description = "`no_journey`.", body = ApiError),
+        (status = 409, description = "`not_verified`, `card_not_accepted` or `journey_closed`.", body = ApiError),
+        (status = 410, description = "`journey_expired`.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`challenge_reused`, `card_not_on_profile`, `card_not_usable` or `invalid_body`.", body = ApiError),
+        (status = 429, description = "`too_many_attempts`: the journey is closed.", body = ApiError),
+        (status = 500, description = "`internal`.", body = ApiError),
+        (status = 503, description = "`unavailable`: no card master key is configured.", body = ApiError),
+    ),
+)]
 pub async fn cryptogram(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -97,6 +230,27 @@ pub async fn cryptogram(
     }))
 }
 
+/// Confirm the card's receipt
+#[utoipa::path(
+    post,
+    path = "/api/journey/card/receipt",
+    tag = "holder",
+    operation_id = "confirm_receipt",
+    security(("journey_cookie" = [])),
+    request_body = CardReceipt,
+    responses(
+        (status = 200, description = "`unlocked`: the card is unlocked and the journey is over.", body = JourneyView),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 404, description = "`no_journey`.", body = ApiError),
+        (status = 409, description = "`not_verified`, `card_not_accepted` or `journey_closed`.", body = ApiError),
+        (status = 410, description = "`journey_expired`.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`receipt_wrong` or `invalid_body`.", body = ApiError),
+        (status = 500, description = "`internal`.", body = ApiError),
+        (status = 503, description = "`unavailable`: no card master key is configured.", body = ApiError),
+    ),
+)]
 pub async fn receipt(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,

@@ -3,6 +3,7 @@
 mod extract;
 mod health;
 mod journey;
+pub mod openapi;
 pub mod spa;
 mod staff;
 
@@ -10,9 +11,10 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::handler::Handler;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{self, MethodRouter};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -24,50 +26,98 @@ use crate::state::AppState;
 /// Largest request body accepted; journey bodies are a few dozen bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// One endpoint of the API: a method on a path, and the handler that answers it.
+struct Endpoint {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+impl Endpoint {
+    fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            handler: routing::get(handler),
+        }
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            handler: routing::post(handler),
+        }
+    }
+
+    fn delete<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::DELETE,
+            path,
+            handler: routing::delete(handler),
+        }
+    }
+}
+
+/// Every endpoint of the API, the one table [`router`] is built from and [`routes`] lists.
+/// Each handler's `#[utoipa::path]` documents it in [`openapi::ApiDoc`]; a test checks that
+/// the document and this table name the same endpoints.
+fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get("/api/allowed-domains", journey::allowed_domains),
+        Endpoint::post("/api/journeys", journey::start),
+        Endpoint::get("/api/journey", journey::view),
+        Endpoint::post("/api/journey/code", journey::verify),
+        Endpoint::post("/api/journey/resend", journey::resend),
+        Endpoint::post("/api/journey/card", journey::present_card),
+        Endpoint::post("/api/journey/card/cryptogram", journey::cryptogram),
+        Endpoint::post("/api/journey/card/receipt", journey::receipt),
+        Endpoint::post("/api/staff/sign-in", staff::sign_in),
+        Endpoint::post("/api/staff/sign-in/code", staff::sign_in_code),
+        Endpoint::post(
+            "/api/staff/sign-in/new-password",
+            staff::sign_in_new_password,
+        ),
+        Endpoint::post("/api/staff/sign-out", staff::sign_out),
+        Endpoint::get("/api/staff/me", staff::me),
+        Endpoint::get("/api/staff/overview", staff::overview),
+        Endpoint::get("/api/staff/holders", staff::search_holders),
+        Endpoint::get("/api/staff/holders/{id}", staff::holder),
+        Endpoint::post("/api/staff/holders/{id}/emails", staff::add_email),
+        Endpoint::delete(
+            "/api/staff/holders/{id}/emails/{email}",
+            staff::remove_email,
+        ),
+        Endpoint::post("/api/staff/throttles/release", staff::release_throttle),
+        Endpoint::get("/api/staff/allowlist", staff::allow_list),
+        Endpoint::post("/api/staff/allowlist", staff::allow_domain),
+        Endpoint::delete("/api/staff/allowlist/{domain}", staff::disallow_domain),
+        Endpoint::get("/api/staff/reports/organisations.csv", staff::report),
+        Endpoint::get("/api/staff/audit", staff::audit),
+        Endpoint::get("/api/openapi.json", openapi::document),
+        Endpoint::get("/healthz", health::healthz),
+        Endpoint::get("/readyz", health::readyz),
+    ]
+}
+
+/// The API's endpoints as (method, path), in axum's path syntax (`{id}`, as OpenAPI's), in
+/// the order the router takes them. `GET` ones answer `HEAD` too, as axum does.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    endpoints()
+        .into_iter()
+        .map(|endpoint| (endpoint.method, endpoint.path))
+        .collect()
+}
+
 /// The whole service: the API, and the built app for every other path.
 pub fn router(state: AppState) -> Router {
     let app = spa::Spa::load(&state.config.static_dir);
-    let api = Router::new()
-        .route("/api/allowed-domains", get(journey::allowed_domains))
-        .route("/api/journeys", post(journey::start))
-        .route("/api/journey", get(journey::view))
-        .route("/api/journey/code", post(journey::verify))
-        .route("/api/journey/resend", post(journey::resend))
-        .route("/api/journey/card", post(journey::present_card))
-        .route("/api/journey/card/cryptogram", post(journey::cryptogram))
-        .route("/api/journey/card/receipt", post(journey::receipt))
-        .route("/api/staff/sign-in", post(staff::sign_in))
-        .route("/api/staff/sign-in/code", post(staff::sign_in_code))
-        .route(
-            "/api/staff/sign-in/new-password",
-            post(staff::sign_in_new_password),
-        )
-        .route("/api/staff/sign-out", post(staff::sign_out))
-        .route("/api/staff/me", get(staff::me))
-        .route("/api/staff/overview", get(staff::overview))
-        .route("/api/staff/holders", get(staff::search_holders))
-        .route("/api/staff/holders/{id}", get(staff::holder))
-        .route("/api/staff/holders/{id}/emails", post(staff::add_email))
-        .route(
-            "/api/staff/holders/{id}/emails/{email}",
-            delete(staff::remove_email),
-        )
-        .route(
-            "/api/staff/throttles/release",
-            post(staff::release_throttle),
-        )
-        .route(
-            "/api/staff/allowlist",
-            get(staff::allow_list).post(staff::allow_domain),
-        )
-        .route(
-            "/api/staff/allowlist/{domain}",
-            delete(staff::disallow_domain),
-        )
-        .route("/api/staff/reports/organisations.csv", get(staff::report))
-        .route("/api/staff/audit", get(staff::audit))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+    // Two endpoints on one path (the allow list's GET and POST) merge into one route.
+    let api = endpoints()
+        .into_iter()
+        .fold(Router::new(), |api, endpoint| {
+            api.route(endpoint.path, endpoint.handler)
+        })
         .fallback(move |request: Request| {
             let app = app.clone();
             async move { app.serve(request).await }

@@ -11,6 +11,7 @@ mod fleet_outbox;
 mod helpers;
 mod journey;
 mod metrics;
+mod openapi;
 mod outbox;
 mod schema;
 mod staff_actions;
