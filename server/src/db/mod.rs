@@ -26,7 +26,7 @@ mod url;
 mod writer;
 
 use anyhow::Context;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::AnyPoolOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
@@ -59,9 +59,10 @@ impl Engine {
     }
 }
 
-/// The per-connection settings SQLite needs for durability and integrity (also used by the
-/// benchmark's baseline). `journal_mode = WAL` is a property of the file and sticks.
-pub const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+/// The per-connection settings SQLite needs for durability and integrity (the benchmark's
+/// baseline opens the same through [`sqlite_baseline_options`]). `journal_mode = WAL` is a
+/// property of the file and sticks.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
 
 /// How a server instance reaches its database.
@@ -289,11 +290,6 @@ impl Db {
         self.write.close().await;
         self.read.close().await;
     }
-}
-
-/// Options for one connection to `url` outside the pools (tools).
-pub fn connect_options(url: &DatabaseUrl) -> anyhow::Result<AnyConnectOptions> {
-    url.any_options()
 }
 
 /// A SQLite connection with the settings the server's own connections run with (WAL,

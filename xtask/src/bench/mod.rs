@@ -198,9 +198,7 @@ pub fn inner(args: &InnerArgs) -> anyhow::Result<()> {
     drop(server);
 
     report::print(&baseline, &[start, verify]);
-    println!(
-        "SQLite (both through unlock_server::db::connect_options, one write connection each):"
-    );
+    println!("SQLite (both with unlock_server::db's settings, one write connection each):");
     println!("  server   {server_settings}");
     println!("  baseline {baseline_settings}");
     for (when, (overwrite, append)) in [("before", sync_before), ("after", sync_after)] {
