@@ -1,25 +1,211 @@
 //! The append-only audit trail: who did what, when, from where, and how it ended.
 
-use crate::db::{self, Conn};
+use std::sync::Arc;
 
-use crate::clock::Millis;
+use crate::clock::{Clock, Millis};
+use crate::db::states::stored_names;
+use crate::db::{self, BoxFuture, Conn, Db};
+use crate::error::Failure;
+
+stored_names! {
+    /// What was done (`audit_events.action`): the holder's steps, the system's, staff's and
+    /// the operator's.
+    pub enum Action {
+        JourneyStart => "journey.start",
+        JourneyVerifyCode => "journey.verify_code",
+        JourneyResendCode => "journey.resend_code",
+        JourneyPresentCard => "journey.present_card",
+        JourneyCryptogram => "journey.cryptogram",
+        JourneyReceipt => "journey.receipt",
+        /// The unlock notice queued to every address on the profile.
+        OutboxUnlockNotice => "outbox.unlock_notice",
+        StaffSignIn => "staff.sign_in",
+        StaffSignInCode => "staff.sign_in_code",
+        StaffPasswordChange => "staff.password_change",
+        StaffSignOut => "staff.sign_out",
+        /// A session ended by being idle, running out or its account being disabled.
+        StaffSessionEnd => "staff.session_end",
+        StaffOverview => "staff.overview",
+        StaffHolderSearch => "staff.holder_search",
+        StaffHolderView => "staff.holder_view",
+        StaffReportExport => "staff.report_export",
+        StaffAudit => "staff.audit",
+        StaffAllowlist => "staff.allowlist",
+        StaffEmailAdd => "staff.email_add",
+        StaffEmailRemove => "staff.email_remove",
+        StaffThrottleRelease => "staff.throttle_release",
+        StaffAccountAdd => "staff.account_add",
+        StaffAccountReset => "staff.account_reset",
+        StaffAccountDisable => "staff.account_disable",
+        AllowlistAdd => "allowlist.add",
+        AllowlistRemove => "allowlist.remove",
+        /// The operator's release of a throttle from the command line.
+        ThrottleRelease => "throttle.release",
+        HoldersImport => "holders.import",
+        DemoSeed => "demo.seed",
+    }
+}
+
+stored_names! {
+    /// How it ended (`audit_events.outcome`).
+    pub enum Outcome {
+        Done => "done",
+        Viewed => "viewed",
+        Forbidden => "forbidden",
+        NoJourney => "no_journey",
+        // Starting and codes.
+        CodeIssued => "code_issued",
+        DomainNotAllowed => "domain_not_allowed",
+        ThrottledClient => "throttled_client",
+        ThrottledHolder => "throttled_holder",
+        Throttled => "throttled",
+        TooManyCodes => "too_many_codes",
+        TooSoon => "too_soon",
+        Expired => "expired",
+        NotAwaitingCode => "not_awaiting_code",
+        NoLiveCode => "no_live_code",
+        WrongCode => "wrong_code",
+        WrongCodeVoided => "wrong_code_voided",
+        Verified => "verified",
+        /// The right code, but none of the holder's cards can be unlocked here.
+        VerifiedIneligible => "verified_ineligible",
+        // The card steps.
+        JourneyClosed => "journey_closed",
+        NotVerified => "not_verified",
+        CardNotOnProfile => "card_not_on_profile",
+        CardNotUsable => "card_not_usable",
+        Accepted => "accepted",
+        NoCard => "no_card",
+        TooManyAttempts => "too_many_attempts",
+        ChallengeReused => "challenge_reused",
+        Released => "released",
+        NoChallenge => "no_challenge",
+        ReceiptWrong => "receipt_wrong",
+        Unlocked => "unlocked",
+        Queued => "queued",
+        // Staff sign-in and sessions.
+        LockedOut => "locked_out",
+        Failed => "failed",
+        PasswordOk => "password_ok",
+        CodeOk => "code_ok",
+        CodeReused => "code_reused",
+        CodeWrong => "code_wrong",
+        Disabled => "disabled",
+        Idle => "idle",
+        // Staff changes.
+        Added => "added",
+        Removed => "removed",
+        OwnProfile => "own_profile",
+        NoHolder => "no_holder",
+        AlreadyOnAProfile => "already_on_a_profile",
+        NotOnProfile => "not_on_profile",
+        AlreadyAllowed => "already_allowed",
+        NotOnTheList => "not_on_the_list",
+    }
+}
 
 /// One audit event. Details must never hold a code, passcode, key or cryptogram.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Event<'a> {
     pub actor: &'a str,
-    pub action: &'a str,
-    pub outcome: &'a str,
+    pub action: Action,
+    pub outcome: Outcome,
     pub journey_id: Option<i64>,
     pub holder_id: Option<&'a str>,
     pub client_addr: Option<&'a str>,
     pub detail: Option<&'a str>,
 }
 
+impl<'a> Event<'a> {
+    /// An event with no journey, holder, client or detail.
+    pub fn new(actor: &'a str, action: Action, outcome: Outcome) -> Self {
+        Self {
+            actor,
+            action,
+            outcome,
+            journey_id: None,
+            holder_id: None,
+            client_addr: None,
+            detail: None,
+        }
+    }
+}
+
 /// Appends an event inside the caller's transaction, so it commits with the change it records;
 /// the step is counted in the metrics (`unlock_steps_total`) once that transaction commits.
 pub async fn record(conn: &mut Conn, at: Millis, event: Event<'_>) -> anyhow::Result<()> {
     db::audit::append(conn, at, &event).await?;
-    crate::metrics::step(event.action, event.outcome);
+    crate::metrics::step(event.action.as_str(), event.outcome.as_str());
     Ok(())
+}
+
+/// What an audited change did (or why it refused), and the answer to give.
+#[derive(Debug)]
+pub struct Audited<T> {
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+    pub result: Result<T, Failure>,
+}
+
+impl<T> Audited<T> {
+    pub fn done(outcome: Outcome, detail: Option<String>, value: T) -> Self {
+        Self {
+            outcome,
+            detail,
+            result: Ok(value),
+        }
+    }
+
+    pub fn refused(outcome: Outcome, detail: Option<String>, failure: Failure) -> Self {
+        Self {
+            outcome,
+            detail,
+            result: Err(failure),
+        }
+    }
+}
+
+/// Who acts, from where, on whose profile: the audit record's fixed part.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub client: Option<String>,
+    pub holder: Option<String>,
+}
+
+/// The audited write: runs `work` in one write transaction (which may run more than once)
+/// and appends its [`Audited`] outcome as `action` by `actor` in the same transaction, so
+/// the change and its record commit together or not at all.
+pub async fn write<T, F>(
+    db: &Db,
+    clock: &Clock,
+    actor: Actor,
+    action: Action,
+    work: F,
+) -> Result<T, Failure>
+where
+    T: Send + 'static,
+    F: for<'c> Fn(&'c mut Conn, Millis) -> BoxFuture<'c, anyhow::Result<Audited<T>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let clock = clock.clone();
+    let work = Arc::new(work);
+    db.write(move |conn| {
+        let (work, actor) = (work.clone(), actor.clone());
+        let now = clock.now();
+        Box::pin(async move {
+            let audited = work(&mut *conn, now).await?;
+            let event = Event {
+                holder_id: actor.holder.as_deref(),
+                client_addr: actor.client.as_deref(),
+                detail: audited.detail.as_deref(),
+                ..Event::new(&actor.name, action, audited.outcome)
+            };
+            record(conn, now, event).await?;
+            Ok(audited.result)
+        })
+    })
+    .await?
 }

@@ -74,6 +74,14 @@ impl Role {
     }
 }
 
+impl TryFrom<String> for Role {
+    type Error = crate::UnknownState;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::from_name(&name).ok_or(crate::UnknownState(name))
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

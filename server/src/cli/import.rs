@@ -8,16 +8,16 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::db::Conn;
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use sqlx::Executor;
 use time::macros::format_description;
-use unlock_protocol::{CardSerial, EmailAddress, HolderId};
+use unlock_protocol::{CardSerial, CardStatus, EmailAddress, HolderId};
 
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Event, Outcome};
 use crate::clock::Millis;
-use crate::db::Db;
+use crate::db::cards::CardRecord;
+use crate::db::holder_emails::Added;
+use crate::db::{self, Conn, Db, Savepoint};
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -68,9 +68,7 @@ impl fmt::Display for Summary {
 
 struct Card {
     serial: CardSerial,
-    status: String,
-    expires_at: Millis,
-    model: String,
+    record: CardRecord,
 }
 
 /// Imports the file, all or nothing; every bad row is reported with its line number.
@@ -93,24 +91,15 @@ pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary
         };
         // A row that fails is undone alone, so the rows after it are still checked (on
         // PostgreSQL a failed statement would otherwise void the rest of the transaction).
-        (&mut *tx)
-            .execute("SAVEPOINT import_row")
-            .await
-            .context("mark a row")?;
+        db::savepoint(&mut tx, Savepoint::Mark).await?;
         match import_row(&mut tx, &row, now, &mut summary).await {
             Ok(()) => {
                 summary.rows += 1;
-                (&mut *tx)
-                    .execute("RELEASE SAVEPOINT import_row")
-                    .await
-                    .context("keep a row")?;
+                db::savepoint(&mut tx, Savepoint::Keep).await?;
             }
             Err(error) => {
                 problems.push(format!("line {line}: {error:#}"));
-                (&mut *tx)
-                    .execute("ROLLBACK TO SAVEPOINT import_row")
-                    .await
-                    .context("undo a row")?;
+                db::savepoint(&mut tx, Savepoint::Undo).await?;
             }
         }
     }
@@ -125,11 +114,8 @@ pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary
         &mut tx,
         now,
         Event {
-            actor: "operator",
-            action: "holders.import",
-            outcome: "done",
             detail: Some(&detail),
-            ..Event::default()
+            ..Event::new("operator", Action::HoldersImport, Outcome::Done)
         },
     )
     .await?;
@@ -154,62 +140,22 @@ async fn import_row(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let card = parse_card(row)?;
 
-    sqlx::query(
-        "INSERT INTO holders (id, display_name, organisation, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO UPDATE SET
-             display_name = CASE WHEN $2 = '' THEN holders.display_name ELSE $2 END,
-             organisation = CASE WHEN $3 = '' THEN holders.organisation ELSE $3 END",
-    )
-    .bind(holder.as_str())
-    .bind(&row.name)
-    .bind(&row.organisation)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .context("save the holder")?;
+    db::holders::save(conn, holder.as_str(), &row.name, &row.organisation, now).await?;
 
     for email in &emails {
-        let owner: Option<String> = sqlx::query_scalar(
-            "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, $3, 'import')
-             ON CONFLICT (email) DO UPDATE SET email = holder_emails.email RETURNING holder_id",
-        )
-        .bind(email.as_str())
-        .bind(holder.as_str())
-        .bind(now)
-        .fetch_optional(&mut *conn)
-        .await
-        .context("save an email")?;
-        if owner
-            .as_deref()
-            .is_some_and(|owner| owner != holder.as_str())
+        let added = db::holder_emails::add(conn, email.as_str(), holder.as_str(), now, "import").await?;
+        if let Added::Taken { owner } = added
+            && owner != holder.as_str()
         {
             bail!("email {email} already belongs to another holder");
         }
-        let allowed: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = $1")
-                .bind(email.domain())
-                .fetch_optional(&mut *conn)
-                .await
-                .context("check the allow list")?;
+        let allowed = db::allowed_domains::contains(conn, email.domain()).await?;
         summary.emails += 1;
-        summary.emails_not_allowed += usize::from(allowed.is_none());
+        summary.emails_not_allowed += usize::from(!allowed);
     }
 
     if let Some(card) = card {
-        let owner: String = sqlx::query_scalar(
-            "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (serial) DO UPDATE SET status = $3, cert_expires_at = $4, model = $5, updated_at = $6
-             RETURNING holder_id",
-        )
-        .bind(card.serial.as_str())
-        .bind(holder.as_str())
-        .bind(&card.status)
-        .bind(card.expires_at)
-        .bind(&card.model)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await
-        .context("save the card")?;
+        let owner = db::cards::save(conn, card.serial.as_str(), holder.as_str(), &card.record, now).await?;
         if owner != holder.as_str() {
             bail!("card {} already belongs to another holder", card.serial);
         }
@@ -228,13 +174,12 @@ fn parse_card(row: &Row) -> anyhow::Result<Option<Card>> {
     }
     let serial =
         CardSerial::parse(&row.card_serial).map_err(|e| anyhow::anyhow!("card_serial: {e}"))?;
-    let status = row.card_status.to_ascii_lowercase();
-    if !matches!(status.as_str(), "active" | "suspended" | "cancelled") {
+    let Some(status) = CardStatus::from_name(&row.card_status.to_ascii_lowercase()) else {
         bail!(
             "card_status must be active, suspended or cancelled, not {:?}",
             row.card_status
         );
-    }
+    };
     let date = time::Date::parse(
         &row.cert_expires,
         format_description!("[year]-[month]-[day]"),
@@ -252,8 +197,10 @@ fn parse_card(row: &Row) -> anyhow::Result<Option<Card>> {
     }
     Ok(Some(Card {
         serial,
-        status,
-        expires_at,
-        model: row.card_model.clone(),
+        record: CardRecord {
+            status,
+            cert_expires_at: expires_at,
+            model: row.card_model.clone(),
+        },
     }))
 }

@@ -10,11 +10,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use unlock_protocol::{EmailAddress, HolderId};
 
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Event, Outcome};
 use crate::card_key;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{self, Db};
 use crate::secrets::Keys;
 use crate::{Server, demo, telemetry, throttle};
 
@@ -247,7 +247,7 @@ async fn throttle_command(
     let mut conn = db.begin().await?;
     match command {
         ThrottleCommand::List => {
-            for row in throttle::locked(&mut conn, now).await? {
+            for row in db::throttles::locked(&mut conn, now).await? {
                 let minutes = (row.locked_until - now + 59_999) / 60_000;
                 println!(
                     "{}\t{}\t{} hits\tlocked for {minutes} more min",
@@ -271,12 +271,7 @@ async fn throttle_command(
                 (Some(holder), ..) => format!("holder:{}", HolderId::parse(&holder)?),
                 (_, Some(email), _) => {
                     let email = EmailAddress::parse(&email)?;
-                    let holder: Option<String> =
-                        sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = $1")
-                            .bind(email.as_str())
-                            .fetch_optional(&mut *conn)
-                            .await
-                            .context("look up the address")?;
+                    let holder = db::holder_emails::owner_of(&mut conn, email.as_str()).await?;
                     match holder {
                         Some(id) => format!("holder:{id}"),
                         None => Keys::load(config)?.email_subject(email.as_str()),
@@ -292,19 +287,16 @@ async fn throttle_command(
 
 /// Releases every throttle on `key`, audited, and says how many.
 async fn release(
-    mut conn: sqlx::Transaction<'static, sqlx::Any>,
+    mut conn: db::Transaction,
     key: String,
     now: i64,
 ) -> anyhow::Result<()> {
     let released = throttle::release(&mut conn, &key).await?;
     let holder_id = key.strip_prefix("holder:");
     let event = Event {
-        actor: "operator",
-        action: "throttle.release",
-        outcome: "done",
         holder_id,
         detail: Some(&key),
-        ..Event::default()
+        ..Event::new("operator", Action::ThrottleRelease, Outcome::Done)
     };
     audit::record(&mut conn, now, event).await?;
     conn.commit().await.context("commit the release")?;

@@ -5,6 +5,8 @@
 use anyhow::Context;
 
 use super::Conn;
+use super::states::CodeState;
+use crate::clock::Millis;
 
 /// A wrong try counted against a live code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,31 +24,68 @@ pub async fn record_wrong_try(
     id: i64,
     max_tries: i64,
 ) -> anyhow::Result<Option<WrongTry>> {
-    let row: Option<(i64, String)> = sqlx::query_as(
+    let row: Option<(i64, CodeState)> = sqlx::query_as(
         "UPDATE one_time_codes
          SET wrong_tries = wrong_tries + 1,
-             state = CASE WHEN wrong_tries + 1 >= $2 THEN 'voided' ELSE state END
-         WHERE id = $1 AND state = 'live'
+             state = CASE WHEN wrong_tries + 1 >= $2 THEN $3 ELSE state END
+         WHERE id = $1 AND state = $4
          RETURNING wrong_tries, state",
     )
     .bind(id)
     .bind(max_tries)
+    .bind(CodeState::Voided)
+    .bind(CodeState::Live)
     .fetch_optional(conn)
     .await
     .context("count a wrong code")?;
     Ok(row.map(|(wrong_tries, state)| WrongTry {
         wrong_tries,
-        voided: state == "voided",
+        voided: state == CodeState::Voided,
     }))
 }
 
 /// Uses up code `id`; whether it was still live.
 pub async fn use_up(conn: &mut Conn, id: i64) -> anyhow::Result<bool> {
-    let done =
-        sqlx::query("UPDATE one_time_codes SET state = 'used' WHERE id = $1 AND state = 'live'")
-            .bind(id)
-            .execute(conn)
-            .await
-            .context("use up the code")?;
+    let done = sqlx::query("UPDATE one_time_codes SET state = $2 WHERE id = $1 AND state = $3")
+        .bind(id)
+        .bind(CodeState::Used)
+        .bind(CodeState::Live)
+        .execute(conn)
+        .await
+        .context("use up the code")?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Stores a new live code's keyed hash for the journey; its id.
+pub async fn issue(
+    conn: &mut Conn,
+    journey_id: i64,
+    subject: &str,
+    code_mac: &[u8],
+    now: Millis,
+) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(journey_id)
+    .bind(subject)
+    .bind(code_mac)
+    .bind(now)
+    .bind(CodeState::Live)
+    .fetch_one(conn)
+    .await
+    .context("store the code's keyed hash")
+}
+
+/// Supersedes the journey's live code, so only the one about to be sent may work.
+pub async fn supersede_live(conn: &mut Conn, journey_id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE one_time_codes SET state = $2 WHERE journey_id = $1 AND state = $3")
+        .bind(journey_id)
+        .bind(CodeState::Superseded)
+        .bind(CodeState::Live)
+        .execute(conn)
+        .await
+        .context("supersede the journey's earlier code")?;
+    Ok(())
 }

@@ -1,9 +1,13 @@
 //! `holder_emails`: the addresses on holders' profiles. An address is on at most one profile;
 //! the primary key says so, and adding relies on it rather than on a look-up first.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 
-use super::Conn;
+use unlock_protocol::EmailAddress;
+
+use super::{Conn, Engine, Flag};
 use crate::clock::Millis;
 
 /// What became of an address to add.
@@ -71,4 +75,42 @@ pub async fn remove(conn: &mut Conn, email: &str, holder: &str) -> anyhow::Resul
         .await
         .context("remove the address")?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Whether `email`'s domain is on the allow list, and whose profile the address is on (one
+/// round trip: this runs on every start).
+pub async fn look_up(
+    conn: &mut Conn,
+    email: &EmailAddress,
+) -> anyhow::Result<(bool, Option<String>)> {
+    let (allowed, holder): (Flag, Option<String>) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = $1),
+                (SELECT holder_id FROM holder_emails WHERE email = $2)",
+    )
+    .bind(email.domain())
+    .bind(email.as_str())
+    .fetch_one(conn)
+    .await
+    .context("look up the address")?;
+    Ok((allowed.into(), holder))
+}
+
+/// How many addresses on profiles each domain has (one pass over the addresses).
+pub async fn count_by_domain(conn: &mut Conn) -> anyhow::Result<HashMap<String, i64>> {
+    // The part after the '@': each dialect has its own string functions for it.
+    let count = match Engine::of(conn) {
+        Engine::Sqlite => {
+            "SELECT substr(email, instr(email, '@') + 1) AS domain, COUNT(*) FROM holder_emails
+             GROUP BY domain"
+        }
+        Engine::Postgres => {
+            "SELECT split_part(email, '@', 2) AS domain, COUNT(*) FROM holder_emails
+             GROUP BY domain"
+        }
+    };
+    let counts: Vec<(String, i64)> = sqlx::query_as(count)
+        .fetch_all(conn)
+        .await
+        .context("count the addresses per domain")?;
+    Ok(counts.into_iter().collect())
 }

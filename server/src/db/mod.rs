@@ -16,11 +16,20 @@
 use std::time::Duration;
 
 mod after_commit;
+pub mod allowed_domains;
 pub mod audit;
+pub mod card_challenges;
+pub mod cards;
 pub mod codes;
 pub mod holder_emails;
+pub mod holders;
+pub mod journeys;
 pub mod outbox;
 pub mod outbox_health;
+pub mod staff_accounts;
+pub mod staff_sessions;
+pub mod states;
+pub mod throttles;
 mod serializable;
 mod url;
 mod writer;
@@ -37,6 +46,9 @@ use writer::Writer;
 
 /// A database connection, whichever engine is behind it.
 pub type Conn = sqlx::AnyConnection;
+
+/// A transaction begun by [`Db::begin`]; derefs to [`Conn`].
+pub type Transaction = sqlx::Transaction<'static, Any>;
 
 /// A connection borrowed from a pool; derefs to [`Conn`].
 pub type Pooled = PoolConnection<Any>;
@@ -217,7 +229,7 @@ impl Db {
     /// takes the write lock up front, so a command-line process writing beside the server
     /// waits its turn instead of failing on a stale snapshot; PostgreSQL's `SERIALIZABLE`
     /// refuses a commit that would break a rule another transaction relied on.
-    pub async fn begin(&self) -> anyhow::Result<sqlx::Transaction<'static, Any>> {
+    pub async fn begin(&self) -> anyhow::Result<Transaction> {
         let begin = match self.engine {
             Engine::Sqlite => "BEGIN IMMEDIATE",
             Engine::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
@@ -304,6 +316,29 @@ pub fn sqlite_baseline_options(url: &str) -> anyhow::Result<sqlx::sqlite::Sqlite
         .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10)))
+}
+
+/// What to do with the one savepoint a bulk change keeps per item (the import's rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Savepoint {
+    /// Sets it, before an item.
+    Mark,
+    /// Keeps the item's changes.
+    Keep,
+    /// Undoes the item's changes, leaving the transaction usable (on PostgreSQL a failed
+    /// statement would otherwise void the rest of it).
+    Undo,
+}
+
+/// Sets, keeps or undoes to the savepoint inside the caller's transaction.
+pub async fn savepoint(conn: &mut Conn, what: Savepoint) -> anyhow::Result<()> {
+    let (sql, doing) = match what {
+        Savepoint::Mark => ("SAVEPOINT item", "mark an item"),
+        Savepoint::Keep => ("RELEASE SAVEPOINT item", "keep an item"),
+        Savepoint::Undo => ("ROLLBACK TO SAVEPOINT item", "undo an item"),
+    };
+    conn.execute(sql).await.context(doing)?;
+    Ok(())
 }
 
 /// A yes/no column or expression as either engine returns it: PostgreSQL's `boolean`, or

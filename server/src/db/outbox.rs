@@ -3,13 +3,14 @@
 
 use anyhow::Context;
 
+use super::states::OutboxKind;
 use super::{Conn, Engine};
 use crate::clock::Millis;
 
 /// A message to queue (its body already sealed).
 #[derive(Debug)]
 pub struct NewMessage<'a> {
-    pub kind: &'a str,
+    pub kind: OutboxKind,
     pub recipient: &'a str,
     pub journey_id: Option<i64>,
     pub holder_id: Option<&'a str>,
@@ -76,7 +77,7 @@ pub async fn release_claims(conn: &mut Conn, instance: &str) -> anyhow::Result<u
 #[derive(Debug, sqlx::FromRow)]
 pub struct Claimed {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub recipient: String,
     pub sealed_message: Option<Vec<u8>>,
     pub attempts: i64,

@@ -17,6 +17,7 @@ use utoipa::openapi::{ObjectBuilder, Required, Type};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientAddr, StaffToken, staff_cookie};
 use crate::allowlist;
+use crate::audit::Action;
 use crate::error::Failure;
 use crate::staff::audit_log::{self, AuditFilter};
 use crate::staff::auth;
@@ -229,7 +230,7 @@ pub async fn overview(
     State(state): State<AppState>,
     Staff(user): Staff,
 ) -> Result<Json<Overview>, Failure> {
-    session::require(&state, &user, Permission::ViewStatus, "staff.overview").await?;
+    session::require(&state, &user, Permission::ViewStatus, Action::StaffOverview).await?;
     Ok(Json(overview::overview(&state).await?))
 }
 
@@ -262,7 +263,7 @@ pub async fn search_holders(
     Staff(user): Staff,
     ApiQuery(search): ApiQuery<Search>,
 ) -> Result<Json<HolderSearch>, Failure> {
-    let action = "staff.holder_search";
+    let action = Action::StaffHolderSearch;
     session::require(&state, &user, Permission::ViewStatus, action).await?;
     let (searched, found) = holders::search(&state, &user, &search.q).await?;
     let detail = format!(
@@ -311,7 +312,7 @@ pub async fn holder(
     Staff(user): Staff,
     ApiPath(raw_id): ApiPath<String>,
 ) -> Result<Json<HolderProfile>, Failure> {
-    let action = "staff.holder_view";
+    let action = Action::StaffHolderView;
     session::require(&state, &user, Permission::ViewStatus, action).await?;
     let id = holder_id(&raw_id)?;
     let profile = profile_of(&state, &user, &id).await?;
@@ -437,9 +438,9 @@ pub async fn allow_list(
     State(state): State<AppState>,
     Staff(user): Staff,
 ) -> Result<Json<AllowList>, Failure> {
-    session::require(&state, &user, Permission::ViewStatus, "staff.allowlist").await?;
+    session::require(&state, &user, Permission::ViewStatus, Action::StaffAllowlist).await?;
     Ok(Json(AllowList {
-        domains: allowlist::list(state.db.read_pool()).await?,
+        domains: allowlist::list(&state.db).await?,
     }))
 }
 
@@ -529,7 +530,7 @@ pub async fn report(
     Staff(user): Staff,
     ApiQuery(range): ApiQuery<ReportRange>,
 ) -> Result<Response, Failure> {
-    let action = "staff.report_export";
+    let action = Action::StaffReportExport;
     session::require(&state, &user, Permission::ExportReports, action).await?;
     let range = reports::Range::parse(range.from.as_deref(), range.to.as_deref())?;
     let csv = reports::organisations(&state, &range).await?;
@@ -616,7 +617,7 @@ pub async fn audit(
     Staff(user): Staff,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, Failure> {
-    session::require(&state, &user, Permission::ViewStatus, "staff.audit").await?;
+    session::require(&state, &user, Permission::ViewStatus, Action::StaffAudit).await?;
     audit_log::page(&state, &user, &AuditFilter::from(query))
         .await
         .map(Json)

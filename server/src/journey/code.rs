@@ -1,14 +1,15 @@
 //! Checking a typed code, and sending a new one.
 
-use crate::db::codes::WrongTry;
-use crate::db::{self, Conn};
-use anyhow::Context;
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::{ErrorCode, OneTimeCode};
+use unlock_protocol::{CardStatus, ErrorCode, OneTimeCode};
 
 use super::start::issue_code;
 use super::{Found, Journey, find, no_journey, subject_limits, throttled, view_of};
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Event, Outcome};
+use crate::db::cards::CardRecord;
+use crate::db::codes::WrongTry;
+use crate::db::states::{CodeState, JourneyState};
+use crate::db::{self, Conn};
 use crate::clock::{Millis, seconds_until};
 use crate::config::Config;
 use crate::error::Failure;
@@ -79,7 +80,7 @@ async fn check_code(
         journey,
         code: latest,
         locked,
-    }) = find_audited(conn, &token, &client, now, "journey.verify_code").await?
+    }) = find_audited(conn, &token, &client, now, Action::JourneyVerifyCode).await?
     else {
         return Ok(Err(no_journey()));
     };
@@ -88,9 +89,9 @@ async fn check_code(
         if let Some(refused) = refuse_code_step(&journey, locked, now) {
             break 'checked refused;
         }
-        let Some(latest) = latest.filter(|c| c.state == "live") else {
+        let Some(latest) = latest.filter(|c| c.state == CodeState::Live) else {
             let voided = Failure::client(ErrorCode::CodeVoided);
-            break 'checked ("no_live_code", Err(voided));
+            break 'checked (Outcome::NoLiveCode, Err(voided));
         };
         if state
             .keys
@@ -98,13 +99,13 @@ async fn check_code(
         {
             if !db::codes::use_up(conn, latest.id).await? {
                 let voided = Failure::client(ErrorCode::CodeVoided);
-                break 'checked ("no_live_code", Err(voided));
+                break 'checked (Outcome::NoLiveCode, Err(voided));
             }
             let journey = mark_verified(conn, config, journey.clone(), now).await?;
-            let outcome = if journey.state == "verified" {
-                "verified"
+            let outcome = if journey.state == JourneyState::Verified {
+                Outcome::Verified
             } else {
-                "verified_ineligible"
+                Outcome::VerifiedIneligible
             };
             // Why self-service can't help, for the status view's failures by reason.
             ineligible.clone_from(&journey.ineligible_reason);
@@ -117,7 +118,7 @@ async fn check_code(
         }) = db::codes::record_wrong_try(conn, latest.id, max_tries).await?
         else {
             let voided = Failure::client(ErrorCode::CodeVoided);
-            break 'checked ("no_live_code", Err(voided));
+            break 'checked (Outcome::NoLiveCode, Err(voided));
         };
         throttle::hit(conn, &config.throttle, Scope::ClientFailure, &client, now).await?;
         if voided {
@@ -130,7 +131,7 @@ async fn check_code(
             )
             .await?;
             let voided = Failure::client(ErrorCode::CodeVoided).tries_left(0);
-            break 'checked ("wrong_code_voided", Err(voided));
+            break 'checked (Outcome::WrongCodeVoided, Err(voided));
         }
         let tries_left =
             u8::try_from(i64::from(config.journey.max_code_tries) - wrong_tries).unwrap_or(0);
@@ -139,11 +140,11 @@ async fn check_code(
             n => format!("The security code is not right. You have {n} more tries."),
         };
         let wrong = Failure::client_message(ErrorCode::CodeWrong, message);
-        ("wrong_code", Err(wrong.tries_left(tries_left)))
+        (Outcome::WrongCode, Err(wrong.tries_left(tries_left)))
     };
     let event = Event {
         detail: ineligible.as_deref(),
-        ..holder_event(&journey, "journey.verify_code", outcome, &client)
+        ..holder_event(&journey, Action::JourneyVerifyCode, outcome, &client)
     };
     audit::record(conn, now, event).await?;
     Ok(result)
@@ -161,7 +162,7 @@ async fn send_new_code(
         journey,
         code: latest,
         locked,
-    }) = find_audited(conn, &token, &client, now, "journey.resend_code").await?
+    }) = find_audited(conn, &token, &client, now, Action::JourneyResendCode).await?
     else {
         return Ok(Err(no_journey()));
     };
@@ -177,33 +178,29 @@ async fn send_new_code(
             let wait = seconds_until(now, latest.issued_at + cooldown);
             let message = format!("Wait {wait} seconds before asking for another code.");
             let too_soon = Failure::client_message(ErrorCode::ResendTooSoon, message);
-            break 'checked ("too_soon", Err(too_soon.retry_after(wait)));
+            break 'checked (Outcome::TooSoon, Err(too_soon.retry_after(wait)));
         }
         let (_, recent_codes) = subject_limits(conn, &journey.subject, now).await?;
         if recent_codes >= i64::from(config.journey.codes_per_hour) {
             break 'checked (
-                "too_many_codes",
+                Outcome::TooManyCodes,
                 Err(Failure::client(ErrorCode::TooManyCodes)),
             );
         }
         // Only the latest code may work.
-        sqlx::query("UPDATE one_time_codes SET state = 'superseded' WHERE journey_id = $1 AND state = 'live'")
-            .bind(journey.id)
-            .execute(&mut *conn)
-            .await
-            .context("supersede the journey's earlier code")?;
+        db::codes::supersede_live(conn, journey.id).await?;
         // An earlier code's email still waiting to go out would only confuse.
         db::outbox::withdraw_code_emails(conn, journey.id, now).await?;
         let code = issue_code(&state, conn, &journey, now).await?;
         (
-            "code_issued",
+            Outcome::CodeIssued,
             view_of(&config.journey, &journey, Some(&code), now),
         )
     };
     audit::record(
         conn,
         now,
-        holder_event(&journey, "journey.resend_code", outcome, &client),
+        holder_event(&journey, Action::JourneyResendCode, outcome, &client),
     )
     .await?;
     Ok(result)
@@ -215,18 +212,18 @@ fn refuse_code_step(
     journey: &Journey,
     locked: Option<Locked>,
     now: Millis,
-) -> Option<(&'static str, Result<JourneyView, Failure>)> {
-    if journey.state != "awaiting_code" {
+) -> Option<(Outcome, Result<JourneyView, Failure>)> {
+    if journey.state != JourneyState::AwaitingCode {
         return Some((
-            "not_awaiting_code",
+            Outcome::NotAwaitingCode,
             Err(Failure::client(ErrorCode::JourneyClosed)),
         ));
     }
     if let Some(locked) = locked {
-        return Some(("throttled", Err(throttled(now, locked))));
+        return Some((Outcome::Throttled, Err(throttled(now, locked))));
     }
     if now >= journey.expires_at {
-        return Some(("expired", Err(Failure::client(ErrorCode::CodeExpired))));
+        return Some((Outcome::Expired, Err(Failure::client(ErrorCode::CodeExpired))));
     }
     None
 }
@@ -238,7 +235,7 @@ async fn find_audited(
     token: &str,
     client: &str,
     now: Millis,
-    action: &str,
+    action: Action,
 ) -> anyhow::Result<Option<Found>> {
     let found = find(conn, token, client, now).await?;
     if found.is_none() {
@@ -249,18 +246,15 @@ async fn find_audited(
 
 fn holder_event<'a>(
     journey: &'a Journey,
-    action: &'a str,
-    outcome: &'a str,
+    action: Action,
+    outcome: Outcome,
     client: &'a str,
 ) -> Event<'a> {
     Event {
-        actor: "holder",
-        action,
-        outcome,
         journey_id: Some(journey.id),
         holder_id: journey.holder_id.as_deref(),
         client_addr: Some(client),
-        detail: None,
+        ..Event::new("holder", action, outcome)
     }
 }
 
@@ -274,26 +268,14 @@ async fn mark_verified(
     let holder_id = journey.holder_id.as_deref().unwrap_or_default();
     let reason = ineligibility(conn, config, holder_id, now).await?;
     journey.state = if reason.is_some() {
-        "ineligible"
+        JourneyState::Ineligible
     } else {
-        "verified"
-    }
-    .into();
+        JourneyState::Verified
+    };
     journey.ineligible_reason = reason.map(|r| r.as_str().to_owned());
     journey.expires_at =
         now + i64::try_from(config.journey.verified_ttl_seconds * 1000).unwrap_or(i64::MAX);
-    sqlx::query(
-        "UPDATE journeys SET state = $1, ineligible_reason = $2, verified_at = $3, expires_at = $4, updated_at = $5 WHERE id = $6",
-    )
-    .bind(&journey.state)
-    .bind(&journey.ineligible_reason)
-    .bind(now)
-    .bind(journey.expires_at)
-    .bind(now)
-    .bind(journey.id)
-    .execute(conn)
-    .await
-    .context("mark the journey verified")?;
+    db::journeys::mark_verified(conn, &journey, now).await?;
     Ok(journey)
 }
 
@@ -304,14 +286,15 @@ async fn ineligibility(
     holder_id: &str,
     now: Millis,
 ) -> anyhow::Result<Option<IneligibleReason>> {
-    let cards: Vec<(String, Millis, String)> =
-        sqlx::query_as("SELECT status, cert_expires_at, model FROM cards WHERE holder_id = $1")
-            .bind(holder_id)
-            .fetch_all(conn)
-            .await
-            .context("read the holder's cards")?;
-    let usable = |(status, expires, model): &(String, Millis, String)| {
-        status == "active" && *expires > now && config.cards.supported_models.contains(model)
+    let cards: Vec<CardRecord> = db::cards::of_holder(conn, holder_id)
+        .await?
+        .into_iter()
+        .map(|card| card.record)
+        .collect();
+    let usable = |card: &CardRecord| {
+        card.status == CardStatus::Active
+            && card.cert_expires_at > now
+            && config.cards.supported_models.contains(&card.model)
     };
     if cards.iter().any(usable) {
         return Ok(None);
@@ -319,15 +302,15 @@ async fn ineligibility(
     // Name the reason that applies to the most promising card.
     let live: Vec<_> = cards
         .iter()
-        .filter(|(status, ..)| status == "active")
+        .filter(|card| card.status == CardStatus::Active)
         .collect();
     Ok(Some(if cards.is_empty() {
         IneligibleReason::NoCard
-    } else if live.is_empty() && cards.iter().any(|(status, ..)| status == "suspended") {
+    } else if live.is_empty() && cards.iter().any(|card| card.status == CardStatus::Suspended) {
         IneligibleReason::CardSuspended
     } else if live.is_empty() {
         IneligibleReason::CardCancelled
-    } else if live.iter().any(|(_, expires, _)| *expires > now) {
+    } else if live.iter().any(|card| card.cert_expires_at > now) {
         IneligibleReason::CardModelUnsupported
     } else {
         IneligibleReason::CertificatesExpired

@@ -1,14 +1,15 @@
 //! Starting a journey: the answer is the same whether or not the address is on a profile.
 
-use crate::db::{Conn, Flag};
-use anyhow::Context;
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
 use super::{Journey, LatestCode, throttled, view_of};
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Event, Outcome};
 use crate::clock::Millis;
 use crate::config::Config;
+use crate::db::journeys::NewJourney;
+use crate::db::states::{CodeState, JourneyState, OutboxKind};
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::outbox::{self, Outgoing, templates};
 use crate::secrets::{self, token_hash};
@@ -64,56 +65,28 @@ async fn start_limits(
     subject: &str,
     now: Millis,
 ) -> anyhow::Result<StartLimits> {
-    let (hits, locked_until, subject_until, recent_codes): (i64, Millis, Option<Millis>, i64) =
-        sqlx::query_as(
-            "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (scope, key) DO UPDATE SET
-                 hits = CASE WHEN throttles.window_started_at <= $3 - $4 THEN 1 ELSE throttles.hits + 1 END,
-                 window_started_at = CASE WHEN throttles.window_started_at <= $3 - $4 THEN $3 ELSE throttles.window_started_at END
-             RETURNING hits, locked_until,
-                 (SELECT locked_until FROM throttles WHERE scope = $5 AND key = $6),
-                 (SELECT COUNT(*) FROM one_time_codes WHERE subject = $6 AND issued_at > $3 - 3600000)",
-        )
-        .bind(Scope::ClientStart.as_str())
-        .bind(client)
-        .bind(now)
-        .bind(throttle::window(&config.throttle, Scope::ClientStart))
-        .bind(Scope::SubjectVoided.as_str())
-        .bind(subject)
-        .fetch_one(&mut *conn)
-        .await
-        .context("count the start and read the subject's limits")?;
+    let window = throttle::window(&config.throttle, Scope::ClientStart);
+    let counted = db::throttles::count_start(conn, client, subject, now, window).await?;
     let client_lock = throttle::settle(
         conn,
         &config.throttle,
         Scope::ClientStart,
         client,
-        hits,
-        locked_until,
+        counted.client,
         now,
     )
     .await?;
     Ok(StartLimits {
         client: client_lock,
-        subject: subject_until
-            .filter(|until| *until > now)
-            .map(|until| Locked { until }),
-        recent_codes,
+        subject: throttle::in_force(counted.subject_locked_until, now),
+        recent_codes: counted.recent_codes,
     })
 }
 
 /// Whether the address's domain is allowed, and whose profile the address is on.
 async fn look_up(state: &AppState, email: &EmailAddress) -> anyhow::Result<(bool, Option<String>)> {
-    let (allowed, holder): (Flag, Option<String>) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = $1),
-                (SELECT holder_id FROM holder_emails WHERE email = $2)",
-    )
-    .bind(email.domain())
-    .bind(email.as_str())
-    .fetch_one(state.db.read_pool())
-    .await
-    .context("look up the address")?;
-    Ok((allowed.into(), holder))
+    let mut conn = state.db.reader().await?;
+    db::holder_emails::look_up(&mut conn, email).await
 }
 
 #[derive(Clone)]
@@ -148,45 +121,40 @@ impl StartRequest {
         let (outcome, result) = 'checked: {
             if !allowed {
                 let refused = Failure::client(ErrorCode::EmailDomainNotAllowed);
-                break 'checked ("domain_not_allowed", Err(refused));
+                break 'checked (Outcome::DomainNotAllowed, Err(refused));
             }
             let limits = start_limits(conn, config, &client, &subject, now).await?;
             if let Some(locked) = limits.client {
-                break 'checked ("throttled_client", Err(throttled(now, locked)));
+                break 'checked (Outcome::ThrottledClient, Err(throttled(now, locked)));
             }
             let (subject_lock, recent_codes) = (limits.subject, limits.recent_codes);
             if let Some(locked) = subject_lock {
-                break 'checked ("throttled_holder", Err(throttled(now, locked)));
+                break 'checked (Outcome::ThrottledHolder, Err(throttled(now, locked)));
             }
             if recent_codes >= i64::from(config.journey.codes_per_hour) {
                 let refused = Failure::client(ErrorCode::TooManyCodes);
-                break 'checked ("too_many_codes", Err(refused));
+                break 'checked (Outcome::TooManyCodes, Err(refused));
             }
 
             let token = secrets::new_token()?;
             let expires_at =
                 now + i64::try_from(config.journey.code_ttl_seconds * 1000).unwrap_or(i64::MAX);
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'awaiting_code', $6, $7, $6) RETURNING id",
-            )
-            .bind(token_hash(&token))
-            .bind(&subject)
-            .bind(holder_id.as_deref())
-            .bind(email.as_str())
-            .bind(&client)
-            .bind(now)
-            .bind(expires_at)
-            .fetch_one(&mut *conn)
-            .await
-            .context("create the journey")?;
+            let new = NewJourney {
+                token_hash: &token_hash(&token),
+                subject: &subject,
+                holder_id: holder_id.as_deref(),
+                email: email.as_str(),
+                client_addr: &client,
+                expires_at,
+            };
+            let id = db::journeys::create(conn, &new, now).await?;
             journey_id = Some(id);
             let journey = Journey {
                 id,
                 subject: subject.clone(),
                 holder_id: holder_id.clone(),
                 email: email.as_str().to_owned(),
-                state: "awaiting_code".into(),
+                state: JourneyState::AwaitingCode,
                 ineligible_reason: None,
                 expires_at,
                 card_serial: None,
@@ -194,16 +162,14 @@ impl StartRequest {
             };
             let code = issue_code(&state, conn, &journey, now).await?;
             let view = view_of(&config.journey, &journey, Some(&code), now);
-            ("code_issued", view.map(|view| Started { token, view }))
+            (Outcome::CodeIssued, view.map(|view| Started { token, view }))
         };
         let event = Event {
-            actor: "holder",
-            action: "journey.start",
-            outcome,
             journey_id,
             holder_id: holder_id.as_deref(),
             client_addr: Some(&client),
-            detail: (outcome == "domain_not_allowed").then(|| email.domain()),
+            detail: (outcome == Outcome::DomainNotAllowed).then(|| email.domain()),
+            ..Event::new("holder", Action::JourneyStart, outcome)
         };
         audit::record(conn, now, event).await?;
         Ok(result)
@@ -220,17 +186,7 @@ pub(super) async fn issue_code(
 ) -> anyhow::Result<LatestCode> {
     let code = secrets::new_code()?;
     let code_mac = state.keys.code_mac(journey.id, &code);
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state)
-         VALUES ($1, $2, $3, $4, 'live') RETURNING id",
-    )
-    .bind(journey.id)
-    .bind(&journey.subject)
-    .bind(&code_mac)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-    .context("store the code's keyed hash")?;
+    let id = db::codes::issue(conn, journey.id, &journey.subject, &code_mac, now).await?;
     let minutes = state.config.journey.code_ttl_seconds / 60;
     // Rendered and sealed for every address, so known and unknown ones cost the same;
     // only an address on a profile has it queued.
@@ -240,7 +196,7 @@ pub(super) async fn issue_code(
     )?;
     if journey.holder_id.is_some() {
         let outgoing = Outgoing {
-            kind: "one_time_code",
+            kind: OutboxKind::OneTimeCode,
             recipient: &journey.email,
             journey_id: Some(journey.id),
             holder_id: journey.holder_id.as_deref(),
@@ -254,6 +210,6 @@ pub(super) async fn issue_code(
         code_mac,
         issued_at: now,
         wrong_tries: 0,
-        state: "live".into(),
+        state: CodeState::Live,
     })
 }

@@ -6,6 +6,7 @@ pub mod mailer;
 pub mod templates;
 pub mod worker;
 
+use crate::db::states::OutboxKind;
 use crate::db::{self, Conn};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,7 @@ impl std::fmt::Debug for Composed {
 /// A message to queue.
 #[derive(Debug)]
 pub struct Outgoing<'a> {
-    pub kind: &'a str,
+    pub kind: OutboxKind,
     pub recipient: &'a str,
     pub journey_id: Option<i64>,
     /// Whose profile the message concerns.

@@ -229,7 +229,7 @@ impl Worker {
         for (message, outcome) in outcomes {
             let (id, kind) = (message.id, &message.kind);
             crate::metrics::email_attempt(
-                kind,
+                kind.as_str(),
                 matches!(outcome, Outcome::Sent),
                 matches!(outcome, Outcome::Failed { .. }),
             );

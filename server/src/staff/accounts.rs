@@ -2,17 +2,16 @@
 //! enrolment, reset when a device is lost, disabled when someone leaves. Passwords are
 //! hashed with Argon2id off the async runtime; authenticator secrets are sealed at rest.
 
-use crate::db::{Conn, Flag};
 use anyhow::{Context, bail};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 use unlock_protocol::HolderId;
 use unlock_protocol::staff::{Role, StaffUsername};
 
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Event, Outcome};
 use crate::clock::Millis;
 use crate::config::{Config, StaffConfig};
-use crate::db::Db;
+use crate::db::{self, Conn, Db};
 use crate::secrets::Keys;
 
 /// What an authenticator secret is sealed for (the AES-GCM associated data).
@@ -98,39 +97,7 @@ impl Passwords {
     }
 }
 
-/// A staff account as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Account {
-    pub username: String,
-    pub role: String,
-    pub holder_id: Option<String>,
-    pub password_hash: String,
-    #[sqlx(try_from = "Flag")]
-    pub must_change_password: bool,
-    pub totp_secret: Vec<u8>,
-    pub totp_last_step: i64,
-    pub disabled_at: Option<Millis>,
-}
-
-impl Account {
-    /// The account's role (the table allows only known ones).
-    pub fn role(&self) -> anyhow::Result<Role> {
-        Role::from_name(&self.role).with_context(|| format!("unknown staff role {:?}", self.role))
-    }
-}
-
-/// The account named `username`, if there is one.
-pub async fn find(conn: &mut Conn, username: &str) -> anyhow::Result<Option<Account>> {
-    sqlx::query_as(
-        "SELECT username, role, holder_id, password_hash, must_change_password, totp_secret,
-                totp_last_step, disabled_at
-         FROM staff_accounts WHERE username = $1",
-    )
-    .bind(username)
-    .fetch_optional(conn)
-    .await
-    .context("read the staff account")
-}
+pub use crate::db::staff_accounts::{Account, Listed, find};
 
 /// The authenticator an account's codes are checked with: 6 digits, 30 s steps, one step
 /// either side allowed, HMAC-SHA-1 (what every authenticator app supports).
@@ -248,25 +215,16 @@ pub async fn add(
     let keys = Keys::load(config)?;
     let credentials = new_credentials(config, &keys, passwords, username, role).await?;
     let mut tx = db.begin().await?;
-    if find(&mut tx, username.as_str()).await?.is_some() {
+    let stored = db::staff_accounts::Credentials {
+        password_hash: &credentials.password_hash,
+        sealed_secret: &credentials.sealed_secret,
+    };
+    let holder_id = holder.map(HolderId::as_str);
+    if !db::staff_accounts::add(&mut tx, username.as_str(), role, holder_id, stored, now).await? {
         bail!("there is already a staff account named {username}");
     }
-    sqlx::query(
-        "INSERT INTO staff_accounts (username, role, holder_id, password_hash, must_change_password,
-                                     totp_secret, created_at, created_by)
-         VALUES ($1, $2, $3, $4, 1, $5, $6, 'operator')",
-    )
-    .bind(username.as_str())
-    .bind(role.as_str())
-    .bind(holder.map(HolderId::as_str))
-    .bind(&credentials.password_hash)
-    .bind(&credentials.sealed_secret)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .context("add the staff account")?;
     let detail = format!("{username} as {role}");
-    operator_event(&mut tx, now, "staff.account_add", holder, &detail).await?;
+    operator_event(&mut tx, now, Action::StaffAccountAdd, holder, &detail).await?;
     tx.commit().await.context("commit the new staff account")?;
     Ok(credentials.enrolment)
 }
@@ -285,21 +243,15 @@ pub async fn reset(
     let account = find(&mut tx, username.as_str())
         .await?
         .with_context(|| format!("there is no staff account named {username}"))?;
-    let role = account.role()?;
-    let credentials = new_credentials(config, &keys, passwords, username, role).await?;
-    sqlx::query(
-        "UPDATE staff_accounts SET password_hash = $1, must_change_password = 1, totp_secret = $2,
-                totp_last_step = 0, disabled_at = NULL
-         WHERE username = $3",
-    )
-    .bind(&credentials.password_hash)
-    .bind(&credentials.sealed_secret)
-    .bind(username.as_str())
-    .execute(&mut *tx)
-    .await
-    .context("reset the staff account")?;
+    let credentials = new_credentials(config, &keys, passwords, username, account.role).await?;
+    let stored = db::staff_accounts::Credentials {
+        password_hash: &credentials.password_hash,
+        sealed_secret: &credentials.sealed_secret,
+    };
+    db::staff_accounts::reset(&mut tx, username.as_str(), stored).await?;
     end_sessions(&mut tx, username.as_str()).await?;
-    operator_event(&mut tx, now, "staff.account_reset", None, username.as_str()).await?;
+    let action = Action::StaffAccountReset;
+    operator_event(&mut tx, now, action, None, username.as_str()).await?;
     tx.commit().await.context("commit the reset")?;
     Ok(credentials.enrolment)
 }
@@ -307,23 +259,14 @@ pub async fn reset(
 /// Stops an account signing in and ends its sessions.
 pub async fn disable(db: &Db, username: &StaffUsername, now: Millis) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
-    let changed = sqlx::query(
-        "UPDATE staff_accounts SET disabled_at = $1 WHERE username = $2 AND disabled_at IS NULL",
-    )
-    .bind(now)
-    .bind(username.as_str())
-    .execute(&mut *tx)
-    .await
-    .context("disable the staff account")?
-    .rows_affected();
-    if changed == 0 {
+    if !db::staff_accounts::disable(&mut tx, username.as_str(), now).await? {
         bail!("there is no enabled staff account named {username}");
     }
     end_sessions(&mut tx, username.as_str()).await?;
     operator_event(
         &mut tx,
         now,
-        "staff.account_disable",
+        Action::StaffAccountDisable,
         None,
         username.as_str(),
     )
@@ -333,50 +276,25 @@ pub async fn disable(db: &Db, username: &StaffUsername, now: Millis) -> anyhow::
 
 /// Ends every session of an account.
 pub async fn end_sessions(conn: &mut Conn, username: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM staff_sessions WHERE username = $1")
-        .bind(username)
-        .execute(conn)
-        .await
-        .context("end the account's sessions")?;
-    Ok(())
+    db::staff_sessions::end_all_of(conn, username).await
 }
 
-/// One line of `staff list`.
-#[derive(Debug, sqlx::FromRow)]
-pub struct Listed {
-    pub username: String,
-    pub role: String,
-    pub holder_id: Option<String>,
-    #[sqlx(try_from = "Flag")]
-    pub must_change_password: bool,
-    pub disabled_at: Option<Millis>,
-    pub created_at: Millis,
-}
-
+/// Every account, for `staff list`.
 pub async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
-    sqlx::query_as(
-        "SELECT username, role, holder_id, must_change_password, disabled_at, created_at
-         FROM staff_accounts ORDER BY username",
-    )
-    .fetch_all(db.read_pool())
-    .await
-    .context("list staff accounts")
+    db::staff_accounts::list(&mut *db.reader().await?).await
 }
 
 async fn operator_event(
     conn: &mut Conn,
     now: Millis,
-    action: &str,
+    action: Action,
     holder: Option<&HolderId>,
     detail: &str,
 ) -> anyhow::Result<()> {
     let event = Event {
-        actor: "operator",
-        action,
-        outcome: "done",
         holder_id: holder.map(HolderId::as_str),
         detail: Some(detail),
-        ..Event::default()
+        ..Event::new("operator", action, Outcome::Done)
     };
     audit::record(conn, now, event).await
 }

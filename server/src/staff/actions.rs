@@ -3,49 +3,25 @@
 //! on their own profile; every action and every refusal is audited.
 
 use crate::db::holder_emails::Added;
+use crate::db::states::OutboxKind;
 use crate::db::{self, Conn};
-use anyhow::Context;
 use unlock_protocol::staff::{Permission, ThrottleTarget};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
 use super::session::{self, StaffUser};
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Audited, Outcome};
 use crate::clock::Millis;
 use crate::error::Failure;
 use crate::outbox::{self, Composed, Outgoing, templates};
 use crate::state::AppState;
 use crate::{allowlist, throttle};
 
-/// An action's audit record: what it did (or why not), to whom, and what it concerned.
-struct Audited<T> {
-    outcome: &'static str,
-    detail: Option<String>,
-    result: Result<T, Failure>,
-}
-
-impl<T> Audited<T> {
-    fn done(outcome: &'static str, detail: String, value: T) -> Self {
-        Self {
-            outcome,
-            detail: Some(detail),
-            result: Ok(value),
-        }
-    }
-
-    fn refused(outcome: &'static str, detail: Option<String>, failure: Failure) -> Self {
-        Self {
-            outcome,
-            detail,
-            result: Err(failure),
-        }
-    }
-}
-
-/// Runs `work` in a write transaction and audits it as `action` by `user`.
+/// Runs `work` as an audited write by `user` (see [`audit::write`]); the outbox is woken
+/// when it succeeds, since every change staff make tells someone.
 async fn audited<T, F>(
     state: &AppState,
     user: &StaffUser,
-    action: &'static str,
+    action: Action,
     holder: Option<&HolderId>,
     work: F,
 ) -> Result<T, Failure>
@@ -56,32 +32,7 @@ where
         + Sync
         + 'static,
 {
-    let (actor, client) = (user.actor(), user.client.clone());
-    let holder = holder.map(|id| id.as_str().to_owned());
-    let clock = state.clock.clone();
-    let work = std::sync::Arc::new(work);
-    let result = state
-        .db
-        .write(move |conn| {
-            let (work, actor, client, holder) =
-                (work.clone(), actor.clone(), client.clone(), holder.clone());
-            let now = clock.now();
-            Box::pin(async move {
-                let audited = work(&mut *conn, now).await?;
-                let event = Event {
-                    actor: &actor,
-                    action,
-                    outcome: audited.outcome,
-                    holder_id: holder.as_deref(),
-                    client_addr: Some(&client),
-                    detail: audited.detail.as_deref(),
-                    ..Event::default()
-                };
-                audit::record(conn, now, event).await?;
-                Ok(audited.result)
-            })
-        })
-        .await?;
+    let result = audit::write(&state.db, &state.clock, user.audit_actor(holder), action, work).await;
     if result.is_ok() {
         state.outbox_wake.notify_one();
     }
@@ -92,13 +43,13 @@ where
 async fn refuse_own_profile(
     state: &AppState,
     user: &StaffUser,
-    action: &'static str,
+    action: Action,
     holder: &HolderId,
 ) -> Failure {
     let result: Result<(), Failure> = audited(state, user, action, Some(holder), |_, _| {
         Box::pin(async {
             Ok(Audited::refused(
-                "own_profile",
+                Outcome::OwnProfile,
                 None,
                 Failure::client(ErrorCode::OwnProfile),
             ))
@@ -121,19 +72,14 @@ fn holder_not_found() -> Failure {
 }
 
 async fn holder_exists(conn: &mut Conn, holder: &str) -> anyhow::Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM holders WHERE id = $1")
-        .bind(holder)
-        .fetch_optional(conn)
-        .await
-        .context("look the holder up")?;
-    Ok(found.is_some())
+    db::holders::exists(conn, holder).await
 }
 
 /// Queues `message` to each of `addresses`, as about `holder`'s profile.
 async fn tell(
     conn: &mut Conn,
     state: &AppState,
-    kind: &str,
+    kind: OutboxKind,
     holder: &str,
     addresses: &[String],
     message: &Composed,
@@ -161,7 +107,7 @@ pub async fn add_email(
     holder: &HolderId,
     raw_email: &str,
 ) -> Result<(), Failure> {
-    let action = "staff.email_add";
+    let action = Action::StaffEmailAdd;
     session::require(state, user, Permission::ChangeEmails, action).await?;
     if user.owns(holder) {
         return Err(refuse_own_profile(state, user, action, holder).await);
@@ -174,18 +120,12 @@ pub async fn add_email(
             let detail = email.as_str().to_owned();
             if !holder_exists(conn, &id).await? {
                 return Ok(Audited::refused(
-                    "no_holder",
+                    Outcome::NoHolder,
                     Some(detail),
                     holder_not_found(),
                 ));
             }
-            let allowed: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM allowed_domains WHERE domain = $1")
-                    .bind(email.domain())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .context("check the allow list")?;
-            if allowed.is_none() {
+            if !db::allowed_domains::contains(conn, email.domain()).await? {
                 let refused = Failure::client_message(
                     ErrorCode::EmailDomainNotAllowed,
                     format!(
@@ -196,7 +136,7 @@ pub async fn add_email(
                     ),
                 );
                 return Ok(Audited::refused(
-                    "domain_not_allowed",
+                    Outcome::DomainNotAllowed,
                     Some(detail),
                     refused,
                 ));
@@ -211,15 +151,15 @@ pub async fn add_email(
                 };
                 let refused = Failure::client_message(ErrorCode::EmailTaken, message);
                 return Ok(Audited::refused(
-                    "already_on_a_profile",
+                    Outcome::AlreadyOnAProfile,
                     Some(detail),
                     refused,
                 ));
             }
             let everyone = db::holder_emails::of_holder(conn, &id).await?;
             let notice = templates::address_added(&email, &state.config.public_url, now);
-            tell(conn, &state, "email_added", &id, &everyone, &notice, now).await?;
-            Ok(Audited::done("added", detail, ()))
+            tell(conn, &state, OutboxKind::EmailAdded, &id, &everyone, &notice, now).await?;
+            Ok(Audited::done(Outcome::Added, Some(detail), ()))
         })
     })
     .await
@@ -232,7 +172,7 @@ pub async fn remove_email(
     holder: &HolderId,
     raw_email: &str,
 ) -> Result<(), Failure> {
-    let action = "staff.email_remove";
+    let action = Action::StaffEmailRemove;
     session::require(state, user, Permission::ChangeEmails, action).await?;
     if user.owns(holder) {
         return Err(refuse_own_profile(state, user, action, holder).await);
@@ -249,13 +189,13 @@ pub async fn remove_email(
                 } else {
                     holder_not_found()
                 };
-                return Ok(Audited::refused("not_on_profile", Some(detail), refused));
+                return Ok(Audited::refused(Outcome::NotOnProfile, Some(detail), refused));
             }
             let mut told = db::holder_emails::of_holder(conn, &id).await?;
             told.push(email.as_str().to_owned());
             let notice = templates::address_removed(&email, now);
-            tell(conn, &state, "email_removed", &id, &told, &notice, now).await?;
-            Ok(Audited::done("removed", detail, ()))
+            tell(conn, &state, OutboxKind::EmailRemoved, &id, &told, &notice, now).await?;
+            Ok(Audited::done(Outcome::Removed, Some(detail), ()))
         })
     })
     .await
@@ -268,7 +208,7 @@ pub async fn release_throttle(
     user: &StaffUser,
     target: ThrottleTarget,
 ) -> Result<u64, Failure> {
-    let action = "staff.throttle_release";
+    let action = Action::StaffThrottleRelease;
     session::require(state, user, Permission::ReleaseThrottles, action).await?;
     let (key, holder) = match &target {
         ThrottleTarget::Holder(id) if user.owns(id) => {
@@ -290,8 +230,8 @@ pub async fn release_throttle(
         Box::pin(async move {
             let released = throttle::release_holder_scopes(conn, &key).await?;
             Ok(Audited::done(
-                "released",
-                format!("{key}: {released} cleared"),
+                Outcome::Released,
+                Some(format!("{key}: {released} cleared")),
                 released,
             ))
         })
@@ -307,9 +247,9 @@ pub async fn change_allowlist(
     add: bool,
 ) -> Result<(), Failure> {
     let action = if add {
-        "allowlist.add"
+        Action::AllowlistAdd
     } else {
-        "allowlist.remove"
+        Action::AllowlistRemove
     };
     session::require(state, user, Permission::ManageAllowList, action).await?;
     let domain = allowlist::parse_domain(raw_domain)
@@ -320,16 +260,20 @@ pub async fn change_allowlist(
         Box::pin(async move {
             let outcome = if add {
                 let added = allowlist::add(conn, &domain, &by, now).await?;
-                if added { "added" } else { "already_allowed" }
+                if added {
+                    Outcome::Added
+                } else {
+                    Outcome::AlreadyAllowed
+                }
             } else {
                 let removed = allowlist::remove(conn, &domain).await?;
                 if removed {
-                    "removed"
+                    Outcome::Removed
                 } else {
-                    "not_on_the_list"
+                    Outcome::NotOnTheList
                 }
             };
-            Ok(Audited::done(outcome, domain, ()))
+            Ok(Audited::done(outcome, Some(domain), ()))
         })
     })
     .await

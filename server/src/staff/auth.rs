@@ -5,8 +5,6 @@
 //! An unknown username, a disabled account and a wrong password get the same answer after
 //! the same work (one Argon2 check), and count towards the same lock-outs.
 
-use crate::db::Conn;
-use anyhow::Context;
 use unlock_protocol::staff::{SignInStep, StaffPassword, StaffUsername};
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
@@ -14,8 +12,11 @@ use super::accounts::{self, Account};
 use super::session::{
     Session, find_session, idle_limit, session_end, set_stage, signed_in, staff_event,
 };
-use crate::audit;
+use crate::audit::{self, Action, Outcome};
 use crate::clock::{Millis, seconds_until};
+use crate::db::states::SessionStage;
+use crate::db::staff_sessions::NewSession;
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::secrets::{new_token, token_hash};
 use crate::state::AppState;
@@ -38,20 +39,13 @@ async fn sign_in_lock(
     client: &str,
     now: Millis,
 ) -> anyhow::Result<Option<Locked>> {
-    let until: Option<Millis> = sqlx::query_scalar(
-        "SELECT MAX(locked_until) FROM throttles
-         WHERE (scope = $1 AND key = $2) OR (scope = $3 AND key = $4)",
+    let until = db::throttles::locked_until(
+        conn,
+        (Scope::StaffAccount, subject),
+        (Scope::StaffClient, client),
     )
-    .bind(Scope::StaffAccount.as_str())
-    .bind(subject)
-    .bind(Scope::StaffClient.as_str())
-    .bind(client)
-    .fetch_one(conn)
-    .await
-    .context("read the sign-in lock-outs")?;
-    Ok(until
-        .filter(|until| *until > now)
-        .map(|until| Locked { until }))
+    .await?;
+    Ok(throttle::in_force(until, now))
 }
 
 /// Counts a wrong password or code against the username and the client address.
@@ -129,7 +123,7 @@ pub async fn sign_in(
                 .write(move |conn| {
                     let (actor, client) = (actor.clone(), client.clone());
                     Box::pin(async move {
-                        let event = staff_event(&actor, "staff.sign_in", "locked_out", &client);
+                        let event = staff_event(&actor, Action::StaffSignIn, Outcome::LockedOut, &client);
                         audit::record(conn, now, event).await
                     })
                 })
@@ -156,7 +150,7 @@ pub async fn sign_in(
                 );
                 Box::pin(async move {
                     count_failure(conn, &state, &subject, &client, now).await?;
-                    let event = staff_event(&actor, "staff.sign_in", "failed", &client);
+                    let event = staff_event(&actor, Action::StaffSignIn, Outcome::Failed, &client);
                     audit::record(conn, now, event).await
                 })
             })
@@ -179,36 +173,19 @@ pub async fn sign_in(
             let (stored_token, rehashed) = (stored_token.clone(), rehashed.clone());
             Box::pin(async move {
                 if let Some(hash) = rehashed {
-                    sqlx::query("UPDATE staff_accounts SET password_hash = $1 WHERE username = $2")
-                        .bind(hash)
-                        .bind(&username)
-                        .execute(&mut *conn)
-                        .await
-                        .context("re-hash the password")?;
+                    db::staff_accounts::rehash(conn, &username, &hash).await?;
                 }
                 // Sessions nobody can use any more go when a new one begins.
-                sqlx::query(
-                    "DELETE FROM staff_sessions WHERE expires_at <= $1 OR last_seen_at <= $1 - $2",
-                )
-                .bind(now)
-                .bind(idle_limit)
-                .execute(&mut *conn)
-                .await
-                .context("forget ended staff sessions")?;
-                sqlx::query(
-                    "INSERT INTO staff_sessions (token_hash, username, stage, client_addr, created_at, last_seen_at, expires_at)
-                     VALUES ($1, $2, 'second_factor', $3, $4, $4, $5)",
-                )
-                .bind(stored_token)
-                .bind(&username)
-                .bind(&client)
-                .bind(now)
-                .bind(now + STEP_MILLIS)
-                .execute(&mut *conn)
-                .await
-                .context("begin a staff session")?;
+                db::staff_sessions::forget_ended(conn, now, idle_limit).await?;
+                let session = NewSession {
+                    token_hash: &stored_token,
+                    username: &username,
+                    client_addr: &client,
+                    expires_at: now + STEP_MILLIS,
+                };
+                db::staff_sessions::begin(conn, &session, now).await?;
                 let actor = format!("staff:{username}");
-                let event = staff_event(&actor, "staff.sign_in", "password_ok", &client);
+                let event = staff_event(&actor, Action::StaffSignIn, Outcome::PasswordOk, &client);
                 audit::record(conn, now, event).await
             })
         })
@@ -259,14 +236,14 @@ async fn check_code(
     let now = state.clock.now();
     let session = find_session(&mut *conn, token).await?;
     let Some(Session { account, .. }) =
-        session.filter(|session| session.stage == "second_factor" && now < session.expires_at)
+        session.filter(|session| session.stage == SessionStage::SecondFactor && now < session.expires_at)
     else {
         return Ok(Err(sign_in_expired()));
     };
     let actor = format!("staff:{}", account.username);
     let subject = state.keys.staff_subject(&account.username);
     if let Some(locked) = sign_in_lock(conn, &subject, client, now).await? {
-        let event = staff_event(&actor, "staff.sign_in_code", "locked_out", client);
+        let event = staff_event(&actor, Action::StaffSignInCode, Outcome::LockedOut, client);
         audit::record(conn, now, event).await?;
         return Ok(Err(locked_out(now, locked)));
     }
@@ -280,41 +257,35 @@ async fn check_code(
     let step = totp
         .check(code.expose(), seconds)
         .and_then(|step| i64::try_from(step).ok());
-    let fresh = step.filter(|step| *step > account.totp_last_step);
-    let Some(step) = fresh else {
+    // The step is spent in SQL, and only if it is later than the last one spent, so a code
+    // sent to two instances at once is taken once.
+    let spent = match step {
+        Some(step) => db::staff_accounts::spend_step(conn, &account.username, step).await?,
+        None => false,
+    };
+    if !spent {
         count_failure(conn, state, &subject, client, now).await?;
         let outcome = if step.is_some() {
-            "code_reused"
+            Outcome::CodeReused
         } else {
-            "code_wrong"
+            Outcome::CodeWrong
         };
         audit::record(
             conn,
             now,
-            staff_event(&actor, "staff.sign_in_code", outcome, client),
+            staff_event(&actor, Action::StaffSignInCode, outcome, client),
         )
         .await?;
         return Ok(Err(Failure::client(ErrorCode::AuthenticatorCodeWrong)));
-    };
-    sqlx::query("UPDATE staff_accounts SET totp_last_step = $1 WHERE username = $2")
-        .bind(step)
-        .bind(&account.username)
-        .execute(&mut *conn)
-        .await
-        .context("spend the authenticator code")?;
+    }
     // A right code clears the username's count of wrong attempts.
-    sqlx::query("DELETE FROM throttles WHERE scope = $1 AND key = $2")
-        .bind(Scope::StaffAccount.as_str())
-        .bind(&subject)
-        .execute(&mut *conn)
-        .await
-        .context("clear the sign-in count")?;
+    db::throttles::clear(conn, &subject, &[Scope::StaffAccount]).await?;
     let next = if account.must_change_password {
-        set_stage(conn, token, "new_password", now, now + STEP_MILLIS).await?;
+        set_stage(conn, token, SessionStage::NewPassword, now, now + STEP_MILLIS).await?;
         SignInStep::NewPassword
     } else {
         let ends = session_end(state, now);
-        set_stage(conn, token, "active", now, ends).await?;
+        set_stage(conn, token, SessionStage::Active, now, ends).await?;
         SignInStep::SignedIn {
             me: signed_in(&account, client, ends)?.me(state),
         }
@@ -322,7 +293,7 @@ async fn check_code(
     audit::record(
         conn,
         now,
-        staff_event(&actor, "staff.sign_in_code", "code_ok", client),
+        staff_event(&actor, Action::StaffSignInCode, Outcome::CodeOk, client),
     )
     .await?;
     Ok(Ok(next))
@@ -337,9 +308,9 @@ pub async fn new_password(
 ) -> Result<SignInStep, Failure> {
     let token = token.ok_or_else(sign_in_expired)?.to_owned();
     let now = state.clock.now();
-    let session = find_session(state.db.read_pool(), &token).await?;
-    let Some(Session { account, .. }) =
-        session.filter(|session| session.stage == "new_password" && now < session.expires_at)
+    let session = find_session(&mut *state.db.reader().await?, &token).await?;
+    let Some(Session { account, .. }) = session
+        .filter(|session| session.stage == SessionStage::NewPassword && now < session.expires_at)
     else {
         return Err(sign_in_expired());
     };
@@ -385,32 +356,17 @@ async fn replace_password(
     // Checked again inside the write: the session may have moved on meanwhile.
     let Some(Session { account, .. }) = find_session(&mut *conn, token)
         .await?
-        .filter(|session| session.stage == "new_password" && now < session.expires_at)
+        .filter(|session| session.stage == SessionStage::NewPassword && now < session.expires_at)
     else {
         return Ok(Err(sign_in_expired()));
     };
-    sqlx::query(
-        "UPDATE staff_accounts SET password_hash = $1, must_change_password = 0,
-                password_changed_at = $2
-         WHERE username = $3",
-    )
-    .bind(hash)
-    .bind(now)
-    .bind(&account.username)
-    .execute(&mut *conn)
-    .await
-    .context("store the new password")?;
+    db::staff_accounts::set_password(conn, &account.username, hash, now).await?;
     // Any other session was begun with the one-time password.
-    sqlx::query("DELETE FROM staff_sessions WHERE username = $1 AND token_hash != $2")
-        .bind(&account.username)
-        .bind(token_hash(token))
-        .execute(&mut *conn)
-        .await
-        .context("end the account's other sessions")?;
+    db::staff_sessions::end_others_of(conn, &account.username, &token_hash(token)).await?;
     let ends = session_end(state, now);
-    set_stage(conn, token, "active", now, ends).await?;
+    set_stage(conn, token, SessionStage::Active, now, ends).await?;
     let actor = format!("staff:{}", account.username);
-    let event = staff_event(&actor, "staff.password_change", "done", client);
+    let event = staff_event(&actor, Action::StaffPasswordChange, Outcome::Done, client);
     audit::record(conn, now, event).await?;
     Ok(Ok(SignInStep::SignedIn {
         me: signed_in(&account, client, ends)?.me(state),

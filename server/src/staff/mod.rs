@@ -16,7 +16,7 @@ pub use session::StaffUser;
 
 use unlock_protocol::HolderId;
 
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Audited, Outcome};
 use crate::error::Failure;
 use crate::state::AppState;
 
@@ -25,35 +25,14 @@ use crate::state::AppState;
 pub async fn record_access(
     state: &AppState,
     user: &StaffUser,
-    action: &'static str,
+    action: Action,
     holder: Option<&HolderId>,
     detail: Option<String>,
 ) -> Result<(), Failure> {
-    let (actor, client) = (user.actor(), user.client.clone());
-    let holder = holder.map(|id| id.as_str().to_owned());
-    let now = state.clock.now();
-    state
-        .db
-        .write(move |conn| {
-            let (actor, client, holder, detail) = (
-                actor.clone(),
-                client.clone(),
-                holder.clone(),
-                detail.clone(),
-            );
-            Box::pin(async move {
-                let event = Event {
-                    actor: &actor,
-                    action,
-                    outcome: "viewed",
-                    holder_id: holder.as_deref(),
-                    client_addr: Some(&client),
-                    detail: detail.as_deref(),
-                    ..Event::default()
-                };
-                audit::record(conn, now, event).await
-            })
-        })
-        .await?;
-    Ok(())
+    let actor = user.audit_actor(holder);
+    audit::write(&state.db, &state.clock, actor, action, move |_, _| {
+        let detail = detail.clone();
+        Box::pin(async move { Ok(Audited::done(Outcome::Viewed, detail, ())) })
+    })
+    .await
 }

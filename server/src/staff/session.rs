@@ -3,13 +3,13 @@
 //! endpoint makes. Sessions live in the database, so every instance serves them; only a hash
 //! of the cookie's token is stored.
 
-use crate::db::Conn;
-use anyhow::Context;
 use unlock_protocol::staff::{Me, Permission, Role, StaffUsername};
 use unlock_protocol::{ErrorCode, HolderId};
 
 use super::accounts::Account;
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Audited, Event, Outcome};
+use crate::db::states::SessionStage;
+use crate::db::{self, Conn};
 use crate::clock::{Millis, seconds_until};
 use crate::error::Failure;
 use crate::secrets::token_hash;
@@ -33,6 +33,15 @@ impl StaffUser {
         format!("staff:{}", self.username)
     }
 
+    /// Them as the actor of an audited write from their client, on `holder`'s profile.
+    pub fn audit_actor(&self, holder: Option<&HolderId>) -> audit::Actor {
+        audit::Actor {
+            name: self.actor(),
+            client: Some(self.client.clone()),
+            holder: holder.map(|id| id.as_str().to_owned()),
+        }
+    }
+
     pub fn may(&self, permission: Permission) -> bool {
         self.role.may(permission)
     }
@@ -54,31 +63,11 @@ impl StaffUser {
 }
 
 /// A session joined with its account.
-#[derive(Debug, sqlx::FromRow)]
-pub(super) struct Session {
-    pub(super) stage: String,
-    pub(super) last_seen_at: Millis,
-    pub(super) expires_at: Millis,
-    #[sqlx(flatten)]
-    pub(super) account: Account,
-}
+pub(super) use crate::db::staff_sessions::Session;
 
-/// The session a cookie token names, read in a write transaction or straight from the pool.
-pub(super) async fn find_session<'e>(
-    conn: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    token: &str,
-) -> anyhow::Result<Option<Session>> {
-    sqlx::query_as(
-        "SELECT s.stage, s.last_seen_at, s.expires_at,
-                a.username, a.role, a.holder_id, a.password_hash, a.must_change_password,
-                a.totp_secret, a.totp_last_step, a.disabled_at
-         FROM staff_sessions s JOIN staff_accounts a ON a.username = s.username
-         WHERE s.token_hash = $1",
-    )
-    .bind(token_hash(token))
-    .fetch_optional(conn)
-    .await
-    .context("find the staff session")
+/// The session a cookie token names.
+pub(super) async fn find_session(conn: &mut Conn, token: &str) -> anyhow::Result<Option<Session>> {
+    db::staff_sessions::find(conn, &token_hash(token)).await
 }
 
 fn session_expired() -> Failure {
@@ -87,16 +76,13 @@ fn session_expired() -> Failure {
 
 pub(super) fn staff_event<'a>(
     actor: &'a str,
-    action: &'a str,
-    outcome: &'a str,
+    action: Action,
+    outcome: Outcome,
     client: &'a str,
 ) -> Event<'a> {
     Event {
-        actor,
-        action,
-        outcome,
         client_addr: Some(client),
-        ..Event::default()
+        ..Event::new(actor, action, outcome)
     }
 }
 
@@ -112,16 +98,10 @@ pub async fn sign_out(state: &AppState, token: Option<&str>, client: &str) -> Re
             let (state, token, client) = (job_state.clone(), token.clone(), client.clone());
             Box::pin(async move {
                 let now = state.clock.now();
-                let ended: Option<String> = sqlx::query_scalar(
-                    "DELETE FROM staff_sessions WHERE token_hash = $1 RETURNING username",
-                )
-                .bind(token_hash(&token))
-                .fetch_optional(&mut *conn)
-                .await
-                .context("end the staff session")?;
+                let ended = db::staff_sessions::end(conn, &token_hash(&token)).await?;
                 if let Some(username) = ended {
                     let actor = format!("staff:{username}");
-                    let event = staff_event(&actor, "staff.sign_out", "done", &client);
+                    let event = staff_event(&actor, Action::StaffSignOut, Outcome::Done, &client);
                     audit::record(conn, now, event).await?;
                 }
                 Ok(())
@@ -144,20 +124,20 @@ pub async fn authenticate(
         .ok_or_else(|| Failure::client(ErrorCode::NotSignedIn))?
         .to_owned();
     let now = state.clock.now();
-    let session = find_session(state.db.read_pool(), &token).await?;
+    let session = find_session(&mut *state.db.reader().await?, &token).await?;
     let Some(session) = session else {
         return Err(session_expired());
     };
-    if session.stage != "active" {
+    if session.stage != SessionStage::Active {
         return Err(Failure::client(ErrorCode::NotSignedIn));
     }
     let idle_limit = idle_limit(state);
     let ending = if session.account.disabled_at.is_some() {
-        Some("disabled")
+        Some(Outcome::Disabled)
     } else if now >= session.expires_at {
-        Some("expired")
+        Some(Outcome::Expired)
     } else if now - session.last_seen_at >= idle_limit {
-        Some("idle")
+        Some(Outcome::Idle)
     } else {
         None
     };
@@ -169,13 +149,9 @@ pub async fn authenticate(
             .write(move |conn| {
                 let (token, username, client) = (token.clone(), username.clone(), client.clone());
                 Box::pin(async move {
-                    sqlx::query("DELETE FROM staff_sessions WHERE token_hash = $1")
-                        .bind(token_hash(&token))
-                        .execute(&mut *conn)
-                        .await
-                        .context("end the staff session")?;
+                    db::staff_sessions::end(conn, &token_hash(&token)).await?;
                     let actor = format!("staff:{username}");
-                    let event = staff_event(&actor, "staff.session_end", why, &client);
+                    let event = staff_event(&actor, Action::StaffSessionEnd, why, &client);
                     audit::record(conn, now, event).await
                 })
             })
@@ -188,15 +164,7 @@ pub async fn authenticate(
             .write(move |conn| {
                 let token = token.clone();
                 Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE staff_sessions SET last_seen_at = $1 WHERE token_hash = $2",
-                    )
-                    .bind(now)
-                    .bind(token_hash(&token))
-                    .execute(conn)
-                    .await
-                    .context("note the session's activity")?;
-                    Ok(())
+                    db::staff_sessions::touch(conn, &token_hash(&token), now).await
                 })
             })
             .await?;
@@ -209,23 +177,19 @@ pub async fn require(
     state: &AppState,
     user: &StaffUser,
     permission: Permission,
-    action: &'static str,
+    action: Action,
 ) -> Result<(), Failure> {
     if user.may(permission) {
         return Ok(());
     }
-    let (actor, client) = (user.actor(), user.client.clone());
-    let now = state.clock.now();
-    state
-        .db
-        .write(move |conn| {
-            let (actor, client) = (actor.clone(), client.clone());
-            Box::pin(async move {
-                audit::record(conn, now, staff_event(&actor, action, "forbidden", &client)).await
-            })
+    let actor = user.audit_actor(None);
+    audit::write(&state.db, &state.clock, actor, action, |_, _| {
+        Box::pin(async {
+            let forbidden = Failure::client(ErrorCode::Forbidden);
+            Ok(Audited::<()>::refused(Outcome::Forbidden, None, forbidden))
         })
-        .await?;
-    Err(Failure::client(ErrorCode::Forbidden))
+    })
+    .await
 }
 
 /// How long a session may go without a request.
@@ -241,21 +205,11 @@ pub(super) fn session_end(state: &AppState, now: Millis) -> Millis {
 pub(super) async fn set_stage(
     conn: &mut Conn,
     token: &str,
-    stage: &str,
+    stage: SessionStage,
     now: Millis,
     expires_at: Millis,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE staff_sessions SET stage = $1, last_seen_at = $2, expires_at = $3 WHERE token_hash = $4",
-    )
-    .bind(stage)
-    .bind(now)
-    .bind(expires_at)
-        .bind(token_hash(token))
-        .execute(conn)
-        .await
-        .context("move the staff session on")?;
-    Ok(())
+    db::staff_sessions::set_stage(conn, &token_hash(token), stage, now, expires_at).await
 }
 
 pub(super) fn signed_in(
@@ -266,7 +220,7 @@ pub(super) fn signed_in(
     Ok(StaffUser {
         username: StaffUsername::parse(&account.username)
             .map_err(|_| anyhow::anyhow!("a stored staff username does not parse"))?,
-        role: account.role()?,
+        role: account.role,
         holder_id: account
             .holder_id
             .as_deref()

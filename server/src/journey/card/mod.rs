@@ -9,60 +9,27 @@ mod release;
 
 use std::sync::Arc;
 
-use crate::db::Conn;
-use anyhow::Context;
 use unlock_protocol::api::IneligibleReason;
-use unlock_protocol::{CardSerial, ErrorCode};
+use unlock_protocol::{CardSerial, CardStatus, ErrorCode};
 
 pub use present::present_card;
 pub use receipt::confirm_receipt;
 pub use release::release_cryptogram;
 
-use crate::audit::Event;
+use crate::audit::{Action, Event, Outcome};
 use crate::card_key::CardMasterKey;
 use crate::clock::Millis;
 use crate::config::Config;
+use crate::db::cards::CardRecord;
+use crate::db::journeys::CardJourney;
+use crate::db::states::JourneyState;
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::secrets::token_hash;
 use crate::state::AppState;
 
-/// A journey as the card steps need it, with the accepted card's record.
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct CardJourney {
-    id: i64,
-    holder_id: Option<String>,
-    state: String,
-    expires_at: Millis,
-    card_serial: Option<String>,
-    last_challenge: Option<Vec<u8>>,
-    cryptograms_released: i64,
-    /// The accepted card's record, if it is still on the holder's profile.
-    card_status: Option<String>,
-    cert_expires_at: Option<Millis>,
-    card_model: Option<String>,
-}
-
-impl CardJourney {
-    /// The accepted card's record, if the card is still on the holder's profile.
-    fn card_record(&self) -> Option<CardRecord> {
-        Some(CardRecord {
-            status: self.card_status.clone()?,
-            cert_expires_at: self.cert_expires_at?,
-            model: self.card_model.clone()?,
-        })
-    }
-}
-
-/// A card's record.
-#[derive(Debug, sqlx::FromRow)]
-struct CardRecord {
-    status: String,
-    cert_expires_at: Millis,
-    model: String,
-}
-
 /// The outcome of one card step: what the audit trail records, and the answer.
-type Checked<T> = (&'static str, Result<T, Failure>);
+type Checked<T> = (Outcome, Result<T, Failure>);
 
 /// The master key, or the answer that card unlocking is switched off on this server.
 fn master_key(state: &AppState) -> Result<Arc<CardMasterKey>, Failure> {
@@ -82,20 +49,9 @@ async fn find_audited(
     token: &str,
     client: &str,
     now: Millis,
-    action: &str,
+    action: Action,
 ) -> anyhow::Result<Option<CardJourney>> {
-    let found: Option<CardJourney> = sqlx::query_as(
-        "SELECT j.id, j.holder_id, j.state, j.expires_at, j.card_serial, j.last_challenge,
-                j.cryptograms_released, c.status AS card_status, c.cert_expires_at,
-                c.model AS card_model
-         FROM journeys j
-         LEFT JOIN cards c ON c.serial = j.card_serial AND c.holder_id = j.holder_id
-         WHERE j.token_hash = $1",
-    )
-    .bind(token_hash(token))
-    .fetch_optional(&mut *conn)
-    .await
-    .context("find the journey")?;
+    let found = db::journeys::for_card_step(conn, &token_hash(token)).await?;
     if found.is_none() {
         super::audit_no_journey(conn, now, client, action).await?;
     }
@@ -105,13 +61,19 @@ async fn find_audited(
 /// Why a journey can't take a card step now: it is over, its time is up, or its code has
 /// not been verified yet.
 fn refuse_card_step<T>(journey: &CardJourney, now: Millis) -> Option<Checked<T>> {
-    match journey.state.as_str() {
-        "closed" | "ineligible" => Some(("journey_closed", Err(journey_closed()))),
-        _ if now >= journey.expires_at => {
-            Some(("expired", Err(Failure::client(ErrorCode::JourneyExpired))))
+    match journey.state {
+        JourneyState::Closed | JourneyState::Ineligible => {
+            Some((Outcome::JourneyClosed, Err(journey_closed())))
         }
-        "awaiting_code" => Some(("not_verified", Err(Failure::client(ErrorCode::NotVerified)))),
-        _ => None,
+        _ if now >= journey.expires_at => Some((
+            Outcome::Expired,
+            Err(Failure::client(ErrorCode::JourneyExpired)),
+        )),
+        JourneyState::AwaitingCode => Some((
+            Outcome::NotVerified,
+            Err(Failure::client(ErrorCode::NotVerified)),
+        )),
+        JourneyState::Verified => None,
     }
 }
 
@@ -122,10 +84,10 @@ struct Refusal(Option<IneligibleReason>);
 
 impl Refusal {
     /// The audit trail's outcome.
-    fn outcome(self) -> &'static str {
+    fn outcome(self) -> Outcome {
         match self.0 {
-            None => "card_not_on_profile",
-            Some(_) => "card_not_usable",
+            None => Outcome::CardNotOnProfile,
+            Some(_) => Outcome::CardNotUsable,
         }
     }
 
@@ -150,9 +112,9 @@ fn refuse_card(
     let Some(card) = card else {
         return Some(Refusal(None));
     };
-    let reason = if card.status == "cancelled" {
+    let reason = if card.status == CardStatus::Cancelled {
         IneligibleReason::CardCancelled
-    } else if card.status != "active" {
+    } else if card.status != CardStatus::Active {
         IneligibleReason::CardSuspended
     } else if card.cert_expires_at <= now {
         IneligibleReason::CertificatesExpired
@@ -166,19 +128,6 @@ fn refuse_card(
     Some(Refusal(Some(reason)))
 }
 
-/// Drops the accepted card, so no cryptogram is released until a card is accepted again.
-async fn forget_card(conn: &mut Conn, journey_id: i64, now: Millis) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE journeys SET card_serial = NULL, last_challenge = NULL, updated_at = $1 WHERE id = $2",
-    )
-    .bind(now)
-    .bind(journey_id)
-    .execute(conn)
-    .await
-    .context("forget the accepted card")?;
-    Ok(())
-}
-
 fn accepted_card(journey: &CardJourney) -> Option<CardSerial> {
     journey
         .card_serial
@@ -188,19 +137,17 @@ fn accepted_card(journey: &CardJourney) -> Option<CardSerial> {
 
 fn holder_event<'a>(
     journey: &'a CardJourney,
-    action: &'a str,
-    outcome: &'a str,
+    action: Action,
+    outcome: Outcome,
     client: &'a str,
     detail: Option<&'a str>,
 ) -> Event<'a> {
     Event {
-        actor: "holder",
-        action,
-        outcome,
         journey_id: Some(journey.id),
         holder_id: journey.holder_id.as_deref(),
         client_addr: Some(client),
         detail,
+        ..Event::new("holder", action, outcome)
     }
 }
 

@@ -1,15 +1,11 @@
 //! `POST /api/journey/card`: is the card in the reader one this holder may unlock here?
 
-use crate::db::Conn;
-use anyhow::Context;
 use unlock_protocol::CardSerial;
 use unlock_protocol::api::JourneyView;
 
-use super::{
-    CardRecord, Refusal, find_audited, forget_card, holder_event, master_key, refuse_card,
-    refuse_card_step,
-};
-use crate::audit;
+use super::{Refusal, find_audited, holder_event, master_key, refuse_card, refuse_card_step};
+use crate::audit::{self, Action, Outcome};
+use crate::db::{self, Conn};
 use crate::clock::seconds_until;
 use crate::error::Failure;
 use crate::journey::no_journey;
@@ -52,7 +48,7 @@ async fn accept_card(
     client: String,
 ) -> anyhow::Result<Result<JourneyView, Failure>> {
     let now = state.clock.now();
-    let action = "journey.present_card";
+    let action = Action::JourneyPresentCard;
     let Some(journey) = find_audited(conn, &token, &client, now, action).await? else {
         return Ok(Err(no_journey()));
     };
@@ -61,40 +57,24 @@ async fn accept_card(
         if let Some(refused) = refuse_card_step(&journey, now) {
             break 'checked refused;
         }
-        let card: Option<CardRecord> = sqlx::query_as(
-            "SELECT status, cert_expires_at, model FROM cards WHERE serial = $1 AND holder_id = $2",
-        )
-        .bind(serial.as_str())
-        .bind(journey.holder_id.as_deref())
-        .fetch_optional(&mut *conn)
-        .await
-        .context("read the presented card")?;
+        let card =
+            db::cards::on_profile(conn, serial.as_str(), journey.holder_id.as_deref()).await?;
         if let Some(refusal) = refuse_card(&state.config, card.as_ref(), Some(&profile), now) {
             if let Refusal(Some(reason)) = refusal {
                 detail.push_str(&format!(": {}", reason.as_str()));
             }
             // Whatever card was accepted before, this one is in the reader now.
-            forget_card(conn, journey.id, now).await?;
+            db::journeys::forget_card(conn, journey.id, now).await?;
             break 'checked (refusal.outcome(), Err(refusal.answer()));
         }
         // The same card again keeps its last challenge (its receipt may be on its way);
         // another card starts afresh.
-        sqlx::query(
-            "UPDATE journeys SET last_challenge = CASE WHEN card_serial = $1 THEN last_challenge END,
-                    card_serial = $1, card_accepted_at = $2, updated_at = $2
-             WHERE id = $3",
-        )
-        .bind(serial.as_str())
-        .bind(now)
-        .bind(journey.id)
-        .execute(&mut *conn)
-        .await
-        .context("accept the card")?;
+        db::journeys::accept_card(conn, journey.id, serial.as_str(), now).await?;
         let view = JourneyView::CardAccepted {
             serial: serial.clone(),
             expires_in_seconds: seconds_until(now, journey.expires_at),
         };
-        ("accepted", Ok(view))
+        (Outcome::Accepted, Ok(view))
     };
     let event = holder_event(&journey, action, outcome, &client, Some(&detail));
     audit::record(conn, now, event).await?;

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::db::Conn;
-use anyhow::Context;
 use unlock_protocol::CardSerial;
 use unlock_protocol::api::JourneyView;
 
@@ -12,9 +10,11 @@ use super::{
     CardJourney, accepted_card, card_not_accepted, find_audited, holder_event, journey_closed,
     master_key, receipt_wrong, refuse_card_step,
 };
-use crate::audit::{self, Event};
+use crate::audit::{self, Action, Event, Outcome};
 use crate::card_key::CardMasterKey;
 use crate::clock::Millis;
+use crate::db::states::{ClosedReason, JourneyState, OutboxKind};
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::journey::no_journey;
 use crate::outbox::{self, Outgoing, templates};
@@ -58,7 +58,7 @@ async fn check_receipt(
     client: String,
 ) -> anyhow::Result<Result<JourneyView, Failure>> {
     let now = state.clock.now();
-    let action = "journey.receipt";
+    let action = Action::JourneyReceipt;
     let Some(journey) = find_audited(conn, &token, &client, now, action).await? else {
         return Ok(Err(no_journey()));
     };
@@ -66,12 +66,12 @@ async fn check_receipt(
     let (outcome, result) = 'checked: {
         // No expiry check: a card unblocked just before the journey ran out is still unlocked,
         // and its holder must still be told.
-        if journey.state != "verified" {
+        if journey.state != JourneyState::Verified {
             break 'checked refuse_card_step(&journey, now)
-                .unwrap_or(("journey_closed", Err(journey_closed())));
+                .unwrap_or((Outcome::JourneyClosed, Err(journey_closed())));
         }
         let Some(serial) = accepted_card(&journey) else {
-            break 'checked ("no_card", Err(card_not_accepted()));
+            break 'checked (Outcome::NoCard, Err(card_not_accepted()));
         };
         detail = Some(format!("card {serial}"));
         let Some(challenge) = journey
@@ -79,31 +79,17 @@ async fn check_receipt(
             .as_deref()
             .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
         else {
-            break 'checked ("no_challenge", Err(receipt_wrong()));
+            break 'checked (Outcome::NoChallenge, Err(receipt_wrong()));
         };
         if !key.receipt_matches(&serial, &challenge, &receipt) {
             // One receipt per released challenge: guessing needs a new cryptogram each time,
             // and cryptograms are capped.
-            sqlx::query("UPDATE journeys SET last_challenge = NULL, updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(journey.id)
-                .execute(&mut *conn)
-                .await
-                .context("spend the challenge on a wrong receipt")?;
-            break 'checked ("receipt_wrong", Err(receipt_wrong()));
+            db::journeys::spend_challenge(conn, journey.id, now).await?;
+            break 'checked (Outcome::ReceiptWrong, Err(receipt_wrong()));
         }
-        sqlx::query(
-            "UPDATE journeys SET state = 'closed', closed_reason = 'unlocked', closed_at = $1,
-                    last_challenge = NULL, updated_at = $1
-             WHERE id = $2",
-        )
-        .bind(now)
-        .bind(journey.id)
-        .execute(&mut *conn)
-        .await
-        .context("close the journey as unlocked")?;
+        db::journeys::close(conn, journey.id, ClosedReason::Unlocked, now).await?;
         queue_unlock_notices(conn, &state, &journey, &serial, &client, now).await?;
-        ("unlocked", Ok(JourneyView::Unlocked { serial }))
+        (Outcome::Unlocked, Ok(JourneyView::Unlocked { serial }))
     };
     let event = holder_event(&journey, action, outcome, &client, detail.as_deref());
     audit::record(conn, now, event).await?;
@@ -120,16 +106,14 @@ async fn queue_unlock_notices(
     client: &str,
     now: Millis,
 ) -> anyhow::Result<()> {
-    let addresses: Vec<String> =
-        sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = $1 ORDER BY email")
-            .bind(journey.holder_id.as_deref())
-            .fetch_all(&mut *conn)
-            .await
-            .context("read the holder's addresses")?;
+    let addresses = match journey.holder_id.as_deref() {
+        Some(holder_id) => db::holder_emails::of_holder(conn, holder_id).await?,
+        None => Vec::new(),
+    };
     let notice = templates::card_unlocked(serial, now);
     for address in &addresses {
         let outgoing = Outgoing {
-            kind: "card_unlocked",
+            kind: OutboxKind::CardUnlocked,
             recipient: address,
             journey_id: Some(journey.id),
             holder_id: journey.holder_id.as_deref(),
@@ -143,8 +127,8 @@ async fn queue_unlock_notices(
         actor: "system",
         ..holder_event(
             journey,
-            "outbox.unlock_notice",
-            "queued",
+            Action::OutboxUnlockNotice,
+            Outcome::Queued,
             client,
             Some(&detail),
         )

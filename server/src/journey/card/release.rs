@@ -1,16 +1,16 @@
 //! `POST /api/journey/card/cryptogram`: the cryptogram for a fresh challenge, at most a
 //! few per journey, never twice for one challenge.
 
-use crate::db::Conn;
-use anyhow::Context;
 use sha2::{Digest, Sha256};
 use unlock_protocol::{CardSerial, ErrorCode};
 
 use super::{
-    accepted_card, card_not_accepted, find_audited, forget_card, holder_event, master_key,
-    refuse_card, refuse_card_step,
+    accepted_card, card_not_accepted, find_audited, holder_event, master_key, refuse_card,
+    refuse_card_step,
 };
-use crate::audit;
+use crate::audit::{self, Action, Outcome};
+use crate::db::states::ClosedReason;
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::journey::no_journey;
 use crate::state::AppState;
@@ -49,7 +49,7 @@ async fn record_release(
     client: String,
 ) -> anyhow::Result<Result<CardSerial, Failure>> {
     let now = state.clock.now();
-    let action = "journey.cryptogram";
+    let action = Action::JourneyCryptogram;
     let Some(journey) = find_audited(conn, &token, &client, now, action).await? else {
         return Ok(Err(no_journey()));
     };
@@ -60,62 +60,42 @@ async fn record_release(
             break 'checked refused;
         }
         let Some(serial) = accepted_card(&journey) else {
-            break 'checked ("no_card", Err(card_not_accepted()));
+            break 'checked (Outcome::NoCard, Err(card_not_accepted()));
         };
         detail = Some(format!("card {serial}"));
         // The card may have been cancelled or moved since it was accepted.
-        if let Some(refusal) = refuse_card(&state.config, journey.card_record().as_ref(), None, now)
-        {
-            forget_card(conn, journey.id, now).await?;
+        let card = journey.card.record()?;
+        if let Some(refusal) = refuse_card(&state.config, card.as_ref(), None, now) {
+            db::journeys::forget_card(conn, journey.id, now).await?;
             break 'checked (refusal.outcome(), Err(refusal.answer()));
         }
         if journey.cryptograms_released >= cap {
-            sqlx::query(
-                "UPDATE journeys SET state = 'closed', closed_reason = 'too_many_attempts',
-                        closed_at = $1, last_challenge = NULL, updated_at = $1
-                 WHERE id = $2",
-            )
-            .bind(now)
-            .bind(journey.id)
-            .execute(&mut *conn)
-            .await
-            .context("close the journey after too many attempts")?;
+            db::journeys::close(conn, journey.id, ClosedReason::TooManyAttempts, now).await?;
             let refused = Failure::client(ErrorCode::TooManyAttempts);
-            break 'checked ("too_many_attempts", Err(refused));
+            break 'checked (Outcome::TooManyAttempts, Err(refused));
         }
-        let fresh = sqlx::query(
-            "INSERT INTO card_challenges (serial, challenge_hash, journey_id, released_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        let fresh = db::card_challenges::record(
+            conn,
+            serial.as_str(),
+            &Sha256::digest(challenge),
+            journey.id,
+            now,
         )
-        .bind(serial.as_str())
-        .bind(Sha256::digest(challenge).to_vec())
-        .bind(journey.id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .context("record the challenge")?
-        .rows_affected()
-            == 1;
+        .await?;
         if !fresh {
             let refused = Failure::client(ErrorCode::ChallengeReused);
-            break 'checked ("challenge_reused", Err(refused));
+            break 'checked (Outcome::ChallengeReused, Err(refused));
         }
-        sqlx::query(
-            "UPDATE journeys SET cryptograms_released = cryptograms_released + 1,
-                    last_challenge = $1, updated_at = $2
-             WHERE id = $3",
-        )
-        .bind(challenge.as_slice())
-        .bind(now)
-        .bind(journey.id)
-        .execute(&mut *conn)
-        .await
-        .context("record the release")?;
-        detail = Some(format!(
-            "card {serial}, release {} of {cap}",
-            journey.cryptograms_released + 1
-        ));
-        ("released", Ok(serial))
+        // Counted in SQL and only below the cap, so parallel requests can't overrun it.
+        let Some(released) =
+            db::journeys::count_release(conn, journey.id, &challenge, cap, now).await?
+        else {
+            db::journeys::close(conn, journey.id, ClosedReason::TooManyAttempts, now).await?;
+            let refused = Failure::client(ErrorCode::TooManyAttempts);
+            break 'checked (Outcome::TooManyAttempts, Err(refused));
+        };
+        detail = Some(format!("card {serial}, release {released} of {cap}"));
+        (Outcome::Released, Ok(serial))
     };
     let event = holder_event(&journey, action, outcome, &client, detail.as_deref());
     audit::record(conn, now, event).await?;

@@ -1,0 +1,295 @@
+//! `journeys`: one per holder's attempt, found by the keyed hash of its cookie token. Each
+//! step changes the row in one statement; the card steps' counter is raised in SQL, and
+//! only below its cap.
+
+use anyhow::Context;
+
+use super::Conn;
+use super::states::{ClosedReason, CodeState, JourneyState, Scope};
+use crate::clock::Millis;
+
+/// A journey as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Journey {
+    pub id: i64,
+    pub subject: String,
+    pub holder_id: Option<String>,
+    pub email: String,
+    pub state: JourneyState,
+    pub ineligible_reason: Option<String>,
+    pub expires_at: Millis,
+    /// The card accepted for unlocking, once one has been.
+    pub card_serial: Option<String>,
+    /// Why a closed journey closed.
+    pub closed_reason: Option<ClosedReason>,
+}
+
+/// The latest code of a journey; only it can be right.
+#[derive(Debug, Clone)]
+pub struct LatestCode {
+    pub id: i64,
+    pub code_mac: Vec<u8>,
+    pub issued_at: Millis,
+    pub wrong_tries: i64,
+    pub state: CodeState,
+}
+
+/// A journey, its latest code, and until when its client's or subject's lock-out runs.
+#[derive(Debug)]
+pub struct WithCode {
+    pub journey: Journey,
+    pub code: Option<LatestCode>,
+    pub locked_until: Option<Millis>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WithCodeRow {
+    #[sqlx(flatten)]
+    journey: Journey,
+    code_id: Option<i64>,
+    code_mac: Option<Vec<u8>>,
+    issued_at: Option<Millis>,
+    wrong_tries: Option<i64>,
+    code_state: Option<CodeState>,
+    locked_until: Option<Millis>,
+}
+
+/// The lock-outs [`with_code`] reads beside the journey: codes typed from `client`, and
+/// codes for the journey's subject.
+#[derive(Debug, Clone, Copy)]
+pub struct LockScopes<'a> {
+    pub client_scope: Scope,
+    pub client: &'a str,
+    pub subject_scope: Scope,
+}
+
+/// The journey whose token has this keyed hash, with its latest code and the lock-out that
+/// applies (one query: this runs on every code check).
+pub async fn with_code(
+    conn: &mut Conn,
+    token_hash: &[u8],
+    locks: LockScopes<'_>,
+) -> anyhow::Result<Option<WithCode>> {
+    let row: Option<WithCodeRow> = sqlx::query_as(
+        "SELECT j.id, j.subject, j.holder_id, j.email, j.state, j.ineligible_reason, j.expires_at,
+                j.card_serial, j.closed_reason,
+                c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state,
+                (SELECT MAX(locked_until) FROM throttles
+                 WHERE (scope = $2 AND key = $3) OR (scope = $4 AND key = j.subject)) AS locked_until
+         FROM journeys j
+         LEFT JOIN one_time_codes c
+           ON c.id = (SELECT MAX(id) FROM one_time_codes WHERE journey_id = j.id)
+         WHERE j.token_hash = $1",
+    )
+    .bind(token_hash)
+    .bind(locks.client_scope)
+    .bind(locks.client)
+    .bind(locks.subject_scope)
+    .fetch_optional(conn)
+    .await
+    .context("find the journey")?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let code = match (
+        row.code_id,
+        row.code_mac,
+        row.issued_at,
+        row.wrong_tries,
+        row.code_state,
+    ) {
+        (Some(id), Some(code_mac), Some(issued_at), Some(wrong_tries), Some(state)) => {
+            Some(LatestCode {
+                id,
+                code_mac,
+                issued_at,
+                wrong_tries,
+                state,
+            })
+        }
+        _ => None,
+    };
+    Ok(Some(WithCode {
+        journey: row.journey,
+        code,
+        locked_until: row.locked_until,
+    }))
+}
+
+/// A journey to create, awaiting its first code.
+#[derive(Debug)]
+pub struct NewJourney<'a> {
+    pub token_hash: &'a [u8],
+    pub subject: &'a str,
+    pub holder_id: Option<&'a str>,
+    pub email: &'a str,
+    pub client_addr: &'a str,
+    pub expires_at: Millis,
+}
+
+/// Creates a journey awaiting its code; its id.
+pub async fn create(conn: &mut Conn, journey: &NewJourney<'_>, now: Millis) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7) RETURNING id",
+    )
+    .bind(journey.token_hash)
+    .bind(journey.subject)
+    .bind(journey.holder_id)
+    .bind(journey.email)
+    .bind(journey.client_addr)
+    .bind(JourneyState::AwaitingCode)
+    .bind(now)
+    .bind(journey.expires_at)
+    .fetch_one(conn)
+    .await
+    .context("create the journey")
+}
+
+/// Records the right code: the journey is `verified` (or `ineligible`, with the reason) until
+/// `expires_at`.
+pub async fn mark_verified(
+    conn: &mut Conn,
+    journey: &Journey,
+    now: Millis,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE journeys SET state = $1, ineligible_reason = $2, verified_at = $3, expires_at = $4, updated_at = $3 WHERE id = $5",
+    )
+    .bind(journey.state)
+    .bind(journey.ineligible_reason.as_deref())
+    .bind(now)
+    .bind(journey.expires_at)
+    .bind(journey.id)
+    .execute(conn)
+    .await
+    .context("mark the journey verified")?;
+    Ok(())
+}
+
+/// A journey as the card steps need it, with the accepted card's record.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CardJourney {
+    pub id: i64,
+    pub holder_id: Option<String>,
+    pub state: JourneyState,
+    pub expires_at: Millis,
+    pub card_serial: Option<String>,
+    pub last_challenge: Option<Vec<u8>>,
+    pub cryptograms_released: i64,
+    /// The accepted card's record, if it is still on the holder's profile.
+    #[sqlx(flatten)]
+    pub card: super::cards::MaybeCard,
+}
+
+/// The journey whose token has this keyed hash, with the accepted card's record if that card
+/// is still on the holder's profile.
+pub async fn for_card_step(
+    conn: &mut Conn,
+    token_hash: &[u8],
+) -> anyhow::Result<Option<CardJourney>> {
+    sqlx::query_as(
+        "SELECT j.id, j.holder_id, j.state, j.expires_at, j.card_serial, j.last_challenge,
+                j.cryptograms_released, c.status AS card_status, c.cert_expires_at,
+                c.model AS card_model
+         FROM journeys j
+         LEFT JOIN cards c ON c.serial = j.card_serial AND c.holder_id = j.holder_id
+         WHERE j.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+    .context("find the journey")
+}
+
+/// Accepts card `serial` for the journey; its last challenge is kept only if it was this
+/// card's.
+pub async fn accept_card(
+    conn: &mut Conn,
+    id: i64,
+    serial: &str,
+    now: Millis,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE journeys SET last_challenge = CASE WHEN card_serial = $1 THEN last_challenge END,
+                card_serial = $1, card_accepted_at = $2, updated_at = $2
+         WHERE id = $3",
+    )
+    .bind(serial)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await
+    .context("accept the card")?;
+    Ok(())
+}
+
+/// Drops the accepted card, so no cryptogram is released until a card is accepted again.
+pub async fn forget_card(conn: &mut Conn, id: i64, now: Millis) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE journeys SET card_serial = NULL, last_challenge = NULL, updated_at = $1 WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await
+    .context("forget the accepted card")?;
+    Ok(())
+}
+
+/// Spends the journey's last challenge (a wrong receipt was given for it).
+pub async fn spend_challenge(conn: &mut Conn, id: i64, now: Millis) -> anyhow::Result<()> {
+    sqlx::query("UPDATE journeys SET last_challenge = NULL, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await
+        .context("spend the challenge on a wrong receipt")?;
+    Ok(())
+}
+
+/// Records one more cryptogram released for `challenge`, if fewer than `cap` have been; the
+/// count after this one, or `None` if the cap was reached already.
+pub async fn count_release(
+    conn: &mut Conn,
+    id: i64,
+    challenge: &[u8],
+    cap: i64,
+    now: Millis,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "UPDATE journeys SET cryptograms_released = cryptograms_released + 1,
+                last_challenge = $1, updated_at = $2
+         WHERE id = $3 AND cryptograms_released < $4
+         RETURNING cryptograms_released",
+    )
+    .bind(challenge)
+    .bind(now)
+    .bind(id)
+    .bind(cap)
+    .fetch_optional(conn)
+    .await
+    .context("record the release")
+}
+
+/// Closes the journey for `reason`.
+pub async fn close(
+    conn: &mut Conn,
+    id: i64,
+    reason: ClosedReason,
+    now: Millis,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE journeys SET state = $1, closed_reason = $2, closed_at = $3,
+                last_challenge = NULL, updated_at = $3
+         WHERE id = $4",
+    )
+    .bind(JourneyState::Closed)
+    .bind(reason)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await
+    .with_context(|| format!("close the journey ({reason})"))?;
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `throttles`: a count of hits in a window and a lock-out per scope and key, shared by every
+//! instance. Hits are counted in SQL on the row as it stands (one upsert), never from a
+//! count read earlier.
+
+use anyhow::Context;
+
+use super::Conn;
+use super::states::Scope;
+use crate::clock::Millis;
+
+/// A key's count after a hit, and its lock-out as it stood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    /// Hits in the current window, this one included.
+    pub hits: i64,
+    pub locked_until: Millis,
+}
+
+/// The upsert that counts one hit in a window of `$4` ms ending at `$3` (a macro, so
+/// `concat!` can add the `RETURNING` each caller needs).
+macro_rules! count_hit {
+    () => {
+        "INSERT INTO throttles (scope, key, hits, window_started_at) VALUES ($1, $2, 1, $3)
+     ON CONFLICT (scope, key) DO UPDATE SET
+         hits = CASE WHEN throttles.window_started_at <= $3 - $4 THEN 1 ELSE throttles.hits + 1 END,
+         window_started_at = CASE WHEN throttles.window_started_at <= $3 - $4 THEN $3 ELSE throttles.window_started_at END"
+    };
+}
+
+/// Counts one hit on `scope`/`key` in a window of `window` ms.
+pub async fn count(
+    conn: &mut Conn,
+    scope: Scope,
+    key: &str,
+    now: Millis,
+    window: Millis,
+) -> anyhow::Result<Count> {
+    let (hits, locked_until): (i64, Millis) =
+        sqlx::query_as(concat!(count_hit!(), " RETURNING hits, locked_until"))
+            .bind(scope)
+            .bind(key)
+            .bind(now)
+            .bind(window)
+            .fetch_one(conn)
+            .await
+            .context("count a throttle hit")?;
+    Ok(Count { hits, locked_until })
+}
+
+/// A start counted against its client, with its subject's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct StartCount {
+    pub client: Count,
+    /// Until when the subject's lock-out runs, if it has a throttle row.
+    pub subject_locked_until: Option<Millis>,
+    /// Codes sent to the subject in the hour before now.
+    pub recent_codes: i64,
+}
+
+/// Counts a journey start from `client` and reads `subject`'s limits in one statement: this
+/// runs on every start, and on SQLite each statement is a round trip to the writer thread.
+pub async fn count_start(
+    conn: &mut Conn,
+    client: &str,
+    subject: &str,
+    now: Millis,
+    window: Millis,
+) -> anyhow::Result<StartCount> {
+    let (hits, locked_until, subject_locked_until, recent_codes): (i64, Millis, Option<Millis>, i64) =
+        sqlx::query_as(concat!(
+            count_hit!(),
+            " RETURNING hits, locked_until,
+                 (SELECT locked_until FROM throttles WHERE scope = $5 AND key = $6),
+                 (SELECT COUNT(*) FROM one_time_codes WHERE subject = $6 AND issued_at > $3 - 3600000)"
+        ))
+        .bind(Scope::ClientStart)
+        .bind(client)
+        .bind(now)
+        .bind(window)
+        .bind(Scope::SubjectVoided)
+        .bind(subject)
+        .fetch_one(conn)
+        .await
+        .context("count the start and read the subject's limits")?;
+    Ok(StartCount {
+        client: Count { hits, locked_until },
+        subject_locked_until,
+        recent_codes,
+    })
+}
+
+/// Until when `subject`'s lock-out runs (if it has a row), and how many codes it was sent
+/// after `since` (one query: this runs on every resend).
+pub async fn subject_limits(
+    conn: &mut Conn,
+    subject: &str,
+    since: Millis,
+) -> anyhow::Result<(Option<Millis>, i64)> {
+    sqlx::query_as(
+        "SELECT (SELECT locked_until FROM throttles WHERE scope = $1 AND key = $2),
+                (SELECT COUNT(*) FROM one_time_codes WHERE subject = $2 AND issued_at > $3)",
+    )
+    .bind(Scope::SubjectVoided)
+    .bind(subject)
+    .bind(since)
+    .fetch_one(conn)
+    .await
+    .context("read the subject's throttle and recent codes")
+}
+
+/// The latest end of any lock-out on these scope/key pairs (two at most).
+pub async fn locked_until(
+    conn: &mut Conn,
+    first: (Scope, &str),
+    second: (Scope, &str),
+) -> anyhow::Result<Option<Millis>> {
+    sqlx::query_scalar(
+        "SELECT MAX(locked_until) FROM throttles
+         WHERE (scope = $1 AND key = $2) OR (scope = $3 AND key = $4)",
+    )
+    .bind(first.0)
+    .bind(first.1)
+    .bind(second.0)
+    .bind(second.1)
+    .fetch_one(conn)
+    .await
+    .context("read the lock-outs")
+}
+
+/// Locks `scope`/`key` out until `until`.
+pub async fn lock(conn: &mut Conn, scope: Scope, key: &str, until: Millis) -> anyhow::Result<()> {
+    sqlx::query("UPDATE throttles SET locked_until = $1 WHERE scope = $2 AND key = $3")
+        .bind(until)
+        .bind(scope)
+        .bind(key)
+        .execute(conn)
+        .await
+        .context("lock out a throttled key")?;
+    Ok(())
+}
+
+/// Forgets the counts and lock-outs of `key` in `scopes`; how many throttles were cleared.
+pub async fn clear(conn: &mut Conn, key: &str, scopes: &[Scope]) -> anyhow::Result<u64> {
+    let mut cleared = 0;
+    for scope in scopes {
+        let done = sqlx::query("DELETE FROM throttles WHERE key = $1 AND scope = $2")
+            .bind(key)
+            .bind(*scope)
+            .execute(&mut *conn)
+            .await
+            .context("clear a throttle")?;
+        cleared += done.rows_affected();
+    }
+    Ok(cleared)
+}
+
+/// A throttle row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ThrottleRow {
+    pub scope: Scope,
+    pub key: String,
+    pub hits: i64,
+    pub locked_until: Millis,
+}
+
+/// Keys that are locked out at `now`, soonest release first.
+pub async fn locked(conn: &mut Conn, now: Millis) -> anyhow::Result<Vec<ThrottleRow>> {
+    sqlx::query_as(
+        "SELECT scope, key, hits, locked_until FROM throttles WHERE locked_until > $1 ORDER BY locked_until",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await
+    .context("list throttles")
+}
+
+/// `key`'s throttles in `scopes`, by scope.
+pub async fn of_key(
+    conn: &mut Conn,
+    key: &str,
+    scopes: &[Scope],
+) -> anyhow::Result<Vec<ThrottleRow>> {
+    let mut rows: Vec<ThrottleRow> = Vec::new();
+    for scope in scopes {
+        let row: Option<ThrottleRow> = sqlx::query_as(
+            "SELECT scope, key, hits, locked_until FROM throttles WHERE key = $1 AND scope = $2",
+        )
+        .bind(key)
+        .bind(*scope)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("read the throttles")?;
+        rows.extend(row);
+    }
+    rows.sort_by(|a, b| a.scope.as_str().cmp(b.scope.as_str()));
+    Ok(rows)
+}
