@@ -25,8 +25,7 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<AllowedDomain>> {
     Ok(domains
         .into_iter()
         .map(|domain| AllowedDomain {
-            addresses: u64::try_from(counts.get(&domain.domain).copied().unwrap_or(0))
-                .unwrap_or(0),
+            addresses: u64::try_from(counts.get(&domain.domain).copied().unwrap_or(0)).unwrap_or(0),
             domain: domain.domain,
             added_at: domain.added_at,
             added_by: domain.added_by,

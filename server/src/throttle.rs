@@ -124,5 +124,7 @@ pub async fn release_holder_scopes(conn: &mut Conn, key: &str) -> anyhow::Result
 
 /// The lock-out in force at `now`, if `until` (the latest end on record) is later.
 pub fn in_force(until: Option<Millis>, now: Millis) -> Option<Locked> {
-    until.filter(|until| *until > now).map(|until| Locked { until })
+    until
+        .filter(|until| *until > now)
+        .map(|until| Locked { until })
 }

@@ -143,7 +143,8 @@ async fn import_row(
     db::holders::save(conn, holder.as_str(), &row.name, &row.organisation, now).await?;
 
     for email in &emails {
-        let added = db::holder_emails::add(conn, email.as_str(), holder.as_str(), now, "import").await?;
+        let added =
+            db::holder_emails::add(conn, email.as_str(), holder.as_str(), now, "import").await?;
         if let Added::Taken { owner } = added
             && owner != holder.as_str()
         {
@@ -155,7 +156,14 @@ async fn import_row(
     }
 
     if let Some(card) = card {
-        let owner = db::cards::save(conn, card.serial.as_str(), holder.as_str(), &card.record, now).await?;
+        let owner = db::cards::save(
+            conn,
+            card.serial.as_str(),
+            holder.as_str(),
+            &card.record,
+            now,
+        )
+        .await?;
         if owner != holder.as_str() {
             bail!("card {} already belongs to another holder", card.serial);
         }

@@ -286,11 +286,7 @@ async fn throttle_command(
 }
 
 /// Releases every throttle on `key`, audited, and says how many.
-async fn release(
-    mut conn: db::Transaction,
-    key: String,
-    now: i64,
-) -> anyhow::Result<()> {
+async fn release(mut conn: db::Transaction, key: String, now: i64) -> anyhow::Result<()> {
     let released = throttle::release(&mut conn, &key).await?;
     let holder_id = key.strip_prefix("holder:");
     let event = Event {

@@ -59,3 +59,11 @@ pub async fn contains(conn: &mut Conn, domain: &str) -> anyhow::Result<bool> {
         .context("check the allow list")?;
     Ok(found.is_some())
 }
+
+/// The allowed domains, in order.
+pub async fn names(conn: &mut Conn) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT domain FROM allowed_domains ORDER BY domain")
+        .fetch_all(conn)
+        .await
+        .context("read the allow list")
+}

@@ -148,11 +148,7 @@ pub async fn create(conn: &mut Conn, journey: &NewJourney<'_>, now: Millis) -> a
 
 /// Records the right code: the journey is `verified` (or `ineligible`, with the reason) until
 /// `expires_at`.
-pub async fn mark_verified(
-    conn: &mut Conn,
-    journey: &Journey,
-    now: Millis,
-) -> anyhow::Result<()> {
+pub async fn mark_verified(conn: &mut Conn, journey: &Journey, now: Millis) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE journeys SET state = $1, ineligible_reason = $2, verified_at = $3, expires_at = $4, updated_at = $3 WHERE id = $5",
     )

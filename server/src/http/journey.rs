@@ -73,12 +73,7 @@ pub async fn start(
 pub async fn allowed_domains(
     State(state): State<AppState>,
 ) -> Result<Json<AllowedDomains>, Failure> {
-    let domains = sqlx::query_scalar("SELECT domain FROM allowed_domains ORDER BY domain")
-        .fetch_all(state.db.read_pool())
-        .await
-        .map_err(|error| {
-            Failure::from(anyhow::Error::from(error).context("read the allow list"))
-        })?;
+    let domains = crate::db::allowed_domains::names(&mut *state.db.reader().await?).await?;
     Ok(Json(AllowedDomains { domains }))
 }
 

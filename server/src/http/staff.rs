@@ -438,7 +438,13 @@ pub async fn allow_list(
     State(state): State<AppState>,
     Staff(user): Staff,
 ) -> Result<Json<AllowList>, Failure> {
-    session::require(&state, &user, Permission::ViewStatus, Action::StaffAllowlist).await?;
+    session::require(
+        &state,
+        &user,
+        Permission::ViewStatus,
+        Action::StaffAllowlist,
+    )
+    .await?;
     Ok(Json(AllowList {
         domains: allowlist::list(&state.db).await?,
     }))

@@ -6,12 +6,12 @@ use unlock_protocol::{CardStatus, ErrorCode, OneTimeCode};
 use super::start::issue_code;
 use super::{Found, Journey, find, no_journey, subject_limits, throttled, view_of};
 use crate::audit::{self, Action, Event, Outcome};
+use crate::clock::{Millis, seconds_until};
+use crate::config::Config;
 use crate::db::cards::CardRecord;
 use crate::db::codes::WrongTry;
 use crate::db::states::{CodeState, JourneyState};
 use crate::db::{self, Conn};
-use crate::clock::{Millis, seconds_until};
-use crate::config::Config;
 use crate::error::Failure;
 use crate::state::AppState;
 use crate::throttle::{self, Locked, Scope};
@@ -223,7 +223,10 @@ fn refuse_code_step(
         return Some((Outcome::Throttled, Err(throttled(now, locked))));
     }
     if now >= journey.expires_at {
-        return Some((Outcome::Expired, Err(Failure::client(ErrorCode::CodeExpired))));
+        return Some((
+            Outcome::Expired,
+            Err(Failure::client(ErrorCode::CodeExpired)),
+        ));
     }
     None
 }
@@ -306,7 +309,11 @@ async fn ineligibility(
         .collect();
     Ok(Some(if cards.is_empty() {
         IneligibleReason::NoCard
-    } else if live.is_empty() && cards.iter().any(|card| card.status == CardStatus::Suspended) {
+    } else if live.is_empty()
+        && cards
+            .iter()
+            .any(|card| card.status == CardStatus::Suspended)
+    {
         IneligibleReason::CardSuspended
     } else if live.is_empty() {
         IneligibleReason::CardCancelled

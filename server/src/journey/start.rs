@@ -162,7 +162,10 @@ impl StartRequest {
             };
             let code = issue_code(&state, conn, &journey, now).await?;
             let view = view_of(&config.journey, &journey, Some(&code), now);
-            (Outcome::CodeIssued, view.map(|view| Started { token, view }))
+            (
+                Outcome::CodeIssued,
+                view.map(|view| Started { token, view }),
+            )
         };
         let event = Event {
             journey_id,

@@ -32,7 +32,14 @@ where
         + Sync
         + 'static,
 {
-    let result = audit::write(&state.db, &state.clock, user.audit_actor(holder), action, work).await;
+    let result = audit::write(
+        &state.db,
+        &state.clock,
+        user.audit_actor(holder),
+        action,
+        work,
+    )
+    .await;
     if result.is_ok() {
         state.outbox_wake.notify_one();
     }
@@ -158,7 +165,16 @@ pub async fn add_email(
             }
             let everyone = db::holder_emails::of_holder(conn, &id).await?;
             let notice = templates::address_added(&email, &state.config.public_url, now);
-            tell(conn, &state, OutboxKind::EmailAdded, &id, &everyone, &notice, now).await?;
+            tell(
+                conn,
+                &state,
+                OutboxKind::EmailAdded,
+                &id,
+                &everyone,
+                &notice,
+                now,
+            )
+            .await?;
             Ok(Audited::done(Outcome::Added, Some(detail), ()))
         })
     })
@@ -189,12 +205,25 @@ pub async fn remove_email(
                 } else {
                     holder_not_found()
                 };
-                return Ok(Audited::refused(Outcome::NotOnProfile, Some(detail), refused));
+                return Ok(Audited::refused(
+                    Outcome::NotOnProfile,
+                    Some(detail),
+                    refused,
+                ));
             }
             let mut told = db::holder_emails::of_holder(conn, &id).await?;
             told.push(email.as_str().to_owned());
             let notice = templates::address_removed(&email, now);
-            tell(conn, &state, OutboxKind::EmailRemoved, &id, &told, &notice, now).await?;
+            tell(
+                conn,
+                &state,
+                OutboxKind::EmailRemoved,
+                &id,
+                &told,
+                &notice,
+                now,
+            )
+            .await?;
             Ok(Audited::done(Outcome::Removed, Some(detail), ()))
         })
     })

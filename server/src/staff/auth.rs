@@ -14,8 +14,8 @@ use super::session::{
 };
 use crate::audit::{self, Action, Outcome};
 use crate::clock::{Millis, seconds_until};
-use crate::db::states::SessionStage;
 use crate::db::staff_sessions::NewSession;
+use crate::db::states::SessionStage;
 use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::secrets::{new_token, token_hash};
@@ -123,7 +123,8 @@ pub async fn sign_in(
                 .write(move |conn| {
                     let (actor, client) = (actor.clone(), client.clone());
                     Box::pin(async move {
-                        let event = staff_event(&actor, Action::StaffSignIn, Outcome::LockedOut, &client);
+                        let event =
+                            staff_event(&actor, Action::StaffSignIn, Outcome::LockedOut, &client);
                         audit::record(conn, now, event).await
                     })
                 })
@@ -235,8 +236,8 @@ async fn check_code(
 ) -> anyhow::Result<Result<SignInStep, Failure>> {
     let now = state.clock.now();
     let session = find_session(&mut *conn, token).await?;
-    let Some(Session { account, .. }) =
-        session.filter(|session| session.stage == SessionStage::SecondFactor && now < session.expires_at)
+    let Some(Session { account, .. }) = session
+        .filter(|session| session.stage == SessionStage::SecondFactor && now < session.expires_at)
     else {
         return Ok(Err(sign_in_expired()));
     };
@@ -281,7 +282,14 @@ async fn check_code(
     // A right code clears the username's count of wrong attempts.
     db::throttles::clear(conn, &subject, &[Scope::StaffAccount]).await?;
     let next = if account.must_change_password {
-        set_stage(conn, token, SessionStage::NewPassword, now, now + STEP_MILLIS).await?;
+        set_stage(
+            conn,
+            token,
+            SessionStage::NewPassword,
+            now,
+            now + STEP_MILLIS,
+        )
+        .await?;
         SignInStep::NewPassword
     } else {
         let ends = session_end(state, now);

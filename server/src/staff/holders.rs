@@ -2,17 +2,17 @@
 //! everything staff may see of one holder. Addresses are masked unless the role may see
 //! them in full; codes are never stored, so never shown.
 
-use crate::db::{Conn, Flag};
-use anyhow::Context;
 use unlock_protocol::staff::{
     Delivery, HolderMatch, HolderProfile, HolderSearch, JourneyRecord, JourneyStep, Permission,
     ProfileCard, ProfileEmail, ThrottleState, ThrottleTarget,
 };
-use unlock_protocol::{CardSerial, CardStatus, DeliveryState, EmailAddress, ErrorCode, HolderId};
+use unlock_protocol::{CardSerial, CardStatus, EmailAddress, ErrorCode, HolderId};
 
 use super::labels;
 use super::session::StaffUser;
 use crate::clock::Millis;
+use crate::db::states::{ClosedReason, CodeState, JourneyState};
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::state::AppState;
 use crate::throttle::{HOLDER_SCOPES, Scope};
@@ -58,58 +58,33 @@ pub async fn search(
     let query = raw.trim();
     let refuse = |message: &str| Failure::client_message(ErrorCode::QueryInvalid, message);
     let limit = i64::try_from(SEARCH_LIMIT + 1).unwrap_or(i64::MAX);
-    let (searched, rows): (Searched, Vec<(String, String, String)>) = if query.is_empty() {
+    let mut conn = state.db.reader().await?;
+    let (searched, rows) = if query.is_empty() {
         return Err(refuse("Enter a user id, an email address or a name."));
     } else if let Ok(id) = HolderId::parse(query) {
-        let rows =
-            sqlx::query_as("SELECT id, display_name, organisation FROM holders WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_all(state.db.read_pool())
-                .await
-                .context("find the holder by id")?;
-        (Searched::Id, rows)
+        (
+            Searched::Id,
+            db::profiles::by_id(&mut conn, id.as_str()).await?,
+        )
     } else if query.contains('@') {
         let email = EmailAddress::parse(query).map_err(|error| refuse(&format!("{error}.")))?;
-        let rows = sqlx::query_as(
-            "SELECT h.id, h.display_name, h.organisation FROM holders h
-             JOIN holder_emails e ON e.holder_id = h.id WHERE e.email = $1",
-        )
-        .bind(email.as_str())
-        .fetch_all(state.db.read_pool())
-        .await
-        .context("find the holder by email")?;
+        let rows = db::profiles::by_email(&mut conn, email.as_str()).await?;
         (Searched::Email, rows)
     } else if query.chars().count() < 2 || query.chars().all(|c| c.is_ascii_digit() || c == ' ') {
         return Err(refuse(
             "Enter a whole 12-digit user id, a whole email address, or at least 2 letters of a name.",
         ));
     } else {
-        let pattern = format!(
-            "%{}%",
-            query
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let rows = sqlx::query_as(
-            "SELECT id, display_name, organisation FROM holders
-             WHERE LOWER(display_name) LIKE LOWER($1) ESCAPE '\\' ORDER BY display_name, id LIMIT $2",
-        )
-        .bind(pattern)
-        .bind(limit)
-        .fetch_all(state.db.read_pool())
-        .await
-        .context("find holders by name")?;
+        let rows = db::profiles::by_name(&mut conn, query, limit).await?;
         (Searched::Name, rows)
     };
     let more = rows.len() > SEARCH_LIMIT;
-    let mut conn = state.db.reader().await?;
     let mut matches = Vec::new();
     for (id, name, organisation) in rows.into_iter().take(SEARCH_LIMIT) {
-        let emails = addresses(&mut conn, &id)
+        let emails = db::profiles::addresses(&mut conn, &id)
             .await?
             .iter()
-            .map(|(address, ..)| shown(user, address))
+            .map(|address| shown(user, &address.email))
             .collect();
         matches.push(HolderMatch {
             id: stored_holder_id(&id)?,
@@ -125,27 +100,6 @@ fn stored_holder_id(id: &str) -> anyhow::Result<HolderId> {
     HolderId::parse(id).map_err(|_| anyhow::anyhow!("a stored holder id does not parse"))
 }
 
-/// The holder's addresses: address, when added, by whom, whether the domain is allowed.
-async fn addresses(
-    conn: &mut Conn,
-    holder: &str,
-) -> anyhow::Result<Vec<(String, Millis, String, bool)>> {
-    let rows: Vec<(String, Millis, String, Flag)> = sqlx::query_as(
-        "SELECT e.email, e.added_at, e.added_by,
-                EXISTS (SELECT 1 FROM allowed_domains d
-                        WHERE substr(e.email, length(e.email) - length(d.domain)) = '@' || d.domain)
-         FROM holder_emails e WHERE e.holder_id = $1 ORDER BY e.added_at, e.email",
-    )
-    .bind(holder)
-    .fetch_all(conn)
-    .await
-    .context("read the holder's addresses")?;
-    Ok(rows
-        .into_iter()
-        .map(|(email, at, by, allowed)| (email, at, by, allowed.into()))
-        .collect())
-}
-
 /// `GET /api/staff/holders/{id}`: the profile, or `None` if there is no such holder.
 pub async fn profile(
     state: &AppState,
@@ -154,26 +108,18 @@ pub async fn profile(
 ) -> anyhow::Result<Option<HolderProfile>> {
     let now = state.clock.now();
     let mut conn = state.db.reader().await?;
-    let holder: Option<(String, String)> =
-        sqlx::query_as("SELECT display_name, organisation FROM holders WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .context("read the holder")?;
-    let Some((name, organisation)) = holder else {
+    let Some((name, organisation)) = db::profiles::holder(&mut conn, id.as_str()).await? else {
         return Ok(None);
     };
-    let emails = addresses(&mut conn, id.as_str())
+    let emails = db::profiles::addresses(&mut conn, id.as_str())
         .await?
         .into_iter()
-        .map(
-            |(address, added_at, added_by, domain_allowed)| ProfileEmail {
-                address: shown(user, &address),
-                domain_allowed,
-                added_at,
-                added_by,
-            },
-        )
+        .map(|address| ProfileEmail {
+            address: shown(user, &address.email),
+            domain_allowed: address.allowed,
+            added_at: address.added_at,
+            added_by: address.added_by,
+        })
         .collect();
     let journeys = journeys(&mut conn, user, id, now).await?;
     let mut clients: Vec<String> = journeys.iter().map(|j| j.client_addr.clone()).collect();
@@ -198,43 +144,24 @@ async fn cards(
     id: &HolderId,
     now: Millis,
 ) -> anyhow::Result<Vec<ProfileCard>> {
-    let rows: Vec<(String, String, String, Millis)> = sqlx::query_as(
-        "SELECT serial, status, model, cert_expires_at FROM cards WHERE holder_id = $1 ORDER BY serial",
-    )
-    .bind(id.as_str())
-    .fetch_all(conn)
-    .await
-    .context("read the holder's cards")?;
     let supported = &state.config.cards.supported_models;
-    rows.into_iter()
-        .map(|(serial, status, model, cert_expires_at)| {
-            let status = CardStatus::try_from(status)?;
+    db::cards::of_holder(conn, id.as_str())
+        .await?
+        .into_iter()
+        .map(|card| {
+            let record = card.record;
             Ok(ProfileCard {
-                serial: CardSerial::parse(&serial)
+                serial: CardSerial::parse(&card.serial)
                     .map_err(|_| anyhow::anyhow!("a stored card serial does not parse"))?,
-                unlockable: status == CardStatus::Active
-                    && cert_expires_at > now
-                    && supported.contains(&model),
-                status,
-                model,
-                cert_expires_at,
+                unlockable: record.status == CardStatus::Active
+                    && record.cert_expires_at > now
+                    && supported.contains(&record.model),
+                status: record.status,
+                model: record.model,
+                cert_expires_at: record.cert_expires_at,
             })
         })
         .collect()
-}
-
-#[derive(sqlx::FromRow)]
-struct JourneyRow {
-    id: i64,
-    started_at: Millis,
-    email: String,
-    client_addr: String,
-    state: String,
-    ineligible_reason: Option<String>,
-    closed_reason: Option<String>,
-    expires_at: Millis,
-    /// The state of the journey's latest code.
-    code_state: Option<String>,
 }
 
 async fn journeys(
@@ -243,43 +170,28 @@ async fn journeys(
     id: &HolderId,
     now: Millis,
 ) -> anyhow::Result<Vec<JourneyRecord>> {
-    let rows: Vec<JourneyRow> = sqlx::query_as(
-        "SELECT j.id, j.started_at, j.email, j.client_addr, j.state, j.ineligible_reason,
-                j.closed_reason, j.expires_at,
-                (SELECT state FROM one_time_codes WHERE journey_id = j.id ORDER BY id DESC LIMIT 1)
-                    AS code_state
-         FROM journeys j WHERE j.holder_id = $1 ORDER BY j.started_at DESC, j.id DESC LIMIT $2",
-    )
-    .bind(id.as_str())
-    .bind(RECENT_JOURNEYS)
-    .fetch_all(&mut *conn)
-    .await
-    .context("read the holder's journeys")?;
+    let rows = db::profiles::journeys(conn, id.as_str(), RECENT_JOURNEYS).await?;
     let mut records = Vec::with_capacity(rows.len());
     for row in rows {
-        let steps: Vec<(Millis, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT at, action, outcome, detail FROM audit_events WHERE journey_id = $1 ORDER BY id",
-        )
-        .bind(row.id)
-        .fetch_all(&mut *conn)
-        .await
-        .context("read the journey's steps")?;
-        let expired =
-            matches!(row.state.as_str(), "awaiting_code" | "verified") && now >= row.expires_at;
-        let voided = row.code_state.as_deref() == Some("voided");
+        let steps = db::profiles::steps(conn, row.id).await?;
+        let expired = matches!(
+            row.state,
+            JourneyState::AwaitingCode | JourneyState::Verified
+        ) && now >= row.expires_at;
+        let voided = row.code_state == Some(CodeState::Voided);
         records.push(JourneyRecord {
             id: row.id,
             started_at: row.started_at,
             email: shown(user, &row.email),
             client_addr: row.client_addr,
             summary: labels::summary(
-                &row.state,
-                row.closed_reason.as_deref(),
+                row.state,
+                row.closed_reason,
                 row.ineligible_reason.as_deref(),
                 expired,
                 voided,
             ),
-            unlocked: row.closed_reason.as_deref() == Some("unlocked"),
+            unlocked: row.closed_reason == Some(ClosedReason::Unlocked),
             steps: steps
                 .into_iter()
                 .map(|(at, action, outcome, detail)| JourneyStep {
@@ -294,33 +206,12 @@ async fn journeys(
     Ok(records)
 }
 
-/// An outbox row as the profile shows it.
-#[derive(sqlx::FromRow)]
-struct DeliveryRow {
-    kind: String,
-    recipient: String,
-    #[sqlx(try_from = "String")]
-    state: DeliveryState,
-    attempts: i64,
-    created_at: Millis,
-    finished_at: Option<Millis>,
-    last_error: Option<String>,
-}
-
 async fn deliveries(
     conn: &mut Conn,
     user: &StaffUser,
     id: &HolderId,
 ) -> anyhow::Result<Vec<Delivery>> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(
-        "SELECT kind, recipient, state, attempts, created_at, finished_at, last_error
-         FROM outbox WHERE holder_id = $1 ORDER BY id DESC LIMIT $2",
-    )
-    .bind(id.as_str())
-    .bind(RECENT_DELIVERIES)
-    .fetch_all(conn)
-    .await
-    .context("read the holder's emails")?;
+    let rows = db::profiles::deliveries(conn, id.as_str(), RECENT_DELIVERIES).await?;
     Ok(rows
         .into_iter()
         .map(|row| Delivery {
@@ -348,25 +239,15 @@ async fn throttles(
         .collect();
     let mut found = Vec::new();
     for key in keys {
-        let rows: Vec<(String, i64, Millis)> = sqlx::query_as(
-            "SELECT scope, hits, locked_until FROM throttles
-             WHERE key = $1 AND scope IN ($2, $3, $4) ORDER BY scope",
-        )
-        .bind(key)
-        .bind(HOLDER_SCOPES[0].as_str())
-        .bind(HOLDER_SCOPES[1].as_str())
-        .bind(HOLDER_SCOPES[2].as_str())
-        .fetch_all(&mut *conn)
-        .await
-        .context("read the throttles")?;
-        for (scope, hits, locked_until) in rows {
+        for row in db::throttles::of_key(conn, key, &HOLDER_SCOPES).await? {
+            let (scope, hits, locked_until) = (row.scope, row.hits, row.locked_until);
             let (target, label) = if key == holder_key {
                 (
                     ThrottleTarget::Holder(id.clone()),
                     "Codes voided by wrong tries, for this holder".to_owned(),
                 )
             } else {
-                let what = if scope == Scope::ClientStart.as_str() {
+                let what = if scope == Scope::ClientStart {
                     "Journeys started"
                 } else {
                     "Wrong codes typed"
@@ -377,7 +258,7 @@ async fn throttles(
                 )
             };
             found.push(ThrottleState {
-                scope,
+                scope: scope.as_str().to_owned(),
                 label,
                 target,
                 hits: u64::try_from(hits).unwrap_or(0),

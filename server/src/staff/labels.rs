@@ -3,18 +3,21 @@
 
 use unlock_protocol::api::IneligibleReason;
 
+use crate::audit::{Action, Outcome};
+use crate::db::states::{ClosedReason, JourneyState};
+
 /// A refused step the overview counts: the audited action and outcome, the stable reason
 /// it counts under, and the reason in words.
 pub struct Failure {
-    pub action: &'static str,
-    pub outcome: &'static str,
+    pub action: Action,
+    pub outcome: Outcome,
     pub reason: &'static str,
     pub label: &'static str,
 }
 
 const fn failure(
-    action: &'static str,
-    outcome: &'static str,
+    action: Action,
+    outcome: Outcome,
     reason: &'static str,
     label: &'static str,
 ) -> Failure {
@@ -36,78 +39,98 @@ const OUT_OF_TIME: &str = "Ran out of time during the card steps";
 /// time as [`TIMED_OUT`].
 pub const FAILURES: &[Failure] = &[
     failure(
-        "journey.start",
-        "domain_not_allowed",
+        Action::JourneyStart,
+        Outcome::DomainNotAllowed,
         "domain_not_allowed",
         "Email domain not on the allow list",
     ),
-    failure("journey.start", "throttled_client", "throttled", THROTTLED),
-    failure("journey.start", "throttled_holder", "throttled", THROTTLED),
-    failure("journey.verify_code", "throttled", "throttled", THROTTLED),
-    failure("journey.resend_code", "throttled", "throttled", THROTTLED),
     failure(
-        "journey.start",
-        "too_many_codes",
+        Action::JourneyStart,
+        Outcome::ThrottledClient,
+        "throttled",
+        THROTTLED,
+    ),
+    failure(
+        Action::JourneyStart,
+        Outcome::ThrottledHolder,
+        "throttled",
+        THROTTLED,
+    ),
+    failure(
+        Action::JourneyVerifyCode,
+        Outcome::Throttled,
+        "throttled",
+        THROTTLED,
+    ),
+    failure(
+        Action::JourneyResendCode,
+        Outcome::Throttled,
+        "throttled",
+        THROTTLED,
+    ),
+    failure(
+        Action::JourneyStart,
+        Outcome::TooManyCodes,
         "too_many_codes",
         TOO_MANY_CODES,
     ),
     failure(
-        "journey.resend_code",
-        "too_many_codes",
+        Action::JourneyResendCode,
+        Outcome::TooManyCodes,
         "too_many_codes",
         TOO_MANY_CODES,
     ),
     failure(
-        "journey.verify_code",
-        "wrong_code_voided",
+        Action::JourneyVerifyCode,
+        Outcome::WrongCodeVoided,
         "code_voided",
         "Code voided after 3 wrong tries",
     ),
     failure(
-        "journey.verify_code",
-        "expired",
+        Action::JourneyVerifyCode,
+        Outcome::Expired,
         "code_expired",
         CODE_EXPIRED,
     ),
     failure(
-        "journey.resend_code",
-        "expired",
+        Action::JourneyResendCode,
+        Outcome::Expired,
         "code_expired",
         CODE_EXPIRED,
     ),
     failure(
-        "journey.present_card",
-        "card_not_on_profile",
+        Action::JourneyPresentCard,
+        Outcome::CardNotOnProfile,
         "card_not_on_profile",
         "Card not on the holder's profile",
     ),
     failure(
-        "journey.present_card",
-        "card_not_usable",
+        Action::JourneyPresentCard,
+        Outcome::CardNotUsable,
         "card_not_usable",
         "Card can't be unlocked here (cancelled, suspended, certificates expired or model unsupported)",
     ),
     failure(
-        "journey.present_card",
-        "expired",
+        Action::JourneyPresentCard,
+        Outcome::Expired,
         "journey_expired",
         OUT_OF_TIME,
     ),
     failure(
-        "journey.cryptogram",
-        "expired",
+        Action::JourneyCryptogram,
+        Outcome::Expired,
         "journey_expired",
         OUT_OF_TIME,
     ),
     failure(
-        "journey.cryptogram",
-        "too_many_attempts",
+        Action::JourneyCryptogram,
+        Outcome::TooManyAttempts,
         "too_many_attempts",
         "Too many unlock attempts with the card",
     ),
     failure(
-        "journey.receipt",
-        "receipt_wrong",
+        Action::JourneyReceipt,
+        Outcome::ReceiptWrong,
         "receipt_wrong",
         "The card's proof of unlocking was wrong",
     ),
@@ -131,71 +154,79 @@ pub fn ineligible(reason: Option<&str>) -> (String, &'static str) {
     (format!("ineligible_{name}"), why)
 }
 
-/// One audited step in words.
+/// One audited step in words. Stored names this server does not know (from a newer
+/// version, say) are shown as they are.
 pub fn step(action: &str, outcome: &str, detail: Option<&str>) -> String {
-    let known = match (action, outcome) {
-        ("journey.start", "code_issued") => "Started; a code was sent",
-        ("journey.resend_code", "code_issued") => "Asked for a new code; it was sent",
-        ("journey.resend_code", "too_soon") => "Asked for a new code too soon",
-        ("journey.verify_code", "verified") => "Typed the right code",
-        ("journey.verify_code", "wrong_code") => "Typed a wrong code",
-        ("journey.verify_code", "no_live_code") => "Typed a code after it stopped working",
-        ("journey.verify_code", "not_awaiting_code") => "Typed a code after that step was done",
-        ("journey.present_card", "accepted") => "Card inserted and accepted",
-        ("journey.cryptogram", "released") => "Unlock key released for the card",
-        ("journey.cryptogram", "challenge_reused") => "The card's challenge was used already",
-        ("journey.receipt", "unlocked") => "Card unlocked",
-        ("journey.receipt", "no_challenge") => "Card's receipt came without a challenge",
-        ("outbox.unlock_notice", "queued") => "Unlock notice queued to every address",
-        (_, "not_verified") => "A card step before the code was typed",
-        (_, "journey_closed") => "A step after the journey had ended",
-        (_, "no_card") => "A card step before a card was accepted",
-        ("journey.verify_code", "verified_ineligible") => {
+    let (Some(known_action), Some(known_outcome)) =
+        (Action::from_name(action), Outcome::from_name(outcome))
+    else {
+        return format!("{action}: {}", outcome.replace('_', " "));
+    };
+    use Action as A;
+    use Outcome as O;
+    let known = match (known_action, known_outcome) {
+        (A::JourneyStart, O::CodeIssued) => "Started; a code was sent",
+        (A::JourneyResendCode, O::CodeIssued) => "Asked for a new code; it was sent",
+        (A::JourneyResendCode, O::TooSoon) => "Asked for a new code too soon",
+        (A::JourneyVerifyCode, O::Verified) => "Typed the right code",
+        (A::JourneyVerifyCode, O::WrongCode) => "Typed a wrong code",
+        (A::JourneyVerifyCode, O::NoLiveCode) => "Typed a code after it stopped working",
+        (A::JourneyVerifyCode, O::NotAwaitingCode) => "Typed a code after that step was done",
+        (A::JourneyPresentCard, O::Accepted) => "Card inserted and accepted",
+        (A::JourneyCryptogram, O::Released) => "Unlock key released for the card",
+        (A::JourneyCryptogram, O::ChallengeReused) => "The card's challenge was used already",
+        (A::JourneyReceipt, O::Unlocked) => "Card unlocked",
+        (A::JourneyReceipt, O::NoChallenge) => "Card's receipt came without a challenge",
+        (A::OutboxUnlockNotice, O::Queued) => "Unlock notice queued to every address",
+        (_, O::NotVerified) => "A card step before the code was typed",
+        (_, O::JourneyClosed) => "A step after the journey had ended",
+        (_, O::NoCard) => "A card step before a card was accepted",
+        (A::JourneyVerifyCode, O::VerifiedIneligible) => {
             return format!(
                 "Typed the right code, but self-service can't help: {}",
                 ineligible(detail).1
             );
         }
-        _ => {
-            if let Some(failure) = FAILURES
-                .iter()
-                .find(|f| f.action == action && f.outcome == outcome)
-            {
-                failure.label
-            } else {
-                return format!("{action}: {}", outcome.replace('_', " "));
-            }
-        }
+        (action, outcome) => match FAILURES
+            .iter()
+            .find(|f| f.action == action && f.outcome == outcome)
+        {
+            Some(failure) => failure.label,
+            None => return format!("{action}: {}", outcome.as_str().replace('_', " ")),
+        },
     };
     known.to_owned()
 }
 
 /// Where a journey ended, or stands.
 pub fn summary(
-    state: &str,
-    closed_reason: Option<&str>,
+    state: JourneyState,
+    closed_reason: Option<ClosedReason>,
     ineligible: Option<&str>,
     expired: bool,
     code_voided: bool,
 ) -> String {
+    use JourneyState as S;
     match (state, closed_reason) {
-        ("closed", Some("unlocked")) => "Unlocked".into(),
-        ("closed", Some("too_many_attempts")) => "Stopped: too many unlock attempts".into(),
-        ("closed", _) => "Closed".into(),
-        ("ineligible", _) => format!(
+        (S::Closed, Some(ClosedReason::Unlocked)) => "Unlocked".into(),
+        (S::Closed, Some(ClosedReason::TooManyAttempts)) => {
+            "Stopped: too many unlock attempts".into()
+        }
+        (S::Closed, None) => "Closed".into(),
+        (S::Ineligible, _) => format!(
             "Stopped: told to contact their RA ({})",
             self::ineligible(ineligible).1
         ),
         (_, _) if expired && code_voided => {
             "Stopped: code voided after 3 wrong tries, then ran out of time".into()
         }
-        ("awaiting_code", _) if expired => "Stopped: the code was never typed in".into(),
+        (S::AwaitingCode, _) if expired => "Stopped: the code was never typed in".into(),
         (_, _) if expired => "Stopped: ran out of time during the card steps".into(),
-        ("awaiting_code", _) if code_voided => {
+        (S::AwaitingCode, _) if code_voided => {
             "Waiting: code voided after 3 wrong tries (a new one can be asked for)".into()
         }
-        ("awaiting_code", _) => "In progress: waiting for the code".into(),
-        _ => "In progress: card steps".into(),
+        (S::AwaitingCode, _) => "In progress: waiting for the code".into(),
+        (S::Verified, _) => "In progress: card steps".into(),
     }
 }
 
@@ -206,7 +237,10 @@ mod tests {
     #[test]
     fn every_failure_reads_as_a_step() {
         for failure in FAILURES {
-            assert_eq!(step(failure.action, failure.outcome, None), failure.label);
+            assert_eq!(
+                step(failure.action.as_str(), failure.outcome.as_str(), None),
+                failure.label
+            );
         }
         assert_eq!(step("journey.receipt", "unlocked", None), "Card unlocked");
         assert_eq!(
@@ -226,12 +260,18 @@ mod tests {
     #[test]
     fn journeys_say_where_they_ended() {
         assert_eq!(
-            summary("closed", Some("unlocked"), None, false, false),
+            summary(
+                JourneyState::Closed,
+                Some(ClosedReason::Unlocked),
+                None,
+                false,
+                false
+            ),
             "Unlocked"
         );
         assert_eq!(
             summary(
-                "ineligible",
+                JourneyState::Ineligible,
                 None,
                 Some("certificates_expired"),
                 false,
@@ -240,11 +280,11 @@ mod tests {
             "Stopped: told to contact their RA (certificates expired)"
         );
         assert_eq!(
-            summary("awaiting_code", None, None, true, false),
+            summary(JourneyState::AwaitingCode, None, None, true, false),
             "Stopped: the code was never typed in"
         );
         assert_eq!(
-            summary("verified", None, None, false, false),
+            summary(JourneyState::Verified, None, None, false, false),
             "In progress: card steps"
         );
     }

@@ -3,23 +3,23 @@
 
 use std::collections::HashMap;
 
-use crate::db::Conn;
-use anyhow::Context;
 use unlock_protocol::staff::{DayCount, FailureCount, OutboxHealth, Overview, Period};
 
 use super::labels::{self, FAILURES, TIMED_OUT};
+use crate::audit::{Action, Outcome};
 use crate::clock::{Millis, seconds_until};
+use crate::db::{self, Conn};
 use crate::state::AppState;
 
 const DAY: Millis = 86_400_000;
 /// Days the overview covers, today included.
 const DAYS: i64 = 30;
 /// The steps the overview's headline figures count.
-const SUCCESSES: [(&str, &str); 4] = [
-    ("journey.start", "code_issued"),
-    ("journey.verify_code", "verified"),
-    ("journey.verify_code", "verified_ineligible"),
-    ("journey.receipt", "unlocked"),
+const SUCCESSES: [(Action, Outcome); 4] = [
+    (Action::JourneyStart, Outcome::CodeIssued),
+    (Action::JourneyVerifyCode, Outcome::Verified),
+    (Action::JourneyVerifyCode, Outcome::VerifiedIneligible),
+    (Action::JourneyReceipt, Outcome::Unlocked),
 ];
 
 /// A count for the last 30 days and for today.
@@ -61,17 +61,14 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
     let today = start_of_day(now);
     let since = today - (DAYS - 1) * DAY;
     let mut conn = state.db.reader().await?;
-    let wanted: Vec<(&str, &str)> = SUCCESSES
+    let wanted: Vec<(Action, Outcome)> = SUCCESSES
         .iter()
         .copied()
         .chain(FAILURES.iter().map(|f| (f.action, f.outcome)))
         .collect();
     let steps = audited_steps(&mut conn, &wanted, since, today).await?;
-    let step = |action: &str, outcome: &str| {
-        steps
-            .get(&(action.to_owned(), outcome.to_owned()))
-            .copied()
-            .unwrap_or_default()
+    let step = |action: Action, outcome: Outcome| {
+        steps.get(&(action, outcome)).copied().unwrap_or_default()
     };
 
     let mut failures: Vec<(String, String, Both)> = Vec::new();
@@ -89,21 +86,22 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
             step(failure.action, failure.outcome),
         );
     }
-    for (reason, count) in ineligible(&mut conn, since, today).await? {
+    for (reason, count) in db::figures::ineligible_by_reason(&mut conn, since, today).await? {
         let (name, why) = labels::ineligible(reason.as_deref());
-        tally(&name, &format!("Told to contact their RA: {why}"), count);
+        tally(
+            &name,
+            &format!("Told to contact their RA: {why}"),
+            Both::from_row(count),
+        );
     }
-    tally(
-        TIMED_OUT.0,
-        TIMED_OUT.1,
-        timed_out(&mut conn, since, today, now).await?,
-    );
+    let timed_out = db::figures::timed_out(&mut conn, since, today, now).await?;
+    tally(TIMED_OUT.0, TIMED_OUT.1, Both::from_row(timed_out));
 
-    let mut verified = step("journey.verify_code", "verified");
-    verified.add(step("journey.verify_code", "verified_ineligible"));
-    let started = step("journey.start", "code_issued");
-    let unlocks = step("journey.receipt", "unlocked");
-    let codes_sent = codes_sent(&mut conn, since, today).await?;
+    let mut verified = step(Action::JourneyVerifyCode, Outcome::Verified);
+    verified.add(step(Action::JourneyVerifyCode, Outcome::VerifiedIneligible));
+    let started = step(Action::JourneyStart, Outcome::CodeIssued);
+    let unlocks = step(Action::JourneyReceipt, Outcome::Unlocked);
+    let codes_sent = Both::from_row(db::figures::codes_sent(&mut conn, since, today).await?);
     let minutes = state.config.staff.minutes_saved_per_unlock;
     let period = |pick: fn(Both) -> u64| {
         let mut by_reason: Vec<FailureCount> = failures
@@ -142,115 +140,30 @@ fn hours(unlocks: u64, minutes: u32) -> f64 {
     tenths as f64 / 10.0
 }
 
-/// How many steps of each kind in `wanted` were audited since `since`: one range of the
-/// (action, outcome, time) index each, so only those steps are read.
+/// How many steps of each kind in `wanted` were audited since `since`.
 async fn audited_steps(
     conn: &mut Conn,
-    wanted: &[(&str, &str)],
+    wanted: &[(Action, Outcome)],
     since: Millis,
     today: Millis,
-) -> anyhow::Result<HashMap<(String, String), Both>> {
+) -> anyhow::Result<HashMap<(Action, Outcome), Both>> {
     let mut counts = HashMap::with_capacity(wanted.len());
-    for (action, outcome) in wanted {
-        let row: (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COUNT(CASE WHEN at >= $4 THEN 1 END) FROM audit_events
-             WHERE action = $1 AND outcome = $2 AND at >= $3",
-        )
-        .bind(action)
-        .bind(outcome)
-        .bind(since)
-        .bind(today)
-        .fetch_one(&mut *conn)
-        .await
-        .with_context(|| format!("count the audited {action} {outcome}"))?;
-        counts.insert(
-            ((*action).to_owned(), (*outcome).to_owned()),
-            Both::from_row(row),
-        );
+    for &(action, outcome) in wanted {
+        let row = db::figures::steps(conn, action, outcome, since, today).await?;
+        counts.insert((action, outcome), Both::from_row(row));
     }
     Ok(counts)
 }
 
-/// Verified holders told to contact their RA, by reason.
-async fn ineligible(
-    conn: &mut Conn,
-    since: Millis,
-    today: Millis,
-) -> anyhow::Result<Vec<(Option<String>, Both)>> {
-    let rows: Vec<(Option<String>, i64, i64)> = sqlx::query_as(
-        "SELECT detail, COUNT(*), COUNT(CASE WHEN at >= $2 THEN 1 END) FROM audit_events
-         WHERE at >= $1 AND action = 'journey.verify_code' AND outcome = 'verified_ineligible'
-         GROUP BY detail",
-    )
-    .bind(since)
-    .bind(today)
-    .fetch_all(conn)
-    .await
-    .context("count the ineligible holders")?;
-    Ok(rows
-        .into_iter()
-        .map(|(reason, month, today)| (reason, Both::from_row((month, today))))
-        .collect())
-}
-
-/// Journeys of holders on a profile whose time ran out before the card was unlocked.
-async fn timed_out(
-    conn: &mut Conn,
-    since: Millis,
-    today: Millis,
-    now: Millis,
-) -> anyhow::Result<Both> {
-    let row: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COUNT(CASE WHEN expires_at >= $2 THEN 1 END) FROM journeys
-         WHERE expires_at >= $1 AND expires_at <= $3
-           AND state IN ('awaiting_code', 'verified') AND holder_id IS NOT NULL",
-    )
-    .bind(since)
-    .bind(today)
-    .bind(now)
-    .fetch_one(conn)
-    .await
-    .context("count the journeys that ran out of time")?;
-    Ok(Both::from_row(row))
-}
-
-/// Code emails delivered.
-async fn codes_sent(conn: &mut Conn, since: Millis, today: Millis) -> anyhow::Result<Both> {
-    let row: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COUNT(CASE WHEN finished_at >= $2 THEN 1 END) FROM outbox
-         WHERE state = 'sent' AND finished_at >= $1 AND kind = 'one_time_code'",
-    )
-    .bind(since)
-    .bind(today)
-    .fetch_one(conn)
-    .await
-    .context("count the code emails sent")?;
-    Ok(Both::from_row(row))
-}
-
-/// The backlog, and messages given up on after trying (codes withdrawn because a newer one
-/// replaced them were never tried and are not failures).
+/// The backlog, and messages given up on after trying.
 async fn outbox_health(
     conn: &mut Conn,
     since: Millis,
     today: Millis,
     now: Millis,
 ) -> anyhow::Result<OutboxHealth> {
-    let (queued, oldest): (i64, Option<Millis>) =
-        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'queued'")
-            .fetch_one(&mut *conn)
-            .await
-            .context("count the queued emails")?;
-    let failed: (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COUNT(CASE WHEN finished_at >= $2 THEN 1 END) FROM outbox
-         WHERE state = 'failed' AND finished_at >= $1 AND attempts > 0",
-    )
-    .bind(since)
-    .bind(today)
-    .fetch_one(conn)
-    .await
-    .context("count the failed emails")?;
-    let failed = Both::from_row(failed);
+    let (queued, oldest) = db::figures::queued(conn).await?;
+    let failed = Both::from_row(db::figures::failed_emails(conn, since, today).await?);
     Ok(OutboxHealth {
         queued: u64::try_from(queued).unwrap_or(0),
         oldest_queued_seconds: oldest.map(|at| seconds_until(at, now)),
@@ -261,16 +174,10 @@ async fn outbox_health(
 
 /// Unlocks on each day since `since`, zeros included, oldest first.
 async fn unlocks_per_day(conn: &mut Conn, since: Millis) -> anyhow::Result<Vec<DayCount>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT at / 86400000, COUNT(*) FROM audit_events
-         WHERE at >= $1 AND action = 'journey.receipt' AND outcome = 'unlocked'
-         GROUP BY at / 86400000",
-    )
-    .bind(since)
-    .fetch_all(conn)
-    .await
-    .context("count the unlocks per day")?;
-    let counts: HashMap<i64, i64> = rows.into_iter().collect();
+    let counts: HashMap<i64, i64> = db::figures::unlocks_by_day(conn, since)
+        .await?
+        .into_iter()
+        .collect();
     Ok((0..DAYS)
         .map(|n| {
             let day = since + n * DAY;

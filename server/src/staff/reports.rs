@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::Conn;
+use crate::audit::{Action, Outcome};
+use crate::db;
 use anyhow::Context;
 use unlock_protocol::ErrorCode;
 
@@ -70,28 +71,30 @@ struct Line {
 /// holders, and any that had activity), in name order.
 pub async fn organisations(state: &AppState, range: &Range) -> anyhow::Result<String> {
     let mut conn = state.db.reader().await?;
-    let mut lines: BTreeMap<String, Line> =
-        sqlx::query_scalar("SELECT DISTINCT organisation FROM holders")
-            .fetch_all(&mut *conn)
-            .await
-            .context("list the organisations")?
-            .into_iter()
-            .map(|organisation: String| (organisation, Line::default()))
-            .collect();
+    let mut lines: BTreeMap<String, Line> = db::figures::organisations(&mut conn)
+        .await?
+        .into_iter()
+        .map(|organisation| (organisation, Line::default()))
+        .collect();
     for (action, outcome, pick) in [
         (
-            "journey.receipt",
-            "unlocked",
+            Action::JourneyReceipt,
+            Outcome::Unlocked,
             (|line: &mut Line| &mut line.unlocks) as fn(&mut Line) -> &mut i64,
         ),
-        ("staff.email_add", "added", |line: &mut Line| {
+        (Action::StaffEmailAdd, Outcome::Added, |line: &mut Line| {
             &mut line.added
         }),
-        ("staff.email_remove", "removed", |line: &mut Line| {
-            &mut line.removed
-        }),
+        (
+            Action::StaffEmailRemove,
+            Outcome::Removed,
+            |line: &mut Line| &mut line.removed,
+        ),
     ] {
-        for (organisation, count) in per_organisation(&mut conn, range, action, outcome).await? {
+        let counts =
+            db::figures::steps_per_organisation(&mut conn, action, outcome, range.start, range.end)
+                .await?;
+        for (organisation, count) in counts {
             *pick(lines.entry(organisation).or_default()) += count;
         }
     }
@@ -119,28 +122,6 @@ pub async fn organisations(state: &AppState, range: &Range) -> anyhow::Result<St
         ])?;
     }
     String::from_utf8(csv.into_inner().context("finish the CSV")?).context("the CSV is UTF-8")
-}
-
-/// Audited `action`s with `outcome` in the range, per organisation of the holder concerned.
-async fn per_organisation(
-    conn: &mut Conn,
-    range: &Range,
-    action: &str,
-    outcome: &str,
-) -> anyhow::Result<Vec<(String, i64)>> {
-    sqlx::query_as(
-        "SELECT COALESCE(h.organisation, '(holder no longer on record)'), COUNT(*)
-         FROM audit_events a LEFT JOIN holders h ON h.id = a.holder_id
-         WHERE a.at >= $1 AND a.at < $2 AND a.action = $3 AND a.outcome = $4
-         GROUP BY 1",
-    )
-    .bind(range.start)
-    .bind(range.end)
-    .bind(action)
-    .bind(outcome)
-    .fetch_all(conn)
-    .await
-    .with_context(|| format!("count {action} per organisation"))
 }
 
 /// A cell a spreadsheet would take as a formula is made plain text.

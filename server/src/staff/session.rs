@@ -8,9 +8,9 @@ use unlock_protocol::{ErrorCode, HolderId};
 
 use super::accounts::Account;
 use crate::audit::{self, Action, Audited, Event, Outcome};
+use crate::clock::{Millis, seconds_until};
 use crate::db::states::SessionStage;
 use crate::db::{self, Conn};
-use crate::clock::{Millis, seconds_until};
 use crate::error::Failure;
 use crate::secrets::token_hash;
 use crate::state::AppState;
@@ -163,9 +163,9 @@ pub async fn authenticate(
             .db
             .write(move |conn| {
                 let token = token.clone();
-                Box::pin(async move {
-                    db::staff_sessions::touch(conn, &token_hash(&token), now).await
-                })
+                Box::pin(
+                    async move { db::staff_sessions::touch(conn, &token_hash(&token), now).await },
+                )
             })
             .await?;
     }

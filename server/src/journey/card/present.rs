@@ -5,8 +5,8 @@ use unlock_protocol::api::JourneyView;
 
 use super::{Refusal, find_audited, holder_event, master_key, refuse_card, refuse_card_step};
 use crate::audit::{self, Action, Outcome};
-use crate::db::{self, Conn};
 use crate::clock::seconds_until;
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::journey::no_journey;
 use crate::state::AppState;

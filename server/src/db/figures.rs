@@ -1,0 +1,168 @@
+//! The status view's figures: counts over the audit trail, the journeys and the outbox, each
+//! for a range starting at `since` and, beside it, for the part from `today` on (both as
+//! `(all, today)`). Each reads one range of an index.
+
+use anyhow::Context;
+
+use super::Conn;
+use super::states::{JourneyState, OutboxKind};
+use crate::audit::{Action, Outcome};
+use crate::clock::Millis;
+use unlock_protocol::DeliveryState;
+
+/// A count since `since`, and the part of it from `today` on.
+pub type Both = (i64, i64);
+
+/// Steps audited as `action` with `outcome`.
+pub async fn steps(
+    conn: &mut Conn,
+    action: Action,
+    outcome: Outcome,
+    since: Millis,
+    today: Millis,
+) -> anyhow::Result<Both> {
+    sqlx::query_as(
+        "SELECT COUNT(*), COUNT(CASE WHEN at >= $4 THEN 1 END) FROM audit_events
+         WHERE action = $1 AND outcome = $2 AND at >= $3",
+    )
+    .bind(action)
+    .bind(outcome)
+    .bind(since)
+    .bind(today)
+    .fetch_one(conn)
+    .await
+    .with_context(|| format!("count the audited {action} {outcome}"))
+}
+
+/// Verified holders told to contact their RA, by the reason in the event's detail.
+pub async fn ineligible_by_reason(
+    conn: &mut Conn,
+    since: Millis,
+    today: Millis,
+) -> anyhow::Result<Vec<(Option<String>, Both)>> {
+    let rows: Vec<(Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT detail, COUNT(*), COUNT(CASE WHEN at >= $2 THEN 1 END) FROM audit_events
+         WHERE at >= $1 AND action = $3 AND outcome = $4
+         GROUP BY detail",
+    )
+    .bind(since)
+    .bind(today)
+    .bind(Action::JourneyVerifyCode)
+    .bind(Outcome::VerifiedIneligible)
+    .fetch_all(conn)
+    .await
+    .context("count the ineligible holders")?;
+    Ok(rows
+        .into_iter()
+        .map(|(reason, month, today)| (reason, (month, today)))
+        .collect())
+}
+
+/// Journeys of holders on a profile whose time ran out (by `now`) before the card was
+/// unlocked.
+pub async fn timed_out(
+    conn: &mut Conn,
+    since: Millis,
+    today: Millis,
+    now: Millis,
+) -> anyhow::Result<Both> {
+    sqlx::query_as(
+        "SELECT COUNT(*), COUNT(CASE WHEN expires_at >= $2 THEN 1 END) FROM journeys
+         WHERE expires_at >= $1 AND expires_at <= $3
+           AND state IN ($4, $5) AND holder_id IS NOT NULL",
+    )
+    .bind(since)
+    .bind(today)
+    .bind(now)
+    .bind(JourneyState::AwaitingCode)
+    .bind(JourneyState::Verified)
+    .fetch_one(conn)
+    .await
+    .context("count the journeys that ran out of time")
+}
+
+/// Code emails delivered.
+pub async fn codes_sent(conn: &mut Conn, since: Millis, today: Millis) -> anyhow::Result<Both> {
+    sqlx::query_as(
+        "SELECT COUNT(*), COUNT(CASE WHEN finished_at >= $2 THEN 1 END) FROM outbox
+         WHERE state = $3 AND finished_at >= $1 AND kind = $4",
+    )
+    .bind(since)
+    .bind(today)
+    .bind(DeliveryState::Sent.as_str())
+    .bind(OutboxKind::OneTimeCode)
+    .fetch_one(conn)
+    .await
+    .context("count the code emails sent")
+}
+
+/// How many emails are queued, and since when the oldest.
+pub async fn queued(conn: &mut Conn) -> anyhow::Result<(i64, Option<Millis>)> {
+    sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = $1")
+        .bind(DeliveryState::Queued.as_str())
+        .fetch_one(conn)
+        .await
+        .context("count the queued emails")
+}
+
+/// Emails given up on after trying (codes withdrawn because a newer one replaced them were
+/// never tried and are not failures).
+pub async fn failed_emails(conn: &mut Conn, since: Millis, today: Millis) -> anyhow::Result<Both> {
+    sqlx::query_as(
+        "SELECT COUNT(*), COUNT(CASE WHEN finished_at >= $2 THEN 1 END) FROM outbox
+         WHERE state = $3 AND finished_at >= $1 AND attempts > 0",
+    )
+    .bind(since)
+    .bind(today)
+    .bind(DeliveryState::Failed.as_str())
+    .fetch_one(conn)
+    .await
+    .context("count the failed emails")
+}
+
+/// Unlocks per UTC day number (`at / 86 400 000`) since `since`, days without any left out.
+pub async fn unlocks_by_day(conn: &mut Conn, since: Millis) -> anyhow::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT at / 86400000, COUNT(*) FROM audit_events
+         WHERE at >= $1 AND action = $2 AND outcome = $3
+         GROUP BY at / 86400000",
+    )
+    .bind(since)
+    .bind(Action::JourneyReceipt)
+    .bind(Outcome::Unlocked)
+    .fetch_all(conn)
+    .await
+    .context("count the unlocks per day")
+}
+
+/// Every organisation with holders.
+pub async fn organisations(conn: &mut Conn) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT DISTINCT organisation FROM holders")
+        .fetch_all(conn)
+        .await
+        .context("list the organisations")
+}
+
+/// Steps audited as `action` with `outcome` from `start` until `end`, per organisation of
+/// the holder concerned.
+pub async fn steps_per_organisation(
+    conn: &mut Conn,
+    action: Action,
+    outcome: Outcome,
+    start: Millis,
+    end: Millis,
+) -> anyhow::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT COALESCE(h.organisation, '(holder no longer on record)'), COUNT(*)
+         FROM audit_events a LEFT JOIN holders h ON h.id = a.holder_id
+         WHERE a.at >= $1 AND a.at < $2 AND a.action = $3 AND a.outcome = $4
+         GROUP BY 1",
+    )
+    .bind(start)
+    .bind(end)
+    .bind(action)
+    .bind(outcome)
+    .fetch_all(conn)
+    .await
+    .with_context(|| format!("count {action} per organisation"))
+}
