@@ -174,4 +174,69 @@ mod tests {
             Err(UnknownState("spent".into()))
         );
     }
+
+    /// The names a `CHECK (column IN (...))` allows, the `nth` such constraint on `column`
+    /// in a migration.
+    fn allowed(sql: &str, column: &str, nth: usize) -> Vec<String> {
+        let marker = format!("CHECK ({column} IN (");
+        let start = sql
+            .match_indices(&marker)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("no CHECK on {column}"))
+            .0
+            + marker.len();
+        let list = &sql[start..start + sql[start..].find(')').unwrap()];
+        list.split(',')
+            .map(|name| name.trim().trim_matches('\'').to_owned())
+            .collect()
+    }
+
+    fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<String> {
+        all.iter().map(|v| name(*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_enums_mirror_both_engines_check_constraints() {
+        for engine in ["sqlite", "postgres"] {
+            let read = |file: &str| {
+                let path = format!("{}/migrations/{engine}/{file}", env!("CARGO_MANIFEST_DIR"));
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+            };
+            let (initial, cards, staff) = (
+                read("0001_initial.sql"),
+                read("0002_card_unlock.sql"),
+                read("0003_staff.sql"),
+            );
+            // `state IN` appears on journeys, one_time_codes and outbox, in that order.
+            let journeys = allowed(&initial, "state", 0);
+            assert_eq!(
+                journeys,
+                names(JourneyState::ALL, JourneyState::as_str),
+                "{engine}"
+            );
+            let codes = allowed(&initial, "state", 1);
+            assert_eq!(codes, names(CodeState::ALL, CodeState::as_str), "{engine}");
+            let outbox = allowed(&initial, "state", 2);
+            let delivery = names(&unlock_protocol::DeliveryState::ALL, |s| s.as_str());
+            assert_eq!(outbox, delivery, "{engine}");
+            let status = allowed(&initial, "status", 0);
+            let card = names(&unlock_protocol::CardStatus::ALL, |s| s.as_str());
+            assert_eq!(status, card, "{engine}");
+            let closed = allowed(&cards, "closed_reason", 0);
+            assert_eq!(
+                closed,
+                names(ClosedReason::ALL, ClosedReason::as_str),
+                "{engine}"
+            );
+            let stage = allowed(&staff, "stage", 0);
+            assert_eq!(
+                stage,
+                names(SessionStage::ALL, SessionStage::as_str),
+                "{engine}"
+            );
+            let role = allowed(&staff, "role", 0);
+            let roles = names(&unlock_protocol::staff::Role::ALL, |r| r.as_str());
+            assert_eq!(role, roles, "{engine}");
+        }
+    }
 }

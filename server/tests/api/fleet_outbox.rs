@@ -113,7 +113,7 @@ async fn queue(database: &DatabaseUrl) {
         };
         let sealed = seal(&keys, &message).unwrap();
         let new = db::outbox::NewMessage {
-            kind: "card_unlocked",
+            kind: unlock_server::db::states::OutboxKind::CardUnlocked,
             recipient: &recipient,
             journey_id: None,
             holder_id: None,
