@@ -1,4 +1,10 @@
 //! The append-only audit trail: who did what, when, from where, and how it ended.
+//!
+//! Changes are audited one way: [`write`] runs the change in a write transaction and
+//! appends the [`Audited`] outcome it returns in the same transaction, for the holder's
+//! steps, staff's actions and the operator's commands ([`operator_write`]) alike. Only where
+//! the write itself finds out who acted (a staff session named by its cookie) does it append
+//! through [`record`] directly, still inside its transaction.
 
 use std::sync::Arc;
 
@@ -144,24 +150,37 @@ pub async fn record(conn: &mut Conn, at: Millis, event: Event<'_>) -> anyhow::Re
 pub struct Audited<T> {
     pub outcome: Outcome,
     pub detail: Option<String>,
+    /// The journey it concerned, once the work found it.
+    pub journey_id: Option<i64>,
+    /// Whose profile it concerned, if the work found out (else the [`Actor`]'s).
+    pub holder_id: Option<String>,
     pub result: Result<T, Failure>,
 }
 
 impl<T> Audited<T> {
-    pub fn done(outcome: Outcome, detail: Option<String>, value: T) -> Self {
+    pub fn new(outcome: Outcome, detail: Option<String>, result: Result<T, Failure>) -> Self {
         Self {
             outcome,
             detail,
-            result: Ok(value),
+            journey_id: None,
+            holder_id: None,
+            result,
         }
     }
 
+    pub fn done(outcome: Outcome, detail: Option<String>, value: T) -> Self {
+        Self::new(outcome, detail, Ok(value))
+    }
+
     pub fn refused(outcome: Outcome, detail: Option<String>, failure: Failure) -> Self {
-        Self {
-            outcome,
-            detail,
-            result: Err(failure),
-        }
+        Self::new(outcome, detail, Err(failure))
+    }
+
+    /// Records it as concerning this journey and holder.
+    pub fn concerning(mut self, journey_id: Option<i64>, holder_id: Option<&str>) -> Self {
+        self.journey_id = journey_id;
+        self.holder_id = holder_id.map(str::to_owned);
+        self
     }
 }
 
@@ -171,6 +190,26 @@ pub struct Actor {
     pub name: String,
     pub client: Option<String>,
     pub holder: Option<String>,
+}
+
+impl Actor {
+    /// A holder (who is not signed in: their journey's cookie is all they have) at `client`.
+    pub fn holder(client: &str) -> Self {
+        Self {
+            name: "holder".into(),
+            client: Some(client.to_owned()),
+            holder: None,
+        }
+    }
+
+    /// The operator, on the command line.
+    pub fn operator(holder: Option<&str>) -> Self {
+        Self {
+            name: "operator".into(),
+            client: None,
+            holder: holder.map(str::to_owned),
+        }
+    }
 }
 
 /// The audited write: runs `work` in one write transaction (which may run more than once)
@@ -198,7 +237,8 @@ where
         Box::pin(async move {
             let audited = work(&mut *conn, now).await?;
             let event = Event {
-                holder_id: actor.holder.as_deref(),
+                journey_id: audited.journey_id,
+                holder_id: audited.holder_id.as_deref().or(actor.holder.as_deref()),
                 client_addr: actor.client.as_deref(),
                 detail: audited.detail.as_deref(),
                 ..Event::new(&actor.name, action, audited.outcome)
@@ -208,4 +248,25 @@ where
         })
     })
     .await?
+}
+
+/// The operator's audited write on the command line: [`write`] as the operator, answering
+/// a refusal with its sentence as the error.
+pub async fn operator_write<T, F>(
+    db: &Db,
+    clock: &Clock,
+    holder: Option<&str>,
+    action: Action,
+    work: F,
+) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: for<'c> Fn(&'c mut Conn, Millis) -> BoxFuture<'c, anyhow::Result<Audited<T>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    write(db, clock, Actor::operator(holder), action, work)
+        .await
+        .map_err(Failure::into_error)
 }

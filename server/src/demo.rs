@@ -1,12 +1,12 @@
 //! The demo holder the run command seeds into an empty database, so a newcomer can try the
 //! journey at once. Production never passes `--demo`.
 
-use anyhow::Context;
+use anyhow::bail;
 
 use unlock_protocol::CardStatus;
 
-use crate::audit::{self, Action, Event, Outcome};
-use crate::clock::Millis;
+use crate::audit::{self, Action, Audited, Outcome};
+use crate::clock::Clock;
 use crate::db::cards::CardRecord;
 use crate::db::{self, Db};
 
@@ -16,26 +16,30 @@ pub const DEMO_EMAIL: &str = "demo.holder@demo.example";
 pub const DEMO_CARD_SERIAL: &str = "2d6bddb8ad096c2d";
 
 /// Seeds the demo holder if the database has no holders; returns whether it did.
-pub async fn seed_if_empty(db: &Db, now: Millis) -> anyhow::Result<bool> {
-    let mut tx = db.begin().await?;
-    if db::holders::count(&mut tx).await? > 0 {
+pub async fn seed_if_empty(db: &Db, clock: &Clock) -> anyhow::Result<bool> {
+    if db::holders::count(&mut *db.reader().await?).await? > 0 {
         return Ok(false);
     }
-    let two_years = 2 * 365 * 24 * 3_600_000;
-    db::allowed_domains::add(&mut tx, DEMO_DOMAIN, "demo", now).await?;
-    db::holders::save(&mut tx, DEMO_HOLDER_ID, "Demo Holder", "Demo Trust", now).await?;
-    db::holder_emails::add(&mut tx, DEMO_EMAIL, DEMO_HOLDER_ID, now, "demo").await?;
-    let card = CardRecord {
-        status: CardStatus::Active,
-        cert_expires_at: now + two_years,
-        model: "unlock-cr/1".into(),
-    };
-    db::cards::save(&mut tx, DEMO_CARD_SERIAL, DEMO_HOLDER_ID, &card, now).await?;
-    let event = Event {
-        holder_id: Some(DEMO_HOLDER_ID),
-        ..Event::new("operator", Action::DemoSeed, Outcome::Done)
-    };
-    audit::record(&mut tx, now, event).await?;
-    tx.commit().await.context("commit the demo holder")?;
+    let action = Action::DemoSeed;
+    audit::operator_write(db, clock, Some(DEMO_HOLDER_ID), action, |conn, now| {
+        Box::pin(async move {
+            // Checked again in the write: another instance may have seeded it meanwhile.
+            if db::holders::count(conn).await? > 0 {
+                bail!("the database has holders already");
+            }
+            let two_years = 2 * 365 * 24 * 3_600_000;
+            db::allowed_domains::add(conn, DEMO_DOMAIN, "demo", now).await?;
+            db::holders::save(conn, DEMO_HOLDER_ID, "Demo Holder", "Demo Trust", now).await?;
+            db::holder_emails::add(conn, DEMO_EMAIL, DEMO_HOLDER_ID, now, "demo").await?;
+            let card = CardRecord {
+                status: CardStatus::Active,
+                cert_expires_at: now + two_years,
+                model: "unlock-cr/1".into(),
+            };
+            db::cards::save(conn, DEMO_CARD_SERIAL, DEMO_HOLDER_ID, &card, now).await?;
+            Ok(Audited::done(Outcome::Done, None, ()))
+        })
+    })
+    .await?;
     Ok(true)
 }

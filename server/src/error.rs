@@ -47,6 +47,16 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// As an error for the command line: ours with its causes, or the client's sentence.
+    pub fn into_error(self) -> anyhow::Error {
+        match self {
+            Self::Internal(error) => error,
+            Self::Client { body, .. } => anyhow::anyhow!("{}", body.message),
+        }
+    }
+}
+
 /// The HTTP status of a code, from the protocol's table.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

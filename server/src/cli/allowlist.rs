@@ -2,10 +2,11 @@ use anyhow::Context;
 
 use super::AllowlistCommand;
 use crate::allowlist;
-use crate::audit::{self, Action, Event, Outcome};
+use crate::audit::{self, Action, Audited, Outcome};
+use crate::clock::Clock;
 use crate::db::Db;
 
-pub async fn run(db: &Db, command: AllowlistCommand, now: i64) -> anyhow::Result<()> {
+pub async fn run(db: &Db, clock: &Clock, command: AllowlistCommand) -> anyhow::Result<()> {
     let (action, raw_domain) = match command {
         AllowlistCommand::List => {
             for domain in allowlist::list(db).await? {
@@ -18,28 +19,25 @@ pub async fn run(db: &Db, command: AllowlistCommand, now: i64) -> anyhow::Result
     };
     let domain = allowlist::parse_domain(&raw_domain)
         .with_context(|| format!("{raw_domain:?} is not a domain name"))?;
-    let mut tx = db.begin().await?;
-    let outcome = if action == Action::AllowlistAdd {
-        let added = allowlist::add(&mut tx, &domain, "operator", now).await?;
-        if added {
-            Outcome::Added
-        } else {
-            Outcome::AlreadyAllowed
-        }
-    } else {
-        let removed = allowlist::remove(&mut tx, &domain).await?;
-        if removed {
-            Outcome::Removed
-        } else {
-            Outcome::NotOnTheList
-        }
-    };
-    let event = Event {
-        detail: Some(&domain),
-        ..Event::new("operator", action, outcome)
-    };
-    audit::record(&mut tx, now, event).await?;
-    tx.commit().await.context("commit")?;
+    let job_domain = domain.clone();
+    let outcome = audit::operator_write(db, clock, None, action, move |conn, now| {
+        let domain = job_domain.clone();
+        Box::pin(async move {
+            let outcome = if action == Action::AllowlistAdd {
+                if allowlist::add(conn, &domain, "operator", now).await? {
+                    Outcome::Added
+                } else {
+                    Outcome::AlreadyAllowed
+                }
+            } else if allowlist::remove(conn, &domain).await? {
+                Outcome::Removed
+            } else {
+                Outcome::NotOnTheList
+            };
+            Ok(Audited::done(outcome, Some(domain), outcome))
+        })
+    })
+    .await?;
     println!("{domain}: {}", outcome.as_str().replace('_', " "));
     Ok(())
 }

@@ -7,14 +7,15 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use time::macros::format_description;
 use unlock_protocol::{CardSerial, CardStatus, EmailAddress, HolderId};
 
-use crate::audit::{self, Action, Event, Outcome};
-use crate::clock::Millis;
+use crate::audit::{self, Action, Audited, Outcome};
+use crate::clock::{Clock, Millis};
 use crate::db::cards::CardRecord;
 use crate::db::holder_emails::Added;
 use crate::db::{self, Conn, Db, Savepoint};
@@ -72,17 +73,44 @@ struct Card {
 }
 
 /// Imports the file, all or nothing; every bad row is reported with its line number.
-pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary> {
+pub async fn import(db: &Db, clock: &Clock, path: &Path) -> anyhow::Result<Summary> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
         .with_context(|| format!("open {}", path.display()))?;
-    let mut tx = db.begin().await?;
+    // Line numbers count the header as line 1.
+    let rows: Arc<Vec<(usize, Result<Row, String>)>> = Arc::new(
+        reader
+            .deserialize::<Row>()
+            .enumerate()
+            .map(|(index, row)| (index + 2, row.map_err(|error| error.to_string())))
+            .collect(),
+    );
+    let action = Action::HoldersImport;
+    audit::operator_write(db, clock, None, action, move |conn, now| {
+        let rows = rows.clone();
+        Box::pin(async move {
+            let summary = import_rows(conn, &rows, now).await?;
+            Ok(Audited::done(
+                Outcome::Done,
+                Some(summary.to_string()),
+                summary,
+            ))
+        })
+    })
+    .await
+}
+
+/// Imports every row inside the caller's transaction, or fails naming each bad row.
+async fn import_rows(
+    conn: &mut Conn,
+    rows: &[(usize, Result<Row, String>)],
+    now: Millis,
+) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let mut problems = Vec::new();
-    for (index, record) in reader.deserialize::<Row>().enumerate() {
-        let line = index + 2;
-        let row = match record {
+    for (line, row) in rows {
+        let row = match row {
             Ok(row) => row,
             Err(error) => {
                 problems.push(format!("line {line}: {error}"));
@@ -91,15 +119,15 @@ pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary
         };
         // A row that fails is undone alone, so the rows after it are still checked (on
         // PostgreSQL a failed statement would otherwise void the rest of the transaction).
-        db::savepoint(&mut tx, Savepoint::Mark).await?;
-        match import_row(&mut tx, &row, now, &mut summary).await {
+        db::savepoint(conn, Savepoint::Mark).await?;
+        match import_row(conn, row, now, &mut summary).await {
             Ok(()) => {
                 summary.rows += 1;
-                db::savepoint(&mut tx, Savepoint::Keep).await?;
+                db::savepoint(conn, Savepoint::Keep).await?;
             }
             Err(error) => {
                 problems.push(format!("line {line}: {error:#}"));
-                db::savepoint(&mut tx, Savepoint::Undo).await?;
+                db::savepoint(conn, Savepoint::Undo).await?;
             }
         }
     }
@@ -109,17 +137,6 @@ pub async fn import(db: &Db, path: &Path, now: Millis) -> anyhow::Result<Summary
             problems.join("\n")
         );
     }
-    let detail = summary.to_string();
-    audit::record(
-        &mut tx,
-        now,
-        Event {
-            detail: Some(&detail),
-            ..Event::new("operator", Action::HoldersImport, Outcome::Done)
-        },
-    )
-    .await?;
-    tx.commit().await.context("commit the import")?;
     Ok(summary)
 }
 

@@ -6,11 +6,10 @@ mod staff;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use unlock_protocol::{EmailAddress, HolderId};
 
-use crate::audit::{self, Action, Event, Outcome};
+use crate::audit::{self, Action, Audited, Outcome};
 use crate::card_key;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -153,26 +152,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import { csv } => {
             let db = open(&config).await?;
-            let summary = import::import(&db, &csv, clock.now()).await?;
+            let summary = import::import(&db, &clock, &csv).await?;
             println!("{summary}");
             db.close().await;
             Ok(())
         }
         Command::Allowlist(command) => {
             let db = open(&config).await?;
-            let result = allowlist::run(&db, command, clock.now()).await;
+            let result = allowlist::run(&db, &clock, command).await;
             db.close().await;
             result
         }
         Command::Throttle(command) => {
             let db = open(&config).await?;
-            let result = throttle_command(&db, &config, command, clock.now()).await;
+            let result = throttle_command(&db, &clock, &config, command).await;
             db.close().await;
             result
         }
         Command::Staff(command) => {
             let db = open(&config).await?;
-            let result = staff::run(&db, &config, command, clock.now()).await;
+            let result = staff::run(&db, &clock, &config, command).await;
             db.close().await;
             result
         }
@@ -207,7 +206,7 @@ async fn open(config: &Config) -> anyhow::Result<Db> {
 async fn serve(config: Config, clock: Clock, seed_demo: bool) -> anyhow::Result<()> {
     if seed_demo {
         let db = open(&config).await?;
-        if demo::seed_if_empty(&db, clock.now()).await? {
+        if demo::seed_if_empty(&db, &clock).await? {
             tracing::warn!(
                 email = demo::DEMO_EMAIL,
                 holder = demo::DEMO_HOLDER_ID,
@@ -240,14 +239,14 @@ async fn shutdown_signal() {
 
 async fn throttle_command(
     db: &Db,
+    clock: &Clock,
     config: &Config,
     command: ThrottleCommand,
-    now: i64,
 ) -> anyhow::Result<()> {
-    let mut conn = db.begin().await?;
     match command {
         ThrottleCommand::List => {
-            for row in db::throttles::locked(&mut conn, now).await? {
+            let now = clock.now();
+            for row in db::throttles::locked(&mut *db.reader().await?, now).await? {
                 let minutes = (row.locked_until - now + 59_999) / 60_000;
                 println!(
                     "{}\t{}\t{} hits\tlocked for {minutes} more min",
@@ -265,14 +264,14 @@ async fn throttle_command(
             if let Some(username) = staff {
                 let username = unlock_protocol::staff::StaffUsername::parse(&username)?;
                 let key = Keys::load(config)?.staff_subject(username.as_str());
-                return release(conn, key, now).await;
+                return release(db, clock, key).await;
             }
             let key = match (holder, email, client) {
                 (Some(holder), ..) => format!("holder:{}", HolderId::parse(&holder)?),
                 (_, Some(email), _) => {
                     let email = EmailAddress::parse(&email)?;
-                    let holder = db::holder_emails::owner_of(&mut conn, email.as_str()).await?;
-                    match holder {
+                    let mut conn = db.reader().await?;
+                    match db::holder_emails::owner_of(&mut conn, email.as_str()).await? {
                         Some(id) => format!("holder:{id}"),
                         None => Keys::load(config)?.email_subject(email.as_str()),
                     }
@@ -280,22 +279,24 @@ async fn throttle_command(
                 (_, _, Some(client)) => client.to_string(),
                 _ => anyhow::bail!("say which throttle to release: --holder, --email or --client"),
             };
-            release(conn, key, now).await
+            release(db, clock, key).await
         }
     }
 }
 
 /// Releases every throttle on `key`, audited, and says how many.
-async fn release(mut conn: db::Transaction, key: String, now: i64) -> anyhow::Result<()> {
-    let released = throttle::release(&mut conn, &key).await?;
+async fn release(db: &Db, clock: &Clock, key: String) -> anyhow::Result<()> {
     let holder_id = key.strip_prefix("holder:");
-    let event = Event {
-        holder_id,
-        detail: Some(&key),
-        ..Event::new("operator", Action::ThrottleRelease, Outcome::Done)
-    };
-    audit::record(&mut conn, now, event).await?;
-    conn.commit().await.context("commit the release")?;
+    let job_key = key.clone();
+    let action = Action::ThrottleRelease;
+    let released = audit::operator_write(db, clock, holder_id, action, move |conn, _| {
+        let key = job_key.clone();
+        Box::pin(async move {
+            let released = throttle::release(conn, &key).await?;
+            Ok(Audited::done(Outcome::Done, Some(key), released))
+        })
+    })
+    .await?;
     println!("released {released} throttle(s) for {key}");
     Ok(())
 }

@@ -4,11 +4,17 @@ use unlock_protocol::HolderId;
 use unlock_protocol::staff::{Role, StaffUsername};
 
 use super::StaffCommand;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::staff::accounts::{self, Enrolment, Passwords};
 
-pub async fn run(db: &Db, config: &Config, command: StaffCommand, now: i64) -> anyhow::Result<()> {
+pub async fn run(
+    db: &Db,
+    clock: &Clock,
+    config: &Config,
+    command: StaffCommand,
+) -> anyhow::Result<()> {
     match command {
         StaffCommand::Add {
             username,
@@ -24,12 +30,12 @@ pub async fn run(db: &Db, config: &Config, command: StaffCommand, now: i64) -> a
             let passwords = Passwords::new(&config.staff).await?;
             let enrolment = accounts::add(
                 db,
+                clock,
                 config,
                 &passwords,
                 &username,
                 role,
                 holder.as_ref(),
-                now,
             )
             .await?;
             print_enrolment(config, &enrolment, "created", json);
@@ -37,12 +43,12 @@ pub async fn run(db: &Db, config: &Config, command: StaffCommand, now: i64) -> a
         StaffCommand::Reset { username, json } => {
             let username = StaffUsername::parse(&username)?;
             let passwords = Passwords::new(&config.staff).await?;
-            let enrolment = accounts::reset(db, config, &passwords, &username, now).await?;
+            let enrolment = accounts::reset(db, clock, config, &passwords, &username).await?;
             print_enrolment(config, &enrolment, "reset (its sessions have ended)", json);
         }
         StaffCommand::Disable { username } => {
             let username = StaffUsername::parse(&username)?;
-            accounts::disable(db, &username, now).await?;
+            accounts::disable(db, clock, &username).await?;
             println!("{username}: disabled (its sessions have ended)");
         }
         StaffCommand::List => {

@@ -71,13 +71,14 @@ pub async fn add(
     Ok(done.rows_affected() == 1)
 }
 
-/// Gives an account new credentials it must replace at its next sign-in, and enables it.
+/// Gives an account new credentials it must replace at its next sign-in, and enables it;
+/// whether there was such an account.
 pub async fn reset(
     conn: &mut Conn,
     username: &str,
     credentials: Credentials<'_>,
-) -> anyhow::Result<()> {
-    sqlx::query(
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
         "UPDATE staff_accounts SET password_hash = $1, must_change_password = $2, totp_secret = $3,
                 totp_last_step = 0, disabled_at = NULL
          WHERE username = $4",
@@ -89,7 +90,7 @@ pub async fn reset(
     .execute(conn)
     .await
     .context("reset the staff account")?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Disables an enabled account; whether there was one.

@@ -4,8 +4,10 @@ use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{CardStatus, ErrorCode, OneTimeCode};
 
 use super::start::issue_code;
-use super::{Found, Journey, find, no_journey, subject_limits, throttled, view_of};
-use crate::audit::{self, Action, Event, Outcome};
+use super::{
+    Found, Journey, find, no_journey, no_journey_step, step, subject_limits, throttled, view_of,
+};
+use crate::audit::{Action, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::config::Config;
 use crate::db::cards::CardRecord;
@@ -26,20 +28,18 @@ pub async fn verify(
     let code = OneTimeCode::parse(raw_code)
         .map_err(|e| Failure::client_message(ErrorCode::CodeInvalid, format!("{e}.")))?;
     let token = token.ok_or_else(no_journey)?.to_owned();
-    let (state, client) = (state.clone(), client.to_owned());
-    state
-        .clone()
-        .db
-        .write(move |conn| {
-            Box::pin(check_code(
-                conn,
-                state.clone(),
-                token.clone(),
-                code.clone(),
-                client.clone(),
-            ))
-        })
-        .await?
+    let (job_state, job_client) = (state.clone(), client.to_owned());
+    step(
+        state,
+        client,
+        Action::JourneyVerifyCode,
+        move |conn, now| {
+            let (state, token, code) = (job_state.clone(), token.clone(), code.clone());
+            let client = job_client.clone();
+            Box::pin(async move { check_code(conn, now, &state, &token, &code, &client).await })
+        },
+    )
+    .await
 }
 
 /// `POST /api/journey/resend`.
@@ -49,40 +49,35 @@ pub async fn resend(
     client: &str,
 ) -> Result<JourneyView, Failure> {
     let token = token.ok_or_else(no_journey)?.to_owned();
-    let (job_state, client) = (state.clone(), client.to_owned());
-    let result = state
-        .db
-        .write(move |conn| {
-            Box::pin(send_new_code(
-                conn,
-                job_state.clone(),
-                token.clone(),
-                client.clone(),
-            ))
-        })
-        .await?;
-    if result.is_ok() {
-        state.outbox_wake.notify_one();
-    }
-    result
+    let (job_state, job_client) = (state.clone(), client.to_owned());
+    step(
+        state,
+        client,
+        Action::JourneyResendCode,
+        move |conn, now| {
+            let (state, token, client) = (job_state.clone(), token.clone(), job_client.clone());
+            Box::pin(async move { send_new_code(conn, now, &state, &token, &client).await })
+        },
+    )
+    .await
 }
 
 async fn check_code(
     conn: &mut Conn,
-    state: AppState,
-    token: String,
-    code: OneTimeCode,
-    client: String,
-) -> anyhow::Result<Result<JourneyView, Failure>> {
+    now: Millis,
+    state: &AppState,
+    token: &str,
+    code: &OneTimeCode,
+    client: &str,
+) -> anyhow::Result<Audited<JourneyView>> {
     let config = &state.config;
-    let now = state.clock.now();
     let Some(Found {
         journey,
         code: latest,
         locked,
-    }) = find_audited(conn, &token, &client, now, Action::JourneyVerifyCode).await?
+    }) = find(conn, token, client, now).await?
     else {
-        return Ok(Err(no_journey()));
+        return Ok(no_journey_step());
     };
     let mut ineligible = None;
     let (outcome, result) = 'checked: {
@@ -120,7 +115,7 @@ async fn check_code(
             let voided = Failure::client(ErrorCode::CodeVoided);
             break 'checked (Outcome::NoLiveCode, Err(voided));
         };
-        throttle::hit(conn, &config.throttle, Scope::ClientFailure, &client, now).await?;
+        throttle::hit(conn, &config.throttle, Scope::ClientFailure, client, now).await?;
         if voided {
             throttle::hit(
                 conn,
@@ -142,29 +137,25 @@ async fn check_code(
         let wrong = Failure::client_message(ErrorCode::CodeWrong, message);
         (Outcome::WrongCode, Err(wrong.tries_left(tries_left)))
     };
-    let event = Event {
-        detail: ineligible.as_deref(),
-        ..holder_event(&journey, Action::JourneyVerifyCode, outcome, &client)
-    };
-    audit::record(conn, now, event).await?;
-    Ok(result)
+    Ok(Audited::new(outcome, ineligible, result)
+        .concerning(Some(journey.id), journey.holder_id.as_deref()))
 }
 
 async fn send_new_code(
     conn: &mut Conn,
-    state: AppState,
-    token: String,
-    client: String,
-) -> anyhow::Result<Result<JourneyView, Failure>> {
+    now: Millis,
+    state: &AppState,
+    token: &str,
+    client: &str,
+) -> anyhow::Result<Audited<JourneyView>> {
     let config = &state.config;
-    let now = state.clock.now();
     let Some(Found {
         journey,
         code: latest,
         locked,
-    }) = find_audited(conn, &token, &client, now, Action::JourneyResendCode).await?
+    }) = find(conn, token, client, now).await?
     else {
-        return Ok(Err(no_journey()));
+        return Ok(no_journey_step());
     };
     let (outcome, result) = 'checked: {
         if let Some(refused) = refuse_code_step(&journey, locked, now) {
@@ -191,19 +182,14 @@ async fn send_new_code(
         db::codes::supersede_live(conn, journey.id).await?;
         // An earlier code's email still waiting to go out would only confuse.
         db::outbox::withdraw_code_emails(conn, journey.id, now).await?;
-        let code = issue_code(&state, conn, &journey, now).await?;
+        let code = issue_code(state, conn, &journey, now).await?;
         (
             Outcome::CodeIssued,
             view_of(&config.journey, &journey, Some(&code), now),
         )
     };
-    audit::record(
-        conn,
-        now,
-        holder_event(&journey, Action::JourneyResendCode, outcome, &client),
-    )
-    .await?;
-    Ok(result)
+    Ok(Audited::new(outcome, None, result)
+        .concerning(Some(journey.id), journey.holder_id.as_deref()))
 }
 
 /// Why a journey can't take a code or a resend now: it has moved on, its holder or client is
@@ -229,36 +215,6 @@ fn refuse_code_step(
         ));
     }
     None
-}
-
-/// The journey the cookie names; a cookie that names none (expired from the browser, forged,
-/// or from another server) is audited under `action`.
-async fn find_audited(
-    conn: &mut Conn,
-    token: &str,
-    client: &str,
-    now: Millis,
-    action: Action,
-) -> anyhow::Result<Option<Found>> {
-    let found = find(conn, token, client, now).await?;
-    if found.is_none() {
-        super::audit_no_journey(conn, now, client, action).await?;
-    }
-    Ok(found)
-}
-
-fn holder_event<'a>(
-    journey: &'a Journey,
-    action: Action,
-    outcome: Outcome,
-    client: &'a str,
-) -> Event<'a> {
-    Event {
-        journey_id: Some(journey.id),
-        holder_id: journey.holder_id.as_deref(),
-        client_addr: Some(client),
-        ..Event::new("holder", action, outcome)
-    }
 }
 
 /// After a right code: the holder may go on only if one of their cards can be unlocked here.

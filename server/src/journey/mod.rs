@@ -13,7 +13,7 @@ pub use card::{confirm_receipt, present_card, release_cryptogram};
 pub use code::{resend, verify};
 pub use start::{Started, start};
 
-use crate::audit::{Action, Event, Outcome};
+use crate::audit::{Action, Actor, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::config::JourneyConfig;
 use crate::db::journeys::{Journey, LatestCode, LockScopes, WithCode};
@@ -58,19 +58,29 @@ async fn find(
     ))
 }
 
-/// Audits a request whose cookie names no journey (expired from the browser, forged, or from
-/// another server) under `action`.
-async fn audit_no_journey(
-    conn: &mut Conn,
-    now: Millis,
-    client: &str,
-    action: Action,
-) -> anyhow::Result<()> {
-    let event = Event {
-        client_addr: Some(client),
-        ..Event::new("holder", action, Outcome::NoJourney)
-    };
-    crate::audit::record(conn, now, event).await
+/// Runs one step of a journey as the audited write of the holder at `client` (see
+/// [`crate::audit::write`]); the outbox is woken when it succeeds, since a step may have
+/// queued an email.
+async fn step<T, F>(state: &AppState, client: &str, action: Action, work: F) -> Result<T, Failure>
+where
+    T: Send + 'static,
+    F: for<'c> Fn(&'c mut Conn, Millis) -> db::BoxFuture<'c, anyhow::Result<Audited<T>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let actor = Actor::holder(client);
+    let result = crate::audit::write(&state.db, &state.clock, actor, action, work).await;
+    if result.is_ok() {
+        state.outbox_wake.notify_one();
+    }
+    result
+}
+
+/// The audited refusal of a request whose cookie names no journey (expired from the
+/// browser, forged, or from another server).
+fn no_journey_step<T>() -> Audited<T> {
+    Audited::refused(Outcome::NoJourney, None, no_journey())
 }
 
 /// The answer when the cookie names no journey.

@@ -4,7 +4,7 @@ use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
 use super::{Journey, LatestCode, throttled, view_of};
-use crate::audit::{self, Action, Event, Outcome};
+use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
 use crate::config::Config;
 use crate::db::journeys::NewJourney;
@@ -36,14 +36,10 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
         holder_id,
         client: client.to_owned(),
     };
-    let result = state
-        .db
-        .write(move |conn| Box::pin(request.clone().run(conn)))
-        .await?;
-    if result.is_ok() {
-        state.outbox_wake.notify_one();
-    }
-    result
+    super::step(state, client, Action::JourneyStart, move |conn, now| {
+        Box::pin(request.clone().run(conn, now))
+    })
+    .await
 }
 
 /// What may stop a journey from starting, read in one round trip to SQLite.
@@ -101,7 +97,7 @@ struct StartRequest {
 impl StartRequest {
     /// The write: every check that must see committed state, the journey, its code, its email
     /// and the audit event, in one transaction.
-    async fn run(self, conn: &mut Conn) -> anyhow::Result<Result<Started, Failure>> {
+    async fn run(self, conn: &mut Conn, now: Millis) -> anyhow::Result<Audited<Started>> {
         let Self {
             state,
             email,
@@ -110,7 +106,6 @@ impl StartRequest {
             client,
         } = self;
         let config = &state.config;
-        let now = state.clock.now();
         // Addresses on no profile get a pseudonymous subject and go through every step a known
         // one does, except that no email is queued: the answer and its timing must not differ.
         let subject = match &holder_id {
@@ -167,15 +162,8 @@ impl StartRequest {
                 view.map(|view| Started { token, view }),
             )
         };
-        let event = Event {
-            journey_id,
-            holder_id: holder_id.as_deref(),
-            client_addr: Some(&client),
-            detail: (outcome == Outcome::DomainNotAllowed).then(|| email.domain()),
-            ..Event::new("holder", Action::JourneyStart, outcome)
-        };
-        audit::record(conn, now, event).await?;
-        Ok(result)
+        let detail = (outcome == Outcome::DomainNotAllowed).then(|| email.domain().to_owned());
+        Ok(Audited::new(outcome, detail, result).concerning(journey_id, holder_id.as_deref()))
     }
 }
 

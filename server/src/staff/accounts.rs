@@ -8,8 +8,8 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Versio
 use unlock_protocol::HolderId;
 use unlock_protocol::staff::{Role, StaffUsername};
 
-use crate::audit::{self, Action, Event, Outcome};
-use crate::clock::Millis;
+use crate::audit::{self, Action, Audited, Outcome};
+use crate::clock::Clock;
 use crate::config::{Config, StaffConfig};
 use crate::db::{self, Conn, Db};
 use crate::secrets::Keys;
@@ -159,6 +159,31 @@ struct Credentials {
     sealed_secret: Vec<u8>,
 }
 
+/// What is stored of new credentials, owned, for a write that may run more than once.
+#[derive(Clone)]
+struct Stored {
+    password_hash: String,
+    sealed_secret: Vec<u8>,
+}
+
+impl Credentials {
+    fn stored(&self) -> Stored {
+        Stored {
+            password_hash: self.password_hash.clone(),
+            sealed_secret: self.sealed_secret.clone(),
+        }
+    }
+}
+
+impl Stored {
+    fn as_credentials(&self) -> db::staff_accounts::Credentials<'_> {
+        db::staff_accounts::Credentials {
+            password_hash: &self.password_hash,
+            sealed_secret: &self.sealed_secret,
+        }
+    }
+}
+
 async fn new_credentials(
     config: &Config,
     keys: &Keys,
@@ -198,12 +223,12 @@ async fn new_credentials(
 /// act on profiles (`ra`, `ra-manager`) must name their own holder id, so they can't act on it.
 pub async fn add(
     db: &Db,
+    clock: &Clock,
     config: &Config,
     passwords: &Passwords,
     username: &StaffUsername,
     role: Role,
     holder: Option<&HolderId>,
-    now: Millis,
 ) -> anyhow::Result<Enrolment> {
     if role != Role::Support && holder.is_none() {
         bail!(
@@ -214,18 +239,28 @@ pub async fn add(
     }
     let keys = Keys::load(config)?;
     let credentials = new_credentials(config, &keys, passwords, username, role).await?;
-    let mut tx = db.begin().await?;
-    let stored = db::staff_accounts::Credentials {
-        password_hash: &credentials.password_hash,
-        sealed_secret: &credentials.sealed_secret,
-    };
-    let holder_id = holder.map(HolderId::as_str);
-    if !db::staff_accounts::add(&mut tx, username.as_str(), role, holder_id, stored, now).await? {
-        bail!("there is already a staff account named {username}");
-    }
-    let detail = format!("{username} as {role}");
-    operator_event(&mut tx, now, Action::StaffAccountAdd, holder, &detail).await?;
-    tx.commit().await.context("commit the new staff account")?;
+    let (name, stored) = (username.clone(), credentials.stored());
+    let holder_id = holder.map(|id| id.as_str().to_owned());
+    let action = Action::StaffAccountAdd;
+    let concerning = holder.map(HolderId::as_str);
+    audit::operator_write(db, clock, concerning, action, move |conn, now| {
+        let (name, stored, holder_id) = (name.clone(), stored.clone(), holder_id.clone());
+        Box::pin(async move {
+            let credentials = stored.as_credentials();
+            let holder_id = holder_id.as_deref();
+            if !db::staff_accounts::add(conn, name.as_str(), role, holder_id, credentials, now)
+                .await?
+            {
+                bail!("there is already a staff account named {name}");
+            }
+            Ok(Audited::done(
+                Outcome::Done,
+                Some(format!("{name} as {role}")),
+                (),
+            ))
+        })
+    })
+    .await?;
     Ok(credentials.enrolment)
 }
 
@@ -233,45 +268,47 @@ pub async fn add(
 /// password): it must go through first sign-in again, and its sessions end.
 pub async fn reset(
     db: &Db,
+    clock: &Clock,
     config: &Config,
     passwords: &Passwords,
     username: &StaffUsername,
-    now: Millis,
 ) -> anyhow::Result<Enrolment> {
     let keys = Keys::load(config)?;
-    let mut tx = db.begin().await?;
-    let account = find(&mut tx, username.as_str())
+    let account = find(&mut *db.reader().await?, username.as_str())
         .await?
         .with_context(|| format!("there is no staff account named {username}"))?;
     let credentials = new_credentials(config, &keys, passwords, username, account.role).await?;
-    let stored = db::staff_accounts::Credentials {
-        password_hash: &credentials.password_hash,
-        sealed_secret: &credentials.sealed_secret,
-    };
-    db::staff_accounts::reset(&mut tx, username.as_str(), stored).await?;
-    end_sessions(&mut tx, username.as_str()).await?;
+    let (name, stored) = (username.clone(), credentials.stored());
     let action = Action::StaffAccountReset;
-    operator_event(&mut tx, now, action, None, username.as_str()).await?;
-    tx.commit().await.context("commit the reset")?;
+    audit::operator_write(db, clock, None, action, move |conn, _| {
+        let (name, stored) = (name.clone(), stored.clone());
+        Box::pin(async move {
+            if !db::staff_accounts::reset(conn, name.as_str(), stored.as_credentials()).await? {
+                bail!("there is no staff account named {name}");
+            }
+            end_sessions(conn, name.as_str()).await?;
+            Ok(Audited::done(Outcome::Done, Some(name.to_string()), ()))
+        })
+    })
+    .await?;
     Ok(credentials.enrolment)
 }
 
 /// Stops an account signing in and ends its sessions.
-pub async fn disable(db: &Db, username: &StaffUsername, now: Millis) -> anyhow::Result<()> {
-    let mut tx = db.begin().await?;
-    if !db::staff_accounts::disable(&mut tx, username.as_str(), now).await? {
-        bail!("there is no enabled staff account named {username}");
-    }
-    end_sessions(&mut tx, username.as_str()).await?;
-    operator_event(
-        &mut tx,
-        now,
-        Action::StaffAccountDisable,
-        None,
-        username.as_str(),
-    )
-    .await?;
-    tx.commit().await.context("commit")
+pub async fn disable(db: &Db, clock: &Clock, username: &StaffUsername) -> anyhow::Result<()> {
+    let name = username.clone();
+    let action = Action::StaffAccountDisable;
+    audit::operator_write(db, clock, None, action, move |conn, now| {
+        let name = name.clone();
+        Box::pin(async move {
+            if !db::staff_accounts::disable(conn, name.as_str(), now).await? {
+                bail!("there is no enabled staff account named {name}");
+            }
+            end_sessions(conn, name.as_str()).await?;
+            Ok(Audited::done(Outcome::Done, Some(name.to_string()), ()))
+        })
+    })
+    .await
 }
 
 /// Ends every session of an account.
@@ -282,21 +319,6 @@ pub async fn end_sessions(conn: &mut Conn, username: &str) -> anyhow::Result<()>
 /// Every account, for `staff list`.
 pub async fn list(db: &Db) -> anyhow::Result<Vec<Listed>> {
     db::staff_accounts::list(&mut *db.reader().await?).await
-}
-
-async fn operator_event(
-    conn: &mut Conn,
-    now: Millis,
-    action: Action,
-    holder: Option<&HolderId>,
-    detail: &str,
-) -> anyhow::Result<()> {
-    let event = Event {
-        holder_id: holder.map(HolderId::as_str),
-        detail: Some(detail),
-        ..Event::new("operator", action, Outcome::Done)
-    };
-    audit::record(conn, now, event).await
 }
 
 fn one_time_password() -> anyhow::Result<String> {

@@ -12,7 +12,7 @@ use super::accounts::{self, Account};
 use super::session::{
     Session, find_session, idle_limit, session_end, set_stage, signed_in, staff_event,
 };
-use crate::audit::{self, Action, Outcome};
+use crate::audit::{self, Action, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::db::staff_sessions::NewSession;
 use crate::db::states::SessionStage;
@@ -79,12 +79,17 @@ fn locked_out(now: Millis, locked: Locked) -> Failure {
     .retry_after(seconds_until(now, locked.until))
 }
 
-/// How the audit trail names whoever tried to sign in: the account, if the name is one.
-fn actor_of(account: Option<&Account>) -> String {
-    account.map_or_else(
-        || "unknown".to_owned(),
-        |account| format!("staff:{}", account.username),
-    )
+/// Whoever tried to sign in from `client`, as the audit trail names them: the account, if
+/// the name is one.
+fn sign_in_actor(account: Option<&Account>, client: &str) -> audit::Actor {
+    audit::Actor {
+        name: account.map_or_else(
+            || "unknown".to_owned(),
+            |account| format!("staff:{}", account.username),
+        ),
+        client: Some(client.to_owned()),
+        holder: None,
+    }
 }
 
 fn sign_in_failed() -> Failure {
@@ -117,46 +122,43 @@ pub async fn sign_in(
             None => None,
         };
         if let Some(locked) = sign_in_lock(&mut conn, &subject, client, now).await? {
-            let (actor, client) = (actor_of(account.as_ref()), client.to_owned());
-            state
-                .db
-                .write(move |conn| {
-                    let (actor, client) = (actor.clone(), client.clone());
-                    Box::pin(async move {
-                        let event =
-                            staff_event(&actor, Action::StaffSignIn, Outcome::LockedOut, &client);
-                        audit::record(conn, now, event).await
-                    })
-                })
-                .await?;
-            return Err(locked_out(now, locked));
+            let actor = sign_in_actor(account.as_ref(), client);
+            return audit::write(
+                &state.db,
+                &state.clock,
+                actor,
+                Action::StaffSignIn,
+                move |_, _| {
+                    let refused =
+                        Audited::refused(Outcome::LockedOut, None, locked_out(now, locked));
+                    Box::pin(async move { Ok(refused) })
+                },
+            )
+            .await;
         }
         account
     };
-    let actor = actor_of(account.as_ref());
+    let actor = sign_in_actor(account.as_ref(), client);
     let usable = account.filter(|account| account.disabled_at.is_none());
     let stored = usable.as_ref().map(|account| account.password_hash.clone());
     let matched = state.passwords.verify(password.clone(), stored).await;
     let client = client.to_owned();
     let Some(account) = usable.filter(|_| matched) else {
         let job_state = state.clone();
-        state
-            .db
-            .write(move |conn| {
-                let (state, subject, client, actor) = (
-                    job_state.clone(),
-                    subject.clone(),
-                    client.clone(),
-                    actor.clone(),
-                );
+        return audit::write(
+            &state.db,
+            &state.clock,
+            actor,
+            Action::StaffSignIn,
+            move |conn, now| {
+                let (state, subject, client) = (job_state.clone(), subject.clone(), client.clone());
                 Box::pin(async move {
                     count_failure(conn, &state, &subject, &client, now).await?;
-                    let event = staff_event(&actor, Action::StaffSignIn, Outcome::Failed, &client);
-                    audit::record(conn, now, event).await
+                    Ok(Audited::refused(Outcome::Failed, None, sign_in_failed()))
                 })
-            })
-            .await?;
-        return Err(sign_in_failed());
+            },
+        )
+        .await;
     };
     // A password hashed with an older work factor is re-hashed while it is at hand.
     let rehashed = if state.passwords.is_current(&account.password_hash) {
@@ -167,9 +169,12 @@ pub async fn sign_in(
     let token = new_token()?;
     let stored_token = token_hash(&token);
     let idle_limit = idle_limit(state);
-    state
-        .db
-        .write(move |conn| {
+    audit::write(
+        &state.db,
+        &state.clock,
+        actor,
+        Action::StaffSignIn,
+        move |conn, now| {
             let (username, client) = (account.username.clone(), client.clone());
             let (stored_token, rehashed) = (stored_token.clone(), rehashed.clone());
             Box::pin(async move {
@@ -185,12 +190,11 @@ pub async fn sign_in(
                     expires_at: now + STEP_MILLIS,
                 };
                 db::staff_sessions::begin(conn, &session, now).await?;
-                let actor = format!("staff:{username}");
-                let event = staff_event(&actor, Action::StaffSignIn, Outcome::PasswordOk, &client);
-                audit::record(conn, now, event).await
+                Ok(Audited::done(Outcome::PasswordOk, None, ()))
             })
-        })
-        .await?;
+        },
+    )
+    .await?;
     Ok(Begun {
         token,
         step: SignInStep::SecondFactor,

@@ -106,12 +106,12 @@ impl TestApp {
         let holder = holder.map(|id| unlock_protocol::HolderId::parse(id).unwrap());
         let enrolment = accounts::add(
             &state.db,
+            &self.clock,
             &self.config,
             &state.passwords,
             &StaffUsername::parse(username).unwrap(),
             role,
             holder.as_ref(),
-            self.clock.now(),
         )
         .await
         .expect("add the staff account");

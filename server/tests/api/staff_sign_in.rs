@@ -129,8 +129,8 @@ async fn unknown_names_disabled_accounts_and_wrong_passwords_get_the_same_answer
     app.signed_in_staff("gone", Role::Support, None).await;
     unlock_server::staff::accounts::disable(
         &app.server().state.db,
+        &app.clock,
         &unlock_protocol::staff::StaffUsername::parse("gone").unwrap(),
-        app.clock.now(),
     )
     .await
     .unwrap();
@@ -400,10 +400,10 @@ async fn a_reset_or_disabled_account_is_signed_out_everywhere() {
     let name = unlock_protocol::staff::StaffUsername::parse("sam").unwrap();
     let enrolment = unlock_server::staff::accounts::reset(
         &state.db,
+        &app.clock,
         &app.config,
         &state.passwords,
         &name,
-        app.clock.now(),
     )
     .await
     .unwrap();
@@ -430,7 +430,7 @@ async fn a_reset_or_disabled_account_is_signed_out_everywhere() {
         "signed_in"
     );
 
-    unlock_server::staff::accounts::disable(&state.db, &name, app.clock.now())
+    unlock_server::staff::accounts::disable(&state.db, &app.clock, &name)
         .await
         .unwrap();
     assert_eq!(sam.get("/api/staff/me").await.code(), "session_expired");

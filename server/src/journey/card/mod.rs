@@ -16,7 +16,7 @@ pub use present::present_card;
 pub use receipt::confirm_receipt;
 pub use release::release_cryptogram;
 
-use crate::audit::{Action, Event, Outcome};
+use crate::audit::{Action, Audited, Event, Outcome};
 use crate::card_key::CardMasterKey;
 use crate::clock::Millis;
 use crate::config::Config;
@@ -43,19 +43,18 @@ fn master_key(state: &AppState) -> Result<Arc<CardMasterKey>, Failure> {
 }
 
 /// The journey a cookie token names, with the accepted card's record if it is still on the
-/// holder's profile; a token that names none is audited under `action`.
-async fn find_audited(
-    conn: &mut Conn,
-    token: &str,
-    client: &str,
-    now: Millis,
-    action: Action,
-) -> anyhow::Result<Option<CardJourney>> {
-    let found = db::journeys::for_card_step(conn, &token_hash(token)).await?;
-    if found.is_none() {
-        super::audit_no_journey(conn, now, client, action).await?;
-    }
-    Ok(found)
+/// holder's profile.
+async fn find(conn: &mut Conn, token: &str) -> anyhow::Result<Option<CardJourney>> {
+    db::journeys::for_card_step(conn, &token_hash(token)).await
+}
+
+/// A card step's audit record, concerning its journey.
+fn audited<T>(
+    journey: &CardJourney,
+    (outcome, result): Checked<T>,
+    detail: Option<String>,
+) -> Audited<T> {
+    Audited::new(outcome, detail, result).concerning(Some(journey.id), journey.holder_id.as_deref())
 }
 
 /// Why a journey can't take a card step now: it is over, its time is up, or its code has

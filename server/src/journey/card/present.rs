@@ -3,12 +3,13 @@
 use unlock_protocol::CardSerial;
 use unlock_protocol::api::JourneyView;
 
-use super::{Refusal, find_audited, holder_event, master_key, refuse_card, refuse_card_step};
-use crate::audit::{self, Action, Outcome};
+use super::{Refusal, audited, find, master_key, refuse_card, refuse_card_step};
+use crate::audit::{Action, Audited, Outcome};
+use crate::clock::Millis;
 use crate::clock::seconds_until;
 use crate::db::{self, Conn};
 use crate::error::Failure;
-use crate::journey::no_journey;
+use crate::journey::{no_journey, no_journey_step, step};
 use crate::state::AppState;
 
 /// `POST /api/journey/card`: the card the bridge read, checked against the verified holder's
@@ -22,44 +23,39 @@ pub async fn present_card(
 ) -> Result<JourneyView, Failure> {
     master_key(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
-    let (state, client) = (state.clone(), client.to_owned());
-    state
-        .clone()
-        .db
-        .write(move |conn| {
-            Box::pin(accept_card(
-                conn,
-                state.clone(),
-                token.clone(),
-                serial.clone(),
-                profile.clone(),
-                client.clone(),
-            ))
-        })
-        .await?
+    let job_state = state.clone();
+    step(
+        state,
+        client,
+        Action::JourneyPresentCard,
+        move |conn, now| {
+            let (state, token) = (job_state.clone(), token.clone());
+            let (serial, profile) = (serial.clone(), profile.clone());
+            Box::pin(async move { accept_card(conn, now, &state, &token, &serial, &profile).await })
+        },
+    )
+    .await
 }
 
 async fn accept_card(
     conn: &mut Conn,
-    state: AppState,
-    token: String,
-    serial: CardSerial,
-    profile: String,
-    client: String,
-) -> anyhow::Result<Result<JourneyView, Failure>> {
-    let now = state.clock.now();
-    let action = Action::JourneyPresentCard;
-    let Some(journey) = find_audited(conn, &token, &client, now, action).await? else {
-        return Ok(Err(no_journey()));
+    now: Millis,
+    state: &AppState,
+    token: &str,
+    serial: &CardSerial,
+    profile: &str,
+) -> anyhow::Result<Audited<JourneyView>> {
+    let Some(journey) = find(conn, token).await? else {
+        return Ok(no_journey_step());
     };
     let mut detail = format!("card {serial}");
-    let (outcome, result) = 'checked: {
+    let checked = 'checked: {
         if let Some(refused) = refuse_card_step(&journey, now) {
             break 'checked refused;
         }
         let card =
             db::cards::on_profile(conn, serial.as_str(), journey.holder_id.as_deref()).await?;
-        if let Some(refusal) = refuse_card(&state.config, card.as_ref(), Some(&profile), now) {
+        if let Some(refusal) = refuse_card(&state.config, card.as_ref(), Some(profile), now) {
             if let Refusal(Some(reason)) = refusal {
                 detail.push_str(&format!(": {}", reason.as_str()));
             }
@@ -76,7 +72,5 @@ async fn accept_card(
         };
         (Outcome::Accepted, Ok(view))
     };
-    let event = holder_event(&journey, action, outcome, &client, Some(&detail));
-    audit::record(conn, now, event).await?;
-    Ok(result)
+    Ok(audited(&journey, checked, Some(detail)))
 }

@@ -1,22 +1,20 @@
 //! `POST /api/journey/card/receipt`: the card's proof that it was unblocked closes the
 //! journey, and every address on the profile is told.
 
-use std::sync::Arc;
-
 use unlock_protocol::CardSerial;
 use unlock_protocol::api::JourneyView;
 
 use super::{
-    CardJourney, accepted_card, card_not_accepted, find_audited, holder_event, journey_closed,
+    CardJourney, accepted_card, audited, card_not_accepted, find, holder_event, journey_closed,
     master_key, receipt_wrong, refuse_card_step,
 };
-use crate::audit::{self, Action, Event, Outcome};
+use crate::audit::{self, Action, Audited, Event, Outcome};
 use crate::card_key::CardMasterKey;
 use crate::clock::Millis;
 use crate::db::states::{ClosedReason, JourneyState, OutboxKind};
 use crate::db::{self, Conn};
 use crate::error::Failure;
-use crate::journey::no_journey;
+use crate::journey::{no_journey, no_journey_step, step};
 use crate::outbox::{self, Outgoing, templates};
 use crate::state::AppState;
 
@@ -29,41 +27,31 @@ pub async fn confirm_receipt(
 ) -> Result<JourneyView, Failure> {
     let key = master_key(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
-    let (job_state, client) = (state.clone(), client.to_owned());
-    let result = state
-        .db
-        .write(move |conn| {
-            Box::pin(check_receipt(
-                conn,
-                job_state.clone(),
-                key.clone(),
-                token.clone(),
-                receipt,
-                client.clone(),
-            ))
-        })
-        .await?;
-    if result.is_ok() {
-        state.outbox_wake.notify_one();
-    }
-    result
+    let (job_state, job_client) = (state.clone(), client.to_owned());
+    step(state, client, Action::JourneyReceipt, move |conn, now| {
+        let (state, key, token) = (job_state.clone(), key.clone(), token.clone());
+        let client = job_client.clone();
+        Box::pin(
+            async move { check_receipt(conn, now, &state, &key, &token, receipt, &client).await },
+        )
+    })
+    .await
 }
 
 async fn check_receipt(
     conn: &mut Conn,
-    state: AppState,
-    key: Arc<CardMasterKey>,
-    token: String,
+    now: Millis,
+    state: &AppState,
+    key: &CardMasterKey,
+    token: &str,
     receipt: [u8; 16],
-    client: String,
-) -> anyhow::Result<Result<JourneyView, Failure>> {
-    let now = state.clock.now();
-    let action = Action::JourneyReceipt;
-    let Some(journey) = find_audited(conn, &token, &client, now, action).await? else {
-        return Ok(Err(no_journey()));
+    client: &str,
+) -> anyhow::Result<Audited<JourneyView>> {
+    let Some(journey) = find(conn, token).await? else {
+        return Ok(no_journey_step());
     };
     let mut detail = None;
-    let (outcome, result) = 'checked: {
+    let checked = 'checked: {
         // No expiry check: a card unblocked just before the journey ran out is still unlocked,
         // and its holder must still be told.
         if journey.state != JourneyState::Verified {
@@ -88,12 +76,10 @@ async fn check_receipt(
             break 'checked (Outcome::ReceiptWrong, Err(receipt_wrong()));
         }
         db::journeys::close(conn, journey.id, ClosedReason::Unlocked, now).await?;
-        queue_unlock_notices(conn, &state, &journey, &serial, &client, now).await?;
+        queue_unlock_notices(conn, state, &journey, &serial, client, now).await?;
         (Outcome::Unlocked, Ok(JourneyView::Unlocked { serial }))
     };
-    let event = holder_event(&journey, action, outcome, &client, detail.as_deref());
-    audit::record(conn, now, event).await?;
-    Ok(result)
+    Ok(audited(&journey, checked, detail))
 }
 
 /// Tells every address on the holder's profile that the card was unlocked, in the same

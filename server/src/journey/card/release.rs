@@ -5,14 +5,14 @@ use sha2::{Digest, Sha256};
 use unlock_protocol::{CardSerial, ErrorCode};
 
 use super::{
-    accepted_card, card_not_accepted, find_audited, holder_event, master_key, refuse_card,
-    refuse_card_step,
+    accepted_card, audited, card_not_accepted, find, master_key, refuse_card, refuse_card_step,
 };
-use crate::audit::{self, Action, Outcome};
+use crate::audit::{Action, Audited, Outcome};
+use crate::clock::Millis;
 use crate::db::states::ClosedReason;
 use crate::db::{self, Conn};
 use crate::error::Failure;
-use crate::journey::no_journey;
+use crate::journey::{no_journey, no_journey_step, step};
 use crate::state::AppState;
 
 /// `POST /api/journey/card/cryptogram`: the cryptogram for a fresh challenge from the
@@ -25,37 +25,33 @@ pub async fn release_cryptogram(
 ) -> Result<[u8; 16], Failure> {
     let key = master_key(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
-    let (job_state, client) = (state.clone(), client.to_owned());
-    let serial = state
-        .db
-        .write(move |conn| {
-            Box::pin(record_release(
-                conn,
-                job_state.clone(),
-                token.clone(),
-                challenge,
-                client.clone(),
-            ))
-        })
-        .await??;
+    let job_state = state.clone();
+    let serial = step(
+        state,
+        client,
+        Action::JourneyCryptogram,
+        move |conn, now| {
+            let (state, token) = (job_state.clone(), token.clone());
+            Box::pin(async move { record_release(conn, now, &state, &token, challenge).await })
+        },
+    )
+    .await?;
     Ok(key.cryptogram(&serial, &challenge))
 }
 
 async fn record_release(
     conn: &mut Conn,
-    state: AppState,
-    token: String,
+    now: Millis,
+    state: &AppState,
+    token: &str,
     challenge: [u8; 16],
-    client: String,
-) -> anyhow::Result<Result<CardSerial, Failure>> {
-    let now = state.clock.now();
-    let action = Action::JourneyCryptogram;
-    let Some(journey) = find_audited(conn, &token, &client, now, action).await? else {
-        return Ok(Err(no_journey()));
+) -> anyhow::Result<Audited<CardSerial>> {
+    let Some(journey) = find(conn, token).await? else {
+        return Ok(no_journey_step());
     };
     let cap = i64::from(state.config.journey.cryptograms_per_journey);
     let mut detail = None;
-    let (outcome, result) = 'checked: {
+    let checked = 'checked: {
         if let Some(refused) = refuse_card_step(&journey, now) {
             break 'checked refused;
         }
@@ -97,7 +93,5 @@ async fn record_release(
         detail = Some(format!("card {serial}, release {released} of {cap}"));
         (Outcome::Released, Ok(serial))
     };
-    let event = holder_event(&journey, action, outcome, &client, detail.as_deref());
-    audit::record(conn, now, event).await?;
-    Ok(result)
+    Ok(audited(&journey, checked, detail))
 }
