@@ -50,6 +50,8 @@ pub struct Cluster {
     port: u16,
     user: String,
     bin: PathBuf,
+    /// The server's log, for a cluster this process started.
+    log: Option<PathBuf>,
 }
 
 /// The test binary's cluster, started on first use.
@@ -80,6 +82,7 @@ impl Cluster {
             port: port.parse().expect("TEST_POSTGRES_URL names a port"),
             user: user.to_owned(),
             bin: bin_dir().expect("PostgreSQL's client programs"),
+            log: None,
         }
     }
 
@@ -121,6 +124,7 @@ impl Cluster {
             port,
             user: USER.into(),
             bin,
+            log: Some(dir.join("log")),
         })
     }
 
@@ -176,6 +180,12 @@ impl Cluster {
     /// Where PostgreSQL's programs are (`pg_dump`, `psql`, …).
     pub fn bin(&self) -> &Path {
         &self.bin
+    }
+
+    /// The server's log (every error with its statement, as PostgreSQL logs by default), for
+    /// a cluster this process started.
+    pub fn log(&self) -> Option<&Path> {
+        self.log.as_deref()
     }
 
     /// `postgres://user@host:port`, without a database.

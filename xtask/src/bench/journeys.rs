@@ -88,7 +88,8 @@ impl Loader<'_> {
             .iter()
             .filter_map(|(holder, cookie)| {
                 let code = codes.get(&holder_email(*holder))?;
-                Some(json_job(
+                Some(self.job(
+                    *holder,
                     &serde_json::json!({ "code": code }),
                     Some(cookie.clone()),
                 ))
@@ -105,8 +106,26 @@ impl Loader<'_> {
 
     fn email_jobs(&self) -> Vec<Job> {
         (0..self.bench.requests)
-            .map(|holder| json_job(&serde_json::json!({ "email": holder_email(holder) }), None))
+            .map(|holder| {
+                self.job(
+                    holder,
+                    &serde_json::json!({ "email": holder_email(holder) }),
+                    None,
+                )
+            })
             .collect()
+    }
+
+    /// Holder `holder`'s request, from its client address when there are several.
+    fn job(&self, holder: usize, body: &serde_json::Value, cookie: Option<HeaderValue>) -> Job {
+        let addresses = self.bench.client_addresses;
+        Job {
+            body: Bytes::from(body.to_string()),
+            cookie,
+            forwarded_for: (addresses > 1)
+                .then(|| client_address(holder, addresses))
+                .and_then(|addr| HeaderValue::from_str(&addr.to_string()).ok()),
+        }
     }
 
     fn load(
@@ -129,11 +148,11 @@ impl Loader<'_> {
     }
 }
 
-fn json_job(body: &serde_json::Value, cookie: Option<HeaderValue>) -> Job {
-    Job {
-        body: Bytes::from(body.to_string()),
-        cookie,
-    }
+/// One of `addresses` addresses from 198.18.0.0/15 (set aside for benchmarks, RFC 2544), the
+/// same for a holder's every request.
+fn client_address(holder: usize, addresses: u32) -> std::net::Ipv4Addr {
+    let index = u32::try_from(holder).unwrap_or(u32::MAX) % addresses.min(1 << 17);
+    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0)) + index)
 }
 
 /// Holder index → the `Cookie` value of its journey, for every start that was answered right.
@@ -161,6 +180,17 @@ fn cookie_from(set_cookie: &HeaderValue) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gives_each_holder_one_of_the_benchmark_addresses() {
+        assert_eq!(client_address(0, 1000).to_string(), "198.18.0.0");
+        assert_eq!(client_address(1001, 1000).to_string(), "198.18.0.1");
+        assert_eq!(client_address(300, 1000).to_string(), "198.18.1.44");
+        assert_eq!(
+            client_address(usize::MAX, u32::MAX).to_string(),
+            "198.19.255.255"
+        );
+    }
 
     #[test]
     fn keeps_only_the_journey_pair_of_a_set_cookie() {

@@ -22,6 +22,8 @@ use tokio::net::TcpStream;
 pub struct Job {
     pub body: Bytes,
     pub cookie: Option<HeaderValue>,
+    /// The client address, sent as `X-Forwarded-For`.
+    pub forwarded_for: Option<HeaderValue>,
 }
 
 /// How to load one endpoint.
@@ -167,6 +169,9 @@ async fn send(
         .header(CONTENT_TYPE, "application/json");
     if let Some(cookie) = &job.cookie {
         request = request.header(COOKIE, cookie.clone());
+    }
+    if let Some(client) = &job.forwarded_for {
+        request = request.header("x-forwarded-for", client.clone());
     }
     let request = request
         .body(Full::new(job.body.clone()))

@@ -59,6 +59,12 @@ pub struct BenchArgs {
     /// How long to wait for the outbox to write the code emails, in seconds.
     #[arg(long, default_value_t = 90)]
     pub mail_wait_seconds: u64,
+    /// Client addresses the load comes from. One load generator is one address, so every
+    /// start updates that address's throttle row; with more, each holder's requests carry
+    /// one of them in `X-Forwarded-For` (the server trusting it, as behind a proxy), as many
+    /// holders on their own networks would.
+    #[arg(long, default_value_t = 1)]
+    pub client_addresses: u32,
 }
 
 impl BenchArgs {
@@ -74,6 +80,7 @@ impl BenchArgs {
             format!("--connections={}", self.connections),
             format!("--seconds={}", self.seconds),
             format!("--mail-wait-seconds={}", self.mail_wait_seconds),
+            format!("--client-addresses={}", self.client_addresses),
         ]
     }
 }
@@ -114,6 +121,10 @@ pub fn inner(args: &InnerArgs) -> anyhow::Result<()> {
         "--requests must not exceed --holders: each holder starts one journey"
     );
     ensure!(bench.connections > 0, "--connections must be at least 1");
+    ensure!(
+        bench.client_addresses > 0,
+        "--client-addresses must be at least 1"
+    );
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     let scratch = TempDir::new("unlock-bench")?;
     println!("    scratch folder {}", scratch.path().display());

@@ -66,6 +66,9 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
                 "  {name}, {}: {} requests, {} write retries, {} failed writes (unlock_db_retries_total, unlock_db_errors_total); {}",
                 phase.name, phase.requests, phase.retries, phase.errors, phase.transactions
             );
+            for (refusal, count) in phase.refusals.iter().take(REFUSALS_SHOWN) {
+                println!("    {count:>6} x {refusal}");
+            }
         }
     }
     for (when, (overwrite, append)) in [("before", sync_before), ("after", sync_after)] {
@@ -104,6 +107,8 @@ struct Phase {
     retries: u64,
     errors: u64,
     transactions: Transactions,
+    /// What PostgreSQL refused meanwhile and where, most frequent first.
+    refusals: Vec<(String, usize)>,
 }
 
 impl Fleet {
@@ -117,7 +122,8 @@ impl Fleet {
     ) -> anyhow::Result<Self> {
         let database_url = cluster.create_database();
         std::fs::create_dir_all(&dir).context("create the servers' folder")?;
-        let first = Target::new(args.server_bin.clone(), dir, Some(database_url.clone()))?;
+        let mut first = Target::new(args.server_bin.clone(), dir, Some(database_url.clone()))?;
+        first.trust_forwarded_for = loader.bench.client_addresses > 1;
         println!(
             "==> unlock-server x{instances} on one PostgreSQL database: seeding {} holders",
             loader.bench.holders
@@ -148,7 +154,9 @@ impl Fleet {
         let log_tail = if start.errors + verify.errors > 0 {
             servers
                 .iter()
-                .map(|server| server.log_tail(20))
+                // Not the notices that a refused COMMIT's ROLLBACK draws ("no transaction in
+                // progress"): the reasons the errors were answered.
+                .map(|server| server.log_lines_with("ERROR", 10))
                 .collect::<Vec<_>>()
                 .join("\n--\n")
         } else {
@@ -156,8 +164,8 @@ impl Fleet {
         };
         drop(servers);
         Ok(Self {
-            start_db: after_start.since(&before, "start-journey", start.requests),
-            verify_db: after_verify.since(&before_verify, "verify-code", verify.requests),
+            start_db: after_start.since(&before, cluster, "start-journey", start.requests),
+            verify_db: after_verify.since(&before_verify, cluster, "verify-code", verify.requests),
             endpoints: [start, verify],
             settings: settings(cluster, &database_url)?,
             log_tail,
@@ -174,6 +182,8 @@ struct Counters {
     retries: u64,
     errors: u64,
     transactions: Transactions,
+    /// How far the cluster's log went.
+    log_len: u64,
 }
 
 impl Counters {
@@ -197,11 +207,26 @@ impl Counters {
             retries,
             errors,
             transactions: Transactions::of(cluster, database_url)?,
+            log_len: cluster
+                .log()
+                .and_then(|log| std::fs::metadata(log).ok())
+                .map_or(0, |meta| meta.len()),
         })
     }
 
-    fn since(&self, before: &Self, name: &'static str, requests: usize) -> Phase {
+    fn since(
+        &self,
+        before: &Self,
+        cluster: &Cluster,
+        name: &'static str,
+        requests: usize,
+    ) -> Phase {
+        let logged = cluster
+            .log()
+            .and_then(|log| read_range(log, before.log_len, self.log_len).ok())
+            .unwrap_or_default();
         Phase {
+            refusals: refusals(&logged),
             name,
             requests,
             retries: self.retries.saturating_sub(before.retries),
@@ -282,6 +307,66 @@ fn settings(cluster: &Cluster, database_url: &str) -> anyhow::Result<String> {
         .join(" "))
 }
 
+/// Kinds of refusal printed per endpoint.
+const REFUSALS_SHOWN: usize = 8;
+
+/// Bytes `from..to` of a file, as text.
+fn read_range(path: &Path, from: u64, to: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    file.take(to.saturating_sub(from)).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Each `ERROR` in a stretch of PostgreSQL's log, with its reason code (SERIALIZABLE's
+/// refusals give one) and the statement it ended, counted; most frequent first.
+fn refusals(log: &str) -> Vec<(String, usize)> {
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut current: Option<(String, String, String)> = None;
+    let mut finish = |entry: Option<(String, String, String)>| {
+        if let Some((error, detail, statement)) = entry {
+            let mut key = error;
+            for part in [detail, statement] {
+                if !part.is_empty() {
+                    key.push_str(" | ");
+                    key.push_str(&part);
+                }
+            }
+            *counts.entry(key).or_insert(0) += 1;
+        }
+    };
+    for line in log.lines() {
+        // "2026-12-03 15:19:18.327 UTC [1234] ERROR:  could not serialize access …"
+        let Some((_, body)) = line.split_once("] ") else {
+            continue;
+        };
+        if let Some(error) = body.strip_prefix("ERROR:  ") {
+            finish(current.take());
+            current = Some((error.to_owned(), String::new(), String::new()));
+        } else if let Some(entry) = current.as_mut() {
+            if let Some(detail) = body.strip_prefix("DETAIL:  ") {
+                entry.1 = detail.trim_end_matches('.').to_owned();
+            } else if let Some(statement) = body.strip_prefix("STATEMENT:  ") {
+                let words: Vec<&str> = statement.split_whitespace().collect();
+                let mut shown = words.join(" ");
+                if shown.len() > 70 {
+                    shown.truncate(shown.floor_char_boundary(70));
+                    shown.push('…');
+                }
+                entry.2 = format!("at `{shown}`");
+            } else if !body.starts_with("HINT:  ") {
+                finish(current.take());
+            }
+        }
+    }
+    finish(current.take());
+    let mut counted: Vec<_> = counts.into_iter().collect();
+    counted.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counted
+}
+
 /// The instance's `/metrics` page.
 async fn scrape(target: &Target) -> anyhow::Result<String> {
     let url = format!("http://{}/metrics", target.metrics_addr);
@@ -308,6 +393,32 @@ fn counter(text: &str, name: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_each_logged_error_with_its_reason_and_statement() {
+        let log = "2026-12-03 15:19:18.327 UTC [11] ERROR:  could not serialize access due to read/write dependencies among transactions\n\
+                   2026-12-03 15:19:18.327 UTC [11] DETAIL:  Reason code: Canceled on identification as a pivot, during commit attempt.\n\
+                   2026-12-03 15:19:18.327 UTC [11] HINT:  The transaction might succeed if retried.\n\
+                   2026-12-03 15:19:18.327 UTC [11] STATEMENT:  COMMIT\n\
+                   2026-12-03 15:19:18.330 UTC [12] ERROR:  could not serialize access due to concurrent update\n\
+                   2026-12-03 15:19:18.330 UTC [12] STATEMENT:  INSERT INTO throttles (scope, key)\n\
+                   2026-12-03 15:19:18.331 UTC [13] LOG:  checkpoint starting: time\n\
+                   2026-12-03 15:19:18.340 UTC [14] ERROR:  could not serialize access due to concurrent update\n\
+                   2026-12-03 15:19:18.340 UTC [14] STATEMENT:  INSERT INTO throttles (scope, key)\n";
+        assert_eq!(
+            refusals(log),
+            vec![
+                (
+                    "could not serialize access due to concurrent update | at `INSERT INTO throttles (scope, key)`".to_owned(),
+                    2
+                ),
+                (
+                    "could not serialize access due to read/write dependencies among transactions | Reason code: Canceled on identification as a pivot, during commit attempt | at `COMMIT`".to_owned(),
+                    1
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn reads_an_unlabelled_counter_and_nothing_that_only_starts_like_it() {

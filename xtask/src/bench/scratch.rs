@@ -99,6 +99,13 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `lines` lines of what it wrote so far that hold `needle`.
+    pub fn log_lines_with(&self, needle: &str, lines: usize) -> String {
+        let log = self.log_text();
+        let all: Vec<&str> = log.lines().filter(|line| line.contains(needle)).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// The last `lines` lines of what it wrote so far.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log_text();

@@ -25,7 +25,8 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         loader.baseline(addr)?
     };
 
-    let target = Target::new(args.server_bin.clone(), scratch.join("server"), None)?;
+    let mut target = Target::new(args.server_bin.clone(), scratch.join("server"), None)?;
+    target.trust_forwarded_for = bench.client_addresses > 1;
     std::fs::create_dir_all(&target.dir).context("create the server's folder")?;
     println!(
         "==> unlock-server: seeding {} holders, then serving on {}",

@@ -31,6 +31,8 @@ pub struct Target {
     /// Its `/metrics` listener, on a port of its own so instances never collide.
     pub metrics_addr: SocketAddr,
     pub database_url: String,
+    /// Take the client address from `X-Forwarded-For`, as behind a proxy.
+    pub trust_forwarded_for: bool,
 }
 
 impl Target {
@@ -44,16 +46,20 @@ impl Target {
             addr: free_addr()?,
             metrics_addr: free_addr()?,
             database_url,
+            trust_forwarded_for: false,
         })
     }
 
     /// Another instance on the same database and folder, on free ports of its own.
     pub fn sibling(&self) -> anyhow::Result<Self> {
-        Self::new(
-            self.bin.clone(),
-            self.dir.clone(),
-            Some(self.database_url.clone()),
-        )
+        Ok(Self {
+            trust_forwarded_for: self.trust_forwarded_for,
+            ..Self::new(
+                self.bin.clone(),
+                self.dir.clone(),
+                Some(self.database_url.clone()),
+            )?
+        })
     }
 
     pub fn mail_dir(&self) -> PathBuf {
@@ -69,6 +75,10 @@ impl Target {
             .env("UNLOCK_METRICS_LISTEN", self.metrics_addr.to_string())
             .env("UNLOCK_DATABASE_URL", &self.database_url)
             .env("UNLOCK_DATA_DIR", &self.dir)
+            .env(
+                "UNLOCK_TRUST_FORWARDED_FOR",
+                self.trust_forwarded_for.to_string(),
+            )
             // One load generator is one client address; the per-client limits would stop it.
             .env("UNLOCK_THROTTLE__CLIENT_STARTS_PER_HOUR", "100000000")
             .env("UNLOCK_THROTTLE__CLIENT_FAILURES_PER_HOUR", "100000000")
