@@ -82,7 +82,7 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
     for (name, fleet) in [("one instance", &one), ("two instances", &two)] {
         if !fleet.log_tail.is_empty() {
             println!(
-                "last lines of the server's log ({name}):\n{}",
+                "last errors in the servers' logs ({name}):\n{}",
                 fleet.log_tail
             );
         }
