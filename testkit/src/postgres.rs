@@ -2,7 +2,9 @@
 //! `postgres` system user (`initdb` refuses root), on a free loopback port, its data in a
 //! temporary folder. One cluster serves a whole test binary ([`shared`]); each test makes a
 //! fresh database in it ([`Cluster::create_database`]). A watcher process stops the cluster
-//! and removes its folder once the test binary has exited, however it exits.
+//! and removes its folder once the process that started it has exited, however it exits.
+//! The tests' cluster skips `fsync` ([`Durability::Off`]); a benchmark starts one of its own
+//! with [`start`] and [`Durability::Full`].
 //!
 //! `TEST_POSTGRES_URL=postgres://user@host:port` makes the tests use a cluster that is
 //! already running instead (its user must be allowed to create databases).
@@ -17,6 +19,28 @@ use std::time::{Duration, Instant};
 /// The user the tests connect as.
 const USER: &str = "unlock";
 
+/// What a commit promises, which is what it costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync`, `synchronous_commit` and `full_page_writes` off: a crash of the machine may
+    /// lose commits, which no test depends on, and tests want speed.
+    Off,
+    /// PostgreSQL's defaults, stated explicitly: `fsync`, `synchronous_commit` and
+    /// `full_page_writes` on, as a production cluster runs (and as the server expects: it
+    /// sets none of them). What a benchmark must measure.
+    Full,
+}
+
+impl Durability {
+    /// The server settings (`-c name=value`) that make it so.
+    fn settings(self) -> &'static str {
+        match self {
+            Self::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            Self::Full => "-c fsync=on -c synchronous_commit=on -c full_page_writes=on",
+        }
+    }
+}
+
 /// A running cluster.
 #[derive(Debug)]
 pub struct Cluster {
@@ -26,6 +50,8 @@ pub struct Cluster {
     port: u16,
     user: String,
     bin: PathBuf,
+    /// The server's log, for a cluster this process started.
+    log: Option<PathBuf>,
 }
 
 /// The test binary's cluster, started on first use.
@@ -33,8 +59,13 @@ pub fn shared() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| match std::env::var("TEST_POSTGRES_URL") {
         Ok(url) if !url.trim().is_empty() => Cluster::existing(url.trim()),
-        _ => Cluster::start().unwrap_or_else(|error| panic!("start PostgreSQL: {error}")),
+        _ => start(Durability::Off).unwrap_or_else(|error| panic!("start PostgreSQL: {error}")),
     })
+}
+
+/// A cluster of this process's own, stopped (and its folder removed) once the process exits.
+pub fn start(durability: Durability) -> Result<Cluster, String> {
+    Cluster::start(durability)
 }
 
 impl Cluster {
@@ -51,11 +82,12 @@ impl Cluster {
             port: port.parse().expect("TEST_POSTGRES_URL names a port"),
             user: user.to_owned(),
             bin: bin_dir().expect("PostgreSQL's client programs"),
+            log: None,
         }
     }
 
     /// initdb, then pg_ctl start, as the `postgres` user, in a folder of its own.
-    fn start() -> Result<Self, String> {
+    fn start(durability: Durability) -> Result<Self, String> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("unlock-pg-")
@@ -64,19 +96,20 @@ impl Cluster {
             .keep();
         run(Command::new("chown").arg("postgres").arg(&dir))?;
         let data = dir.join("data");
-        run(as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
-            "-A",
-            "trust",
-            "-U",
-            USER,
-            "--no-sync",
-        ]))?;
+        let mut initdb = as_postgres(&bin.join("initdb"));
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", USER]);
+        if durability == Durability::Off {
+            initdb.arg("--no-sync");
+        }
+        run(&mut initdb)?;
         let port = free_port();
-        // Durability is the benchmarks' business; tests want speed.
         let options = format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
-            dir.display()
+            "-k {} -p {port} -c listen_addresses=127.0.0.1 {} -c max_connections=400",
+            dir.display(),
+            durability.settings()
         );
         run(as_postgres(&bin.join("pg_ctl"))
             .arg("-D")
@@ -91,6 +124,7 @@ impl Cluster {
             port,
             user: USER.into(),
             bin,
+            log: Some(dir.join("log")),
         })
     }
 
@@ -146,6 +180,12 @@ impl Cluster {
     /// Where PostgreSQL's programs are (`pg_dump`, `psql`, …).
     pub fn bin(&self) -> &Path {
         &self.bin
+    }
+
+    /// The server's log (every error with its statement, as PostgreSQL logs by default), for
+    /// a cluster this process started.
+    pub fn log(&self) -> Option<&Path> {
+        self.log.as_deref()
     }
 
     /// `postgres://user@host:port`, without a database.

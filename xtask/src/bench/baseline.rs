@@ -1,6 +1,12 @@
-//! The baseline: a bare axum server that commits one SQLite transaction per request, with
-//! the server's own durability settings and single write connection. It is the floor the
-//! real endpoints are compared with: what one durable commit per request costs on this disk.
+//! The baseline: a bare axum server that commits one durable transaction per request. It is
+//! the floor the real endpoints are compared with: what one durable commit per request costs
+//! on this disk, with this engine.
+//!
+//! - SQLite: one row of about 200 bytes, with the server's own settings (WAL,
+//!   `synchronous=FULL`) and its single write connection.
+//! - PostgreSQL: a journey-sized row and an audit row in one transaction, through a pool as
+//!   large as the server's default `database_max_connections`, with the cluster's settings,
+//!   which neither the server nor the baseline overrides (`synchronous_commit=on`).
 //!
 //! It runs as its own process (the release xtask binary), like the server under test, so
 //! both compete with the load generator for the CPUs in the same way.
@@ -8,6 +14,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -16,12 +23,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use sqlx::SqlitePool;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{PgPool, SqlitePool};
+
+use unlock_server::db::{DatabaseUrl, Engine};
 
 use super::scratch::Process;
 
-/// Where the baseline listens and keeps its database.
+/// Where the baseline listens and keeps its database (`sqlite://…` or `postgres://…`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     #[arg(long)]
@@ -31,16 +41,15 @@ pub struct ServerArgs {
 }
 
 /// Starts the baseline as a child process of this (release) binary and waits until it answers.
-pub fn spawn(dir: &Path, addr: SocketAddr) -> anyhow::Result<Process> {
+pub fn spawn(dir: &Path, addr: SocketAddr, database_url: &str) -> anyhow::Result<Process> {
     let exe = std::env::current_exe().context("find the xtask binary")?;
-    let database_url = format!("sqlite://{}", dir.join("baseline.db").display());
     let mut command = Command::new(exe);
     command.args([
         "baseline-server",
         "--listen",
         &addr.to_string(),
         "--database-url",
-        &database_url,
+        database_url,
     ]);
     let mut process = Process::spawn("baseline server", &mut command, &dir.join("baseline.log"))?;
     process.wait_ready(addr, "/readyz", Duration::from_secs(30))?;
@@ -50,28 +59,68 @@ pub fn spawn(dir: &Path, addr: SocketAddr) -> anyhow::Result<Process> {
 /// `xtask baseline-server`: serves until killed.
 pub fn serve(args: &ServerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    let app = match DatabaseUrl::parse(&args.database_url)?.engine() {
+        Engine::Sqlite => runtime.block_on(sqlite_app(&args.database_url))?,
+        Engine::Postgres => runtime.block_on(postgres_app(&args.database_url))?,
+    };
     runtime.block_on(async {
-        // Exactly the server's settings: WAL, synchronous=FULL, busy timeout; one writer.
-        let options = unlock_server::db::sqlite_baseline_options(&args.database_url)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+        let app = app.route("/readyz", get(|| async { "ready" }));
+        let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .context("open the baseline database")?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS baseline \
-             (id INTEGER PRIMARY KEY, email TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL)",
-        )
-        .execute(&pool)
-        .await
-        .context("create the baseline table")?;
-        let app = Router::new()
-            .route("/baseline", post(record))
-            .route("/readyz", get(|| async { "ready" }))
-            .with_state(pool);
-        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
-        axum::serve(listener, app).await.context("serve the baseline")
+            .with_context(|| format!("listen on {}", args.listen))?;
+        axum::serve(listener, app)
+            .await
+            .context("serve the baseline")
     })
+}
+
+async fn sqlite_app(url: &str) -> anyhow::Result<Router> {
+    // Exactly the server's settings: WAL, synchronous=FULL, busy timeout; one writer.
+    let options = unlock_server::db::sqlite_baseline_options(url)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .context("open the baseline database")?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS baseline \
+         (id INTEGER PRIMARY KEY, email TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .context("create the baseline table")?;
+    Ok(Router::new()
+        .route("/baseline", post(record))
+        .with_state(pool))
+}
+
+async fn postgres_app(url: &str) -> anyhow::Result<Router> {
+    let pool = PgPoolOptions::new()
+        .max_connections(unlock_server::config::Config::default().database_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .context("open the baseline database")?;
+    // Shaped like the server's journeys and audit_events: identity keys, a unique 32-byte
+    // token hash, an index on the audit row's journey.
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS baseline_journeys (
+             id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+             token_hash BYTEA NOT NULL UNIQUE, subject TEXT NOT NULL, email TEXT NOT NULL,
+             client_addr TEXT NOT NULL, state TEXT NOT NULL, started_at BIGINT NOT NULL,
+             expires_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);
+         CREATE TABLE IF NOT EXISTS baseline_audit (
+             id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL,
+             actor TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL,
+             journey_id BIGINT, holder_id TEXT, client_addr TEXT, detail TEXT);
+         CREATE INDEX IF NOT EXISTS baseline_audit_by_journey ON baseline_audit (journey_id);",
+    )
+    .execute(&pool)
+    .await
+    .context("create the baseline tables")?;
+    Ok(Router::new()
+        .route("/baseline", post(record_journey))
+        .with_state(pool))
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,10 +134,7 @@ async fn record(
     Json(body): Json<Body>,
 ) -> Result<Json<serde_json::Value>, StatusCode> {
     let payload = format!("{:-<200}", body.email);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let now = now_ms();
     let committed = async {
         let mut tx = pool.begin().await?;
         sqlx::query("INSERT INTO baseline (email, payload, created_at) VALUES (?, ?, ?)")
@@ -103,4 +149,64 @@ async fn record(
         Ok(()) => Ok(Json(serde_json::json!({ "stage": "recorded" }))),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
+}
+
+/// A journey row and its audit row, in one transaction at the default isolation level.
+async fn record_journey(
+    State(pool): State<PgPool>,
+    Json(body): Json<Body>,
+) -> Result<Json<serde_json::Value>, StatusCode> {
+    let now = now_ms();
+    let committed = async {
+        let mut tx = pool.begin().await?;
+        let journey: i64 = sqlx::query_scalar(
+            "INSERT INTO baseline_journeys (token_hash, subject, email, client_addr, state,
+                                            started_at, expires_at, updated_at)
+             VALUES ($1, $2, $3, '127.0.0.1', 'awaiting_code', $4, $5, $4) RETURNING id",
+        )
+        .bind(token_hash())
+        .bind(format!("holder:{}", body.email))
+        .bind(&body.email)
+        .bind(now)
+        .bind(now + 900_000)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO baseline_audit (at, actor, action, outcome, journey_id, holder_id, client_addr)
+             VALUES ($1, 'holder', 'journey.start', 'code_issued', $2, $3, '127.0.0.1')",
+        )
+        .bind(now)
+        .bind(journey)
+        .bind(&body.email)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    };
+    match committed.await {
+        Ok(()) => Ok(Json(serde_json::json!({ "stage": "recorded" }))),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// 32 distinct, evenly spread bytes per call (splitmix64 of a counter), so the unique index
+/// takes inserts all over its range, as it does the server's hashes of random tokens.
+fn token_hash() -> Vec<u8> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut state = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = Vec::with_capacity(32);
+    for _ in 0..4 {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        bytes.extend_from_slice(&(z ^ (z >> 31)).to_be_bytes());
+    }
+    bytes
+}
+
+fn now_ms() -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    i64::try_from(now).unwrap_or(i64::MAX)
 }

@@ -1,5 +1,7 @@
 //! The load generator: a fixed list of prepared requests spread over N keep-alive
-//! connections, each owned by one task, bounded both in count and in time.
+//! connections, each owned by one task, bounded both in count and in time. With several
+//! addresses (instances sharing one database) the connections go round them in turn, and
+//! every connection takes the next job whichever instance it talks to.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,12 +22,15 @@ use tokio::net::TcpStream;
 pub struct Job {
     pub body: Bytes,
     pub cookie: Option<HeaderValue>,
+    /// The client address, sent as `X-Forwarded-For`.
+    pub forwarded_for: Option<HeaderValue>,
 }
 
 /// How to load one endpoint.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub addr: SocketAddr,
+    /// The instances to load; connection `i` goes to `addrs[i % addrs.len()]`.
+    pub addrs: Vec<SocketAddr>,
     pub path: &'static str,
     pub connections: usize,
     /// No job starts after this long, even if some are left.
@@ -53,7 +58,6 @@ pub struct Run {
 
 struct Shared {
     plan: Plan,
-    host: HeaderValue,
     jobs: Vec<Job>,
     next: AtomicUsize,
     deadline: Instant,
@@ -61,15 +65,16 @@ struct Shared {
 
 /// Sends the jobs and waits for every answer.
 pub async fn run(plan: &Plan, jobs: Vec<Job>) -> anyhow::Result<Run> {
+    anyhow::ensure!(!plan.addrs.is_empty(), "no address to load");
     // Connect first, so TCP set-up is not part of the measured time.
     let mut senders = Vec::with_capacity(plan.connections);
-    for _ in 0..plan.connections {
-        senders.push(connect(plan.addr).await?);
+    for i in 0..plan.connections {
+        let addr = plan.addrs[i % plan.addrs.len()];
+        senders.push(Connection::open(addr).await?);
     }
     let started = Instant::now();
     let shared = Arc::new(Shared {
         plan: plan.clone(),
-        host: HeaderValue::from_str(&plan.addr.to_string()).context("make the Host header")?,
         jobs,
         next: AtomicUsize::new(0),
         deadline: started + plan.time_cap,
@@ -90,26 +95,36 @@ pub async fn run(plan: &Plan, jobs: Vec<Job>) -> anyhow::Result<Run> {
     })
 }
 
-async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connect to {addr}"))?;
-    stream.set_nodelay(true).context("set TCP_NODELAY")?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .context("start HTTP/1.1")?;
-    // This future moves the bytes; it ends when the sender is dropped or the peer closes.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+/// One keep-alive connection to one instance.
+struct Connection {
+    addr: SocketAddr,
+    host: HeaderValue,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connect to {addr}"))?;
+        stream.set_nodelay(true).context("set TCP_NODELAY")?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .context("start HTTP/1.1")?;
+        // This future moves the bytes; it ends when the sender is dropped or the peer closes.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).context("make the Host header")?,
+            sender,
+        })
+    }
 }
 
 /// Takes the next job until none are left or time is up; one request in flight at a time.
-async fn worker(
-    mut sender: SendRequest<Full<Bytes>>,
-    shared: Arc<Shared>,
-) -> Vec<(usize, Outcome)> {
+async fn worker(mut connection: Connection, shared: Arc<Shared>) -> Vec<(usize, Outcome)> {
     let mut done = Vec::new();
     loop {
         let index = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -117,7 +132,7 @@ async fn worker(
             break;
         }
         let began = Instant::now();
-        let answer = send(&mut sender, &shared, &shared.jobs[index]).await;
+        let answer = send(&mut connection, &shared, &shared.jobs[index]).await;
         let latency = began.elapsed();
         let outcome = match answer {
             Ok((error, set_cookie)) => Outcome {
@@ -127,8 +142,8 @@ async fn worker(
             },
             Err(error) => {
                 // Count it, and go on with a fresh connection if one can be had.
-                if let Ok(fresh) = connect(shared.plan.addr).await {
-                    sender = fresh;
+                if let Ok(fresh) = Connection::open(connection.addr).await {
+                    connection = fresh;
                 }
                 Outcome {
                     latency,
@@ -143,21 +158,25 @@ async fn worker(
 }
 
 async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
+    connection: &mut Connection,
     shared: &Shared,
     job: &Job,
 ) -> anyhow::Result<(Option<String>, Option<HeaderValue>)> {
     let mut request = Request::builder()
         .method(Method::POST)
         .uri(shared.plan.path)
-        .header(HOST, shared.host.clone())
+        .header(HOST, connection.host.clone())
         .header(CONTENT_TYPE, "application/json");
     if let Some(cookie) = &job.cookie {
         request = request.header(COOKIE, cookie.clone());
     }
+    if let Some(client) = &job.forwarded_for {
+        request = request.header("x-forwarded-for", client.clone());
+    }
     let request = request
         .body(Full::new(job.body.clone()))
         .context("build the request")?;
+    let sender = &mut connection.sender;
     sender.ready().await.context("wait for the connection")?;
     let response = sender
         .send_request(request)

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::BenchArgs;
 use super::load::Run;
 
 /// Each endpoint must reach this share of the baseline's requests per second.
@@ -58,9 +59,12 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Prints the table, the targets and what the errors were.
-pub fn print(baseline: &Stats, endpoints: &[Stats]) {
+/// Prints the table under `title` (if any), the targets and what the errors were.
+pub fn print(title: &str, baseline: &Stats, endpoints: &[Stats]) {
     println!();
+    if !title.is_empty() {
+        println!("{title}");
+    }
     println!(
         "{:<15} {:>9} {:>7} {:>10} {:>8} {:>8} {:>12}  {:<17} {:<11}",
         "endpoint",
@@ -98,6 +102,35 @@ pub fn print(baseline: &Stats, endpoints: &[Stats]) {
             println!("errors in {}: {count} x {reason}", stats.name);
         }
     }
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
+}
+
+/// How hard the endpoints were loaded, and how busy the machine was around it (another
+/// build on the same cores shows here, and in the figures).
+pub fn print_conditions(bench: &BenchArgs, load_before: &str) {
+    println!(
+        "load: {} keep-alive connections, at most {} requests or {} s per endpoint; {} CPUs shared by server and load generator",
+        bench.connections,
+        bench.requests,
+        bench.seconds,
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!(
+        "load average (1, 5, 15 min): {load_before} before, {} after",
+        load_average()
+    );
 }
 
 fn row(stats: &Stats, ratio: f64, rate: &str, p99: &str) {

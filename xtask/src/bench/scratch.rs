@@ -98,6 +98,20 @@ impl Process {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The last `lines` lines of what it wrote so far that hold `needle`.
+    pub fn log_lines_with(&self, needle: &str, lines: usize) -> String {
+        let log = self.log_text();
+        let all: Vec<&str> = log.lines().filter(|line| line.contains(needle)).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The last `lines` lines of what it wrote so far.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log_text();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
 }
 
 impl Drop for Process {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use sqlx::{ConnectOptions, Connection};
 
-use super::scratch::{TempDir, free_addr};
+use super::scratch::TempDir;
 use super::target::{Target, holder_email};
 use crate::cmd;
 
@@ -36,17 +36,17 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     println!("==> building unlock-server (release)");
     cmd::run(cmd::cargo().args(["build", "--release", "--locked", "-p", "unlock-server"]))?;
     let scratch = TempDir::new("unlock-bench-status")?;
-    let target = Target {
-        bin: cmd::target_dir().join("release/unlock-server"),
-        dir: scratch.path().join("server"),
-        addr: free_addr()?,
-    };
+    let target = Target::new(
+        cmd::target_dir().join("release/unlock-server"),
+        scratch.path().join("server"),
+        None,
+    )?;
     std::fs::create_dir_all(&target.dir).context("create the server's folder")?;
     println!("==> importing {} holders", args.holders);
     target.seed(args.holders)?;
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     let seeding = Instant::now();
-    let seeded = runtime.block_on(seed_history(&target.database_url(), args))?;
+    let seeded = runtime.block_on(seed_history(&target.database_url, args))?;
     println!("    {seeded} in {:.1} s", seeding.elapsed().as_secs_f64());
     let printed = target.cli(&[
         "staff",

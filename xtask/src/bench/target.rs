@@ -1,5 +1,7 @@
 //! The server under test: the release `unlock-server` binary, seeded through its own CLI,
 //! with emails written as files and the per-client throttles lifted for one busy client.
+//! On PostgreSQL several instances may share one database (and one folder, so they share
+//! the secret key that code hashes are keyed with, as a fleet must).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::scratch::Process;
+use super::scratch::{Process, free_addr};
 
 /// The domain every bench holder's address is in.
 pub const DOMAIN: &str = "bench.example";
@@ -19,17 +21,45 @@ pub fn holder_email(i: usize) -> String {
     format!("h{i}@{DOMAIN}")
 }
 
-/// How to start the binary against one scratch folder.
+/// How to start one instance of the binary.
 #[derive(Debug)]
 pub struct Target {
     pub bin: PathBuf,
+    /// Its data folder: the secret key, the mail folder, the logs.
     pub dir: PathBuf,
     pub addr: SocketAddr,
+    /// Its `/metrics` listener, on a port of its own so instances never collide.
+    pub metrics_addr: SocketAddr,
+    pub database_url: String,
+    /// Take the client address from `X-Forwarded-For`, as behind a proxy.
+    pub trust_forwarded_for: bool,
 }
 
 impl Target {
-    pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("bench.db").display())
+    /// An instance on free ports with its database in `dir` (SQLite) or at `database_url`.
+    pub fn new(bin: PathBuf, dir: PathBuf, database_url: Option<String>) -> anyhow::Result<Self> {
+        let database_url =
+            database_url.unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
+        Ok(Self {
+            bin,
+            dir,
+            addr: free_addr()?,
+            metrics_addr: free_addr()?,
+            database_url,
+            trust_forwarded_for: false,
+        })
+    }
+
+    /// Another instance on the same database and folder, on free ports of its own.
+    pub fn sibling(&self) -> anyhow::Result<Self> {
+        Ok(Self {
+            trust_forwarded_for: self.trust_forwarded_for,
+            ..Self::new(
+                self.bin.clone(),
+                self.dir.clone(),
+                Some(self.database_url.clone()),
+            )?
+        })
     }
 
     pub fn mail_dir(&self) -> PathBuf {
@@ -42,8 +72,13 @@ impl Target {
         command
             .current_dir(&self.dir)
             .env("UNLOCK_LISTEN", self.addr.to_string())
-            .env("UNLOCK_DATABASE_URL", self.database_url())
+            .env("UNLOCK_METRICS_LISTEN", self.metrics_addr.to_string())
+            .env("UNLOCK_DATABASE_URL", &self.database_url)
             .env("UNLOCK_DATA_DIR", &self.dir)
+            .env(
+                "UNLOCK_TRUST_FORWARDED_FOR",
+                self.trust_forwarded_for.to_string(),
+            )
             // One load generator is one client address; the per-client limits would stop it.
             .env("UNLOCK_THROTTLE__CLIENT_STARTS_PER_HOUR", "100000000")
             .env("UNLOCK_THROTTLE__CLIENT_FAILURES_PER_HOUR", "100000000")
@@ -87,7 +122,7 @@ impl Target {
         let mut process = Process::spawn(
             "unlock-server",
             self.command().arg("serve"),
-            &self.dir.join("server.log"),
+            &self.dir.join(format!("server-{}.log", self.addr.port())),
         )?;
         process.wait_ready(self.addr, "/readyz", Duration::from_secs(30))?;
         Ok(process)
