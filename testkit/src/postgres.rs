@@ -188,6 +188,11 @@ impl Cluster {
         self.log.as_deref()
     }
 
+    /// The role the tests connect as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// `postgres://user@host:port`, without a database.
     pub fn base_url(&self) -> &str {
         &self.base_url

@@ -8,11 +8,12 @@ use anyhow::Context;
 
 use crate::{cmd, frontend};
 
-/// Debian packages the tests start for real: an SMTP server, PostgreSQL, PC/SC with the
-/// virtual reader driver (plus the client library the `pcsc` crate links against), and
-/// Chromium with its WebDriver.
-const PACKAGES: [&str; 7] = [
+/// Debian packages the tests start for real: an SMTP server, SQLite's shell (the backups the
+/// operations guide takes), PostgreSQL, PC/SC with the virtual reader driver (plus the
+/// client library the `pcsc` crate links against), and Chromium with its WebDriver.
+const PACKAGES: [&str; 8] = [
     "python3-aiosmtpd",
+    "sqlite3",
     "postgresql",
     "pcscd",
     "libpcsclite-dev",

@@ -3,6 +3,7 @@
 //! command line are under test.
 
 mod app;
+mod backup;
 mod bad_input;
 mod binary;
 mod card;
@@ -12,6 +13,7 @@ mod helpers;
 mod journey;
 mod metrics;
 mod openapi;
+mod operations_guide;
 mod outbox;
 mod schema;
 mod staff_actions;
