@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::CardSerial;
-use crate::bridge::Block;
+use crate::CardId;
+use crate::card_steps::CardChallenge;
 
 /// `POST /api/journeys`: start a journey with the email address on the holder's profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,51 +52,22 @@ pub enum JourneyView {
         expires_in_seconds: u64,
     },
     /// The card read by the bridge belongs to the holder and can be unlocked: the page may
-    /// now ask it for a challenge and the server for the cryptogram.
+    /// now put the server's challenge to the card and send its proof for the release.
     CardAccepted {
-        serial: CardSerial,
+        card: CardId,
         /// Seconds left to finish the journey.
         expires_in_seconds: u64,
+        /// What to ask the card (in the answer to presenting it; a journey read back has
+        /// none, and presenting the card again makes a new one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        challenge: Option<CardChallenge>,
     },
     /// The card's receipt checked out: the card is unlocked and the journey is over.
-    Unlocked { serial: CardSerial },
+    Unlocked { card: CardId },
     /// The code was right but self-service can't help; the holder must contact their RA.
     ContactRa { reason: IneligibleReason },
     /// Time ran out before the code was verified.
     Expired,
-}
-
-/// `POST /api/journey/card`: the card the bridge read, for a verified journey.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct PresentCard {
-    pub serial: CardSerial,
-    /// The card profile the bridge recognised, such as `unlock-cr/1`.
-    pub profile: String,
-}
-
-/// `POST /api/journey/card/cryptogram`: a fresh challenge from the accepted card.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct CryptogramRequest {
-    pub challenge: Block,
-}
-
-/// The answer to a [`CryptogramRequest`]: what the card needs to accept the unblock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Cryptogram {
-    pub cryptogram: Block,
-}
-
-/// `POST /api/journey/card/receipt`: the card's proof that it was unblocked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct CardReceipt {
-    pub receipt: Block,
 }
 
 /// Why a verified holder must contact their Registration Authority.
@@ -114,16 +85,19 @@ pub enum IneligibleReason {
     CertificatesExpired,
     /// The holder's card is a model this service cannot unlock.
     CardModelUnsupported,
+    /// The card's PUK is blocked: only the RA can reset it.
+    PukBlocked,
 }
 
 impl IneligibleReason {
     /// Every reason, for look-ups by name.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::NoCard,
         Self::CardCancelled,
         Self::CardSuspended,
         Self::CertificatesExpired,
         Self::CardModelUnsupported,
+        Self::PukBlocked,
     ];
 
     /// The snake_case name, as sent on the wire and stored.
@@ -134,6 +108,7 @@ impl IneligibleReason {
             Self::CardSuspended => "card_suspended",
             Self::CertificatesExpired => "certificates_expired",
             Self::CardModelUnsupported => "card_model_unsupported",
+            Self::PukBlocked => "puk_blocked",
         }
     }
 
@@ -161,6 +136,10 @@ impl IneligibleReason {
             Self::CardModelUnsupported => {
                 "This service cannot unlock your type of smartcard yet. Contact your Registration \
                  Authority."
+            }
+            Self::PukBlocked => {
+                "Your smartcard's unlock key is blocked, so it can't be unlocked online. Contact \
+                 your Registration Authority."
             }
         }
     }

@@ -8,7 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CardSerial, Passcode};
+use crate::Passcode;
+use crate::card_steps::{CardChallenge, CardIdentity, CardProof, CardReceipt, CardRelease};
 
 /// The bridge protocol's version: a different major version cannot talk to this one.
 pub const PROTOCOL_MAJOR: u16 = 1;
@@ -43,16 +44,20 @@ pub enum Command {
     Readers,
     /// Push card and reader events to this page from now on.
     Watch,
-    /// Profile, serial and passcode tries of the card in `reader`.
+    /// The card in `reader`: its profile and identity, and its passcode tries.
     ReadCard { reader: String },
-    /// A fresh challenge from the card with `serial` in `reader`.
-    Challenge { reader: String, serial: CardSerial },
-    /// Authenticate with the server's cryptogram and set a new passcode, in one card
-    /// transaction, after re-checking the serial.
+    /// The card's answer to the server's challenge (`unlock-cr/1`: a fresh challenge of its
+    /// own, the card then held until the unblock; `piv/1`: a signature with key 9E), after
+    /// checking the card is the one the challenge names.
+    Challenge {
+        reader: String,
+        challenge: CardChallenge,
+    },
+    /// Unblocks the card with what the server released and sets the new passcode, in one
+    /// exclusive card transaction, after re-checking the card; answers with its receipt.
     Unblock {
         reader: String,
-        serial: CardSerial,
-        cryptogram: Block,
+        release: CardRelease,
         new_passcode: Passcode,
     },
 }
@@ -87,12 +92,13 @@ pub enum Answer {
     },
     Watching,
     Card(CardInfo),
-    Challenge {
-        challenge: Block,
+    /// The card's answer to the challenge, for the server.
+    Proof {
+        proof: CardProof,
     },
     /// The card's receipt, which the server checks, and the passcode tries now left.
     Unblocked {
-        receipt: Block,
+        receipt: CardReceipt,
         tries_left: u8,
     },
 }
@@ -110,8 +116,8 @@ pub struct ReaderInfo {
 /// What `read_card` learns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardInfo {
-    pub profile: String,
-    pub serial: CardSerial,
+    /// The card's profile and identity, which the page presents to the server as it is.
+    pub card: CardIdentity,
     /// 0 means the passcode is blocked.
     pub tries_left: u8,
 }
@@ -180,6 +186,8 @@ pub enum ErrorCode {
     PasscodeRejected,
     WrongCryptogram,
     AdminKeyBlocked,
+    PukRejected,
+    PukBlocked,
     Timeout,
     Cancelled,
     Internal,
@@ -215,6 +223,14 @@ impl ErrorCode {
             Self::WrongCryptogram => "The card did not accept the unlock key.",
             Self::AdminKeyBlocked => {
                 "The card can no longer be unlocked here. Contact your Registration Authority."
+            }
+            Self::PukRejected => {
+                "The card did not accept the unlock key held for it. Contact your Registration \
+                 Authority."
+            }
+            Self::PukBlocked => {
+                "The card's unlock key is blocked, so it can't be unlocked here. Contact your \
+                 Registration Authority."
             }
             Self::Timeout => "The card reader took too long to answer.",
             Self::Cancelled => "The request was cancelled.",
@@ -275,19 +291,20 @@ mod tests {
     fn requests_carry_id_origin_and_a_typed_command() {
         let request: Request = serde_json::from_value(json!({
             "id": 7, "origin": "https://unlock.example.org", "type": "unblock",
-            "reader": "Virtual PCD 00 00", "serial": "2d6bddb8ad096c2d",
-            "cryptogram": "d206290d1935d00cc7a1d6d9754a930f", "new_passcode": "905173"
+            "reader": "Virtual PCD 00 00",
+            "release": {"profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d",
+                        "cryptogram": "d206290d1935d00cc7a1d6d9754a930f"},
+            "new_passcode": "905173"
         }))
         .unwrap();
         assert_eq!(request.id, 7);
         let Command::Unblock {
-            serial,
-            cryptogram,
+            release: CardRelease::UnlockCr { serial, cryptogram },
             new_passcode,
             ..
         } = &request.command
         else {
-            panic!("not an unblock: {request:?}");
+            panic!("not an unlock-cr/1 unblock: {request:?}");
         };
         assert_eq!(serial.as_str(), "2d6bddb8ad096c2d");
         assert_eq!(cryptogram.0[0], 0xd2);
@@ -297,16 +314,36 @@ mod tests {
             !printed.contains("905173") && !printed.contains("d206290d"),
             "{printed}"
         );
+
+        let piv: Request = serde_json::from_value(json!({
+            "id": 8, "origin": "o", "type": "unblock", "reader": "r",
+            "release": {"profile": "piv/1", "guid": "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b",
+                        "puks": ["40719263", "11223344"], "next_puk": "88120457",
+                        "receipt_nonce": "5a".repeat(32)},
+            "new_passcode": "905173"
+        }))
+        .unwrap();
+        let printed = format!("{piv:?}");
+        for secret in ["40719263", "11223344", "88120457", "905173", "5a5a"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 
     #[test]
     fn bad_requests_are_refused_by_type() {
+        let release = json!({"profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d",
+                             "cryptogram": "d206290d1935d00cc7a1d6d9754a930f"});
         for bad in [
             json!({"id": 1, "origin": "o", "type": "raw_apdu", "apdu": "00a40400"}),
-            json!({"id": 1, "origin": "o", "type": "unblock", "reader": "r", "serial": "2d6bddb8ad096c2d",
-                   "cryptogram": "00", "new_passcode": "905173"}),
-            json!({"id": 1, "origin": "o", "type": "unblock", "reader": "r", "serial": "2d6bddb8ad096c2d",
-                   "cryptogram": "d206290d1935d00cc7a1d6d9754a930f", "new_passcode": "123456"}),
+            json!({"id": 1, "origin": "o", "type": "unblock", "reader": "r",
+                   "release": {"profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d", "cryptogram": "00"},
+                   "new_passcode": "905173"}),
+            json!({"id": 1, "origin": "o", "type": "unblock", "reader": "r", "release": release,
+                   "new_passcode": "123456"}),
+            json!({"id": 1, "origin": "o", "type": "unblock", "reader": "r",
+                   "release": {"profile": "piv/1", "guid": "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b",
+                               "puks": ["4071"], "next_puk": "88120457", "receipt_nonce": "5a".repeat(32)},
+                   "new_passcode": "905173"}),
             json!({"origin": "o", "type": "readers"}),
         ] {
             assert!(
@@ -321,14 +358,17 @@ mod tests {
         let ok = Reply {
             id: 3,
             outcome: Outcome::Ok(Answer::Card(CardInfo {
-                profile: "unlock-cr/1".into(),
-                serial: CardSerial::parse("2d6bddb8ad096c2d").unwrap(),
+                card: CardIdentity::UnlockCr {
+                    serial: crate::CardSerial::parse("2d6bddb8ad096c2d").unwrap(),
+                },
                 tries_left: 0,
             })),
         };
         assert_eq!(
             serde_json::to_value(&ok).unwrap(),
-            json!({"id": 3, "ok": {"type": "card", "profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d", "tries_left": 0}})
+            json!({"id": 3, "ok": {"type": "card",
+                   "card": {"profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d"},
+                   "tries_left": 0}})
         );
         let err = Reply {
             id: 4,

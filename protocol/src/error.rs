@@ -29,6 +29,8 @@ pub enum ErrorCode {
     CardNotOnProfile,
     CardNotUsable,
     CardNotAccepted,
+    CertificateNotTrusted,
+    PossessionFailed,
     ChallengeReused,
     TooManyAttempts,
     ReceiptWrong,
@@ -53,7 +55,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, in declaration order (a test checks it against serde's list), for
     /// look-ups by name without serde's generated code.
-    pub const ALL: [Self; 41] = [
+    pub const ALL: [Self; 43] = [
         Self::BadJson,
         Self::InvalidBody,
         Self::UnsupportedMediaType,
@@ -76,6 +78,8 @@ impl ErrorCode {
         Self::CardNotOnProfile,
         Self::CardNotUsable,
         Self::CardNotAccepted,
+        Self::CertificateNotTrusted,
+        Self::PossessionFailed,
         Self::ChallengeReused,
         Self::TooManyAttempts,
         Self::ReceiptWrong,
@@ -129,6 +133,8 @@ impl ErrorCode {
             | Self::CodeVoided
             | Self::CardNotOnProfile
             | Self::CardNotUsable
+            | Self::CertificateNotTrusted
+            | Self::PossessionFailed
             | Self::ChallengeReused
             | Self::ReceiptWrong
             | Self::AuthenticatorCodeWrong
@@ -168,6 +174,8 @@ impl ErrorCode {
             Self::CardNotOnProfile => "card_not_on_profile",
             Self::CardNotUsable => "card_not_usable",
             Self::CardNotAccepted => "card_not_accepted",
+            Self::CertificateNotTrusted => "certificate_not_trusted",
+            Self::PossessionFailed => "possession_failed",
             Self::ChallengeReused => "challenge_reused",
             Self::TooManyAttempts => "too_many_attempts",
             Self::ReceiptWrong => "receipt_wrong",
@@ -239,6 +247,14 @@ impl ErrorCode {
             }
             Self::CardNotUsable => {
                 "This smartcard can't be unlocked here. Contact your Registration Authority."
+            }
+            Self::CertificateNotTrusted => {
+                "The certificates on this smartcard are not ones this service trusts, or they \
+                 have expired. Contact your Registration Authority."
+            }
+            Self::PossessionFailed => {
+                "We could not confirm this is a genuine smartcard. Take it out, put it back in \
+                 and try again. If it happens again, contact your Registration Authority."
             }
             Self::CardNotAccepted => {
                 "Insert your smartcard so it can be checked before it is unlocked."

@@ -7,15 +7,17 @@ pub mod api;
 pub mod bridge;
 mod card;
 pub mod card_profile;
+pub mod card_steps;
 mod code;
 mod email;
 mod error;
 mod holder;
 mod passcode;
+pub mod piv;
 pub mod staff;
 mod states;
 
-pub use card::{CardSerial, CardSerialError};
+pub use card::{CardGuid, CardGuidError, CardId, CardSerial, CardSerialError};
 pub use code::{CODE_LENGTH, OneTimeCode, OneTimeCodeError};
 pub use email::{EmailAddress, EmailError, MAX_EMAIL_LENGTH};
 pub use error::{ApiError, ErrorCode};

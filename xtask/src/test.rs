@@ -10,14 +10,16 @@ use crate::{cmd, frontend};
 
 /// Debian packages the tests start for real: an SMTP server, SQLite's shell (the backups the
 /// operations guide takes), PostgreSQL, PC/SC with the virtual reader driver (plus the
-/// client library the `pcsc` crate links against), and Chromium with its WebDriver.
-const PACKAGES: [&str; 8] = [
+/// client library the `pcsc` crate links against), OpenSC (an independent PIV client the
+/// virtual PIV card must satisfy), and Chromium with its WebDriver.
+const PACKAGES: [&str; 9] = [
     "python3-aiosmtpd",
     "sqlite3",
     "postgresql",
     "pcscd",
     "libpcsclite-dev",
     "vsmartcard-vpcd",
+    "opensc",
     "chromium",
     "chromium-driver",
 ];
