@@ -1,11 +1,14 @@
 //! Test harness: a private `pcscd` with the `vpcd` driver, and the `virtual-card` binary in
-//! its reader. Used by this crate's tests and by the bridge's.
+//! its reader, as an `unlock-cr/1` card ([`Card::start`]) or a `piv/1` card
+//! ([`Card::start_piv`]). Used by this crate's tests and by the bridge's.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::piv_ca::CaFiles;
 
 /// The first of vpcd's two readers.
 pub const READER: &str = "Virtual PCD 00 00";
@@ -131,7 +134,8 @@ pub struct Card {
 }
 
 impl Card {
-    /// Starts `binary` (the `virtual-card` executable) in vpcd's first reader.
+    /// Starts `binary` (the `virtual-card` executable) in vpcd's first reader: an
+    /// `unlock-cr/1` card unless `extra` says `--profile piv`.
     pub fn start(binary: &Path, vpcd_port: u16, extra: &[&str]) -> Self {
         let mut process = Command::new(binary)
             .args(["--vpcd", &format!("127.0.0.1:{vpcd_port}")])
@@ -149,6 +153,24 @@ impl Card {
         };
         assert_eq!(card.line(), "ready");
         card
+    }
+
+    /// Starts `binary` as a `piv/1` card whose certificates the CA in `ca` issues (made there
+    /// if it is not yet), with `extra` arguments such as `--guid`, `--puk`, `--locked`.
+    pub fn start_piv(binary: &Path, vpcd_port: u16, ca: &CaFiles, extra: &[&str]) -> Self {
+        let mut args: Vec<&str> = vec!["--profile", "piv", "--ca-cert"];
+        let (cert, key) = (ca.cert.to_string_lossy(), ca.key.to_string_lossy());
+        args.push(&cert);
+        args.push("--ca-key");
+        args.push(&key);
+        args.extend_from_slice(extra);
+        Self::start(binary, vpcd_port, &args)
+    }
+
+    /// The card's `state`: its identity, its counters and whether it is in the reader.
+    pub fn state(&mut self) -> serde_json::Value {
+        let answer = self.command("state");
+        serde_json::from_str(&answer).unwrap_or_else(|_| panic!("state: {answer}"))
     }
 
     fn line(&mut self) -> String {

@@ -1,5 +1,6 @@
-//! End-to-end test parts: a virtual `unlock-cr/1` card that plugs into a real `pcscd`
-//! through the `vpcd` driver.
+//! End-to-end test parts: virtual `unlock-cr/1` and `piv/1` cards that plug into a real
+//! `pcscd` through the `vpcd` driver, the test CA that issues the PIV card's certificates, and
+//! the harness that starts them.
 
 pub mod bridge;
 pub mod browser;
@@ -7,6 +8,8 @@ pub mod card;
 pub mod harness;
 pub mod journey;
 pub mod mail;
+pub mod piv_ca;
+pub mod piv_card;
 pub mod service;
 pub mod staff;
 pub mod vpcd;

@@ -8,13 +8,53 @@ use std::net::TcpStream;
 use std::sync::Mutex;
 
 use crate::card::VirtualCard;
+use crate::piv_card::VirtualPivCard;
 
 const POWER_OFF: u8 = 0x00;
 const POWER_ON: u8 = 0x01;
 const RESET: u8 = 0x02;
 const GET_ATR: u8 = 0x04;
 
-/// The card's answer to reset: T=1, historical bytes "UNLOCKCR", with its check byte.
+/// What the driver needs of a card, whatever its profile.
+pub trait SmartCard {
+    /// The answer to reset.
+    fn atr(&self) -> Vec<u8>;
+    /// Answers one command APDU.
+    fn process(&mut self, apdu: &[u8]) -> Vec<u8>;
+    /// Power-off, reset or removal.
+    fn reset(&mut self);
+}
+
+impl SmartCard for VirtualCard {
+    fn atr(&self) -> Vec<u8> {
+        atr()
+    }
+
+    fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
+        VirtualCard::process(self, apdu)
+    }
+
+    fn reset(&mut self) {
+        VirtualCard::reset(self);
+    }
+}
+
+impl SmartCard for VirtualPivCard {
+    fn atr(&self) -> Vec<u8> {
+        crate::piv_card::atr()
+    }
+
+    fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
+        VirtualPivCard::process(self, apdu)
+    }
+
+    fn reset(&mut self) {
+        VirtualPivCard::reset(self);
+    }
+}
+
+/// The `unlock-cr/1` card's answer to reset: T=1, historical bytes "UNLOCKCR", with its check
+/// byte.
 pub fn atr() -> Vec<u8> {
     let mut atr = vec![0x3B, 0x88, 0x80, 0x01];
     atr.extend_from_slice(b"UNLOCKCR");
@@ -47,13 +87,54 @@ pub fn write_frame(stream: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     stream.write_all(&[&length.to_be_bytes()[..], payload].concat())
 }
 
-/// Answers the driver until it closes the connection (or the card is pulled). If `pull_on`
-/// holds an instruction byte, the card leaves the reader the moment a command with that
-/// instruction arrives, unanswered, as when a holder pulls it out mid-command.
-pub fn serve(
+/// When the card leaves the reader by itself, as when a holder pulls it out mid-command: on
+/// the first command with one instruction, or on the first such command after a command with
+/// another. Spent once sprung.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullTrap {
+    on: Option<u8>,
+    after: Option<u8>,
+    primed: bool,
+}
+
+impl PullTrap {
+    /// Springs on the next command with `instruction`.
+    pub fn on(instruction: u8) -> Self {
+        Self {
+            on: Some(instruction),
+            after: None,
+            primed: true,
+        }
+    }
+
+    /// Springs on the first command with `instruction` that follows a command with `after`.
+    pub fn on_after(instruction: u8, after: u8) -> Self {
+        Self {
+            on: Some(instruction),
+            after: Some(after),
+            primed: false,
+        }
+    }
+
+    /// Whether the card leaves on this command; told every command in order.
+    pub fn springs(&mut self, instruction: u8) -> bool {
+        if self.primed && self.on == Some(instruction) {
+            *self = Self::default();
+            return true;
+        }
+        if self.on.is_some() && self.after == Some(instruction) {
+            self.primed = true;
+        }
+        false
+    }
+}
+
+/// Answers the driver until it closes the connection (or the card is pulled, as `trap` says:
+/// then the command that sprang it goes unanswered).
+pub fn serve<C: SmartCard + ?Sized>(
     stream: &mut TcpStream,
-    card: &Mutex<VirtualCard>,
-    pull_on: &Mutex<Option<u8>>,
+    card: &Mutex<C>,
+    trap: &Mutex<PullTrap>,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     // vpcd writes the length and the payload separately, and Nagle holds the payload back
@@ -67,9 +148,9 @@ pub fn serve(
             .map_err(|_| io::Error::other("the card's state is poisoned"))?;
         match message.as_slice() {
             [POWER_OFF] | [POWER_ON] | [RESET] => card.reset(),
-            [GET_ATR] => write_frame(stream, &atr())?,
+            [GET_ATR] => write_frame(stream, &card.atr())?,
             [_] => {}
-            [_, instruction, ..] if pulled(pull_on, *instruction) => {
+            [_, instruction, ..] if pulled(trap, *instruction) => {
                 card.reset();
                 return stream.shutdown(std::net::Shutdown::Both);
             }
@@ -79,15 +160,10 @@ pub fn serve(
     Ok(())
 }
 
-/// Whether a command with `instruction` is the one the card is to be pulled on; the trap is
-/// spent once sprung.
-fn pulled(pull_on: &Mutex<Option<u8>>, instruction: u8) -> bool {
-    let mut trap = pull_on.lock().unwrap_or_else(|e| e.into_inner());
-    if *trap == Some(instruction) {
-        *trap = None;
-        return true;
-    }
-    false
+fn pulled(trap: &Mutex<PullTrap>, instruction: u8) -> bool {
+    trap.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .springs(instruction)
 }
 
 /// Reads from the stream, acknowledging what arrived straight away.
@@ -134,6 +210,26 @@ mod tests {
     fn a_truncated_frame_is_an_error() {
         let mut reader = Cursor::new(vec![0x00, 0x05, 0x01, 0x02]);
         assert!(read_frame(&mut reader).is_err());
+    }
+
+    #[test]
+    fn a_trap_springs_once_on_its_instruction() {
+        let mut trap = PullTrap::on(0x2C);
+        assert!(!trap.springs(0x20));
+        assert!(trap.springs(0x2C));
+        assert!(!trap.springs(0x2C), "spent");
+        assert!(!PullTrap::default().springs(0x2C));
+    }
+
+    #[test]
+    fn a_trap_with_after_springs_only_once_that_instruction_went_by() {
+        let mut trap = PullTrap::on_after(0x20, 0x24);
+        assert!(!trap.springs(0x20), "VERIFY before the rotation is answered");
+        assert!(!trap.springs(0x2C));
+        assert!(!trap.springs(0x24));
+        assert!(!trap.springs(0x87));
+        assert!(trap.springs(0x20));
+        assert!(!trap.springs(0x20));
     }
 
     #[test]

@@ -1,16 +1,26 @@
-//! Conversations with the card in a reader: reading it, and the two halves of an unblock
-//! (the challenge, then — after the page has been to the server — the cryptogram).
+//! Conversations with the card in a reader: reading it, its answer to the server's challenge,
+//! and the unblock with what the server released. Each runs in one PC/SC transaction, so no
+//! other program speaks to the card in between; a profile whose card must be held from the
+//! challenge to the unblock gets it held exclusively.
 
 use std::ffi::CString;
 
-use unlock_protocol::bridge::{Block, BridgeError, CardInfo, ErrorCode};
-use unlock_protocol::{CardSerial, Passcode};
+use unlock_protocol::Passcode;
+use unlock_protocol::bridge::{BridgeError, CardInfo, ErrorCode};
+use unlock_protocol::card_steps::{CardChallenge, CardProof, CardRelease};
 
 use crate::errors::{fail, from_pcsc};
-use crate::profile::CardProfile;
+use crate::profile::{CardProfile, Custody, Transmit, Unblocked};
 
-fn reader_name(reader: &str) -> Result<CString, BridgeError> {
-    CString::new(reader).map_err(|_| fail(ErrorCode::BadRequest))
+fn connect(
+    context: &pcsc::Context,
+    reader: &str,
+    mode: pcsc::ShareMode,
+) -> Result<pcsc::Card, BridgeError> {
+    let reader = CString::new(reader).map_err(|_| fail(ErrorCode::BadRequest))?;
+    context
+        .connect(&reader, mode, pcsc::Protocols::ANY)
+        .map_err(from_pcsc)
 }
 
 /// Leaves the card as it is: dropping a `pcsc::Card` would reset it.
@@ -18,95 +28,113 @@ fn leave(card: pcsc::Card) {
     let _ = card.disconnect(pcsc::Disposition::LeaveCard);
 }
 
-/// Profile, serial and passcode tries of the card in `reader`, sharing the card with others.
+/// Runs `work` on the card in `reader`, shared with other programs but in one transaction,
+/// and lets go of the card however it ends.
+fn in_transaction<T>(
+    context: &pcsc::Context,
+    reader: &str,
+    work: impl FnOnce(&dyn Transmit) -> Result<T, BridgeError>,
+) -> Result<T, BridgeError> {
+    let mut card = connect(context, reader, pcsc::ShareMode::Shared)?;
+    let result = match card.transaction() {
+        Ok(transaction) => {
+            let result = work(&*transaction);
+            // The card may be gone; there is nothing more to do about it here.
+            let _ = transaction.end(pcsc::Disposition::LeaveCard);
+            result
+        }
+        Err(error) => Err(from_pcsc(error)),
+    };
+    leave(card);
+    result
+}
+
+/// Profile, identity and passcode tries of the card in `reader`: the first of `profiles`
+/// whose application the card selects.
 pub fn read_card(
     context: &pcsc::Context,
     reader: &str,
     profiles: &[&dyn CardProfile],
 ) -> Result<CardInfo, BridgeError> {
-    let card = context
-        .connect(
-            &reader_name(reader)?,
-            pcsc::ShareMode::Shared,
-            pcsc::Protocols::ANY,
-        )
-        .map_err(from_pcsc)?;
-    let result = read_with(&card, profiles);
-    leave(card);
-    result
-}
-
-fn read_with(card: &pcsc::Card, profiles: &[&dyn CardProfile]) -> Result<CardInfo, BridgeError> {
-    let profile = profiles
-        .iter()
-        .find(|profile| profile.select(card).is_ok())
-        .ok_or_else(|| fail(ErrorCode::UnsupportedCard))?;
-    Ok(CardInfo {
-        profile: profile.name().to_owned(),
-        serial: profile.serial(card)?,
-        tries_left: profile.tries_left(card)?,
+    in_transaction(context, reader, |card| {
+        for profile in profiles {
+            match profile.select(card) {
+                Ok(()) => return profile.read(card),
+                Err(error) if error.code == ErrorCode::UnsupportedCard => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(fail(ErrorCode::UnsupportedCard))
     })
 }
 
-/// An unblock between its challenge and its cryptogram. It holds the card exclusively: the
-/// challenge is consumed by the next command of any kind, so nobody else may speak to the
-/// card meanwhile, and a removal or reset shows up as an error rather than a silent change.
-pub struct Unblocking<'p> {
+/// A card held exclusively between its challenge and the unblock (see [`Custody::Held`]): a
+/// removal or reset meanwhile shows up as an error rather than a silent change.
+pub struct Held {
     card: pcsc::Card,
-    profile: &'p dyn CardProfile,
+    profile: &'static dyn CardProfile,
 }
 
-impl std::fmt::Debug for Unblocking<'_> {
+impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unblocking")
+        f.debug_struct("Held")
             .field("profile", &self.profile.name())
             .finish_non_exhaustive()
     }
 }
 
-/// Takes the card in `reader`, checks it is the one with `serial`, and asks it for a challenge.
-pub fn start_unblock<'p>(
+impl Held {
+    /// Unblocks the held card with `release` and sets `passcode`; the card is let go either
+    /// way.
+    pub fn unblock(
+        self,
+        release: &CardRelease,
+        passcode: &Passcode,
+    ) -> Result<Unblocked, BridgeError> {
+        let result = self.profile.unblock(&self.card, release, passcode);
+        leave(self.card);
+        result
+    }
+}
+
+/// The answer of the card in `reader` to `challenge`, after checking it is the card the
+/// challenge names; with the card still held if the profile needs it held until the unblock.
+pub fn answer_challenge(
     context: &pcsc::Context,
     reader: &str,
-    serial: &CardSerial,
-    profile: &'p dyn CardProfile,
-) -> Result<(Unblocking<'p>, Block), BridgeError> {
-    let card = context
-        .connect(
-            &reader_name(reader)?,
-            pcsc::ShareMode::Exclusive,
-            pcsc::Protocols::ANY,
-        )
-        .map_err(from_pcsc)?;
-    let challenge = (|| {
-        profile.select(&card)?;
-        if profile.serial(&card)? != *serial {
-            return Err(fail(ErrorCode::SerialMismatch));
-        }
-        profile.challenge(&card)
-    })();
-    match challenge {
-        Ok(challenge) => Ok((Unblocking { card, profile }, challenge)),
-        Err(error) => {
-            leave(card);
-            Err(error)
+    profile: &'static dyn CardProfile,
+    challenge: &CardChallenge,
+) -> Result<(CardProof, Option<Held>), BridgeError> {
+    let answer = |card: &dyn Transmit| {
+        profile.select(card)?;
+        profile.answer(card, challenge)
+    };
+    match profile.custody() {
+        Custody::Released => in_transaction(context, reader, answer).map(|proof| (proof, None)),
+        Custody::Held => {
+            let card = connect(context, reader, pcsc::ShareMode::Exclusive)?;
+            match answer(&card) {
+                Ok(proof) => Ok((proof, Some(Held { card, profile }))),
+                Err(error) => {
+                    leave(card);
+                    Err(error)
+                }
+            }
         }
     }
 }
 
-impl Unblocking<'_> {
-    /// Authenticates with the server's cryptogram and sets the new passcode; returns the
-    /// card's receipt and the passcode tries now left. The card is released either way.
-    pub fn finish(
-        self,
-        cryptogram: &Block,
-        passcode: &Passcode,
-    ) -> Result<(Block, u8), BridgeError> {
-        let result = self
-            .profile
-            .unblock(&self.card, cryptogram, passcode)
-            .and_then(|receipt| Ok((receipt, self.profile.tries_left(&self.card)?)));
-        leave(self.card);
-        result
-    }
+/// Unblocks the card in `reader` with `release` and sets `passcode`, in one transaction,
+/// after selecting the profile's application (the profile re-checks the card's identity).
+pub fn unblock(
+    context: &pcsc::Context,
+    reader: &str,
+    profile: &'static dyn CardProfile,
+    release: &CardRelease,
+    passcode: &Passcode,
+) -> Result<Unblocked, BridgeError> {
+    in_transaction(context, reader, |card| {
+        profile.select(card)?;
+        profile.unblock(card, release, passcode)
+    })
 }

@@ -7,22 +7,20 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use unlock_protocol::CardSerial;
 use unlock_protocol::bridge::{
     Answer, BridgeError, Command, ErrorCode, Event, EventKind, Outcome, PROTOCOL_MAJOR,
     PROTOCOL_MINOR, Reply, Request,
 };
+use unlock_protocol::card_steps::{self, CardChallenge, CardRelease};
+use unlock_protocol::{CardId, Passcode};
 
-use crate::card_access::{Unblocking, read_card, start_unblock};
+use crate::card_access::{self, Held, answer_challenge, read_card};
 use crate::config::Config;
 use crate::errors::fail;
 use crate::framing::{FrameError, read_frame, write_frame};
-use crate::profile::{CardProfile, UnlockCr1};
+use crate::profile::{self, PROFILES};
 use crate::service::{Service, readers};
 use crate::watch::watch;
-
-/// The card profiles this host speaks, in the order it tries them.
-pub static PROFILES: &[&dyn CardProfile] = &[&UnlockCr1];
 
 /// How long a card stays held between its challenge and the unblock. Others cannot use the
 /// card meanwhile, so a page that wanders off must not keep it.
@@ -38,7 +36,7 @@ pub struct Host {
     /// Whether the browser started us for a known extension.
     caller_known: bool,
     service: Service,
-    held: Mutex<HashMap<String, Held>>,
+    held: Mutex<HashMap<String, Holding>>,
     output: Frames,
     watching: Once,
 }
@@ -52,11 +50,11 @@ impl std::fmt::Debug for Host {
     }
 }
 
-/// A reader's card between challenge and unblock.
-enum Held {
+/// A reader's card between challenge and unblock, for a profile that holds it.
+enum Holding {
     Card {
-        unblocking: Unblocking<'static>,
-        serial: CardSerial,
+        held: Held,
+        card: CardId,
         since: Instant,
     },
     /// Let go after [`HOLD_LIMIT`]; the next unblock is told it took too long.
@@ -200,7 +198,7 @@ impl Host {
                 protocol_major: PROTOCOL_MAJOR,
                 protocol_minor: PROTOCOL_MINOR,
                 host_version: env!("CARGO_PKG_VERSION").to_owned(),
-                profiles: PROFILES.iter().map(|p| p.name().to_owned()).collect(),
+                profiles: card_steps::PROFILES.iter().map(|p| (*p).to_owned()).collect(),
             }),
             Command::Readers => self
                 .service
@@ -216,53 +214,78 @@ impl Host {
                     .with(|context| read_card(context, &reader, PROFILES))
                     .map(Answer::Card)
             }
-            Command::Challenge { reader, serial } => {
-                self.let_go(&reader);
-                let (unblocking, challenge) = self
-                    .service
-                    .with(|context| challenge(context, &reader, &serial))?;
-                self.lock_held().insert(
-                    reader,
-                    Held::Card {
-                        unblocking,
-                        serial,
-                        since: Instant::now(),
-                    },
-                );
-                Ok(Answer::Challenge { challenge })
-            }
+            Command::Challenge { reader, challenge } => self.challenge(reader, &challenge),
             Command::Unblock {
                 reader,
-                serial,
-                cryptogram,
+                release,
                 new_passcode,
-            } => {
-                let held = self.lock_held().remove(&reader);
-                match held {
-                    Some(Held::Card {
-                        unblocking,
-                        serial: held_serial,
-                        ..
-                    }) if held_serial == serial => {
-                        let (receipt, tries_left) =
-                            unblocking.finish(&cryptogram, &new_passcode)?;
-                        Ok(Answer::Unblocked {
-                            receipt,
-                            tries_left,
-                        })
-                    }
-                    Some(Held::Card { .. }) => Err(fail(ErrorCode::SerialMismatch)),
-                    Some(Held::Expired) => Err(BridgeError::with_message(
-                        ErrorCode::Timeout,
-                        "The card was held for too long. Start again.",
-                    )),
-                    None => Err(BridgeError::with_message(
-                        ErrorCode::BadRequest,
-                        "Ask the card for a challenge first.",
-                    )),
-                }
-            }
+            } => self.unblock(&reader, &release, &new_passcode),
         }
+    }
+
+    /// The card's answer to the challenge; a card whose profile needs it is held until the
+    /// unblock.
+    fn challenge(&self, reader: String, challenge: &CardChallenge) -> Result<Answer, BridgeError> {
+        self.let_go(&reader);
+        let profile = profile::for_challenge(challenge);
+        let (proof, held) = self
+            .service
+            .with(|context| answer_challenge(context, &reader, profile, challenge))?;
+        if let Some(held) = held {
+            self.lock_held().insert(
+                reader,
+                Holding::Card {
+                    held,
+                    card: profile::challenged_card(challenge),
+                    since: Instant::now(),
+                },
+            );
+        }
+        Ok(Answer::Proof { proof })
+    }
+
+    /// Unblocks the card with what the server released: on the held card, or in a
+    /// transaction of its own.
+    fn unblock(
+        &self,
+        reader: &str,
+        release: &CardRelease,
+        passcode: &Passcode,
+    ) -> Result<Answer, BridgeError> {
+        let profile = profile::for_release(release);
+        let holding = self.lock_held().remove(reader);
+        let unblocked = match (profile.custody(), holding) {
+            (profile::Custody::Released, holding) => {
+                drop(holding);
+                self.service.with(|context| {
+                    card_access::unblock(context, reader, profile, release, passcode)
+                })?
+            }
+            (profile::Custody::Held, Some(Holding::Card { held, card, .. }))
+                if card == profile::released_card(release) =>
+            {
+                held.unblock(release, passcode)?
+            }
+            (profile::Custody::Held, Some(Holding::Card { .. })) => {
+                return Err(fail(ErrorCode::SerialMismatch));
+            }
+            (profile::Custody::Held, Some(Holding::Expired)) => {
+                return Err(BridgeError::with_message(
+                    ErrorCode::Timeout,
+                    "The card was held for too long. Start again.",
+                ));
+            }
+            (profile::Custody::Held, None) => {
+                return Err(BridgeError::with_message(
+                    ErrorCode::BadRequest,
+                    "Ask the card for a challenge first.",
+                ));
+            }
+        };
+        Ok(Answer::Unblocked {
+            receipt: unblocked.receipt,
+            tries_left: unblocked.tries_left,
+        })
     }
 
     /// Starts pushing card events, once: the extension fans them out to the pages watching.
@@ -290,14 +313,14 @@ impl Host {
     fn let_go_of_stale_cards(&self) {
         let mut held = self.lock_held();
         for entry in held.values_mut() {
-            if matches!(entry, Held::Card { since, .. } if since.elapsed() >= HOLD_LIMIT) {
+            if matches!(entry, Holding::Card { since, .. } if since.elapsed() >= HOLD_LIMIT) {
                 tracing::info!("let go of a card held too long for an unblock");
-                *entry = Held::Expired;
+                *entry = Holding::Expired;
             }
         }
     }
 
-    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Holding>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -324,22 +347,6 @@ impl Frames {
             tracing::warn!(%error, "could not send to the browser");
         }
     }
-}
-
-/// A challenge from the card in `reader`, from the first profile the card speaks.
-fn challenge(
-    context: &pcsc::Context,
-    reader: &str,
-    serial: &CardSerial,
-) -> Result<(Unblocking<'static>, unlock_protocol::bridge::Block), BridgeError> {
-    let mut outcome = Err(fail(ErrorCode::UnsupportedCard));
-    for profile in PROFILES {
-        outcome = start_unblock(context, reader, serial, *profile);
-        if !matches!(&outcome, Err(error) if error.code == ErrorCode::UnsupportedCard) {
-            break;
-        }
-    }
-    outcome
 }
 
 /// The command's name for the log; its contents may be secret and are never logged.

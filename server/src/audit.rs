@@ -21,7 +21,9 @@ stored_names! {
         JourneyVerifyCode => "journey.verify_code",
         JourneyResendCode => "journey.resend_code",
         JourneyPresentCard => "journey.present_card",
-        JourneyCryptogram => "journey.cryptogram",
+        /// The release of a card secret: a cryptogram (unlock-cr/1) or the PUKs (piv/1). Stored
+        /// under its first name, so the history stays one series.
+        JourneyRelease => "journey.cryptogram",
         JourneyReceipt => "journey.receipt",
         /// The unlock notice queued to every address on the profile.
         OutboxUnlockNotice => "outbox.unlock_notice",
@@ -80,6 +82,13 @@ stored_names! {
         NotVerified => "not_verified",
         CardNotOnProfile => "card_not_on_profile",
         CardNotUsable => "card_not_usable",
+        /// A PIV card's certificates don't chain to the anchors, have expired, or name
+        /// another card.
+        CertificateNotTrusted => "certificate_not_trusted",
+        /// A PIV card's PUK is blocked: only the RA can help.
+        PukBlocked => "puk_blocked",
+        /// A PIV card's possession signature did not verify.
+        PossessionFailed => "possession_failed",
         Accepted => "accepted",
         NoCard => "no_card",
         TooManyAttempts => "too_many_attempts",

@@ -129,6 +129,9 @@ pub struct ThrottleConfig {
 pub struct CardConfig {
     /// Card models this service can unlock.
     pub supported_models: Vec<String>,
+    /// A PEM file of the certificates PIV cards' certificates must chain to. Without it,
+    /// `piv/1` cards can't be unlocked (their card steps answer 503).
+    pub piv_trust_anchors_file: Option<PathBuf>,
 }
 
 /// Staff accounts, their sign-in and the status view.
@@ -226,7 +229,8 @@ impl Default for Config {
                 staff_failures_per_client: 20,
             },
             cards: CardConfig {
-                supported_models: vec!["unlock-cr/1".into()],
+                supported_models: vec!["unlock-cr/1".into(), "piv/1".into()],
+                piv_trust_anchors_file: None,
             },
             staff: StaffConfig {
                 // OWASP's first recommendation for Argon2id: 19 MiB, 2 passes, 1 lane.

@@ -13,6 +13,7 @@ pub mod http;
 pub mod journey;
 pub mod metrics;
 pub mod outbox;
+pub mod piv;
 pub mod secrets;
 pub mod staff;
 pub mod state;
@@ -32,6 +33,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::outbox::mailer::Mailer;
 use crate::outbox::worker::Worker;
+use crate::piv::PivTrust;
 use crate::secrets::Keys;
 use crate::staff::accounts::Passwords;
 use crate::state::AppState;
@@ -68,6 +70,16 @@ impl Server {
                  holders can verify codes but cards can't be unlocked (the card steps answer 503)"
             );
         }
+        let piv_trust = match &config.cards.piv_trust_anchors_file {
+            Some(path) => Some(Arc::new(PivTrust::load(path)?)),
+            None => {
+                tracing::warn!(
+                    "no PIV trust anchors are configured (cards.piv_trust_anchors_file): piv/1 \
+                     cards can't be unlocked (their card steps answer 503)"
+                );
+                None
+            }
+        };
         let mailer = Mailer::from_config(&config)?;
         let passwords = Arc::new(Passwords::new(&config.staff).await?);
         let state = AppState {
@@ -75,6 +87,7 @@ impl Server {
             db: db.clone(),
             keys: keys.clone(),
             card_key,
+            piv_trust,
             passwords,
             clock: clock.clone(),
             outbox_wake: Arc::new(Notify::new()),

@@ -148,16 +148,21 @@ pub fn new_token() -> anyhow::Result<String> {
 
 /// A uniformly drawn 6-digit code from the OS CSPRNG.
 pub fn new_code() -> anyhow::Result<String> {
-    // Rejection sampling keeps every code equally likely.
-    const LIMIT: u32 = u32::MAX - (u32::MAX % 1_000_000);
-    loop {
-        let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).context("draw a one-time code")?;
-        let value = u32::from_le_bytes(bytes);
-        if value < LIMIT {
-            return Ok(format!("{:06}", value % 1_000_000));
+    random_digits(6).context("draw a one-time code")
+}
+
+/// `count` decimal digits, each uniformly drawn from the OS CSPRNG.
+pub fn random_digits(count: usize) -> anyhow::Result<String> {
+    // Rejection sampling keeps every digit equally likely.
+    let mut digits = String::with_capacity(count);
+    while digits.len() < count {
+        let mut byte = [0u8; 1];
+        getrandom::fill(&mut byte).context("draw random digits")?;
+        if byte[0] < 250 {
+            digits.push(char::from(b'0' + byte[0] % 10));
         }
     }
+    Ok(digits)
 }
 
 fn keyed(key: &[u8]) -> HmacSha256 {

@@ -8,6 +8,7 @@ use crate::card_key::CardMasterKey;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::piv::PivTrust;
 use crate::secrets::Keys;
 use crate::staff::accounts::Passwords;
 
@@ -17,8 +18,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub keys: Arc<Keys>,
-    /// The card master key; without it the card steps answer 503.
+    /// The card master key; without it the unlock-cr/1 card steps answer 503.
     pub card_key: Option<Arc<CardMasterKey>>,
+    /// The anchors PIV cards' certificates must chain to; without them the piv/1 card steps
+    /// answer 503.
+    pub piv_trust: Option<Arc<PivTrust>>,
     /// Staff password hashing, with the configured work factor.
     pub passwords: Arc<Passwords>,
     pub clock: Clock,

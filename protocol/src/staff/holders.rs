@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CardSerial, CardStatus, DeliveryState, HolderId};
+use crate::{CardId, CardStatus, DeliveryState, HolderId};
 
 /// `GET /api/staff/holders?q=...`: holders whose 12-digit id, email or name matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +60,8 @@ pub struct ProfileEmail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileCard {
-    pub serial: CardSerial,
+    /// The card's serial (unlock-cr/1) or GUID (piv/1).
+    pub serial: CardId,
     pub status: CardStatus,
     pub model: String,
     /// The last moment the card's certificates are valid.

@@ -1,9 +1,14 @@
 //! `unlock-server import <csv>`: holders, their emails and cards, in one transaction.
 //!
-//! Columns: `holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model`.
-//! `emails` holds addresses separated by `;`; the card columns may be empty for a holder
-//! without a card; `cert_expires` is a date (`YYYY-MM-DD`, certificates valid through that
-//! day, UTC). A holder may span several rows (one per card).
+//! Columns: `holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model`,
+//! and `card_puk` for PIV cards. `emails` holds addresses separated by `;`; the card columns
+//! may be empty for a holder without a card; `cert_expires` is a date (`YYYY-MM-DD`,
+//! certificates valid through that day, UTC). A holder may span several rows (one per card).
+//!
+//! A `piv/1` card is named by its GUID (32 hex digits, or a UUID) in `card_serial`, and
+//! `card_puk` is its PUK as the card management system set it (8 digits): it is sealed
+//! before it is stored, kept only the first time the card is imported (the service rotates
+//! it from then on), and never printed. Other models have no PUK.
 
 use std::fmt;
 use std::path::Path;
@@ -12,13 +17,16 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use time::macros::format_description;
-use unlock_protocol::{CardSerial, CardStatus, EmailAddress, HolderId};
+use unlock_protocol::piv::Puk;
+use unlock_protocol::{CardGuid, CardId, CardSerial, CardStatus, EmailAddress, HolderId, piv};
 
 use crate::audit::{self, Action, Audited, Outcome};
 use crate::clock::{Clock, Millis};
 use crate::db::cards::CardRecord;
 use crate::db::holder_emails::Added;
 use crate::db::{self, Conn, Db, Savepoint};
+use crate::piv::escrow;
+use crate::secrets::Keys;
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -37,6 +45,8 @@ struct Row {
     cert_expires: String,
     #[serde(default)]
     card_model: String,
+    #[serde(default)]
+    card_puk: String,
 }
 
 /// What an import changed.
@@ -68,12 +78,14 @@ impl fmt::Display for Summary {
 }
 
 struct Card {
-    serial: CardSerial,
+    id: CardId,
     record: CardRecord,
+    /// A PIV card's escrowed PUK.
+    puk: Option<Puk>,
 }
 
 /// Imports the file, all or nothing; every bad row is reported with its line number.
-pub async fn import(db: &Db, clock: &Clock, path: &Path) -> anyhow::Result<Summary> {
+pub async fn import(db: &Db, clock: &Clock, keys: &Keys, path: &Path) -> anyhow::Result<Summary> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
@@ -87,10 +99,11 @@ pub async fn import(db: &Db, clock: &Clock, path: &Path) -> anyhow::Result<Summa
             .collect(),
     );
     let action = Action::HoldersImport;
+    let keys = Arc::new(keys.clone());
     audit::operator_write(db, clock, None, action, move |conn, now| {
-        let rows = rows.clone();
+        let (rows, keys) = (rows.clone(), keys.clone());
         Box::pin(async move {
-            let summary = import_rows(conn, &rows, now).await?;
+            let summary = import_rows(conn, &keys, &rows, now).await?;
             Ok(Audited::done(
                 Outcome::Done,
                 Some(summary.to_string()),
@@ -104,6 +117,7 @@ pub async fn import(db: &Db, clock: &Clock, path: &Path) -> anyhow::Result<Summa
 /// Imports every row inside the caller's transaction, or fails naming each bad row.
 async fn import_rows(
     conn: &mut Conn,
+    keys: &Keys,
     rows: &[(usize, Result<Row, String>)],
     now: Millis,
 ) -> anyhow::Result<Summary> {
@@ -120,7 +134,7 @@ async fn import_rows(
         // A row that fails is undone alone, so the rows after it are still checked (on
         // PostgreSQL a failed statement would otherwise void the rest of the transaction).
         db::savepoint(conn, Savepoint::Mark).await?;
-        match import_row(conn, row, now, &mut summary).await {
+        match import_row(conn, keys, row, now, &mut summary).await {
             Ok(()) => {
                 summary.rows += 1;
                 db::savepoint(conn, Savepoint::Keep).await?;
@@ -142,6 +156,7 @@ async fn import_rows(
 
 async fn import_row(
     conn: &mut Conn,
+    keys: &Keys,
     row: &Row,
     now: Millis,
     summary: &mut Summary,
@@ -173,16 +188,21 @@ async fn import_row(
     }
 
     if let Some(card) = card {
+        let sealed = match &card.puk {
+            Some(puk) => Some(escrow::seal(keys, &card.id, puk)?),
+            None => None,
+        };
         let owner = db::cards::save(
             conn,
-            card.serial.as_str(),
+            card.id.as_str(),
             holder.as_str(),
             &card.record,
+            sealed.as_deref(),
             now,
         )
         .await?;
         if owner != holder.as_str() {
-            bail!("card {} already belongs to another holder", card.serial);
+            bail!("card {} already belongs to another holder", card.id);
         }
         summary.cards += 1;
     }
@@ -191,14 +211,31 @@ async fn import_row(
 
 fn parse_card(row: &Row) -> anyhow::Result<Option<Card>> {
     if row.card_serial.is_empty() {
-        if !(row.card_status.is_empty() && row.cert_expires.is_empty() && row.card_model.is_empty())
+        if !(row.card_status.is_empty()
+            && row.cert_expires.is_empty()
+            && row.card_model.is_empty()
+            && row.card_puk.is_empty())
         {
             bail!("card_serial is empty but other card columns are filled in");
         }
         return Ok(None);
     }
-    let serial =
-        CardSerial::parse(&row.card_serial).map_err(|e| anyhow::anyhow!("card_serial: {e}"))?;
+    // A PIV card is named by its GUID and escrows its PUK; other models have neither.
+    let (id, puk) = if row.card_model == piv::PROFILE {
+        let guid = CardGuid::parse(&row.card_serial)
+            .map_err(|e| anyhow::anyhow!("card_serial of a {} card: {e}", piv::PROFILE))?;
+        // The error names the column only: the value is a secret.
+        let puk = Puk::parse(&row.card_puk)
+            .map_err(|e| anyhow::anyhow!("card_puk of a {} card: {e}", piv::PROFILE))?;
+        (CardId::from(guid), Some(puk))
+    } else {
+        if !row.card_puk.is_empty() {
+            bail!("card_puk is only for {} cards", piv::PROFILE);
+        }
+        let serial = CardSerial::parse(&row.card_serial)
+            .map_err(|e| anyhow::anyhow!("card_serial: {e}"))?;
+        (CardId::from(serial), None)
+    };
     let Some(status) = CardStatus::from_name(&row.card_status.to_ascii_lowercase()) else {
         bail!(
             "card_status must be active, suspended or cancelled, not {:?}",
@@ -221,7 +258,8 @@ fn parse_card(row: &Row) -> anyhow::Result<Option<Card>> {
         bail!("card_model is empty");
     }
     Ok(Some(Card {
-        serial,
+        id,
+        puk,
         record: CardRecord {
             status,
             cert_expires_at: expires_at,

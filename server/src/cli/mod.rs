@@ -152,7 +152,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import { csv } => {
             let db = open(&config).await?;
-            let summary = import::import(&db, &clock, &csv).await?;
+            let keys = Keys::load(&config)?;
+            let summary = import::import(&db, &clock, &keys, &csv).await?;
             println!("{summary}");
             db.close().await;
             Ok(())

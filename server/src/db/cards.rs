@@ -97,16 +97,22 @@ pub async fn on_profile(
 
 /// Saves card `serial` on `holder_id`'s profile, or updates its record if it is there
 /// already; the holder whose profile it is on (another's, if it was on theirs before).
+/// `puk_sealed` (piv/1) is the escrowed PUK as the card management system issued it: it is
+/// kept only if the card has none yet, since the service rotates it with every unlock and an
+/// export made before that would hold a PUK the card no longer takes.
 pub async fn save(
     conn: &mut Conn,
     serial: &str,
     holder_id: &str,
     record: &CardRecord,
+    puk_sealed: Option<&[u8]>,
     now: Millis,
 ) -> anyhow::Result<String> {
     sqlx::query_scalar(
-        "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (serial) DO UPDATE SET status = $3, cert_expires_at = $4, model = $5, updated_at = $6
+        "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, puk_sealed, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (serial) DO UPDATE SET status = $3, cert_expires_at = $4, model = $5,
+                puk_sealed = COALESCE(cards.puk_sealed, $6), updated_at = $7
          RETURNING holder_id",
     )
     .bind(serial)
@@ -114,8 +120,87 @@ pub async fn save(
     .bind(record.status.as_str())
     .bind(record.cert_expires_at)
     .bind(&record.model)
+    .bind(puk_sealed)
     .bind(now)
     .fetch_one(conn)
     .await
     .context("save the card")
+}
+
+/// A piv/1 card's escrowed PUKs, sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Escrow {
+    /// The PUK the card had at its last confirmed unlock (or import).
+    pub current: Option<Vec<u8>>,
+    /// The next PUK, released and not yet confirmed by the card's receipt.
+    pub pending: Option<Vec<u8>>,
+    /// How many times the PUK has been rotated.
+    pub generation: i64,
+}
+
+impl std::fmt::Debug for Escrow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Escrow")
+            .field("current", &self.current.is_some())
+            .field("pending", &self.pending.is_some())
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// Card `serial`'s escrowed PUKs.
+pub async fn escrow(conn: &mut Conn, serial: &str) -> anyhow::Result<Option<Escrow>> {
+    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = sqlx::query_as(
+        "SELECT puk_sealed, puk_pending_sealed, puk_generation FROM cards WHERE serial = $1",
+    )
+    .bind(serial)
+    .fetch_optional(conn)
+    .await
+    .context("read the card's escrowed PUK")?;
+    Ok(row.map(|(current, pending, generation)| Escrow {
+        current,
+        pending,
+        generation,
+    }))
+}
+
+/// Records `sealed` as card `serial`'s pending next PUK, unless it has one already; whether
+/// it was recorded.
+pub async fn hold_pending_puk(
+    conn: &mut Conn,
+    serial: &str,
+    sealed: &[u8],
+    now: Millis,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE cards SET puk_pending_sealed = $1, updated_at = $2
+         WHERE serial = $3 AND puk_pending_sealed IS NULL",
+    )
+    .bind(sealed)
+    .bind(now)
+    .bind(serial)
+    .execute(conn)
+    .await
+    .context("hold the next PUK")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The card confirmed its rotation: its pending PUK becomes current. The new generation, or
+/// `None` if there was nothing pending.
+pub async fn commit_pending_puk(
+    conn: &mut Conn,
+    serial: &str,
+    now: Millis,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "UPDATE cards SET puk_sealed = puk_pending_sealed, puk_pending_sealed = NULL,
+                puk_generation = puk_generation + 1, updated_at = $1
+         WHERE serial = $2 AND puk_pending_sealed IS NOT NULL
+         RETURNING puk_generation",
+    )
+    .bind(now)
+    .bind(serial)
+    .fetch_optional(conn)
+    .await
+    .context("make the next PUK current")
 }

@@ -173,6 +173,10 @@ pub struct CardJourney {
     pub card_serial: Option<String>,
     pub last_challenge: Option<Vec<u8>>,
     pub cryptograms_released: i64,
+    /// piv/1: the public keys of the card's Card Authentication and PIV Authentication
+    /// certificates (SubjectPublicKeyInfo, DER), as presented.
+    pub possession_key: Option<Vec<u8>>,
+    pub receipt_key: Option<Vec<u8>>,
     /// The accepted card's record, if it is still on the holder's profile.
     #[sqlx(flatten)]
     pub card: super::cards::MaybeCard,
@@ -186,7 +190,8 @@ pub async fn for_card_step(
 ) -> anyhow::Result<Option<CardJourney>> {
     sqlx::query_as(
         "SELECT j.id, j.holder_id, j.state, j.expires_at, j.card_serial, j.last_challenge,
-                j.cryptograms_released, c.status AS card_status, c.cert_expires_at,
+                j.cryptograms_released, j.possession_key, j.receipt_key,
+                c.status AS card_status, c.cert_expires_at,
                 c.model AS card_model
          FROM journeys j
          LEFT JOIN cards c ON c.serial = j.card_serial AND c.holder_id = j.holder_id
@@ -198,21 +203,35 @@ pub async fn for_card_step(
     .context("find the journey")
 }
 
-/// Accepts card `serial` for the journey; its last challenge is kept only if it was this
-/// card's.
+/// What accepting a piv/1 card records: the nonce its possession proof must sign, and the
+/// public keys of its two certificates.
+#[derive(Debug, Clone, Copy)]
+pub struct PivAcceptance<'a> {
+    pub possession_nonce: &'a [u8],
+    pub possession_key: &'a [u8],
+    pub receipt_key: &'a [u8],
+}
+
+/// Accepts card `serial` for the journey (with what a piv/1 card needs, else nothing); its
+/// last challenge is kept only if it was this card's (its receipt may be on its way).
 pub async fn accept_card(
     conn: &mut Conn,
     id: i64,
     serial: &str,
+    piv: Option<PivAcceptance<'_>>,
     now: Millis,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE journeys SET last_challenge = CASE WHEN card_serial = $1 THEN last_challenge END,
-                card_serial = $1, card_accepted_at = $2, updated_at = $2
-         WHERE id = $3",
+                card_serial = $1, card_accepted_at = $2, possession_nonce = $3,
+                possession_key = $4, receipt_key = $5, updated_at = $2
+         WHERE id = $6",
     )
     .bind(serial)
     .bind(now)
+    .bind(piv.map(|p| p.possession_nonce))
+    .bind(piv.map(|p| p.possession_key))
+    .bind(piv.map(|p| p.receipt_key))
     .bind(id)
     .execute(conn)
     .await
@@ -220,10 +239,42 @@ pub async fn accept_card(
     Ok(())
 }
 
-/// Drops the accepted card, so no cryptogram is released until a card is accepted again.
+/// Takes the journey's possession nonce, so it proves one release at most; `None` if there
+/// is none (spent already, or never handed out).
+pub async fn take_possession_nonce(
+    conn: &mut Conn,
+    id: i64,
+    now: Millis,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let nonce: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT possession_nonce FROM journeys WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .context("read the possession nonce")?;
+    let Some(nonce) = nonce else {
+        return Ok(None);
+    };
+    // Cleared only if it is still this nonce: of two requests racing for it, one gets it.
+    let cleared = sqlx::query(
+        "UPDATE journeys SET possession_nonce = NULL, updated_at = $1
+         WHERE id = $2 AND possession_nonce = $3",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(&nonce)
+    .execute(conn)
+    .await
+    .context("spend the possession nonce")?;
+    Ok((cleared.rows_affected() == 1).then_some(nonce))
+}
+
+/// Drops the accepted card, so no secret is released until a card is accepted again.
 pub async fn forget_card(conn: &mut Conn, id: i64, now: Millis) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE journeys SET card_serial = NULL, last_challenge = NULL, updated_at = $1 WHERE id = $2",
+        "UPDATE journeys SET card_serial = NULL, last_challenge = NULL, possession_nonce = NULL,
+                possession_key = NULL, receipt_key = NULL, updated_at = $1
+         WHERE id = $2",
     )
     .bind(now)
     .bind(id)

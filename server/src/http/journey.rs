@@ -5,11 +5,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use unlock_protocol::ApiError;
-use unlock_protocol::api::{
-    AllowedDomains, CardReceipt, Cryptogram, CryptogramRequest, JourneyView, PresentCard,
-    StartJourney, VerifyCode,
-};
-use unlock_protocol::bridge::Block;
+use unlock_protocol::api::{AllowedDomains, JourneyView, StartJourney, VerifyCode};
+use unlock_protocol::card_steps::{CardIdentity, CardProof, CardReceipt, CardRelease};
 
 use super::extract::{ApiJson, ClientAddr, JourneyToken, journey_cookie};
 use crate::error::Failure;
@@ -165,64 +162,66 @@ pub async fn resend(
     tag = "holder",
     operation_id = "present_card",
     security(("journey_cookie" = [])),
-    request_body = PresentCard,
+    request_body = CardIdentity,
     responses(
-        (status = 200, description = "`card_accepted`: the card is the holder's and can be unlocked.", body = JourneyView),
+        (status = 200, description = "`card_accepted`: the card is the holder's and can be unlocked; `challenge` says what to ask of it.", body = JourneyView),
         (status = 400, description = "`bad_json`.", body = ApiError),
         (status = 404, description = "`no_journey`.", body = ApiError),
         (status = 409, description = "`not_verified` or `journey_closed`.", body = ApiError),
         (status = 410, description = "`journey_expired`.", body = ApiError),
         (status = 413, description = "`payload_too_large`.", body = ApiError),
         (status = 415, description = "`unsupported_media_type`.", body = ApiError),
-        (status = 422, description = "`card_not_on_profile`, `card_not_usable` or `invalid_body`.", body = ApiError),
+        (status = 422, description = "`card_not_on_profile`, `card_not_usable`, `certificate_not_trusted` or `invalid_body`.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
-        (status = 503, description = "`unavailable`: no card master key is configured.", body = ApiError),
+        (status = 503, description = "`unavailable`: this server can't unlock cards of this profile (no card master key, or no PIV trust anchors).", body = ApiError),
     ),
 )]
 pub async fn present_card(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     JourneyToken(token): JourneyToken,
-    ApiJson(body): ApiJson<PresentCard>,
+    ApiJson(card): ApiJson<CardIdentity>,
 ) -> Result<Json<JourneyView>, Failure> {
-    journey::present_card(&state, token.as_deref(), body.serial, body.profile, &client)
+    journey::present_card(&state, token.as_deref(), card, &client)
         .await
         .map(Json)
 }
 
-/// Release the unblock cryptogram for a card challenge
+/// Release the card's secret against its proof
+///
+/// `unlock-cr/1`: the cryptogram for the card's fresh challenge. `piv/1`: once the card's
+/// Card Authentication key has signed the possession nonce, its escrowed PUK (with the
+/// pending one, if a rotation is unconfirmed), the PUK to rotate to, and a receipt nonce.
 #[utoipa::path(
     post,
-    path = "/api/journey/card/cryptogram",
+    path = "/api/journey/card/release",
     tag = "holder",
-    operation_id = "release_cryptogram",
+    operation_id = "release_card_secret",
     security(("journey_cookie" = [])),
-    request_body = CryptogramRequest,
+    request_body = CardProof,
     responses(
-        (status = 200, description = "What the card needs to accept the unblock.", body = Cryptogram),
+        (status = 200, description = "What the card needs to be unblocked.", body = CardRelease),
         (status = 400, description = "`bad_json`.", body = ApiError),
         (status = 404, description = "`no_journey`.", body = ApiError),
         (status = 409, description = "`not_verified`, `card_not_accepted` or `journey_closed`.", body = ApiError),
         (status = 410, description = "`journey_expired`.", body = ApiError),
         (status = 413, description = "`payload_too_large`.", body = ApiError),
         (status = 415, description = "`unsupported_media_type`.", body = ApiError),
-        (status = 422, description = "`challenge_reused`, `card_not_on_profile`, `card_not_usable` or `invalid_body`.", body = ApiError),
+        (status = 422, description = "`challenge_reused`, `possession_failed`, `card_not_on_profile`, `card_not_usable` or `invalid_body`.", body = ApiError),
         (status = 429, description = "`too_many_attempts`: the journey is closed.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
-        (status = 503, description = "`unavailable`: no card master key is configured.", body = ApiError),
+        (status = 503, description = "`unavailable`: this server can't unlock cards of this profile.", body = ApiError),
     ),
 )]
-pub async fn cryptogram(
+pub async fn release(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     JourneyToken(token): JourneyToken,
-    ApiJson(body): ApiJson<CryptogramRequest>,
-) -> Result<Json<Cryptogram>, Failure> {
-    let cryptogram =
-        journey::release_cryptogram(&state, token.as_deref(), body.challenge.0, &client).await?;
-    Ok(Json(Cryptogram {
-        cryptogram: Block(cryptogram),
-    }))
+    ApiJson(proof): ApiJson<CardProof>,
+) -> Result<Json<CardRelease>, Failure> {
+    journey::release(&state, token.as_deref(), proof, &client)
+        .await
+        .map(Json)
 }
 
 /// Confirm the card's receipt
@@ -243,16 +242,16 @@ pub async fn cryptogram(
         (status = 415, description = "`unsupported_media_type`.", body = ApiError),
         (status = 422, description = "`receipt_wrong` or `invalid_body`.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
-        (status = 503, description = "`unavailable`: no card master key is configured.", body = ApiError),
+        (status = 503, description = "`unavailable`: this server can't unlock cards of this profile.", body = ApiError),
     ),
 )]
 pub async fn receipt(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     JourneyToken(token): JourneyToken,
-    ApiJson(body): ApiJson<CardReceipt>,
+    ApiJson(receipt): ApiJson<CardReceipt>,
 ) -> Result<Json<JourneyView>, Failure> {
-    journey::confirm_receipt(&state, token.as_deref(), body.receipt.0, &client)
+    journey::confirm_receipt(&state, token.as_deref(), receipt, &client)
         .await
         .map(Json)
 }

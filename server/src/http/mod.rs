@@ -70,7 +70,7 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::post("/api/journey/code", journey::verify),
         Endpoint::post("/api/journey/resend", journey::resend),
         Endpoint::post("/api/journey/card", journey::present_card),
-        Endpoint::post("/api/journey/card/cryptogram", journey::cryptogram),
+        Endpoint::post("/api/journey/card/release", journey::release),
         Endpoint::post("/api/journey/card/receipt", journey::receipt),
         Endpoint::post("/api/staff/sign-in", staff::sign_in),
         Endpoint::post("/api/staff/sign-in/code", staff::sign_in_code),

@@ -39,7 +39,7 @@ pub const STAFF_SECURITY: &str = "staff_cookie";
         journey::verify,
         journey::resend,
         journey::present_card,
-        journey::cryptogram,
+        journey::release,
         journey::receipt,
         staff::sign_in,
         staff::sign_in_code,

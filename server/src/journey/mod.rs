@@ -1,15 +1,15 @@
 //! The holder's journey: start with an email address, receive a code, type it in (or ask
-//! for another), then present the card, get a cryptogram for its challenge, and confirm the
-//! unlock with the card's receipt.
+//! for another), then present the card, have its secret released against the card's proof,
+//! and confirm the unlock with the card's receipt.
 
 mod card;
 mod code;
 mod start;
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::{CardSerial, EmailAddress, ErrorCode};
+use unlock_protocol::{CardId, EmailAddress, ErrorCode};
 
-pub use card::{confirm_receipt, present_card, release_cryptogram};
+pub use card::{confirm_receipt, present_card, release};
 pub use code::{resend, verify};
 pub use start::{Started, start};
 
@@ -130,9 +130,10 @@ fn view_of(
         }
         JourneyState::Verified if now >= journey.expires_at => Ok(JourneyView::Expired),
         JourneyState::Verified => Ok(match accepted_card(journey) {
-            Some(serial) => JourneyView::CardAccepted {
-                serial,
+            Some(card) => JourneyView::CardAccepted {
+                card,
                 expires_in_seconds: seconds_until(now, journey.expires_at),
+                challenge: None,
             },
             None => JourneyView::Verified {
                 expires_in_seconds: seconds_until(now, journey.expires_at),
@@ -147,7 +148,7 @@ fn view_of(
             Ok(JourneyView::ContactRa { reason })
         }
         JourneyState::Closed => match (journey.closed_reason, accepted_card(journey)) {
-            (Some(ClosedReason::Unlocked), Some(serial)) => Ok(JourneyView::Unlocked { serial }),
+            (Some(ClosedReason::Unlocked), Some(card)) => Ok(JourneyView::Unlocked { card }),
             (Some(ClosedReason::Unlocked), None) => {
                 Err(anyhow::anyhow!("an unlocked journey has no card").into())
             }
@@ -157,11 +158,11 @@ fn view_of(
 }
 
 /// The card accepted for the journey (stored already parsed, so it parses again).
-fn accepted_card(journey: &Journey) -> Option<CardSerial> {
+fn accepted_card(journey: &Journey) -> Option<CardId> {
     journey
         .card_serial
         .as_deref()
-        .and_then(|serial| CardSerial::parse(serial).ok())
+        .and_then(|card| CardId::parse(card).ok())
 }
 
 /// `GET /api/journey`: where the journey in the cookie stands.

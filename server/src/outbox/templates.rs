@@ -1,6 +1,6 @@
 //! The words of the emails the service sends.
 
-use unlock_protocol::{CardSerial, EmailAddress};
+use unlock_protocol::{CardId, EmailAddress};
 
 use super::Composed;
 use crate::clock::{Millis, clock_time_utc, date_time_utc};
@@ -49,7 +49,7 @@ pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Comp
 
 /// The notice sent to every address on a profile once its card is unlocked. It names the
 /// card by its last 4 characters only, and carries no code.
-pub fn card_unlocked(serial: &CardSerial, at: Millis) -> Composed {
+pub fn card_unlocked(serial: &CardId, at: Millis) -> Composed {
     let when = date_time_utc(at);
     let tail = serial_tail(serial);
     let subject = "Your smartcard was unlocked".to_owned();
@@ -156,7 +156,7 @@ fn page(subject: &str, body: &str) -> String {
 }
 
 /// The last 4 characters of a serial, as printed on cards (upper case).
-fn serial_tail(serial: &CardSerial) -> String {
+fn serial_tail(serial: &CardId) -> String {
     let digits = serial.as_str();
     digits[digits.len().saturating_sub(4)..].to_ascii_uppercase()
 }
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn unlock_notice_says_when_and_what_to_do_and_hides_the_serial() {
-        let serial = CardSerial::parse("2d6bddb8ad096c2d").unwrap();
+        let serial = CardId::parse("2d6bddb8ad096c2d").unwrap();
         let email = card_unlocked(&serial, 1_795_871_159_000);
         assert_eq!(email.subject, "Your smartcard was unlocked");
         for part in [&email.text, &email.html] {

@@ -6,7 +6,7 @@ use unlock_protocol::staff::{
     Delivery, HolderMatch, HolderProfile, HolderSearch, JourneyRecord, JourneyStep, Permission,
     ProfileCard, ProfileEmail, ThrottleState, ThrottleTarget,
 };
-use unlock_protocol::{CardSerial, CardStatus, EmailAddress, ErrorCode, HolderId};
+use unlock_protocol::{CardId, CardStatus, EmailAddress, ErrorCode, HolderId};
 
 use super::labels;
 use super::session::StaffUser;
@@ -151,8 +151,8 @@ async fn cards(
         .map(|card| {
             let record = card.record;
             Ok(ProfileCard {
-                serial: CardSerial::parse(&card.serial)
-                    .map_err(|_| anyhow::anyhow!("a stored card serial does not parse"))?,
+                serial: CardId::parse(&card.serial)
+                    .map_err(|_| anyhow::anyhow!("a stored card id does not parse"))?,
                 unlockable: record.status == CardStatus::Active
                     && record.cert_expires_at > now
                     && supported.contains(&record.model),

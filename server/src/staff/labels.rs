@@ -112,18 +112,36 @@ pub const FAILURES: &[Failure] = &[
     ),
     failure(
         Action::JourneyPresentCard,
+        Outcome::CertificateNotTrusted,
+        "certificate_not_trusted",
+        "Card's certificates not trusted or expired",
+    ),
+    failure(
+        Action::JourneyPresentCard,
+        Outcome::PukBlocked,
+        "puk_blocked",
+        "Card's PUK blocked (the RA must reset it)",
+    ),
+    failure(
+        Action::JourneyRelease,
+        Outcome::PossessionFailed,
+        "possession_failed",
+        "The card failed to prove it holds its own key",
+    ),
+    failure(
+        Action::JourneyPresentCard,
         Outcome::Expired,
         "journey_expired",
         OUT_OF_TIME,
     ),
     failure(
-        Action::JourneyCryptogram,
+        Action::JourneyRelease,
         Outcome::Expired,
         "journey_expired",
         OUT_OF_TIME,
     ),
     failure(
-        Action::JourneyCryptogram,
+        Action::JourneyRelease,
         Outcome::TooManyAttempts,
         "too_many_attempts",
         "Too many unlock attempts with the card",
@@ -149,6 +167,7 @@ pub fn ineligible(reason: Option<&str>) -> (String, &'static str) {
         Some(IneligibleReason::CardSuspended) => "card suspended",
         Some(IneligibleReason::CertificatesExpired) => "certificates expired",
         Some(IneligibleReason::CardModelUnsupported) => "card model not supported",
+        Some(IneligibleReason::PukBlocked) => "card's PUK blocked",
         None => "reason not recorded",
     };
     (format!("ineligible_{name}"), why)
@@ -173,8 +192,8 @@ pub fn step(action: &str, outcome: &str, detail: Option<&str>) -> String {
         (A::JourneyVerifyCode, O::NoLiveCode) => "Typed a code after it stopped working",
         (A::JourneyVerifyCode, O::NotAwaitingCode) => "Typed a code after that step was done",
         (A::JourneyPresentCard, O::Accepted) => "Card inserted and accepted",
-        (A::JourneyCryptogram, O::Released) => "Unlock key released for the card",
-        (A::JourneyCryptogram, O::ChallengeReused) => "The card's challenge was used already",
+        (A::JourneyRelease, O::Released) => "Unlock key released for the card",
+        (A::JourneyRelease, O::ChallengeReused) => "The card's challenge was used already",
         (A::JourneyReceipt, O::Unlocked) => "Card unlocked",
         (A::JourneyReceipt, O::NoChallenge) => "Card's receipt came without a challenge",
         (A::OutboxUnlockNotice, O::Queued) => "Unlock notice queued to every address",

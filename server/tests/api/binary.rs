@@ -133,7 +133,7 @@ fn migrate_creates_the_database() {
         &cli_database(dir.path()),
         "SELECT description FROM _sqlx_migrations ORDER BY version",
     );
-    assert_eq!(applied, ["initial", "card unlock", "staff"]);
+    assert_eq!(applied, ["initial", "card unlock", "staff", "piv"]);
 }
 
 #[test]
@@ -228,12 +228,12 @@ async fn no_code_or_secret_appears_in_the_logs() {
             serde_json::json!({"serial": "2d6bddb8ad096c2d", "profile": "unlock-cr/1"}),
         ),
         (
-            "/api/journey/card/cryptogram",
-            serde_json::json!({"challenge": VECTOR_CHALLENGE}),
+            RELEASE,
+            cryptogram_request(VECTOR_CHALLENGE),
         ),
         (
             "/api/journey/card/receipt",
-            serde_json::json!({"receipt": VECTOR_RECEIPT}),
+            serde_json::json!({"profile": PROFILE, "receipt": VECTOR_RECEIPT}),
         ),
     ] {
         let reply: serde_json::Value = client
@@ -467,11 +467,7 @@ async fn demo_journey(
     .await;
     assert_eq!(accepted["stage"], "card_accepted", "{accepted}");
     let challenge = "00112233445566778899aabbccddeeff";
-    let released = post(
-        "/api/journey/card/cryptogram",
-        serde_json::json!({ "challenge": challenge }),
-    )
-    .await;
+    let released = post(RELEASE, cryptogram_request(challenge)).await;
     assert!(released["cryptogram"].is_string(), "{released}");
     let master: [u8; 16] = hex::decode(key_hex.trim()).unwrap().try_into().unwrap();
     let serial: [u8; 8] = hex::decode(DEMO_CARD).unwrap().try_into().unwrap();
@@ -479,7 +475,7 @@ async fn demo_journey(
     let proof = hex::encode(receipt(&card_key(&master, &serial), &challenge));
     post(
         "/api/journey/card/receipt",
-        serde_json::json!({ "receipt": proof }),
+        serde_json::json!({ "profile": "unlock-cr/1", "receipt": proof }),
     )
     .await
 }

@@ -51,7 +51,8 @@ async fn happy_path_unlocks_the_card_and_tells_every_address_on_the_profile() {
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.json());
     assert_eq!(
         accepted.json(),
-        serde_json::json!({"stage": "card_accepted", "serial": CARD, "expires_in_seconds": 900})
+        serde_json::json!({"stage": "card_accepted", "card": CARD, "expires_in_seconds": 900,
+                           "challenge": {"profile": PROFILE, "serial": CARD}})
     );
     assert_eq!(app.journey().await.stage(), "card_accepted");
 
@@ -62,18 +63,18 @@ async fn happy_path_unlocks_the_card_and_tells_every_address_on_the_profile() {
     let expected = cryptogram(&card_key(&master(), &serial), &block(&challenge), &serial);
     assert_eq!(
         released.json(),
-        serde_json::json!({"cryptogram": hex::encode(expected)})
+        serde_json::json!({"profile": PROFILE, "serial": CARD, "cryptogram": hex::encode(expected)})
     );
 
     let unlocked = app.receipt(&receipt_for(CARD, &challenge)).await;
     assert_eq!(unlocked.status, StatusCode::OK, "{}", unlocked.json());
     assert_eq!(
         unlocked.json(),
-        serde_json::json!({"stage": "unlocked", "serial": CARD})
+        serde_json::json!({"stage": "unlocked", "card": CARD})
     );
     assert_eq!(
         app.journey().await.json(),
-        serde_json::json!({"stage": "unlocked", "serial": CARD})
+        serde_json::json!({"stage": "unlocked", "card": CARD})
     );
 
     // Every address on the profile is told, through the real SMTP server.
@@ -201,7 +202,7 @@ async fn the_cryptogram_and_receipt_match_the_independent_test_vector() {
     );
     let unlocked = app.receipt("05c81625313a68973efa8058c4eace12").await;
     assert_eq!(unlocked.stage(), "unlocked");
-    assert_eq!(unlocked.json()["serial"], serial);
+    assert_eq!(unlocked.json()["card"], serial);
 }
 
 #[tokio::test]
@@ -286,8 +287,8 @@ async fn cards_that_cannot_be_unlocked_are_refused_with_the_reason() {
         app.add_card(HOLDER, serial, status, expires, model).await;
     }
     app.verified_journey().await;
-    for (serial, _, _, model, reason) in cases {
-        let refused = app.present_card(serial, model).await;
+    for (serial, _, _, _, reason) in cases {
+        let refused = app.present_card(serial, PROFILE).await;
         assert_refused(
             &refused,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -295,17 +296,6 @@ async fn cards_that_cannot_be_unlocked_are_refused_with_the_reason() {
         );
         assert_eq!(refused.json()["message"], reason.message(), "{serial}");
     }
-    // The holder's good card, but the bridge says it speaks another profile.
-    let mismatch = app.present_card(CARD, "piv/1").await;
-    assert_refused(
-        &mismatch,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "card_not_usable",
-    );
-    assert_eq!(
-        mismatch.json()["message"],
-        IneligibleReason::CardModelUnsupported.message()
-    );
     assert_eq!(
         app.present_card(CARD, PROFILE).await.stage(),
         "card_accepted"
@@ -561,9 +551,9 @@ async fn the_card_steps_are_bound_to_the_browser_cookie() {
     );
     let forged = read(
         app.client
-            .post(app.url("/api/journey/card/cryptogram"))
+            .post(app.url(RELEASE))
             .header("cookie", "unlock_journey=00ff")
-            .json(&serde_json::json!({ "challenge": challenge }))
+            .json(&cryptogram_request(&challenge))
             .send()
             .await
             .unwrap(),
@@ -591,20 +581,23 @@ async fn bad_card_bodies_get_stable_json_errors() {
         ),
         ("/api/journey/card", serde_json::json!({"serial": CARD})),
         (
-            "/api/journey/card/cryptogram",
-            serde_json::json!({"challenge": "00ff"}),
+            "/api/journey/card",
+            serde_json::json!({"serial": CARD, "profile": "legacy-card"}),
         ),
+        (RELEASE, serde_json::json!({"challenge": "00".repeat(16)})),
+        (RELEASE, cryptogram_request("00ff")),
+        (RELEASE, cryptogram_request(&"zz".repeat(16))),
         (
-            "/api/journey/card/cryptogram",
-            serde_json::json!({"challenge": "zz".repeat(16)}),
+            RELEASE,
+            serde_json::json!({"profile": "piv/1", "signature": "zz"}),
         ),
         (
             "/api/journey/card/receipt",
-            serde_json::json!({"receipt": 5}),
+            serde_json::json!({"profile": PROFILE, "receipt": 5}),
         ),
         (
             "/api/journey/card/receipt",
-            serde_json::json!({"receipt": "00".repeat(16), "x": 1}),
+            serde_json::json!({"profile": PROFILE, "receipt": "00".repeat(16), "x": 1}),
         ),
     ] {
         let reply = app.post_json(path, body.clone()).await;

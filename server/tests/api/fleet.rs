@@ -118,12 +118,11 @@ async fn cryptograms_asked_for_at_once_on_two_instances_never_pass_the_cap() {
     let asks = (0..16).map(|n| {
         let (app, second) = (&app, &second);
         async move {
-            let body = json!({ "challenge": fresh_challenge() });
+            let body = cryptogram_request(&fresh_challenge());
             if n % 2 == 0 {
-                app.post_json("/api/journey/card/cryptogram", body).await
+                app.post_json(RELEASE, body).await
             } else {
-                app.post_json_to(second, "/api/journey/card/cryptogram", body)
-                    .await
+                app.post_json_to(second, RELEASE, body).await
             }
         }
     });

@@ -30,6 +30,13 @@ pub const MASTER_KEY: &str = "35a47d45d75853e026695fffa198b79d";
 pub const CARD: &str = "0000123456789012";
 /// The card profile the bridge reports for the test cards.
 pub const PROFILE: &str = "unlock-cr/1";
+/// Where a card's secret is released against its proof.
+pub const RELEASE: &str = "/api/journey/card/release";
+
+/// The body asking for an unlock-cr/1 card's cryptogram for `challenge` (32 hex digits).
+pub fn cryptogram_request(challenge: &str) -> Value {
+    serde_json::json!({ "profile": PROFILE, "challenge": challenge })
+}
 
 /// The card master key as bytes.
 pub fn master() -> [u8; 16] {
@@ -535,28 +542,25 @@ impl TestApp {
         read(self.client.get(self.url(path)).send().await.expect("send")).await
     }
 
+    /// Presents an unlock-cr/1 card (the bridge reports `profile` for it).
     pub async fn present_card(&self, serial: &str, profile: &str) -> Reply {
         self.post_json(
             "/api/journey/card",
-            serde_json::json!({ "serial": serial, "profile": profile }),
+            serde_json::json!({ "profile": profile, "serial": serial }),
         )
         .await
     }
 
-    /// Asks for the cryptogram for a challenge (32 hex digits).
+    /// Asks for the cryptogram for an unlock-cr/1 card's challenge (32 hex digits).
     pub async fn cryptogram(&self, challenge: &str) -> Reply {
-        self.post_json(
-            "/api/journey/card/cryptogram",
-            serde_json::json!({ "challenge": challenge }),
-        )
-        .await
+        self.post_json(RELEASE, cryptogram_request(challenge)).await
     }
 
-    /// Sends the card's receipt (32 hex digits).
+    /// Sends an unlock-cr/1 card's receipt (32 hex digits).
     pub async fn receipt(&self, receipt: &str) -> Reply {
         self.post_json(
             "/api/journey/card/receipt",
-            serde_json::json!({ "receipt": receipt }),
+            serde_json::json!({ "profile": PROFILE, "receipt": receipt }),
         )
         .await
     }

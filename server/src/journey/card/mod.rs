@@ -1,20 +1,23 @@
-//! The card steps of a verified journey: the card the bridge read is checked against the
-//! holder's profile ([`present`]), a cryptogram is released for each fresh challenge from it,
-//! a few per journey at most ([`release`]), and the card's receipt closes the journey as
-//! unlocked and tells every address on the profile ([`receipt`]).
+//! The card steps of a verified journey, one seam for every card profile: the card the
+//! bridge read is checked against the holder's profile ([`present`]); against the card's
+//! proof, its secret is released — a cryptogram for a fresh challenge (`unlock-cr/1`), or the
+//! escrowed PUK once the card proved possession of its own key (`piv/1`) — a few times per
+//! journey at most ([`release`]); and the card's receipt closes the journey as unlocked and
+//! tells every address on the profile ([`receipt`]).
 
 mod present;
 mod receipt;
 mod release;
+mod release_puk;
 
 use std::sync::Arc;
 
 use unlock_protocol::api::IneligibleReason;
-use unlock_protocol::{CardSerial, CardStatus, ErrorCode};
+use unlock_protocol::{CardId, CardStatus, ErrorCode};
 
 pub use present::present_card;
 pub use receipt::confirm_receipt;
-pub use release::release_cryptogram;
+pub use release::release;
 
 use crate::audit::{Action, Audited, Event, Outcome};
 use crate::card_key::CardMasterKey;
@@ -22,24 +25,32 @@ use crate::clock::Millis;
 use crate::config::Config;
 use crate::db::cards::CardRecord;
 use crate::db::journeys::CardJourney;
-use crate::db::states::JourneyState;
+use crate::db::states::{ClosedReason, JourneyState};
 use crate::db::{self, Conn};
 use crate::error::Failure;
+use crate::piv::PivTrust;
 use crate::secrets::token_hash;
 use crate::state::AppState;
 
 /// The outcome of one card step: what the audit trail records, and the answer.
 type Checked<T> = (Outcome, Result<T, Failure>);
 
-/// The master key, or the answer that card unlocking is switched off on this server.
+/// The master key, or the answer that unlocking unlock-cr/1 cards is switched off here.
 fn master_key(state: &AppState) -> Result<Arc<CardMasterKey>, Failure> {
-    state.card_key.clone().ok_or_else(|| {
-        Failure::client_message(
-            ErrorCode::Unavailable,
-            "Unlocking smartcards is not available at the moment. Try again later, or contact \
-             your Registration Authority.",
-        )
-    })
+    state.card_key.clone().ok_or_else(unavailable)
+}
+
+/// The PIV trust anchors, or the answer that unlocking piv/1 cards is switched off here.
+fn piv_trust(state: &AppState) -> Result<Arc<PivTrust>, Failure> {
+    state.piv_trust.clone().ok_or_else(unavailable)
+}
+
+fn unavailable() -> Failure {
+    Failure::client_message(
+        ErrorCode::Unavailable,
+        "Unlocking smartcards is not available at the moment. Try again later, or contact \
+         your Registration Authority.",
+    )
 }
 
 /// The journey a cookie token names, with the accepted card's record if it is still on the
@@ -127,11 +138,17 @@ fn refuse_card(
     Some(Refusal(Some(reason)))
 }
 
-fn accepted_card(journey: &CardJourney) -> Option<CardSerial> {
+fn accepted_card(journey: &CardJourney) -> Option<CardId> {
     journey
         .card_serial
         .as_deref()
-        .and_then(|serial| CardSerial::parse(serial).ok())
+        .and_then(|card| CardId::parse(card).ok())
+}
+
+/// A card step whose profile is not that of the card the journey accepted: the page must
+/// read the card again.
+fn other_profile<T>() -> Checked<T> {
+    (Outcome::NoCard, Err(card_not_accepted()))
 }
 
 fn holder_event<'a>(
@@ -148,6 +165,19 @@ fn holder_event<'a>(
         detail,
         ..Event::new("holder", action, outcome)
     }
+}
+
+/// The journey asked for more releases than its cap: it is closed.
+async fn too_many_attempts<T>(
+    conn: &mut Conn,
+    journey_id: i64,
+    now: Millis,
+) -> anyhow::Result<Checked<T>> {
+    db::journeys::close(conn, journey_id, ClosedReason::TooManyAttempts, now).await?;
+    Ok((
+        Outcome::TooManyAttempts,
+        Err(Failure::client(ErrorCode::TooManyAttempts)),
+    ))
 }
 
 fn card_not_accepted() -> Failure {

@@ -1,27 +1,59 @@
-//! `POST /api/journey/card`: is the card in the reader one this holder may unlock here?
+//! `POST /api/journey/card`: is the card in the reader one this holder may unlock here? If
+//! so, the answer says what to ask of it next.
 
-use unlock_protocol::CardSerial;
-use unlock_protocol::api::JourneyView;
+use unlock_protocol::ErrorCode;
+use unlock_protocol::api::{IneligibleReason, JourneyView};
+use unlock_protocol::card_steps::{CardChallenge, CardIdentity, Nonce};
+use unlock_protocol::piv::NONCE_LEN;
 
-use super::{Refusal, audited, find, master_key, refuse_card, refuse_card_step};
+use super::{Refusal, audited, find, master_key, piv_trust, refuse_card, refuse_card_step};
 use crate::audit::{Action, Audited, Outcome};
-use crate::clock::Millis;
-use crate::clock::seconds_until;
+use crate::clock::{Millis, seconds_until};
+use crate::db::journeys::PivAcceptance;
 use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::journey::{no_journey, no_journey_step, step};
+use crate::piv::{CardKeys, Untrusted};
 use crate::state::AppState;
 
+/// What the card showed, checked before the write (certificates need no database).
+#[derive(Debug, Clone)]
+enum Shown {
+    UnlockCr,
+    Piv {
+        keys: Result<CardKeys, Untrusted>,
+        puk_blocked: bool,
+    },
+}
+
 /// `POST /api/journey/card`: the card the bridge read, checked against the verified holder's
-/// profile.
+/// profile and, for a PIV card, against the trust anchors.
 pub async fn present_card(
     state: &AppState,
     token: Option<&str>,
-    serial: CardSerial,
-    profile: String,
+    card: CardIdentity,
     client: &str,
 ) -> Result<JourneyView, Failure> {
-    master_key(state)?;
+    let shown = match &card {
+        CardIdentity::UnlockCr { .. } => {
+            master_key(state)?;
+            Shown::UnlockCr
+        }
+        CardIdentity::Piv {
+            guid,
+            card_authentication,
+            piv_authentication,
+            puk_tries_left,
+        } => Shown::Piv {
+            keys: piv_trust(state)?.check(
+                guid,
+                &card_authentication.0,
+                &piv_authentication.0,
+                state.clock.now(),
+            ),
+            puk_blocked: *puk_tries_left == Some(0),
+        },
+    };
     let token = token.ok_or_else(no_journey)?.to_owned();
     let job_state = state.clone();
     step(
@@ -30,8 +62,8 @@ pub async fn present_card(
         Action::JourneyPresentCard,
         move |conn, now| {
             let (state, token) = (job_state.clone(), token.clone());
-            let (serial, profile) = (serial.clone(), profile.clone());
-            Box::pin(async move { accept_card(conn, now, &state, &token, &serial, &profile).await })
+            let (card, shown) = (card.clone(), shown.clone());
+            Box::pin(async move { accept_card(conn, now, &state, &token, &card, &shown).await })
         },
     )
     .await
@@ -42,35 +74,125 @@ async fn accept_card(
     now: Millis,
     state: &AppState,
     token: &str,
-    serial: &CardSerial,
-    profile: &str,
+    card: &CardIdentity,
+    shown: &Shown,
 ) -> anyhow::Result<Audited<JourneyView>> {
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
     };
-    let mut detail = format!("card {serial}");
+    let id = card.card_id();
+    let mut detail = format!("card {id}");
     let checked = 'checked: {
         if let Some(refused) = refuse_card_step(&journey, now) {
             break 'checked refused;
         }
-        let card =
-            db::cards::on_profile(conn, serial.as_str(), journey.holder_id.as_deref()).await?;
-        if let Some(refusal) = refuse_card(&state.config, card.as_ref(), Some(profile), now) {
-            if let Refusal(Some(reason)) = refusal {
-                detail.push_str(&format!(": {}", reason.as_str()));
+        let record = db::cards::on_profile(conn, id.as_str(), journey.holder_id.as_deref()).await?;
+        let refusal = match refuse_card(&state.config, record.as_ref(), Some(card.profile()), now) {
+            Some(refusal) => Some(CardRefusal::Profile(refusal)),
+            None => refuse_piv(conn, id.as_str(), shown).await?,
+        };
+        if let Some((outcome, failure, why)) = refusal.map(CardRefusal::into_parts) {
+            if let Some(why) = why {
+                detail.push_str(&format!(": {why}"));
             }
             // Whatever card was accepted before, this one is in the reader now.
             db::journeys::forget_card(conn, journey.id, now).await?;
-            break 'checked (refusal.outcome(), Err(refusal.answer()));
+            break 'checked (outcome, Err(failure));
         }
         // The same card again keeps its last challenge (its receipt may be on its way);
         // another card starts afresh.
-        db::journeys::accept_card(conn, journey.id, serial.as_str(), now).await?;
+        let challenge = match (card, shown) {
+            (CardIdentity::Piv { guid, .. }, Shown::Piv { keys: Ok(keys), .. }) => {
+                let mut nonce = [0u8; NONCE_LEN];
+                getrandom::fill(&mut nonce)?;
+                let piv = PivAcceptance {
+                    possession_nonce: &nonce,
+                    possession_key: &keys.possession,
+                    receipt_key: &keys.receipt,
+                };
+                db::journeys::accept_card(conn, journey.id, id.as_str(), Some(piv), now).await?;
+                CardChallenge::Piv {
+                    guid: guid.clone(),
+                    nonce: Nonce(nonce),
+                }
+            }
+            (CardIdentity::UnlockCr { serial }, _) => {
+                db::journeys::accept_card(conn, journey.id, id.as_str(), None, now).await?;
+                CardChallenge::UnlockCr {
+                    serial: serial.clone(),
+                }
+            }
+            (CardIdentity::Piv { .. }, _) => {
+                anyhow::bail!("a piv/1 card was accepted without its certificates checked")
+            }
+        };
         let view = JourneyView::CardAccepted {
-            serial: serial.clone(),
+            card: id.clone(),
             expires_in_seconds: seconds_until(now, journey.expires_at),
+            challenge: Some(challenge),
         };
         (Outcome::Accepted, Ok(view))
     };
     Ok(audited(&journey, checked, Some(detail)))
+}
+
+/// Why a card on the profile still can't be unlocked.
+enum CardRefusal {
+    /// Not on the profile, or on it and unusable (cancelled, expired, …).
+    Profile(Refusal),
+    /// A PIV card whose certificates aren't trusted.
+    Untrusted(Untrusted),
+    /// A PIV card whose PUK is blocked.
+    PukBlocked,
+    /// A PIV card with no escrowed PUK.
+    NoEscrow,
+}
+
+impl CardRefusal {
+    /// The audit outcome, the answer, and what to add to the audit detail.
+    fn into_parts(self) -> (Outcome, Failure, Option<String>) {
+        match self {
+            Self::Profile(refusal) => (
+                refusal.outcome(),
+                refusal.answer(),
+                refusal.0.map(|reason| reason.as_str().to_owned()),
+            ),
+            Self::Untrusted(why) => (
+                Outcome::CertificateNotTrusted,
+                Failure::client(ErrorCode::CertificateNotTrusted),
+                Some(why.to_string()),
+            ),
+            Self::PukBlocked => (
+                Outcome::PukBlocked,
+                Refusal(Some(IneligibleReason::PukBlocked)).answer(),
+                None,
+            ),
+            Self::NoEscrow => (
+                Outcome::CardNotUsable,
+                Refusal(Some(IneligibleReason::CardModelUnsupported)).answer(),
+                Some("no escrowed PUK".to_owned()),
+            ),
+        }
+    }
+}
+
+/// For a PIV card on the profile: whether its certificates, PUK and escrow let it be unlocked.
+async fn refuse_piv(
+    conn: &mut Conn,
+    id: &str,
+    shown: &Shown,
+) -> anyhow::Result<Option<CardRefusal>> {
+    let Shown::Piv { keys, puk_blocked } = shown else {
+        return Ok(None);
+    };
+    if let Err(untrusted) = keys {
+        return Ok(Some(CardRefusal::Untrusted(untrusted.clone())));
+    }
+    if *puk_blocked {
+        return Ok(Some(CardRefusal::PukBlocked));
+    }
+    let escrowed = db::cards::escrow(conn, id)
+        .await?
+        .is_some_and(|escrow| escrow.current.is_some());
+    Ok((!escrowed).then_some(CardRefusal::NoEscrow))
 }

@@ -1,12 +1,17 @@
 //! `POST /api/journey/card/receipt`: the card's proof that it was unblocked closes the
-//! journey, and every address on the profile is told.
+//! journey, and every address on the profile is told. A PIV card's receipt also makes the
+//! PUK it was rotated to the escrowed one.
 
-use unlock_protocol::CardSerial;
+use std::sync::Arc;
+
 use unlock_protocol::api::JourneyView;
+use unlock_protocol::card_steps::{CardReceipt, Signature};
+use unlock_protocol::piv::{self, NONCE_LEN, Purpose};
+use unlock_protocol::{CardId, CardSerial};
 
 use super::{
     CardJourney, accepted_card, audited, card_not_accepted, find, holder_event, journey_closed,
-    master_key, receipt_wrong, refuse_card_step,
+    master_key, other_profile, piv_trust, receipt_wrong, refuse_card_step,
 };
 use crate::audit::{self, Action, Audited, Event, Outcome};
 use crate::card_key::CardMasterKey;
@@ -18,33 +23,68 @@ use crate::journey::{no_journey, no_journey_step, step};
 use crate::outbox::{self, Outgoing, templates};
 use crate::state::AppState;
 
+/// How a receipt is checked, by profile.
+#[derive(Debug, Clone)]
+enum Check {
+    UnlockCr {
+        key: Arc<CardMasterKey>,
+        receipt: [u8; 16],
+    },
+    Piv {
+        signature: Signature,
+    },
+}
+
 /// `POST /api/journey/card/receipt`: the card's proof that it was unblocked.
 pub async fn confirm_receipt(
     state: &AppState,
     token: Option<&str>,
-    receipt: [u8; 16],
+    receipt: CardReceipt,
     client: &str,
 ) -> Result<JourneyView, Failure> {
-    let key = master_key(state)?;
+    let check = match receipt {
+        CardReceipt::UnlockCr { receipt } => Check::UnlockCr {
+            key: master_key(state)?,
+            receipt: receipt.0,
+        },
+        CardReceipt::Piv { signature } => {
+            piv_trust(state)?;
+            Check::Piv { signature }
+        }
+    };
     let token = token.ok_or_else(no_journey)?.to_owned();
     let (job_state, job_client) = (state.clone(), client.to_owned());
     step(state, client, Action::JourneyReceipt, move |conn, now| {
-        let (state, key, token) = (job_state.clone(), key.clone(), token.clone());
+        let (state, check, token) = (job_state.clone(), check.clone(), token.clone());
         let client = job_client.clone();
-        Box::pin(
-            async move { check_receipt(conn, now, &state, &key, &token, receipt, &client).await },
-        )
+        Box::pin(async move { check_receipt(conn, now, &state, &check, &token, &client).await })
     })
     .await
+}
+
+/// Whether the receipt answers the journey's last challenge for the card `card`.
+fn receipt_matches(journey: &CardJourney, card: &CardId, check: &Check, challenge: &[u8]) -> Option<bool> {
+    match check {
+        Check::UnlockCr { key, receipt } => {
+            let serial = CardSerial::parse(card.as_str()).ok()?;
+            let challenge = <[u8; 16]>::try_from(challenge).ok()?;
+            Some(key.receipt_matches(&serial, &challenge, receipt))
+        }
+        Check::Piv { signature } => {
+            let key = journey.receipt_key.as_deref()?;
+            let nonce = <[u8; NONCE_LEN]>::try_from(challenge).ok()?;
+            let message = piv::message(Purpose::Receipt, &nonce);
+            Some(crate::piv::signature::verifies(key, &message, &signature.0))
+        }
+    }
 }
 
 async fn check_receipt(
     conn: &mut Conn,
     now: Millis,
     state: &AppState,
-    key: &CardMasterKey,
+    check: &Check,
     token: &str,
-    receipt: [u8; 16],
     client: &str,
 ) -> anyhow::Result<Audited<JourneyView>> {
     let Some(journey) = find(conn, token).await? else {
@@ -58,26 +98,30 @@ async fn check_receipt(
             break 'checked refuse_card_step(&journey, now)
                 .unwrap_or((Outcome::JourneyClosed, Err(journey_closed())));
         }
-        let Some(serial) = accepted_card(&journey) else {
+        let Some(card) = accepted_card(&journey) else {
             break 'checked (Outcome::NoCard, Err(card_not_accepted()));
         };
-        detail = Some(format!("card {serial}"));
-        let Some(challenge) = journey
-            .last_challenge
-            .as_deref()
-            .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
-        else {
+        detail = Some(format!("card {card}"));
+        let Some(challenge) = journey.last_challenge.as_deref() else {
             break 'checked (Outcome::NoChallenge, Err(receipt_wrong()));
         };
-        if !key.receipt_matches(&serial, &challenge, &receipt) {
+        let Some(matches) = receipt_matches(&journey, &card, check, challenge) else {
+            break 'checked other_profile();
+        };
+        if !matches {
             // One receipt per released challenge: guessing needs a new cryptogram each time,
             // and cryptograms are capped.
             db::journeys::spend_challenge(conn, journey.id, now).await?;
             break 'checked (Outcome::ReceiptWrong, Err(receipt_wrong()));
         }
+        if let Check::Piv { .. } = check
+            && let Some(generation) = db::cards::commit_pending_puk(conn, card.as_str(), now).await?
+        {
+            detail = Some(format!("card {card}, PUK generation {generation}"));
+        }
         db::journeys::close(conn, journey.id, ClosedReason::Unlocked, now).await?;
-        queue_unlock_notices(conn, state, &journey, &serial, client, now).await?;
-        (Outcome::Unlocked, Ok(JourneyView::Unlocked { serial }))
+        queue_unlock_notices(conn, state, &journey, &card, client, now).await?;
+        (Outcome::Unlocked, Ok(JourneyView::Unlocked { card }))
     };
     Ok(audited(&journey, checked, detail))
 }
@@ -88,7 +132,7 @@ async fn queue_unlock_notices(
     conn: &mut Conn,
     state: &AppState,
     journey: &CardJourney,
-    serial: &CardSerial,
+    card: &CardId,
     client: &str,
     now: Millis,
 ) -> anyhow::Result<()> {
@@ -96,7 +140,7 @@ async fn queue_unlock_notices(
         Some(holder_id) => db::holder_emails::of_holder(conn, holder_id).await?,
         None => Vec::new(),
     };
-    let notice = templates::card_unlocked(serial, now);
+    let notice = templates::card_unlocked(card, now);
     for address in &addresses {
         let outgoing = Outgoing {
             kind: OutboxKind::CardUnlocked,

@@ -1,42 +1,62 @@
-//! `POST /api/journey/card/cryptogram`: the cryptogram for a fresh challenge, at most a
-//! few per journey, never twice for one challenge.
+//! `POST /api/journey/card/release`: the card's secret against its proof, at most a few
+//! times per journey. For `unlock-cr/1`, the cryptogram for a fresh challenge, never twice
+//! for one challenge; for `piv/1`, see [`super::release_puk`].
 
 use sha2::{Digest, Sha256};
+use unlock_protocol::card_profile;
+use unlock_protocol::card_steps::{CardProof, CardRelease};
 use unlock_protocol::{CardSerial, ErrorCode};
 
 use super::{
-    accepted_card, audited, card_not_accepted, find, master_key, refuse_card, refuse_card_step,
+    accepted_card, audited, card_not_accepted, find, master_key, other_profile, refuse_card,
+    refuse_card_step, too_many_attempts,
 };
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
-use crate::db::states::ClosedReason;
 use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::journey::{no_journey, no_journey_step, step};
 use crate::state::AppState;
 
-/// `POST /api/journey/card/cryptogram`: the cryptogram for a fresh challenge from the
-/// accepted card. It is computed only once the challenge's release is on disk.
-pub async fn release_cryptogram(
+/// `POST /api/journey/card/release`: what the accepted card needs to be unblocked, against
+/// its proof.
+pub async fn release(
+    state: &AppState,
+    token: Option<&str>,
+    proof: CardProof,
+    client: &str,
+) -> Result<CardRelease, Failure> {
+    match proof {
+        CardProof::UnlockCr { challenge } => {
+            release_cryptogram(state, token, challenge.0, client).await
+        }
+        CardProof::Piv { signature } => {
+            super::release_puk::release_puk(state, token, signature, client).await
+        }
+    }
+}
+
+/// The cryptogram for a fresh challenge from the accepted card. It is computed only once the
+/// challenge's release is on disk.
+async fn release_cryptogram(
     state: &AppState,
     token: Option<&str>,
     challenge: [u8; 16],
     client: &str,
-) -> Result<[u8; 16], Failure> {
+) -> Result<CardRelease, Failure> {
     let key = master_key(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
     let job_state = state.clone();
-    let serial = step(
-        state,
-        client,
-        Action::JourneyCryptogram,
-        move |conn, now| {
-            let (state, token) = (job_state.clone(), token.clone());
-            Box::pin(async move { record_release(conn, now, &state, &token, challenge).await })
-        },
-    )
+    let serial = step(state, client, Action::JourneyRelease, move |conn, now| {
+        let (state, token) = (job_state.clone(), token.clone());
+        Box::pin(async move { record_release(conn, now, &state, &token, challenge).await })
+    })
     .await?;
-    Ok(key.cryptogram(&serial, &challenge))
+    let cryptogram = key.cryptogram(&serial, &challenge);
+    Ok(CardRelease::UnlockCr {
+        serial,
+        cryptogram: unlock_protocol::bridge::Block(cryptogram),
+    })
 }
 
 async fn record_release(
@@ -55,20 +75,24 @@ async fn record_release(
         if let Some(refused) = refuse_card_step(&journey, now) {
             break 'checked refused;
         }
-        let Some(serial) = accepted_card(&journey) else {
+        let Some(card_id) = accepted_card(&journey) else {
             break 'checked (Outcome::NoCard, Err(card_not_accepted()));
         };
-        detail = Some(format!("card {serial}"));
+        detail = Some(format!("card {card_id}"));
         // The card may have been cancelled or moved since it was accepted.
         let card = journey.card.record()?;
+        let Ok(serial) = CardSerial::parse(card_id.as_str()) else {
+            break 'checked other_profile();
+        };
+        if card.as_ref().is_some_and(|card| card.model != card_profile::PROFILE) {
+            break 'checked other_profile();
+        }
         if let Some(refusal) = refuse_card(&state.config, card.as_ref(), None, now) {
             db::journeys::forget_card(conn, journey.id, now).await?;
             break 'checked (refusal.outcome(), Err(refusal.answer()));
         }
         if journey.cryptograms_released >= cap {
-            db::journeys::close(conn, journey.id, ClosedReason::TooManyAttempts, now).await?;
-            let refused = Failure::client(ErrorCode::TooManyAttempts);
-            break 'checked (Outcome::TooManyAttempts, Err(refused));
+            break 'checked too_many_attempts(conn, journey.id, now).await?;
         }
         let fresh = db::card_challenges::record(
             conn,
@@ -86,9 +110,7 @@ async fn record_release(
         let Some(released) =
             db::journeys::count_release(conn, journey.id, &challenge, cap, now).await?
         else {
-            db::journeys::close(conn, journey.id, ClosedReason::TooManyAttempts, now).await?;
-            let refused = Failure::client(ErrorCode::TooManyAttempts);
-            break 'checked (Outcome::TooManyAttempts, Err(refused));
+            break 'checked too_many_attempts(conn, journey.id, now).await?;
         };
         detail = Some(format!("card {serial}, release {released} of {cap}"));
         (Outcome::Released, Ok(serial))

@@ -1,34 +1,21 @@
-//! Card profiles: the APDU conversations the bridge knows. `unlock-cr/1` now; `piv/1` can
-//! follow behind the same trait.
+//! The `unlock-cr/1` profile (DESIGN.md, "Card profile `unlock-cr/1`"): the card draws its own
+//! challenge, which the server's cryptogram must answer before the card takes a new passcode.
+//! The challenge is consumed by the next command of any kind, so the card is held exclusively
+//! from the challenge to the unblock.
 
-use std::time::{Duration, Instant};
-
-use unlock_protocol::bridge::{Block, BridgeError, ErrorCode};
+use unlock_protocol::Passcode;
+use unlock_protocol::bridge::{Block, BridgeError, CardInfo, ErrorCode};
 use unlock_protocol::card_profile::{self, AID, BLOCK_LEN, SERIAL_LEN, ins, pin_block, sw};
-use unlock_protocol::{CardSerial, Passcode};
+use unlock_protocol::card_steps::{
+    CardChallenge, CardIdentity, CardProof, CardReceipt, CardRelease,
+};
+use unlock_protocol::CardSerial;
 
-use crate::errors::{fail, from_pcsc};
+use super::apdu::{Answer, Command, Transmit, send};
+use super::{CardProfile, Custody, Unblocked};
+use crate::errors::fail;
 
-/// What the bridge needs from a card, whatever its profile.
-pub trait CardProfile: Send + Sync {
-    /// The profile's name, as `hello` and `read_card` report it.
-    fn name(&self) -> &'static str;
-    /// Selects the profile's application; [`ErrorCode::UnsupportedCard`] if the card has none.
-    fn select(&self, card: &pcsc::Card) -> Result<(), BridgeError>;
-    fn serial(&self, card: &pcsc::Card) -> Result<CardSerial, BridgeError>;
-    /// Passcode tries left; 0 when blocked.
-    fn tries_left(&self, card: &pcsc::Card) -> Result<u8, BridgeError>;
-    fn challenge(&self, card: &pcsc::Card) -> Result<Block, BridgeError>;
-    /// Authenticates with `cryptogram` and sets `passcode`; returns the card's receipt.
-    fn unblock(
-        &self,
-        card: &pcsc::Card,
-        cryptogram: &Block,
-        passcode: &Passcode,
-    ) -> Result<Block, BridgeError>;
-}
-
-/// The `unlock-cr/1` profile (DESIGN.md, "Card profile").
+/// The `unlock-cr/1` profile.
 #[derive(Debug, Clone, Copy)]
 pub struct UnlockCr1;
 
@@ -37,53 +24,88 @@ impl CardProfile for UnlockCr1 {
         card_profile::PROFILE
     }
 
-    fn select(&self, card: &pcsc::Card) -> Result<(), BridgeError> {
-        let select = [&[0x00, ins::SELECT, 0x04, 0x00, 0x08][..], &AID].concat();
-        answers::selected(transmit(card, &select)?)
+    fn custody(&self) -> Custody {
+        Custody::Held
     }
 
-    fn serial(&self, card: &pcsc::Card) -> Result<CardSerial, BridgeError> {
-        answers::serial(transmit(card, &[0x00, ins::GET_DATA, 0x00, 0x5A, 0x00])?)
+    fn select(&self, card: &dyn Transmit) -> Result<(), BridgeError> {
+        answers::selected(exchange(card, [0x00, ins::SELECT, 0x04, 0x00], &AID, None)?)
     }
 
-    fn tries_left(&self, card: &pcsc::Card) -> Result<u8, BridgeError> {
-        answers::tries_left(transmit(card, &[0x00, ins::VERIFY, 0x00, 0x80])?)
+    fn read(&self, card: &dyn Transmit) -> Result<CardInfo, BridgeError> {
+        Ok(CardInfo {
+            card: CardIdentity::UnlockCr {
+                serial: serial(card)?,
+            },
+            tries_left: tries_left(card)?,
+        })
     }
 
-    fn challenge(&self, card: &pcsc::Card) -> Result<Block, BridgeError> {
-        answers::challenge(transmit(
-            card,
-            &[0x00, ins::GET_CHALLENGE, 0x00, 0x00, 0x10],
-        )?)
+    /// Checks the card is the one the challenge names, then asks it for a challenge of its
+    /// own.
+    fn answer(
+        &self,
+        card: &dyn Transmit,
+        challenge: &CardChallenge,
+    ) -> Result<CardProof, BridgeError> {
+        let CardChallenge::UnlockCr { serial: expected } = challenge else {
+            return Err(fail(ErrorCode::BadRequest));
+        };
+        if serial(card)? != *expected {
+            return Err(fail(ErrorCode::SerialMismatch));
+        }
+        let answer = exchange(card, [0x00, ins::GET_CHALLENGE, 0x00, 0x00], &[], Some(0x10))?;
+        Ok(CardProof::UnlockCr {
+            challenge: answers::challenge(answer)?,
+        })
     }
 
+    /// Authenticates with the server's cryptogram and sets the new passcode; the card's
+    /// receipt proves it.
     fn unblock(
         &self,
-        card: &pcsc::Card,
-        cryptogram: &Block,
+        card: &dyn Transmit,
+        release: &CardRelease,
         passcode: &Passcode,
-    ) -> Result<Block, BridgeError> {
-        let authenticate = [
-            &[0x00, ins::EXTERNAL_AUTHENTICATE, 0x00, 0x01, 0x10][..],
-            &cryptogram.0,
-        ]
-        .concat();
-        answers::authenticated(transmit(card, &authenticate)?)?;
+    ) -> Result<Unblocked, BridgeError> {
+        let CardRelease::UnlockCr { cryptogram, .. } = release else {
+            return Err(fail(ErrorCode::BadRequest));
+        };
+        let authenticate = [0x00, ins::EXTERNAL_AUTHENTICATE, 0x00, 0x01];
+        answers::authenticated(exchange(card, authenticate, &cryptogram.0, None)?)?;
         let pin = pin_block(passcode.expose()).ok_or_else(|| fail(ErrorCode::PasscodeRejected))?;
-        let reset = [
-            &[0x00, ins::RESET_RETRY_COUNTER, 0x02, 0x80, 0x08][..],
-            &pin,
-        ]
-        .concat();
-        answers::receipt(transmit(card, &reset)?)
+        let reset = [0x00, ins::RESET_RETRY_COUNTER, 0x02, 0x80];
+        let receipt = answers::receipt(exchange(card, reset, &pin, None)?)?;
+        Ok(Unblocked {
+            receipt: CardReceipt::UnlockCr { receipt },
+            tries_left: tries_left(card)?,
+        })
     }
+}
+
+fn serial(card: &dyn Transmit) -> Result<CardSerial, BridgeError> {
+    answers::serial(exchange(card, [0x00, ins::GET_DATA, 0x00, 0x5A], &[], Some(0x00))?)
+}
+
+/// Passcode tries left; 0 when blocked.
+fn tries_left(card: &dyn Transmit) -> Result<u8, BridgeError> {
+    answers::tries_left(exchange(card, [0x00, ins::VERIFY, 0x00, 0x80], &[], None)?)
+}
+
+fn exchange(
+    card: &dyn Transmit,
+    header: [u8; 4],
+    data: &[u8],
+    le: Option<u8>,
+) -> Result<Answer, BridgeError> {
+    send(card, &Command { header, data, le })
 }
 
 /// What each of the card's answers (response data and status word) means.
 mod answers {
     use super::*;
 
-    pub type Answer = (Vec<u8>, u16);
+    pub use crate::profile::apdu::Answer;
 
     pub fn selected((_, word): Answer) -> Result<(), BridgeError> {
         match word {
@@ -143,41 +165,6 @@ mod answers {
                 .map_err(|_| fail(ErrorCode::UnsupportedCard)),
             _ => Err(fail(ErrorCode::UnsupportedCard)),
         }
-    }
-}
-
-/// A command that failed half-way (or came back without a status word) usually means the card
-/// left the reader before the service noticed: ask the reader, for up to a second, so the
-/// page can say "card removed"; if the card is still there, the failure is `otherwise`.
-fn after_lost_contact(card: &pcsc::Card, otherwise: ErrorCode) -> BridgeError {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        match card.status2_owned() {
-            Err(error) => return from_pcsc(error),
-            Ok(status) if !status.status().contains(pcsc::Status::PRESENT) => {
-                return fail(ErrorCode::CardRemoved);
-            }
-            Ok(_) if Instant::now() >= deadline => return fail(otherwise),
-            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
-/// Sends one APDU; returns the response data and status word. APDUs may carry a passcode,
-/// so nothing here logs them.
-fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<(Vec<u8>, u16), BridgeError> {
-    let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE];
-    let response = card
-        .transmit(apdu, &mut buffer)
-        .map_err(|error| match error {
-            pcsc::Error::NotTransacted | pcsc::Error::CommError => {
-                after_lost_contact(card, ErrorCode::Internal)
-            }
-            error => from_pcsc(error),
-        })?;
-    match response {
-        [data @ .., high, low] => Ok((data.to_vec(), u16::from_be_bytes([*high, *low]))),
-        _ => Err(after_lost_contact(card, ErrorCode::UnsupportedCard)),
     }
 }
 
