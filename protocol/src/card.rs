@@ -259,9 +259,14 @@ mod tests {
 
     #[test]
     fn a_card_id_is_a_serial_or_a_guid() {
-        assert_eq!(CardId::parse("2D6BDDB8AD096C2D").unwrap().as_str(), "2d6bddb8ad096c2d");
         assert_eq!(
-            CardId::parse("3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b").unwrap().as_str(),
+            CardId::parse("2D6BDDB8AD096C2D").unwrap().as_str(),
+            "2d6bddb8ad096c2d"
+        );
+        assert_eq!(
+            CardId::parse("3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+                .unwrap()
+                .as_str(),
             "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b"
         );
         assert!(CardId::parse("2d6bddb8ad096c2d00").is_err());

@@ -100,7 +100,10 @@ pub enum CardProof {
 pub enum CardRelease {
     /// The cryptogram the card needs to accept the unblock.
     #[serde(rename = "unlock-cr/1")]
-    UnlockCr { serial: CardSerial, cryptogram: Block },
+    UnlockCr {
+        serial: CardSerial,
+        cryptogram: Block,
+    },
     /// Unblock with the first PUK the card accepts, rotate the PUK to `next_puk` at once,
     /// verify the new PIN and sign `receipt_nonce` with the PIV Authentication key.
     #[serde(rename = "piv/1")]
@@ -128,7 +131,7 @@ pub enum CardReceipt {
 
 /// Bytes written as lower-case hex, at most `MAX` of them.
 fn parse_hex<const MAX: usize>(text: &str) -> Result<Vec<u8>, String> {
-    if text.is_empty() || text.len() % 2 != 0 || text.len() > 2 * MAX {
+    if text.is_empty() || !text.len().is_multiple_of(2) || text.len() > 2 * MAX {
         return Err(format!("expected 1 to {MAX} bytes as hex digits"));
     }
     (0..text.len())
@@ -266,7 +269,10 @@ mod tests {
                    "card_authentication": "3082", "piv_authentication": "3081",
                    "puk_tries_left": 3})
         );
-        assert_eq!(serde_json::from_value::<CardIdentity>(value).unwrap(), present);
+        assert_eq!(
+            serde_json::from_value::<CardIdentity>(value).unwrap(),
+            present
+        );
         assert_eq!(present.card_id().as_str(), guid().as_str());
 
         let unlock_cr = json!({"profile": "unlock-cr/1", "serial": "2d6bddb8ad096c2d"});
@@ -289,11 +295,20 @@ mod tests {
                    "card_authentication": "ab".repeat(MAX_CERTIFICATE + 1),
                    "piv_authentication": "3081"}),
         ] {
-            assert!(serde_json::from_value::<CardIdentity>(bad.clone()).is_err(), "{bad}");
+            assert!(
+                serde_json::from_value::<CardIdentity>(bad.clone()).is_err(),
+                "{bad}"
+            );
         }
-        assert!(serde_json::from_value::<CardProof>(json!({"profile": "piv/1", "signature": ""})).is_err());
-        assert!(serde_json::from_value::<CardChallenge>(json!({"profile": "piv/1",
-            "guid": "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b", "nonce": "00"})).is_err());
+        assert!(
+            serde_json::from_value::<CardProof>(json!({"profile": "piv/1", "signature": ""}))
+                .is_err()
+        );
+        assert!(
+            serde_json::from_value::<CardChallenge>(json!({"profile": "piv/1",
+            "guid": "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b", "nonce": "00"}))
+            .is_err()
+        );
     }
 
     #[test]
@@ -306,12 +321,17 @@ mod tests {
         };
         let printed = format!("{release:?}");
         assert!(
-            !printed.contains("40719263") && !printed.contains("88120457") && !printed.contains("5a5a"),
+            !printed.contains("40719263")
+                && !printed.contains("88120457")
+                && !printed.contains("5a5a"),
             "{printed}"
         );
         let value = serde_json::to_value(&release).unwrap();
         assert_eq!(value["puks"], json!(["40719263"]));
         assert_eq!(value["receipt_nonce"], "5a".repeat(32));
-        assert_eq!(serde_json::from_value::<CardRelease>(value).unwrap(), release);
+        assert_eq!(
+            serde_json::from_value::<CardRelease>(value).unwrap(),
+            release
+        );
     }
 }

@@ -1,4 +1,4 @@
 //! Parts the server's and the end-to-end tests share.
 
-pub mod postgres;
 pub mod piv;
+pub mod postgres;

@@ -6,7 +6,8 @@
 
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
-use p256::pkcs8::DecodePrivateKey;use rcgen::{
+use p256::pkcs8::DecodePrivateKey;
+use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, date_time_ymd,
 };
@@ -154,18 +155,8 @@ impl TestPivCard {
         let (piv_authentication, piv_key) = p256_key();
         Self {
             guid: guid.to_owned(),
-            card_authentication_cert: ca.issue(
-                guid,
-                &card_key,
-                Slot::CardAuthentication,
-                validity,
-            ),
-            piv_authentication_cert: ca.issue(
-                guid,
-                &piv_key,
-                Slot::PivAuthentication,
-                validity,
-            ),
+            card_authentication_cert: ca.issue(guid, &card_key, Slot::CardAuthentication, validity),
+            piv_authentication_cert: ca.issue(guid, &piv_key, Slot::PivAuthentication, validity),
             card_authentication,
             piv_authentication,
         }

@@ -232,8 +232,8 @@ fn parse_card(row: &Row) -> anyhow::Result<Option<Card>> {
         if !row.card_puk.is_empty() {
             bail!("card_puk is only for {} cards", piv::PROFILE);
         }
-        let serial = CardSerial::parse(&row.card_serial)
-            .map_err(|e| anyhow::anyhow!("card_serial: {e}"))?;
+        let serial =
+            CardSerial::parse(&row.card_serial).map_err(|e| anyhow::anyhow!("card_serial: {e}"))?;
         (CardId::from(serial), None)
     };
     let Some(status) = CardStatus::from_name(&row.card_status.to_ascii_lowercase()) else {

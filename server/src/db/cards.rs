@@ -128,13 +128,16 @@ pub async fn save(
 }
 
 /// A piv/1 card's escrowed PUKs, sealed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Escrow {
     /// The PUK the card had at its last confirmed unlock (or import).
+    #[sqlx(rename = "puk_sealed")]
     pub current: Option<Vec<u8>>,
     /// The next PUK, released and not yet confirmed by the card's receipt.
+    #[sqlx(rename = "puk_pending_sealed")]
     pub pending: Option<Vec<u8>>,
     /// How many times the PUK has been rotated.
+    #[sqlx(rename = "puk_generation")]
     pub generation: i64,
 }
 
@@ -150,18 +153,13 @@ impl std::fmt::Debug for Escrow {
 
 /// Card `serial`'s escrowed PUKs.
 pub async fn escrow(conn: &mut Conn, serial: &str) -> anyhow::Result<Option<Escrow>> {
-    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT puk_sealed, puk_pending_sealed, puk_generation FROM cards WHERE serial = $1",
     )
     .bind(serial)
     .fetch_optional(conn)
     .await
-    .context("read the card's escrowed PUK")?;
-    Ok(row.map(|(current, pending, generation)| Escrow {
-        current,
-        pending,
-        generation,
-    }))
+    .context("read the card's escrowed PUK")
 }
 
 /// Records `sealed` as card `serial`'s pending next PUK, unless it has one already; whether

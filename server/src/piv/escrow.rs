@@ -23,7 +23,8 @@ pub fn open(keys: &Keys, card: &CardId, sealed: &[u8]) -> anyhow::Result<Puk> {
     let bytes = keys
         .open_as(&purpose(card), sealed)
         .context("open the escrowed PUK")?;
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the escrowed PUK is damaged"))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the escrowed PUK is damaged"))?;
     Puk::parse(&text).map_err(|_| anyhow::anyhow!("the escrowed PUK is damaged"))
 }
 

@@ -37,17 +37,17 @@ mod tests {
     #[test]
     fn a_p256_signature_verifies_only_for_its_message_and_key() {
         let key = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-        let spki = key
-            .verifying_key()
-            .to_public_key_der()
-            .unwrap()
-            .into_vec();
+        let spki = key.verifying_key().to_public_key_der().unwrap().into_vec();
         let signature: p256::ecdsa::Signature = key.sign(b"possession");
         let der = signature.to_der().as_bytes().to_vec();
         assert!(verifies(&spki, b"possession", &der));
         assert!(!verifies(&spki, b"receipt", &der));
         let other = p256::ecdsa::SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-        let other = other.verifying_key().to_public_key_der().unwrap().into_vec();
+        let other = other
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .into_vec();
         assert!(!verifies(&other, b"possession", &der));
         assert!(!verifies(&spki, b"possession", &der[..der.len() - 1]));
         assert!(!verifies(b"not a key", b"possession", &der));

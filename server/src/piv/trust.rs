@@ -84,8 +84,9 @@ impl PivTrust {
         let mut anchors = Vec::new();
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|error| anyhow::anyhow!("not PEM: {error}"))?;
-            let anchor = webpki::anchor_from_trusted_cert(&cert)
-                .map_err(|error| anyhow::anyhow!("a certificate that can't be an anchor: {error}"))?;
+            let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|error| {
+                anyhow::anyhow!("a certificate that can't be an anchor: {error}")
+            })?;
             anchors.push(anchor.to_owned());
         }
         if anchors.is_empty() {
@@ -104,7 +105,12 @@ impl PivTrust {
         now: Millis,
     ) -> Result<CardKeys, Untrusted> {
         Ok(CardKeys {
-            possession: self.check_one(guid, card_authentication, Which::CardAuthentication, now)?,
+            possession: self.check_one(
+                guid,
+                card_authentication,
+                Which::CardAuthentication,
+                now,
+            )?,
             receipt: self.check_one(guid, piv_authentication, Which::PivAuthentication, now)?,
         })
     }
@@ -141,7 +147,8 @@ impl PivTrust {
                 }
                 other => Untrusted::NotTrusted(which, other.to_string()),
             })?;
-        let parsed = x509_cert::Certificate::from_der(der).map_err(|_| Untrusted::Malformed(which))?;
+        let parsed =
+            x509_cert::Certificate::from_der(der).map_err(|_| Untrusted::Malformed(which))?;
         if !names_card(&parsed, guid) {
             return Err(Untrusted::OtherCard(which));
         }
@@ -200,7 +207,10 @@ mod tests {
         let trust = PivTrust::from_pem(ca.cert_pem().as_bytes()).unwrap();
         let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
         let id = guid(&card.guid);
-        let (cak, pak) = (&card.card_authentication_cert, &card.piv_authentication_cert);
+        let (cak, pak) = (
+            &card.card_authentication_cert,
+            &card.piv_authentication_cert,
+        );
 
         let stranger = TestPivCard::issue(&TestCa::new("Rogue CA"), &card.guid, Validity::Current);
         assert!(matches!(
@@ -231,6 +241,9 @@ mod tests {
     #[test]
     fn a_bundle_without_certificates_is_refused() {
         assert!(PivTrust::from_pem(b"").is_err());
-        assert!(PivTrust::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+        assert!(
+            PivTrust::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                .is_err()
+        );
     }
 }

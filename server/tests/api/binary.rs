@@ -227,10 +227,7 @@ async fn no_code_or_secret_appears_in_the_logs() {
             "/api/journey/card",
             serde_json::json!({"serial": "2d6bddb8ad096c2d", "profile": "unlock-cr/1"}),
         ),
-        (
-            RELEASE,
-            cryptogram_request(VECTOR_CHALLENGE),
-        ),
+        (RELEASE, cryptogram_request(VECTOR_CHALLENGE)),
         (
             "/api/journey/card/receipt",
             serde_json::json!({"profile": PROFILE, "receipt": VECTOR_RECEIPT}),
@@ -483,8 +480,20 @@ async fn demo_journey(
 /// The real binary serving on `port` with the database and settings [`cli`] uses, mail
 /// through `smtp_url`, and JSON logs at debug level into `log`.
 pub fn serve_with_debug_logs(dir: &Path, port: u16, smtp_url: &str, log: &Path) -> KillOnDrop {
+    serve_with_debug_logs_and(dir, port, smtp_url, log, &[])
+}
+
+/// [`serve_with_debug_logs`], with more settings as `UNLOCK_*` variables.
+pub fn serve_with_debug_logs_and(
+    dir: &Path,
+    port: u16,
+    smtp_url: &str,
+    log: &Path,
+    settings: &[(&str, &str)],
+) -> KillOnDrop {
     let server = Command::new(BINARY)
         .args(["serve"])
+        .envs(settings.iter().copied())
         .current_dir(dir)
         .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
         .env("UNLOCK_DATABASE_URL", cli_database(dir))

@@ -15,6 +15,8 @@ mod metrics;
 mod openapi;
 mod operations_guide;
 mod outbox;
+mod piv;
+mod piv_binary;
 mod schema;
 mod staff_actions;
 mod staff_binary;

@@ -63,7 +63,12 @@ pub async fn confirm_receipt(
 }
 
 /// Whether the receipt answers the journey's last challenge for the card `card`.
-fn receipt_matches(journey: &CardJourney, card: &CardId, check: &Check, challenge: &[u8]) -> Option<bool> {
+fn receipt_matches(
+    journey: &CardJourney,
+    card: &CardId,
+    check: &Check,
+    challenge: &[u8],
+) -> Option<bool> {
     match check {
         Check::UnlockCr { key, receipt } => {
             let serial = CardSerial::parse(card.as_str()).ok()?;
@@ -115,7 +120,8 @@ async fn check_receipt(
             break 'checked (Outcome::ReceiptWrong, Err(receipt_wrong()));
         }
         if let Check::Piv { .. } = check
-            && let Some(generation) = db::cards::commit_pending_puk(conn, card.as_str(), now).await?
+            && let Some(generation) =
+                db::cards::commit_pending_puk(conn, card.as_str(), now).await?
         {
             detail = Some(format!("card {card}, PUK generation {generation}"));
         }

@@ -84,7 +84,10 @@ async fn record_release(
         let Ok(serial) = CardSerial::parse(card_id.as_str()) else {
             break 'checked other_profile();
         };
-        if card.as_ref().is_some_and(|card| card.model != card_profile::PROFILE) {
+        if card
+            .as_ref()
+            .is_some_and(|card| card.model != card_profile::PROFILE)
+        {
             break 'checked other_profile();
         }
         if let Some(refusal) = refuse_card(&state.config, card.as_ref(), None, now) {

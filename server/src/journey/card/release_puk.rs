@@ -10,7 +10,7 @@
 //! the two and at most one PUK try is spent finding which.
 
 use unlock_protocol::card_steps::{CardRelease, Nonce, Signature};
-use unlock_protocol::piv::{self, NONCE_LEN, Purpose, Puk};
+use unlock_protocol::piv::{self, NONCE_LEN, Puk, Purpose};
 use unlock_protocol::{CardGuid, ErrorCode};
 
 use super::{
@@ -69,7 +69,8 @@ async fn record_release(
             break 'checked other_profile();
         };
         // The card may have been cancelled or moved since it was accepted.
-        if let Some(refusal) = refuse_card(&state.config, journey.card.record()?.as_ref(), None, now)
+        if let Some(refusal) =
+            refuse_card(&state.config, journey.card.record()?.as_ref(), None, now)
         {
             db::journeys::forget_card(conn, journey.id, now).await?;
             break 'checked (refusal.outcome(), Err(refusal.answer()));
