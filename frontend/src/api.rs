@@ -3,12 +3,11 @@
 
 use gloo_net::http::{Request, Response};
 use unlock_protocol::api::JourneyView;
-use unlock_protocol::bridge::Block;
-use unlock_protocol::{CardSerial, EmailAddress, ErrorCode, OneTimeCode};
+use unlock_protocol::{EmailAddress, ErrorCode, OneTimeCode};
 use wasm_bindgen::JsValue;
 
 use crate::route::EndReason;
-use crate::wire::{self, Json, Out};
+use crate::wire::{self, Carried, Json, Out};
 
 /// `GET /api/allowed-domains`: the domains a holder's address may be on.
 pub async fn allowed_domains() -> Result<Vec<String>, ApiFailure> {
@@ -45,26 +44,25 @@ pub async fn resend_code() -> Result<JourneyView, ApiFailure> {
     .await
 }
 
-/// `POST /api/journey/card`: the card the bridge read, for the server to accept.
-pub async fn present_card(serial: &CardSerial, profile: &str) -> Result<JourneyView, ApiFailure> {
-    let body = Out::new()
-        .text("serial", serial.as_str())
-        .text("profile", profile);
-    send(post_json("/api/journey/card", &body), wire::journey_view).await
+/// `POST /api/journey/card`: the card the bridge read, for the server to accept; the view,
+/// and what the server asks of the card.
+pub async fn present_card(
+    identity: &Carried,
+) -> Result<(JourneyView, Option<Carried>), ApiFailure> {
+    let read = |json: &JsValue| Some((wire::journey_view(json)?, wire::challenge_of(json)));
+    send(post_text("/api/journey/card", identity.text()), read).await
 }
 
-/// `POST /api/journey/card/cryptogram`: the server's answer to the card's challenge.
-pub async fn cryptogram(challenge: Block) -> Result<Block, ApiFailure> {
-    let body = Out::new().text("challenge", challenge);
-    let read = |json: &JsValue| wire::block(json, "cryptogram");
-    send(post_json("/api/journey/card/cryptogram", &body), read).await
+/// `POST /api/journey/card/release`: what the card needs to be unblocked, against its proof.
+pub async fn release(proof: &Carried) -> Result<Carried, ApiFailure> {
+    let read = |json: &JsValue| json.to_text().map(Carried::from_text);
+    send(post_text("/api/journey/card/release", proof.text()), read).await
 }
 
 /// `POST /api/journey/card/receipt`: the card's proof that it was unlocked.
-pub async fn receipt(receipt: Block) -> Result<JourneyView, ApiFailure> {
-    let body = Out::new().text("receipt", receipt);
+pub async fn receipt(receipt: &Carried) -> Result<JourneyView, ApiFailure> {
     send(
-        post_json("/api/journey/card/receipt", &body),
+        post_text("/api/journey/card/receipt", receipt.text()),
         wire::journey_view,
     )
     .await
@@ -72,9 +70,13 @@ pub async fn receipt(receipt: Block) -> Result<JourneyView, ApiFailure> {
 
 /// A POST with a JSON body, as the API reads it.
 fn post_json(url: &str, body: &Out) -> Result<Request, gloo_net::Error> {
+    post_text(url, &body.to_text())
+}
+
+fn post_text(url: &str, json: &str) -> Result<Request, gloo_net::Error> {
     Request::post(url)
         .header("Content-Type", "application/json")
-        .body(body.to_text())
+        .body(json)
 }
 
 async fn send<T>(

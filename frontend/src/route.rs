@@ -166,7 +166,7 @@ impl EndReason {
 
 #[cfg(test)]
 mod tests {
-    use unlock_protocol::CardSerial;
+    use unlock_protocol::CardId;
 
     use super::*;
 
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn journey_views_lead_to_their_page() {
-        let serial = CardSerial::parse("2d6bddb8ad096c2d").unwrap();
+        let card = CardId::parse("2d6bddb8ad096c2d").unwrap();
         let cases = [
             (
                 JourneyView::AwaitingCode {
@@ -204,12 +204,13 @@ mod tests {
             ),
             (
                 JourneyView::CardAccepted {
-                    serial: serial.clone(),
+                    card: card.clone(),
                     expires_in_seconds: 600,
+                    challenge: None,
                 },
                 "/card",
             ),
-            (JourneyView::Unlocked { serial }, "/done"),
+            (JourneyView::Unlocked { card }, "/done"),
             (
                 JourneyView::ContactRa {
                     reason: IneligibleReason::CertificatesExpired,

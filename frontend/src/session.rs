@@ -4,8 +4,10 @@
 
 use leptos::prelude::*;
 use unlock_protocol::api::JourneyView;
-use unlock_protocol::{CardSerial, Passcode};
+use unlock_protocol::{CardId, Passcode};
 use zeroize::Zeroize;
+
+use crate::wire::Carried;
 
 /// The page's memory of this journey, shared through the context.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +16,8 @@ pub struct Session {
     pub view: RwSignal<Option<JourneyView>>,
     /// The card the server accepted, and the reader it is in.
     pub card: RwSignal<Option<HeldCard>>,
+    /// What the server last asked of the accepted card; spent by the card's answer.
+    challenge: StoredValue<Option<Carried>>,
     /// The new passcode, between the passcode page and the card. Not a signal: nothing
     /// renders it.
     passcode: StoredValue<Option<Passcode>>,
@@ -23,7 +27,9 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldCard {
     pub reader: String,
-    pub serial: CardSerial,
+    pub id: CardId,
+    /// Its identity as the bridge read it, to present again.
+    pub identity: Carried,
 }
 
 /// The session shared through the context.
@@ -36,6 +42,7 @@ impl Session {
         Self {
             view: RwSignal::new(None),
             card: RwSignal::new(None),
+            challenge: StoredValue::new(None),
             passcode: StoredValue::new(None),
         }
     }
@@ -48,6 +55,16 @@ impl Session {
         if let Some(Some(earlier)) = earlier {
             wipe_passcode(earlier);
         }
+    }
+
+    /// Keeps the server's challenge for the accepted card until the card answers it.
+    pub fn keep_challenge(&self, challenge: Option<Carried>) {
+        self.challenge.set_value(challenge);
+    }
+
+    /// The server's challenge, if one is waiting for the card: it is answered once.
+    pub fn take_challenge(&self) -> Option<Carried> {
+        self.challenge.try_update_value(Option::take).flatten()
     }
 
     /// Whether a passcode is waiting for the card.
@@ -74,6 +91,7 @@ impl Session {
     /// Forgets everything, at the end of a journey.
     pub fn forget_all(&self) {
         self.forget_passcode();
+        self.keep_challenge(None);
         self.card.set(None);
     }
 }

@@ -6,8 +6,8 @@
 //! wire format: the tests below check every shape here against them.
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::bridge::{Answer, Block, CardInfo, Command, EventKind, ReaderInfo};
-use unlock_protocol::{CardSerial, Passcode};
+use unlock_protocol::bridge::{EventKind, ReaderInfo};
+use unlock_protocol::{CardId, Passcode};
 use wasm_bindgen::JsValue;
 use zeroize::Zeroize;
 
@@ -20,10 +20,20 @@ pub trait Json: Sized {
     fn number(&self) -> Option<f64>;
     fn boolean(&self) -> Option<bool>;
     fn items(&self) -> Option<Vec<Self>>;
+    /// The value as JSON text.
+    fn to_text(&self) -> Option<String>;
 
     /// A string member.
     fn text(&self, name: &str) -> Option<String> {
         self.field(name)?.string()
+    }
+
+    /// An object member, carried on unread.
+    fn carried(&self, name: &str) -> Option<Carried> {
+        self.field(name)?
+            .to_text()
+            .filter(|text| text.starts_with('{'))
+            .map(Carried)
     }
 
     /// A whole number that fits `T`.
@@ -71,6 +81,40 @@ impl Json for JsValue {
     fn items(&self) -> Option<Vec<Self>> {
         js_sys::Array::is_array(self).then(|| js_sys::Array::from(self).iter().collect())
     }
+
+    fn to_text(&self) -> Option<String> {
+        js_sys::JSON::stringify(self).ok()?.as_string()
+    }
+}
+
+/// A JSON object the page carries between the bridge and the server without reading it, as
+/// the text it arrived as: a card's identity, the server's challenge, the card's proof, the
+/// server's release (which may hold a PUK, so it is wiped once used) and the card's receipt.
+/// Each is tagged by the card's profile; only the two ends know what is inside.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Carried(String);
+
+impl std::fmt::Debug for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Carried(…)")
+    }
+}
+
+impl Carried {
+    /// An object's JSON text, carried as it came (the server's whole answer, say).
+    pub fn from_text(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The JSON text, as a request body.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// Overwrites the text before its memory is given back.
+    pub fn wipe(mut self) {
+        self.0.zeroize();
+    }
 }
 
 /// A JSON object on its way out, members in order.
@@ -81,6 +125,7 @@ pub enum Value {
     Text(String),
     Number(f64),
     Object(Out),
+    Carried(Carried),
 }
 
 impl Out {
@@ -103,6 +148,11 @@ impl Out {
         self
     }
 
+    pub fn carried(mut self, name: &'static str, value: &Carried) -> Self {
+        self.0.push((name, Value::Carried(value.clone())));
+        self
+    }
+
     /// Adds the members of `other` after this object's own.
     pub fn merge(mut self, other: Out) -> Self {
         self.0.extend(other.0);
@@ -117,6 +167,9 @@ impl Out {
                 Value::Text(text) => JsValue::from_str(text),
                 Value::Number(number) => JsValue::from_f64(*number),
                 Value::Object(inner) => inner.to_js(),
+                Value::Carried(carried) => {
+                    js_sys::JSON::parse(carried.text()).unwrap_or(JsValue::NULL)
+                }
             };
             // Setting a plain data property on a fresh object cannot fail.
             let _ = js_sys::Reflect::set(&object, &JsValue::from_str(name), &value);
@@ -139,6 +192,7 @@ impl Out {
                 Value::Text(text) => text.zeroize(),
                 Value::Number(_) => {}
                 Value::Object(inner) => std::mem::replace(inner, Out::new()).wipe(),
+                Value::Carried(carried) => carried.0.zeroize(),
             }
         }
     }
@@ -156,12 +210,14 @@ pub fn journey_view<J: Json>(json: &J) -> Option<JourneyView> {
         "verified" => JourneyView::Verified {
             expires_in_seconds: json.whole("expires_in_seconds")?,
         },
+        // The challenge is carried on unread: see [`challenge_of`].
         "card_accepted" => JourneyView::CardAccepted {
-            serial: serial(json)?,
+            card: card_id(json.text("card")?)?,
             expires_in_seconds: json.whole("expires_in_seconds")?,
+            challenge: None,
         },
         "unlocked" => JourneyView::Unlocked {
-            serial: serial(json)?,
+            card: card_id(json.text("card")?)?,
         },
         "contact_ra" => JourneyView::ContactRa {
             reason: IneligibleReason::from_name(&json.text("reason")?)?,
@@ -170,6 +226,45 @@ pub fn journey_view<J: Json>(json: &J) -> Option<JourneyView> {
         _ => return None,
     };
     Some(view)
+}
+
+/// The server's challenge for the accepted card, in the answer to presenting it.
+pub fn challenge_of<J: Json>(json: &J) -> Option<Carried> {
+    json.carried("challenge")
+}
+
+/// The answer to a bridge command, as the page reads it: [`unlock_protocol::bridge::Answer`]
+/// with the card steps' objects carried on unread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Hello {
+        protocol_major: u16,
+        protocol_minor: u16,
+        host_version: String,
+        profiles: Vec<String>,
+    },
+    Readers {
+        readers: Vec<ReaderInfo>,
+    },
+    Watching,
+    Card(ReadCard),
+    /// The card's proof, for the server's release.
+    Proof(Carried),
+    /// The card's receipt, for the server.
+    Unblocked {
+        receipt: Carried,
+        tries_left: u8,
+    },
+}
+
+/// What `read_card` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadCard {
+    /// The card's identity, presented to the server as it is.
+    pub card: Carried,
+    /// How the service names the card (its serial, or a PIV card's GUID).
+    pub id: CardId,
+    pub tries_left: u8,
 }
 
 /// The answer to a bridge command.
@@ -195,16 +290,17 @@ pub fn answer<J: Json>(json: &J) -> Option<Answer> {
                 .collect::<Option<_>>()?,
         },
         "watching" => Answer::Watching,
-        "card" => Answer::Card(CardInfo {
-            profile: json.text("profile")?,
-            serial: serial(json)?,
-            tries_left: json.whole("tries_left")?,
-        }),
-        "challenge" => Answer::Challenge {
-            challenge: block(json, "challenge")?,
-        },
+        "card" => {
+            let card = json.field("card")?;
+            Answer::Card(ReadCard {
+                id: card_id(card.text("serial").or_else(|| card.text("guid"))?)?,
+                card: json.carried("card")?,
+                tries_left: json.whole("tries_left")?,
+            })
+        }
+        "proof" => Answer::Proof(json.carried("proof")?),
         "unblocked" => Answer::Unblocked {
-            receipt: block(json, "receipt")?,
+            receipt: json.carried("receipt")?,
             tries_left: json.whole("tries_left")?,
         },
         _ => return None,
@@ -236,7 +332,6 @@ pub fn event<J: Json>(json: &J) -> Option<EventKind> {
     Some(kind)
 }
 
-/// A 16-byte block (challenge, cryptogram, receipt) member, as 32 hex digits.
 /// `GET /api/allowed-domains`: `{"domains": [...]}`.
 pub fn allowed_domains<J: Json>(json: &J) -> Option<Vec<String>> {
     json.field("domains")?
@@ -246,16 +341,36 @@ pub fn allowed_domains<J: Json>(json: &J) -> Option<Vec<String>> {
         .collect()
 }
 
-pub fn block<J: Json>(json: &J, name: &str) -> Option<Block> {
-    Block::try_from(json.text(name)?).ok()
+fn card_id(text: String) -> Option<CardId> {
+    CardId::parse(&text).ok()
 }
 
-fn serial<J: Json>(json: &J) -> Option<CardSerial> {
-    CardSerial::parse(&json.text("serial")?).ok()
+/// A bridge command, as the page sends it: [`unlock_protocol::bridge::Command`] with the
+/// card steps' objects carried on unread.
+#[derive(Debug)]
+pub enum Command<'a> {
+    Hello {
+        protocol_major: u16,
+        protocol_minor: u16,
+    },
+    Readers,
+    Watch,
+    ReadCard {
+        reader: &'a str,
+    },
+    Challenge {
+        reader: &'a str,
+        challenge: &'a Carried,
+    },
+    Unblock {
+        reader: &'a str,
+        release: &'a Carried,
+        new_passcode: &'a Passcode,
+    },
 }
 
 /// A bridge command's own members, `type` first.
-pub fn command(command: &Command) -> Out {
+pub fn command(command: &Command<'_>) -> Out {
     let out = Out::new();
     match command {
         Command::Hello {
@@ -267,22 +382,20 @@ pub fn command(command: &Command) -> Out {
             .number("protocol_minor", *protocol_minor),
         Command::Readers => out.text("type", "readers"),
         Command::Watch => out.text("type", "watch"),
-        Command::ReadCard { reader } => out.text("type", "read_card").text("reader", reader),
-        Command::Challenge { reader, serial } => out
+        Command::ReadCard { reader } => out.text("type", "read_card").text("reader", *reader),
+        Command::Challenge { reader, challenge } => out
             .text("type", "challenge")
-            .text("reader", reader)
-            .text("serial", serial.as_str()),
+            .text("reader", *reader)
+            .carried("challenge", challenge),
         Command::Unblock {
             reader,
-            serial,
-            cryptogram,
+            release,
             new_passcode,
         } => out
             .text("type", "unblock")
-            .text("reader", reader)
-            .text("serial", serial.as_str())
-            .text("cryptogram", *cryptogram)
-            .text("new_passcode", Passcode::expose(new_passcode)),
+            .text("reader", *reader)
+            .carried("release", release)
+            .text("new_passcode", new_passcode.expose()),
     }
 }
 
@@ -313,6 +426,20 @@ pub mod testing {
         fn items(&self) -> Option<Vec<Self>> {
             self.as_array().cloned()
         }
+
+        fn to_text(&self) -> Option<String> {
+            Some(self.to_string())
+        }
+    }
+
+    /// What a [`super::Carried`] holds, as serde reads it.
+    pub fn carried_json(carried: &super::Carried) -> JsonValue {
+        serde_json::from_str(carried.text()).expect("carried JSON")
+    }
+
+    /// A carried object made from a serde value.
+    pub fn carry(value: &JsonValue) -> super::Carried {
+        super::Carried(value.to_string())
     }
 
     /// What the browser would make of an [`Out`].
@@ -322,6 +449,7 @@ pub mod testing {
                 Value::Text(text) => json!(text),
                 Value::Number(number) => json!(*number as u64),
                 Value::Object(inner) => to_json(inner),
+                Value::Carried(carried) => carried_json(carried),
             };
             ((*name).to_owned(), value)
         });
@@ -332,17 +460,39 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use unlock_protocol::bridge::{Event, PROTOCOL_MAJOR, PROTOCOL_MINOR};
+    use unlock_protocol::bridge::{self, Event, PROTOCOL_MAJOR, PROTOCOL_MINOR};
+    use unlock_protocol::card_steps::{
+        CardChallenge, CardIdentity, CardProof, CardReceipt, CardRelease, Certificate, Nonce,
+        Signature,
+    };
+    use unlock_protocol::piv::Puk;
+    use unlock_protocol::{CardGuid, CardSerial};
 
-    use super::testing::to_json;
+    use super::testing::{carried_json, carry, to_json};
     use super::*;
 
     fn serial() -> CardSerial {
         CardSerial::parse("2d6bddb8ad096c2d").unwrap()
     }
 
-    fn a_block() -> Block {
-        Block::try_from("d206290d1935d00cc7a1d6d9754a930f".to_owned()).unwrap()
+    fn guid() -> CardGuid {
+        CardGuid::parse("3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b").unwrap()
+    }
+
+    fn a_block() -> bridge::Block {
+        bridge::Block::try_from("d206290d1935d00cc7a1d6d9754a930f".to_owned()).unwrap()
+    }
+
+    fn identities() -> [CardIdentity; 2] {
+        [
+            CardIdentity::UnlockCr { serial: serial() },
+            CardIdentity::Piv {
+                guid: guid(),
+                card_authentication: Certificate(vec![0x30, 0x82, 1, 2]),
+                piv_authentication: Certificate(vec![0x30, 0x82, 3, 4]),
+                puk_tries_left: Some(2),
+            },
+        ]
     }
 
     #[test]
@@ -358,10 +508,16 @@ mod tests {
                 expires_in_seconds: 900,
             },
             JourneyView::CardAccepted {
-                serial: serial(),
+                card: serial().into(),
                 expires_in_seconds: 600,
+                challenge: None,
             },
-            JourneyView::Unlocked { serial: serial() },
+            JourneyView::Unlocked {
+                card: serial().into(),
+            },
+            JourneyView::Unlocked {
+                card: guid().into(),
+            },
             JourneyView::Expired,
         ]
         .into_iter()
@@ -373,6 +529,36 @@ mod tests {
     }
 
     #[test]
+    fn the_challenge_in_an_accepted_card_is_carried_as_serde_wrote_it() {
+        for challenge in [
+            CardChallenge::UnlockCr { serial: serial() },
+            CardChallenge::Piv {
+                guid: guid(),
+                nonce: Nonce([7; 32]),
+            },
+        ] {
+            let view = JourneyView::CardAccepted {
+                card: guid().into(),
+                expires_in_seconds: 600,
+                challenge: Some(challenge.clone()),
+            };
+            let json = serde_json::to_value(&view).unwrap();
+            let carried = challenge_of(&json).expect("a challenge");
+            assert_eq!(
+                carried_json(&carried),
+                serde_json::to_value(&challenge).unwrap()
+            );
+            assert!(matches!(
+                journey_view(&json),
+                Some(JourneyView::CardAccepted {
+                    challenge: None,
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
     fn journey_views_serde_refuses_are_refused() {
         for json in [
             json!({"stage": "verified"}),
@@ -380,7 +566,7 @@ mod tests {
             json!({"stage": "verified", "expires_in_seconds": "900"}),
             json!({"stage": "awaiting_code", "email_hint": "d", "expires_in_seconds": 9,
                    "tries_left": 300, "resend_in_seconds": 0}),
-            json!({"stage": "unlocked", "serial": "not hex"}),
+            json!({"stage": "unlocked", "card": "not hex"}),
             json!({"stage": "contact_ra", "reason": "bored"}),
             json!({"stage": "on_the_moon"}),
             json!({"expires_in_seconds": 900}),
@@ -402,55 +588,113 @@ mod tests {
 
     #[test]
     fn every_answer_reads_as_serde_writes_it() {
-        let answers = [
-            Answer::Hello {
-                protocol_major: PROTOCOL_MAJOR,
-                protocol_minor: PROTOCOL_MINOR,
-                host_version: "0.1.0".into(),
-                profiles: vec!["unlock-cr/1".into()],
+        let readers = vec![
+            ReaderInfo {
+                name: "Virtual PCD 00 00".into(),
+                card_present: true,
+                atr: Some("3b8880".into()),
             },
-            Answer::Readers {
-                readers: vec![
-                    ReaderInfo {
-                        name: "Virtual PCD 00 00".into(),
-                        card_present: true,
-                        atr: Some("3b8880".into()),
-                    },
-                    ReaderInfo {
-                        name: "Other".into(),
-                        card_present: false,
-                        atr: None,
-                    },
-                ],
-            },
-            Answer::Readers { readers: vec![] },
-            Answer::Watching,
-            Answer::Card(CardInfo {
-                profile: "unlock-cr/1".into(),
-                serial: serial(),
-                tries_left: 0,
-            }),
-            Answer::Challenge {
-                challenge: a_block(),
-            },
-            Answer::Unblocked {
-                receipt: a_block(),
-                tries_left: 3,
+            ReaderInfo {
+                name: "Other".into(),
+                card_present: false,
+                atr: None,
             },
         ];
-        for answer in answers {
-            let json = serde_json::to_value(&answer).unwrap();
-            assert_eq!(super::answer(&json), Some(answer), "{json}");
+        let plain = [
+            (
+                bridge::Answer::Hello {
+                    protocol_major: PROTOCOL_MAJOR,
+                    protocol_minor: PROTOCOL_MINOR,
+                    host_version: "0.1.0".into(),
+                    profiles: vec!["unlock-cr/1".into(), "piv/1".into()],
+                },
+                Answer::Hello {
+                    protocol_major: PROTOCOL_MAJOR,
+                    protocol_minor: PROTOCOL_MINOR,
+                    host_version: "0.1.0".into(),
+                    profiles: vec!["unlock-cr/1".into(), "piv/1".into()],
+                },
+            ),
+            (
+                bridge::Answer::Readers {
+                    readers: readers.clone(),
+                },
+                Answer::Readers { readers },
+            ),
+            (
+                bridge::Answer::Readers { readers: vec![] },
+                Answer::Readers { readers: vec![] },
+            ),
+            (bridge::Answer::Watching, Answer::Watching),
+        ];
+        for (sent, read) in plain {
+            let json = serde_json::to_value(&sent).unwrap();
+            assert_eq!(answer(&json), Some(read), "{json}");
+        }
+        // The card steps' objects arrive carried, exactly as serde wrote them.
+        for card in identities() {
+            let sent = bridge::Answer::Card(bridge::CardInfo {
+                card: card.clone(),
+                tries_left: 0,
+            });
+            let json = serde_json::to_value(&sent).unwrap();
+            let Some(Answer::Card(read)) = answer(&json) else {
+                panic!("not a card: {json}");
+            };
+            assert_eq!(read.id, card.card_id());
+            assert_eq!(read.tries_left, 0);
+            assert_eq!(
+                carried_json(&read.card),
+                serde_json::to_value(&card).unwrap()
+            );
+        }
+        for proof in [
+            CardProof::UnlockCr {
+                challenge: a_block(),
+            },
+            CardProof::Piv {
+                signature: Signature(vec![0x30, 0x45, 2]),
+            },
+        ] {
+            let json = serde_json::to_value(bridge::Answer::Proof {
+                proof: proof.clone(),
+            })
+            .unwrap();
+            let Some(Answer::Proof(read)) = answer(&json) else {
+                panic!("not a proof: {json}");
+            };
+            assert_eq!(carried_json(&read), serde_json::to_value(&proof).unwrap());
+        }
+        for receipt in [
+            CardReceipt::UnlockCr { receipt: a_block() },
+            CardReceipt::Piv {
+                signature: Signature(vec![0x30, 0x44]),
+            },
+        ] {
+            let json = serde_json::to_value(bridge::Answer::Unblocked {
+                receipt: receipt.clone(),
+                tries_left: 3,
+            })
+            .unwrap();
+            let Some(Answer::Unblocked {
+                receipt: read,
+                tries_left: 3,
+            }) = answer(&json)
+            else {
+                panic!("not an unblock: {json}");
+            };
+            assert_eq!(carried_json(&read), serde_json::to_value(&receipt).unwrap());
         }
         for json in [
-            json!({"type": "challenge", "challenge": "00"}),
+            json!({"type": "proof", "proof": "00"}),
+            json!({"type": "card", "card": {"profile": "unlock-cr/1", "serial": "00"}, "tries_left": 3}),
             json!({"type": "readers", "readers": [{"name": "R"}]}),
             json!({"type": "readers", "readers": [{"name": "R", "card_present": true, "atr": 5}]}),
             json!({"type": "hello", "protocol_major": 1, "protocol_minor": 0, "host_version": "1",
                    "profiles": [1]}),
             json!({"type": "raw_apdu"}),
         ] {
-            assert!(serde_json::from_value::<Answer>(json.clone()).is_err());
+            assert!(serde_json::from_value::<bridge::Answer>(json.clone()).is_err());
             assert_eq!(answer(&json), None, "{json}");
         }
     }
@@ -473,30 +717,74 @@ mod tests {
 
     #[test]
     fn every_command_is_written_as_serde_writes_it() {
-        let commands = [
-            Command::Hello {
-                protocol_major: PROTOCOL_MAJOR,
-                protocol_minor: PROTOCOL_MINOR,
-            },
-            Command::Readers,
-            Command::Watch,
-            Command::ReadCard { reader: "R".into() },
-            Command::Challenge {
-                reader: "R".into(),
-                serial: serial(),
-            },
-            Command::Unblock {
-                reader: "R".into(),
-                serial: serial(),
-                cryptogram: a_block(),
-                new_passcode: Passcode::parse("905173").unwrap(),
+        let passcode = Passcode::parse("905173").unwrap();
+        let challenges = [
+            CardChallenge::UnlockCr { serial: serial() },
+            CardChallenge::Piv {
+                guid: guid(),
+                nonce: Nonce([9; 32]),
             },
         ];
-        for command in commands {
-            assert_eq!(
-                to_json(&super::command(&command)),
-                serde_json::to_value(&command).unwrap()
-            );
+        let releases = [
+            CardRelease::UnlockCr {
+                serial: serial(),
+                cryptogram: a_block(),
+            },
+            CardRelease::Piv {
+                guid: guid(),
+                puks: vec![Puk::parse("40719263").unwrap()],
+                next_puk: Puk::parse("88120457").unwrap(),
+                receipt_nonce: Nonce([5; 32]),
+            },
+        ];
+        let mut pairs = vec![
+            (
+                bridge::Command::Hello {
+                    protocol_major: PROTOCOL_MAJOR,
+                    protocol_minor: PROTOCOL_MINOR,
+                },
+                command(&Command::Hello {
+                    protocol_major: PROTOCOL_MAJOR,
+                    protocol_minor: PROTOCOL_MINOR,
+                }),
+            ),
+            (bridge::Command::Readers, command(&Command::Readers)),
+            (bridge::Command::Watch, command(&Command::Watch)),
+            (
+                bridge::Command::ReadCard { reader: "R".into() },
+                command(&Command::ReadCard { reader: "R" }),
+            ),
+        ];
+        for challenge in challenges {
+            let carried = carry(&serde_json::to_value(&challenge).unwrap());
+            pairs.push((
+                bridge::Command::Challenge {
+                    reader: "R".into(),
+                    challenge,
+                },
+                command(&Command::Challenge {
+                    reader: "R",
+                    challenge: &carried,
+                }),
+            ));
+        }
+        for release in releases {
+            let carried = carry(&serde_json::to_value(&release).unwrap());
+            pairs.push((
+                bridge::Command::Unblock {
+                    reader: "R".into(),
+                    release,
+                    new_passcode: passcode.clone(),
+                },
+                command(&Command::Unblock {
+                    reader: "R",
+                    release: &carried,
+                    new_passcode: &passcode,
+                }),
+            ));
+        }
+        for (typed, written) in pairs {
+            assert_eq!(to_json(&written), serde_json::to_value(&typed).unwrap());
         }
     }
 }

@@ -81,7 +81,6 @@ fn bridge_error<J: Json>(error: &J) -> Option<BridgeError> {
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
-    use unlock_protocol::bridge::Command;
 
     use super::*;
     use crate::wire::testing::to_json;
@@ -92,8 +91,8 @@ mod tests {
 
     #[test]
     fn requests_are_wrapped_in_the_envelope_with_an_id_and_no_origin() {
-        let command = Command::ReadCard {
-            reader: "Virtual PCD 00 00".into(),
+        let command = wire::Command::ReadCard {
+            reader: "Virtual PCD 00 00",
         };
         assert_eq!(
             to_json(&envelope(7, wire::command(&command))),

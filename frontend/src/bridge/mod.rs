@@ -13,16 +13,12 @@ use futures::channel::oneshot;
 use futures::future::{self, Either};
 use gloo_timers::future::sleep;
 use leptos::prelude::*;
-use unlock_protocol::bridge::{
-    Answer, Block, BridgeError, CardInfo, Command, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR,
-    ReaderInfo,
-};
-use unlock_protocol::{CardSerial, Passcode};
+use unlock_protocol::Passcode;
+use unlock_protocol::bridge::{BridgeError, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, ReaderInfo};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::session::wipe_passcode;
-use crate::wire::{self, Out};
+use crate::wire::{self, Answer, Carried, Command, Out, ReadCard};
 
 mod envelope;
 mod readers;
@@ -153,49 +149,46 @@ impl Bridge {
         }
     }
 
-    /// Profile, serial and passcode tries of the card in `reader`.
-    pub async fn read_card(self, reader: &str) -> Result<CardInfo, BridgeError> {
-        let command = Command::ReadCard {
-            reader: reader.to_owned(),
-        };
-        match self.command(&command, CARD_TIMEOUT).await? {
+    /// The card in `reader`: its identity (for the server) and passcode tries.
+    pub async fn read_card(self, reader: &str) -> Result<ReadCard, BridgeError> {
+        match self
+            .command(&Command::ReadCard { reader }, CARD_TIMEOUT)
+            .await?
+        {
             Answer::Card(card) => Ok(card),
             _ => Err(unexpected_answer()),
         }
     }
 
-    /// A fresh challenge from the card with `serial` in `reader`.
-    pub async fn challenge(self, reader: &str, serial: &CardSerial) -> Result<Block, BridgeError> {
-        let command = Command::Challenge {
-            reader: reader.to_owned(),
-            serial: serial.clone(),
-        };
-        match self.command(&command, CARD_TIMEOUT).await? {
-            Answer::Challenge { challenge } => Ok(challenge),
+    /// The card's proof for the server's `challenge`.
+    pub async fn challenge(
+        self,
+        reader: &str,
+        challenge: &Carried,
+    ) -> Result<Carried, BridgeError> {
+        match self
+            .command(&Command::Challenge { reader, challenge }, CARD_TIMEOUT)
+            .await?
+        {
+            Answer::Proof(proof) => Ok(proof),
             _ => Err(unexpected_answer()),
         }
     }
 
-    /// Unlocks the card with the server's cryptogram and sets the new passcode; returns the
-    /// card's receipt for the server.
+    /// Unblocks the card with what the server released and sets the new passcode; returns
+    /// the card's receipt for the server.
     pub async fn unblock(
         self,
         reader: &str,
-        serial: &CardSerial,
-        cryptogram: Block,
-        passcode: &Passcode,
-    ) -> Result<Block, BridgeError> {
+        release: &Carried,
+        new_passcode: &Passcode,
+    ) -> Result<Carried, BridgeError> {
         let command = Command::Unblock {
-            reader: reader.to_owned(),
-            serial: serial.clone(),
-            cryptogram,
-            new_passcode: passcode.clone(),
+            reader,
+            release,
+            new_passcode,
         };
-        let answer = self.command(&command, CARD_TIMEOUT).await;
-        if let Command::Unblock { new_passcode, .. } = command {
-            wipe_passcode(new_passcode);
-        }
-        match answer? {
+        match self.command(&command, CARD_TIMEOUT).await? {
             Answer::Unblocked { receipt, .. } => Ok(receipt),
             _ => Err(unexpected_answer()),
         }
@@ -207,7 +200,11 @@ impl Bridge {
             .map(drop)
     }
 
-    async fn command(self, command: &Command, timeout: Duration) -> Result<Answer, BridgeError> {
+    async fn command(
+        self,
+        command: &Command<'_>,
+        timeout: Duration,
+    ) -> Result<Answer, BridgeError> {
         let answer = self
             .call(wire::command(command), timeout, ErrorCode::Timeout)
             .await?;

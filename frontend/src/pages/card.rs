@@ -2,7 +2,6 @@
 //! it belongs to the holder and can be unlocked.
 
 use leptos::prelude::*;
-use unlock_protocol::CardSerial;
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::bridge::BridgeError;
 
@@ -12,6 +11,7 @@ use crate::bridge::{card_went_away, reader_with_card, use_bridge};
 use crate::components::{ContactRa, ErrorItem, ErrorSummary, Heading};
 use crate::route::{HelpTopic, Page, Resume};
 use crate::session::{HeldCard, Session, use_session};
+use crate::wire::ReadCard;
 use unlock_protocol::ErrorCode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,12 +74,13 @@ pub fn CardPage() -> impl IntoView {
                 Err(error) if card_went_away(error.code) => return step.set(Step::Waiting),
                 Err(error) => return bridge_problem(error, Some(reader)),
             };
-            match accept(session, &card.serial, &card.profile).await {
+            match accept(session, &card).await {
                 Ok(JourneyView::CardAccepted { .. }) => {
                     errors.set(Vec::new());
                     session.card.set(Some(HeldCard {
                         reader,
-                        serial: card.serial,
+                        id: card.id,
+                        identity: card.card,
                     }));
                     scope.go(Page::Passcode);
                 }
@@ -158,19 +159,11 @@ pub fn CardPage() -> impl IntoView {
 
 /// Has the server accept the card, unless it already accepted this very card for this
 /// journey (the holder reloaded the page after this step).
-async fn accept(
-    session: Session,
-    serial: &CardSerial,
-    profile: &str,
-) -> Result<JourneyView, ApiFailure> {
-    if let Some(view) = session.view.get_untracked()
-        && matches!(&view, JourneyView::CardAccepted { serial: accepted, .. } if accepted == serial)
-    {
-        return Ok(view);
-    }
-    let result = api::present_card(serial, profile).await;
+async fn accept(session: Session, card: &ReadCard) -> Result<JourneyView, ApiFailure> {
+    let result = api::present_card(&card.card).await;
     match result {
-        Ok(view) => {
+        Ok((view, challenge)) => {
+            session.keep_challenge(challenge);
             session.view.set(Some(view.clone()));
             Ok(view)
         }

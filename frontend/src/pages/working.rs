@@ -1,10 +1,11 @@
-//! `/working`, step 5: the card's challenge goes to the server, the server's cryptogram and
-//! the new passcode go to the card, and the card's receipt goes back to the server.
+//! `/working`, step 5: the server's challenge goes to the card, the card's proof to the
+//! server, what the server releases and the new passcode to the card, and the card's receipt
+//! back to the server. The page carries each of these as it is, whatever the card's profile.
 
 use leptos::prelude::*;
 use unlock_protocol::Passcode;
-use unlock_protocol::api::JourneyView;
-use unlock_protocol::bridge::{Block, BridgeError, ErrorCode};
+use unlock_protocol::api::{IneligibleReason, JourneyView};
+use unlock_protocol::bridge::{BridgeError, ErrorCode};
 
 use super::{PageScope, end_or_show, journey_view};
 use crate::api::{self, ApiFailure};
@@ -12,6 +13,7 @@ use crate::bridge::{Bridge, card_went_away, reader_with_card, use_bridge};
 use crate::components::{ContactRa, ErrorItem, ErrorSummary, Heading};
 use crate::route::{EndReason, HelpTopic, Page, Resume};
 use crate::session::{HeldCard, Session, use_session, wipe_passcode};
+use crate::wire::Carried;
 
 /// Shown when the card left the reader (or was reset) part-way.
 pub const CARD_REMOVED: &str =
@@ -63,7 +65,7 @@ pub fn WorkingPage() -> impl IntoView {
     let step = RwSignal::new(Step::Running(Progress::Preparing));
     let errors = RwSignal::new(Vec::<ErrorItem>::new());
     // The card's receipt, kept in case sending it to the server has to be tried again.
-    let receipt = StoredValue::new(None::<Block>);
+    let receipt = StoredValue::new(None::<Carried>);
     // Leaving the page forgets the passcode; coming back means choosing it again.
     on_cleanup(move || session.forget_passcode());
 
@@ -72,8 +74,20 @@ pub fn WorkingPage() -> impl IntoView {
             errors.set(vec![ErrorItem::general(CARD_REMOVED)]);
             step.set(Step::Stopped);
         }
-        Stop::Bridge(error) if error.code == ErrorCode::AdminKeyBlocked => {
+        // The card refuses what the server holds for it (its admin key is blocked, or it
+        // did not take its escrowed PUK, which must not be tried again): only the RA can help.
+        Stop::Bridge(error)
+            if matches!(
+                error.code,
+                ErrorCode::AdminKeyBlocked | ErrorCode::PukRejected
+            ) =>
+        {
             scope.replace(Page::End(EndReason::AdminKeyBlocked));
+        }
+        Stop::Bridge(error) if error.code == ErrorCode::PukBlocked => {
+            scope.replace(Page::End(EndReason::ContactRa(
+                IneligibleReason::PukBlocked,
+            )));
         }
         Stop::Bridge(error) if error.code == ErrorCode::PasscodeRejected => {
             session.forget_passcode();
@@ -215,12 +229,14 @@ pub fn WorkingPage() -> impl IntoView {
     }
 }
 
-/// One run: challenge (card) → cryptogram (server) → unblock (card) → receipt (server). A
-/// receipt kept from an earlier run that failed only at the last step is sent again instead.
+/// One run: the server's challenge to the card (a new one if the last was answered), the
+/// card's proof to the server, the release and the new passcode to the card, the card's
+/// receipt to the server. A receipt kept from an earlier run that failed only at the last
+/// step is sent again instead.
 async fn unlock(
     bridge: Bridge,
     session: Session,
-    kept_receipt: StoredValue<Option<Block>>,
+    kept_receipt: StoredValue<Option<Carried>>,
     progress: impl Fn(Progress),
 ) -> Result<JourneyView, Stop> {
     let receipt = match kept_receipt.get_value() {
@@ -232,31 +248,39 @@ async fn unlock(
             if reader != card.reader {
                 session.card.set(Some(HeldCard {
                     reader: reader.clone(),
-                    serial: card.serial.clone(),
+                    ..card.clone()
                 }));
             }
             progress(Progress::Preparing);
-            let challenge = bridge
-                .challenge(&reader, &card.serial)
+            let challenge = match session.take_challenge() {
+                Some(challenge) => challenge,
+                None => {
+                    let (_, challenge) =
+                        api::present_card(&card.identity).await.map_err(Stop::Api)?;
+                    challenge.ok_or(Stop::Forgotten)?
+                }
+            };
+            let proof = bridge
+                .challenge(&reader, &challenge)
                 .await
                 .map_err(Stop::Bridge)?;
             progress(Progress::Asking);
-            let cryptogram = api::cryptogram(challenge).await.map_err(Stop::Api)?;
+            let release = api::release(&proof).await.map_err(Stop::Api)?;
             progress(Progress::Setting);
             let passcode = session
                 .with_passcode(Passcode::clone)
                 .ok_or(Stop::Forgotten)?;
-            let unblocked = bridge
-                .unblock(&reader, &card.serial, cryptogram, &passcode)
-                .await;
+            let unblocked = bridge.unblock(&reader, &release, &passcode).await;
+            // What the server released (a PUK, say) is of no more use to the page.
+            release.wipe();
             wipe_passcode(passcode);
             let receipt = unblocked.map_err(Stop::Bridge)?;
             // The card has the new passcode: the page has no more use for it.
             session.forget_passcode();
-            kept_receipt.set_value(Some(receipt));
+            kept_receipt.set_value(Some(receipt.clone()));
             receipt
         }
     };
     progress(Progress::Finishing);
-    api::receipt(receipt).await.map_err(Stop::Api)
+    api::receipt(&receipt).await.map_err(Stop::Api)
 }
