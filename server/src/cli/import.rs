@@ -77,6 +77,17 @@ impl fmt::Display for Summary {
     }
 }
 
+/// What an import does with the PUK of a PIV card already on record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Puks {
+    /// Keep the escrowed PUK: the service has rotated it since the card management system
+    /// set the one in the file.
+    KeepEscrowed,
+    /// Replace it (and forget any rotation not yet confirmed): the card management system
+    /// has reset the card's PUK to the one in the file.
+    Replace,
+}
+
 struct Card {
     id: CardId,
     record: CardRecord,
@@ -85,7 +96,13 @@ struct Card {
 }
 
 /// Imports the file, all or nothing; every bad row is reported with its line number.
-pub async fn import(db: &Db, clock: &Clock, keys: &Keys, path: &Path) -> anyhow::Result<Summary> {
+pub async fn import(
+    db: &Db,
+    clock: &Clock,
+    keys: &Keys,
+    path: &Path,
+    puks: Puks,
+) -> anyhow::Result<Summary> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
@@ -103,7 +120,7 @@ pub async fn import(db: &Db, clock: &Clock, keys: &Keys, path: &Path) -> anyhow:
     audit::operator_write(db, clock, None, action, move |conn, now| {
         let (rows, keys) = (rows.clone(), keys.clone());
         Box::pin(async move {
-            let summary = import_rows(conn, &keys, &rows, now).await?;
+            let summary = import_rows(conn, &keys, &rows, puks, now).await?;
             Ok(Audited::done(
                 Outcome::Done,
                 Some(summary.to_string()),
@@ -119,6 +136,7 @@ async fn import_rows(
     conn: &mut Conn,
     keys: &Keys,
     rows: &[(usize, Result<Row, String>)],
+    puks: Puks,
     now: Millis,
 ) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
@@ -134,7 +152,7 @@ async fn import_rows(
         // A row that fails is undone alone, so the rows after it are still checked (on
         // PostgreSQL a failed statement would otherwise void the rest of the transaction).
         db::savepoint(conn, Savepoint::Mark).await?;
-        match import_row(conn, keys, row, now, &mut summary).await {
+        match import_row(conn, keys, row, puks, now, &mut summary).await {
             Ok(()) => {
                 summary.rows += 1;
                 db::savepoint(conn, Savepoint::Keep).await?;
@@ -158,6 +176,7 @@ async fn import_row(
     conn: &mut Conn,
     keys: &Keys,
     row: &Row,
+    puks: Puks,
     now: Millis,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
@@ -203,6 +222,9 @@ async fn import_row(
         .await?;
         if owner != holder.as_str() {
             bail!("card {} already belongs to another holder", card.id);
+        }
+        if let (Some(sealed), Puks::Replace) = (&sealed, puks) {
+            db::cards::replace_puk(conn, card.id.as_str(), sealed, now).await?;
         }
         summary.cards += 1;
     }

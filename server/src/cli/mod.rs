@@ -42,7 +42,14 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Import holders, their emails and cards from a CSV file (see the README for columns).
-    Import { csv: PathBuf },
+    Import {
+        csv: PathBuf,
+        /// Replace the escrowed PUK of PIV cards already on record with the file's (after the
+        /// card management system has reset those cards' PUKs). Without it a card keeps the
+        /// PUK the service holds, which it rotates with every unlock.
+        #[arg(long)]
+        replace_puks: bool,
+    },
     /// Manage the email domain allow list.
     #[command(subcommand)]
     Allowlist(AllowlistCommand),
@@ -150,10 +157,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
-        Command::Import { csv } => {
+        Command::Import { csv, replace_puks } => {
             let db = open(&config).await?;
             let keys = Keys::load(&config)?;
-            let summary = import::import(&db, &clock, &keys, &csv).await?;
+            let puks = if replace_puks {
+                import::Puks::Replace
+            } else {
+                import::Puks::KeepEscrowed
+            };
+            let summary = import::import(&db, &clock, &keys, &csv, puks).await?;
             println!("{summary}");
             db.close().await;
             Ok(())

@@ -127,6 +127,27 @@ pub async fn save(
     .context("save the card")
 }
 
+/// Replaces card `serial`'s escrowed PUK (the card management system reset it), and
+/// forgets any rotation not yet confirmed.
+pub async fn replace_puk(
+    conn: &mut Conn,
+    serial: &str,
+    sealed: &[u8],
+    now: Millis,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE cards SET puk_sealed = $1, puk_pending_sealed = NULL, updated_at = $2
+         WHERE serial = $3",
+    )
+    .bind(sealed)
+    .bind(now)
+    .bind(serial)
+    .execute(conn)
+    .await
+    .context("replace the escrowed PUK")?;
+    Ok(())
+}
+
 /// A piv/1 card's escrowed PUKs, sealed.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Escrow {

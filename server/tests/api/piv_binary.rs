@@ -1,9 +1,12 @@
 //! PIV cards through the real binary: `import` takes them with their escrowed PUK (sealed,
-//! kept the first time only, never printed), and a whole PIV journey at debug level leaves
-//! no PUK, nonce or signature in the logs.
+//! kept the first time only unless `--replace-puks`, never printed), and a whole PIV journey
+//! at debug level leaves no PUK, nonce or signature in the logs.
 
 use serde_json::{Value, json};
+use unlock_protocol::CardId;
 use unlock_protocol::piv::{self, Purpose};
+use unlock_server::piv::escrow;
+use unlock_server::secrets::Keys;
 use unlock_testkit::piv::{Slot, TestCa, TestPivCard, Validity, new_guid, urn};
 
 use crate::binary::{cli, serve_with_debug_logs_and, stdout, wait_until_ready, without_timestamps};
@@ -194,4 +197,32 @@ async fn piv_cards_import_with_their_puk_and_a_piv_journey_logs_no_secret() {
         assert!(!logs.contains(secret), "{secret} appeared in the logs");
     }
     assert!(!imported.contains(FIRST_PUK));
+
+    // The service rotated the PUK; after the card management system resets it, the operator
+    // replaces the escrow with the file's.
+    assert_eq!(escrowed(dir.path(), &guid).await, next);
+    stdout(&cli(
+        dir.path(),
+        &["import", "--replace-puks", later.to_str().unwrap()],
+    ));
+    assert_eq!(escrowed(dir.path(), &guid).await, "11112222");
+}
+
+/// The PUK the command-line tools' database escrows for `guid`, opened.
+async fn escrowed(dir: &std::path::Path, guid: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&cli_database(dir)).await.unwrap();
+    let (sealed, pending): (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT puk_sealed, puk_pending_sealed FROM cards WHERE serial = $1")
+            .bind(guid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(pending, None);
+    let keys = Keys::from_secret(&hex::decode(SECRET_KEY).unwrap().try_into().unwrap());
+    escrow::open(&keys, &CardId::parse(guid).unwrap(), &sealed)
+        .unwrap()
+        .expose()
+        .to_owned()
 }
