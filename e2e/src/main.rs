@@ -20,8 +20,8 @@ use unlock_e2e::piv_ca::{CaFiles, TestCa, Validity};
 use unlock_e2e::piv_card::{self, PivCardOptions, VirtualPivCard};
 use unlock_e2e::vpcd::{self, PullTrap, SmartCard};
 
-/// A virtual smartcard for vpcd.
-#[derive(Debug, Parser)]
+/// A virtual smartcard for vpcd. (No `Debug`: it holds the PIN and the PUK.)
+#[derive(Parser)]
 struct Args {
     /// vpcd's address (it listens; the card connects).
     #[arg(long, default_value = "127.0.0.1:35963")]
@@ -272,8 +272,16 @@ fn make_card(args: &Args) -> anyhow::Result<AnyCard> {
             let mut options = PivCardOptions::new(hex_array::<16>("--guid", &args.guid)?);
             options.pin = args.passcode.clone();
             options.puk = args.puk.clone();
-            options.pin_tries = if args.locked { 0 } else { args.pin_tries.unwrap_or(3) };
-            options.puk_tries = if args.puk_blocked { 0 } else { args.puk_tries.unwrap_or(3) };
+            options.pin_tries = if args.locked {
+                0
+            } else {
+                args.pin_tries.unwrap_or(3)
+            };
+            options.puk_tries = if args.puk_blocked {
+                0
+            } else {
+                args.puk_tries.unwrap_or(3)
+            };
             options.validity = if args.cert_expired {
                 Validity::expired()
             } else {

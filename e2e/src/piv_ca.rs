@@ -8,9 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use p256::pkcs8::DecodePublicKey;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
-    SignatureAlgorithm,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm,
 };
 use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, Encode};
@@ -101,8 +100,8 @@ impl std::fmt::Debug for TestCa {
 impl TestCa {
     /// A new self-signed CA named `name`, valid for ten years.
     pub fn new(name: &str) -> anyhow::Result<Self> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .context("make the CA's key")?;
+        let key =
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("make the CA's key")?;
         let mut params = CertificateParams::default();
         params.distinguished_name = distinguished_name(name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -113,7 +112,9 @@ impl TestCa {
         ];
         params.serial_number = Some(random_serial()?);
         set_validity(&mut params, Validity::days_from_now(3650));
-        let certificate = params.self_signed(&key).context("sign the CA certificate")?;
+        let certificate = params
+            .self_signed(&key)
+            .context("sign the CA certificate")?;
         Self::from_parts(&certificate.pem(), key)
     }
 
@@ -256,7 +257,10 @@ fn set_validity(params: &mut CertificateParams, validity: Validity) {
 fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
     let (label, der) = x509_cert::der::pem::decode_vec(pem.as_bytes())
         .map_err(|error| anyhow::anyhow!("read the PEM certificate: {error}"))?;
-    anyhow::ensure!(label == "CERTIFICATE", "expected a certificate, found {label}");
+    anyhow::ensure!(
+        label == "CERTIFICATE",
+        "expected a certificate, found {label}"
+    );
     Ok(der)
 }
 
@@ -300,8 +304,10 @@ mod tests {
             .get::<SubjectAltName>()
             .unwrap()
             .unwrap();
-        assert!(matches!(&san.0[..], [GeneralName::UniformResourceIdentifier(uri)]
-            if uri.as_str() == "urn:uuid:3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b"));
+        assert!(
+            matches!(&san.0[..], [GeneralName::UniformResourceIdentifier(uri)]
+            if uri.as_str() == "urn:uuid:3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+        );
         let (_, eku) = certificate
             .tbs_certificate
             .get::<ExtendedKeyUsage>()
@@ -317,14 +323,21 @@ mod tests {
             .unwrap();
         assert_eq!(eku.0[0].to_string(), "1.3.6.1.5.5.7.3.2");
         let ca_cert = x509_cert::Certificate::from_der(ca.cert_der()).unwrap();
-        assert_eq!(piv_auth.tbs_certificate.issuer, ca_cert.tbs_certificate.subject);
+        assert_eq!(
+            piv_auth.tbs_certificate.issuer,
+            ca_cert.tbs_certificate.subject
+        );
     }
 
     #[test]
     fn an_expired_certificate_ended_before_now() {
         let ca = TestCa::new("Test PIV CA").unwrap();
         let certificate = issue(&ca, PivKey::PivAuthentication, Validity::expired());
-        let not_after = certificate.tbs_certificate.validity.not_after.to_system_time();
+        let not_after = certificate
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time();
         assert!(not_after < SystemTime::now());
     }
 
@@ -338,9 +351,16 @@ mod tests {
         let key_pem = std::fs::read_to_string(&files.key).unwrap();
         assert!(key_pem.contains("PRIVATE KEY"));
         assert!(!format!("{again:?}").contains("PRIVATE"));
-        let certificate = issue(&again, PivKey::CardAuthentication, Validity::days_from_now(1));
+        let certificate = issue(
+            &again,
+            PivKey::CardAuthentication,
+            Validity::days_from_now(1),
+        );
         let ca_cert = x509_cert::Certificate::from_der(ca.cert_der()).unwrap();
-        assert_eq!(certificate.tbs_certificate.issuer, ca_cert.tbs_certificate.subject);
+        assert_eq!(
+            certificate.tbs_certificate.issuer,
+            ca_cert.tbs_certificate.subject
+        );
     }
 
     #[test]

@@ -224,7 +224,10 @@ mod tests {
     #[test]
     fn a_trap_with_after_springs_only_once_that_instruction_went_by() {
         let mut trap = PullTrap::on_after(0x20, 0x24);
-        assert!(!trap.springs(0x20), "VERIFY before the rotation is answered");
+        assert!(
+            !trap.springs(0x20),
+            "VERIFY before the rotation is answered"
+        );
         assert!(!trap.springs(0x2C));
         assert!(!trap.springs(0x24));
         assert!(!trap.springs(0x87));

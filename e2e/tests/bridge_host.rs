@@ -80,16 +80,17 @@ impl Rig {
     }
 
     fn challenge(&mut self) -> Value {
-        self.bridge
-            .request(json!({"type": "challenge", "reader": READER, "serial": SERIAL}))
+        self.bridge.request(json!({
+            "type": "challenge", "reader": READER,
+            "challenge": {"profile": "unlock-cr/1", "serial": SERIAL},
+        }))
     }
 
     fn unblock(&mut self, cryptogram: &str) -> Value {
         self.bridge.request(json!({
             "type": "unblock",
             "reader": READER,
-            "serial": SERIAL,
-            "cryptogram": cryptogram,
+            "release": {"profile": "unlock-cr/1", "serial": SERIAL, "cryptogram": cryptogram},
             "new_passcode": NEW_PASSCODE,
         }))
     }
@@ -102,7 +103,7 @@ impl Rig {
 
 /// What the server computes from the challenge: the cryptogram, and the receipt it expects.
 fn server_side(challenge: &Value) -> (String, String) {
-    let challenge: [u8; 16] = hex::decode(challenge["ok"]["challenge"].as_str().unwrap())
+    let challenge: [u8; 16] = hex::decode(challenge["ok"]["proof"]["challenge"].as_str().unwrap())
         .unwrap()
         .try_into()
         .unwrap();
@@ -135,7 +136,8 @@ fn the_bridge_lists_reads_and_unblocks_the_card() {
     let card = rig.read_card();
     assert_eq!(
         card["ok"],
-        json!({"type": "card", "profile": "unlock-cr/1", "serial": SERIAL, "tries_left": 0})
+        json!({"type": "card", "card": {"profile": "unlock-cr/1", "serial": SERIAL},
+               "tries_left": 0})
     );
 
     // A wrong cryptogram is refused, and the card counts it.
@@ -155,7 +157,9 @@ fn the_bridge_lists_reads_and_unblocks_the_card() {
     let unblocked = rig.unblock(&right);
     assert_eq!(
         unblocked["ok"],
-        json!({"type": "unblocked", "receipt": expected_receipt, "tries_left": 3}),
+        json!({"type": "unblocked",
+               "receipt": {"profile": "unlock-cr/1", "receipt": expected_receipt},
+               "tries_left": 3}),
         "{unblocked}"
     );
     assert_eq!(rig.read_card()["ok"]["tries_left"], 3);
@@ -249,16 +253,20 @@ fn a_card_pulled_between_challenge_and_unblock_is_told_apart_and_a_retry_works()
     rig.wait_for_card();
     let challenge = rig.challenge();
     let (right, expected_receipt) = server_side(&challenge);
-    assert_eq!(rig.unblock(&right)["ok"]["receipt"], expected_receipt);
+    assert_eq!(
+        rig.unblock(&right)["ok"]["receipt"]["receipt"],
+        expected_receipt
+    );
     assert_eq!(rig.card.command(&format!("pin-is {NEW_PASSCODE}")), "true");
 }
 
 #[test]
 fn the_wrong_card_an_empty_reader_and_a_missing_reader_each_have_their_own_error() {
     let mut rig = Rig::start();
-    let other = rig
-        .bridge
-        .request(json!({"type": "challenge", "reader": READER, "serial": "0000000000000001"}));
+    let other = rig.bridge.request(json!({
+        "type": "challenge", "reader": READER,
+        "challenge": {"profile": "unlock-cr/1", "serial": "0000000000000001"},
+    }));
     assert_eq!(code(&other), "serial_mismatch");
     let nowhere = rig
         .bridge
@@ -288,7 +296,7 @@ fn a_card_another_program_holds_is_in_use_until_it_lets_go() {
     holder.stdin.take().unwrap().write_all(b"done\n").unwrap();
     assert!(holder.wait().unwrap().success());
     rig.wait_for_card();
-    assert_eq!(rig.challenge()["ok"]["type"], "challenge");
+    assert_eq!(rig.challenge()["ok"]["type"], "proof");
 }
 
 /// Another program (a clinical system, say) holding the card exclusively until told.
@@ -354,6 +362,9 @@ fn a_card_pulled_in_the_middle_of_the_unblock_is_removed_and_a_retry_works() {
     assert_eq!(rig.card.command("insert"), "ok");
     rig.wait_for_card();
     let (right, expected_receipt) = server_side(&rig.challenge());
-    assert_eq!(rig.unblock(&right)["ok"]["receipt"], expected_receipt);
+    assert_eq!(
+        rig.unblock(&right)["ok"]["receipt"]["receipt"],
+        expected_receipt
+    );
     assert_eq!(rig.card.command(&format!("pin-is {NEW_PASSCODE}")), "true");
 }

@@ -21,6 +21,8 @@ use serde_json::Value;
 use unlock_e2e::bridge::{install_copy, register_for_chromium};
 use unlock_e2e::browser::{Chromium, extension_dir};
 use unlock_e2e::harness::{Card, PrivatePcscd, READER, wait_until};
+use unlock_e2e::piv_ca::CaFiles;
+use unlock_e2e::piv_card::DEFAULT_GUID;
 
 const SERIAL: &str = "2d6bddb8ad096c2d";
 const EXTENSION_ID: &str = "ooiaefjbcbkkddillkmdbldfflinfgki";
@@ -194,7 +196,8 @@ fn a_page_reaches_the_virtual_card_through_the_extension_and_the_bridge() {
     assert_eq!(result["ping"]["ok"]["type"], "pong", "{result}");
     assert_eq!(result["hello"]["ok"]["protocol_major"], 1, "{result}");
     assert_eq!(
-        result["hello"]["ok"]["profiles"][0], "unlock-cr/1",
+        result["hello"]["ok"]["profiles"],
+        serde_json::json!(["unlock-cr/1", "piv/1"]),
         "{result}"
     );
     let readers = result["readers"]["ok"]["readers"].as_array().unwrap();
@@ -204,7 +207,7 @@ fn a_page_reaches_the_virtual_card_through_the_extension_and_the_bridge() {
             .any(|r| r["name"] == READER && r["card_present"] == true),
         "{result}"
     );
-    assert_eq!(result["card"]["ok"]["serial"], SERIAL, "{result}");
+    assert_eq!(result["card"]["ok"]["card"]["serial"], SERIAL, "{result}");
     assert_eq!(result["card"]["ok"]["tries_left"], 0, "{result}");
     assert_eq!(result["watch"]["ok"]["type"], "watching", "{result}");
 
@@ -215,6 +218,30 @@ fn a_page_reaches_the_virtual_card_through_the_extension_and_the_bridge() {
         "{log}"
     );
     assert!(log.contains("origin=\"http://127.0.0.1:"), "{log}");
+}
+
+#[test]
+fn a_page_reads_a_piv_card_with_its_certificates_through_the_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcscd = PrivatePcscd::start(dir.path());
+    let _card = Card::start_piv(
+        Path::new(env!("CARGO_BIN_EXE_virtual-card")),
+        pcscd.vpcd_port,
+        &CaFiles::in_dir(dir.path(), "trusted"),
+        &["--locked"],
+    );
+    let result = check_page(dir.path(), "", true, true, &pcscd);
+    let card = &result["card"]["ok"]["card"];
+    assert_eq!(card["profile"], "piv/1", "{result}");
+    assert_eq!(card["guid"], DEFAULT_GUID, "{result}");
+    for certificate in ["card_authentication", "piv_authentication"] {
+        let der = card[certificate].as_str().unwrap_or_default();
+        assert!(
+            der.starts_with("3082") && der.len() > 800,
+            "{certificate}: {result}"
+        );
+    }
+    assert_eq!(result["card"]["ok"]["tries_left"], 0, "{result}");
 }
 
 #[test]
@@ -265,7 +292,7 @@ fn the_page_carries_on_when_the_browser_stops_the_extension_service_worker() {
     site.go.store(true, Ordering::SeqCst);
 
     let after = site.result(&browser, &profile);
-    assert_eq!(after["card"]["ok"]["serial"], SERIAL, "{after}");
+    assert_eq!(after["card"]["ok"]["card"]["serial"], SERIAL, "{after}");
     let restarted = devtools.extension_workers(EXTENSION_ID);
     assert!(
         restarted.len() == 1 && restarted[0] != workers[0],

@@ -2,7 +2,7 @@
 //
 // The browser may stop this worker at any time, so all state below is rebuilt lazily and the
 // listeners are registered synchronously at top level. Nothing here logs a request or reply
-// body: they can carry passcodes and cryptograms.
+// body: they can carry passcodes, cryptograms, PUKs and nonces.
 "use strict";
 
 const HOST_NAME = "uk.nhs.smartcard_unlock";

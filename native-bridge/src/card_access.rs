@@ -70,8 +70,9 @@ pub fn read_card(
 
 /// A card held exclusively between its challenge and the unblock (see [`Custody::Held`]): a
 /// removal or reset meanwhile shows up as an error rather than a silent change.
+/// Let go of (never reset) when dropped.
 pub struct Held {
-    card: pcsc::Card,
+    card: Option<pcsc::Card>,
     profile: &'static dyn CardProfile,
 }
 
@@ -87,13 +88,22 @@ impl Held {
     /// Unblocks the held card with `release` and sets `passcode`; the card is let go either
     /// way.
     pub fn unblock(
-        self,
+        mut self,
         release: &CardRelease,
         passcode: &Passcode,
     ) -> Result<Unblocked, BridgeError> {
-        let result = self.profile.unblock(&self.card, release, passcode);
-        leave(self.card);
+        let card = self.card.take().ok_or_else(|| fail(ErrorCode::Internal))?;
+        let result = self.profile.unblock(&card, release, passcode);
+        leave(card);
         result
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            leave(card);
+        }
     }
 }
 
@@ -114,7 +124,13 @@ pub fn answer_challenge(
         Custody::Held => {
             let card = connect(context, reader, pcsc::ShareMode::Exclusive)?;
             match answer(&card) {
-                Ok(proof) => Ok((proof, Some(Held { card, profile }))),
+                Ok(proof) => Ok((
+                    proof,
+                    Some(Held {
+                        card: Some(card),
+                        profile,
+                    }),
+                )),
                 Err(error) => {
                     leave(card);
                     Err(error)

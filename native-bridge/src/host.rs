@@ -198,7 +198,10 @@ impl Host {
                 protocol_major: PROTOCOL_MAJOR,
                 protocol_minor: PROTOCOL_MINOR,
                 host_version: env!("CARGO_PKG_VERSION").to_owned(),
-                profiles: card_steps::PROFILES.iter().map(|p| (*p).to_owned()).collect(),
+                profiles: card_steps::PROFILES
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect(),
             }),
             Command::Readers => self
                 .service
@@ -257,7 +260,8 @@ impl Host {
         let unblocked = match (profile.custody(), holding) {
             (profile::Custody::Released, holding) => {
                 drop(holding);
-                self.service.with(|context| {
+                // Never run twice: a first run cut short may have used a PUK already.
+                self.service.once(|context| {
                     card_access::unblock(context, reader, profile, release, passcode)
                 })?
             }

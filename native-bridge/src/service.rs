@@ -36,6 +36,20 @@ impl Service {
         }
     }
 
+    /// Runs `operation` with a context, once: for work that spends something on the card (a
+    /// PUK try), which must not be repeated behind the page's back. If the service had gone
+    /// away, the next call starts with a fresh context.
+    pub fn once<T>(
+        &self,
+        operation: impl FnOnce(&pcsc::Context) -> Result<T, BridgeError>,
+    ) -> Result<T, BridgeError> {
+        let result = operation(&self.context()?);
+        if matches!(&result, Err(error) if error.code == ErrorCode::PcscUnavailable) {
+            self.forget();
+        }
+        result
+    }
+
     /// The current context, establishing one if there is none.
     pub fn context(&self) -> Result<pcsc::Context, BridgeError> {
         let mut slot = self.context.lock().unwrap_or_else(|e| e.into_inner());

@@ -37,7 +37,7 @@ fn hello_gives_versions_and_profiles_and_a_different_major_version_is_outdated()
     assert_eq!(hello["ok"]["type"], "hello");
     assert_eq!(hello["ok"]["protocol_major"], 1);
     assert_eq!(hello["ok"]["host_version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(hello["ok"]["profiles"], json!(["unlock-cr/1"]));
+    assert_eq!(hello["ok"]["profiles"], json!(["unlock-cr/1", "piv/1"]));
 
     let newer = bridge.request(json!({"type": "hello", "protocol_major": 2, "protocol_minor": 0}));
     assert_eq!(code(&newer), "host_outdated");
@@ -128,17 +128,31 @@ fn secrets_in_a_refused_request_are_neither_echoed_nor_logged() {
     let dir = tempfile::tempdir().unwrap();
     let mut bridge = start(dir.path(), &config(), &extension_caller());
     let cryptogram = "5e1f0c8a9b7d6e5f4a3b2c1d0e9f8a7b";
-    let reply = bridge.request(json!({
+    // The passcode breaks the policy, so serde refuses the whole request, quoting nothing.
+    let unlock_cr = bridge.request(json!({
         "type": "unblock",
         "reader": "Reader",
-        "serial": "ac4d0ed99f033e05",
-        "cryptogram": cryptogram,
+        "release": {"profile": "unlock-cr/1", "serial": "ac4d0ed99f033e05",
+                    "cryptogram": cryptogram},
         "new_passcode": "111111",
     }));
-    assert_eq!(code(&reply), "bad_request");
-    let everything = format!("{reply}{}", bridge.log_text());
-    assert!(!everything.contains("111111"), "{everything}");
-    assert!(!everything.contains(cryptogram), "{everything}");
+    assert_eq!(code(&unlock_cr), "bad_request");
+    let nonce = "5a".repeat(32);
+    let piv = bridge.request(json!({
+        "type": "unblock",
+        "reader": "Reader",
+        "release": {"profile": "piv/1", "guid": "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b",
+                    "puks": ["40719263", "1122334"], "next_puk": "88120457",
+                    "receipt_nonce": nonce},
+        "new_passcode": "905173",
+    }));
+    assert_eq!(code(&piv), "bad_request");
+    let everything = format!("{unlock_cr}{piv}{}", bridge.log_text());
+    for secret in [
+        "111111", cryptogram, "40719263", "1122334", "88120457", &nonce, "905173",
+    ] {
+        assert!(!everything.contains(secret), "{secret} in {everything}");
+    }
 }
 
 #[test]

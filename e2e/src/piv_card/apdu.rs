@@ -110,7 +110,12 @@ mod tests {
         let case3 = [&[0x00, 0x87, 0x07, 0x9A, 0x00, 0x01, 0x2C][..], &data].concat();
         let case3 = Command::parse(&case3).unwrap();
         assert_eq!((case3.data.len(), case3.le), (300, None));
-        let case4 = [&[0x00, 0x87, 0x07, 0x9A, 0x00, 0x01, 0x2C][..], &data, &[0x01, 0x00]].concat();
+        let case4 = [
+            &[0x00, 0x87, 0x07, 0x9A, 0x00, 0x01, 0x2C][..],
+            &data,
+            &[0x01, 0x00],
+        ]
+        .concat();
         let case4 = Command::parse(&case4).unwrap();
         assert_eq!((case4.data.len(), case4.le), (300, Some(256)));
     }

@@ -7,23 +7,25 @@
 //! and `pkcs11-tool` check it.
 
 mod apdu;
+mod keys;
 mod objects;
+mod reference;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 
-use anyhow::Context;
+use p256::ecdsa::Signature;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
-use p256::ecdsa::{Signature, SigningKey};
 use unlock_protocol::piv::{
-    PIN_BLOCK_LEN, PIN_TRIES, PUK_TRIES, algorithm, ins, key, object, pin_block, pin_digits, sw,
-    tag, tlv,
+    PIN_BLOCK_LEN, PIN_TRIES, PUK_TRIES, algorithm, ins, key, object, sw, tag, tlv,
 };
 
-use crate::piv_ca::{CardCertificate, PivKey, TestCa, Validity};
+use crate::piv_ca::{PivKey, TestCa, Validity};
 use apdu::{CHAINING, Command, status, with_status};
+use keys::{KeySlot, signing_request};
 pub use objects::FULL_AID;
+use reference::{Reference, check, tries_word, two_blocks};
 
 /// The GUID, PIN and PUK the `virtual-card` binary gives a PIV card unless told otherwise.
 pub const DEFAULT_GUID: &str = "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b";
@@ -84,65 +86,6 @@ impl fmt::Debug for PivCardOptions {
             .field("puk_tries", &self.puk_tries)
             .field("validity", &self.validity)
             .finish_non_exhaustive()
-    }
-}
-
-/// A PIN or PUK as the card keeps it: the 8-byte block, digits padded with `FF`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Reference([u8; PIN_BLOCK_LEN]);
-
-impl Reference {
-    /// 6 to 8 ASCII digits, padded with `FF`.
-    fn parse_block(block: &[u8]) -> Option<Self> {
-        let digits = pin_digits(block)?;
-        if !(6..=PIN_BLOCK_LEN).contains(&digits.len()) {
-            return None;
-        }
-        block.try_into().ok().map(Self)
-    }
-
-    fn parse_digits(digits: &str) -> anyhow::Result<Self> {
-        pin_block(digits)
-            .and_then(|block| Self::parse_block(&block))
-            .context("a PIN or PUK is 6 to 8 digits")
-    }
-}
-
-impl fmt::Debug for Reference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// One of the card's keys and its certificate.
-struct KeySlot {
-    key: SigningKey,
-    certificate: Vec<u8>,
-}
-
-impl KeySlot {
-    /// A fresh key, certified by `ca`.
-    fn new(ca: &TestCa, options: &PivCardOptions, purpose: PivKey) -> anyhow::Result<Self> {
-        let key = random_key()?;
-        let public_key = p256::PublicKey::from(key.verifying_key());
-        let certificate = ca.issue(&CardCertificate {
-            guid: &options.guid,
-            key: purpose,
-            public_key: &public_key,
-            validity: options.validity,
-        })?;
-        Ok(Self { key, certificate })
-    }
-}
-
-fn random_key() -> anyhow::Result<SigningKey> {
-    loop {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).context("random key")?;
-        // Fails only for zero or a value past the group order: draw again.
-        if let Ok(key) = SigningKey::from_slice(&secret) {
-            return Ok(key);
-        }
     }
 }
 
@@ -268,7 +211,9 @@ impl VirtualPivCard {
         }
         let header = (command.ins, command.p1, command.p2);
         let data = match self.session.chain.take() {
-            Some((chained, so_far)) if chained == header => [so_far, command.data.to_vec()].concat(),
+            Some((chained, so_far)) if chained == header => {
+                [so_far, command.data.to_vec()].concat()
+            }
             Some(_) => return status(LAST_OF_CHAIN_EXPECTED),
             None if command.ins == ins::GET_RESPONSE => {
                 return self.get_response(&command, pending);
@@ -338,7 +283,8 @@ impl VirtualPivCard {
     /// SELECT by name: the PIV AID, or a leading part of it. Any other application is not
     /// here, and the PIV application stays selected, as the card's default.
     fn select(&mut self, command: &Command<'_>) -> Answer {
-        let piv = command.p1 == 0x04 && command.data.len() >= 5 && FULL_AID.starts_with(command.data);
+        let piv =
+            command.p1 == 0x04 && command.data.len() >= 5 && FULL_AID.starts_with(command.data);
         if !piv {
             return refuse(sw::FILE_NOT_FOUND);
         }
@@ -474,59 +420,11 @@ impl VirtualPivCard {
             return refuse(sw::WRONG_DATA);
         };
         let response = tlv::encode(&[tag::RESPONSE], signature.to_der().as_bytes());
-        (tlv::encode(&[tag::DYNAMIC_AUTHENTICATION], &response), sw::OK)
+        (
+            tlv::encode(&[tag::DYNAMIC_AUTHENTICATION], &response),
+            sw::OK,
+        )
     }
-}
-
-/// The digest in `7C { 82 00, 81 20 <digest> }` (in either order), if that is what `data` is.
-fn signing_request(data: &[u8]) -> Option<[u8; 32]> {
-    let elements = tlv::decode(data)?;
-    let [(template, inside)] = elements.as_slice() else {
-        return None;
-    };
-    if *template != [tag::DYNAMIC_AUTHENTICATION] {
-        return None;
-    }
-    let members = tlv::decode(inside)?;
-    let wants_response = members
-        .iter()
-        .any(|(t, value)| *t == [tag::RESPONSE] && value.is_empty());
-    let challenge = members
-        .iter()
-        .find(|(t, _)| *t == [tag::CHALLENGE])
-        .map(|(_, value)| *value)?;
-    if !wants_response || members.len() != 2 {
-        return None;
-    }
-    challenge.try_into().ok()
-}
-
-/// Compares an offered PIN or PUK block with the card's, counting a wrong one: `63Cx` with
-/// the tries now left (`63C0` for the one that blocks it), `6983` once blocked.
-fn check(tries: &mut u8, limit: u8, offered: &[u8], correct: Reference) -> u16 {
-    if *tries == 0 {
-        return sw::BLOCKED;
-    }
-    if offered == correct.0 {
-        *tries = limit;
-        return sw::OK;
-    }
-    *tries -= 1;
-    sw::TRIES_LEFT_BASE | u16::from(*tries)
-}
-
-/// `63Cx` while tries are left, `6983` once blocked.
-fn tries_word(tries: u8) -> u16 {
-    if tries == 0 {
-        sw::BLOCKED
-    } else {
-        sw::TRIES_LEFT_BASE | u16::from(tries)
-    }
-}
-
-/// Two 8-byte blocks, as CHANGE REFERENCE DATA and RESET RETRY COUNTER take them.
-fn two_blocks(data: &[u8]) -> Option<(&[u8], &[u8])> {
-    (data.len() == 2 * PIN_BLOCK_LEN).then(|| data.split_at(PIN_BLOCK_LEN))
 }
 
 /// `61xx`: `xx` more bytes to fetch (`00`: 256 or more).

@@ -105,7 +105,10 @@ fn certificate_object(card: &mut VirtualPivCard, object: &[u8]) -> Vec<u8> {
 fn the_piv_application_is_selected_by_default_and_answers_select_with_its_template() {
     let mut card = card();
     let (chuid, word) = exchange(&mut card, &get_data(&object::CHUID));
-    assert_eq!(word, 0x9000, "the default application answers before any SELECT");
+    assert_eq!(
+        word, 0x9000,
+        "the default application answers before any SELECT"
+    );
     assert_eq!(
         tlv::find(tlv::find(&chuid, &[0x53]).unwrap(), &[0x34]).unwrap(),
         GUID
@@ -117,7 +120,9 @@ fn the_piv_application_is_selected_by_default_and_answers_select_with_its_templa
     let by_rid = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
     assert_eq!(exchange(&mut card, &by_rid).1, 0x9000);
 
-    let other = [0x00, 0xA4, 0x04, 0x00, 0x08, 0xF0, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B, 0x01];
+    let other = [
+        0x00, 0xA4, 0x04, 0x00, 0x08, 0xF0, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B, 0x01,
+    ];
     assert_eq!(card.process(&other), [0x6A, 0x82]);
     assert_eq!(
         exchange(&mut card, &get_data(&object::DISCOVERY)).1,
@@ -146,8 +151,16 @@ fn certificates_come_in_pieces_through_get_response_and_unknown_objects_are_not_
     assert_eq!(answer[0], 0x53);
     assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
 
-    for absent in [&object::KEY_MANAGEMENT_CERT[..], &object::CAPABILITY_CONTAINER, &[0x5F, 0xC1, 0x09]] {
-        assert_eq!(card.process(&get_data(absent)), [0x6A, 0x82], "{absent:02x?}");
+    for absent in [
+        &object::KEY_MANAGEMENT_CERT[..],
+        &object::CAPABILITY_CONTAINER,
+        &[0x5F, 0xC1, 0x09],
+    ] {
+        assert_eq!(
+            card.process(&get_data(absent)),
+            [0x6A, 0x82],
+            "{absent:02x?}"
+        );
     }
     // A GET RESPONSE with nothing waiting, and one after another command, are refused.
     assert_eq!(card.process(&[0x00, 0xC0, 0x00, 0x00, 0x00]), [0x69, 0x85]);
@@ -189,7 +202,10 @@ fn three_wrong_pins_block_it_and_verify_without_data_tells_the_state() {
     assert_eq!(card.process(&verify(DEFAULT_PIN)), [0x69, 0x83]);
     assert_eq!(card.process(&[0x00, 0x20, 0x00, 0x80]), [0x69, 0x83]);
     assert_eq!(card.counters().pin_tries, 0);
-    assert_eq!(card.process(&[0x00, 0x20, 0x00, 0x80, 0x02, 0x31, 0x32]), [0x6A, 0x80]);
+    assert_eq!(
+        card.process(&[0x00, 0x20, 0x00, 0x80, 0x02, 0x31, 0x32]),
+        [0x6A, 0x80]
+    );
 }
 
 #[test]
@@ -213,7 +229,10 @@ fn the_right_puk_sets_a_new_pin_and_fills_both_counters() {
         options.pin_tries = 0;
         options.puk_tries = 2;
     });
-    assert_eq!(card.process(&reset_retry_counter(DEFAULT_PUK, "905173")), [0x90, 0x00]);
+    assert_eq!(
+        card.process(&reset_retry_counter(DEFAULT_PUK, "905173")),
+        [0x90, 0x00]
+    );
     assert_eq!(
         card.counters(),
         Counters {
@@ -228,19 +247,44 @@ fn the_right_puk_sets_a_new_pin_and_fills_both_counters() {
 #[test]
 fn a_wrong_puk_costs_a_try_and_three_block_it() {
     let mut card = card_with(|options| options.pin_tries = 0);
-    assert_eq!(card.process(&reset_retry_counter("11223344", "905173")), [0x63, 0xC2]);
-    assert_eq!(card.process(&reset_retry_counter("11223344", "905173")), [0x63, 0xC1]);
-    assert_eq!(card.process(&reset_retry_counter("11223344", "905173")), [0x63, 0xC0]);
-    assert_eq!(card.process(&reset_retry_counter(DEFAULT_PUK, "905173")), [0x69, 0x83]);
-    assert_eq!(card.counters(), Counters { pin_tries: 0, puk_tries: 0 });
-    assert_eq!(card.wrong_puks(), 3, "the blocked card's refusal is not a try");
+    assert_eq!(
+        card.process(&reset_retry_counter("11223344", "905173")),
+        [0x63, 0xC2]
+    );
+    assert_eq!(
+        card.process(&reset_retry_counter("11223344", "905173")),
+        [0x63, 0xC1]
+    );
+    assert_eq!(
+        card.process(&reset_retry_counter("11223344", "905173")),
+        [0x63, 0xC0]
+    );
+    assert_eq!(
+        card.process(&reset_retry_counter(DEFAULT_PUK, "905173")),
+        [0x69, 0x83]
+    );
+    assert_eq!(
+        card.counters(),
+        Counters {
+            pin_tries: 0,
+            puk_tries: 0
+        }
+    );
+    assert_eq!(
+        card.wrong_puks(),
+        3,
+        "the blocked card's refusal is not a try"
+    );
     assert!(card.pin_is(DEFAULT_PIN));
 }
 
 #[test]
 fn a_new_pin_must_be_six_to_eight_digits_and_costs_no_puk_try_when_it_is_not() {
     let mut card = card_with(|options| options.pin_tries = 0);
-    assert_eq!(card.process(&reset_retry_counter(DEFAULT_PUK, "90517")), [0x6A, 0x80]);
+    assert_eq!(
+        card.process(&reset_retry_counter(DEFAULT_PUK, "90517")),
+        [0x6A, 0x80]
+    );
     let mut letters = reset_retry_counter(DEFAULT_PUK, "905173");
     letters[13] = b'A';
     assert_eq!(card.process(&letters), [0x6A, 0x80]);
@@ -255,11 +299,24 @@ fn a_new_pin_must_be_six_to_eight_digits_and_costs_no_puk_try_when_it_is_not() {
 #[test]
 fn change_reference_data_rotates_the_puk_and_the_pin() {
     let mut card = card();
-    assert_eq!(card.process(&change_puk("11223344", "88120457")), [0x63, 0xC2]);
-    assert_eq!(card.process(&change_puk(DEFAULT_PUK, "88120457")), [0x90, 0x00]);
+    assert_eq!(
+        card.process(&change_puk("11223344", "88120457")),
+        [0x63, 0xC2]
+    );
+    assert_eq!(
+        card.process(&change_puk(DEFAULT_PUK, "88120457")),
+        [0x90, 0x00]
+    );
     assert!(card.puk_is("88120457") && !card.puk_is(DEFAULT_PUK));
-    assert_eq!(card.counters().puk_tries, 3, "the right PUK fills its counter");
-    assert_eq!(card.process(&reset_retry_counter(DEFAULT_PUK, "905173")), [0x63, 0xC2]);
+    assert_eq!(
+        card.counters().puk_tries,
+        3,
+        "the right PUK fills its counter"
+    );
+    assert_eq!(
+        card.process(&reset_retry_counter(DEFAULT_PUK, "905173")),
+        [0x63, 0xC2]
+    );
 
     let change_pin = [
         &[0x00, 0x24, 0x00, 0x80, 0x10][..],
@@ -270,7 +327,7 @@ fn change_reference_data_rotates_the_puk_and_the_pin() {
     assert_eq!(card.process(&change_pin), [0x90, 0x00]);
     assert!(card.pin_is("50918263"));
     let mut bad_new = change_puk("88120457", "88120457");
-    bad_new[21] = 0x00;
+    bad_new[13] = 0x00;
     assert_eq!(card.process(&bad_new), [0x6A, 0x80]);
 }
 
@@ -292,9 +349,19 @@ fn key_9e_signs_without_a_pin_and_9a_only_after_one() {
     let (response, word) = exchange(&mut card, &sign(0x9A, &digest));
     assert_eq!(word, 0x9000);
     let signature = signature(&response);
-    verify_prehash(card.certificate(PivKey::PivAuthentication), &digest, &signature).unwrap();
+    verify_prehash(
+        card.certificate(PivKey::PivAuthentication),
+        &digest,
+        &signature,
+    )
+    .unwrap();
     assert!(
-        verify_prehash(card.certificate(PivKey::CardAuthentication), &digest, &signature).is_err(),
+        verify_prehash(
+            card.certificate(PivKey::CardAuthentication),
+            &digest,
+            &signature
+        )
+        .is_err(),
         "each key signs for itself"
     );
 
@@ -331,7 +398,12 @@ fn a_chained_command_is_answered_once_whole_and_a_broken_chain_is_refused() {
     let (first, second) = template.split_at(10);
     let head = [&[0x10, 0x87, 0x11, 0x9E, first.len() as u8][..], first].concat();
     assert_eq!(card.process(&head), [0x90, 0x00]);
-    let tail = [&[0x00, 0x87, 0x11, 0x9E, second.len() as u8][..], second, &[0x00]].concat();
+    let tail = [
+        &[0x00, 0x87, 0x11, 0x9E, second.len() as u8][..],
+        second,
+        &[0x00],
+    ]
+    .concat();
     let (response, word) = exchange(&mut card, &tail);
     assert_eq!(word, 0x9000);
     verify_prehash(
@@ -343,7 +415,11 @@ fn a_chained_command_is_answered_once_whole_and_a_broken_chain_is_refused() {
 
     assert_eq!(card.process(&head), [0x90, 0x00]);
     assert_eq!(card.process(&verify(DEFAULT_PIN)), [0x68, 0x83]);
-    assert_eq!(card.process(&verify(DEFAULT_PIN)), [0x90, 0x00], "the chain is gone");
+    assert_eq!(
+        card.process(&verify(DEFAULT_PIN)),
+        [0x90, 0x00],
+        "the chain is gone"
+    );
 }
 
 #[test]
@@ -378,5 +454,9 @@ fn the_atr_is_t1_with_a_valid_check_byte_and_no_yubikey_name() {
     let atr = atr();
     assert_eq!(atr[..4], [0x3B, 0x88, 0x80, 0x01]);
     assert_eq!(atr[1..].iter().fold(0, |acc, b| acc ^ b), 0);
-    assert!(!String::from_utf8_lossy(&atr).to_lowercase().contains("yubi"));
+    assert!(
+        !String::from_utf8_lossy(&atr)
+            .to_lowercase()
+            .contains("yubi")
+    );
 }

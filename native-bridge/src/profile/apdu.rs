@@ -27,12 +27,23 @@ pub trait Transmit {
 }
 
 /// A whole command: its header (CLA, INS, P1, P2), its data, and the answer length it asks
-/// for (`Some(0)`: as much as the card has, up to 256 at a time).
+/// for (`Some(0)`: as much as the card has, up to 256 at a time). `Debug` leaves the data
+/// out: it may be a PIN or a PUK.
 #[derive(Clone, Copy)]
 pub struct Command<'a> {
     pub header: [u8; 4],
     pub data: &'a [u8],
     pub le: Option<u8>,
+}
+
+impl std::fmt::Debug for Command<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("header", &self.header)
+            .field("data_len", &self.data.len())
+            .field("le", &self.le)
+            .finish()
+    }
 }
 
 /// Sends `command`, in pieces if it is long, and returns the whole answer.
@@ -83,12 +94,13 @@ fn encode(header: [u8; 4], data: &[u8], le: Option<u8>) -> Vec<u8> {
 impl Transmit for pcsc::Card {
     fn transmit(&self, apdu: &[u8]) -> Result<Answer, BridgeError> {
         let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE];
-        let response = pcsc::Card::transmit(self, apdu, &mut buffer).map_err(|error| match error {
-            pcsc::Error::NotTransacted | pcsc::Error::CommError => {
-                after_lost_contact(self, ErrorCode::Internal)
-            }
-            error => from_pcsc(error),
-        })?;
+        let response =
+            pcsc::Card::transmit(self, apdu, &mut buffer).map_err(|error| match error {
+                pcsc::Error::NotTransacted | pcsc::Error::CommError => {
+                    after_lost_contact(self, ErrorCode::Internal)
+                }
+                error => from_pcsc(error),
+            })?;
         match response {
             [data @ .., high, low] => Ok((data.to_vec(), u16::from_be_bytes([*high, *low]))),
             _ => Err(after_lost_contact(self, ErrorCode::UnsupportedCard)),
@@ -137,7 +149,11 @@ mod tests {
     impl Transmit for Scripted {
         fn transmit(&self, apdu: &[u8]) -> Result<Answer, BridgeError> {
             self.sent.borrow_mut().push(apdu.to_vec());
-            Ok(self.answers.borrow_mut().pop().expect("an answer for every command"))
+            Ok(self
+                .answers
+                .borrow_mut()
+                .pop()
+                .expect("an answer for every command"))
         }
     }
 

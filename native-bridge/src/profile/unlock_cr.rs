@@ -3,13 +3,13 @@
 //! The challenge is consumed by the next command of any kind, so the card is held exclusively
 //! from the challenge to the unblock.
 
+use unlock_protocol::CardSerial;
 use unlock_protocol::Passcode;
 use unlock_protocol::bridge::{Block, BridgeError, CardInfo, ErrorCode};
 use unlock_protocol::card_profile::{self, AID, BLOCK_LEN, SERIAL_LEN, ins, pin_block, sw};
 use unlock_protocol::card_steps::{
     CardChallenge, CardIdentity, CardProof, CardReceipt, CardRelease,
 };
-use unlock_protocol::CardSerial;
 
 use super::apdu::{Answer, Command, Transmit, send};
 use super::{CardProfile, Custody, Unblocked};
@@ -54,7 +54,12 @@ impl CardProfile for UnlockCr1 {
         if serial(card)? != *expected {
             return Err(fail(ErrorCode::SerialMismatch));
         }
-        let answer = exchange(card, [0x00, ins::GET_CHALLENGE, 0x00, 0x00], &[], Some(0x10))?;
+        let answer = exchange(
+            card,
+            [0x00, ins::GET_CHALLENGE, 0x00, 0x00],
+            &[],
+            Some(0x10),
+        )?;
         Ok(CardProof::UnlockCr {
             challenge: answers::challenge(answer)?,
         })
@@ -84,7 +89,12 @@ impl CardProfile for UnlockCr1 {
 }
 
 fn serial(card: &dyn Transmit) -> Result<CardSerial, BridgeError> {
-    answers::serial(exchange(card, [0x00, ins::GET_DATA, 0x00, 0x5A], &[], Some(0x00))?)
+    answers::serial(exchange(
+        card,
+        [0x00, ins::GET_DATA, 0x00, 0x5A],
+        &[],
+        Some(0x00),
+    )?)
 }
 
 /// Passcode tries left; 0 when blocked.
@@ -170,8 +180,9 @@ mod answers {
 
 #[cfg(test)]
 mod tests {
+    use unlock_protocol::bridge::{Block, BridgeError, ErrorCode};
+
     use super::answers::*;
-    use super::*;
 
     fn code<T: std::fmt::Debug>(result: Result<T, BridgeError>) -> ErrorCode {
         result.unwrap_err().code

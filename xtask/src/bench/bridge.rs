@@ -1,5 +1,6 @@
-//! `cargo xtask bench-bridge`: the bridge's start-up and unblock times against the virtual
-//! card through a private pcscd, each beside a baseline from the same run.
+//! `cargo xtask bench-bridge`: the bridge's start-up time, the unlock-cr/1 unblock and the
+//! piv/1 card work against the virtual cards through a private pcscd, each beside a baseline
+//! from the same run.
 
 use std::process::Command;
 

@@ -1,13 +1,19 @@
-//! `bridge-bench`: how long the bridge takes, measured against the virtual card in a private
+//! `bridge-bench`: how long the bridge takes, measured against the virtual cards in a private
 //! pcscd, with a baseline from the same run for each figure:
 //!
 //! - start → `hello`: launching `unlock-bridge` as the browser does until its first reply,
 //!   against `cat` echoing one frame (the cost of any process and pipe at all);
-//! - challenge + unblock: the two requests of an unblock through the bridge, against the
-//!   same APDUs sent straight through PC/SC by a client in one process.
+//! - unlock-cr/1 challenge + unblock: the two requests of an unblock through the bridge,
+//!   against the same APDUs sent straight through PC/SC by a client in one process;
+//! - piv/1 possession + unblock: the PIV card's whole work (the 9E signature over the
+//!   possession nonce; then PUK, PUK rotation, PIN verified, the 9A receipt signature), the
+//!   same way against the same APDUs in the same two PC/SC transactions.
 //!
 //! Run by `cargo xtask bench-bridge` from a release build; the two binaries it drives sit
 //! beside it.
+
+mod piv;
+mod unlock_cr;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -16,16 +22,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::json;
 use unlock_e2e::bridge::{BridgeProcess, PAGE_ORIGIN, extension_caller, install_copy};
-use unlock_e2e::harness::{Card, PrivatePcscd, READER, wait_until};
-use unlock_protocol::card_profile::{self, card_key, cryptogram, pin_block};
+use unlock_e2e::harness::{Card, PrivatePcscd, READER};
+use unlock_e2e::piv_ca::CaFiles;
 
-const MASTER_KEY: [u8; 16] = *b"bench-master-key";
-const SERIAL: &str = "5be7c4a1d2e3f409";
-const PASSCODE: &str = "905173";
-/// Set in the child that measures the direct PC/SC baseline.
+/// vpcd's second reader, where the PIV card goes.
+const PIV_READER: &str = "Virtual PCD 00 01";
+/// Set in the child that measures a direct PC/SC baseline: the runs, the profile, and for
+/// PIV the PUK the card holds.
 const DIRECT: &str = "BRIDGE_BENCH_DIRECT_RUNS";
+const DIRECT_PROFILE: &str = "BRIDGE_BENCH_DIRECT_PROFILE";
+const DIRECT_PUK: &str = "BRIDGE_BENCH_DIRECT_PUK";
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -36,7 +44,15 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     if let Ok(runs) = std::env::var(DIRECT) {
-        let times = direct_unblocks(runs.parse()?)?;
+        let runs = runs.parse()?;
+        let times = match std::env::var(DIRECT_PROFILE).as_deref() {
+            Ok("piv") => piv::direct(
+                PIV_READER,
+                runs,
+                piv::puk_named(&std::env::var(DIRECT_PUK)?)?,
+            )?,
+            _ => unlock_cr::direct(READER, runs)?,
+        };
         println!("{}", serde_json::to_string(&micros(&times))?);
         return Ok(());
     }
@@ -54,11 +70,23 @@ fn main() -> anyhow::Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let pcscd = PrivatePcscd::start(dir.path());
-    let master = hex::encode(MASTER_KEY);
+    let master = hex::encode(unlock_cr::MASTER_KEY);
     let _card = Card::start(
         &card_binary,
         pcscd.vpcd_port,
-        &["--serial", SERIAL, "--master-key", &master, "--locked"],
+        &[
+            "--serial",
+            unlock_cr::SERIAL,
+            "--master-key",
+            &master,
+            "--locked",
+        ],
+    );
+    let _piv_card = Card::start_piv(
+        &card_binary,
+        pcscd.vpcd_port + 1,
+        &CaFiles::in_dir(dir.path(), "bench"),
+        &["--locked"],
     );
     let installed = install_copy(
         &bridge,
@@ -66,20 +94,37 @@ fn main() -> anyhow::Result<()> {
         &format!("allowed_origins = [{PAGE_ORIGIN:?}]\nlog_level = \"warn\"\n"),
     );
     println!(
-        "bridge benchmark: {} runs per figure, virtual card through a private pcscd",
+        "bridge benchmark: {} runs per figure, virtual cards through a private pcscd",
         args.runs
     );
 
     let hello = starts_to_hello(&installed, &pcscd.socket, args.runs);
     let echo = cat_echoes(args.runs)?;
-    let unblocks = bridge_unblocks(&installed, &pcscd.socket, args.runs)?;
-    let direct = direct_baseline(&pcscd.socket, args.runs)?;
+    let unblocks = unlock_cr::through_bridge(&installed, &pcscd.socket, READER, args.runs)?;
+    let direct = direct_baseline(&pcscd.socket, args.runs, &[(DIRECT_PROFILE, "unlock-cr")])?;
+    let (piv_work, puk) = piv::through_bridge(&installed, &pcscd.socket, PIV_READER, args.runs)?;
+    let piv_direct = direct_baseline(
+        &pcscd.socket,
+        args.runs,
+        &[(DIRECT_PROFILE, "piv"), (DIRECT_PUK, puk)],
+    )?;
 
     println!();
     println!("| figure | median ms | p90 ms | min ms | baseline median ms | ratio | target |");
     println!("|---|---|---|---|---|---|---|");
     report("start → hello", &hello, &echo, "≤ 50 ms");
-    report("challenge + unblock", &unblocks, &direct, "≤ 150 ms");
+    report(
+        "unlock-cr/1 challenge + unblock",
+        &unblocks,
+        &direct,
+        "≤ 150 ms",
+    );
+    report(
+        "piv/1 possession + unblock",
+        &piv_work,
+        &piv_direct,
+        "≤ 150 ms",
+    );
     println!();
     println!("baselines: `cat` echoing one frame; the same APDUs straight through PC/SC");
     Ok(())
@@ -125,56 +170,16 @@ fn cat_echoes(runs: usize) -> anyhow::Result<Vec<Duration>> {
         .collect()
 }
 
-fn bridge_unblocks(installed: &Path, socket: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut bridge = BridgeProcess::spawn(installed, &extension_caller(), socket);
-    wait_until(|| {
-        bridge.request(json!({"type": "read_card", "reader": READER}))["ok"]["type"] == "card"
-    });
-    let key = card_key(&MASTER_KEY, &serial_bytes());
-    let times = (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            let challenge =
-                bridge.request(json!({"type": "challenge", "reader": READER, "serial": SERIAL}));
-            let answer = server_cryptogram(&key, &challenge)?;
-            let unblocked = bridge.request(json!({
-                "type": "unblock", "reader": READER, "serial": SERIAL,
-                "cryptogram": answer, "new_passcode": PASSCODE,
-            }));
-            let elapsed = started.elapsed();
-            if unblocked["ok"]["type"] != "unblocked" {
-                bail!("the unblock failed: {unblocked}");
-            }
-            Ok(elapsed)
-        })
-        .collect();
-    bridge.close();
-    times
-}
-
-fn server_cryptogram(key: &[u8; 16], challenge: &Value) -> anyhow::Result<String> {
-    let challenge: [u8; 16] = hex::decode(
-        challenge["ok"]["challenge"]
-            .as_str()
-            .context("a challenge")?,
-    )?
-    .try_into()
-    .map_err(|_| anyhow::anyhow!("16 bytes"))?;
-    Ok(hex::encode(cryptogram(key, &challenge, &serial_bytes())))
-}
-
-fn serial_bytes() -> [u8; 8] {
-    hex::decode(SERIAL)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or_default()
-}
-
-/// Runs [`direct_unblocks`] in a child that reaches the private pcscd (libpcsclite takes its
-/// socket from the environment at start).
-fn direct_baseline(socket: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> {
+/// Runs a direct baseline in a child that reaches the private pcscd (libpcsclite takes its
+/// socket from the environment at start); `settings` say which.
+fn direct_baseline(
+    socket: &Path,
+    runs: usize,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Vec<Duration>> {
     let output = Command::new(std::env::current_exe()?)
         .env(DIRECT, runs.to_string())
+        .envs(settings.iter().copied())
         .env("PCSCLITE_CSOCK_NAME", socket)
         .output()?;
     if !output.status.success() {
@@ -185,47 +190,6 @@ fn direct_baseline(socket: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> 
     }
     let micros: Vec<u64> = serde_json::from_slice(&output.stdout)?;
     Ok(micros.into_iter().map(Duration::from_micros).collect())
-}
-
-/// The unblock's APDUs without the bridge: connect exclusively, select, serial, challenge,
-/// authenticate, reset the retry counter, tries left, disconnect.
-fn direct_unblocks(runs: usize) -> anyhow::Result<Vec<Duration>> {
-    let context = pcsc::Context::establish(pcsc::Scope::User)?;
-    let reader = std::ffi::CString::new(READER)?;
-    let key = card_key(&MASTER_KEY, &serial_bytes());
-    let pin = pin_block(PASSCODE).context("a passcode")?;
-    let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE];
-    let mut send = |card: &pcsc::Card, apdu: &[u8]| -> anyhow::Result<Vec<u8>> {
-        let response = card.transmit(apdu, &mut buffer)?.to_vec();
-        Ok(response)
-    };
-    (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            let card =
-                context.connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)?;
-            send(
-                &card,
-                &[&[0x00, 0xA4, 0x04, 0x00, 0x08][..], &card_profile::AID].concat(),
-            )?;
-            send(&card, &[0x00, 0xCA, 0x00, 0x5A, 0x00])?;
-            let challenge = send(&card, &[0x00, 0x84, 0x00, 0x00, 0x10])?;
-            let challenge: [u8; 16] = challenge[..16].try_into()?;
-            let answer = cryptogram(&key, &challenge, &serial_bytes());
-            let authenticated = send(
-                &card,
-                &[&[0x00, 0x82, 0x00, 0x01, 0x10][..], &answer].concat(),
-            )?;
-            if authenticated != [0x90, 0x00] {
-                bail!("the card refused the cryptogram");
-            }
-            send(&card, &[&[0x00, 0x2C, 0x02, 0x80, 0x08][..], &pin].concat())?;
-            send(&card, &[0x00, 0x20, 0x00, 0x80])?;
-            card.disconnect(pcsc::Disposition::LeaveCard)
-                .map_err(|(_, error)| error)?;
-            Ok(started.elapsed())
-        })
-        .collect()
 }
 
 fn micros(times: &[Duration]) -> Vec<u64> {

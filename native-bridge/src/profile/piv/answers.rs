@@ -47,12 +47,15 @@ pub fn certificate((data, word): Answer) -> Result<Certificate, BridgeError> {
     if word != sw::OK {
         return Err(unsupported("it does not have both PIV certificates"));
     }
-    let body = tlv::find(&data, &[tag::DATA]).ok_or_else(|| unsupported("a certificate is malformed"))?;
+    let body =
+        tlv::find(&data, &[tag::DATA]).ok_or_else(|| unsupported("a certificate is malformed"))?;
     let certificate = tlv::find(body, &[tag::CERTIFICATE])
         .filter(|certificate| !certificate.is_empty())
         .ok_or_else(|| unsupported("a certificate is missing"))?;
     // CertInfo bit 0: the certificate is gzip-compressed, which PIV allows and few cards do.
-    if tlv::find(body, &[tag::CERT_INFO]).is_some_and(|info| info.first().is_some_and(|b| b & 1 != 0)) {
+    if tlv::find(body, &[tag::CERT_INFO])
+        .is_some_and(|info| info.first().is_some_and(|b| b & 1 != 0))
+    {
         return Err(unsupported("its certificates are compressed"));
     }
     if certificate.len() > MAX_CERTIFICATE {
@@ -154,12 +157,15 @@ mod tests {
 
     #[test]
     fn the_guid_comes_from_the_chuid_and_must_be_there() {
-        let guid = guid((chuid(&[0x3F; 16]), 0x9000)).unwrap();
-        assert_eq!(guid.as_str(), "3f".repeat(16));
+        let read = guid((chuid(&[0x3F; 16]), 0x9000)).unwrap();
+        assert_eq!(read.as_str(), "3f".repeat(16));
         assert_eq!(code(guid_of(&chuid(&[0; 16]))), ErrorCode::UnsupportedCard);
         assert_eq!(code(guid_of(&chuid(&[1; 15]))), ErrorCode::UnsupportedCard);
         assert_eq!(code(guid((vec![], 0x6A82))), ErrorCode::UnsupportedCard);
-        assert_eq!(code(guid((vec![0x53, 0x05, 0x34], 0x9000))), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            code(guid((vec![0x53, 0x05, 0x34], 0x9000))),
+            ErrorCode::UnsupportedCard
+        );
     }
 
     fn guid_of(chuid: &[u8]) -> Result<CardGuid, BridgeError> {
@@ -179,14 +185,30 @@ mod tests {
     #[test]
     fn certificates_must_be_present_uncompressed_and_of_a_sane_size() {
         let der = vec![0x30; 600];
-        assert_eq!(certificate((object(&der, 0), 0x9000)).unwrap(), Certificate(der.clone()));
-        assert_eq!(code(certificate((object(&der, 1), 0x9000))), ErrorCode::UnsupportedCard);
-        assert_eq!(code(certificate((object(&[], 0), 0x9000))), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            certificate((object(&der, 0), 0x9000)).unwrap(),
+            Certificate(der.clone())
+        );
+        assert_eq!(
+            code(certificate((object(&der, 1), 0x9000))),
+            ErrorCode::UnsupportedCard
+        );
+        assert_eq!(
+            code(certificate((object(&[], 0), 0x9000))),
+            ErrorCode::UnsupportedCard
+        );
         let huge = vec![0x30; MAX_CERTIFICATE + 1];
-        assert_eq!(code(certificate((object(&huge, 0), 0x9000))), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            code(certificate((object(&huge, 0), 0x9000))),
+            ErrorCode::UnsupportedCard
+        );
         let missing = certificate((vec![], 0x6A82)).unwrap_err();
         assert_eq!(missing.code, ErrorCode::UnsupportedCard);
-        assert!(missing.message.contains("certificates"), "{}", missing.message);
+        assert!(
+            missing.message.contains("certificates"),
+            "{}",
+            missing.message
+        );
     }
 
     #[test]
@@ -194,7 +216,10 @@ mod tests {
         assert_eq!(pin_tries((vec![], 0x63C2)).unwrap(), 2);
         assert_eq!(pin_tries((vec![], 0x6983)).unwrap(), 0);
         assert_eq!(pin_tries((vec![], 0x9000)).unwrap(), 3);
-        assert_eq!(code(pin_tries((vec![], 0x6D00))), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            code(pin_tries((vec![], 0x6D00))),
+            ErrorCode::UnsupportedCard
+        );
         assert_eq!(puk_tries((vec![], 0x63C1)), Some(1));
         assert_eq!(puk_tries((vec![], 0x6983)), Some(0));
         assert_eq!(puk_tries((vec![], 0x6A88)), None, "cards that don't tell");
@@ -203,24 +228,54 @@ mod tests {
 
     #[test]
     fn each_puk_answer_has_its_meaning() {
-        assert_eq!(reset_retry_counter((vec![], 0x9000)).unwrap(), PukOutcome::Accepted);
-        assert_eq!(reset_retry_counter((vec![], 0x63C2)).unwrap(), PukOutcome::Refused(2));
-        assert_eq!(reset_retry_counter((vec![], 0x63C0)).unwrap(), PukOutcome::Refused(0));
-        assert_eq!(code(reset_retry_counter((vec![], 0x6983))), ErrorCode::PukBlocked);
-        assert_eq!(code(reset_retry_counter((vec![], 0x6A80))), ErrorCode::PasscodeRejected);
-        assert_eq!(code(reset_retry_counter((vec![], 0x6F00))), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            reset_retry_counter((vec![], 0x9000)).unwrap(),
+            PukOutcome::Accepted
+        );
+        assert_eq!(
+            reset_retry_counter((vec![], 0x63C2)).unwrap(),
+            PukOutcome::Refused(2)
+        );
+        assert_eq!(
+            reset_retry_counter((vec![], 0x63C0)).unwrap(),
+            PukOutcome::Refused(0)
+        );
+        assert_eq!(
+            code(reset_retry_counter((vec![], 0x6983))),
+            ErrorCode::PukBlocked
+        );
+        assert_eq!(
+            code(reset_retry_counter((vec![], 0x6A80))),
+            ErrorCode::PasscodeRejected
+        );
+        assert_eq!(
+            code(reset_retry_counter((vec![], 0x6F00))),
+            ErrorCode::UnsupportedCard
+        );
         assert!(puk_changed((vec![], 0x9000)).is_ok());
         assert_eq!(code(puk_changed((vec![], 0x63C2))), ErrorCode::PukRejected);
         assert_eq!(code(puk_changed((vec![], 0x6983))), ErrorCode::PukBlocked);
-        assert_eq!(code(puk_changed((vec![], 0x6A80))), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            code(puk_changed((vec![], 0x6A80))),
+            ErrorCode::UnsupportedCard
+        );
     }
 
     #[test]
     fn the_new_pin_must_verify() {
         assert!(pin_verified((vec![], 0x9000)).is_ok());
-        assert_eq!(code(pin_verified((vec![], 0x63C2))), ErrorCode::PasscodeRejected);
-        assert_eq!(code(pin_verified((vec![], 0x6983))), ErrorCode::PasscodeBlocked);
-        assert_eq!(code(pin_verified((vec![], 0x6A80))), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            code(pin_verified((vec![], 0x63C2))),
+            ErrorCode::PasscodeRejected
+        );
+        assert_eq!(
+            code(pin_verified((vec![], 0x6983))),
+            ErrorCode::PasscodeBlocked
+        );
+        assert_eq!(
+            code(pin_verified((vec![], 0x6A80))),
+            ErrorCode::UnsupportedCard
+        );
     }
 
     #[test]
@@ -231,9 +286,21 @@ mod tests {
             Signature(vec![0x30, 0x44, 1, 2])
         );
         let empty = tlv::encode(&[0x7C], &tlv::encode(&[0x82], &[]));
-        assert_eq!(code(signature((empty, 0x9000), 0x9E)), ErrorCode::UnsupportedCard);
-        assert_eq!(code(signature((vec![], 0x6982), 0x9A)), ErrorCode::CardReset);
-        assert_eq!(code(signature((vec![], 0x6982), 0x9E)), ErrorCode::UnsupportedCard);
-        assert_eq!(code(signature((vec![], 0x6A80), 0x9E)), ErrorCode::UnsupportedCard);
+        assert_eq!(
+            code(signature((empty, 0x9000), 0x9E)),
+            ErrorCode::UnsupportedCard
+        );
+        assert_eq!(
+            code(signature((vec![], 0x6982), 0x9A)),
+            ErrorCode::CardReset
+        );
+        assert_eq!(
+            code(signature((vec![], 0x6982), 0x9E)),
+            ErrorCode::UnsupportedCard
+        );
+        assert_eq!(
+            code(signature((vec![], 0x6A80), 0x9E)),
+            ErrorCode::UnsupportedCard
+        );
     }
 }

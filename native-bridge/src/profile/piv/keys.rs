@@ -15,8 +15,8 @@ const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 
 /// DigestInfo for SHA-256, before the digest (RFC 8017 §9.2, note 1).
 const SHA256_DIGEST_INFO: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
-    0x05, 0x00, 0x04, 0x20,
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
 ];
 const RSA_2048_BYTES: usize = 256;
 
@@ -48,7 +48,9 @@ impl KeyKind {
                     .and_then(|parameters| parameters.decode_as::<ObjectIdentifier>().ok());
                 match curve {
                     Some(SECP256R1) => Ok(Self::EcP256),
-                    _ => Err(unsupported("its key is on an elliptic curve other than P-256")),
+                    _ => Err(unsupported(
+                        "its key is on an elliptic curve other than P-256",
+                    )),
                 }
             }
             RSA_ENCRYPTION => match rsa_modulus_bytes(key.subject_public_key.raw_bytes()) {

@@ -37,7 +37,12 @@ impl CardProfile for Piv1 {
     }
 
     fn select(&self, card: &dyn Transmit) -> Result<(), BridgeError> {
-        answers::selected(exchange(card, [0x00, ins::SELECT, 0x04, 0x00], &AID, Some(0))?)
+        answers::selected(exchange(
+            card,
+            [0x00, ins::SELECT, 0x04, 0x00],
+            &AID,
+            Some(0),
+        )?)
     }
 
     fn read(&self, card: &dyn Transmit) -> Result<CardInfo, BridgeError> {
@@ -129,7 +134,12 @@ fn certificate(card: &dyn Transmit, key_reference: u8) -> Result<Certificate, Br
 }
 
 fn pin_tries(card: &dyn Transmit) -> Result<u8, BridgeError> {
-    answers::pin_tries(exchange(card, [0x00, ins::VERIFY, 0x00, key::PIN], &[], None)?)
+    answers::pin_tries(exchange(
+        card,
+        [0x00, ins::VERIFY, 0x00, key::PIN],
+        &[],
+        None,
+    )?)
 }
 
 /// PUK tries left, when the card answers VERIFY for the PUK without data (not a standard
@@ -141,11 +151,7 @@ fn puk_tries(card: &dyn Transmit) -> Result<Option<u8>, BridgeError> {
 
 /// Has the key `key_reference` sign SHA-256 of `message`, in the way its certificate's key
 /// signs.
-fn sign(
-    card: &dyn Transmit,
-    key_reference: u8,
-    message: &[u8],
-) -> Result<Signature, BridgeError> {
+fn sign(card: &dyn Transmit, key_reference: u8, message: &[u8]) -> Result<Signature, BridgeError> {
     let kind = KeyKind::of(&certificate(card, key_reference)?)?;
     let digest: [u8; 32] = Sha256::digest(message).into();
     let template = [
@@ -154,6 +160,11 @@ fn sign(
     ]
     .concat();
     let template = tlv::encode(&[tag::DYNAMIC_AUTHENTICATION], &template);
-    let header = [0x00, ins::GENERAL_AUTHENTICATE, kind.algorithm(), key_reference];
+    let header = [
+        0x00,
+        ins::GENERAL_AUTHENTICATE,
+        kind.algorithm(),
+        key_reference,
+    ];
     answers::signature(exchange(card, header, &template, Some(0))?, key_reference)
 }

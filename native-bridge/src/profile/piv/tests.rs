@@ -41,7 +41,11 @@ impl InProcess {
     }
 
     fn sent(&self, instruction: u8) -> usize {
-        self.sent.borrow().iter().filter(|sent| **sent == instruction).count()
+        self.sent
+            .borrow()
+            .iter()
+            .filter(|sent| **sent == instruction)
+            .count()
     }
 
     fn certificate(&self, key: PivKey) -> Vec<u8> {
@@ -119,9 +123,19 @@ fn the_possession_proof_is_the_9e_signature_over_the_nonce() {
         panic!("not a PIV proof");
     };
     let certificate = card.certificate(PivKey::CardAuthentication);
-    verify_prehash(&certificate, &digest(Purpose::Possession, &nonce), &signature.0).unwrap();
+    verify_prehash(
+        &certificate,
+        &digest(Purpose::Possession, &nonce),
+        &signature.0,
+    )
+    .unwrap();
     assert!(
-        verify_prehash(&certificate, &digest(Purpose::Receipt, &nonce), &signature.0).is_err(),
+        verify_prehash(
+            &certificate,
+            &digest(Purpose::Receipt, &nonce),
+            &signature.0
+        )
+        .is_err(),
         "a possession signature is no receipt"
     );
 
@@ -210,7 +224,10 @@ fn pulled_after_the_rotation_the_card_unblocks_next_time_with_the_pending_puk_fi
     *card.trap.borrow_mut() = PullTrap::on_after(ins::VERIFY, ins::CHANGE_REFERENCE_DATA);
     let pulled = unblock(&card, &release(&[DEFAULT_PUK], NEXT_PUK)).unwrap_err();
     assert_eq!(pulled.code, ErrorCode::CardRemoved);
-    assert!(card.card.borrow().puk_is(NEXT_PUK), "rotated before it left");
+    assert!(
+        card.card.borrow().puk_is(NEXT_PUK),
+        "rotated before it left"
+    );
 
     Piv1.select(&card).unwrap();
     let retry = unblock(&card, &release(&[NEXT_PUK, DEFAULT_PUK], NEXT_PUK)).unwrap();

@@ -7,10 +7,10 @@
 //! the candidates are never allowed to run the counter down: with fewer tries left than
 //! candidates the bridge tries none, and it stops at the first the card accepts.
 
+use unlock_protocol::Passcode;
 use unlock_protocol::bridge::{BridgeError, ErrorCode};
 use unlock_protocol::card_steps::{CardReceipt, MAX_PUK_CANDIDATES, Nonce};
 use unlock_protocol::piv::{self, Puk, Purpose, ins, key, pin_block};
-use unlock_protocol::Passcode;
 
 use super::answers::{self, PukOutcome};
 use super::{exchange, pin_tries, puk_tries, sign};
@@ -100,7 +100,10 @@ mod tests {
         assert!(may_try(2, Some(2)).is_ok());
         assert!(may_try(2, None).is_ok());
         assert!(may_try(1, Some(1)).is_ok());
-        assert_eq!(may_try(2, Some(1)).unwrap_err().code, ErrorCode::PukRejected);
+        assert_eq!(
+            may_try(2, Some(1)).unwrap_err().code,
+            ErrorCode::PukRejected
+        );
         assert_eq!(may_try(1, Some(0)).unwrap_err().code, ErrorCode::PukBlocked);
         assert_eq!(may_try(0, Some(3)).unwrap_err().code, ErrorCode::BadRequest);
         assert_eq!(may_try(3, Some(3)).unwrap_err().code, ErrorCode::BadRequest);
