@@ -16,6 +16,7 @@ use crate::bridge::{install_copy, register_for_chromium};
 use crate::browser::extension_dir;
 use crate::harness::{Card, PrivatePcscd};
 use crate::mail::SmtpSink;
+use crate::piv_ca::{CaFiles, TestCa};
 use crate::service::{Holder, Server};
 use crate::webdriver::ChromeDriver;
 
@@ -27,6 +28,9 @@ pub const HOLDER_ID: &str = "1234 5678 9012";
 pub const EMAIL: &str = "jane.doe@trust.example";
 pub const SECOND_EMAIL: &str = "jane.d@trust.example";
 pub const NEW_PASSCODE: &str = "905173";
+/// The name of the PIV test CA the server trusts (its files in the world's folder); a card
+/// issued by any other name is from an untrusted CA.
+pub const PIV_CA: &str = "trusted";
 
 /// `name` among the built binaries in `binaries`.
 fn binary(binaries: &Path, name: &str) -> PathBuf {
@@ -79,6 +83,7 @@ impl World {
             name: "Jane Doe",
             emails: &[EMAIL, SECOND_EMAIL],
             card_serial: card_in_profile,
+            ..Holder::default()
         };
         Self::start_with(binaries, &[holder], card_args)
     }
@@ -96,7 +101,54 @@ impl World {
         holders: &[Holder<'_>],
         card_args: &[&str],
     ) -> Self {
+        let card = |_: &Path, vpcd_port| {
+            let mut args = vec!["--master-key", MASTER_KEY, "--locked"];
+            args.extend_from_slice(card_args);
+            Card::start(&binary(binaries, "virtual-card"), vpcd_port, &args)
+        };
+        Self::launch(binaries, database_url, holders, "", card)
+    }
+
+    /// Everything, with a locked virtual **PIV** card (`card_args` added) whose certificates
+    /// come from `issuer`, and a server trusting the test CA [`PIV_CA`].
+    pub fn start_piv(
+        binaries: &Path,
+        holders: &[Holder<'_>],
+        issuer: &str,
+        card_args: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let trusted = CaFiles::in_dir(dir.path(), PIV_CA);
+        TestCa::load_or_create(&trusted, "Trusted PIV CA").expect("the trusted CA");
+        let anchors = format!("[cards]\npiv_trust_anchors_file = {:?}\n", trusted.cert);
+        let card = |dir: &Path, vpcd_port| {
+            let issuer = CaFiles::in_dir(dir, issuer);
+            let mut args = vec!["--locked"];
+            args.extend_from_slice(card_args);
+            Card::start_piv(&binary(binaries, "virtual-card"), vpcd_port, &issuer, &args)
+        };
+        Self::launch_in(dir, binaries, None, holders, &anchors, card)
+    }
+
+    fn launch(
+        binaries: &Path,
+        database_url: Option<&str>,
+        holders: &[Holder<'_>],
+        more_config: &str,
+        card: impl FnOnce(&Path, u16) -> Card,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::launch_in(dir, binaries, database_url, holders, more_config, card)
+    }
+
+    fn launch_in(
+        dir: tempfile::TempDir,
+        binaries: &Path,
+        database_url: Option<&str>,
+        holders: &[Holder<'_>],
+        more_config: &str,
+        card: impl FnOnce(&Path, u16) -> Card,
+    ) -> Self {
         let smtp = SmtpSink::start(dir.path());
         let server_dir = dir.path().join("server");
         let sqlite = format!("sqlite://{}", server_dir.join("unlock.db").display());
@@ -109,11 +161,10 @@ impl World {
             &app_dir(),
             "trust.example",
             holders,
+            more_config,
         );
         let pcscd = PrivatePcscd::start(dir.path());
-        let mut args = vec!["--master-key", MASTER_KEY, "--locked"];
-        args.extend_from_slice(card_args);
-        let card = Card::start(&binary(binaries, "virtual-card"), pcscd.vpcd_port, &args);
+        let card = card(dir.path(), pcscd.vpcd_port);
 
         // The bridge, installed and registered for Chromium as a user would.
         let home = dir.path().join("home");

@@ -8,7 +8,9 @@ pub mod card;
 pub mod harness;
 pub mod journey;
 pub mod mail;
-pub mod piv_ca;
+/// The test CA that issues the virtual PIV card's certificates (shared with the server's
+/// tests).
+pub use unlock_testkit::piv_ca;
 pub mod piv_card;
 pub mod service;
 pub mod staff;

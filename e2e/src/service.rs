@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// One holder to import.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Holder<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub emails: &'a [&'a str],
-    /// Empty for a holder without a card.
+    /// Empty for a holder without a card; a PIV card's GUID.
     pub card_serial: &'a str,
+    /// Empty for `unlock-cr/1`.
+    pub card_model: &'a str,
+    /// A PIV card's escrowed PUK, as the card management system exports it.
+    pub card_puk: &'a str,
 }
 
 /// A running server.
@@ -50,10 +54,12 @@ impl Server {
             static_dir,
             domain,
             holders,
+            "",
         )
     }
 
-    /// As [`Server::start`], on the empty database `database_url` (SQLite or PostgreSQL).
+    /// As [`Server::start`], on the empty database `database_url` (SQLite or PostgreSQL),
+    /// with `more_config` (TOML) at the end of its configuration file.
     #[allow(clippy::too_many_arguments)]
     pub fn start_on(
         binary: &Path,
@@ -64,6 +70,7 @@ impl Server {
         static_dir: &Path,
         domain: &str,
         holders: &[Holder<'_>],
+        more_config: &str,
     ) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
@@ -81,7 +88,7 @@ impl Server {
                  database_url = {database_url:?}\ndata_dir = {data:?}\n\
                  card_master_key_file = {key_file:?}\nstatic_dir = {static_dir:?}\n\
                  [mail]\nsmtp_url = {smtp_url:?}\n[outbox]\npoll_interval_ms = 100\n\
-                 retry_base_ms = 200\n",
+                 retry_base_ms = 200\n{more_config}",
                 data = dir.join("var"),
             ),
         )
@@ -101,14 +108,22 @@ impl Server {
         run(&["migrate"]);
         run(&["allowlist", "add", domain]);
         let mut csv = String::from(
-            "holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model\n",
+            "holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model,card_puk\n",
         );
         for holder in holders {
             // A holder without a card leaves the card columns empty.
             let card = if holder.card_serial.is_empty() {
-                ",,,".to_owned()
+                ",,,,".to_owned()
             } else {
-                format!("{},active,2099-12-31,unlock-cr/1", holder.card_serial)
+                let model = if holder.card_model.is_empty() {
+                    "unlock-cr/1"
+                } else {
+                    holder.card_model
+                };
+                format!(
+                    "{},active,2099-12-31,{model},{}",
+                    holder.card_serial, holder.card_puk
+                )
             };
             csv.push_str(&format!(
                 "{},{},Test Trust,{},{card}\n",

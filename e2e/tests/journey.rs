@@ -104,6 +104,7 @@ async fn a_holder_unlocks_their_card_on_a_server_backed_by_postgresql() {
         name: "Jane Doe",
         emails: &[EMAIL, SECOND_EMAIL],
         card_serial: SERIAL,
+        ..Holder::default()
     };
     let mut world = World::start_on(
         binaries(),

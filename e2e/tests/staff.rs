@@ -36,18 +36,21 @@ fn holders(card: &str) -> Vec<Holder<'_>> {
             name: "Jane Doe",
             emails: &[OLD_ADDRESS],
             card_serial: card,
+            ..Holder::default()
         },
         Holder {
             id: "9999 8888 7777",
             name: "Rita Ra",
             emails: &["rita.ra@trust.example"],
             card_serial: "",
+            ..Holder::default()
         },
         Holder {
             id: "9999 8888 6666",
             name: "Max Manager",
             emails: &["max.manager@trust.example"],
             card_serial: "",
+            ..Holder::default()
         },
     ]
 }

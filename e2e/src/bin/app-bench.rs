@@ -165,6 +165,7 @@ fn static_site(binaries: &Path, world: &World) -> anyhow::Result<Server> {
             name: "Nobody",
             emails: &["nobody@static.example"],
             card_serial: "0000000000000001",
+            ..Holder::default()
         }],
     ))
 }

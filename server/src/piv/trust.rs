@@ -174,7 +174,7 @@ fn names_card(cert: &x509_cert::Certificate, guid: &CardGuid) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use unlock_testkit::piv::{TestCa, TestPivCard, Validity, new_guid};
+    use unlock_testkit::piv::{Period, TestCa, TestPivCard, new_guid};
 
     use super::*;
 
@@ -187,9 +187,9 @@ mod tests {
 
     #[test]
     fn a_card_from_the_anchor_is_trusted_and_gives_its_keys() {
-        let ca = TestCa::new("Test PIV CA");
+        let ca = TestCa::new("Test PIV CA").unwrap();
         let trust = PivTrust::from_pem(ca.cert_pem().as_bytes()).unwrap();
-        let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+        let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
         let keys = trust
             .check(
                 &guid(&card.guid),
@@ -203,21 +203,25 @@ mod tests {
 
     #[test]
     fn another_anchor_expiry_another_card_and_swapped_slots_are_refused() {
-        let ca = TestCa::new("Test PIV CA");
+        let ca = TestCa::new("Test PIV CA").unwrap();
         let trust = PivTrust::from_pem(ca.cert_pem().as_bytes()).unwrap();
-        let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+        let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
         let id = guid(&card.guid);
         let (cak, pak) = (
             &card.card_authentication_cert,
             &card.piv_authentication_cert,
         );
 
-        let stranger = TestPivCard::issue(&TestCa::new("Rogue CA"), &card.guid, Validity::Current);
+        let stranger = TestPivCard::issue(
+            &TestCa::new("Rogue CA").unwrap(),
+            &card.guid,
+            Period::Current,
+        );
         assert!(matches!(
             trust.check(&id, &stranger.card_authentication_cert, pak, NOW),
             Err(Untrusted::NotTrusted(Which::CardAuthentication, _))
         ));
-        let expired = TestPivCard::issue(&ca, &card.guid, Validity::Expired);
+        let expired = TestPivCard::issue(&ca, &card.guid, Period::Expired);
         assert_eq!(
             trust.check(&id, cak, &expired.piv_authentication_cert, NOW),
             Err(Untrusted::Expired(Which::PivAuthentication))

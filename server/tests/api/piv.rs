@@ -10,7 +10,7 @@ use unlock_protocol::piv::{self, Puk, Purpose};
 use unlock_protocol::{CardId, ErrorCode};
 use unlock_server::piv::escrow;
 use unlock_server::secrets::Keys;
-use unlock_testkit::piv::{Slot, TestCa, TestPivCard, Validity, new_guid};
+use unlock_testkit::piv::{Period, PivKey, TestCa, TestPivCard, new_guid};
 
 use crate::helpers::*;
 
@@ -23,7 +23,7 @@ const YEAR: i64 = 86_400_000 * 365;
 /// A server trusting a fresh test CA, and that CA.
 async fn spawn_piv_app() -> (TestApp, TestCa) {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("Test PIV CA");
+    let ca = TestCa::new("Test PIV CA").unwrap();
     std::fs::write(dir.path().join(ANCHORS), ca.cert_pem()).unwrap();
     let smtp = SmtpSink::start(dir.path());
     let mut app = spawn_app_on(dir, Some(smtp.url()), |c| {
@@ -99,7 +99,7 @@ fn nonce_of(value: &Value) -> [u8; 32] {
 fn possession_proof(card: &TestPivCard, accepted: &Reply) -> Value {
     let nonce = nonce_of(&accepted.json()["challenge"]["nonce"]);
     let signature = card.sign(
-        Slot::CardAuthentication,
+        PivKey::CardAuthentication,
         &piv::message(Purpose::Possession, &nonce),
     );
     json!({"profile": "piv/1", "signature": hex::encode(signature)})
@@ -109,7 +109,7 @@ fn possession_proof(card: &TestPivCard, accepted: &Reply) -> Value {
 fn receipt_for_release(card: &TestPivCard, released: &Reply) -> Value {
     let nonce = nonce_of(&released.json()["receipt_nonce"]);
     let signature = card.sign(
-        Slot::PivAuthentication,
+        PivKey::PivAuthentication,
         &piv::message(Purpose::Receipt, &nonce),
     );
     json!({"profile": "piv/1", "signature": hex::encode(signature)})
@@ -146,7 +146,7 @@ fn puks(released: &Reply) -> Vec<String> {
 #[tokio::test]
 async fn a_piv_card_proves_possession_gets_its_puk_and_its_receipt_rotates_the_escrow() {
     let (app, ca) = spawn_piv_app().await;
-    let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     add_piv_card(&app, HOLDER, &card.guid, FIRST_PUK).await;
     app.verified_journey().await;
 
@@ -208,7 +208,7 @@ async fn a_piv_card_proves_possession_gets_its_puk_and_its_receipt_rotates_the_e
 #[tokio::test]
 async fn without_its_receipt_the_next_release_offers_both_puks_pending_first() {
     let (app, ca) = spawn_piv_app().await;
-    let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     add_piv_card(&app, HOLDER, &card.guid, FIRST_PUK).await;
     app.verified_journey().await;
     let first = app.release_piv(&card).await;
@@ -229,7 +229,7 @@ async fn without_its_receipt_the_next_release_offers_both_puks_pending_first() {
     let wrong = {
         let nonce = nonce_of(&second.json()["receipt_nonce"]);
         let signature = card.sign(
-            Slot::CardAuthentication,
+            PivKey::CardAuthentication,
             &piv::message(Purpose::Receipt, &nonce),
         );
         json!({"profile": "piv/1", "signature": hex::encode(signature)})
@@ -265,10 +265,10 @@ async fn certificates_from_another_ca_expired_or_naming_another_card_are_not_tru
     let guid = new_guid();
     add_piv_card(&app, HOLDER, &guid, FIRST_PUK).await;
     app.verified_journey().await;
-    let rogue = TestPivCard::issue(&TestCa::new("Rogue CA"), &guid, Validity::Current);
-    let expired = TestPivCard::issue(&ca, &guid, Validity::Expired);
+    let rogue = TestPivCard::issue(&TestCa::new("Rogue CA").unwrap(), &guid, Period::Current);
+    let expired = TestPivCard::issue(&ca, &guid, Period::Expired);
     // A trusted card's certificates, presented under the GUID of the holder's card.
-    let other = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let other = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     let mut borrowed = identity(&other, Some(3));
     borrowed["guid"] = json!(guid);
 
@@ -314,7 +314,7 @@ async fn certificates_from_another_ca_expired_or_naming_another_card_are_not_tru
 #[tokio::test]
 async fn a_trusted_card_that_is_not_on_the_profile_is_refused() {
     let (app, ca) = spawn_piv_app().await;
-    let stranger = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let stranger = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     add_holder(app.server(), "555555555555", "other@trust.example", None).await;
     add_piv_card(&app, "555555555555", &stranger.guid, FIRST_PUK).await;
     app.verified_journey().await;
@@ -324,7 +324,7 @@ async fn a_trusted_card_that_is_not_on_the_profile_is_refused() {
         "card_not_on_profile",
     );
     // A card recorded as another model is not unlocked as a PIV card.
-    let mislabelled = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let mislabelled = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     app.add_card(
         HOLDER,
         &mislabelled.guid,
@@ -348,7 +348,7 @@ async fn a_trusted_card_that_is_not_on_the_profile_is_refused() {
 #[tokio::test]
 async fn a_wrong_possession_proof_releases_nothing_and_spends_its_nonce() {
     let (app, ca) = spawn_piv_app().await;
-    let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     add_piv_card(&app, HOLDER, &card.guid, FIRST_PUK).await;
     app.verified_journey().await;
     let accepted = app.present_piv(&card).await;
@@ -357,7 +357,7 @@ async fn a_wrong_possession_proof_releases_nothing_and_spends_its_nonce() {
     // nonce, or by another card: no PUK.
     let nonce = nonce_of(&accepted.json()["challenge"]["nonce"]);
     let wrong_key = card.sign(
-        Slot::PivAuthentication,
+        PivKey::PivAuthentication,
         &piv::message(Purpose::Possession, &nonce),
     );
     let refused = app
@@ -378,7 +378,7 @@ async fn a_wrong_possession_proof_releases_nothing_and_spends_its_nonce() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "challenge_reused",
     );
-    let other = TestPivCard::issue(&ca, &card.guid, Validity::Current);
+    let other = TestPivCard::issue(&ca, &card.guid, Period::Current);
     let fresh = app.present_piv(&card).await;
     assert_refused(
         &app.post_json(RELEASE, possession_proof(&other, &fresh))
@@ -401,7 +401,7 @@ async fn a_wrong_possession_proof_releases_nothing_and_spends_its_nonce() {
 #[tokio::test]
 async fn a_puk_blocked_card_is_sent_to_the_ra_and_releases_are_capped() {
     let (app, ca) = spawn_piv_app().await;
-    let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     add_piv_card(&app, HOLDER, &card.guid, FIRST_PUK).await;
     app.verified_journey().await;
     let blocked = app
@@ -434,7 +434,7 @@ async fn a_puk_blocked_card_is_sent_to_the_ra_and_releases_are_capped() {
 #[tokio::test]
 async fn a_card_without_an_escrowed_puk_or_a_server_without_anchors_cannot_unlock_piv() {
     let (app, ca) = spawn_piv_app().await;
-    let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     app.add_card(HOLDER, &card.guid, "active", START_OF_TEST + YEAR, "piv/1")
         .await;
     app.verified_journey().await;
@@ -457,7 +457,7 @@ async fn a_card_without_an_escrowed_puk_or_a_server_without_anchors_cannot_unloc
 #[tokio::test]
 async fn the_staff_profile_view_shows_piv_cards_and_never_a_puk() {
     let (app, ca) = spawn_piv_app().await;
-    let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     add_piv_card(&app, HOLDER, &card.guid, FIRST_PUK).await;
     app.verified_journey().await;
     let released = app.release_piv(&card).await;
@@ -490,7 +490,7 @@ async fn the_staff_profile_view_shows_piv_cards_and_never_a_puk() {
 async fn one_possession_proof_sent_to_two_instances_at_once_releases_once() {
     let (app, ca) = spawn_piv_app().await;
     let second = app.second_instance().await;
-    let card = TestPivCard::issue(&ca, &new_guid(), Validity::Current);
+    let card = TestPivCard::issue(&ca, &new_guid(), Period::Current);
     add_piv_card(&app, HOLDER, &card.guid, FIRST_PUK).await;
     app.verified_journey().await;
     let accepted = app.present_piv(&card).await;

@@ -7,7 +7,7 @@ use unlock_protocol::CardId;
 use unlock_protocol::piv::{self, Purpose};
 use unlock_server::piv::escrow;
 use unlock_server::secrets::Keys;
-use unlock_testkit::piv::{Slot, TestCa, TestPivCard, Validity, new_guid, urn};
+use unlock_testkit::piv::{Period, PivKey, TestCa, TestPivCard, new_guid};
 
 use crate::binary::{cli, serve_with_debug_logs_and, stdout, wait_until_ready, without_timestamps};
 use crate::helpers::*;
@@ -44,11 +44,11 @@ fn nonce(value: &Value) -> [u8; 32] {
 #[tokio::test]
 async fn piv_cards_import_with_their_puk_and_a_piv_journey_logs_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("Test PIV CA");
+    let ca = TestCa::new("Test PIV CA").unwrap();
     let anchors = dir.path().join("piv-anchors.pem");
     std::fs::write(&anchors, ca.cert_pem()).unwrap();
     let guid = new_guid();
-    let card = TestPivCard::issue(&ca, &guid, Validity::Current);
+    let card = TestPivCard::issue(&ca, &guid, Period::Current);
     stdout(&cli(dir.path(), &["allowlist", "add", DOMAIN]));
 
     // A bad PUK is named by its column, never echoed; nothing is imported.
@@ -92,7 +92,10 @@ async fn piv_cards_import_with_their_puk_and_a_piv_journey_logs_no_secret() {
         "good.csv",
         &[format!(
             "{HOLDER},Jane Doe,Trust,{EMAIL},{},active,2099-01-01,piv/1,{FIRST_PUK}",
-            urn(&guid).trim_start_matches("urn:uuid:")
+            unlock_protocol::CardGuid::parse(&guid)
+                .unwrap()
+                .urn()
+                .trim_start_matches("urn:uuid:")
         )],
     );
     let imported = stdout(&cli(dir.path(), &["import", good.to_str().unwrap()]));
@@ -150,7 +153,7 @@ async fn piv_cards_import_with_their_puk_and_a_piv_journey_logs_no_secret() {
     assert_eq!(accepted["stage"], "card_accepted", "{accepted}");
     let possession_nonce = nonce(&accepted["challenge"]["nonce"]);
     let proof = hex::encode(card.sign(
-        Slot::CardAuthentication,
+        PivKey::CardAuthentication,
         &piv::message(Purpose::Possession, &possession_nonce),
     ));
     let released = post(
@@ -164,7 +167,7 @@ async fn piv_cards_import_with_their_puk_and_a_piv_journey_logs_no_secret() {
     let next = released["next_puk"].as_str().unwrap().to_owned();
     let receipt_nonce = nonce(&released["receipt_nonce"]);
     let receipt = hex::encode(card.sign(
-        Slot::PivAuthentication,
+        PivKey::PivAuthentication,
         &piv::message(Purpose::Receipt, &receipt_nonce),
     ));
     let unlocked = post(
