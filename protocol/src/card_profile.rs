@@ -28,21 +28,8 @@ pub mod ins {
     pub const RESET_RETRY_COUNTER: u8 = 0x2C;
 }
 
-/// Status words.
-pub mod sw {
-    pub const OK: u16 = 0x9000;
-    /// `63Cx`: wrong passcode, x tries left (also the answer to VERIFY without data).
-    pub const TRIES_LEFT_BASE: u16 = 0x63C0;
-    pub const WRONG_LENGTH: u16 = 0x6700;
-    pub const SECURITY_NOT_SATISFIED: u16 = 0x6982;
-    pub const BLOCKED: u16 = 0x6983;
-    pub const CONDITIONS_NOT_SATISFIED: u16 = 0x6985;
-    pub const WRONG_DATA: u16 = 0x6A80;
-    pub const FILE_NOT_FOUND: u16 = 0x6A82;
-    pub const WRONG_P1P2: u16 = 0x6B00;
-    pub const INS_NOT_SUPPORTED: u16 = 0x6D00;
-    pub const CLA_NOT_SUPPORTED: u16 = 0x6E00;
-}
+/// Status words (ISO/IEC 7816-4's).
+pub use crate::iso7816::sw;
 
 /// The passcode as the card takes it: ASCII digits padded with `FF`.
 pub fn pin_block(digits: &str) -> Option<[u8; PIN_BLOCK_LEN]> {

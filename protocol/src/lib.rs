@@ -12,6 +12,7 @@ mod code;
 mod email;
 mod error;
 mod holder;
+pub mod iso7816;
 mod passcode;
 pub mod piv;
 pub mod staff;

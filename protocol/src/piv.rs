@@ -100,24 +100,8 @@ pub mod tag {
     pub const PIN_USAGE_POLICY: [u8; 2] = [0x5F, 0x2F];
 }
 
-/// Status words.
-pub mod sw {
-    pub const OK: u16 = 0x9000;
-    /// `61xx`: more response data; fetch it with GET RESPONSE (`xx` bytes, 0 = 256).
-    pub const MORE_DATA_BASE: u16 = 0x6100;
-    /// `63Cx`: wrong PIN or PUK, x tries left (also the answer to VERIFY without data).
-    pub const TRIES_LEFT_BASE: u16 = 0x63C0;
-    pub const WRONG_LENGTH: u16 = 0x6700;
-    pub const SECURITY_NOT_SATISFIED: u16 = 0x6982;
-    pub const BLOCKED: u16 = 0x6983;
-    pub const CONDITIONS_NOT_SATISFIED: u16 = 0x6985;
-    pub const WRONG_DATA: u16 = 0x6A80;
-    pub const FILE_NOT_FOUND: u16 = 0x6A82;
-    pub const WRONG_P1P2: u16 = 0x6A86;
-    pub const REFERENCE_NOT_FOUND: u16 = 0x6A88;
-    pub const INS_NOT_SUPPORTED: u16 = 0x6D00;
-    pub const CLA_NOT_SUPPORTED: u16 = 0x6E00;
-}
+/// Status words (ISO/IEC 7816-4's).
+pub use crate::iso7816::sw;
 
 /// BER-TLV as PIV data objects use it: tags of one to three bytes, definite lengths of up
 /// to three bytes (`82 xx xx`), no constructed-tag parsing beyond what the caller asks.

@@ -265,7 +265,7 @@ impl VirtualPivCard {
 
     fn get_response(&mut self, command: &Command<'_>, mut pending: Vec<u8>) -> Vec<u8> {
         if (command.p1, command.p2) != (0x00, 0x00) {
-            return status(sw::WRONG_P1P2);
+            return status(sw::INCORRECT_P1P2);
         }
         if pending.is_empty() {
             return status(sw::CONDITIONS_NOT_SATISFIED);
@@ -298,7 +298,7 @@ impl VirtualPivCard {
     /// GET DATA `00 CB 3F FF` with the object's tag in `5C`.
     fn get_data(&self, command: &Command<'_>) -> Answer {
         if (command.p1, command.p2) != (0x3F, 0xFF) {
-            return refuse(sw::WRONG_P1P2);
+            return refuse(sw::INCORRECT_P1P2);
         }
         let elements = tlv::decode(command.data);
         let Some([(tag, requested)]) = elements.as_deref() else {
@@ -343,7 +343,7 @@ impl VirtualPivCard {
             }
             (0x00, key::PUK, true) => refuse(tries_word(self.puk_tries)),
             (0x00 | 0xFF, _, _) => refuse(sw::REFERENCE_NOT_FOUND),
-            _ => refuse(sw::WRONG_P1P2),
+            _ => refuse(sw::INCORRECT_P1P2),
         }
     }
 
@@ -351,7 +351,7 @@ impl VirtualPivCard {
     /// old value costs that counter a try.
     fn change_reference_data(&mut self, command: &Command<'_>) -> Answer {
         if command.p1 != 0x00 {
-            return refuse(sw::WRONG_P1P2);
+            return refuse(sw::INCORRECT_P1P2);
         }
         let Some((old, new)) = two_blocks(command.data) else {
             return refuse(sw::WRONG_DATA);
@@ -377,7 +377,7 @@ impl VirtualPivCard {
     /// both counters; a wrong one costs the PUK counter a try.
     fn reset_retry_counter(&mut self, command: &Command<'_>) -> Answer {
         if (command.p1, command.p2) != (0x00, key::PIN) {
-            return refuse(sw::WRONG_P1P2);
+            return refuse(sw::INCORRECT_P1P2);
         }
         let Some((puk, pin)) = two_blocks(command.data) else {
             return refuse(sw::WRONG_DATA);

@@ -167,6 +167,44 @@ fn holder_event<'a>(
     }
 }
 
+/// The card a release may now be made for: the journey verified and in time, a card of
+/// profile `profile` accepted and still usable, fewer releases than the cap (else the journey
+/// is closed). `detail` names the card once there is one.
+async fn releasable<T>(
+    conn: &mut Conn,
+    now: Millis,
+    state: &AppState,
+    journey: &CardJourney,
+    profile: &str,
+    detail: &mut Option<String>,
+) -> anyhow::Result<Result<CardId, Checked<T>>> {
+    if let Some(refused) = refuse_card_step(journey, now) {
+        return Ok(Err(refused));
+    }
+    let Some(card_id) = accepted_card(journey) else {
+        return Ok(Err((Outcome::NoCard, Err(card_not_accepted()))));
+    };
+    *detail = Some(format!("card {card_id}"));
+    // The card may have been cancelled or moved since it was accepted.
+    let card = journey.card.record()?;
+    if card.as_ref().is_some_and(|card| card.model != profile) {
+        return Ok(Err(other_profile()));
+    }
+    if let Some(refusal) = refuse_card(&state.config, card.as_ref(), None, now) {
+        db::journeys::forget_card(conn, journey.id, now).await?;
+        return Ok(Err((refusal.outcome(), Err(refusal.answer()))));
+    }
+    if journey.cryptograms_released >= release_cap(state) {
+        return too_many_attempts(conn, journey.id, now).await.map(Err);
+    }
+    Ok(Ok(card_id))
+}
+
+/// Releases one journey may receive.
+fn release_cap(state: &AppState) -> i64 {
+    i64::from(state.config.journey.cryptograms_per_journey)
+}
+
 /// The journey asked for more releases than its cap: it is closed.
 async fn too_many_attempts<T>(
     conn: &mut Conn,

@@ -7,10 +7,7 @@ use unlock_protocol::card_profile;
 use unlock_protocol::card_steps::{CardProof, CardRelease};
 use unlock_protocol::{CardSerial, ErrorCode};
 
-use super::{
-    accepted_card, audited, card_not_accepted, find, master_key, other_profile, refuse_card,
-    refuse_card_step, too_many_attempts,
-};
+use super::{audited, find, master_key, other_profile, releasable, release_cap, too_many_attempts};
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
 use crate::db::{self, Conn};
@@ -69,34 +66,25 @@ async fn record_release(
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
     };
-    let cap = i64::from(state.config.journey.cryptograms_per_journey);
+    let cap = release_cap(state);
     let mut detail = None;
     let checked = 'checked: {
-        if let Some(refused) = refuse_card_step(&journey, now) {
-            break 'checked refused;
-        }
-        let Some(card_id) = accepted_card(&journey) else {
-            break 'checked (Outcome::NoCard, Err(card_not_accepted()));
+        let card_id = match releasable(
+            conn,
+            now,
+            state,
+            &journey,
+            card_profile::PROFILE,
+            &mut detail,
+        )
+        .await?
+        {
+            Ok(card_id) => card_id,
+            Err(refused) => break 'checked refused,
         };
-        detail = Some(format!("card {card_id}"));
-        // The card may have been cancelled or moved since it was accepted.
-        let card = journey.card.record()?;
         let Ok(serial) = CardSerial::parse(card_id.as_str()) else {
             break 'checked other_profile();
         };
-        if card
-            .as_ref()
-            .is_some_and(|card| card.model != card_profile::PROFILE)
-        {
-            break 'checked other_profile();
-        }
-        if let Some(refusal) = refuse_card(&state.config, card.as_ref(), None, now) {
-            db::journeys::forget_card(conn, journey.id, now).await?;
-            break 'checked (refusal.outcome(), Err(refusal.answer()));
-        }
-        if journey.cryptograms_released >= cap {
-            break 'checked too_many_attempts(conn, journey.id, now).await?;
-        }
         let fresh = db::card_challenges::record(
             conn,
             serial.as_str(),

@@ -14,8 +14,8 @@ use unlock_protocol::piv::{self, NONCE_LEN, Puk, Purpose};
 use unlock_protocol::{CardGuid, ErrorCode};
 
 use super::{
-    CardJourney, Checked, accepted_card, audited, card_not_accepted, find, other_profile,
-    piv_trust, refuse_card, refuse_card_step, too_many_attempts,
+    CardJourney, Checked, audited, find, other_profile, piv_trust, releasable, release_cap,
+    too_many_attempts,
 };
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
@@ -52,32 +52,20 @@ async fn record_release(
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
     };
-    let cap = i64::from(state.config.journey.cryptograms_per_journey);
+    let cap = release_cap(state);
     let mut detail = None;
     let checked = 'checked: {
-        if let Some(refused) = refuse_card_step(&journey, now) {
-            break 'checked refused;
-        }
-        let Some(card_id) = accepted_card(&journey) else {
-            break 'checked (Outcome::NoCard, Err(card_not_accepted()));
-        };
-        detail = Some(format!("card {card_id}"));
+        let card_id =
+            match releasable(conn, now, state, &journey, piv::PROFILE, &mut detail).await? {
+                Ok(card_id) => card_id,
+                Err(refused) => break 'checked refused,
+            };
         let (Ok(guid), Some(possession_key)) = (
             CardGuid::parse(card_id.as_str()),
             journey.possession_key.as_deref(),
         ) else {
             break 'checked other_profile();
         };
-        // The card may have been cancelled or moved since it was accepted.
-        if let Some(refusal) =
-            refuse_card(&state.config, journey.card.record()?.as_ref(), None, now)
-        {
-            db::journeys::forget_card(conn, journey.id, now).await?;
-            break 'checked (refusal.outcome(), Err(refusal.answer()));
-        }
-        if journey.cryptograms_released >= cap {
-            break 'checked too_many_attempts(conn, journey.id, now).await?;
-        }
         // One proof per nonce: presenting the card again draws a new one.
         let Some(nonce) = db::journeys::take_possession_nonce(conn, journey.id, now).await? else {
             let refused = Failure::client(ErrorCode::ChallengeReused);
