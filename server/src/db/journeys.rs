@@ -3,9 +3,10 @@
 //! only below its cap.
 
 use anyhow::Context;
+use sqlx::AssertSqlSafe;
 
-use super::Conn;
 use super::states::{ClosedReason, CodeState, JourneyState, Scope};
+use super::{Conn, Engine};
 use crate::clock::Millis;
 
 /// A journey as stored.
@@ -63,14 +64,32 @@ pub struct LockScopes<'a> {
     pub subject_scope: Scope,
 }
 
+/// Whether a journey is read to change it (its row locked until the write commits, so the
+/// journey's steps take turns) or only to show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Change,
+    Show,
+}
+
+/// `FOR UPDATE OF j` where the engine needs it to hold the journey row for a change (SQLite's
+/// writes hold the whole database already).
+fn lock_clause(conn: &Conn, purpose: Purpose) -> &'static str {
+    match (Engine::of(conn), purpose) {
+        (Engine::Postgres, Purpose::Change) => " FOR UPDATE OF j",
+        _ => "",
+    }
+}
+
 /// The journey whose token has this keyed hash, with its latest code and the lock-out that
 /// applies (one query: this runs on every code check).
 pub async fn with_code(
     conn: &mut Conn,
     token_hash: &[u8],
     locks: LockScopes<'_>,
+    purpose: Purpose,
 ) -> anyhow::Result<Option<WithCode>> {
-    let row: Option<WithCodeRow> = sqlx::query_as(
+    let sql = format!(
         "SELECT j.id, j.subject, j.holder_id, j.email, j.state, j.ineligible_reason, j.expires_at,
                 j.card_serial, j.closed_reason,
                 c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state,
@@ -79,15 +98,18 @@ pub async fn with_code(
          FROM journeys j
          LEFT JOIN one_time_codes c
            ON c.id = (SELECT MAX(id) FROM one_time_codes WHERE journey_id = j.id)
-         WHERE j.token_hash = $1",
-    )
-    .bind(token_hash)
-    .bind(locks.client_scope)
-    .bind(locks.client)
-    .bind(locks.subject_scope)
-    .fetch_optional(conn)
-    .await
-    .context("find the journey")?;
+         WHERE j.token_hash = $1{}",
+        lock_clause(conn, purpose)
+    );
+    // The SQL is fixed text and one of two fixed clauses.
+    let row: Option<WithCodeRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(token_hash)
+        .bind(locks.client_scope)
+        .bind(locks.client)
+        .bind(locks.subject_scope)
+        .fetch_optional(conn)
+        .await
+        .context("find the journey")?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -183,24 +205,26 @@ pub struct CardJourney {
 }
 
 /// The journey whose token has this keyed hash, with the accepted card's record if that card
-/// is still on the holder's profile.
+/// is still on the holder's profile; its row is held for the card step's change.
 pub async fn for_card_step(
     conn: &mut Conn,
     token_hash: &[u8],
 ) -> anyhow::Result<Option<CardJourney>> {
-    sqlx::query_as(
+    let sql = format!(
         "SELECT j.id, j.holder_id, j.state, j.expires_at, j.card_serial, j.last_challenge,
                 j.cryptograms_released, j.possession_key, j.receipt_key,
                 c.status AS card_status, c.cert_expires_at,
                 c.model AS card_model
          FROM journeys j
          LEFT JOIN cards c ON c.serial = j.card_serial AND c.holder_id = j.holder_id
-         WHERE j.token_hash = $1",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await
-    .context("find the journey")
+         WHERE j.token_hash = $1{}",
+        lock_clause(conn, Purpose::Change)
+    );
+    sqlx::query_as(AssertSqlSafe(sql))
+        .bind(token_hash)
+        .fetch_optional(conn)
+        .await
+        .context("find the journey")
 }
 
 /// What accepting a piv/1 card records: the nonce its possession proof must sign, and the

@@ -4,9 +4,10 @@
 //!   `synchronous = FULL`; every write the server makes goes through one writer thread that
 //!   group-commits them ([`writer`]), and reads use a read-only pool.
 //! - **PostgreSQL** (`postgres://…`), for a fleet of instances on one database: each write
-//!   is its own transaction at `SERIALIZABLE`, run again when PostgreSQL reports a
-//!   serialisation failure ([`serializable`]), so a rule's check and the write it guards can
-//!   never interleave with another instance's.
+//!   is its own transaction at `READ COMMITTED`, with the rows a rule decides on locked (or
+//!   changed in one statement on the row as it stands), so a rule's check and the write it
+//!   guards can never interleave with another instance's ([`pg_write`] says how each rule
+//!   holds).
 //!
 //! Either way a write is a closure that may run more than once and touches nothing but the
 //! database; rule modules hand it to [`Db::write`] and never see which engine runs it. SQL
@@ -27,8 +28,8 @@ pub mod holders;
 pub mod journeys;
 pub mod outbox;
 pub mod outbox_health;
+mod pg_write;
 pub mod profiles;
-mod serializable;
 pub mod staff_accounts;
 pub mod staff_sessions;
 pub mod states;
@@ -201,7 +202,7 @@ impl Db {
         let work = after_commit::collecting(work);
         let written = match &self.writer {
             Some(writer) => writer.write(work).await,
-            None => serializable::write(&self.write, work).await,
+            None => pg_write::write(&self.write, work).await,
         };
         let (value, pending) = written.inspect_err(|_| crate::metrics::db_error())?;
         pending.run();
@@ -229,12 +230,12 @@ impl Db {
 
     /// Starts a write transaction of its own (for the command line). SQLite's `IMMEDIATE`
     /// takes the write lock up front, so a command-line process writing beside the server
-    /// waits its turn instead of failing on a stale snapshot; PostgreSQL's `SERIALIZABLE`
-    /// refuses a commit that would break a rule another transaction relied on.
+    /// waits its turn instead of failing on a stale snapshot; on PostgreSQL it is `READ
+    /// COMMITTED`, as the server's writes are (see [`pg_write`]).
     pub async fn begin(&self) -> anyhow::Result<Transaction> {
         let begin = match self.engine {
             Engine::Sqlite => "BEGIN IMMEDIATE",
-            Engine::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            Engine::Postgres => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         self.write
             .begin_with(begin)

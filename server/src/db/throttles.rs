@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 
-use super::Conn;
 use super::states::Scope;
+use super::{Conn, Engine};
 use crate::clock::Millis;
 
 /// A key's count after a hit, and its lock-out as it stood.
@@ -87,6 +87,20 @@ pub async fn count_start(
         subject_locked_until,
         recent_codes,
     })
+}
+
+/// Holds `subject` until the write commits, so its codes are counted and added to by one
+/// write at a time (codes per hour). PostgreSQL: a transaction-scoped advisory lock on the
+/// subject; SQLite's writes hold the whole database already.
+pub async fn lock_subject(conn: &mut Conn, subject: &str) -> anyhow::Result<()> {
+    if Engine::of(conn) == Engine::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(subject)
+            .execute(conn)
+            .await
+            .context("hold the subject for its code count")?;
+    }
+    Ok(())
 }
 
 /// Until when `subject`'s lock-out runs (if it has a row), and how many codes it was sent

@@ -12,6 +12,7 @@ use crate::clock::{Millis, seconds_until};
 use crate::config::Config;
 use crate::db::cards::CardRecord;
 use crate::db::codes::WrongTry;
+use crate::db::journeys::Purpose;
 use crate::db::states::{CodeState, JourneyState};
 use crate::db::{self, Conn};
 use crate::error::Failure;
@@ -75,7 +76,7 @@ async fn check_code(
         journey,
         code: latest,
         locked,
-    }) = find(conn, token, client, now).await?
+    }) = find(conn, token, client, now, Purpose::Change).await?
     else {
         return Ok(no_journey_step());
     };
@@ -153,7 +154,7 @@ async fn send_new_code(
         journey,
         code: latest,
         locked,
-    }) = find(conn, token, client, now).await?
+    }) = find(conn, token, client, now, Purpose::Change).await?
     else {
         return Ok(no_journey_step());
     };
@@ -171,6 +172,7 @@ async fn send_new_code(
             let too_soon = Failure::client_message(ErrorCode::ResendTooSoon, message);
             break 'checked (Outcome::TooSoon, Err(too_soon.retry_after(wait)));
         }
+        db::throttles::lock_subject(conn, &journey.subject).await?;
         let (_, recent_codes) = subject_limits(conn, &journey.subject, now).await?;
         if recent_codes >= i64::from(config.journey.codes_per_hour) {
             break 'checked (

@@ -16,7 +16,7 @@ pub use start::{Started, start};
 use crate::audit::{Action, Actor, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::config::JourneyConfig;
-use crate::db::journeys::{Journey, LatestCode, LockScopes, WithCode};
+use crate::db::journeys::{Journey, LatestCode, LockScopes, Purpose, WithCode};
 use crate::db::states::{ClosedReason, CodeState, JourneyState};
 use crate::db::{self, Conn};
 use crate::error::Failure;
@@ -32,19 +32,20 @@ struct Found {
 }
 
 /// The journey a cookie token names, with its latest code and the lock-out that applies to
-/// codes typed from `client`.
+/// codes typed from `client`; read to change it, or only to show it.
 async fn find(
     conn: &mut Conn,
     token: &str,
     client: &str,
     now: Millis,
+    purpose: Purpose,
 ) -> anyhow::Result<Option<Found>> {
     let locks = LockScopes {
         client_scope: Scope::ClientFailure,
         client,
         subject_scope: Scope::SubjectVoided,
     };
-    let found = db::journeys::with_code(conn, &token_hash(token), locks).await?;
+    let found = db::journeys::with_code(conn, &token_hash(token), locks, purpose).await?;
     Ok(found.map(
         |WithCode {
              journey,
@@ -170,7 +171,7 @@ pub async fn view(state: &AppState, token: Option<&str>) -> Result<JourneyView, 
     let token = token.ok_or_else(no_journey)?;
     let mut conn = state.db.reader().await?;
     let now = state.clock.now();
-    let found = find(&mut conn, token, "", now)
+    let found = find(&mut conn, token, "", now, Purpose::Show)
         .await?
         .ok_or_else(no_journey)?;
     view_of(

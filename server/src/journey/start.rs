@@ -118,6 +118,8 @@ impl StartRequest {
                 let refused = Failure::client(ErrorCode::EmailDomainNotAllowed);
                 break 'checked (Outcome::DomainNotAllowed, Err(refused));
             }
+            // One write at a time counts and adds to the subject's codes.
+            db::throttles::lock_subject(conn, &subject).await?;
             let limits = start_limits(conn, config, &client, &subject, now).await?;
             if let Some(locked) = limits.client {
                 break 'checked (Outcome::ThrottledClient, Err(throttled(now, locked)));

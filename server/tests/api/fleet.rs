@@ -78,6 +78,53 @@ async fn twenty_wrong_codes_at_once_on_two_instances_count_as_three_and_void_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn starts_for_one_holder_at_once_on_two_instances_never_pass_the_hourly_code_cap() {
+    let app = spawn_app().await;
+    let second = app.second_instance().await;
+    // Each start from a browser of its own, as many people typing one address would.
+    let starts = (0..16).map(|n| {
+        let (app, second) = (&app, &second);
+        async move {
+            let browser = reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap();
+            let server = if n % 2 == 0 { app.server() } else { second };
+            read(
+                browser
+                    .post(format!("http://{}/api/journeys", server.addr))
+                    .json(&json!({ "email": EMAIL }))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    });
+    let replies = join_all(starts).await;
+    let issued = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let capped = replies
+        .iter()
+        .filter(|r| r.code() == "too_many_codes")
+        .count();
+    assert_eq!(
+        (issued, capped),
+        (5, 11),
+        "{:?}",
+        replies.iter().map(Reply::code).collect::<Vec<_>>()
+    );
+    let (codes,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM one_time_codes")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(codes, 5);
+    second.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_authenticator_code_sent_to_both_instances_at_once_is_taken_once() {
     let app = spawn_app().await;
     let second = app.second_instance().await;

@@ -1,0 +1,103 @@
+//! PostgreSQL writes: one transaction per write at `READ COMMITTED`, the rows a rule decides
+//! on locked explicitly, run again on a deadlock.
+//!
+//! Why row locks rather than SERIALIZABLE: under load, SERIALIZABLE turned every hot row
+//! (one client address's throttle, which every start from behind one NAT address updates)
+//! and SSI's page-level read locks on busy indexes into serialisation failures, so writes ran
+//! again and again and some failed for good (the PostgreSQL benchmark, README). At READ
+//! COMMITTED a transaction that updates a row another holds waits for it instead, and every
+//! rule holds because of how it is written:
+//!
+//! - **counters** are updated in SQL on the row as it stands (`SET n = n + 1 … RETURNING`,
+//!   `… WHERE n < cap RETURNING`), and conditional updates (`WHERE state = 'live'`, `WHERE
+//!   step < $1`, `WHERE nonce = $2`) are re-checked by PostgreSQL against the newest version
+//!   of the row, so of two racing requests one wins;
+//! - **unique constraints** replace check-then-insert (`ON CONFLICT …`);
+//! - **a journey's steps** lock its row (`FOR UPDATE`) as they read it, so steps of one
+//!   journey take turns whatever instance runs them ([`super::journeys`]);
+//! - **a subject's code count** (codes per holder per hour) is read and added to under a
+//!   transaction-scoped advisory lock on the subject ([`super::throttles::lock_subject`]).
+//!
+//! Locks are taken in one order (subject, then throttle rows; journey, then throttle rows),
+//! so deadlocks should not happen; if PostgreSQL reports one (40P01), or a serialisation
+//! failure (40001, from a transaction someone runs at a stricter level), the write runs again
+//! from the start — writes are closures that may run more than once, as SQLite's group
+//! commit already requires.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::{AnyPool, Executor};
+
+use super::{BoxFuture, Conn};
+
+/// Runs of one write before its serialisation failure is handed to the caller.
+const MAX_ATTEMPTS: u32 = 12;
+
+/// Runs `work` in its own READ COMMITTED transaction, again after a deadlock.
+pub async fn write<T, F>(pool: &AnyPool, work: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
+{
+    let mut conn = pool.acquire().await.context("acquire a write connection")?;
+    let mut attempt = 1;
+    loop {
+        let ran = run_once(&mut conn, &work).await;
+        match ran {
+            Err(error) if attempt < MAX_ATTEMPTS && is_serialization_failure(&error) => {
+                tracing::debug!(
+                    attempt,
+                    "deadlock or serialisation failure; running the write again"
+                );
+                crate::metrics::db_retry();
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once<T, F>(conn: &mut Conn, work: &F) -> anyhow::Result<T>
+where
+    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
+{
+    conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await
+        .context("begin a write transaction")?;
+    match work(conn).await {
+        Ok(value) => match conn.execute("COMMIT").await {
+            Ok(_) => Ok(value),
+            Err(error) => {
+                let _ = conn.execute("ROLLBACK").await;
+                Err(anyhow::Error::new(error).context("commit a write transaction"))
+            }
+        },
+        Err(error) => {
+            let _ = conn.execute("ROLLBACK").await;
+            Err(error)
+        }
+    }
+}
+
+/// Whether PostgreSQL refused the transaction only because of another one running beside it
+/// (a deadlock, or a serialisation failure).
+pub fn is_serialization_failure(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|error| error.as_database_error())
+            .and_then(|error| error.code())
+            .is_some_and(|code| code == "40001" || code == "40P01")
+    })
+}
+
+/// A short wait, growing with the attempt and jittered, so transactions that collided do not
+/// collide again in step.
+fn backoff(attempt: u32) -> Duration {
+    let mut jitter = [0u8; 1];
+    let _ = getrandom::fill(&mut jitter);
+    let base = 2u64.saturating_pow(attempt.min(6));
+    Duration::from_millis(base + u64::from(jitter[0]) % (base * 2))
+}
