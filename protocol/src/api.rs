@@ -158,6 +158,10 @@ pub struct AllowedDomains {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
+    /// `/readyz` with a PKCS#11 token configured: `ok`, or `unavailable` while it does not
+    /// answer (the card steps answer 503 then; the rest of the service works).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_token: Option<String>,
 }
 
 #[cfg(test)]

@@ -55,6 +55,21 @@ pub fn pin_digits(block: &[u8]) -> Option<String> {
         .then(|| pin.iter().map(|b| char::from(*b)).collect())
 }
 
+/// Bytes in what the card master key MACs to derive a card's admin key.
+pub const CARD_KEY_INPUT_LEN: usize = 1 + 15 + 1 + SERIAL_LEN + 2;
+
+/// What the card master key MACs to derive the admin key of the card `serial` (NIST SP
+/// 800-108 counter mode, one block): `0x01 ‖ "unlock-cr admin" ‖ 0x00 ‖ serial ‖ 0x0080`. An
+/// HSM that has the master key computes the AES-CMAC of this itself.
+pub fn card_key_input(serial: &[u8; SERIAL_LEN]) -> [u8; CARD_KEY_INPUT_LEN] {
+    let mut input = [0u8; CARD_KEY_INPUT_LEN];
+    input[0] = 0x01;
+    input[1..16].copy_from_slice(b"unlock-cr admin");
+    input[17..17 + SERIAL_LEN].copy_from_slice(serial);
+    input[17 + SERIAL_LEN..].copy_from_slice(&[0x00, 0x80]);
+    input
+}
+
 #[cfg(feature = "card-crypto")]
 pub use crypto::{card_key, cryptogram, receipt};
 
@@ -63,7 +78,7 @@ mod crypto {
     use aes::Aes128;
     use cmac::{Cmac, Mac};
 
-    use super::{BLOCK_LEN, SERIAL_LEN};
+    use super::{BLOCK_LEN, SERIAL_LEN, card_key_input};
 
     fn aes_cmac(key: &[u8; 16], parts: &[&[u8]]) -> [u8; 16] {
         // AES-128 takes any 16-byte key, so this cannot fail.
@@ -77,10 +92,7 @@ mod crypto {
     /// The card's admin key: NIST SP 800-108 counter-mode KDF with AES-CMAC,
     /// `AES-CMAC(K_master, 0x01 ‖ "unlock-cr admin" ‖ 0x00 ‖ serial ‖ 0x0080)`.
     pub fn card_key(master: &[u8; 16], serial: &[u8; SERIAL_LEN]) -> [u8; 16] {
-        aes_cmac(
-            master,
-            &[&[0x01], b"unlock-cr admin", &[0x00], serial, &[0x00, 0x80]],
-        )
+        aes_cmac(master, &[&card_key_input(serial)])
     }
 
     /// What the server releases for a challenge: `AES-CMAC(K_card, challenge ‖ serial)`.

@@ -50,6 +50,12 @@ stored_names! {
         /// The operator's release of a throttle from the command line.
         ThrottleRelease => "throttle.release",
         HoldersImport => "holders.import",
+        /// The first version of a key made (`keys generate`).
+        KeysGenerate => "keys.generate",
+        /// A new current version of a key made (`keys rotate`).
+        KeysRotate => "keys.rotate",
+        /// A file key moved onto the token (`keys import`).
+        KeysImport => "keys.import",
         DemoSeed => "demo.seed",
     }
 }

@@ -55,6 +55,7 @@ pub struct Config {
     pub journey: JourneyConfig,
     pub throttle: ThrottleConfig,
     pub cards: CardConfig,
+    pub keys: KeysConfig,
     pub staff: StaffConfig,
 }
 
@@ -132,6 +133,44 @@ pub struct CardConfig {
     /// A PEM file of the certificates PIV cards' certificates must chain to. Without it,
     /// `piv/1` cards can't be unlocked (their card steps answer 503).
     pub piv_trust_anchors_file: Option<PathBuf>,
+}
+
+/// Key custody: where versions of the card master key and the PUK escrow key after the
+/// configured ones are kept (see the operations guide, "Key custody").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Where `keys generate`, `keys rotate` and `keys import` put new key versions: `file` (a
+    /// key file in `keys.dir`) or `pkcs11` (a non-extractable key on the token).
+    pub custody: Custody,
+    /// The folder of key files (`<label>.key`). Default: `<data_dir>/keys`.
+    pub dir: Option<PathBuf>,
+    /// The PKCS#11 module (the HSM vendor's library, SoftHSM2's
+    /// `/usr/lib/softhsm/libsofthsm2.so`). Unset: no token is used.
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the token holding the keys.
+    pub pkcs11_token_label: String,
+    /// A file holding the token's user PIN (readable by the server's user only).
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// The token's user PIN itself (for `UNLOCK_KEYS__PKCS11_PIN`).
+    pub pkcs11_pin: Option<Secret>,
+}
+
+/// Where new key versions are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Custody {
+    File,
+    Pkcs11,
+}
+
+impl KeysConfig {
+    /// The folder of key files.
+    pub fn dir(&self, config: &Config) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("keys"))
+    }
 }
 
 /// Staff accounts, their sign-in and the status view.
@@ -232,6 +271,14 @@ impl Default for Config {
                 supported_models: vec!["unlock-cr/1".into(), "piv/1".into()],
                 piv_trust_anchors_file: None,
             },
+            keys: KeysConfig {
+                custody: Custody::File,
+                dir: None,
+                pkcs11_module: None,
+                pkcs11_token_label: "unlock".into(),
+                pkcs11_pin_file: None,
+                pkcs11_pin: None,
+            },
             staff: StaffConfig {
                 // OWASP's first recommendation for Argon2id: 19 MiB, 2 passes, 1 lane.
                 argon2_memory_kib: 19 * 1024,
@@ -277,6 +324,13 @@ impl Config {
         }
         if self.card_master_key.is_some() && self.card_master_key_file.is_some() {
             bail!("set card_master_key or card_master_key_file, not both");
+        }
+        let keys = &self.keys;
+        if keys.pkcs11_pin.is_some() && keys.pkcs11_pin_file.is_some() {
+            bail!("set keys.pkcs11_pin or keys.pkcs11_pin_file, not both");
+        }
+        if keys.custody == Custody::Pkcs11 && keys.pkcs11_module.is_none() {
+            bail!("keys.custody = \"pkcs11\" needs keys.pkcs11_module");
         }
         let staff = &self.staff;
         argon2::Params::new(

@@ -36,7 +36,7 @@ pub async fn seed_if_empty(db: &Db, clock: &Clock) -> anyhow::Result<bool> {
                 cert_expires_at: now + two_years,
                 model: "unlock-cr/1".into(),
             };
-            db::cards::save(conn, DEMO_CARD_SERIAL, DEMO_HOLDER_ID, &card, None, now).await?;
+            db::cards::save(conn, DEMO_CARD_SERIAL, DEMO_HOLDER_ID, &card, None, 1, now).await?;
             Ok(Audited::done(Outcome::Done, None, ()))
         })
     })

@@ -2,10 +2,10 @@
 
 pub mod allowlist;
 pub mod audit;
-pub mod card_key;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod custody;
 pub mod db;
 pub mod demo;
 pub mod error;
@@ -27,9 +27,9 @@ use anyhow::Context;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::card_key::CardMasterKey;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::custody::Custody;
 use crate::db::Db;
 use crate::outbox::mailer::Mailer;
 use crate::outbox::worker::Worker;
@@ -63,8 +63,8 @@ impl Server {
         let db = Db::connect_with(&config.database_url, config.database_max_connections).await?;
         db.migrate().await?;
         let keys = Arc::new(Keys::load(&config)?);
-        let card_key = CardMasterKey::load(&config)?.map(Arc::new);
-        if card_key.is_none() {
+        let custody = Arc::new(Custody::load(&config, &keys, db.clone())?);
+        if !custody.has_card_master() {
             tracing::warn!(
                 "no card master key is configured (card_master_key_file or card_master_key): \
                  holders can verify codes but cards can't be unlocked (the card steps answer 503)"
@@ -86,7 +86,7 @@ impl Server {
             config: config.clone(),
             db: db.clone(),
             keys: keys.clone(),
-            card_key,
+            custody,
             piv_trust,
             passwords,
             clock: clock.clone(),

@@ -44,6 +44,7 @@ pub const OUTBOX_OLDEST_AGE: &str = "unlock_outbox_oldest_age_seconds";
 pub const THROTTLE_HITS: &str = "unlock_throttle_hits_total";
 pub const DB_RETRIES: &str = "unlock_db_retries_total";
 pub const DB_ERRORS: &str = "unlock_db_errors_total";
+pub const KEY_UNAVAILABLE: &str = "unlock_key_unavailable_total";
 pub const READY: &str = "unlock_ready";
 pub const HTTP_DURATION: &str = "unlock_http_request_duration_seconds";
 
@@ -97,6 +98,10 @@ fn describe() {
         "Database writes run again after a serialisation failure"
     );
     describe_counter!(DB_ERRORS, "Database writes that finally failed");
+    describe_counter!(
+        KEY_UNAVAILABLE,
+        "Card steps answered 503 because a key was not available (its token did not answer)"
+    );
     describe_histogram!(
         HTTP_DURATION,
         Unit::Seconds,
@@ -139,6 +144,11 @@ pub fn db_retry() {
 /// A write that failed for good (its error goes to the caller).
 pub fn db_error() {
     counter!(DB_ERRORS).increment(1);
+}
+
+/// A card step that could not use its key (answered 503).
+pub fn key_unavailable() {
+    counter!(KEY_UNAVAILABLE).increment(1);
 }
 
 /// Middleware timing every answer by method, route template and status class. It must run

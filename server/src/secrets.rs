@@ -22,6 +22,8 @@ const NONCE_BYTES: usize = 12;
 pub struct Keys {
     code_key: [u8; 32],
     subject_key: [u8; 32],
+    /// Version 1 of the PUK escrow key in file custody, when no other is on record.
+    escrow_key: [u8; 32],
     /// Seals values at rest: queued email, staff authenticator secrets.
     outbox: Aes256Gcm,
 }
@@ -42,11 +44,17 @@ impl Keys {
         Ok(Self::from_secret(&secret))
     }
 
+    /// The PUK escrow key derived from the secret: the escrow key's version 1 in file custody.
+    pub fn escrow_key_v1(&self) -> &[u8; 32] {
+        &self.escrow_key
+    }
+
     pub fn from_secret(secret: &[u8; SECRET_BYTES]) -> Self {
         let outbox_key = derive(secret, b"unlock outbox seal v1");
         Self {
             code_key: derive(secret, b"unlock one-time code v1"),
             subject_key: derive(secret, b"unlock subject v1"),
+            escrow_key: derive(secret, b"unlock puk escrow v1"),
             outbox: Aes256Gcm::new(&outbox_key.into()),
         }
     }

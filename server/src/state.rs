@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::card_key::CardMasterKey;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::custody::Custody;
 use crate::db::Db;
 use crate::piv::PivTrust;
 use crate::secrets::Keys;
@@ -18,8 +18,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub keys: Arc<Keys>,
-    /// The card master key; without it the unlock-cr/1 card steps answer 503.
-    pub card_key: Option<Arc<CardMasterKey>>,
+    /// The card master key and the PUK escrow key, in files or on a PKCS#11 token; without
+    /// a key (or while its token does not answer) the card steps answer 503.
+    pub custody: Arc<Custody>,
     /// The anchors PIV cards' certificates must chain to; without them the piv/1 card steps
     /// answer 503.
     pub piv_trust: Option<Arc<PivTrust>>,

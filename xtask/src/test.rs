@@ -12,7 +12,7 @@ use crate::{cmd, frontend};
 /// operations guide takes), PostgreSQL, PC/SC with the virtual reader driver (plus the
 /// client library the `pcsc` crate links against), OpenSC (an independent PIV client the
 /// virtual PIV card must satisfy), and Chromium with its WebDriver.
-const PACKAGES: [&str; 9] = [
+const PACKAGES: [&str; 10] = [
     "python3-aiosmtpd",
     "sqlite3",
     "postgresql",
@@ -20,6 +20,7 @@ const PACKAGES: [&str; 9] = [
     "libpcsclite-dev",
     "vsmartcard-vpcd",
     "opensc",
+    "softhsm2",
     "chromium",
     "chromium-driver",
 ];

@@ -10,6 +10,7 @@
 //! before it is stored, kept only the first time the card is imported (the service rotates
 //! it from then on), and never printed. Other models have no PUK.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,11 +23,12 @@ use unlock_protocol::{CardGuid, CardId, CardSerial, CardStatus, EmailAddress, Ho
 
 use crate::audit::{self, Action, Audited, Outcome};
 use crate::clock::{Clock, Millis};
+use crate::custody::Custody;
 use crate::db::cards::CardRecord;
 use crate::db::holder_emails::Added;
+use crate::db::key_versions;
+use crate::db::states::KeyPurpose;
 use crate::db::{self, Conn, Db, Savepoint};
-use crate::piv::escrow;
-use crate::secrets::Keys;
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -99,7 +101,7 @@ struct Card {
 pub async fn import(
     db: &Db,
     clock: &Clock,
-    keys: &Keys,
+    custody: &Custody,
     path: &Path,
     puks: Puks,
 ) -> anyhow::Result<Summary> {
@@ -115,12 +117,28 @@ pub async fn import(
             .map(|(index, row)| (index + 2, row.map_err(|error| error.to_string())))
             .collect(),
     );
+    let versions = Versions::current(db).await?;
+    // PUKs are sealed before the write, so a key on a token is never asked while it is open.
+    let mut sealed = HashMap::new();
+    for (line, row) in rows.iter() {
+        if let Ok(row) = row
+            && let Ok(Some(Card {
+                id, puk: Some(puk), ..
+            })) = parse_card(row)
+        {
+            let puk = custody
+                .seal_puk(versions.escrow, &id, &puk)
+                .await
+                .with_context(|| format!("line {line}: seal the card's PUK"))?;
+            sealed.insert(*line, puk);
+        }
+    }
+    let sealed = Arc::new(sealed);
     let action = Action::HoldersImport;
-    let keys = Arc::new(keys.clone());
     audit::operator_write(db, clock, None, action, move |conn, now| {
-        let (rows, keys) = (rows.clone(), keys.clone());
+        let (rows, sealed) = (rows.clone(), sealed.clone());
         Box::pin(async move {
-            let summary = import_rows(conn, &keys, &rows, puks, now).await?;
+            let summary = import_rows(conn, &rows, &sealed, versions, puks, now).await?;
             Ok(Audited::done(
                 Outcome::Done,
                 Some(summary.to_string()),
@@ -131,11 +149,30 @@ pub async fn import(
     .await
 }
 
+/// The key versions new cards are issued under.
+#[derive(Debug, Clone, Copy)]
+struct Versions {
+    card_master: i64,
+    escrow: i64,
+}
+
+impl Versions {
+    async fn current(db: &Db) -> anyhow::Result<Self> {
+        let mut conn = db.reader().await?;
+        Ok(Self {
+            card_master: key_versions::current(&mut conn, KeyPurpose::CardMaster).await?,
+            escrow: key_versions::current(&mut conn, KeyPurpose::PukEscrow).await?,
+        })
+    }
+}
+
 /// Imports every row inside the caller's transaction, or fails naming each bad row.
+/// `sealed` has each line's PUK, sealed.
 async fn import_rows(
     conn: &mut Conn,
-    keys: &Keys,
     rows: &[(usize, Result<Row, String>)],
+    sealed: &HashMap<usize, Vec<u8>>,
+    versions: Versions,
     puks: Puks,
     now: Millis,
 ) -> anyhow::Result<Summary> {
@@ -152,7 +189,8 @@ async fn import_rows(
         // A row that fails is undone alone, so the rows after it are still checked (on
         // PostgreSQL a failed statement would otherwise void the rest of the transaction).
         db::savepoint(conn, Savepoint::Mark).await?;
-        match import_row(conn, keys, row, puks, now, &mut summary).await {
+        let sealed = sealed.get(line).map(Vec::as_slice);
+        match import_row(conn, row, sealed, versions, puks, now, &mut summary).await {
             Ok(()) => {
                 summary.rows += 1;
                 db::savepoint(conn, Savepoint::Keep).await?;
@@ -174,8 +212,9 @@ async fn import_rows(
 
 async fn import_row(
     conn: &mut Conn,
-    keys: &Keys,
     row: &Row,
+    sealed: Option<&[u8]>,
+    versions: Versions,
     puks: Puks,
     now: Millis,
     summary: &mut Summary,
@@ -207,24 +246,29 @@ async fn import_row(
     }
 
     if let Some(card) = card {
-        let sealed = match &card.puk {
-            Some(puk) => Some(escrow::seal(keys, &card.id, puk)?),
-            None => None,
+        let sealed = card.puk.as_ref().and(sealed);
+        // A PIV card's key is the escrow key sealing its PUK; others derive theirs from the
+        // card master key.
+        let version = if card.record.model == piv::PROFILE {
+            versions.escrow
+        } else {
+            versions.card_master
         };
         let owner = db::cards::save(
             conn,
             card.id.as_str(),
             holder.as_str(),
             &card.record,
-            sealed.as_deref(),
+            sealed,
+            version,
             now,
         )
         .await?;
         if owner != holder.as_str() {
             bail!("card {} already belongs to another holder", card.id);
         }
-        if let (Some(sealed), Puks::Replace) = (&sealed, puks) {
-            db::cards::replace_puk(conn, card.id.as_str(), sealed, now).await?;
+        if let (Some(sealed), Puks::Replace) = (sealed, puks) {
+            db::cards::replace_puk(conn, card.id.as_str(), sealed, versions.escrow, now).await?;
         }
         summary.cards += 1;
     }

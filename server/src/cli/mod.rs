@@ -2,6 +2,7 @@
 
 mod allowlist;
 mod import;
+mod keys;
 mod staff;
 
 use std::path::PathBuf;
@@ -10,9 +11,9 @@ use clap::{Parser, Subcommand};
 use unlock_protocol::{EmailAddress, HolderId};
 
 use crate::audit::{self, Action, Audited, Outcome};
-use crate::card_key;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::custody::{self, Custody};
 use crate::db::{self, Db};
 use crate::secrets::Keys;
 use crate::{Server, demo, telemetry, throttle};
@@ -56,7 +57,8 @@ pub enum Command {
     /// Inspect and release throttles.
     #[command(subcommand)]
     Throttle(ThrottleCommand),
-    /// Create keys.
+    /// Key versions of the card master key and the PUK escrow key: make, list, rotate, and
+    /// move onto a PKCS#11 token.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Manage accounts for support and Registration Authority staff.
@@ -98,17 +100,50 @@ pub enum StaffCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Write a fresh random card master key (16 bytes from the OS's random source) to a
-    /// new file as 32 hex digits and a newline, readable by its owner only (mode 0600).
+    /// With `--out PATH`: write a fresh random key (card master: 16 bytes, escrow: 32, from
+    /// the OS's random source) to a new file as hex digits, readable by its owner only (mode
+    /// 0600) — point `card_master_key_file` at a card master key file.
     ///
-    /// Every card's admin key is derived from this key: whoever holds it can unblock cards.
-    /// Keep it secret, back it up, and give the same key to every server instance (point
-    /// `card_master_key_file` at the file). An existing file is never overwritten.
+    /// With `--purpose` alone: make version 1 of that key where `keys.custody` says (on the
+    /// token, non-extractable, or in `keys.dir`), for a service that has no cards under the
+    /// configured key. Whoever holds the card master key can unblock cards: keep it secret
+    /// and backed up. An existing file or token key is never overwritten.
     Generate {
-        /// Where to write the key; the file must not exist yet.
+        /// Where to write a key file; the file must not exist yet.
         #[arg(long, value_name = "PATH")]
-        out: PathBuf,
+        out: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        purpose: Option<KeyPurposeArg>,
     },
+    /// Make the next version of a key where `keys.custody` says; cards imported from then on
+    /// are issued under it, and cards issued before keep theirs.
+    Rotate {
+        #[arg(long, value_enum)]
+        purpose: KeyPurposeArg,
+    },
+    /// Put an existing file key (version 1: the configured one unless `--from` names its file)
+    /// onto the PKCS#11 token, non-extractable; its cards then unlock through the token.
+    Import {
+        #[arg(long, value_enum)]
+        purpose: KeyPurposeArg,
+        #[arg(long, default_value_t = 1)]
+        version: i64,
+        /// The key file to import (hex digits).
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+    },
+    /// Print the key versions: where each is kept, which is current, and how many cards use
+    /// each (never key bytes).
+    List,
+}
+
+/// Which key.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KeyPurposeArg {
+    /// The card master key (unlock-cr/1 cards).
+    CardMaster,
+    /// The PUK escrow key (piv/1 cards).
+    PukEscrow,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,12 +195,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { csv, replace_puks } => {
             let db = open(&config).await?;
             let keys = Keys::load(&config)?;
+            let custody = Custody::load(&config, &keys, db.clone())?;
             let puks = if replace_puks {
                 import::Puks::Replace
             } else {
                 import::Puks::KeepEscrowed
             };
-            let summary = import::import(&db, &clock, &keys, &csv, puks).await?;
+            let summary = import::import(&db, &clock, &custody, &csv, puks).await?;
             println!("{summary}");
             db.close().await;
             Ok(())
@@ -188,10 +224,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             result
         }
-        Command::Keys(KeysCommand::Generate { out }) => {
-            card_key::generate_file(&out)?;
-            println!("wrote a new card master key to {}", out.display());
-            Ok(())
+        Command::Keys(KeysCommand::Generate {
+            out: Some(out),
+            purpose,
+        }) => keys::write_file(&out, purpose),
+        Command::Keys(command) => {
+            let db = open(&config).await?;
+            let result = keys::run(&db, &clock, &config, command).await;
+            db.close().await;
+            result
         }
     }
 }
@@ -203,7 +244,7 @@ fn use_demo_card_key(config: &mut Config) -> anyhow::Result<()> {
     }
     let path = config.data_dir.join("card-master.key");
     if !path.exists() {
-        card_key::generate_file(&path)?;
+        custody::generate_file(&path, custody::MASTER_KEY_BYTES)?;
         tracing::warn!(path = %path.display(), "created a demo card master key (demo mode only)");
     }
     config.card_master_key_file = Some(path);

@@ -21,9 +21,15 @@ pub struct MaybeCard {
     card_status: Option<String>,
     cert_expires_at: Option<Millis>,
     card_model: Option<String>,
+    card_key_version: Option<i64>,
 }
 
 impl MaybeCard {
+    /// The key version the card was issued under, if the card was there.
+    pub fn key_version(&self) -> Option<i64> {
+        self.card_key_version
+    }
+
     /// The record, if the card was there.
     pub fn record(&self) -> anyhow::Result<Option<CardRecord>> {
         let (Some(status), Some(cert_expires_at), Some(model)) = (
@@ -99,20 +105,27 @@ pub async fn on_profile(
 /// already; the holder whose profile it is on (another's, if it was on theirs before).
 /// `puk_sealed` (piv/1) is the escrowed PUK as the card management system issued it: it is
 /// kept only if the card has none yet, since the service rotates it with every unlock and an
-/// export made before that would hold a PUK the card no longer takes.
+/// export made before that would hold a PUK the card no longer takes. `key_version` is the
+/// version of its profile's key a new card is issued under (and the one `puk_sealed` was
+/// sealed with); a card on record keeps its own unless its PUK is taken now.
 pub async fn save(
     conn: &mut Conn,
     serial: &str,
     holder_id: &str,
     record: &CardRecord,
     puk_sealed: Option<&[u8]>,
+    key_version: i64,
     now: Millis,
 ) -> anyhow::Result<String> {
     sqlx::query_scalar(
-        "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, puk_sealed, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO cards (serial, holder_id, status, cert_expires_at, model, puk_sealed,
+                            key_version, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (serial) DO UPDATE SET status = $3, cert_expires_at = $4, model = $5,
-                puk_sealed = COALESCE(cards.puk_sealed, $6), updated_at = $7
+                puk_sealed = COALESCE(cards.puk_sealed, $6),
+                key_version = CASE WHEN cards.puk_sealed IS NULL AND $6 IS NOT NULL
+                                   THEN $7 ELSE cards.key_version END,
+                updated_at = $8
          RETURNING holder_id",
     )
     .bind(serial)
@@ -121,6 +134,7 @@ pub async fn save(
     .bind(record.cert_expires_at)
     .bind(&record.model)
     .bind(puk_sealed)
+    .bind(key_version)
     .bind(now)
     .fetch_one(conn)
     .await
@@ -128,20 +142,24 @@ pub async fn save(
 }
 
 /// Replaces card `serial`'s escrowed PUK (the card management system reset it), and
-/// forgets any rotation not yet confirmed.
+/// forgets any rotation not yet confirmed; `key_version` is the escrow key version `sealed`
+/// was sealed with.
 pub async fn replace_puk(
     conn: &mut Conn,
     serial: &str,
     sealed: &[u8],
+    key_version: i64,
     now: Millis,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE cards SET puk_sealed = $1, puk_pending_sealed = NULL, updated_at = $2
+        "UPDATE cards SET puk_sealed = $1, puk_pending_sealed = NULL, key_version = $4,
+                updated_at = $2
          WHERE serial = $3",
     )
     .bind(sealed)
     .bind(now)
     .bind(serial)
+    .bind(key_version)
     .execute(conn)
     .await
     .context("replace the escrowed PUK")?;

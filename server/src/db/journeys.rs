@@ -214,7 +214,7 @@ pub async fn for_card_step(
         "SELECT j.id, j.holder_id, j.state, j.expires_at, j.card_serial, j.last_challenge,
                 j.cryptograms_released, j.possession_key, j.receipt_key,
                 c.status AS card_status, c.cert_expires_at,
-                c.model AS card_model
+                c.model AS card_model, c.key_version AS card_key_version
          FROM journeys j
          LEFT JOIN cards c ON c.serial = j.card_serial AND c.holder_id = j.holder_id
          WHERE j.token_hash = $1{}",
@@ -225,6 +225,24 @@ pub async fn for_card_step(
         .fetch_optional(conn)
         .await
         .context("find the journey")
+}
+
+/// The card the journey with this keyed token hash accepted, if it is still on the holder's
+/// profile, and the key version it was issued under: read before a card step's write, so
+/// the key custody (perhaps an HSM) is never asked while the write is open.
+pub async fn accepted_card_key(
+    conn: &mut Conn,
+    token_hash: &[u8],
+) -> anyhow::Result<Option<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT c.serial, c.key_version FROM journeys j
+         JOIN cards c ON c.serial = j.card_serial AND c.holder_id = j.holder_id
+         WHERE j.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+    .context("find the journey's card")
 }
 
 /// What accepting a piv/1 card records: the nonce its possession proof must sign, and the

@@ -26,6 +26,7 @@ pub mod figures;
 pub mod holder_emails;
 pub mod holders;
 pub mod journeys;
+pub mod key_versions;
 pub mod outbox;
 pub mod outbox_health;
 mod pg_write;

@@ -240,3 +240,23 @@ mod tests {
         }
     }
 }
+
+stored_names! {
+    /// What a key is for (`key_versions.purpose`).
+    pub enum KeyPurpose {
+        /// Every unlock-cr/1 card's admin key is derived from it.
+        CardMaster => "card_master",
+        /// It seals the escrowed PUKs of piv/1 cards.
+        PukEscrow => "puk_escrow",
+    }
+}
+
+stored_names! {
+    /// Where a key version is kept (`key_versions.custody`).
+    pub enum CustodyKind {
+        /// A file of hex digits the server reads at start-up.
+        File => "file",
+        /// A non-extractable key on a PKCS#11 token (an HSM), which computes with it.
+        Pkcs11 => "pkcs11",
+    }
+}

@@ -1,31 +1,24 @@
-//! The escrowed PUK: sealed at rest with the server's key, bound to its card (the card's id is
-//! part of what is authenticated, so a sealed PUK copied to another card's row won't open),
-//! and a fresh one drawn for every rotation.
+//! The escrowed PUK: sealed at rest with the PUK escrow key (see [`crate::custody`]), bound
+//! to its card (the card's id is part of what is authenticated, so a sealed PUK copied to
+//! another card's row won't open), and a fresh one drawn for every rotation.
+//!
+//! [`seal`] and [`open`] use version 1 of the escrow key in file custody, derived from the
+//! server secret — for tools and tests; the service goes through [`crate::custody::Custody`].
 
-use anyhow::Context;
 use unlock_protocol::CardId;
 use unlock_protocol::piv::Puk;
 
+use crate::custody::{open_in_memory, seal_in_memory};
 use crate::secrets::{Keys, random_digits};
 
-/// What a sealed PUK is bound to.
-fn purpose(card: &CardId) -> Vec<u8> {
-    [b"puk:".as_slice(), card.as_str().as_bytes()].concat()
-}
-
-/// Seals `puk` for the card `card`.
+/// Seals `puk` for the card `card` with the escrow key's version 1 (file custody).
 pub fn seal(keys: &Keys, card: &CardId, puk: &Puk) -> anyhow::Result<Vec<u8>> {
-    keys.seal_as(&purpose(card), puk.as_bytes())
+    seal_in_memory(keys.escrow_key_v1(), card, puk)
 }
 
-/// Opens a PUK sealed for `card`.
+/// Opens a PUK sealed for `card` with the escrow key's version 1 (file custody).
 pub fn open(keys: &Keys, card: &CardId, sealed: &[u8]) -> anyhow::Result<Puk> {
-    let bytes = keys
-        .open_as(&purpose(card), sealed)
-        .context("open the escrowed PUK")?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("the escrowed PUK is damaged"))?;
-    Puk::parse(&text).map_err(|_| anyhow::anyhow!("the escrowed PUK is damaged"))
+    open_in_memory(keys.escrow_key_v1(), card, sealed)
 }
 
 /// A fresh PUK: 8 digits, uniformly drawn from the OS CSPRNG.

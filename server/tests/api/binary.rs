@@ -18,6 +18,11 @@ const VECTOR_CRYPTOGRAM: &str = "d206290d1935d00cc7a1d6d9754a930f";
 const VECTOR_RECEIPT: &str = "05c81625313a68973efa8058c4eace12";
 
 pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    cli_with(dir, args, &[])
+}
+
+/// [`cli`] with more settings (environment variables).
+pub fn cli_with(dir: &Path, args: &[&str], settings: &[(&str, &str)]) -> std::process::Output {
     Command::new(BINARY)
         .args(args)
         .current_dir(dir)
@@ -25,6 +30,7 @@ pub fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
         .env("UNLOCK_DATA_DIR", dir)
         .env("UNLOCK_SECRET_KEY", SECRET_KEY)
         .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied())
         .output()
         .expect("run unlock-server")
 }
@@ -491,9 +497,9 @@ pub fn serve_with_debug_logs_and(
     log: &Path,
     settings: &[(&str, &str)],
 ) -> KillOnDrop {
-    let server = Command::new(BINARY)
+    let mut server = Command::new(BINARY);
+    server
         .args(["serve"])
-        .envs(settings.iter().copied())
         .current_dir(dir)
         .env("UNLOCK_LISTEN", format!("127.0.0.1:{port}"))
         .env("UNLOCK_DATABASE_URL", cli_database(dir))
@@ -502,7 +508,16 @@ pub fn serve_with_debug_logs_and(
         .env("UNLOCK_CARD_MASTER_KEY", MASTER_KEY)
         .env("UNLOCK_MAIL__SMTP_URL", smtp_url)
         .env("UNLOCK_LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "debug");
+    // A setting given here wins; an empty one is left unset.
+    for (name, value) in settings {
+        if value.is_empty() {
+            server.env_remove(name);
+        } else {
+            server.env(name, value);
+        }
+    }
+    let server = server
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()

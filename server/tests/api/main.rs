@@ -10,6 +10,7 @@ mod card;
 mod fleet;
 mod fleet_outbox;
 mod helpers;
+mod hsm;
 mod journey;
 mod metrics;
 mod openapi;

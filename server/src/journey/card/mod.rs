@@ -20,9 +20,9 @@ pub use receipt::confirm_receipt;
 pub use release::release;
 
 use crate::audit::{Action, Audited, Event, Outcome};
-use crate::card_key::CardMasterKey;
 use crate::clock::Millis;
 use crate::config::Config;
+use crate::custody::CustodyError;
 use crate::db::cards::CardRecord;
 use crate::db::journeys::CardJourney;
 use crate::db::states::{ClosedReason, JourneyState};
@@ -35,9 +35,35 @@ use crate::state::AppState;
 /// The outcome of one card step: what the audit trail records, and the answer.
 type Checked<T> = (Outcome, Result<T, Failure>);
 
-/// The master key, or the answer that unlocking unlock-cr/1 cards is switched off here.
-fn master_key(state: &AppState) -> Result<Arc<CardMasterKey>, Failure> {
-    state.card_key.clone().ok_or_else(unavailable)
+/// Whether a card master key is configured here, else the answer that unlocking
+/// unlock-cr/1 cards is switched off.
+fn card_master_configured(state: &AppState) -> Result<(), Failure> {
+    if state.custody.has_card_master() {
+        Ok(())
+    } else {
+        Err(unavailable())
+    }
+}
+
+/// A key that could not be used, as the card step's answer: not available now (503, in plain
+/// words; nothing was lost, and the holder can try again), or a fault.
+fn custody_failure(error: CustodyError) -> Failure {
+    match error {
+        CustodyError::Unavailable(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "a card key is not available");
+            crate::metrics::key_unavailable();
+            unavailable()
+        }
+        CustodyError::Failed(cause) => Failure::from(cause),
+    }
+}
+
+/// The card the journey with cookie `token` accepted and the key version it was issued
+/// under, read before the step's write so that the key custody is asked outside it.
+async fn accepted_key(state: &AppState, token: &str) -> Result<Option<(CardId, i64)>, Failure> {
+    let mut conn = state.db.reader().await?;
+    let found = db::journeys::accepted_card_key(&mut conn, &token_hash(token)).await?;
+    Ok(found.and_then(|(card, version)| Some((CardId::parse(&card).ok()?, version))))
 }
 
 /// The PIV trust anchors, or the answer that unlocking piv/1 cards is switched off here.

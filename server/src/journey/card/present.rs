@@ -6,7 +6,9 @@ use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::card_steps::{CardChallenge, CardIdentity, Nonce};
 use unlock_protocol::piv::NONCE_LEN;
 
-use super::{Refusal, audited, find, master_key, piv_trust, refuse_card, refuse_card_step};
+use super::{
+    Refusal, audited, card_master_configured, find, piv_trust, refuse_card, refuse_card_step,
+};
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::db::journeys::PivAcceptance;
@@ -36,7 +38,7 @@ pub async fn present_card(
 ) -> Result<JourneyView, Failure> {
     let shown = match &card {
         CardIdentity::UnlockCr { .. } => {
-            master_key(state)?;
+            card_master_configured(state)?;
             Shown::UnlockCr
         }
         CardIdentity::Piv {

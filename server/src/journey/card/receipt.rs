@@ -10,12 +10,13 @@ use unlock_protocol::piv::{self, NONCE_LEN, Purpose};
 use unlock_protocol::{CardId, CardSerial};
 
 use super::{
-    CardJourney, accepted_card, audited, card_not_accepted, find, holder_event, journey_closed,
-    master_key, other_profile, piv_trust, receipt_wrong, refuse_card_step,
+    CardJourney, accepted_card, accepted_key, audited, card_master_configured, card_not_accepted,
+    custody_failure, find, holder_event, journey_closed, other_profile, piv_trust, receipt_wrong,
+    refuse_card_step,
 };
 use crate::audit::{self, Action, Audited, Event, Outcome};
-use crate::card_key::CardMasterKey;
 use crate::clock::Millis;
+use crate::custody::CardKey;
 use crate::db::states::{ClosedReason, JourneyState, OutboxKind};
 use crate::db::{self, Conn};
 use crate::error::Failure;
@@ -27,7 +28,9 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 enum Check {
     UnlockCr {
-        key: Arc<CardMasterKey>,
+        /// The admin key of the card the journey had accepted when the receipt came, with
+        /// the card and its key version (derived before the write).
+        key: Option<(CardId, i64, Arc<CardKey>)>,
         receipt: [u8; 16],
     },
     Piv {
@@ -42,17 +45,20 @@ pub async fn confirm_receipt(
     receipt: CardReceipt,
     client: &str,
 ) -> Result<JourneyView, Failure> {
+    let token = token.ok_or_else(no_journey)?.to_owned();
     let check = match receipt {
-        CardReceipt::UnlockCr { receipt } => Check::UnlockCr {
-            key: master_key(state)?,
-            receipt: receipt.0,
-        },
+        CardReceipt::UnlockCr { receipt } => {
+            card_master_configured(state)?;
+            Check::UnlockCr {
+                key: unlock_cr_key(state, &token).await?,
+                receipt: receipt.0,
+            }
+        }
         CardReceipt::Piv { signature } => {
             piv_trust(state)?;
             Check::Piv { signature }
         }
     };
-    let token = token.ok_or_else(no_journey)?.to_owned();
     let (job_state, job_client) = (state.clone(), client.to_owned());
     step(state, client, Action::JourneyReceipt, move |conn, now| {
         let (state, check, token) = (job_state.clone(), check.clone(), token.clone());
@@ -60,6 +66,25 @@ pub async fn confirm_receipt(
         Box::pin(async move { check_receipt(conn, now, &state, &check, &token, &client).await })
     })
     .await
+}
+
+/// The admin key of the unlock-cr/1 card the journey accepted, if it accepted one.
+async fn unlock_cr_key(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(CardId, i64, Arc<CardKey>)>, Failure> {
+    let Some((card, version)) = accepted_key(state, token).await? else {
+        return Ok(None);
+    };
+    let Ok(serial) = CardSerial::parse(card.as_str()) else {
+        return Ok(None);
+    };
+    let key = state
+        .custody
+        .card_key(version, &serial)
+        .await
+        .map_err(custody_failure)?;
+    Ok(Some((card, version, Arc::new(key))))
 }
 
 /// Whether the receipt answers the journey's last challenge for the card `card`.
@@ -71,9 +96,13 @@ fn receipt_matches(
 ) -> Option<bool> {
     match check {
         Check::UnlockCr { key, receipt } => {
-            let serial = CardSerial::parse(card.as_str()).ok()?;
+            // The key is of the card accepted when the receipt came, under its key version.
+            let (keyed, version, key) = key.as_ref()?;
+            if keyed != card || journey.card.key_version() != Some(*version) {
+                return None;
+            }
             let challenge = <[u8; 16]>::try_from(challenge).ok()?;
-            Some(key.receipt_matches(&serial, &challenge, receipt))
+            Some(key.receipt_matches(&challenge, receipt))
         }
         Check::Piv { signature } => {
             let key = journey.receipt_key.as_deref()?;

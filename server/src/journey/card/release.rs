@@ -7,7 +7,10 @@ use unlock_protocol::card_profile;
 use unlock_protocol::card_steps::{CardProof, CardRelease};
 use unlock_protocol::{CardSerial, ErrorCode};
 
-use super::{audited, find, master_key, other_profile, releasable, release_cap, too_many_attempts};
+use super::{
+    audited, card_master_configured, custody_failure, find, other_profile, releasable, release_cap,
+    too_many_attempts,
+};
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
 use crate::db::{self, Conn};
@@ -34,21 +37,27 @@ pub async fn release(
 }
 
 /// The cryptogram for a fresh challenge from the accepted card. It is computed only once the
-/// challenge's release is on disk.
+/// challenge's release is on disk, with the card master key version the card was issued
+/// under (on the token, if that is where the key is).
 async fn release_cryptogram(
     state: &AppState,
     token: Option<&str>,
     challenge: [u8; 16],
     client: &str,
 ) -> Result<CardRelease, Failure> {
-    let key = master_key(state)?;
+    card_master_configured(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
     let job_state = state.clone();
-    let serial = step(state, client, Action::JourneyRelease, move |conn, now| {
+    let (serial, version) = step(state, client, Action::JourneyRelease, move |conn, now| {
         let (state, token) = (job_state.clone(), token.clone());
         Box::pin(async move { record_release(conn, now, &state, &token, challenge).await })
     })
     .await?;
+    let key = state
+        .custody
+        .card_key(version, &serial)
+        .await
+        .map_err(custody_failure)?;
     let cryptogram = key.cryptogram(&serial, &challenge);
     Ok(CardRelease::UnlockCr {
         serial,
@@ -62,7 +71,7 @@ async fn record_release(
     state: &AppState,
     token: &str,
     challenge: [u8; 16],
-) -> anyhow::Result<Audited<CardSerial>> {
+) -> anyhow::Result<Audited<(CardSerial, i64)>> {
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
     };
@@ -103,8 +112,11 @@ async fn record_release(
         else {
             break 'checked too_many_attempts(conn, journey.id, now).await?;
         };
-        detail = Some(format!("card {serial}, release {released} of {cap}"));
-        (Outcome::Released, Ok(serial))
+        let version = journey.card.key_version().unwrap_or(1);
+        detail = Some(format!(
+            "card {serial}, release {released} of {cap}, card master key v{version}"
+        ));
+        (Outcome::Released, Ok((serial, version)))
     };
     Ok(audited(&journey, checked, detail))
 }

@@ -8,14 +8,18 @@
 //! first, since the card is rotated to it the moment it has been used — and keeps the same
 //! pending PUK as the target, so whatever happened to the last attempt the card holds one of
 //! the two and at most one PUK try is spent finding which.
+//!
+//! The escrow key (perhaps on an HSM) is never asked while the write is open: the next PUK is
+//! drawn and sealed before it, under the key version of the card the journey accepted, and
+//! the released PUKs are opened after it commits.
 
 use unlock_protocol::card_steps::{CardRelease, Nonce, Signature};
 use unlock_protocol::piv::{self, NONCE_LEN, Puk, Purpose};
 use unlock_protocol::{CardGuid, ErrorCode};
 
 use super::{
-    CardJourney, Checked, audited, find, other_profile, piv_trust, releasable, release_cap,
-    too_many_attempts,
+    CardJourney, Checked, accepted_key, audited, custody_failure, find, other_profile, piv_trust,
+    releasable, release_cap, too_many_attempts,
 };
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
@@ -24,6 +28,7 @@ use crate::error::Failure;
 use crate::journey::{no_journey, no_journey_step, step};
 use crate::piv::{escrow, signature};
 use crate::state::AppState;
+use unlock_protocol::CardId;
 
 /// `POST /api/journey/card/release` for a PIV card: its possession signature in, its PUKs out.
 pub async fn release_puk(
@@ -34,12 +39,88 @@ pub async fn release_puk(
 ) -> Result<CardRelease, Failure> {
     piv_trust(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
+    let next = draw_next(state, &token).await?;
     let job_state = state.clone();
-    step(state, client, Action::JourneyRelease, move |conn, now| {
+    let sealed = step(state, client, Action::JourneyRelease, move |conn, now| {
         let (state, token, proof) = (job_state.clone(), token.clone(), proof.clone());
-        Box::pin(async move { record_release(conn, now, &state, &token, &proof).await })
+        let next = next.clone();
+        Box::pin(async move { record_release(conn, now, &state, &token, &proof, next).await })
     })
-    .await
+    .await?;
+    open_release(state, sealed).await
+}
+
+/// A PUK drawn for the card the journey accepted, sealed under the card's key version, in
+/// case the release finds no pending PUK to keep.
+#[derive(Clone)]
+struct NextPuk {
+    card: CardId,
+    version: i64,
+    puk: Puk,
+    sealed: Vec<u8>,
+}
+
+async fn draw_next(state: &AppState, token: &str) -> Result<Option<NextPuk>, Failure> {
+    let Some((card, version)) = accepted_key(state, token).await? else {
+        return Ok(None);
+    };
+    let puk = escrow::new_puk()?;
+    let sealed = state
+        .custody
+        .seal_puk(version, &card, &puk)
+        .await
+        .map_err(custody_failure)?;
+    Ok(Some(NextPuk {
+        card,
+        version,
+        puk,
+        sealed,
+    }))
+}
+
+/// What a committed release hands out, still sealed.
+struct SealedRelease {
+    guid: CardGuid,
+    version: i64,
+    /// The PUKs the card may hold, pending first.
+    candidates: Vec<Vec<u8>>,
+    /// The PUK to rotate to: drawn for this release, or the pending one (sealed).
+    next: Next,
+    receipt_nonce: [u8; NONCE_LEN],
+}
+
+enum Next {
+    Drawn(Puk),
+    Pending(Vec<u8>),
+}
+
+/// Opens what the release committed to, with the card's escrow key version.
+async fn open_release(state: &AppState, sealed: SealedRelease) -> Result<CardRelease, Failure> {
+    let card: CardId = sealed.guid.clone().into();
+    let open = |blob: Vec<u8>| {
+        let card = card.clone();
+        async move {
+            state
+                .custody
+                .open_puk(sealed.version, &card, &blob)
+                .await
+                .map_err(custody_failure)
+        }
+    };
+    let mut puks = Vec::with_capacity(sealed.candidates.len());
+    for candidate in sealed.candidates {
+        puks.push(open(candidate).await?);
+    }
+    let next_puk = match sealed.next {
+        Next::Drawn(puk) => puk,
+        Next::Pending(blob) => open(blob).await?,
+    };
+    Ok(CardRelease::Piv {
+        guid: sealed.guid,
+        puks,
+        next_puk,
+        receipt_nonce: Nonce(sealed.receipt_nonce),
+    })
 }
 
 async fn record_release(
@@ -48,7 +129,8 @@ async fn record_release(
     state: &AppState,
     token: &str,
     proof: &Signature,
-) -> anyhow::Result<Audited<CardRelease>> {
+    next: Option<NextPuk>,
+) -> anyhow::Result<Audited<SealedRelease>> {
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
     };
@@ -79,42 +161,42 @@ async fn record_release(
             let refused = Failure::client(ErrorCode::PossessionFailed);
             break 'checked (Outcome::PossessionFailed, Err(refused));
         }
-        break 'checked release_escrow(conn, now, state, &journey, guid, cap, &mut detail).await?;
+        // The card was read before the write; if another was accepted since, read it again.
+        let Some(next) = next.filter(|next| {
+            next.card.as_str() == guid.as_str() && journey.card.key_version() == Some(next.version)
+        }) else {
+            break 'checked other_profile();
+        };
+        break 'checked release_escrow(conn, now, &journey, guid, next, cap, &mut detail).await?;
     };
     Ok(audited(&journey, checked, detail))
 }
 
 /// The PUKs the card may hold and the one to rotate it to, with the pending PUK recorded in
-/// this transaction; a receipt nonce the card is to sign once unlocked.
+/// this transaction (the one `next` brings, unless one is pending already); a receipt nonce
+/// the card is to sign once unlocked. All still sealed.
 async fn release_escrow(
     conn: &mut Conn,
     now: Millis,
-    state: &AppState,
     journey: &CardJourney,
     guid: CardGuid,
+    next: NextPuk,
     cap: i64,
     detail: &mut Option<String>,
-) -> anyhow::Result<Checked<CardRelease>> {
-    let card_id = guid.clone().into();
+) -> anyhow::Result<Checked<SealedRelease>> {
     let escrow_row = db::cards::escrow(conn, guid.as_str()).await?;
     let Some((current, pending, generation)) =
         escrow_row.and_then(|e| Some((e.current?, e.pending, e.generation)))
     else {
         anyhow::bail!("card {guid} was accepted without an escrowed PUK");
     };
-    let current = escrow::open(&state.keys, &card_id, &current)?;
-    let (puks, next_puk): (Vec<Puk>, Puk) = match pending {
-        Some(pending) => {
-            let pending = escrow::open(&state.keys, &card_id, &pending)?;
-            (vec![pending.clone(), current], pending)
-        }
+    let (candidates, next_puk) = match pending {
+        Some(pending) => (vec![pending.clone(), current], Next::Pending(pending)),
         None => {
-            let next = escrow::new_puk()?;
-            let sealed = escrow::seal(&state.keys, &card_id, &next)?;
-            if !db::cards::hold_pending_puk(conn, guid.as_str(), &sealed, now).await? {
+            if !db::cards::hold_pending_puk(conn, guid.as_str(), &next.sealed, now).await? {
                 anyhow::bail!("card {guid}'s pending PUK changed during its release");
             }
-            (vec![current], next)
+            (vec![current], Next::Drawn(next.puk))
         }
     };
     let mut receipt_nonce = [0u8; NONCE_LEN];
@@ -126,14 +208,17 @@ async fn release_escrow(
         return too_many_attempts(conn, journey.id, now).await;
     };
     *detail = Some(format!(
-        "card {guid}, release {released} of {cap}, PUK generation {generation}, {} candidate(s)",
-        puks.len()
+        "card {guid}, release {released} of {cap}, PUK generation {generation}, {} candidate(s), \
+         escrow key v{}",
+        candidates.len(),
+        next.version
     ));
-    let release = CardRelease::Piv {
+    let release = SealedRelease {
         guid,
-        puks,
-        next_puk,
-        receipt_nonce: Nonce(receipt_nonce),
+        version: next.version,
+        candidates,
+        next: next_puk,
+        receipt_nonce,
     };
     Ok((Outcome::Released, Ok(release)))
 }
