@@ -41,6 +41,11 @@ enum Command {
     BenchBridge(bench::bridge::BridgeArgs),
     /// Time the staff API against a month of a national service's history.
     BenchStatus(bench::status::StatusArgs),
+    /// Time what the card steps ask of the key custody: file custody and a SoftHSM2 token.
+    BenchKeys(bench::keys::KeysArgs),
+    /// The measuring half of `bench-keys`, with SoftHSM2's store in its environment.
+    #[command(hide = true)]
+    BenchKeysInner(bench::keys::KeysInnerArgs),
     /// The measuring half of `bench`, run from a release build.
     #[command(hide = true)]
     BenchInner(bench::InnerArgs),
@@ -63,6 +68,8 @@ fn main() -> ExitCode {
         Command::BenchBridge(args) => bench::bridge::run(&args),
         Command::BenchStatus(args) => bench::status::run(&args),
         Command::BenchInner(args) => bench::inner(&args),
+        Command::BenchKeys(args) => bench::keys::run(&args),
+        Command::BenchKeysInner(args) => bench::keys::inner(&args),
         Command::BaselineServer(args) => bench::baseline::serve(&args),
     };
     match result {

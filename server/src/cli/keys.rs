@@ -22,7 +22,7 @@ use crate::secrets::Keys;
 pub fn write_file(out: &Path, purpose: Option<KeyPurposeArg>) -> anyhow::Result<()> {
     let purpose = purpose.map_or(KeyPurpose::CardMaster, KeyPurpose::from);
     custody::generate_file(out, key_bytes(purpose))?;
-    println!("wrote a new {purpose} key to {}", out.display());
+    println!("wrote a new {} key to {}", purpose.human(), out.display());
     Ok(())
 }
 
@@ -143,8 +143,9 @@ async fn make_version(
     };
     record(db, clock, purpose, version, custody, action).await?;
     println!(
-        "{purpose} key version {version} made ({}, {name}); it is the current version: cards \
+        "{} key version {version} made ({}, {name}); it is the current version: cards \
          imported from now on are issued under it",
+        purpose.human(),
         where_kept(custody)
     );
     if custody == CustodyKind::File {

@@ -14,13 +14,15 @@ use crate::secrets::write_private;
 pub fn configured_master(config: &Config) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
     if let Some(hex_key) = &config.card_master_key {
         return parse_hex_key(hex_key.expose(), MASTER_KEY_BYTES)
-            .context("read card_master_key")
+            .context("read the card master key (card_master_key)")
             .map(Some);
     }
     let Some(path) = &config.card_master_key_file else {
         return Ok(None);
     };
-    read_key(path, MASTER_KEY_BYTES).map(Some)
+    read_key(path, MASTER_KEY_BYTES)
+        .with_context(|| format!("read the card master key file {}", path.display()))
+        .map(Some)
 }
 
 /// The key in the file `path`, `len` bytes as hex digits.

@@ -260,3 +260,13 @@ stored_names! {
         Pkcs11 => "pkcs11",
     }
 }
+
+impl KeyPurpose {
+    /// The key's name in a sentence.
+    pub fn human(self) -> &'static str {
+        match self {
+            Self::CardMaster => "card master",
+            Self::PukEscrow => "PUK escrow",
+        }
+    }
+}

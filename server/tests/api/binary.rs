@@ -139,7 +139,10 @@ fn migrate_creates_the_database() {
         &cli_database(dir.path()),
         "SELECT description FROM _sqlx_migrations ORDER BY version",
     );
-    assert_eq!(applied, ["initial", "card unlock", "staff", "piv"]);
+    assert_eq!(
+        applied,
+        ["initial", "card unlock", "staff", "piv", "key versions"]
+    );
 }
 
 #[test]

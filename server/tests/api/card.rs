@@ -128,7 +128,7 @@ async fn happy_path_unlocks_the_card_and_tells_every_address_on_the_profile() {
             (
                 "released".into(),
                 client.clone(),
-                Some(format!("card {CARD}, release 1 of 5"))
+                Some(format!("card {CARD}, release 1 of 5, card master key v1"))
             ),
             ("journey_closed".into(), client.clone(), None),
         ]

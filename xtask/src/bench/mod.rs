@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod bridge;
 mod disk;
 mod journeys;
+pub mod keys;
 mod load;
 mod mail;
 mod postgres;
