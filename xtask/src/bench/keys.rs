@@ -120,9 +120,11 @@ pub fn inner(args: &KeysInnerArgs) -> anyhow::Result<()> {
 
 async fn measure(args: &KeysInnerArgs) -> anyhow::Result<()> {
     let scratch = TempDir::new("unlock-bench-keys-db")?;
-    let mut config = Config::default();
-    config.data_dir = scratch.path().to_owned();
-    config.card_master_key = Some(Secret::new(MASTER_KEY));
+    let mut config = Config {
+        data_dir: scratch.path().to_owned(),
+        card_master_key: Some(Secret::new(MASTER_KEY)),
+        ..Config::default()
+    };
     let keys = Keys::from_secret(&[7; 32]);
     let file = custody_on(&config, &keys, scratch.path(), "file").await?;
 
@@ -152,7 +154,7 @@ async fn measure(args: &KeysInnerArgs) -> anyhow::Result<()> {
     {
         let mut conn = hsm.1.pool().acquire().await?;
         for purpose in [KeyPurpose::CardMaster, KeyPurpose::PukEscrow] {
-            custody::record_version(&mut *conn, purpose, 1, CustodyKind::Pkcs11, 0).await?;
+            custody::record_version(&mut conn, purpose, 1, CustodyKind::Pkcs11, 0).await?;
         }
     }
 
