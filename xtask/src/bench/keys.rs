@@ -170,7 +170,7 @@ async fn measure(args: &KeysInnerArgs) -> anyhow::Result<()> {
     }
 
     println!(
-        "{:<34} {:>9} {:>9} {:>9} {:>10} {:>10} {:>7}",
+        "{:<46} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "operation (what a card step asks)",
         "file p50",
         "file p99",
@@ -184,7 +184,7 @@ async fn measure(args: &KeysInnerArgs) -> anyhow::Result<()> {
             let on_file = time(&file.0, operation, parallel, args.keys.runs).await?;
             let on_hsm = time(&hsm.0, operation, parallel, args.keys.runs).await?;
             println!(
-                "{:<34} {:>7.0}µs {:>7.0}µs {:>7.0}µs {:>8.0}µs {:>10.0} {:>6.1}×",
+                "{:<46} {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>10.0} {:>7.0}×",
                 format!("{} ({parallel} at once)", operation.name()),
                 micros(on_file.p50),
                 micros(on_file.p99),

@@ -54,7 +54,7 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
     println!("  server   {}", one.settings);
     println!("  baseline {baseline_settings}");
     println!(
-        "  writes: the server's at SERIALIZABLE, run again after a serialisation failure; the baseline's at the default level"
+        "  writes: the server's at READ COMMITTED with explicit row locks, run again on a deadlock; the baseline's at the default level"
     );
     println!(
         "  baseline: {} requests, {baseline_commits}",
