@@ -286,6 +286,14 @@ async fn after_a_rotation_cards_on_the_old_and_the_new_escrow_key_both_unlock() 
     // Version 1 made on the token; a card issued under it.
     let made = cli(&["keys", "generate", "--purpose", "puk-escrow"]);
     assert!(made.contains("unlock-puk-escrow-v1"), "{made}");
+    // Made on the token: sensitive, never extractable, and refused to an independent client.
+    let listed = hsm.pkcs11_tool(&["--list-objects", "--type", "secrkey"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("never extractable"), "{listed}");
+    let read = hsm.pkcs11_tool(&[
+        "--read-object", "--type", "secrkey", "--label", "unlock-puk-escrow-v1",
+    ]);
+    assert!(!read.status.success(), "CKA_VALUE was given out");
     let (old_guid, new_guid_) = (new_guid(), new_guid());
     let (old_card, new_card) = (
         TestPivCard::issue(&ca, &old_guid, Period::Current),
@@ -540,4 +548,116 @@ async fn a_token_that_goes_away_stops_only_the_card_steps_until_it_is_back() {
         logs.contains("the PKCS#11 token failed"),
         "the failure was not logged"
     );
+}
+
+/// What an unlock-cr/1 card personalised under `master` answers: its cryptogram for
+/// `challenge`, and its receipt once unblocked.
+fn card_answers(master: &[u8; 16], serial: &str, challenge: &str) -> (String, String) {
+    use unlock_protocol::card_profile::{card_key, cryptogram, receipt};
+    let serial = unlock_protocol::CardSerial::parse(serial).unwrap().to_bytes();
+    let key = card_key(master, &serial);
+    let challenge = block(challenge);
+    (
+        hex::encode(cryptogram(&key, &challenge, &serial)),
+        hex::encode(receipt(&key, &challenge)),
+    )
+}
+
+#[tokio::test]
+async fn a_rotated_card_master_key_moved_onto_the_token_unlocks_its_cards_beside_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = SoftHsm::new(dir.path());
+    let on_token = hsm.settings();
+    let mut with_key = borrowed(&on_token);
+    with_key.push(("UNLOCK_CARD_MASTER_KEY", MASTER_KEY));
+    stdout(&cli_with(dir.path(), &["keys", "import", "--purpose", "card-master"], &with_key));
+
+    stdout(&cli_with(dir.path(), &["allowlist", "add", DOMAIN], &[]));
+    let first = write_csv(
+        dir.path(),
+        "first.csv",
+        &[format!(
+            "{HOLDER},Jane Doe,Trust,{EMAIL},{VECTOR_SERIAL},active,2099-01-01,unlock-cr/1,"
+        )],
+    );
+    stdout(&cli_with(dir.path(), &["import", first.to_str().unwrap()], &with_key));
+
+    // Version 2 made as a file (the card management system personalises its cards from it),
+    // a card issued under it, then the file key moved onto the token.
+    let mut in_files = with_key.clone();
+    in_files.push(("UNLOCK_KEYS__CUSTODY", "file"));
+    let rotated = stdout(&cli_with(
+        dir.path(),
+        &["keys", "rotate", "--purpose", "card-master"],
+        &in_files,
+    ));
+    assert!(rotated.contains("version 2"), "{rotated}");
+    let file = dir.path().join("keys/unlock-card-master-v2.key");
+    let second_master: [u8; 16] = hex::decode(std::fs::read_to_string(&file).unwrap().trim())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let second_email = "john.roe@trust.example";
+    let second_serial = "0000000000000042";
+    let second = write_csv(
+        dir.path(),
+        "second.csv",
+        &[format!(
+            "222222222222,John Roe,Trust,{second_email},{second_serial},active,2099-01-01,unlock-cr/1,"
+        )],
+    );
+    stdout(&cli_with(dir.path(), &["import", second.to_str().unwrap()], &with_key));
+    let moved = stdout(&cli_with(
+        dir.path(),
+        &["keys", "import", "--purpose", "card-master", "--version", "2"],
+        &with_key,
+    ));
+    assert!(moved.contains("unlock-card-master-v2"), "{moved}");
+    let listed = stdout(&cli_with(dir.path(), &["keys", "list"], &with_key));
+    for version in ["1", "2"] {
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with("card_master") && l.split_whitespace().nth(1) == Some(version))
+            .unwrap_or_else(|| panic!("no version {version}: {listed}"));
+        assert!(line.contains("pkcs11"), "{listed}");
+        assert_eq!(line.split_whitespace().nth(4), Some("1"), "{listed}");
+    }
+
+    let smtp = SmtpSink::start(dir.path());
+    let port = free_port();
+    let log_path = dir.path().join("server.log");
+    let mut serve = borrowed(&on_token);
+    serve.push(("UNLOCK_CARD_MASTER_KEY", ""));
+    let mut server = serve_with_debug_logs_and(dir.path(), port, &smtp.url(), &log_path, &serve);
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(wait_until_ready(&cookie_client(), &base).await);
+    for (email, serial, master) in [
+        (EMAIL, VECTOR_SERIAL, hex::decode(MASTER_KEY).unwrap().try_into().unwrap()),
+        (second_email, second_serial, second_master),
+    ] {
+        let client = verified(&base, &smtp, email, 1).await;
+        let (_, accepted) = post(
+            &client,
+            &base,
+            "/api/journey/card",
+            json!({"profile": "unlock-cr/1", "serial": serial}),
+        )
+        .await;
+        assert_eq!(accepted["stage"], "card_accepted", "{accepted}");
+        let challenge = fresh_challenge();
+        let (expected, receipt) = card_answers(&master, serial, &challenge);
+        let (_, released) = post(&client, &base, RELEASE, cryptogram_request(&challenge)).await;
+        assert_eq!(released["cryptogram"], expected.as_str(), "{serial}: {released}");
+        let (_, unlocked) = post(
+            &client,
+            &base,
+            "/api/journey/card/receipt",
+            json!({"profile": "unlock-cr/1", "receipt": receipt}),
+        )
+        .await;
+        assert_eq!(unlocked["stage"], "unlocked", "{serial}: {unlocked}");
+    }
+    stop(&mut server);
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!logs.contains(&hex::encode(second_master)));
 }
