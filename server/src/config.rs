@@ -183,6 +183,9 @@ pub struct StaffConfig {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Argon2 checks run at once, each holding `argon2_memory_kib`; a sign-in that finds
+    /// them all busy for a second is told to try again (503). Unset: one per CPU core.
+    pub argon2_concurrency: Option<u32>,
     /// A session ends after this many minutes without a request from the staff member.
     pub idle_timeout_minutes: u64,
     /// A session ends this many hours after signing in, whatever happens.
@@ -284,6 +287,7 @@ impl Default for Config {
                 argon2_memory_kib: 19 * 1024,
                 argon2_iterations: 2,
                 argon2_parallelism: 1,
+                argon2_concurrency: None,
                 idle_timeout_minutes: 15,
                 session_hours: 8,
                 totp_issuer: "Smartcard unlock".into(),
@@ -340,6 +344,9 @@ impl Config {
             None,
         )
         .map_err(|error| anyhow::anyhow!("staff.argon2_*: {error}"))?;
+        if staff.argon2_concurrency == Some(0) {
+            bail!("staff.argon2_concurrency must be at least 1");
+        }
         if staff.idle_timeout_minutes == 0 || staff.session_hours == 0 {
             bail!("staff.idle_timeout_minutes and staff.session_hours must be at least 1");
         }

@@ -45,6 +45,7 @@ pub const THROTTLE_HITS: &str = "unlock_throttle_hits_total";
 pub const DB_RETRIES: &str = "unlock_db_retries_total";
 pub const DB_ERRORS: &str = "unlock_db_errors_total";
 pub const KEY_UNAVAILABLE: &str = "unlock_key_unavailable_total";
+pub const PASSWORD_CHECKS_BUSY: &str = "unlock_password_checks_busy_total";
 pub const READY: &str = "unlock_ready";
 pub const HTTP_DURATION: &str = "unlock_http_request_duration_seconds";
 
@@ -102,6 +103,10 @@ fn describe() {
         KEY_UNAVAILABLE,
         "Card steps answered 503 because a key was not available (its token did not answer)"
     );
+    describe_counter!(
+        PASSWORD_CHECKS_BUSY,
+        "Staff sign-ins answered 503 because every Argon2 slot stayed busy"
+    );
     describe_histogram!(
         HTTP_DURATION,
         Unit::Seconds,
@@ -144,6 +149,11 @@ pub fn db_retry() {
 /// A write that failed for good (its error goes to the caller).
 pub fn db_error() {
     counter!(DB_ERRORS).increment(1);
+}
+
+/// A staff sign-in that found every Argon2 slot busy (answered 503).
+pub fn password_checks_busy() {
+    counter!(PASSWORD_CHECKS_BUSY).increment(1);
 }
 
 /// A card step that could not use its key (answered 503).

@@ -23,6 +23,11 @@ pub fn window(config: &ThrottleConfig, scope: Scope) -> Millis {
     scope.policy(config).window
 }
 
+/// Hits a key may have in a window before it is locked out.
+pub fn allowance(config: &ThrottleConfig, scope: Scope) -> i64 {
+    i64::from(scope.policy(config).free_hits)
+}
+
 impl Scope {
     fn policy(self, config: &ThrottleConfig) -> Policy {
         match self {

@@ -141,6 +141,18 @@ pub async fn locked_until(
     .context("read the lock-outs")
 }
 
+/// Takes back one hit counted on `scope`/`key` (an attempt that turned out not to be a
+/// failure), in SQL on the row as it stands.
+pub async fn uncount(conn: &mut Conn, scope: Scope, key: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE throttles SET hits = hits - 1 WHERE scope = $1 AND key = $2 AND hits > 0")
+        .bind(scope)
+        .bind(key)
+        .execute(conn)
+        .await
+        .context("take back a throttle hit")?;
+    Ok(())
+}
+
 /// Locks `scope`/`key` out until `until`.
 pub async fn lock(conn: &mut Conn, scope: Scope, key: &str, until: Millis) -> anyhow::Result<()> {
     sqlx::query("UPDATE throttles SET locked_until = $1 WHERE scope = $2 AND key = $3")

@@ -2,9 +2,13 @@
 //! enrolment, reset when a device is lost, disabled when someone leaves. Passwords are
 //! hashed with Argon2id off the async runtime; authenticator secrets are sealed at rest.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use tokio::sync::Semaphore;
 use unlock_protocol::HolderId;
 use unlock_protocol::staff::{Role, StaffUsername};
 
@@ -21,12 +25,24 @@ const TOTP_SECRET_BYTES: usize = 20;
 /// One-time passwords: 4 groups of 5 from 31 unambiguous characters (about 99 bits).
 const ONE_TIME_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
+/// How long hashing waits for a free Argon2 slot before giving up with [`Busy`].
+const SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// Every Argon2 slot stayed busy: the caller is told to try again in a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every password check is busy")]
+pub struct Busy;
+
 /// Argon2id with the configured work factor, and a hash to check against when the username
-/// is unknown, so an unknown name costs what a wrong password costs.
+/// is unknown, so an unknown name costs what a wrong password costs. At most
+/// `staff.argon2_concurrency` checks run at once (one per core by default): each holds
+/// `argon2_memory_kib`, so an unbounded burst could exhaust memory and starve every other
+/// request.
 #[derive(Debug, Clone)]
 pub struct Passwords {
     params: Params,
     dummy: String,
+    slots: Arc<Semaphore>,
 }
 
 impl Passwords {
@@ -39,9 +55,14 @@ impl Passwords {
             None,
         )
         .map_err(|error| anyhow::anyhow!("staff.argon2_*: {error}"))?;
+        let slots = config.argon2_concurrency.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            |n| usize::try_from(n).unwrap_or(1),
+        );
         let mut passwords = Self {
             params,
             dummy: String::new(),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
         };
         passwords.dummy = passwords
             .hash(random_text(20)?)
@@ -54,9 +75,18 @@ impl Passwords {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
+    /// A free Argon2 slot, waiting up to [`SLOT_WAIT`].
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Busy> {
+        match tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Busy),
+        }
+    }
+
     /// The PHC string of a new hash of `password`, with a fresh salt.
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
         let params = self.params.clone();
+        let _slot = self.slot().await?;
         tokio::task::spawn_blocking(move || {
             Self::argon2(params)
                 .hash_password(password.as_bytes())
@@ -69,9 +99,10 @@ impl Passwords {
 
     /// Whether `password` matches `stored`; with no stored hash (unknown or unusable
     /// account) the stand-in is checked instead and the answer is no.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, Busy> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy.clone());
+        let _slot = self.slot().await?;
         let matched = tokio::task::spawn_blocking(move || {
             // The hash's own parameters apply, not the configured ones.
             Self::argon2(Params::default())
@@ -80,7 +111,7 @@ impl Passwords {
         })
         .await
         .unwrap_or(false);
-        known && matched
+        Ok(known && matched)
     }
 
     /// Whether `stored` was made with the configured work factor (else it is re-hashed at
@@ -371,13 +402,15 @@ mod tests {
             passwords
                 .verify("correct horse battery".into(), Some(hash.clone()))
                 .await
+                .unwrap()
         );
         assert!(
             !passwords
                 .verify("wrong horse battery".into(), Some(hash.clone()))
                 .await
+                .unwrap()
         );
-        assert!(!passwords.verify("anything".into(), None).await);
+        assert!(!passwords.verify("anything".into(), None).await.unwrap());
         assert!(passwords.is_current(&hash));
         let stronger = Passwords::new(&StaffConfig {
             argon2_memory_kib: 128,
@@ -391,6 +424,7 @@ mod tests {
             stronger
                 .verify("correct horse battery".into(), Some(hash))
                 .await
+                .unwrap()
         );
     }
 

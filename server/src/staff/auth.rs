@@ -92,6 +92,89 @@ fn sign_in_actor(account: Option<&Account>, client: &str) -> audit::Actor {
     }
 }
 
+/// Every Argon2 slot is busy (a burst of sign-ins): try again in a moment.
+fn busy() -> Failure {
+    Failure::client_message(
+        ErrorCode::Unavailable,
+        "Signing in is busy just now. Wait a moment and try again.",
+    )
+}
+
+fn busy_or_fault(error: anyhow::Error) -> Failure {
+    if error.is::<accounts::Busy>() {
+        busy()
+    } else {
+        Failure::from(error)
+    }
+}
+
+/// A sign-in attempt counted before its password is checked.
+#[derive(Debug, Clone, Default)]
+struct Attempt {
+    /// A lock-out in force before this attempt: it is refused unweighed, and not counted.
+    refused: Option<Locked>,
+    /// Lock-outs this attempt's count began (it ran over the allowance), with what each key's
+    /// `locked_until` was before: lifted again if the password turns out right.
+    began: Vec<(Scope, String, Millis)>,
+}
+
+/// Counts this sign-in attempt against the username and the client address before its
+/// password is checked, in the write that checks their lock-outs, so a burst of guesses can't
+/// all be weighed before the first is counted: the attempt that runs over the allowance
+/// begins the lock-out there and then (and is weighed, as a lone guesser's would be), and
+/// every attempt after it is refused unweighed.
+async fn count_attempt(
+    conn: &mut Conn,
+    state: &AppState,
+    subject: &str,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<Attempt> {
+    let config = &state.config.throttle;
+    let mut attempt = Attempt::default();
+    for (scope, key) in [(Scope::StaffAccount, subject), (Scope::StaffClient, client)] {
+        let window = throttle::window(config, scope);
+        let count = db::throttles::count(conn, scope, key, now, window).await?;
+        if let Some(locked) = throttle::in_force(Some(count.locked_until), now) {
+            attempt.refused = later(attempt.refused, Some(locked));
+        } else if throttle::settle(conn, config, scope, key, count, now)
+            .await?
+            .is_some()
+        {
+            attempt
+                .began
+                .push((scope, key.to_owned(), count.locked_until));
+        }
+    }
+    if attempt.refused.is_some() {
+        // Refused unweighed: it does not count, and begins no lock-out of its own.
+        undo_attempt(conn, &attempt, subject, client).await?;
+    }
+    Ok(attempt)
+}
+
+/// Takes an attempt back: it was no failure (the right password, or never weighed).
+async fn undo_attempt(
+    conn: &mut Conn,
+    attempt: &Attempt,
+    subject: &str,
+    client: &str,
+) -> anyhow::Result<()> {
+    db::throttles::uncount(conn, Scope::StaffAccount, subject).await?;
+    db::throttles::uncount(conn, Scope::StaffClient, client).await?;
+    for (scope, key, before) in &attempt.began {
+        db::throttles::lock(conn, *scope, key, *before).await?;
+    }
+    Ok(())
+}
+
+fn later(a: Option<Locked>, b: Option<Locked>) -> Option<Locked> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if a.until >= b.until { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
 fn sign_in_failed() -> Failure {
     Failure::client(ErrorCode::SignInFailed)
 }
@@ -117,45 +200,62 @@ pub async fn sign_in(
     let subject = state.keys.staff_subject(&name);
     let account = {
         let mut conn = state.db.reader().await?;
-        let account = match &username {
+        match &username {
             Some(name) => accounts::find(&mut conn, name.as_str()).await?,
             None => None,
-        };
-        if let Some(locked) = sign_in_lock(&mut conn, &subject, client, now).await? {
-            let actor = sign_in_actor(account.as_ref(), client);
-            return audit::write(
-                &state.db,
-                &state.clock,
-                actor,
-                Action::StaffSignIn,
-                move |_, _| {
-                    let refused =
-                        Audited::refused(Outcome::LockedOut, None, locked_out(now, locked));
-                    Box::pin(async move { Ok(refused) })
-                },
-            )
-            .await;
         }
-        account
     };
     let actor = sign_in_actor(account.as_ref(), client);
-    let usable = account.filter(|account| account.disabled_at.is_none());
-    let stored = usable.as_ref().map(|account| account.password_hash.clone());
-    let matched = state.passwords.verify(password.clone(), stored).await;
     let client = client.to_owned();
-    let Some(account) = usable.filter(|_| matched) else {
-        let job_state = state.clone();
+    let (job_state, job_subject, job_client) = (state.clone(), subject.clone(), client.clone());
+    let attempt = state
+        .db
+        .write(move |conn| {
+            let (state, subject, client) =
+                (job_state.clone(), job_subject.clone(), job_client.clone());
+            Box::pin(async move { count_attempt(conn, &state, &subject, &client, now).await })
+        })
+        .await?;
+    if let Some(locked) = attempt.refused {
         return audit::write(
             &state.db,
             &state.clock,
             actor,
             Action::StaffSignIn,
-            move |conn, now| {
-                let (state, subject, client) = (job_state.clone(), subject.clone(), client.clone());
-                Box::pin(async move {
-                    count_failure(conn, &state, &subject, &client, now).await?;
-                    Ok(Audited::refused(Outcome::Failed, None, sign_in_failed()))
-                })
+            move |_, _| {
+                let refused = Audited::refused(Outcome::LockedOut, None, locked_out(now, locked));
+                Box::pin(async move { Ok(refused) })
+            },
+        )
+        .await;
+    }
+    let usable = account.filter(|account| account.disabled_at.is_none());
+    let stored = usable.as_ref().map(|account| account.password_hash.clone());
+    let Ok(matched) = state.passwords.verify(password.clone(), stored).await else {
+        // Never weighed: it does not count.
+        let (job_attempt, job_subject, job_client) =
+            (attempt.clone(), subject.clone(), client.clone());
+        state
+            .db
+            .write(move |conn| {
+                let (attempt, subject, client) =
+                    (job_attempt.clone(), job_subject.clone(), job_client.clone());
+                Box::pin(async move { undo_attempt(conn, &attempt, &subject, &client).await })
+            })
+            .await?;
+        crate::metrics::password_checks_busy();
+        return Err(busy());
+    };
+    let Some(account) = usable.filter(|_| matched) else {
+        // Counted, with any lock-out it began, before it was weighed.
+        return audit::write(
+            &state.db,
+            &state.clock,
+            actor,
+            Action::StaffSignIn,
+            move |_, _| {
+                let refused = Audited::refused(Outcome::Failed, None, sign_in_failed());
+                Box::pin(async move { Ok(refused) })
             },
         )
         .await;
@@ -164,7 +264,13 @@ pub async fn sign_in(
     let rehashed = if state.passwords.is_current(&account.password_hash) {
         None
     } else {
-        Some(state.passwords.hash(password).await?)
+        Some(
+            state
+                .passwords
+                .hash(password)
+                .await
+                .map_err(busy_or_fault)?,
+        )
     };
     let token = new_token()?;
     let stored_token = token_hash(&token);
@@ -177,7 +283,10 @@ pub async fn sign_in(
         move |conn, now| {
             let (username, client) = (account.username.clone(), client.clone());
             let (stored_token, rehashed) = (stored_token.clone(), rehashed.clone());
+            let (subject, attempt) = (subject.clone(), attempt.clone());
             Box::pin(async move {
+                // The right password: this attempt was no failure.
+                undo_attempt(conn, &attempt, &subject, &client).await?;
                 if let Some(hash) = rehashed {
                     db::staff_accounts::rehash(conn, &username, &hash).await?;
                 }
@@ -335,13 +444,18 @@ pub async fn new_password(
         .passwords
         .verify(raw_password, Some(account.password_hash.clone()))
         .await
+        .map_err(|_| busy())?
     {
         return Err(Failure::client_message(
             ErrorCode::PasswordRejected,
             "Choose a new password, not the one-time password you were given.",
         ));
     }
-    let hash = state.passwords.hash(password.expose().to_owned()).await?;
+    let hash = state
+        .passwords
+        .hash(password.expose().to_owned())
+        .await
+        .map_err(busy_or_fault)?;
     let (job_state, client) = (state.clone(), client.to_owned());
     state
         .db

@@ -291,7 +291,11 @@ async fn after_a_rotation_cards_on_the_old_and_the_new_escrow_key_both_unlock() 
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.contains("never extractable"), "{listed}");
     let read = hsm.pkcs11_tool(&[
-        "--read-object", "--type", "secrkey", "--label", "unlock-puk-escrow-v1",
+        "--read-object",
+        "--type",
+        "secrkey",
+        "--label",
+        "unlock-puk-escrow-v1",
     ]);
     assert!(!read.status.success(), "CKA_VALUE was given out");
     let (old_guid, new_guid_) = (new_guid(), new_guid());
@@ -554,7 +558,9 @@ async fn a_token_that_goes_away_stops_only_the_card_steps_until_it_is_back() {
 /// `challenge`, and its receipt once unblocked.
 fn card_answers(master: &[u8; 16], serial: &str, challenge: &str) -> (String, String) {
     use unlock_protocol::card_profile::{card_key, cryptogram, receipt};
-    let serial = unlock_protocol::CardSerial::parse(serial).unwrap().to_bytes();
+    let serial = unlock_protocol::CardSerial::parse(serial)
+        .unwrap()
+        .to_bytes();
     let key = card_key(master, &serial);
     let challenge = block(challenge);
     (
@@ -570,7 +576,11 @@ async fn a_rotated_card_master_key_moved_onto_the_token_unlocks_its_cards_beside
     let on_token = hsm.settings();
     let mut with_key = borrowed(&on_token);
     with_key.push(("UNLOCK_CARD_MASTER_KEY", MASTER_KEY));
-    stdout(&cli_with(dir.path(), &["keys", "import", "--purpose", "card-master"], &with_key));
+    stdout(&cli_with(
+        dir.path(),
+        &["keys", "import", "--purpose", "card-master"],
+        &with_key,
+    ));
 
     stdout(&cli_with(dir.path(), &["allowlist", "add", DOMAIN], &[]));
     let first = write_csv(
@@ -580,7 +590,11 @@ async fn a_rotated_card_master_key_moved_onto_the_token_unlocks_its_cards_beside
             "{HOLDER},Jane Doe,Trust,{EMAIL},{VECTOR_SERIAL},active,2099-01-01,unlock-cr/1,"
         )],
     );
-    stdout(&cli_with(dir.path(), &["import", first.to_str().unwrap()], &with_key));
+    stdout(&cli_with(
+        dir.path(),
+        &["import", first.to_str().unwrap()],
+        &with_key,
+    ));
 
     // Version 2 made as a file (the card management system personalises its cards from it),
     // a card issued under it, then the file key moved onto the token.
@@ -606,10 +620,21 @@ async fn a_rotated_card_master_key_moved_onto_the_token_unlocks_its_cards_beside
             "222222222222,John Roe,Trust,{second_email},{second_serial},active,2099-01-01,unlock-cr/1,"
         )],
     );
-    stdout(&cli_with(dir.path(), &["import", second.to_str().unwrap()], &with_key));
+    stdout(&cli_with(
+        dir.path(),
+        &["import", second.to_str().unwrap()],
+        &with_key,
+    ));
     let moved = stdout(&cli_with(
         dir.path(),
-        &["keys", "import", "--purpose", "card-master", "--version", "2"],
+        &[
+            "keys",
+            "import",
+            "--purpose",
+            "card-master",
+            "--version",
+            "2",
+        ],
         &with_key,
     ));
     assert!(moved.contains("unlock-card-master-v2"), "{moved}");
@@ -632,7 +657,11 @@ async fn a_rotated_card_master_key_moved_onto_the_token_unlocks_its_cards_beside
     let base = format!("http://127.0.0.1:{port}");
     assert!(wait_until_ready(&cookie_client(), &base).await);
     for (email, serial, master) in [
-        (EMAIL, VECTOR_SERIAL, hex::decode(MASTER_KEY).unwrap().try_into().unwrap()),
+        (
+            EMAIL,
+            VECTOR_SERIAL,
+            hex::decode(MASTER_KEY).unwrap().try_into().unwrap(),
+        ),
         (second_email, second_serial, second_master),
     ] {
         let client = verified(&base, &smtp, email, 1).await;
@@ -647,7 +676,11 @@ async fn a_rotated_card_master_key_moved_onto_the_token_unlocks_its_cards_beside
         let challenge = fresh_challenge();
         let (expected, receipt) = card_answers(&master, serial, &challenge);
         let (_, released) = post(&client, &base, RELEASE, cryptogram_request(&challenge)).await;
-        assert_eq!(released["cryptogram"], expected.as_str(), "{serial}: {released}");
+        assert_eq!(
+            released["cryptogram"],
+            expected.as_str(),
+            "{serial}: {released}"
+        );
         let (_, unlocked) = post(
             &client,
             &base,

@@ -272,7 +272,9 @@ async fn an_ra_releases_a_holder_s_lock_out_but_not_staff_sign_in_ones() {
 
     sqlx::query(
         "INSERT INTO throttles (scope, key, hits, window_started_at, locked_until)
-         VALUES ('staff_client', '127.0.0.1', 30, $1, $1 + 3600000)",
+         VALUES ('staff_client', '127.0.0.1', 30, $1, $1 + 3600000)
+         ON CONFLICT (scope, key) DO UPDATE SET hits = 30, window_started_at = $1,
+                locked_until = $1 + 3600000",
     )
     .bind(app.clock.now())
     .execute(app.db())

@@ -454,3 +454,106 @@ async fn sessions_nobody_can_use_any_more_are_forgotten() {
     // Sam's idle session and the abandoned half sign-in are gone; the new one is there.
     assert_eq!(sessions().await, 1);
 }
+
+#[tokio::test]
+async fn a_burst_of_wrong_passwords_is_counted_before_any_is_weighed() {
+    let app = spawn_app_with(|c| {
+        c.throttle.staff_failures_per_account = 3;
+        c.throttle.staff_failures_per_client = 100;
+        // Slow enough that the whole burst arrives before the first check ends.
+        c.staff.argon2_memory_kib = 8 * 1024;
+        c.staff.argon2_iterations = 2;
+    })
+    .await;
+    let sam = app.signed_in_staff("sam", Role::Support, None).await;
+    sam.post("/api/staff/sign-out", json!({})).await;
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| sam.sign_in_with("a wrong password here")))
+            .await;
+    let mut codes: Vec<String> = answers.iter().map(Reply::code).collect();
+    codes.sort();
+    // The 3 free attempts and the one that runs over are weighed; the other 16 are refused
+    // unweighed, whatever order they arrived in.
+    let weighed = codes
+        .iter()
+        .filter(|code| *code == "sign_in_failed")
+        .count();
+    let refused = codes.iter().filter(|code| *code == "throttled").count();
+    assert_eq!((weighed, refused), (4, 16), "{codes:?}");
+    // The right password is refused too now, without being weighed.
+    assert_eq!(sam.sign_in_with(STAFF_PASSWORD).await.code(), "throttled");
+}
+
+#[tokio::test]
+async fn a_right_password_does_not_count_against_the_username() {
+    let app = spawn_app_with(|c| c.throttle.staff_failures_per_account = 2).await;
+    let sam = app.signed_in_staff("sam", Role::Support, None).await;
+    sam.post("/api/staff/sign-out", json!({})).await;
+    // Counted before each check, taken back when the password was right: right sign-ins
+    // between the wrong ones never add up to a lock-out (two wrong ones are free).
+    for _ in 0..2 {
+        assert_eq!(
+            sam.sign_in_with("a wrong password here").await.code(),
+            "sign_in_failed"
+        );
+        let begun = sam.sign_in_with(STAFF_PASSWORD).await;
+        assert_eq!(
+            begun.json(),
+            json!({"next": "second_factor"}),
+            "{}",
+            begun.json()
+        );
+    }
+}
+
+#[tokio::test]
+async fn sign_ins_past_the_argon2_slots_are_told_to_wait_instead_of_queueing() {
+    let app = spawn_app_with(|c| {
+        c.staff.argon2_concurrency = Some(1);
+        c.staff.argon2_memory_kib = 16 * 1024;
+        c.staff.argon2_iterations = 8;
+        c.throttle.staff_failures_per_account = 100;
+        c.throttle.staff_failures_per_client = 100;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let sign_in = |n: usize| {
+        let request = client
+            .post(app.url("/api/staff/sign-in"))
+            .json(&json!({"username": format!("nobody{n}"), "password": "a wrong password here"}));
+        async move { read(request.send().await.unwrap()).await }
+    };
+    let started = Instant::now();
+    let answers = futures_util::future::join_all((0..12).map(sign_in)).await;
+    let took = started.elapsed();
+    let mut seen: Vec<(u16, String)> = answers
+        .iter()
+        .map(|a| (a.status.as_u16(), a.code()))
+        .collect();
+    seen.sort();
+    assert!(
+        seen.iter()
+            .all(|seen| *seen == (401, "sign_in_failed".into())
+                || *seen == (503, "unavailable".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(status, _)| *status == 503),
+        "nothing was turned away: {seen:?}"
+    );
+    assert!(seen.iter().any(|(status, _)| *status == 401), "{seen:?}");
+    let busy = answers
+        .iter()
+        .find(|a| a.status == StatusCode::SERVICE_UNAVAILABLE)
+        .unwrap();
+    assert!(
+        busy.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Wait a moment"),
+        "{}",
+        busy.json()
+    );
+    // Turned away after the slot wait, not after the whole queue.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
