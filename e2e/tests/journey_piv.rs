@@ -122,11 +122,18 @@ async fn a_holder_unlocks_a_locked_piv_card_with_the_keyboard_alone() {
         (3.into(), 0.into()),
         "{state}"
     );
-    // Every address on the profile is told.
+    // Every address on the profile is told the unlock began (at the release), then that it
+    // is done.
     for address in [EMAIL, SECOND_EMAIL] {
-        let notice = world
-            .smtp
-            .wait_for(address, if address == EMAIL { 2 } else { 1 });
+        let first = if address == EMAIL { 2 } else { 1 };
+        let started = world.smtp.wait_for(address, first);
+        assert!(
+            started
+                .subject
+                .contains("unlock of your smartcard was started"),
+            "{started:?}"
+        );
+        let notice = world.smtp.wait_for(address, first + 1);
         assert!(
             notice.subject.to_lowercase().contains("unlocked"),
             "{notice:?}"

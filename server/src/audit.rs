@@ -27,6 +27,8 @@ stored_names! {
         JourneyReceipt => "journey.receipt",
         /// The unlock notice queued to every address on the profile.
         OutboxUnlockNotice => "outbox.unlock_notice",
+        /// The notice queued to every address on the profile at a journey's first release.
+        OutboxReleaseNotice => "outbox.release_notice",
         StaffSignIn => "staff.sign_in",
         StaffSignInCode => "staff.sign_in_code",
         StaffPasswordChange => "staff.password_change",

@@ -58,8 +58,8 @@ pub async fn ineligible_by_reason(
         .collect())
 }
 
-/// Journeys of holders on a profile whose time ran out (by `now`) before the card was
-/// unlocked.
+/// Journeys of holders on a profile whose time ran out (by `now`) before any card secret was
+/// released.
 pub async fn timed_out(
     conn: &mut Conn,
     since: Millis,
@@ -69,7 +69,7 @@ pub async fn timed_out(
     sqlx::query_as(
         "SELECT COUNT(*), COUNT(CASE WHEN expires_at >= $2 THEN 1 END) FROM journeys
          WHERE expires_at >= $1 AND expires_at <= $3
-           AND state IN ($4, $5) AND holder_id IS NOT NULL",
+           AND state IN ($4, $5) AND holder_id IS NOT NULL AND cryptograms_released = 0",
     )
     .bind(since)
     .bind(today)
@@ -79,6 +79,28 @@ pub async fn timed_out(
     .fetch_one(conn)
     .await
     .context("count the journeys that ran out of time")
+}
+
+/// Journeys whose time ran out (by `now`) after a card secret was released but before the
+/// card's receipt closed them.
+pub async fn released_no_receipt(
+    conn: &mut Conn,
+    since: Millis,
+    today: Millis,
+    now: Millis,
+) -> anyhow::Result<Both> {
+    sqlx::query_as(
+        "SELECT COUNT(*), COUNT(CASE WHEN expires_at >= $2 THEN 1 END) FROM journeys
+         WHERE expires_at >= $1 AND expires_at <= $3
+           AND state = $4 AND cryptograms_released > 0",
+    )
+    .bind(since)
+    .bind(today)
+    .bind(now)
+    .bind(JourneyState::Verified)
+    .fetch_one(conn)
+    .await
+    .context("count the journeys released but never confirmed")
 }
 
 /// Code emails delivered.

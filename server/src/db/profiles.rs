@@ -106,6 +106,8 @@ pub struct JourneyRow {
     pub expires_at: Millis,
     /// The state of the journey's latest code.
     pub code_state: Option<CodeState>,
+    /// Card secrets released to the journey.
+    pub cryptograms_released: i64,
 }
 
 /// The holder's latest `limit` journeys, newest first.
@@ -116,7 +118,7 @@ pub async fn journeys(
 ) -> anyhow::Result<Vec<JourneyRow>> {
     sqlx::query_as(
         "SELECT j.id, j.started_at, j.email, j.client_addr, j.state, j.ineligible_reason,
-                j.closed_reason, j.expires_at,
+                j.closed_reason, j.expires_at, j.cryptograms_released,
                 (SELECT state FROM one_time_codes WHERE journey_id = j.id ORDER BY id DESC LIMIT 1)
                     AS code_state
          FROM journeys j WHERE j.holder_id = $1 ORDER BY j.started_at DESC, j.id DESC LIMIT $2",

@@ -128,6 +128,9 @@ stored_names! {
         OneTimeCode => "one_time_code",
         /// The notice to every address on a profile that its card was unlocked.
         CardUnlocked => "card_unlocked",
+        /// The notice to every address on a profile that a secret unblocking its card was
+        /// released (the unlock began).
+        UnlockStarted => "unlock_started",
         /// The notice to every address on a profile that an address was added to it.
         EmailAdded => "email_added",
         /// The notice that an address was removed (sent to it too).

@@ -82,6 +82,46 @@ pub fn card_unlocked(serial: &CardId, at: Millis) -> Composed {
     }
 }
 
+/// The notice sent to every address on a profile when a secret that unblocks its card is
+/// released (a cryptogram, or the PUK), before the card has done anything with it: whoever
+/// holds the card can't make an unlock silent by never confirming it.
+pub fn unlock_started(serial: &CardId, at: Millis) -> Composed {
+    let when = date_time_utc(at);
+    let tail = serial_tail(serial);
+    let subject = "An unlock of your smartcard was started".to_owned();
+    let text = format!(
+        "An unlock of your smartcard ending {tail} was started on {when}: the card was in a \
+         reader and the one-time code sent to your email address was typed in.\n\
+         \n\
+         If this was you, you do not need to do anything. You will get another email once the \
+         card is unlocked.\n\
+         \n\
+         If this was not you, contact your Registration Authority at once. Tell them when this \
+         email arrived. They can stop the card being used.\n\
+         \n\
+         We sent this to every email address on your smartcard profile.\n"
+    );
+    let html = page(
+        &subject,
+        &format!(
+            "<p>An unlock of your smartcard ending <strong>{tail}</strong> was started on {when}: \
+         the card was in a reader and the one-time code sent to your email address was typed \
+         in.</p>\
+         <p>If this was you, you do not need to do anything. You will get another email once \
+         the card is unlocked.</p>\
+         <p><strong>If this was not you, contact your Registration Authority at once.</strong> \
+         Tell them when this email arrived. They can stop the card being used.</p>\
+         <p>We sent this to every email address on your smartcard profile.</p>\
+"
+        ),
+    );
+    Composed {
+        subject,
+        text,
+        html,
+    }
+}
+
 /// An address was added to a holder's profile by their RA: sent to every address on it,
 /// the new one included.
 pub fn address_added(address: &EmailAddress, public_url: &str, at: Millis) -> Composed {

@@ -190,6 +190,7 @@ async fn journeys(
                 row.ineligible_reason.as_deref(),
                 expired,
                 voided,
+                row.cryptograms_released > 0,
             ),
             unlocked: row.closed_reason == Some(ClosedReason::Unlocked),
             steps: steps

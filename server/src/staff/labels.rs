@@ -157,6 +157,13 @@ pub const FAILURES: &[Failure] = &[
 /// Journeys of holders on a profile that ran out of time before the card was unlocked.
 pub const TIMED_OUT: (&str, &str) = ("timed_out", "Stopped before finishing (timed out)");
 
+/// Journeys that ran out of time after a card secret was released but before the card's
+/// receipt: the card may or may not have been unlocked, and every address was told it began.
+pub const RELEASED_NO_RECEIPT: (&str, &str) = (
+    "released_no_receipt",
+    "Unlock key released, but the card never confirmed the unlock",
+);
+
 /// A verified holder who can't self-serve: the overview's stable reason name, and why in words.
 pub fn ineligible(reason: Option<&str>) -> (String, &'static str) {
     let reason = reason.and_then(IneligibleReason::from_name);
@@ -197,6 +204,7 @@ pub fn step(action: &str, outcome: &str, detail: Option<&str>) -> String {
         (A::JourneyReceipt, O::Unlocked) => "Card unlocked",
         (A::JourneyReceipt, O::NoChallenge) => "Card's receipt came without a challenge",
         (A::OutboxUnlockNotice, O::Queued) => "Unlock notice queued to every address",
+        (A::OutboxReleaseNotice, O::Queued) => "Unlock-started notice queued to every address",
         (_, O::NotVerified) => "A card step before the code was typed",
         (_, O::JourneyClosed) => "A step after the journey had ended",
         (_, O::NoCard) => "A card step before a card was accepted",
@@ -224,6 +232,7 @@ pub fn summary(
     ineligible: Option<&str>,
     expired: bool,
     code_voided: bool,
+    released: bool,
 ) -> String {
     use JourneyState as S;
     match (state, closed_reason) {
@@ -240,6 +249,9 @@ pub fn summary(
             "Stopped: code voided after 3 wrong tries, then ran out of time".into()
         }
         (S::AwaitingCode, _) if expired => "Stopped: the code was never typed in".into(),
+        (S::Verified, _) if expired && released => {
+            "Stopped: an unlock key was released, but the card never confirmed the unlock".into()
+        }
         (_, _) if expired => "Stopped: ran out of time during the card steps".into(),
         (S::AwaitingCode, _) if code_voided => {
             "Waiting: code voided after 3 wrong tries (a new one can be asked for)".into()
@@ -284,7 +296,8 @@ mod tests {
                 Some(ClosedReason::Unlocked),
                 None,
                 false,
-                false
+                false,
+                true
             ),
             "Unlocked"
         );
@@ -294,17 +307,26 @@ mod tests {
                 None,
                 Some("certificates_expired"),
                 false,
+                false,
                 false
             ),
             "Stopped: told to contact their RA (certificates expired)"
         );
         assert_eq!(
-            summary(JourneyState::AwaitingCode, None, None, true, false),
+            summary(JourneyState::AwaitingCode, None, None, true, false, false),
             "Stopped: the code was never typed in"
         );
         assert_eq!(
-            summary(JourneyState::Verified, None, None, false, false),
+            summary(JourneyState::Verified, None, None, false, false, false),
             "In progress: card steps"
+        );
+        assert_eq!(
+            summary(JourneyState::Verified, None, None, true, false, false),
+            "Stopped: ran out of time during the card steps"
+        );
+        assert_eq!(
+            summary(JourneyState::Verified, None, None, true, false, true),
+            "Stopped: an unlock key was released, but the card never confirmed the unlock"
         );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use unlock_protocol::staff::{DayCount, FailureCount, OutboxHealth, Overview, Period};
 
-use super::labels::{self, FAILURES, TIMED_OUT};
+use super::labels::{self, FAILURES, RELEASED_NO_RECEIPT, TIMED_OUT};
 use crate::audit::{Action, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::db::{self, Conn};
@@ -96,6 +96,12 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
     }
     let timed_out = db::figures::timed_out(&mut conn, since, today, now).await?;
     tally(TIMED_OUT.0, TIMED_OUT.1, Both::from_row(timed_out));
+    let unconfirmed = db::figures::released_no_receipt(&mut conn, since, today, now).await?;
+    tally(
+        RELEASED_NO_RECEIPT.0,
+        RELEASED_NO_RECEIPT.1,
+        Both::from_row(unconfirmed),
+    );
 
     let mut verified = step(Action::JourneyVerifyCode, Outcome::Verified);
     verified.add(step(Action::JourneyVerifyCode, Outcome::VerifiedIneligible));

@@ -628,3 +628,74 @@ async fn without_a_master_key_the_card_steps_are_unavailable_but_codes_work() {
     }
     assert_eq!(app.journey().await.stage(), "verified");
 }
+
+#[tokio::test]
+async fn an_unlock_that_never_confirms_is_still_told_to_every_address_and_shown_to_staff() {
+    let app = spawn_app().await;
+    add_email(&app, HOLDER, SECOND_EMAIL).await;
+    app.verified_journey().await;
+    app.present_card(CARD, PROFILE).await;
+    // Someone with the code and the card takes the cryptogram and never sends the receipt.
+    let released = app.cryptogram(&fresh_challenge()).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.json());
+    app.cryptogram(&fresh_challenge()).await;
+
+    // Every address is told at the release, once per journey.
+    for address in [EMAIL, SECOND_EMAIL] {
+        let raw = app
+            .smtp()
+            .wait_for_subject(address, "An unlock of your smartcard was started")
+            .await;
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let text = message.body_text(0).unwrap().into_owned();
+        assert!(text.contains("ending 9012"), "{text}");
+        assert!(
+            text.contains("If this was not you, contact your Registration Authority at once"),
+            "{text}"
+        );
+        assert!(!text.contains("0000123456789012"));
+    }
+    let started = |raw: &Vec<u8>| subject_of(raw) == "An unlock of your smartcard was started";
+    assert_eq!(
+        app.smtp()
+            .messages_to(EMAIL)
+            .iter()
+            .filter(|m| started(m))
+            .count(),
+        1
+    );
+    assert_eq!(
+        audit_rows(&app, "outbox.release_notice").await,
+        [(
+            "queued".into(),
+            Some("127.0.0.1".into()),
+            Some("to 2 address(es)".into())
+        )]
+    );
+
+    // Once its time has run out, staff see it for what it is.
+    app.clock.advance(Duration::from_secs(16 * 60));
+    let sam = app
+        .signed_in_staff("sam", unlock_protocol::staff::Role::Support, None)
+        .await;
+    let overview = sam.get("/api/staff/overview").await.json();
+    let failures = overview["today"]["failures"].as_array().unwrap();
+    let unconfirmed = failures
+        .iter()
+        .find(|f| f["reason"] == "released_no_receipt")
+        .unwrap_or_else(|| panic!("{failures:?}"));
+    assert_eq!(unconfirmed["count"], 1);
+    assert!(
+        failures.iter().all(|f| f["reason"] != "timed_out"),
+        "{failures:?}"
+    );
+    let profile = sam
+        .get(&format!("/api/staff/holders/{HOLDER}"))
+        .await
+        .json();
+    assert_eq!(
+        profile["journeys"][0]["summary"],
+        "Stopped: an unlock key was released, but the card never confirmed the unlock",
+        "{profile}"
+    );
+}

@@ -50,7 +50,8 @@ async fn the_overview_counts_today_and_the_last_30_days() {
     );
     app.new_browser();
     app.start(EMAIL).await;
-    app.code_for(EMAIL, 3).await;
+    // The unlock's code, its unlock-started and unlocked notices, then this code.
+    app.code_for(EMAIL, 4).await;
     wait_for_empty_outbox(&app).await;
     app.clock.advance(Duration::from_secs(16 * 60));
 

@@ -19,15 +19,16 @@ pub use present::present_card;
 pub use receipt::confirm_receipt;
 pub use release::release;
 
-use crate::audit::{Action, Audited, Event, Outcome};
+use crate::audit::{self, Action, Audited, Event, Outcome};
 use crate::clock::Millis;
 use crate::config::Config;
 use crate::custody::CustodyError;
 use crate::db::cards::CardRecord;
 use crate::db::journeys::CardJourney;
-use crate::db::states::{ClosedReason, JourneyState};
+use crate::db::states::{ClosedReason, JourneyState, OutboxKind};
 use crate::db::{self, Conn};
 use crate::error::Failure;
+use crate::outbox::{self, Composed, Outgoing, templates};
 use crate::piv::PivTrust;
 use crate::secrets::token_hash;
 use crate::state::AppState;
@@ -191,6 +192,76 @@ fn holder_event<'a>(
         detail,
         ..Event::new("holder", action, outcome)
     }
+}
+
+/// A notice to every address on a journey's profile.
+struct Notice {
+    kind: OutboxKind,
+    composed: Composed,
+    /// What the audit trail records it under.
+    action: Action,
+}
+
+/// Queues `notice` to every address on the journey holder's profile, in the caller's
+/// transaction, and audits it.
+async fn notify_profile(
+    conn: &mut Conn,
+    state: &AppState,
+    journey: &CardJourney,
+    notice: Notice,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<()> {
+    let addresses = match journey.holder_id.as_deref() {
+        Some(holder_id) => db::holder_emails::of_holder(conn, holder_id).await?,
+        None => Vec::new(),
+    };
+    for address in &addresses {
+        let outgoing = Outgoing {
+            kind: notice.kind,
+            recipient: address,
+            journey_id: Some(journey.id),
+            holder_id: journey.holder_id.as_deref(),
+            sealed: outbox::seal(&state.keys, &notice.composed)?,
+            expires_at: None,
+        };
+        outbox::enqueue(conn, outgoing, now).await?;
+    }
+    let detail = format!("to {} address(es)", addresses.len());
+    let event = Event {
+        actor: "system",
+        ..holder_event(
+            journey,
+            notice.action,
+            Outcome::Queued,
+            client,
+            Some(&detail),
+        )
+    };
+    audit::record(conn, now, event).await
+}
+
+/// At a journey's first release of a card secret, every address on the profile is told the
+/// unlock began, in the release's transaction: an unlock is never silent, even if the card's
+/// receipt never comes.
+async fn notify_release(
+    conn: &mut Conn,
+    state: &AppState,
+    journey: &CardJourney,
+    card: &CardId,
+    released: i64,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<()> {
+    if released != 1 {
+        return Ok(());
+    }
+    let notice = Notice {
+        kind: OutboxKind::UnlockStarted,
+        composed: templates::unlock_started(card, now),
+        action: Action::OutboxReleaseNotice,
+    };
+    notify_profile(conn, state, journey, notice, client, now).await
 }
 
 /// The card a release may now be made for: the journey verified and in time, a card of

@@ -10,18 +10,18 @@ use unlock_protocol::piv::{self, NONCE_LEN, Purpose};
 use unlock_protocol::{CardId, CardSerial};
 
 use super::{
-    CardJourney, accepted_card, accepted_key, audited, card_master_configured, card_not_accepted,
-    custody_failure, find, holder_event, journey_closed, other_profile, piv_trust, receipt_wrong,
-    refuse_card_step,
+    CardJourney, Notice, accepted_card, accepted_key, audited, card_master_configured,
+    card_not_accepted, custody_failure, find, journey_closed, notify_profile, other_profile,
+    piv_trust, receipt_wrong, refuse_card_step,
 };
-use crate::audit::{self, Action, Audited, Event, Outcome};
+use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
 use crate::custody::CardKey;
 use crate::db::states::{ClosedReason, JourneyState, OutboxKind};
 use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::journey::{no_journey, no_journey_step, step};
-use crate::outbox::{self, Outgoing, templates};
+use crate::outbox::templates;
 use crate::state::AppState;
 
 /// How a receipt is checked, by profile.
@@ -155,48 +155,13 @@ async fn check_receipt(
             detail = Some(format!("card {card}, PUK generation {generation}"));
         }
         db::journeys::close(conn, journey.id, ClosedReason::Unlocked, now).await?;
-        queue_unlock_notices(conn, state, &journey, &card, client, now).await?;
+        let notice = Notice {
+            kind: OutboxKind::CardUnlocked,
+            composed: templates::card_unlocked(&card, now),
+            action: Action::OutboxUnlockNotice,
+        };
+        notify_profile(conn, state, &journey, notice, client, now).await?;
         (Outcome::Unlocked, Ok(JourneyView::Unlocked { card }))
     };
     Ok(audited(&journey, checked, detail))
-}
-
-/// Tells every address on the holder's profile that the card was unlocked, in the same
-/// transaction as the unlock.
-async fn queue_unlock_notices(
-    conn: &mut Conn,
-    state: &AppState,
-    journey: &CardJourney,
-    card: &CardId,
-    client: &str,
-    now: Millis,
-) -> anyhow::Result<()> {
-    let addresses = match journey.holder_id.as_deref() {
-        Some(holder_id) => db::holder_emails::of_holder(conn, holder_id).await?,
-        None => Vec::new(),
-    };
-    let notice = templates::card_unlocked(card, now);
-    for address in &addresses {
-        let outgoing = Outgoing {
-            kind: OutboxKind::CardUnlocked,
-            recipient: address,
-            journey_id: Some(journey.id),
-            holder_id: journey.holder_id.as_deref(),
-            sealed: outbox::seal(&state.keys, &notice)?,
-            expires_at: None,
-        };
-        outbox::enqueue(conn, outgoing, now).await?;
-    }
-    let detail = format!("to {} address(es)", addresses.len());
-    let event = Event {
-        actor: "system",
-        ..holder_event(
-            journey,
-            Action::OutboxUnlockNotice,
-            Outcome::Queued,
-            client,
-            Some(&detail),
-        )
-    };
-    audit::record(conn, now, event).await
 }

@@ -8,8 +8,8 @@ use unlock_protocol::card_steps::{CardProof, CardRelease};
 use unlock_protocol::{CardSerial, ErrorCode};
 
 use super::{
-    audited, card_master_configured, custody_failure, find, other_profile, releasable, release_cap,
-    too_many_attempts,
+    audited, card_master_configured, custody_failure, find, notify_release, other_profile,
+    releasable, release_cap, too_many_attempts,
 };
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
@@ -47,10 +47,10 @@ async fn release_cryptogram(
 ) -> Result<CardRelease, Failure> {
     card_master_configured(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
-    let job_state = state.clone();
+    let (job_state, job_client) = (state.clone(), client.to_owned());
     let (serial, version) = step(state, client, Action::JourneyRelease, move |conn, now| {
-        let (state, token) = (job_state.clone(), token.clone());
-        Box::pin(async move { record_release(conn, now, &state, &token, challenge).await })
+        let (state, token, client) = (job_state.clone(), token.clone(), job_client.clone());
+        Box::pin(async move { record_release(conn, now, &state, &token, challenge, &client).await })
     })
     .await?;
     let key = state
@@ -71,6 +71,7 @@ async fn record_release(
     state: &AppState,
     token: &str,
     challenge: [u8; 16],
+    client: &str,
 ) -> anyhow::Result<Audited<(CardSerial, i64)>> {
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
@@ -112,6 +113,7 @@ async fn record_release(
         else {
             break 'checked too_many_attempts(conn, journey.id, now).await?;
         };
+        notify_release(conn, state, &journey, &card_id, released, client, now).await?;
         let version = journey.card.key_version().unwrap_or(1);
         detail = Some(format!(
             "card {serial}, release {released} of {cap}, card master key v{version}"

@@ -18,8 +18,8 @@ use unlock_protocol::piv::{self, NONCE_LEN, Puk, Purpose};
 use unlock_protocol::{CardGuid, ErrorCode};
 
 use super::{
-    CardJourney, Checked, accepted_key, audited, custody_failure, find, other_profile, piv_trust,
-    releasable, release_cap, too_many_attempts,
+    CardJourney, Checked, accepted_key, audited, custody_failure, find, notify_release,
+    other_profile, piv_trust, releasable, release_cap, too_many_attempts,
 };
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
@@ -40,11 +40,13 @@ pub async fn release_puk(
     piv_trust(state)?;
     let token = token.ok_or_else(no_journey)?.to_owned();
     let next = draw_next(state, &token).await?;
-    let job_state = state.clone();
+    let (job_state, job_client) = (state.clone(), client.to_owned());
     let sealed = step(state, client, Action::JourneyRelease, move |conn, now| {
         let (state, token, proof) = (job_state.clone(), token.clone(), proof.clone());
-        let next = next.clone();
-        Box::pin(async move { record_release(conn, now, &state, &token, &proof, next).await })
+        let (next, client) = (next.clone(), job_client.clone());
+        Box::pin(
+            async move { record_release(conn, now, &state, &token, &proof, next, &client).await },
+        )
     })
     .await?;
     open_release(state, sealed).await
@@ -87,6 +89,8 @@ struct SealedRelease {
     /// The PUK to rotate to: drawn for this release, or the pending one (sealed).
     next: Next,
     receipt_nonce: [u8; NONCE_LEN],
+    /// Which release of the journey this is.
+    count: i64,
 }
 
 enum Next {
@@ -130,6 +134,7 @@ async fn record_release(
     token: &str,
     proof: &Signature,
     next: Option<NextPuk>,
+    client: &str,
 ) -> anyhow::Result<Audited<SealedRelease>> {
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
@@ -167,7 +172,12 @@ async fn record_release(
         }) else {
             break 'checked other_profile();
         };
-        break 'checked release_escrow(conn, now, &journey, guid, next, cap, &mut detail).await?;
+        let checked = release_escrow(conn, now, &journey, guid, next, cap, &mut detail).await?;
+        if let (Outcome::Released, Ok(release)) = &checked {
+            let card = release.guid.clone().into();
+            notify_release(conn, state, &journey, &card, release.count, client, now).await?;
+        }
+        break 'checked checked;
     };
     Ok(audited(&journey, checked, detail))
 }
@@ -219,6 +229,7 @@ async fn release_escrow(
         candidates,
         next: next_puk,
         receipt_nonce,
+        count: released,
     };
     Ok((Outcome::Released, Ok(release)))
 }
