@@ -46,8 +46,13 @@ pub struct Config {
     pub card_master_key: Option<Secret>,
     /// The built single-page app (Trunk's `dist` folder), served at `/`.
     pub static_dir: PathBuf,
-    /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy only).
-    pub trust_forwarded_for: bool,
+    /// The proxies (CIDR blocks or addresses) whose `Forwarded` / `X-Forwarded-For` headers
+    /// are believed: the client is the first address, from the right, that is not one of
+    /// them. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// With an `https` `public_url` the server expects a proxy in front of it and refuses to
+    /// start without `trusted_proxies`; set this when holders really reach it directly.
+    pub faces_holders_directly: bool,
     /// `text` or `json` log lines on stderr.
     pub log_format: LogFormat,
     pub mail: MailConfig,
@@ -239,7 +244,8 @@ impl Default for Config {
             card_master_key_file: None,
             card_master_key: None,
             static_dir: PathBuf::from("frontend/dist"),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            faces_holders_directly: false,
             log_format: LogFormat::Text,
             mail: MailConfig {
                 smtp_url: None,
@@ -325,6 +331,15 @@ impl Config {
         }
         if let Some(url) = &self.mail.smtp_url {
             check_smtp_url(url.expose())?;
+        }
+        let proxies = crate::http::client_addr::TrustedProxies::parse(&self.trusted_proxies)?;
+        if self.serves_https() && proxies.is_empty() && !self.faces_holders_directly {
+            bail!(
+                "public_url is https but trusted_proxies is empty: behind a proxy every holder \
+                 would share the proxy's address and its throttles. List the proxies in \
+                 trusted_proxies, or set faces_holders_directly = true if holders reach this \
+                 server with no proxy in between"
+            );
         }
         if self.card_master_key.is_some() && self.card_master_key_file.is_some() {
             bail!("set card_master_key or card_master_key_file, not both");
@@ -471,6 +486,31 @@ mod tests {
     fn smtp_url_errors_never_echo_credentials() {
         let error = check_smtp_url("smtp://user:hunter2@relay.example.org").unwrap_err();
         assert!(!format!("{error:#}").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_https_service_needs_its_proxies_named_or_to_say_it_has_none() {
+        let behind = Config {
+            public_url: "https://unlock.example.org".into(),
+            ..Config::default()
+        };
+        let error = format!("{:#}", behind.validate().unwrap_err());
+        assert!(error.contains("trusted_proxies"), "{error}");
+        let named = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into()],
+            ..behind.clone()
+        };
+        named.validate().unwrap();
+        let direct = Config {
+            faces_holders_directly: true,
+            ..behind.clone()
+        };
+        direct.validate().unwrap();
+        let bad = Config {
+            trusted_proxies: vec!["10.0.0.0/33".into()],
+            ..behind
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -87,6 +87,9 @@ impl Server {
             db: db.clone(),
             keys: keys.clone(),
             custody,
+            proxies: Arc::new(http::client_addr::TrustedProxies::parse(
+                &config.trusted_proxies,
+            )?),
             piv_trust,
             passwords,
             clock: clock.clone(),

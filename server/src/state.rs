@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::custody::Custody;
 use crate::db::Db;
+use crate::http::client_addr::TrustedProxies;
 use crate::piv::PivTrust;
 use crate::secrets::Keys;
 use crate::staff::accounts::Passwords;
@@ -27,6 +28,8 @@ pub struct AppState {
     /// Staff password hashing, with the configured work factor.
     pub passwords: Arc<Passwords>,
     pub clock: Clock,
+    /// Whose forwarding headers name the client.
+    pub proxies: Arc<TrustedProxies>,
     /// Wakes the outbox worker after a message is queued.
     pub outbox_wake: Arc<Notify>,
 }

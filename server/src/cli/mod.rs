@@ -330,7 +330,7 @@ async fn throttle_command(
                         None => Keys::load(config)?.email_subject(email.as_str()),
                     }
                 }
-                (_, _, Some(client)) => client.to_string(),
+                (_, _, Some(client)) => crate::http::client_addr::throttle_key(&client.to_string()),
                 _ => anyhow::bail!("say which throttle to release: --holder, --email or --client"),
             };
             release(db, clock, key).await

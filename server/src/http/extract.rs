@@ -41,7 +41,8 @@ fn json_failure(rejection: &JsonRejection) -> Failure {
     Failure::client(code)
 }
 
-/// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` hop.
+/// The client's address, canonical: the peer, or behind trusted proxies the address they
+/// received the request from (see [`super::client_addr`]).
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
@@ -52,35 +53,17 @@ impl FromRequestParts<AppState> for ClientAddr {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if state.config.trust_forwarded_for
-            && let Some(forwarded) = last_forwarded_for(&parts.headers)
-        {
-            return Ok(Self(forwarded));
-        }
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_canonical().to_string())
+            .map(|ConnectInfo(addr)| addr.ip())
             .ok_or_else(|| {
                 Failure::Internal(anyhow::anyhow!(
                     "the server was started without peer addresses"
                 ))
             })?;
-        Ok(Self(peer))
+        Ok(Self(state.proxies.client(peer, &parts.headers).to_string()))
     }
-}
-
-fn last_forwarded_for(headers: &HeaderMap) -> Option<String> {
-    let value = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .next_back()?
-        .to_str()
-        .ok()?;
-    let hop = value.rsplit(',').next()?.trim();
-    hop.parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| ip.to_string())
 }
 
 /// The value of the cookie `name`, if the request carries a plausible one.

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, and the layers every response passes through.
 
+pub mod client_addr;
 mod extract;
 mod health;
 mod journey;

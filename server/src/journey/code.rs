@@ -116,7 +116,8 @@ async fn check_code(
             let voided = Failure::client(ErrorCode::CodeVoided);
             break 'checked (Outcome::NoLiveCode, Err(voided));
         };
-        throttle::hit(conn, &config.throttle, Scope::ClientFailure, client, now).await?;
+        let key = crate::http::client_addr::throttle_key(client);
+        throttle::hit(conn, &config.throttle, Scope::ClientFailure, &key, now).await?;
         if voided {
             throttle::hit(
                 conn,

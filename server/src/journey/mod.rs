@@ -40,6 +40,7 @@ async fn find(
     now: Millis,
     purpose: Purpose,
 ) -> anyhow::Result<Option<Found>> {
+    let client = &crate::http::client_addr::throttle_key(client);
     let locks = LockScopes {
         client_scope: Scope::ClientFailure,
         client,

@@ -62,6 +62,7 @@ async fn start_limits(
     now: Millis,
 ) -> anyhow::Result<StartLimits> {
     let window = throttle::window(&config.throttle, Scope::ClientStart);
+    let client = &crate::http::client_addr::throttle_key(client);
     let counted = db::throttles::count_start(conn, client, subject, now, window).await?;
     let client_lock = throttle::settle(
         conn,

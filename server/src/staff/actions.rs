@@ -245,13 +245,13 @@ pub async fn release_throttle(
         }
         ThrottleTarget::Holder(id) => (format!("holder:{id}"), Some(id.clone())),
         ThrottleTarget::Client(address) => {
-            let ip = address.trim().parse::<std::net::IpAddr>().map_err(|_| {
+            let key = crate::http::client_addr::release_key(address).ok_or_else(|| {
                 Failure::client_message(
                     ErrorCode::QueryInvalid,
                     "Enter a client address like 192.0.2.10 or 2001:db8::10.",
                 )
             })?;
-            (ip.to_canonical().to_string(), None)
+            (key, None)
         }
     };
     audited(state, user, action, holder.as_ref(), move |conn, _| {

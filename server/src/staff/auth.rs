@@ -18,6 +18,7 @@ use crate::db::staff_sessions::NewSession;
 use crate::db::states::SessionStage;
 use crate::db::{self, Conn};
 use crate::error::Failure;
+use crate::http::client_addr::throttle_key;
 use crate::secrets::{new_token, token_hash};
 use crate::state::AppState;
 use crate::throttle::{self, Locked, Scope};
@@ -39,6 +40,7 @@ async fn sign_in_lock(
     client: &str,
     now: Millis,
 ) -> anyhow::Result<Option<Locked>> {
+    let client = &throttle_key(client);
     let until = db::throttles::locked_until(
         conn,
         (Scope::StaffAccount, subject),
@@ -57,6 +59,7 @@ async fn count_failure(
     now: Millis,
 ) -> anyhow::Result<()> {
     let config = &state.config.throttle;
+    let client = &throttle_key(client);
     throttle::hit(conn, config, Scope::StaffAccount, subject, now).await?;
     throttle::hit(conn, config, Scope::StaffClient, client, now).await?;
     Ok(())
@@ -131,6 +134,7 @@ async fn count_attempt(
     now: Millis,
 ) -> anyhow::Result<Attempt> {
     let config = &state.config.throttle;
+    let client = &throttle_key(client);
     let mut attempt = Attempt::default();
     for (scope, key) in [(Scope::StaffAccount, subject), (Scope::StaffClient, client)] {
         let window = throttle::window(config, scope);
@@ -160,6 +164,7 @@ async fn undo_attempt(
     subject: &str,
     client: &str,
 ) -> anyhow::Result<()> {
+    let client = &throttle_key(client);
     db::throttles::uncount(conn, Scope::StaffAccount, subject).await?;
     db::throttles::uncount(conn, Scope::StaffClient, client).await?;
     for (scope, key, before) in &attempt.began {

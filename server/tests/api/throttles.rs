@@ -145,3 +145,91 @@ async fn the_allow_list_answer_comes_first_even_for_a_throttled_address() {
         "email_domain_not_allowed"
     );
 }
+
+/// Starts a journey for `email` as a request forwarded with `headers`, in a fresh browser.
+async fn start_forwarded(app: &TestApp, email: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = reqwest::Client::new()
+        .post(app.url("/api/journeys"))
+        .json(&serde_json::json!({ "email": email }));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn start_clients(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT client_addr FROM audit_events WHERE action = 'journey.start' ORDER BY id",
+    )
+    .fetch_all(app.db())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn behind_trusted_proxies_the_client_is_the_first_untrusted_hop_from_the_right() {
+    let app = spawn_app_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
+    })
+    .await;
+    // A CDN (10.1.2.3) in front of the load balancer (the test's 127.0.0.1); the client's own
+    // entry (6.6.6.6) is not believed.
+    for (name, value) in [
+        ("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.1.2.3"),
+        (
+            "forwarded",
+            "for=6.6.6.6, for=\"[2001:db8:1:2::99]:4711\", for=10.1.2.3",
+        ),
+        ("x-forwarded-for", "::ffff:198.51.100.4"),
+    ] {
+        start_forwarded(&app, EMAIL, &[(name, value)]).await;
+    }
+    assert_eq!(
+        start_clients(&app).await,
+        ["203.0.113.9", "2001:db8:1:2::99", "198.51.100.4"]
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_forwarding_headers_change_nothing() {
+    let app = spawn_app_with(|c| c.throttle.client_starts_per_hour = 2).await;
+    for n in 0..2 {
+        let spoofed = format!("203.0.113.{n}");
+        start_forwarded(&app, EMAIL, &[("x-forwarded-for", &spoofed)]).await;
+    }
+    let locked = start_forwarded(&app, EMAIL, &[("x-forwarded-for", "203.0.113.77")]).await;
+    assert_eq!(locked.code(), "throttled");
+    assert!(start_clients(&app).await.iter().all(|c| c == "127.0.0.1"));
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_throttled_by_its_64_and_released_by_any_address_in_it() {
+    let app = spawn_app_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.throttle.client_starts_per_hour = 2;
+    })
+    .await;
+    let from = |addr: &'static str| [("x-forwarded-for", addr)];
+    for addr in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::2"] {
+        assert_eq!(
+            start_forwarded(&app, EMAIL, &from(addr)).await.status,
+            StatusCode::OK
+        );
+    }
+    // A new address in the same /64 is the same subscriber.
+    let locked = start_forwarded(&app, EMAIL, &from("2001:db8:1:2:abcd::3")).await;
+    assert_eq!(locked.code(), "throttled");
+    // Another network is not.
+    let other = start_forwarded(&app, EMAIL, &from("2001:db8:1:3::1")).await;
+    assert_eq!(other.status, StatusCode::OK);
+    // The key is the /64; releasing names any address in it (as staff and the CLI do).
+    let key = unlock_server::http::client_addr::release_key("2001:db8:1:2::42").unwrap();
+    assert_eq!(key, "2001:db8:1:2::/64");
+    assert_eq!(release(&app, &key).await, 1);
+    assert_eq!(
+        start_forwarded(&app, EMAIL, &from("2001:db8:1:2::1"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

@@ -123,7 +123,7 @@ impl Fleet {
         let database_url = cluster.create_database();
         std::fs::create_dir_all(&dir).context("create the servers' folder")?;
         let mut first = Target::new(args.server_bin.clone(), dir, Some(database_url.clone()))?;
-        first.trust_forwarded_for = loader.bench.client_addresses > 1;
+        first.loopback_is_a_proxy = loader.bench.client_addresses > 1;
         println!(
             "==> unlock-server x{instances} on one PostgreSQL database: seeding {} holders",
             loader.bench.holders

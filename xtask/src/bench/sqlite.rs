@@ -26,7 +26,7 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
     };
 
     let mut target = Target::new(args.server_bin.clone(), scratch.join("server"), None)?;
-    target.trust_forwarded_for = bench.client_addresses > 1;
+    target.loopback_is_a_proxy = bench.client_addresses > 1;
     std::fs::create_dir_all(&target.dir).context("create the server's folder")?;
     println!(
         "==> unlock-server: seeding {} holders, then serving on {}",

@@ -32,7 +32,7 @@ pub struct Target {
     pub metrics_addr: SocketAddr,
     pub database_url: String,
     /// Take the client address from `X-Forwarded-For`, as behind a proxy.
-    pub trust_forwarded_for: bool,
+    pub loopback_is_a_proxy: bool,
 }
 
 impl Target {
@@ -46,14 +46,14 @@ impl Target {
             addr: free_addr()?,
             metrics_addr: free_addr()?,
             database_url,
-            trust_forwarded_for: false,
+            loopback_is_a_proxy: false,
         })
     }
 
     /// Another instance on the same database and folder, on free ports of its own.
     pub fn sibling(&self) -> anyhow::Result<Self> {
         Ok(Self {
-            trust_forwarded_for: self.trust_forwarded_for,
+            loopback_is_a_proxy: self.loopback_is_a_proxy,
             ..Self::new(
                 self.bin.clone(),
                 self.dir.clone(),
@@ -76,8 +76,12 @@ impl Target {
             .env("UNLOCK_DATABASE_URL", &self.database_url)
             .env("UNLOCK_DATA_DIR", &self.dir)
             .env(
-                "UNLOCK_TRUST_FORWARDED_FOR",
-                self.trust_forwarded_for.to_string(),
+                "UNLOCK_TRUSTED_PROXIES",
+                if self.loopback_is_a_proxy {
+                    r#"["127.0.0.1"]"#.to_owned()
+                } else {
+                    "[]".to_owned()
+                },
             )
             // One load generator is one client address; the per-client limits would stop it.
             .env("UNLOCK_THROTTLE__CLIENT_STARTS_PER_HOUR", "100000000")
