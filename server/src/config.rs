@@ -34,6 +34,8 @@ pub struct Config {
     /// Most connections one instance opens to PostgreSQL (SQLite uses one writer and four
     /// readers whatever this says).
     pub database_max_connections: u32,
+    /// SQLite: most writes that may wait for the writer; one more answers 503 at once.
+    pub database_write_queue: u32,
     /// Where the embedded default keeps its files (database, secret key, mail folder).
     pub data_dir: PathBuf,
     /// 32-byte hex secret that keys code hashes and seals queued email. When absent it is
@@ -62,6 +64,18 @@ pub struct Config {
     pub cards: CardConfig,
     pub keys: KeysConfig,
     pub staff: StaffConfig,
+    pub http: HttpConfig,
+}
+
+/// Bounds on the HTTP server, so overload answers 503 instead of queueing without end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A request not answered in this time gets 503 (a write it had begun commits whole or
+    /// not at all, never half).
+    pub request_timeout_ms: u64,
+    /// Requests handled at once by one instance; one more gets 503 at once.
+    pub max_concurrent_requests: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +253,7 @@ impl Default for Config {
             database_url: DatabaseUrl::parse("sqlite://var/unlock.db")
                 .expect("the default database URL parses"),
             database_max_connections: 16,
+            database_write_queue: 4096,
             data_dir: PathBuf::from("var"),
             secret_key: None,
             card_master_key_file: None,
@@ -299,6 +314,10 @@ impl Default for Config {
                 totp_issuer: "Smartcard unlock".into(),
                 minutes_saved_per_unlock: 20,
             },
+            http: HttpConfig {
+                request_timeout_ms: 30_000,
+                max_concurrent_requests: 512,
+            },
         }
     }
 }
@@ -325,6 +344,15 @@ impl Config {
         self.database_url.check()?;
         if self.database_max_connections == 0 {
             bail!("database_max_connections must be at least 1");
+        }
+        if self.database_write_queue == 0
+            || self.http.max_concurrent_requests == 0
+            || self.http.request_timeout_ms == 0
+        {
+            bail!(
+                "database_write_queue, http.max_concurrent_requests and http.request_timeout_ms \
+                 must be at least 1"
+            );
         }
         if !self.public_url.starts_with("http://") && !self.public_url.starts_with("https://") {
             bail!("public_url must start with http:// or https://");

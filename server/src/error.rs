@@ -64,8 +64,23 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
+        if crate::db::is_overloaded(&error) {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "refused: the database is too busy"
+            );
+            return busy();
+        }
         Self::Internal(error)
     }
+}
+
+/// The service is too busy for this request now (503): nothing was done, try again.
+pub fn busy() -> Failure {
+    Failure::client_message(
+        ErrorCode::Unavailable,
+        "The service is very busy just now. Nothing was changed: wait a moment and try again.",
+    )
 }
 
 impl IntoResponse for Failure {

@@ -60,7 +60,12 @@ impl Server {
     /// Opens and migrates the database, binds the listener and starts the outbox worker.
     pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        let db = Db::connect_with(&config.database_url, config.database_max_connections).await?;
+        let db = Db::connect_with(
+            &config.database_url,
+            config.database_max_connections,
+            usize::try_from(config.database_write_queue).unwrap_or(usize::MAX),
+        )
+        .await?;
         db.migrate().await?;
         let keys = Arc::new(Keys::load(&config)?);
         let custody = Arc::new(Custody::load(&config, &keys, db.clone())?);

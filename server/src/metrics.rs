@@ -46,6 +46,7 @@ pub const DB_RETRIES: &str = "unlock_db_retries_total";
 pub const DB_ERRORS: &str = "unlock_db_errors_total";
 pub const KEY_UNAVAILABLE: &str = "unlock_key_unavailable_total";
 pub const PASSWORD_CHECKS_BUSY: &str = "unlock_password_checks_busy_total";
+pub const HTTP_SHED: &str = "unlock_http_shed_total";
 pub const READY: &str = "unlock_ready";
 pub const HTTP_DURATION: &str = "unlock_http_request_duration_seconds";
 
@@ -104,6 +105,10 @@ fn describe() {
         "Card steps answered 503 because a key was not available (its token did not answer)"
     );
     describe_counter!(
+        HTTP_SHED,
+        "Requests answered 503 by the HTTP server's bounds, by reason: busy (too many at once) or timeout"
+    );
+    describe_counter!(
         PASSWORD_CHECKS_BUSY,
         "Staff sign-ins answered 503 because every Argon2 slot stayed busy"
     );
@@ -149,6 +154,11 @@ pub fn db_retry() {
 /// A write that failed for good (its error goes to the caller).
 pub fn db_error() {
     counter!(DB_ERRORS).increment(1);
+}
+
+/// A request the HTTP server's bounds answered with 503 (`busy` or `timeout`).
+pub fn http_shed(reason: &'static str) {
+    counter!(HTTP_SHED, "reason" => reason).increment(1);
 }
 
 /// A staff sign-in that found every Argon2 slot busy (answered 503).

@@ -95,17 +95,43 @@ pub struct Db {
     url: DatabaseUrl,
 }
 
+/// Writes that may wait for SQLite's writer unless configured otherwise.
+pub const DEFAULT_WRITE_QUEUE: usize = 4096;
+
+/// The database can take no more work now: its write queue is full (SQLite) or no connection
+/// came free in time (PostgreSQL). The request answers 503 rather than waiting without end.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the database is too busy to take this write now")]
+pub struct Overloaded;
+
+/// Whether `error` is the database being too busy ([`Overloaded`], or a pool that gave no
+/// connection in time).
+pub fn is_overloaded(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<Overloaded>()
+            || matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::PoolTimedOut)
+            )
+    })
+}
+
 impl Db {
     /// Opens the database (for SQLite, creating the file and its folder if needed).
     pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {
-        Self::connect_with(url, 16).await
+        Self::connect_with(url, 16, DEFAULT_WRITE_QUEUE).await
     }
 
-    /// Opens the database with at most `max_connections` PostgreSQL connections.
-    pub async fn connect_with(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+    /// Opens the database with at most `max_connections` PostgreSQL connections, or (SQLite)
+    /// at most `write_queue` writes waiting for the writer.
+    pub async fn connect_with(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        write_queue: usize,
+    ) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         match url.engine() {
-            Engine::Sqlite => Self::connect_sqlite(url).await,
+            Engine::Sqlite => Self::connect_sqlite(url, write_queue).await,
             Engine::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections.max(1))
@@ -124,7 +150,7 @@ impl Db {
         }
     }
 
-    async fn connect_sqlite(url: &DatabaseUrl) -> anyhow::Result<Self> {
+    async fn connect_sqlite(url: &DatabaseUrl, write_queue: usize) -> anyhow::Result<Self> {
         if let Some(path) = url.sqlite_path()
             && let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
@@ -163,7 +189,7 @@ impl Db {
             .connect_with(url.sqlite_options("ro")?)
             .await
             .context("open the database for reading")?;
-        let writer = Writer::start(write.clone())?;
+        let writer = Writer::start(write.clone(), write_queue)?;
         Ok(Self {
             engine: Engine::Sqlite,
             read,

@@ -44,7 +44,7 @@ struct Ran {
 /// The handle requests use to queue writes.
 #[derive(Debug, Clone)]
 pub struct Writer {
-    queue: mpsc::UnboundedSender<Work>,
+    queue: mpsc::Sender<Work>,
 }
 
 impl Writer {
@@ -56,8 +56,11 @@ impl Writer {
     /// Starts the writer on the single-connection write pool. It runs on a thread of its
     /// own: each statement is a round trip to SQLite's thread, and on the shared runtime every
     /// one of them would wait behind the HTTP tasks, holding the write lock meanwhile.
-    pub fn start(pool: AnyPool) -> anyhow::Result<Self> {
-        let (queue, jobs) = mpsc::unbounded_channel();
+    ///
+    /// At most `capacity` writes wait for it; one more is refused with [`super::Overloaded`]
+    /// at once (the request answers 503) rather than queueing without end.
+    pub fn start(pool: AnyPool, capacity: usize) -> anyhow::Result<Self> {
+        let (queue, jobs) = mpsc::channel(capacity.max(1));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -96,16 +99,19 @@ impl Writer {
                 }
             })
         });
-        self.queue
-            .send(job)
-            .map_err(|_| anyhow::anyhow!("the database writer has stopped"))?;
+        self.queue.try_send(job).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => anyhow::Error::new(super::Overloaded),
+            mpsc::error::TrySendError::Closed(_) => {
+                anyhow::anyhow!("the database writer has stopped")
+            }
+        })?;
         answer
             .await
             .context("the database writer dropped a write")?
     }
 }
 
-async fn run(pool: AnyPool, mut jobs: mpsc::UnboundedReceiver<Work>) {
+async fn run(pool: AnyPool, mut jobs: mpsc::Receiver<Work>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {

@@ -9,13 +9,17 @@ pub mod spa;
 mod staff;
 
 use std::any::Any;
+use std::time::Duration;
 
-use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{self, MethodRouter};
+use axum::{BoxError, Router};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -124,7 +128,21 @@ pub fn router(state: AppState) -> Router {
             async move { app.serve(request).await }
         })
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let limits = &state.config.http;
+    // Overload answers 503 at once instead of queueing without end: at most this many
+    // requests in hand (one more is shed), each answered within the timeout.
+    let api = api
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                // One semaphore for the whole API: `Router::layer` wraps each route apart.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    usize::try_from(limits.max_concurrent_requests).unwrap_or(1),
+                ))
+                .timeout(Duration::from_millis(limits.request_timeout_ms)),
+        )
         .with_state(state);
     // Outermost last: the request id first, then the latency histogram, then the span that
     // carries the id and the route (these run inside routing, where the route is known).
@@ -132,6 +150,25 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::RequestSpan))
         .layer(axum::middleware::from_fn(crate::metrics::track_request))
         .layer(axum::middleware::from_fn(crate::telemetry::tag_request))
+}
+
+/// A request shed by the concurrency limit or stopped by the timeout, as the API's 503.
+async fn overloaded(error: BoxError) -> Failure {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        crate::metrics::http_shed("timeout");
+        tracing::warn!("a request ran out of time");
+        Failure::client_message(
+            ErrorCode::Unavailable,
+            "This took too long, so it was stopped. Wait a moment and try again.",
+        )
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        crate::metrics::http_shed("busy");
+        crate::error::busy()
+    } else {
+        Failure::Internal(anyhow::anyhow!(
+            "a request failed in the HTTP layers: {error}"
+        ))
+    }
 }
 
 /// Strict headers on every response, errors included. Only the app's own files set their

@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod operations_guide;
 mod outbox;
+mod overload;
 mod piv;
 mod piv_binary;
 mod schema;
