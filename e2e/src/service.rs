@@ -80,6 +80,12 @@ impl Server {
         let url = format!("http://127.0.0.1:{port}");
         let key_file = dir.join("card-master.key");
         std::fs::write(&key_file, format!("{master_key}\n")).unwrap();
+        // Only its owner may read a key file: the server refuses any other.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let config = dir.join("unlock.toml");
         std::fs::write(
             &config,

@@ -192,8 +192,31 @@ fn decode_secret(hex_text: &str) -> anyhow::Result<[u8; SECRET_BYTES]> {
         .map_err(|_| anyhow::anyhow!("the secret key must be {SECRET_BYTES} bytes (64 hex digits)"))
 }
 
+/// Refuses a file of secrets that users other than its owner can read (or write): whoever
+/// can read it holds the secret. On systems without Unix modes it is not checked.
+pub fn private_only(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("read the permissions of {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} can be read by users other than its owner, so it is not used: make it \
+                 private (chmod 600 {})",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn load_or_create_key_file(path: &Path) -> anyhow::Result<[u8; SECRET_BYTES]> {
     if path.exists() {
+        private_only(path)?;
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read the secret key file {}", path.display()))?;
         return decode_secret(&text).with_context(|| format!("read {}", path.display()));
@@ -277,5 +300,18 @@ mod tests {
             Keys::from_secret(&[9; 32]).email_subject("a@b.org")
         );
         assert!(!keys.email_subject("a@b.org").contains("b.org"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let first = load_or_create_key_file(&path).unwrap();
+        assert_eq!(load_or_create_key_file(&path).unwrap(), first);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let error = format!("{:#}", load_or_create_key_file(&path).unwrap_err());
+        assert!(error.contains("chmod 600"), "{error}");
     }
 }

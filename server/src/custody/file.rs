@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::MASTER_KEY_BYTES;
 use crate::config::Config;
-use crate::secrets::write_private;
+use crate::secrets::{private_only, write_private};
 
 /// The configured card master key, version 1: `card_master_key`, or the file
 /// `card_master_key_file`. `None` when neither is set.
@@ -31,7 +31,7 @@ pub fn read_key(path: &Path, len: usize) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         std::fs::read_to_string(path)
             .with_context(|| format!("read the key file {}", path.display()))?,
     );
-    warn_if_readable_by_others(path);
+    private_only(path)?;
     parse_hex_key(&text, len).with_context(|| format!("read the key file {}", path.display()))
 }
 
@@ -75,22 +75,6 @@ pub fn write_key(path: &Path, key: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("write the key file {}", path.display()))
 }
 
-#[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(
-            path = %path.display(),
-            "a key file can be read by other users; make it mode 0600"
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &Path) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +87,21 @@ mod tests {
         }
         let key = parse_hex_key("  35A47D45D75853E026695FFFA198B79D\n", 16).unwrap();
         assert_eq!(hex::encode(&*key), "35a47d45d75853e026695fffa198b79d");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        std::fs::write(&path, "35a47d45d75853e026695fffa198b79d\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = format!("{:#}", read_key(&path, 16).unwrap_err());
+        assert!(error.contains("chmod 600"), "{error}");
+        assert!(!error.contains("35a47d45"), "{error}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        read_key(&path, 16).unwrap();
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl Pkcs11Settings {
         let pin = match (&keys.pkcs11_pin, &keys.pkcs11_pin_file) {
             (Some(pin), None) => pin.clone(),
             (None, Some(path)) => {
+                crate::secrets::private_only(path)?;
                 let text = Zeroizing::new(
                     std::fs::read_to_string(path)
                         .with_context(|| format!("read the token PIN file {}", path.display()))?,

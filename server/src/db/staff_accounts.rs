@@ -71,8 +71,8 @@ pub async fn add(
     Ok(done.rows_affected() == 1)
 }
 
-/// Gives an account new credentials it must replace at its next sign-in, and enables it;
-/// whether there was such an account.
+/// Gives an enabled account new credentials it must replace at its next sign-in; whether
+/// there was such an account (a disabled one stays disabled and unchanged).
 pub async fn reset(
     conn: &mut Conn,
     username: &str,
@@ -80,8 +80,8 @@ pub async fn reset(
 ) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "UPDATE staff_accounts SET password_hash = $1, must_change_password = $2, totp_secret = $3,
-                totp_last_step = 0, disabled_at = NULL
-         WHERE username = $4",
+                totp_last_step = 0
+         WHERE username = $4 AND disabled_at IS NULL",
     )
     .bind(credentials.password_hash)
     .bind(1_i64)

@@ -308,6 +308,12 @@ pub async fn reset(
     let account = find(&mut *db.reader().await?, username.as_str())
         .await?
         .with_context(|| format!("there is no staff account named {username}"))?;
+    if account.disabled_at.is_some() {
+        bail!(
+            "{username} is disabled, and a reset does not enable an account: add a new account \
+             for them (`staff add`) if they should sign in again"
+        );
+    }
     let credentials = new_credentials(config, &keys, passwords, username, account.role).await?;
     let (name, stored) = (username.clone(), credentials.stored());
     let action = Action::StaffAccountReset;
@@ -315,7 +321,7 @@ pub async fn reset(
         let (name, stored) = (name.clone(), stored.clone());
         Box::pin(async move {
             if !db::staff_accounts::reset(conn, name.as_str(), stored.as_credentials()).await? {
-                bail!("there is no staff account named {name}");
+                bail!("there is no enabled staff account named {name}");
             }
             end_sessions(conn, name.as_str()).await?;
             Ok(Audited::done(Outcome::Done, Some(name.to_string()), ()))

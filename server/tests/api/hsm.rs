@@ -71,6 +71,11 @@ impl SoftHsm {
         );
         let pin_file = dir.join("softhsm/pin");
         std::fs::write(&pin_file, format!("{USER_PIN}\n")).unwrap();
+        std::fs::set_permissions(
+            &pin_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         Self {
             conf,
             tokens,

@@ -434,6 +434,25 @@ async fn a_reset_or_disabled_account_is_signed_out_everywhere() {
         .await
         .unwrap();
     assert_eq!(sam.get("/api/staff/me").await.code(), "session_expired");
+
+    // A reset does not bring a disabled account back.
+    let refused = unlock_server::staff::accounts::reset(
+        &state.db,
+        &app.clock,
+        &app.config,
+        &state.passwords,
+        &name,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("sam is disabled"),
+        "{refused:#}"
+    );
+    assert_eq!(
+        sam.sign_in_with("another long passphrase").await.code(),
+        "sign_in_failed"
+    );
 }
 
 #[tokio::test]
