@@ -49,6 +49,34 @@ pub fn shown(user: &StaffUser, address: &str) -> String {
     EmailAddress::parse(address).map_or_else(|_| "***".to_owned(), |email| email.masked())
 }
 
+/// `text` (a relay's error, say) with every email address in it shown as [`shown`] shows
+/// addresses: masked unless the user may see them in full.
+pub fn shown_in_text(user: &StaffUser, text: &str) -> String {
+    if user.may(Permission::SeeFullEmails) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&shown(user, word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || "<>,;:\"'()[]".contains(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// `GET /api/staff/holders?q=...`.
 pub async fn search(
     state: &AppState,
@@ -222,7 +250,7 @@ async fn deliveries(
             attempts: u32::try_from(row.attempts).unwrap_or(0),
             queued_at: row.created_at,
             finished_at: row.finished_at,
-            last_error: row.last_error,
+            last_error: row.last_error.map(|error| shown_in_text(user, &error)),
         })
         .collect())
 }

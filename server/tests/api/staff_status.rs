@@ -258,6 +258,23 @@ async fn support_sees_addresses_masked_and_ra_staff_see_them_whole() {
             .iter()
             .all(|d| d["recipient"].as_str().unwrap().contains('*'))
     );
+    // A relay's error that names the address is masked for support too.
+    sqlx::query("UPDATE outbox SET last_error = $1")
+        .bind(format!("550 5.1.1 <{EMAIL}>: mailbox unavailable"))
+        .execute(app.db())
+        .await
+        .unwrap();
+    let path = format!("/api/staff/holders/{HOLDER}");
+    let errors = |view: serde_json::Value| view["deliveries"][0]["last_error"].clone();
+    assert_eq!(
+        errors(rita.get(&path).await.json()),
+        format!("550 5.1.1 <{EMAIL}>: mailbox unavailable")
+    );
+    let masked_error = errors(sam.get(&path).await.json());
+    assert_eq!(
+        masked_error, "550 5.1.1 <j*******@trust.example>: mailbox unavailable",
+        "{masked_error}"
+    );
     assert_eq!(masked["cards"][0]["serial"], CARD);
     assert_eq!(masked["cards"][0]["unlockable"], true);
     // Nothing on a profile is a code.
