@@ -72,6 +72,18 @@ pub async fn forget_ended(conn: &mut Conn, now: Millis, idle_limit: Millis) -> a
 }
 
 /// Moves a session to `stage` until `expires_at`; each step counts as activity.
+/// Gives the session with token hash `old` the token hash `new` (a new token once the
+/// second factor is done, so a token seen before then is worth nothing after).
+pub async fn replace_token(conn: &mut Conn, old: &[u8], new: &[u8]) -> anyhow::Result<()> {
+    sqlx::query("UPDATE staff_sessions SET token_hash = $1 WHERE token_hash = $2")
+        .bind(new)
+        .bind(old)
+        .execute(conn)
+        .await
+        .context("renew the session's token")?;
+    Ok(())
+}
+
 pub async fn set_stage(
     conn: &mut Conn,
     token_hash: &[u8],

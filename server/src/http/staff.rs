@@ -118,7 +118,8 @@ pub async fn sign_in(
     security(("staff_cookie" = [])),
     request_body = SecondFactor,
     responses(
-        (status = 200, description = "The code was right: signed in, or a new password is needed first.", body = SignInStep),
+        (status = 200, description = "The code was right: signed in, or a new password is needed first.", body = SignInStep,
+            headers(("set-cookie" = String, description = "`unlock_staff` with a new token: the one from the password step no longer works."))),
         (status = 400, description = "`bad_json`.", body = ApiError),
         (status = 401, description = "`sign_in_expired`: no sign-in waiting for a code, or it took too long.", body = ApiError),
         (status = 413, description = "`payload_too_large`.", body = ApiError),
@@ -134,10 +135,10 @@ pub async fn sign_in_code(
     ClientAddr(client): ClientAddr,
     StaffToken(token): StaffToken,
     ApiJson(body): ApiJson<SecondFactor>,
-) -> Result<Json<SignInStep>, Failure> {
-    auth::second_factor(&state, token.as_deref(), &body.code, &client)
-        .await
-        .map(Json)
+) -> Result<impl IntoResponse, Failure> {
+    let (step, renewed) =
+        auth::second_factor(&state, token.as_deref(), &body.code, &client).await?;
+    Ok((session_cookie(&state, Some(&renewed)), Json(step)))
 }
 
 /// Sign in: replace the one-time password

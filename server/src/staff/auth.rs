@@ -322,7 +322,7 @@ pub async fn second_factor(
     token: Option<&str>,
     raw_code: &str,
     client: &str,
-) -> Result<SignInStep, Failure> {
+) -> Result<(SignInStep, String), Failure> {
     let token = token.ok_or_else(sign_in_expired)?.to_owned();
     let code = OneTimeCode::parse(raw_code).map_err(|_| {
         Failure::client_message(
@@ -351,7 +351,7 @@ async fn check_code(
     token: &str,
     code: &OneTimeCode,
     client: &str,
-) -> anyhow::Result<Result<SignInStep, Failure>> {
+) -> anyhow::Result<Result<(SignInStep, String), Failure>> {
     let now = state.clock.now();
     let session = find_session(&mut *conn, token).await?;
     let Some(Session { account, .. }) = session
@@ -399,6 +399,11 @@ async fn check_code(
     }
     // A right code clears the username's count of wrong attempts.
     db::throttles::clear(conn, &subject, &[Scope::StaffAccount]).await?;
+    // Both factors done: a new token, so one seen before now (on a shared screen, in a
+    // proxy's log) is worth nothing from here on.
+    let renewed = new_token()?;
+    db::staff_sessions::replace_token(conn, &token_hash(token), &token_hash(&renewed)).await?;
+    let token = renewed.as_str();
     let next = if account.must_change_password {
         set_stage(
             conn,
@@ -422,7 +427,7 @@ async fn check_code(
         staff_event(&actor, Action::StaffSignInCode, Outcome::CodeOk, client),
     )
     .await?;
-    Ok(Ok(next))
+    Ok(Ok((next, renewed)))
 }
 
 /// `POST /api/staff/sign-in/new-password`: first sign-in replaces the one-time password.

@@ -576,3 +576,38 @@ async fn sign_ins_past_the_argon2_slots_are_told_to_wait_instead_of_queueing() {
     // Turned away after the slot wait, not after the whole queue.
     assert!(took < Duration::from_secs(30), "{took:?}");
 }
+
+#[tokio::test]
+async fn the_session_gets_a_new_token_once_the_second_factor_is_done() {
+    let app = spawn_app().await;
+    let sam = app.signed_in_staff("sam", Role::Support, None).await;
+    sam.post("/api/staff/sign-out", json!({})).await;
+    let begun = sam.sign_in_with(STAFF_PASSWORD).await;
+    let cookie = |reply: &Reply| {
+        reply
+            .header("set-cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let first = cookie(&begun);
+    assert!(first.starts_with("unlock_staff="), "{first}");
+    // The next time step: each step's code is taken once.
+    app.clock.advance(Duration::from_secs(30));
+    let coded = sam.code(app.clock.now()).await;
+    assert_eq!(coded.json()["next"], "signed_in", "{}", coded.json());
+    let second = cookie(&coded);
+    assert!(second.starts_with("unlock_staff="), "{second}");
+    assert_ne!(first, second);
+    // The token from before the second factor is worth nothing now; the new one works.
+    let me = |cookie: String| {
+        let request = reqwest::Client::new()
+            .get(app.url("/api/staff/me"))
+            .header("cookie", cookie);
+        async move { read(request.send().await.unwrap()).await }
+    };
+    assert_eq!(me(first).await.code(), "session_expired");
+    assert_eq!(me(second).await.status, StatusCode::OK);
+    assert_eq!(sam.get("/api/staff/me").await.status, StatusCode::OK);
+}
