@@ -83,11 +83,26 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct JourneyToken(pub Option<String>);
 
-impl<S: Sync> FromRequestParts<S> for JourneyToken {
+impl FromRequestParts<AppState> for JourneyToken {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(cookie(&parts.headers, JOURNEY_COOKIE)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let name = cookie_name(JOURNEY_COOKIE, state.config.serves_https());
+        Ok(Self(cookie(&parts.headers, &name)))
+    }
+}
+
+/// A cookie's name: over https with the `__Host-` prefix, which browsers accept only from
+/// this host, `Secure`, on `Path=/` and without a `Domain` — so no other site or sub-domain
+/// can plant or overwrite it. Over https only the prefixed name is read.
+pub fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
     }
 }
 
@@ -95,11 +110,15 @@ impl<S: Sync> FromRequestParts<S> for JourneyToken {
 #[derive(Debug, Clone)]
 pub struct StaffToken(pub Option<String>);
 
-impl<S: Sync> FromRequestParts<S> for StaffToken {
+impl FromRequestParts<AppState> for StaffToken {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(cookie(&parts.headers, STAFF_COOKIE)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let name = cookie_name(STAFF_COOKIE, state.config.serves_https());
+        Ok(Self(cookie(&parts.headers, &name)))
     }
 }
 
@@ -108,11 +127,15 @@ pub const STAFF_COOKIE: &str = "unlock_staff";
 
 /// The `Set-Cookie` value for a staff session; `None` ends it in the browser.
 pub fn staff_cookie(token: Option<&str>, secure: bool, max_age_seconds: u64) -> String {
-    let secure = if secure { "; Secure" } else { "" };
     let (value, max_age) = token.map_or(("", 0), |token| (token, max_age_seconds));
-    format!(
-        "{STAFF_COOKIE}={value}; Path=/api/staff; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    )
+    let name = cookie_name(STAFF_COOKIE, secure);
+    // `__Host-` needs `Path=/`.
+    let (path, secure) = if secure {
+        ("/", "; Secure")
+    } else {
+        ("/api/staff", "")
+    };
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// A query string whose every rejection is a [`Failure`] with a stable code.
@@ -147,8 +170,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 
 /// The `Set-Cookie` value that binds a new journey to this browser.
 pub fn journey_cookie(token: &str, secure: bool, max_age_seconds: u64) -> String {
-    let secure = if secure { "; Secure" } else { "" };
+    let name = cookie_name(JOURNEY_COOKIE, secure);
+    // `__Host-` needs `Path=/`.
+    let (path, secure) = if secure {
+        ("/", "; Secure")
+    } else {
+        ("/api", "")
+    };
     format!(
-        "{JOURNEY_COOKIE}={token}; Path=/api; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{secure}"
+        "{name}={token}; Path={path}; Max-Age={max_age_seconds}; HttpOnly; SameSite=Strict{secure}"
     )
 }

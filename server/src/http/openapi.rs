@@ -90,15 +90,17 @@ impl Modify for CookieSchemes {
             JOURNEY_SECURITY,
             cookie(
                 JOURNEY_COOKIE,
-                "The journey's token, set by `POST /api/journeys`.",
+                "The journey's token, set by `POST /api/journeys` (named \
+                 `__Host-unlock_journey` when the service is served over https).",
             ),
         );
         components.add_security_scheme(
             STAFF_SECURITY,
             cookie(
                 STAFF_COOKIE,
-                "The staff session's token, set by `POST /api/staff/sign-in`; signed in once \
-                 the authenticator code (and, at first sign-in, a new password) is accepted.",
+                "The staff session's token, set by `POST /api/staff/sign-in` and replaced once \
+                 the authenticator code is accepted; signed in once that code (and, at first \
+                 sign-in, a new password) is accepted. Named `__Host-unlock_staff` over https.",
             ),
         );
     }

@@ -518,6 +518,45 @@ async fn cookie_is_secure_when_served_over_https() {
             && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    // The `__Host-` prefix: only this host can set it, on `Path=/`, never for a `Domain`.
+    assert!(cookie.starts_with("__Host-unlock_journey="), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("__Host-unlock_journey=")
+        .to_owned();
+    let view = |cookie: String| {
+        let request = reqwest::Client::new()
+            .get(app.url("/api/journey"))
+            .header("cookie", cookie);
+        async move { read(request.send().await.unwrap()).await }
+    };
+    assert_eq!(
+        view(format!("__Host-unlock_journey={token}")).await.stage(),
+        "awaiting_code"
+    );
+    // Over https a cookie without the prefix (one a sub-domain could plant) is not read.
+    assert_eq!(
+        view(format!("unlock_journey={token}")).await.code(),
+        "no_journey"
+    );
+    let sam = app
+        .add_staff("sam", unlock_protocol::staff::Role::Support, None)
+        .await;
+    let staff = sam
+        .sign_in_with(&sam.one_time_password)
+        .await
+        .header("set-cookie");
+    assert!(staff.starts_with("__Host-unlock_staff="), "{staff}");
+    assert!(
+        staff.contains("; Path=/;") && staff.contains("; Secure"),
+        "{staff}"
+    );
 }
 
 #[tokio::test]
