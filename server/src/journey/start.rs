@@ -186,6 +186,8 @@ pub(super) async fn issue_code(
     // only an address on a profile has it queued.
     let sealed = outbox::seal(
         &state.keys,
+        OutboxKind::OneTimeCode,
+        &journey.email,
         &templates::one_time_code(&code, minutes, journey.expires_at),
     )?;
     if journey.holder_id.is_some() {

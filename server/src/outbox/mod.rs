@@ -45,10 +45,35 @@ pub struct Outgoing<'a> {
     pub expires_at: Option<Millis>,
 }
 
-/// Encrypts a message for the outbox: bodies may carry codes, so they are sealed at rest.
-pub fn seal(keys: &Keys, message: &Composed) -> anyhow::Result<Vec<u8>> {
+/// Encrypts a message of `kind` for `recipient`: bodies may carry codes, so they are sealed
+/// at rest, and the kind and recipient are authenticated with it — a sealed code copied to
+/// another row (another address) does not open.
+pub fn seal(
+    keys: &Keys,
+    kind: OutboxKind,
+    recipient: &str,
+    message: &Composed,
+) -> anyhow::Result<Vec<u8>> {
     let plaintext = serde_json::to_vec(message).context("encode an outbox message")?;
-    keys.seal(&plaintext)
+    keys.seal_as(&bound_to(kind, recipient), &plaintext)
+}
+
+/// Opens what [`seal`] sealed for `kind` and `recipient` (or, for a message queued before
+/// messages were bound to their rows, what the old sealing made).
+pub fn open(
+    keys: &Keys,
+    kind: OutboxKind,
+    recipient: &str,
+    sealed: &[u8],
+) -> anyhow::Result<Composed> {
+    let plaintext = keys
+        .open_as(&bound_to(kind, recipient), sealed)
+        .or_else(|_| keys.open(sealed))?;
+    serde_json::from_slice(&plaintext).context("decode the queued message")
+}
+
+fn bound_to(kind: OutboxKind, recipient: &str) -> Vec<u8> {
+    format!("outbox:{}:{recipient}", kind.as_str()).into_bytes()
 }
 
 /// Queues a sealed message inside the caller's transaction.
@@ -62,4 +87,42 @@ pub async fn enqueue(conn: &mut Conn, outgoing: Outgoing<'_>, now: Millis) -> an
         expires_at: outgoing.expires_at,
     };
     db::outbox::enqueue(conn, &message, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_message_opens_only_for_its_kind_and_recipient() {
+        let keys = Keys::from_secret(&[3; 32]);
+        let message = Composed {
+            subject: "Your code".into(),
+            text: "Your security code is 123456".into(),
+            html: "<p>123456</p>".into(),
+        };
+        let kind = OutboxKind::OneTimeCode;
+        let sealed = seal(&keys, kind, "jane@trust.example", &message).unwrap();
+        let opened = open(&keys, kind, "jane@trust.example", &sealed).unwrap();
+        assert_eq!(opened.text, message.text);
+        // Moved to another address's row, or passed off as another kind: it does not open.
+        assert!(open(&keys, kind, "mallory@trust.example", &sealed).is_err());
+        assert!(
+            open(
+                &keys,
+                OutboxKind::CardUnlocked,
+                "jane@trust.example",
+                &sealed
+            )
+            .is_err()
+        );
+        // A message queued before rows were bound still opens.
+        let legacy = keys.seal(&serde_json::to_vec(&message).unwrap()).unwrap();
+        assert_eq!(
+            open(&keys, kind, "anyone@trust.example", &legacy)
+                .unwrap()
+                .text,
+            message.text
+        );
+    }
 }

@@ -180,7 +180,7 @@ impl Worker {
             .sealed_message
             .as_deref()
             .context("the queued message has no body")?;
-        serde_json::from_slice(&self.keys.open(sealed)?).context("decode the queued message")
+        super::open(&self.keys, message.kind, &message.recipient, sealed)
     }
 
     /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped.

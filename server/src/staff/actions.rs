@@ -98,7 +98,7 @@ async fn tell(
             recipient: address,
             journey_id: None,
             holder_id: Some(holder),
-            sealed: outbox::seal(&state.keys, message)?,
+            sealed: outbox::seal(&state.keys, kind, address, message)?,
             expires_at: None,
         };
         outbox::enqueue(conn, outgoing, now).await?;

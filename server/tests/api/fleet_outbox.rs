@@ -111,9 +111,10 @@ async fn queue(database: &DatabaseUrl) {
             text: format!("Message number {n}."),
             html: format!("<p>Message number {n}.</p>"),
         };
-        let sealed = seal(&keys, &message).unwrap();
+        let kind = unlock_server::db::states::OutboxKind::CardUnlocked;
+        let sealed = seal(&keys, kind, &recipient, &message).unwrap();
         let new = db::outbox::NewMessage {
-            kind: unlock_server::db::states::OutboxKind::CardUnlocked,
+            kind,
             recipient: &recipient,
             journey_id: None,
             holder_id: None,

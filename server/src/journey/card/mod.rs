@@ -222,7 +222,7 @@ async fn notify_profile(
             recipient: address,
             journey_id: Some(journey.id),
             holder_id: journey.holder_id.as_deref(),
-            sealed: outbox::seal(&state.keys, &notice.composed)?,
+            sealed: outbox::seal(&state.keys, notice.kind, address, &notice.composed)?,
             expires_at: None,
         };
         outbox::enqueue(conn, outgoing, now).await?;
