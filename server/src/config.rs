@@ -205,6 +205,8 @@ pub struct StaffConfig {
     /// Argon2 checks run at once, each holding `argon2_memory_kib`; a sign-in that finds
     /// them all busy for a second is told to try again (503). Unset: one per CPU core.
     pub argon2_concurrency: Option<u32>,
+    /// How long a sign-in waits for a free Argon2 slot before it is told to try again.
+    pub argon2_wait_ms: u64,
     /// A session ends after this many minutes without a request from the staff member.
     pub idle_timeout_minutes: u64,
     /// A session ends this many hours after signing in, whatever happens.
@@ -309,6 +311,7 @@ impl Default for Config {
                 argon2_iterations: 2,
                 argon2_parallelism: 1,
                 argon2_concurrency: None,
+                argon2_wait_ms: 1000,
                 idle_timeout_minutes: 15,
                 session_hours: 8,
                 totp_issuer: "Smartcard unlock".into(),

@@ -362,6 +362,30 @@ pub async fn count_release(
 }
 
 /// Closes the journey for `reason`.
+/// Closes `holder_id`'s open journeys that started with `email` (the address was removed
+/// from the profile: a code sent to it must not unlock anything); how many.
+pub async fn close_open_for_email(
+    conn: &mut Conn,
+    holder_id: &str,
+    email: &str,
+    now: Millis,
+) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE journeys SET state = $1, closed_at = $2, last_challenge = NULL, updated_at = $2
+         WHERE holder_id = $3 AND email = $4 AND state IN ($5, $6)",
+    )
+    .bind(JourneyState::Closed)
+    .bind(now)
+    .bind(holder_id)
+    .bind(email)
+    .bind(JourneyState::AwaitingCode)
+    .bind(JourneyState::Verified)
+    .execute(conn)
+    .await
+    .context("close the removed address's journeys")?;
+    Ok(done.rows_affected())
+}
+
 pub async fn close(
     conn: &mut Conn,
     id: i64,

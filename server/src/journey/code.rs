@@ -89,6 +89,17 @@ async fn check_code(
             let voided = Failure::client(ErrorCode::CodeVoided);
             break 'checked (Outcome::NoLiveCode, Err(voided));
         };
+        // The address the code went to must still be on the holder's profile.
+        if let Some(holder) = journey.holder_id.as_deref()
+            && db::holder_emails::owner_of(conn, &journey.email)
+                .await?
+                .as_deref()
+                != Some(holder)
+        {
+            db::journeys::close_open_for_email(conn, holder, &journey.email, now).await?;
+            let closed = Failure::client(ErrorCode::JourneyClosed);
+            break 'checked (Outcome::JourneyClosed, Err(closed));
+        }
         if state
             .keys
             .code_matches(journey.id, code.expose(), &latest.code_mac)

@@ -25,9 +25,6 @@ const TOTP_SECRET_BYTES: usize = 20;
 /// One-time passwords: 4 groups of 5 from 31 unambiguous characters (about 99 bits).
 const ONE_TIME_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
-/// How long hashing waits for a free Argon2 slot before giving up with [`Busy`].
-const SLOT_WAIT: Duration = Duration::from_secs(1);
-
 /// Every Argon2 slot stayed busy: the caller is told to try again in a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("every password check is busy")]
@@ -43,6 +40,8 @@ pub struct Passwords {
     params: Params,
     dummy: String,
     slots: Arc<Semaphore>,
+    /// How long a check waits for a free slot before giving up with [`Busy`].
+    slot_wait: Duration,
 }
 
 impl Passwords {
@@ -63,6 +62,7 @@ impl Passwords {
             params,
             dummy: String::new(),
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            slot_wait: Duration::from_millis(config.argon2_wait_ms),
         };
         passwords.dummy = passwords
             .hash(random_text(20)?)
@@ -75,9 +75,9 @@ impl Passwords {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
-    /// A free Argon2 slot, waiting up to [`SLOT_WAIT`].
+    /// A free Argon2 slot, waiting up to `staff.argon2_wait_ms`.
     async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Busy> {
-        match tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned()).await {
+        match tokio::time::timeout(self.slot_wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(Busy),
         }

@@ -211,6 +211,13 @@ pub async fn remove_email(
                     refused,
                 ));
             }
+            // A code sent to the address must not unlock anything now.
+            let closed = db::journeys::close_open_for_email(conn, &id, email.as_str(), now).await?;
+            let detail = if closed > 0 {
+                format!("{detail} ({closed} open journey(s) closed)")
+            } else {
+                detail
+            };
             let mut told = db::holder_emails::of_holder(conn, &id).await?;
             told.push(email.as_str().to_owned());
             let notice = templates::address_removed(&email, now);

@@ -20,13 +20,13 @@ fn slow_sign_in(app: &TestApp, client: &reqwest::Client) -> reqwest::RequestBuil
 async fn requests_past_the_concurrency_limit_are_turned_away_at_once() {
     let app = spawn_app_with(|c| {
         c.http.max_concurrent_requests = 1;
-        c.staff.argon2_memory_kib = 32 * 1024;
-        c.staff.argon2_iterations = 12;
+        c.staff.argon2_memory_kib = 16 * 1024;
+        c.staff.argon2_iterations = 8;
     })
     .await;
     let client = reqwest::Client::new();
     let slow = tokio::spawn(slow_sign_in(&app, &client).send());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
     let shed = read(client.get(app.url("/healthz")).send().await.unwrap()).await;
     assert_eq!(
         (shed.status, shed.code()),
@@ -48,9 +48,9 @@ async fn requests_past_the_concurrency_limit_are_turned_away_at_once() {
 #[tokio::test]
 async fn a_request_past_the_timeout_is_stopped_with_a_plain_answer() {
     let app = spawn_app_with(|c| {
-        c.http.request_timeout_ms = 50;
-        c.staff.argon2_memory_kib = 32 * 1024;
-        c.staff.argon2_iterations = 12;
+        c.http.request_timeout_ms = 20;
+        c.staff.argon2_memory_kib = 16 * 1024;
+        c.staff.argon2_iterations = 8;
     })
     .await;
     let client = reqwest::Client::new();

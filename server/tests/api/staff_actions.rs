@@ -223,6 +223,49 @@ async fn a_removed_address_and_every_address_left_are_told() {
 }
 
 #[tokio::test]
+async fn removing_an_address_closes_its_open_journeys() {
+    let mut app = spawn_app().await;
+    let second = "jd@trust.example";
+    sqlx::query(
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, 0, 'test')",
+    )
+    .bind(second)
+    .bind(HOLDER)
+    .execute(app.db())
+    .await
+    .unwrap();
+    // A journey waiting for its code, and one already verified, both through that address.
+    app.start(second).await;
+    let code = app.code_for(second, 1).await;
+    let waiting = app.client.clone();
+    app.new_browser();
+    app.verified_journey_for(second).await;
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
+    let removed = rita
+        .delete(&format!("/api/staff/holders/{HOLDER}/emails/{second}"))
+        .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.json());
+    // Neither the code sent to it nor the verified journey unlocks anything now.
+    assert_eq!(
+        app.present_card(CARD, PROFILE).await.code(),
+        "journey_closed"
+    );
+    app.client = waiting;
+    assert_eq!(app.verify(&code).await.code(), "journey_closed");
+    let details: Vec<Option<String>> = audit_of(&app, "staff.email_remove")
+        .await
+        .into_iter()
+        .map(|(.., detail)| detail)
+        .collect();
+    assert_eq!(
+        details,
+        [Some(format!("{second} (2 open journey(s) closed)"))]
+    );
+}
+
+#[tokio::test]
 async fn an_ra_releases_a_holder_s_lock_out_but_not_staff_sign_in_ones() {
     let mut app = spawn_app().await;
     let rita = app
