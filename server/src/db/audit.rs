@@ -9,6 +9,29 @@ use super::Conn;
 use crate::audit::Event;
 use crate::clock::Millis;
 
+/// The details of `holder`'s audited steps of `action` with `outcome` since `since`, oldest
+/// first (the addresses RA staff removed from a profile, say).
+pub async fn details_since(
+    conn: &mut Conn,
+    holder: &str,
+    action: crate::audit::Action,
+    outcome: crate::audit::Outcome,
+    since: Millis,
+) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT detail FROM audit_events
+         WHERE holder_id = $1 AND action = $2 AND outcome = $3 AND at >= $4 AND detail IS NOT NULL
+         ORDER BY id",
+    )
+    .bind(holder)
+    .bind(action)
+    .bind(outcome)
+    .bind(since)
+    .fetch_all(conn)
+    .await
+    .context("read the holder's audited steps")
+}
+
 /// Appends an event inside the caller's transaction, so it commits with the change it records.
 pub async fn append(conn: &mut Conn, at: Millis, event: &Event<'_>) -> anyhow::Result<()> {
     sqlx::query(

@@ -163,7 +163,14 @@ pub async fn add_email(
                     refused,
                 ));
             }
-            let everyone = db::holder_emails::of_holder(conn, &id).await?;
+            // Every address on the profile, and every address removed from it in the last 30
+            // days: whoever had an address taken off can't then have another put on unseen.
+            let mut everyone = db::holder_emails::of_holder(conn, &id).await?;
+            for removed in recently_removed(conn, &id, now).await? {
+                if !everyone.contains(&removed) {
+                    everyone.push(removed);
+                }
+            }
             let notice = templates::address_added(&email, &state.config.public_url, now);
             tell(
                 conn,
@@ -235,6 +242,32 @@ pub async fn remove_email(
         })
     })
     .await
+}
+
+/// How long an address removed from a profile is still told of addresses added to it.
+const REMOVED_STILL_TOLD: Millis = 30 * 86_400_000;
+
+/// The addresses RA staff removed from `holder`'s profile in the last 30 days.
+async fn recently_removed(
+    conn: &mut Conn,
+    holder: &str,
+    now: Millis,
+) -> anyhow::Result<Vec<String>> {
+    let details = db::audit::details_since(
+        conn,
+        holder,
+        Action::StaffEmailRemove,
+        Outcome::Removed,
+        now - REMOVED_STILL_TOLD,
+    )
+    .await?;
+    // The detail is the address, then what else the removal did.
+    Ok(details
+        .iter()
+        .filter_map(|detail| detail.split_whitespace().next())
+        .filter_map(|address| EmailAddress::parse(address).ok())
+        .map(|address| address.as_str().to_owned())
+        .collect())
 }
 
 /// `POST /api/staff/throttles/release`: clears a holder's or a client address's counts and

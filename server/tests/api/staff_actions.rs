@@ -223,6 +223,36 @@ async fn a_removed_address_and_every_address_left_are_told() {
 }
 
 #[tokio::test]
+async fn an_address_removed_lately_is_told_when_another_is_added() {
+    let app = spawn_app().await;
+    let removed = "jd@trust.example";
+    sqlx::query(
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, 0, 'test')",
+    )
+    .bind(removed)
+    .bind(HOLDER)
+    .execute(app.db())
+    .await
+    .unwrap();
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
+    let path = format!("/api/staff/holders/{HOLDER}/emails");
+    assert_eq!(
+        rita.delete(&format!("{path}/{removed}")).await.status,
+        StatusCode::OK
+    );
+    let added = rita
+        .post(&path, json!({"email": "new.address@trust.example"}))
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.json());
+    // The address taken off the profile hears of the one put on, as the profile's own do.
+    for address in [removed, EMAIL, "new.address@trust.example"] {
+        app.smtp().wait_for_subject(address, ADDED).await;
+    }
+}
+
+#[tokio::test]
 async fn removing_an_address_closes_its_open_journeys() {
     let mut app = spawn_app().await;
     let second = "jd@trust.example";
