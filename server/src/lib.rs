@@ -20,6 +20,9 @@ pub mod state;
 pub mod telemetry;
 pub mod throttle;
 
+#[cfg(test)]
+mod debug_redaction;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

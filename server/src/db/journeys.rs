@@ -26,13 +26,24 @@ pub struct Journey {
 }
 
 /// The latest code of a journey; only it can be right.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LatestCode {
     pub id: i64,
     pub code_mac: Vec<u8>,
     pub issued_at: Millis,
     pub wrong_tries: i64,
     pub state: CodeState,
+}
+
+impl std::fmt::Debug for LatestCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatestCode")
+            .field("id", &self.id)
+            .field("issued_at", &self.issued_at)
+            .field("wrong_tries", &self.wrong_tries)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A journey, its latest code, and until when its client's or subject's lock-out runs.
@@ -139,7 +150,6 @@ pub async fn with_code(
 }
 
 /// A journey to create, awaiting its first code.
-#[derive(Debug)]
 pub struct NewJourney<'a> {
     pub token_hash: &'a [u8],
     pub subject: &'a str,
@@ -147,6 +157,16 @@ pub struct NewJourney<'a> {
     pub email: &'a str,
     pub client_addr: &'a str,
     pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for NewJourney<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewJourney")
+            .field("holder_id", &self.holder_id)
+            .field("client_addr", &self.client_addr)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Creates a journey awaiting its code; its id.

@@ -8,7 +8,6 @@ use super::{Conn, Engine};
 use crate::clock::Millis;
 
 /// A message to queue (its body already sealed).
-#[derive(Debug)]
 pub struct NewMessage<'a> {
     pub kind: OutboxKind,
     pub recipient: &'a str,
@@ -16,6 +15,16 @@ pub struct NewMessage<'a> {
     pub holder_id: Option<&'a str>,
     pub sealed: &'a [u8],
     pub expires_at: Option<Millis>,
+}
+
+impl std::fmt::Debug for NewMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewMessage")
+            .field("kind", &self.kind)
+            .field("journey_id", &self.journey_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Queues a message inside the caller's transaction; its id.
@@ -74,7 +83,7 @@ pub async fn release_claims(conn: &mut Conn, instance: &str) -> anyhow::Result<u
 }
 
 /// A message claimed for sending.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(sqlx::FromRow)]
 pub struct Claimed {
     pub id: i64,
     pub kind: OutboxKind,
@@ -82,6 +91,16 @@ pub struct Claimed {
     pub sealed_message: Option<Vec<u8>>,
     pub attempts: i64,
     pub expires_at: Option<Millis>,
+}
+
+impl std::fmt::Debug for Claimed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claimed")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Claims up to `limit` due messages for `instance` until `until`: queued, due, and either

@@ -8,7 +8,7 @@ use super::{Conn, Flag};
 use crate::clock::Millis;
 
 /// A staff account as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct Account {
     pub username: String,
     #[sqlx(try_from = "String")]
@@ -20,6 +20,18 @@ pub struct Account {
     pub totp_secret: Vec<u8>,
     pub totp_last_step: i64,
     pub disabled_at: Option<Millis>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("holder_id", &self.holder_id)
+            .field("must_change_password", &self.must_change_password)
+            .field("disabled_at", &self.disabled_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The account named `username`, if there is one.
@@ -36,10 +48,16 @@ pub async fn find(conn: &mut Conn, username: &str) -> anyhow::Result<Option<Acco
 }
 
 /// New credentials: a password hash and a sealed authenticator secret.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Credentials<'a> {
     pub password_hash: &'a str,
     pub sealed_secret: &'a [u8],
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(***)")
+    }
 }
 
 /// Adds an account that must change its one-time password at first sign-in; `false` if

@@ -34,12 +34,20 @@ pub async fn find(conn: &mut Conn, token_hash: &[u8]) -> anyhow::Result<Option<S
 }
 
 /// A session to begin, after the right password.
-#[derive(Debug)]
 pub struct NewSession<'a> {
     pub token_hash: &'a [u8],
     pub username: &'a str,
     pub client_addr: &'a str,
     pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for NewSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession")
+            .field("username", &self.username)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Begins a session awaiting the authenticator code.

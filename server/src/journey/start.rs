@@ -17,10 +17,17 @@ use crate::state::AppState;
 use crate::throttle::{self, Locked, Scope};
 
 /// A journey just started: the cookie token and the first view.
-#[derive(Debug)]
 pub struct Started {
     pub token: String,
     pub view: JourneyView,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("view", &self.view)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /api/journeys`.

@@ -32,7 +32,6 @@ impl std::fmt::Debug for Composed {
 }
 
 /// A message to queue.
-#[derive(Debug)]
 pub struct Outgoing<'a> {
     pub kind: OutboxKind,
     pub recipient: &'a str,
@@ -43,6 +42,16 @@ pub struct Outgoing<'a> {
     pub sealed: Vec<u8>,
     /// After this the message is pointless (an expired code) and is not sent.
     pub expires_at: Option<Millis>,
+}
+
+impl std::fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("kind", &self.kind)
+            .field("journey_id", &self.journey_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Encrypts a message of `kind` for `recipient`: bodies may carry codes, so they are sealed

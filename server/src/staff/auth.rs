@@ -27,10 +27,17 @@ use crate::throttle::{self, Locked, Scope};
 const STEP_MILLIS: Millis = 5 * 60_000;
 
 /// A sign-in just begun: the cookie's token and what comes next.
-#[derive(Debug)]
 pub struct Begun {
     pub token: String,
     pub step: SignInStep,
+}
+
+impl std::fmt::Debug for Begun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Begun")
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The lock-out on sign-ins for this username (by pseudonym) or from this client address.
