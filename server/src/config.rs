@@ -122,6 +122,8 @@ pub struct JourneyConfig {
     pub max_code_tries: u8,
     pub resend_cooldown_seconds: u64,
     pub codes_per_hour: u32,
+    /// Codes per holder (or unknown address) per day, so nobody can flood a mailbox.
+    pub codes_per_day: u32,
     /// Cryptograms released per journey: enough for a few card pulls and retries; one more
     /// request closes the journey.
     pub cryptograms_per_journey: u32,
@@ -136,6 +138,12 @@ pub struct ThrottleConfig {
     pub client_failures_per_hour: u32,
     /// Voided codes (3 wrong tries each) a holder may reach per day before lock-outs begin.
     pub holder_voided_codes_per_day: u32,
+    /// Wrong codes a holder may type in a day, over all their journeys and resends; the last
+    /// one starts a 24-hour lock-out.
+    pub holder_wrong_codes_per_day: u32,
+    /// Wrong codes a holder may type in all; the last one locks self-service until a
+    /// Registration Authority releases the holder.
+    pub holder_wrong_codes_in_all: u32,
     /// Wrong staff passwords or authenticator codes for one username in an hour before it is
     /// locked out (15 min, then 1 h, 4 h, 24 h).
     pub staff_failures_per_account: u32,
@@ -284,12 +292,15 @@ impl Default for Config {
                 max_code_tries: 3,
                 resend_cooldown_seconds: 30,
                 codes_per_hour: 5,
+                codes_per_day: 10,
                 cryptograms_per_journey: 5,
             },
             throttle: ThrottleConfig {
                 client_starts_per_hour: 30,
                 client_failures_per_hour: 10,
                 holder_voided_codes_per_day: 1,
+                holder_wrong_codes_per_day: 10,
+                holder_wrong_codes_in_all: 100,
                 staff_failures_per_account: 5,
                 staff_failures_per_client: 20,
             },

@@ -10,6 +10,8 @@ pub use crate::db::states::Scope;
 const MINUTE: Millis = 60_000;
 const HOUR: Millis = 60 * MINUTE;
 const DAY: Millis = 24 * HOUR;
+/// A window that never ends and a lock-out nobody waits out: a century, until staff release it.
+const UNTIL_RELEASED: Millis = 100 * 365 * DAY;
 
 struct Policy {
     window: Millis,
@@ -45,6 +47,18 @@ impl Scope {
                 window: DAY,
                 free_hits: config.holder_voided_codes_per_day,
                 ladder: &[15 * MINUTE, HOUR, DAY],
+            },
+            // The Nth wrong code of the day is the last: the lock-out starts with it, so no
+            // N+1th is ever checked.
+            Self::SubjectWrongCode => Policy {
+                window: DAY,
+                free_hits: config.holder_wrong_codes_per_day.saturating_sub(1),
+                ladder: &[DAY],
+            },
+            Self::SubjectWrongTotal => Policy {
+                window: UNTIL_RELEASED,
+                free_hits: config.holder_wrong_codes_in_all.saturating_sub(1),
+                ladder: &[UNTIL_RELEASED],
             },
             Self::StaffAccount => Policy {
                 window: HOUR,
@@ -116,11 +130,18 @@ pub async fn release(conn: &mut Conn, key: &str) -> anyhow::Result<u64> {
 
 /// The scopes that count what holders do, which Registration Authority staff may release
 /// (staff sign-in throttles are the operator's to release).
-pub const HOLDER_SCOPES: [Scope; 3] = [
+pub const HOLDER_SCOPES: [Scope; 5] = [
     Scope::ClientStart,
     Scope::ClientFailure,
     Scope::SubjectVoided,
+    Scope::SubjectWrongCode,
+    Scope::SubjectWrongTotal,
 ];
+
+/// Whether a lock-out ending at `until` (as of `now`) lasts until staff release it.
+pub fn until_released(until: Millis, now: Millis) -> bool {
+    until - now > 10 * 365 * DAY
+}
 
 /// Forgets the counts and lock-outs for `key` in the holder scopes only.
 pub async fn release_holder_scopes(conn: &mut Conn, key: &str) -> anyhow::Result<u64> {

@@ -118,7 +118,8 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThrottleState {
-    /// `subject_voided`, `client_start` or `client_failure`.
+    /// `subject_voided`, `subject_wrong_code`, `subject_wrong_total`, `client_start` or
+    /// `client_failure`.
     pub scope: String,
     /// What is throttled, in words.
     pub label: String,

@@ -56,36 +56,53 @@ pub async fn use_up(conn: &mut Conn, id: i64) -> anyhow::Result<bool> {
     Ok(done.rows_affected() > 0)
 }
 
+/// A live code to store.
+pub struct NewCode<'a> {
+    pub journey_id: i64,
+    pub subject: &'a str,
+    pub code_mac: &'a [u8],
+    /// Wrong tries carried over from the code it replaces.
+    pub wrong_tries: i64,
+}
+
+impl std::fmt::Debug for NewCode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCode")
+            .field("journey_id", &self.journey_id)
+            .field("wrong_tries", &self.wrong_tries)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Stores a new live code's keyed hash for the journey; its id.
-pub async fn issue(
-    conn: &mut Conn,
-    journey_id: i64,
-    subject: &str,
-    code_mac: &[u8],
-    now: Millis,
-) -> anyhow::Result<i64> {
+pub async fn issue(conn: &mut Conn, new: &NewCode<'_>, now: Millis) -> anyhow::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state, wrong_tries)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
-    .bind(journey_id)
-    .bind(subject)
-    .bind(code_mac)
+    .bind(new.journey_id)
+    .bind(new.subject)
+    .bind(new.code_mac)
     .bind(now)
     .bind(CodeState::Live)
+    .bind(new.wrong_tries)
     .fetch_one(conn)
     .await
     .context("store the code's keyed hash")
 }
 
-/// Supersedes the journey's live code, so only the one about to be sent may work.
-pub async fn supersede_live(conn: &mut Conn, journey_id: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE one_time_codes SET state = $2 WHERE journey_id = $1 AND state = $3")
-        .bind(journey_id)
-        .bind(CodeState::Superseded)
-        .bind(CodeState::Live)
-        .execute(conn)
-        .await
-        .context("supersede the journey's earlier code")?;
-    Ok(())
+/// Supersedes the journey's live code, so only the one about to be sent may work; the wrong
+/// tries it had, read from the row as it stands (none if no code was live).
+pub async fn supersede_live(conn: &mut Conn, journey_id: i64) -> anyhow::Result<i64> {
+    let tries: Option<i64> = sqlx::query_scalar(
+        "UPDATE one_time_codes SET state = $2 WHERE journey_id = $1 AND state = $3
+         RETURNING wrong_tries",
+    )
+    .bind(journey_id)
+    .bind(CodeState::Superseded)
+    .bind(CodeState::Live)
+    .fetch_optional(conn)
+    .await
+    .context("supersede the journey's earlier code")?;
+    Ok(tries.unwrap_or(0))
 }

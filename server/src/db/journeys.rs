@@ -67,12 +67,11 @@ struct WithCodeRow {
 }
 
 /// The lock-outs [`with_code`] reads beside the journey: codes typed from `client`, and
-/// codes for the journey's subject.
+/// every lock-out of the journey's subject ([`super::throttles::SUBJECT_SCOPES`]).
 #[derive(Debug, Clone, Copy)]
 pub struct LockScopes<'a> {
     pub client_scope: Scope,
     pub client: &'a str,
-    pub subject_scope: Scope,
 }
 
 /// Whether a journey is read to change it (its row locked until the write commits, so the
@@ -105,19 +104,20 @@ pub async fn with_code(
                 j.card_serial, j.closed_reason,
                 c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state,
                 (SELECT MAX(locked_until) FROM throttles
-                 WHERE (scope = $2 AND key = $3) OR (scope = $4 AND key = j.subject)) AS locked_until
+                 WHERE (scope = $2 AND key = $3)
+                    OR (scope IN {} AND key = j.subject)) AS locked_until
          FROM journeys j
          LEFT JOIN one_time_codes c
            ON c.id = (SELECT MAX(id) FROM one_time_codes WHERE journey_id = j.id)
          WHERE j.token_hash = $1{}",
+        super::throttles::subject_scopes_sql!(),
         lock_clause(conn, purpose)
     );
-    // The SQL is fixed text and one of two fixed clauses.
+    // The SQL is fixed text, a fixed list and one of two fixed clauses.
     let row: Option<WithCodeRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(token_hash)
         .bind(locks.client_scope)
         .bind(locks.client)
-        .bind(locks.subject_scope)
         .fetch_optional(conn)
         .await
         .context("find the journey")?;

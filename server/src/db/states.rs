@@ -148,6 +148,11 @@ stored_names! {
         ClientFailure => "client_failure",
         /// Codes voided by wrong tries, per holder (or per unknown address).
         SubjectVoided => "subject_voided",
+        /// Wrong codes typed, per holder (or per unknown address), in a day.
+        SubjectWrongCode => "subject_wrong_code",
+        /// Wrong codes typed, per holder (or per unknown address), in all: its lock-out lasts
+        /// until a Registration Authority releases the holder.
+        SubjectWrongTotal => "subject_wrong_total",
         /// Wrong staff passwords or authenticator codes, per username (by its pseudonym).
         StaffAccount => "staff_account",
         /// Wrong staff passwords or authenticator codes, per client address.

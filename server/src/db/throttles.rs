@@ -16,6 +16,22 @@ pub struct Count {
     pub locked_until: Millis,
 }
 
+/// The scopes whose lock-outs stop a holder (or an unknown address) from self-service.
+pub const SUBJECT_SCOPES: [Scope; 3] = [
+    Scope::SubjectVoided,
+    Scope::SubjectWrongCode,
+    Scope::SubjectWrongTotal,
+];
+
+/// [`SUBJECT_SCOPES`] as an SQL list (a macro, so `concat!` can take it; a test holds the two
+/// together).
+macro_rules! subject_scopes_sql {
+    () => {
+        "('subject_voided', 'subject_wrong_code', 'subject_wrong_total')"
+    };
+}
+pub(super) use subject_scopes_sql;
+
 /// The upsert that counts one hit in a window of `$4` ms ending at `$3` (a macro, so
 /// `concat!` can add the `RETURNING` each caller needs).
 macro_rules! count_hit {
@@ -47,48 +63,6 @@ pub async fn count(
     Ok(Count { hits, locked_until })
 }
 
-/// A start counted against its client, with its subject's limits.
-#[derive(Debug, Clone, Copy)]
-pub struct StartCount {
-    pub client: Count,
-    /// Until when the subject's lock-out runs, if it has a throttle row.
-    pub subject_locked_until: Option<Millis>,
-    /// Codes sent to the subject in the hour before now.
-    pub recent_codes: i64,
-}
-
-/// Counts a journey start from `client` and reads `subject`'s limits in one statement: this
-/// runs on every start, and on SQLite each statement is a round trip to the writer thread.
-pub async fn count_start(
-    conn: &mut Conn,
-    client: &str,
-    subject: &str,
-    now: Millis,
-    window: Millis,
-) -> anyhow::Result<StartCount> {
-    let (hits, locked_until, subject_locked_until, recent_codes): (i64, Millis, Option<Millis>, i64) =
-        sqlx::query_as(concat!(
-            count_hit!(),
-            " RETURNING hits, locked_until,
-                 (SELECT locked_until FROM throttles WHERE scope = $5 AND key = $6),
-                 (SELECT COUNT(*) FROM one_time_codes WHERE subject = $6 AND issued_at > $3 - 3600000)"
-        ))
-        .bind(Scope::ClientStart)
-        .bind(client)
-        .bind(now)
-        .bind(window)
-        .bind(Scope::SubjectVoided)
-        .bind(subject)
-        .fetch_one(conn)
-        .await
-        .context("count the start and read the subject's limits")?;
-    Ok(StartCount {
-        client: Count { hits, locked_until },
-        subject_locked_until,
-        recent_codes,
-    })
-}
-
 /// Holds `subject` until the write commits, so its codes are counted and added to by one
 /// write at a time (codes per hour). PostgreSQL: a transaction-scoped advisory lock on the
 /// subject; SQLite's writes hold the whole database already.
@@ -103,23 +77,41 @@ pub async fn lock_subject(conn: &mut Conn, subject: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Until when `subject`'s lock-out runs (if it has a row), and how many codes it was sent
-/// after `since` (one query: this runs on every resend).
+/// A subject's limits as they stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectLimits {
+    /// Until when its latest lock-out runs, if it has a throttle row.
+    pub locked_until: Option<Millis>,
+    /// Codes sent to it in the hour before now.
+    pub codes_last_hour: i64,
+    /// Codes sent to it in the day before now.
+    pub codes_last_day: i64,
+}
+
+/// `subject`'s lock-out and the codes it was sent in the last hour and day (one query: this
+/// runs on every start and resend).
 pub async fn subject_limits(
     conn: &mut Conn,
     subject: &str,
-    since: Millis,
-) -> anyhow::Result<(Option<Millis>, i64)> {
-    sqlx::query_as(
-        "SELECT (SELECT locked_until FROM throttles WHERE scope = $1 AND key = $2),
-                (SELECT COUNT(*) FROM one_time_codes WHERE subject = $2 AND issued_at > $3)",
-    )
-    .bind(Scope::SubjectVoided)
+    now: Millis,
+) -> anyhow::Result<SubjectLimits> {
+    let (locked_until, codes_last_hour, codes_last_day) = sqlx::query_as(concat!(
+        "SELECT (SELECT MAX(locked_until) FROM throttles WHERE scope IN ",
+        subject_scopes_sql!(),
+        " AND key = $1),
+                (SELECT COUNT(*) FROM one_time_codes WHERE subject = $1 AND issued_at > $2 - 3600000),
+                (SELECT COUNT(*) FROM one_time_codes WHERE subject = $1 AND issued_at > $2 - 86400000)",
+    ))
     .bind(subject)
-    .bind(since)
+    .bind(now)
     .fetch_one(conn)
     .await
-    .context("read the subject's throttle and recent codes")
+    .context("read the subject's throttle and recent codes")?;
+    Ok(SubjectLimits {
+        locked_until,
+        codes_last_hour,
+        codes_last_day,
+    })
 }
 
 /// The latest end of any lock-out on these scope/key pairs (two at most).
@@ -220,4 +212,18 @@ pub async fn of_key(
     }
     rows.sort_by(|a, b| a.scope.as_str().cmp(b.scope.as_str()));
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_list_of_subject_scopes_names_each_of_them() {
+        let names: Vec<String> = SUBJECT_SCOPES
+            .iter()
+            .map(|scope| format!("'{}'", scope.as_str()))
+            .collect();
+        assert_eq!(subject_scopes_sql!(), format!("({})", names.join(", ")));
+    }
 }

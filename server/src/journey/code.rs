@@ -5,7 +5,7 @@ use unlock_protocol::{CardStatus, ErrorCode, OneTimeCode};
 
 use super::start::issue_code;
 use super::{
-    Found, Journey, find, no_journey, no_journey_step, step, subject_limits, throttled, view_of,
+    Found, Journey, code_refused, find, no_journey, no_journey_step, step, throttled, view_of,
 };
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
@@ -129,6 +129,11 @@ async fn check_code(
         };
         let key = crate::http::client_addr::throttle_key(client);
         throttle::hit(conn, &config.throttle, Scope::ClientFailure, &key, now).await?;
+        // Every wrong code counts against the holder, whatever code or journey it was for:
+        // so many a day, and so many in all before staff must release them.
+        for scope in [Scope::SubjectWrongCode, Scope::SubjectWrongTotal] {
+            throttle::hit(conn, &config.throttle, scope, &journey.subject, now).await?;
+        }
         if voided {
             throttle::hit(
                 conn,
@@ -185,18 +190,18 @@ async fn send_new_code(
             break 'checked (Outcome::TooSoon, Err(too_soon.retry_after(wait)));
         }
         db::throttles::lock_subject(conn, &journey.subject).await?;
-        let (_, recent_codes) = subject_limits(conn, &journey.subject, now).await?;
-        if recent_codes >= i64::from(config.journey.codes_per_hour) {
-            break 'checked (
-                Outcome::TooManyCodes,
-                Err(Failure::client(ErrorCode::TooManyCodes)),
-            );
+        if let Some((outcome, refused)) =
+            code_refused(conn, &config.journey, &journey.subject, now).await?
+        {
+            break 'checked (outcome, Err(refused));
         }
-        // Only the latest code may work.
-        db::codes::supersede_live(conn, journey.id).await?;
+        // Only the latest code may work. It brings no new tries: the live code's wrong ones
+        // carry over, so "guess twice, then ask for another" gains nothing. (A voided code
+        // was counted against the holder when its tries ran out; the next starts afresh.)
+        let carried = db::codes::supersede_live(conn, journey.id).await?;
         // An earlier code's email still waiting to go out would only confuse.
         db::outbox::withdraw_code_emails(conn, journey.id, now).await?;
-        let code = issue_code(state, conn, &journey, now).await?;
+        let code = issue_code(state, conn, &journey, carried, now).await?;
         (
             Outcome::CodeIssued,
             view_of(&config.journey, &journey, Some(&code), now),

@@ -44,7 +44,6 @@ async fn find(
     let locks = LockScopes {
         client_scope: Scope::ClientFailure,
         client,
-        subject_scope: Scope::SubjectVoided,
     };
     let found = db::journeys::with_code(conn, &token_hash(token), locks, purpose).await?;
     Ok(found.map(
@@ -90,19 +89,45 @@ fn no_journey() -> Failure {
     Failure::client(ErrorCode::NoJourney)
 }
 
-/// Whether a subject is locked out, and how many codes it was sent in the hour before `now`.
-async fn subject_limits(
+/// Why `subject` may not be sent another code now: a lock-out, or its codes an hour or a
+/// day used up (the day's cap stops anyone who knows an address from flooding its mailbox).
+async fn code_refused(
     conn: &mut Conn,
+    config: &JourneyConfig,
     subject: &str,
     now: Millis,
-) -> anyhow::Result<(Option<Locked>, i64)> {
-    let (locked_until, codes) =
-        db::throttles::subject_limits(conn, subject, now - 3_600_000).await?;
-    Ok((throttle::in_force(locked_until, now), codes))
+) -> anyhow::Result<Option<(Outcome, Failure)>> {
+    let limits = db::throttles::subject_limits(conn, subject, now).await?;
+    Ok(
+        if let Some(locked) = throttle::in_force(limits.locked_until, now) {
+            Some((Outcome::ThrottledHolder, throttled(now, locked)))
+        } else if limits.codes_last_hour >= i64::from(config.codes_per_hour) {
+            Some((
+                Outcome::TooManyCodes,
+                Failure::client(ErrorCode::TooManyCodes),
+            ))
+        } else if limits.codes_last_day >= i64::from(config.codes_per_day) {
+            let message = "You have asked for too many security codes today. Try again tomorrow, \
+                       or contact your Registration Authority.";
+            Some((
+                Outcome::TooManyCodes,
+                Failure::client_message(ErrorCode::TooManyCodes, message),
+            ))
+        } else {
+            None
+        },
+    )
 }
 
 /// The answer to a request refused by a lock-out.
 fn throttled(now: Millis, locked: Locked) -> Failure {
+    if throttle::until_released(locked.until, now) {
+        return Failure::client_message(
+            ErrorCode::Throttled,
+            "There have been too many wrong security codes for your smartcard profile. Contact \
+             your Registration Authority to use this service again.",
+        );
+    }
     Failure::client(ErrorCode::Throttled).retry_after(seconds_until(now, locked.until))
 }
 

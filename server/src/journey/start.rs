@@ -3,10 +3,9 @@
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
-use super::{Journey, LatestCode, throttled, view_of};
+use super::{Journey, LatestCode, code_refused, throttled, view_of};
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
-use crate::config::Config;
 use crate::db::journeys::NewJourney;
 use crate::db::states::{CodeState, JourneyState, OutboxKind};
 use crate::db::{self, Conn};
@@ -36,12 +35,19 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
         .map_err(|e| Failure::client_message(ErrorCode::EmailInvalid, format!("{e}.")))?;
     // Look-ups that need no lock run beside other requests, before the write.
     let (allowed, holder_id) = look_up(state, &email).await?;
+    // The allow list's answer comes first: a start it refuses is not counted.
+    let client_locked = if allowed {
+        count_client_start(state, client).await?
+    } else {
+        None
+    };
     let request = StartRequest {
         state: state.clone(),
         email,
         allowed,
         holder_id,
         client: client.to_owned(),
+        client_locked,
     };
     super::step(state, client, Action::JourneyStart, move |conn, now| {
         Box::pin(request.clone().run(conn, now))
@@ -49,42 +55,22 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
     .await
 }
 
-/// What may stop a journey from starting, read in one round trip to SQLite.
-struct StartLimits {
-    /// The client address's lock-out after counting this start.
-    client: Option<Locked>,
-    /// The holder's (or unknown address's) lock-out.
-    subject: Option<Locked>,
-    /// Codes sent to the subject in the last hour.
-    recent_codes: i64,
-}
-
-/// Counts a start from `client` and reads `subject`'s limits, in one statement: this runs on
-/// every start, and each statement is a round trip to SQLite's thread under the write lock.
-async fn start_limits(
-    conn: &mut Conn,
-    config: &Config,
-    client: &str,
-    subject: &str,
-    now: Millis,
-) -> anyhow::Result<StartLimits> {
-    let window = throttle::window(&config.throttle, Scope::ClientStart);
-    let client = &crate::http::client_addr::throttle_key(client);
-    let counted = db::throttles::count_start(conn, client, subject, now, window).await?;
-    let client_lock = throttle::settle(
-        conn,
-        &config.throttle,
-        Scope::ClientStart,
-        client,
-        counted.client,
-        now,
-    )
-    .await?;
-    Ok(StartLimits {
-        client: client_lock,
-        subject: throttle::in_force(counted.subject_locked_until, now),
-        recent_codes: counted.recent_codes,
-    })
+/// Counts a start from `client` in a write of its own, ahead of the journey's, and returns
+/// the client's lock-out after it. Every start from one address (a hospital behind one NAT
+/// address) updates that address's row, and on PostgreSQL the row stays locked until the
+/// transaction that updated it commits, so that transaction is kept to this one statement.
+async fn count_client_start(state: &AppState, client: &str) -> anyhow::Result<Option<Locked>> {
+    let (config, clock) = (state.config.clone(), state.clock.clone());
+    let key = crate::http::client_addr::throttle_key(client);
+    state
+        .db
+        .write(move |conn| {
+            let (config, key, now) = (config.clone(), key.clone(), clock.now());
+            Box::pin(async move {
+                throttle::hit(conn, &config.throttle, Scope::ClientStart, &key, now).await
+            })
+        })
+        .await
 }
 
 /// Whether the address's domain is allowed, and whose profile the address is on.
@@ -100,6 +86,8 @@ struct StartRequest {
     allowed: bool,
     holder_id: Option<String>,
     client: String,
+    /// The client's lock-out after its start was counted.
+    client_locked: Option<Locked>,
 }
 
 impl StartRequest {
@@ -112,6 +100,7 @@ impl StartRequest {
             allowed,
             holder_id,
             client,
+            client_locked,
         } = self;
         let config = &state.config;
         // Addresses on no profile get a pseudonymous subject and go through every step a known
@@ -128,17 +117,13 @@ impl StartRequest {
             }
             // One write at a time counts and adds to the subject's codes.
             db::throttles::lock_subject(conn, &subject).await?;
-            let limits = start_limits(conn, config, &client, &subject, now).await?;
-            if let Some(locked) = limits.client {
+            if let Some(locked) = client_locked {
                 break 'checked (Outcome::ThrottledClient, Err(throttled(now, locked)));
             }
-            let (subject_lock, recent_codes) = (limits.subject, limits.recent_codes);
-            if let Some(locked) = subject_lock {
-                break 'checked (Outcome::ThrottledHolder, Err(throttled(now, locked)));
-            }
-            if recent_codes >= i64::from(config.journey.codes_per_hour) {
-                let refused = Failure::client(ErrorCode::TooManyCodes);
-                break 'checked (Outcome::TooManyCodes, Err(refused));
+            if let Some((outcome, refused)) =
+                code_refused(conn, &config.journey, &subject, now).await?
+            {
+                break 'checked (outcome, Err(refused));
             }
 
             let token = secrets::new_token()?;
@@ -165,7 +150,7 @@ impl StartRequest {
                 card_serial: None,
                 closed_reason: None,
             };
-            let code = issue_code(&state, conn, &journey, now).await?;
+            let code = issue_code(&state, conn, &journey, 0, now).await?;
             let view = view_of(&config.journey, &journey, Some(&code), now);
             (
                 Outcome::CodeIssued,
@@ -177,17 +162,26 @@ impl StartRequest {
     }
 }
 
-/// Draws a new code for the journey and queues its email if the address is on a profile.
-/// The caller supersedes any earlier code first. The code itself leaves this function only inside the sealed email.
+/// Draws a new code for the journey, with `wrong_tries` already spent (carried over from the
+/// code it replaces), and queues its email if the address is on a profile. The caller
+/// supersedes any earlier code first. The code itself leaves this function only inside the
+/// sealed email.
 pub(super) async fn issue_code(
     state: &AppState,
     conn: &mut Conn,
     journey: &Journey,
+    wrong_tries: i64,
     now: Millis,
 ) -> anyhow::Result<LatestCode> {
     let code = secrets::new_code()?;
     let code_mac = state.keys.code_mac(journey.id, &code);
-    let id = db::codes::issue(conn, journey.id, &journey.subject, &code_mac, now).await?;
+    let new = db::codes::NewCode {
+        journey_id: journey.id,
+        subject: &journey.subject,
+        code_mac: &code_mac,
+        wrong_tries,
+    };
+    let id = db::codes::issue(conn, &new, now).await?;
     let minutes = state.config.journey.code_ttl_seconds / 60;
     // Rendered and sealed for every address, so known and unknown ones cost the same;
     // only an address on a profile has it queued.
@@ -212,7 +206,7 @@ pub(super) async fn issue_code(
         id,
         code_mac,
         issued_at: now,
-        wrong_tries: 0,
+        wrong_tries,
         state: CodeState::Live,
     })
 }

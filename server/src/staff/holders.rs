@@ -271,10 +271,14 @@ async fn throttles(
         for row in db::throttles::of_key(conn, key, &HOLDER_SCOPES).await? {
             let (scope, hits, locked_until) = (row.scope, row.hits, row.locked_until);
             let (target, label) = if key == holder_key {
-                (
-                    ThrottleTarget::Holder(id.clone()),
-                    "Codes voided by wrong tries, for this holder".to_owned(),
-                )
+                let what = match scope {
+                    Scope::SubjectWrongCode => "Wrong codes typed today, for this holder",
+                    Scope::SubjectWrongTotal => {
+                        "Wrong codes typed in all, for this holder (a lock-out here lasts until released)"
+                    }
+                    _ => "Codes voided by wrong tries, for this holder",
+                };
+                (ThrottleTarget::Holder(id.clone()), what.to_owned())
             } else {
                 let what = if scope == Scope::ClientStart {
                     "Journeys started"

@@ -303,7 +303,8 @@ async fn timing_does_not_depend_on_whether_the_address_is_known() {
     let tarpit = format!("smtp://{}", listener.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let mut app = spawn_app_on(dir, Some(tarpit), |c| {
-        c.throttle.client_starts_per_hour = 1000
+        c.throttle.client_starts_per_hour = 1000;
+        c.journey.codes_per_day = 1000;
     })
     .await;
     let mut known = Vec::new();

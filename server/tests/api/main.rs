@@ -7,6 +7,7 @@ mod backup;
 mod bad_input;
 mod binary;
 mod card;
+mod code_budget;
 mod fleet;
 mod fleet_outbox;
 mod helpers;
