@@ -14,7 +14,7 @@ use crate::config::Config;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const SECRET_BYTES: usize = 32;
+pub(crate) const SECRET_BYTES: usize = 32;
 const NONCE_BYTES: usize = 12;
 
 /// Keys derived from the server secret. `Debug` shows nothing.
@@ -22,6 +22,8 @@ const NONCE_BYTES: usize = 12;
 pub struct Keys {
     code_key: [u8; 32],
     subject_key: [u8; 32],
+    /// Signs device cookies: which holders finished a journey in a browser.
+    device_key: [u8; 32],
     /// Version 1 of the PUK escrow key in file custody, when no other is on record.
     escrow_key: [u8; 32],
     /// Seals values at rest: queued email, staff authenticator secrets.
@@ -54,6 +56,7 @@ impl Keys {
         Self {
             code_key: derive(secret, b"unlock one-time code v1"),
             subject_key: derive(secret, b"unlock subject v1"),
+            device_key: derive(secret, b"unlock device cookie v1"),
             escrow_key: derive(secret, b"unlock puk escrow v1"),
             outbox: Aes256Gcm::new(&outbox_key.into()),
         }
@@ -87,6 +90,18 @@ impl Keys {
         let mut mac = keyed(&self.subject_key);
         mac.update(email.as_bytes());
         format!("email:{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+    }
+
+    /// The tag a device cookie carries for a holder who finished a journey in that browser:
+    /// a keyed hash of the device's id and the holder's, cut to 12 bytes.
+    pub fn device_tag(&self, device: &[u8; 16], holder_id: &str) -> [u8; 12] {
+        let mut mac = keyed(&self.device_key);
+        mac.update(device);
+        mac.update(holder_id.as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; 12];
+        tag.copy_from_slice(&full[..12]);
+        tag
     }
 
     /// A stable pseudonym for a staff username, for counting sign-in failures without

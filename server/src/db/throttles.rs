@@ -157,19 +157,32 @@ pub async fn lock(conn: &mut Conn, scope: Scope, key: &str, until: Millis) -> an
     Ok(())
 }
 
-/// Forgets the counts and lock-outs of `key` in `scopes`; how many throttles were cleared.
+/// Forgets the counts and lock-outs of `key` in `scopes`, and those of `key` on any trusted
+/// device (`<key>|device:…`); how many throttles were cleared.
 pub async fn clear(conn: &mut Conn, key: &str, scopes: &[Scope]) -> anyhow::Result<u64> {
     let mut cleared = 0;
     for scope in scopes {
-        let done = sqlx::query("DELETE FROM throttles WHERE key = $1 AND scope = $2")
-            .bind(key)
-            .bind(*scope)
-            .execute(&mut *conn)
-            .await
-            .context("clear a throttle")?;
+        let done =
+            sqlx::query("DELETE FROM throttles WHERE (key = $1 OR key LIKE $3) AND scope = $2")
+                .bind(key)
+                .bind(*scope)
+                .bind(device_keys_pattern(key))
+                .execute(&mut *conn)
+                .await
+                .context("clear a throttle")?;
         cleared += done.rows_affected();
     }
     Ok(cleared)
+}
+
+/// A `LIKE` pattern for `key`'s throttles on trusted devices (keys hold no `%` or `_`: they
+/// are `holder:<digits>`, `email:<hex>`, addresses and pseudonyms; anything else matches
+/// nothing).
+fn device_keys_pattern(key: &str) -> String {
+    if key.contains(['%', '_', '\\']) {
+        return String::new();
+    }
+    format!("{}%", crate::journey::device::device_subject_prefix(key))
 }
 
 /// A throttle row.
@@ -192,7 +205,7 @@ pub async fn locked(conn: &mut Conn, now: Millis) -> anyhow::Result<Vec<Throttle
     .context("list throttles")
 }
 
-/// `key`'s throttles in `scopes`, by scope.
+/// `key`'s throttles in `scopes`, and those of `key` on trusted devices, by scope.
 pub async fn of_key(
     conn: &mut Conn,
     key: &str,
@@ -200,15 +213,17 @@ pub async fn of_key(
 ) -> anyhow::Result<Vec<ThrottleRow>> {
     let mut rows: Vec<ThrottleRow> = Vec::new();
     for scope in scopes {
-        let row: Option<ThrottleRow> = sqlx::query_as(
-            "SELECT scope, key, hits, locked_until FROM throttles WHERE key = $1 AND scope = $2",
+        let found: Vec<ThrottleRow> = sqlx::query_as(
+            "SELECT scope, key, hits, locked_until FROM throttles
+             WHERE (key = $1 OR key LIKE $3) AND scope = $2 ORDER BY key",
         )
         .bind(key)
         .bind(*scope)
-        .fetch_optional(&mut *conn)
+        .bind(device_keys_pattern(key))
+        .fetch_all(&mut *conn)
         .await
         .context("read the throttles")?;
-        rows.extend(row);
+        rows.extend(found);
     }
     rows.sort_by(|a, b| a.scope.as_str().cmp(b.scope.as_str()));
     Ok(rows)

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use unlock_protocol::ErrorCode;
 
 use crate::error::Failure;
+use crate::journey::device::{self, DEVICE_COOKIE, DeviceCookie};
 use crate::state::AppState;
 
 /// The name of the cookie that binds a journey to the browser.
@@ -68,6 +69,11 @@ impl FromRequestParts<AppState> for ClientAddr {
 
 /// The value of the cookie `name`, if the request carries a plausible one.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_up_to(headers, name, 128)
+}
+
+/// The value of the cookie `name`, if the request carries one of at most `max_len` bytes.
+fn cookie_up_to(headers: &HeaderMap, name: &str, max_len: usize) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -76,7 +82,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_owned())
-        .filter(|value| !value.is_empty() && value.len() <= 128)
+        .filter(|value| !value.is_empty() && value.len() <= max_len)
 }
 
 /// The journey token from the cookie, if any.
@@ -93,6 +99,38 @@ impl FromRequestParts<AppState> for JourneyToken {
         let name = cookie_name(JOURNEY_COOKIE, state.config.serves_https());
         Ok(Self(cookie(&parts.headers, &name)))
     }
+}
+
+/// The browser's device cookie, if it carries one this server signed the form of (whose
+/// holders it names is checked where it is used).
+#[derive(Debug, Clone)]
+pub struct Device(pub Option<DeviceCookie>);
+
+impl FromRequestParts<AppState> for Device {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let name = cookie_name(DEVICE_COOKIE, state.config.serves_https());
+        Ok(Self(
+            cookie_up_to(&parts.headers, &name, device::MAX_LEN)
+                .and_then(|value| DeviceCookie::parse(&value)),
+        ))
+    }
+}
+
+/// The `Set-Cookie` value of a device cookie: sent with every request to this host (`Path=/`,
+/// as `__Host-` needs), never to script.
+pub fn device_cookie(cookie: &DeviceCookie, secure: bool) -> String {
+    let name = cookie_name(DEVICE_COOKIE, secure);
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{name}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        cookie.value(),
+        device::MAX_AGE_SECONDS
+    )
 }
 
 /// A cookie's name: over https with the `__Host-` prefix, which browsers accept only from

@@ -3,14 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{AppendHeaders, IntoResponse};
 use unlock_protocol::ApiError;
 use unlock_protocol::api::{AllowedDomains, JourneyView, StartJourney, VerifyCode};
 use unlock_protocol::card_steps::{CardIdentity, CardProof, CardReceipt, CardRelease};
 
-use super::extract::{ApiJson, ClientAddr, JourneyToken, journey_cookie};
+use super::extract::{ApiJson, ClientAddr, Device, JourneyToken, device_cookie, journey_cookie};
 use crate::error::Failure;
 use crate::journey;
+use crate::journey::device::DeviceCookie;
 use crate::state::AppState;
 
 /// How long the browser keeps the journey cookie; the journey itself expires sooner.
@@ -43,9 +44,10 @@ const COOKIE_MAX_AGE_SECONDS: u64 = 60 * 60;
 pub async fn start(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    Device(device): Device,
     ApiJson(body): ApiJson<StartJourney>,
 ) -> Result<impl IntoResponse, Failure> {
-    let started = journey::start(&state, &body.email, &client).await?;
+    let started = journey::start(&state, &body.email, &client, device.as_ref()).await?;
     let cookie = journey_cookie(
         &started.token,
         state.config.serves_https(),
@@ -233,7 +235,8 @@ pub async fn release(
     security(("journey_cookie" = [])),
     request_body = CardReceipt,
     responses(
-        (status = 200, description = "`unlocked`: the card is unlocked and the journey is over.", body = JourneyView),
+        (status = 200, description = "`unlocked`: the card is unlocked and the journey is over.", body = JourneyView,
+            headers(("set-cookie" = String, description = "`unlock_device`: this browser is trusted for the holder from now on; its journeys for them count their limits apart (HttpOnly, SameSite=Strict, Path=/)."))),
         (status = 400, description = "`bad_json`.", body = ApiError),
         (status = 404, description = "`no_journey`.", body = ApiError),
         (status = 409, description = "`not_verified`, `card_not_accepted` or `journey_closed`.", body = ApiError),
@@ -249,9 +252,25 @@ pub async fn receipt(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     JourneyToken(token): JourneyToken,
+    Device(device): Device,
     ApiJson(receipt): ApiJson<CardReceipt>,
-) -> Result<Json<JourneyView>, Failure> {
-    journey::confirm_receipt(&state, token.as_deref(), receipt, &client)
-        .await
-        .map(Json)
+) -> Result<impl IntoResponse, Failure> {
+    let receipted = journey::confirm_receipt(&state, token.as_deref(), receipt, &client).await?;
+    // The browser that finished a journey for the holder is trusted for them from now on.
+    let cookie = match (&receipted.holder_id, device) {
+        (Some(holder), device) => {
+            let device = match device {
+                Some(device) => device,
+                None => DeviceCookie::new()?,
+            };
+            let trusted = device.trusting(&state.keys, holder);
+            Some(device_cookie(&trusted, state.config.serves_https()))
+        }
+        (None, _) => None,
+    };
+    let headers: Vec<_> = cookie
+        .into_iter()
+        .map(|cookie| (header::SET_COOKIE, cookie))
+        .collect();
+    Ok((AppendHeaders(headers), Json(receipted.view)))
 }

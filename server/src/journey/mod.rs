@@ -4,12 +4,13 @@
 
 mod card;
 mod code;
+pub mod device;
 mod start;
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};
 use unlock_protocol::{CardId, EmailAddress, ErrorCode};
 
-pub use card::{confirm_receipt, present_card, release};
+pub use card::{Receipted, confirm_receipt, present_card, release};
 pub use code::{resend, verify};
 pub use start::{Started, start};
 

@@ -3,6 +3,7 @@
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
 
+use super::device::DeviceCookie;
 use super::{Journey, LatestCode, code_refused, throttled, view_of};
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
@@ -30,7 +31,12 @@ impl std::fmt::Debug for Started {
 }
 
 /// `POST /api/journeys`.
-pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<Started, Failure> {
+pub async fn start(
+    state: &AppState,
+    raw_email: &str,
+    client: &str,
+    device: Option<&DeviceCookie>,
+) -> Result<Started, Failure> {
     let email = EmailAddress::parse(raw_email)
         .map_err(|e| Failure::client_message(ErrorCode::EmailInvalid, format!("{e}.")))?;
     // Look-ups that need no lock run beside other requests, before the write.
@@ -41,11 +47,25 @@ pub async fn start(state: &AppState, raw_email: &str, client: &str) -> Result<St
     } else {
         None
     };
+    // Addresses on no profile get a pseudonymous subject and go through every step a known
+    // one does, except that no email is queued: the answer and its timing must not differ. A
+    // browser that finished a journey for the holder counts on limits of its own.
+    let subject = match &holder_id {
+        Some(id) => {
+            let holder_subject = format!("holder:{id}");
+            match device.filter(|device| device.trusted_for(&state.keys, id)) {
+                Some(device) => device.subject(&holder_subject),
+                None => holder_subject,
+            }
+        }
+        None => state.keys.email_subject(email.as_str()),
+    };
     let request = StartRequest {
         state: state.clone(),
         email,
         allowed,
         holder_id,
+        subject,
         client: client.to_owned(),
         client_locked,
     };
@@ -85,6 +105,8 @@ struct StartRequest {
     email: EmailAddress,
     allowed: bool,
     holder_id: Option<String>,
+    /// What the journey's codes and failures count against (see [`super::device`]).
+    subject: String,
     client: String,
     /// The client's lock-out after its start was counted.
     client_locked: Option<Locked>,
@@ -99,16 +121,11 @@ impl StartRequest {
             email,
             allowed,
             holder_id,
+            subject,
             client,
             client_locked,
         } = self;
         let config = &state.config;
-        // Addresses on no profile get a pseudonymous subject and go through every step a known
-        // one does, except that no email is queued: the answer and its timing must not differ.
-        let subject = match &holder_id {
-            Some(id) => format!("holder:{id}"),
-            None => state.keys.email_subject(email.as_str()),
-        };
         let mut journey_id = None;
         let (outcome, result) = 'checked: {
             if !allowed {

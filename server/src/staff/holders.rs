@@ -271,6 +271,7 @@ async fn throttles(
         for row in db::throttles::of_key(conn, key, &HOLDER_SCOPES).await? {
             let (scope, hits, locked_until) = (row.scope, row.hits, row.locked_until);
             let (target, label) = if key == holder_key {
+                let on_device = row.key != holder_key;
                 let what = match scope {
                     Scope::SubjectWrongCode => "Wrong codes typed today, for this holder",
                     Scope::SubjectWrongTotal => {
@@ -278,7 +279,12 @@ async fn throttles(
                     }
                     _ => "Codes voided by wrong tries, for this holder",
                 };
-                (ThrottleTarget::Holder(id.clone()), what.to_owned())
+                let label = if on_device {
+                    format!("{what}, from a browser they unlocked a card in before")
+                } else {
+                    what.to_owned()
+                };
+                (ThrottleTarget::Holder(id.clone()), label)
             } else {
                 let what = if scope == Scope::ClientStart {
                     "Journeys started"

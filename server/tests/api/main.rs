@@ -8,6 +8,7 @@ mod bad_input;
 mod binary;
 mod card;
 mod code_budget;
+mod device_cookie;
 mod fleet;
 mod fleet_outbox;
 mod helpers;

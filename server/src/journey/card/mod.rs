@@ -16,7 +16,7 @@ use unlock_protocol::api::IneligibleReason;
 use unlock_protocol::{CardId, CardStatus, ErrorCode};
 
 pub use present::present_card;
-pub use receipt::confirm_receipt;
+pub use receipt::{Receipted, confirm_receipt};
 pub use release::release;
 
 use crate::audit::{self, Action, Audited, Event, Outcome};

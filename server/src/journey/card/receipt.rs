@@ -44,7 +44,7 @@ pub async fn confirm_receipt(
     token: Option<&str>,
     receipt: CardReceipt,
     client: &str,
-) -> Result<JourneyView, Failure> {
+) -> Result<Receipted, Failure> {
     let token = token.ok_or_else(no_journey)?.to_owned();
     let check = match receipt {
         CardReceipt::UnlockCr { receipt } => {
@@ -113,6 +113,14 @@ fn receipt_matches(
     }
 }
 
+/// The card confirmed its unlock: what the page is shown, and whose card it was (the browser
+/// is trusted for them from now on, see [`crate::journey::device`]).
+#[derive(Debug)]
+pub struct Receipted {
+    pub view: JourneyView,
+    pub holder_id: Option<String>,
+}
+
 async fn check_receipt(
     conn: &mut Conn,
     now: Millis,
@@ -120,7 +128,7 @@ async fn check_receipt(
     check: &Check,
     token: &str,
     client: &str,
-) -> anyhow::Result<Audited<JourneyView>> {
+) -> anyhow::Result<Audited<Receipted>> {
     let Some(journey) = find(conn, token).await? else {
         return Ok(no_journey_step());
     };
@@ -163,5 +171,10 @@ async fn check_receipt(
         notify_profile(conn, state, &journey, notice, client, now).await?;
         (Outcome::Unlocked, Ok(JourneyView::Unlocked { card }))
     };
-    Ok(audited(&journey, checked, detail))
+    let (outcome, result) = checked;
+    let receipted = result.map(|view| Receipted {
+        view,
+        holder_id: journey.holder_id.clone(),
+    });
+    Ok(audited(&journey, (outcome, receipted), detail))
 }
