@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::HolderId;
+
 /// `GET /api/staff/overview`: the status view's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -16,6 +18,24 @@ pub struct Overview {
     pub outbox: OutboxHealth,
     /// Unlocks on each of the last 30 days (UTC), oldest first, today last.
     pub unlocks_per_day: Vec<DayCount>,
+    /// Holders whose codes keep being guessed wrong, most wrong codes first (at most 20).
+    pub holders_under_attempts: Vec<HolderUnderAttempts>,
+}
+
+/// A holder under sustained failed attempts: half or more of a day's (or their whole)
+/// wrong-code allowance spent, or locked out of self-service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HolderUnderAttempts {
+    pub holder_id: HolderId,
+    /// Wrong codes in the holder's current day (the most from any one browser's count).
+    pub wrong_codes_today: u64,
+    /// Wrong codes in all since staff last released them.
+    pub wrong_codes_in_all: u64,
+    /// When their latest lock-out ends, if one is in force.
+    pub locked_until: Option<i64>,
+    /// Whether that lock-out lasts until staff release it.
+    pub locked_until_released: bool,
 }
 
 /// The figures of one period.

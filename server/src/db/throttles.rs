@@ -205,6 +205,33 @@ pub async fn locked(conn: &mut Conn, now: Millis) -> anyhow::Result<Vec<Throttle
     .context("list throttles")
 }
 
+/// Holders' subject throttles that show sustained failed attempts at `now`: a lock-out in
+/// force, at least `day_hits` wrong codes in a current day's window, or at least `all_hits`
+/// in all.
+pub async fn holders_under_attempts(
+    conn: &mut Conn,
+    now: Millis,
+    day_hits: i64,
+    all_hits: i64,
+) -> anyhow::Result<Vec<ThrottleRow>> {
+    sqlx::query_as(concat!(
+        "SELECT scope, key, hits, locked_until FROM throttles
+         WHERE key LIKE 'holder:%' AND scope IN ",
+        subject_scopes_sql!(),
+        " AND (locked_until > $1
+                OR (scope = $2 AND hits >= $3 AND window_started_at > $1 - 86400000)
+                OR (scope = $4 AND hits >= $5))"
+    ))
+    .bind(now)
+    .bind(Scope::SubjectWrongCode)
+    .bind(day_hits)
+    .bind(Scope::SubjectWrongTotal)
+    .bind(all_hits)
+    .fetch_all(conn)
+    .await
+    .context("find holders under sustained failed attempts")
+}
+
 /// `key`'s throttles in `scopes`, and those of `key` on trusted devices, by scope.
 pub async fn of_key(
     conn: &mut Conn,

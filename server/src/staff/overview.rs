@@ -3,13 +3,17 @@
 
 use std::collections::HashMap;
 
-use unlock_protocol::staff::{DayCount, FailureCount, OutboxHealth, Overview, Period};
+use unlock_protocol::HolderId;
+use unlock_protocol::staff::{
+    DayCount, FailureCount, HolderUnderAttempts, OutboxHealth, Overview, Period,
+};
 
 use super::labels::{self, FAILURES, RELEASED_NO_RECEIPT, TIMED_OUT};
 use crate::audit::{Action, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::db::{self, Conn};
 use crate::state::AppState;
+use crate::throttle::{self, Scope};
 
 const DAY: Millis = 86_400_000;
 /// Days the overview covers, today included.
@@ -137,7 +141,66 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
         minutes_saved_per_unlock: minutes,
         outbox: outbox_health(&mut conn, since, today, now).await?,
         unlocks_per_day: unlocks_per_day(&mut conn, since).await?,
+        holders_under_attempts: holders_under_attempts(&mut conn, &state.config, now).await?,
     })
+}
+
+/// Holders under sustained failed attempts, most wrong codes first.
+async fn holders_under_attempts(
+    conn: &mut Conn,
+    config: &crate::config::Config,
+    now: Millis,
+) -> anyhow::Result<Vec<HolderUnderAttempts>> {
+    const SHOWN: usize = 20;
+    let throttle = &config.throttle;
+    let day_hits = i64::from(throttle.holder_wrong_codes_per_day.div_ceil(2).max(1));
+    let all_hits = i64::from(throttle.holder_wrong_codes_in_all.div_ceil(2).max(1));
+    let rows = db::throttles::holders_under_attempts(conn, now, day_hits, all_hits).await?;
+    let mut holders: Vec<HolderUnderAttempts> = Vec::new();
+    for row in rows {
+        // `holder:<id>`, or `holder:<id>|device:<id>` for a browser trusted for them.
+        let id = row.key.trim_start_matches("holder:");
+        let id = id.split('|').next().unwrap_or_default();
+        let Ok(holder_id) = HolderId::parse(id) else {
+            continue;
+        };
+        let index = match holders.iter().position(|h| h.holder_id == holder_id) {
+            Some(index) => index,
+            None => {
+                holders.push(HolderUnderAttempts {
+                    holder_id,
+                    wrong_codes_today: 0,
+                    wrong_codes_in_all: 0,
+                    locked_until: None,
+                    locked_until_released: false,
+                });
+                holders.len() - 1
+            }
+        };
+        let holder = &mut holders[index];
+        let hits = u64::try_from(row.hits).unwrap_or(0);
+        match row.scope {
+            Scope::SubjectWrongCode => {
+                holder.wrong_codes_today = holder.wrong_codes_today.max(hits)
+            }
+            Scope::SubjectWrongTotal => holder.wrong_codes_in_all += hits,
+            _ => {}
+        }
+        if row.locked_until > now
+            && holder
+                .locked_until
+                .is_none_or(|until| until < row.locked_until)
+        {
+            holder.locked_until = Some(row.locked_until);
+            holder.locked_until_released = throttle::until_released(row.locked_until, now);
+        }
+    }
+    holders.sort_by(|a, b| {
+        (b.wrong_codes_today, b.wrong_codes_in_all)
+            .cmp(&(a.wrong_codes_today, a.wrong_codes_in_all))
+    });
+    holders.truncate(SHOWN);
+    Ok(holders)
 }
 
 /// `unlocks` × `minutes`, in hours to one decimal place.

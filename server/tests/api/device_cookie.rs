@@ -4,6 +4,7 @@
 //! locked out and the stranger's code emails are capped.
 
 use reqwest::StatusCode;
+use unlock_protocol::staff::Role;
 
 use crate::helpers::*;
 
@@ -69,6 +70,16 @@ async fn a_stranger_who_knows_the_address_cannot_lock_the_holder_out_of_their_ow
         .await
         .unwrap();
     assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // The status view shows the holder under sustained failed attempts, locked out.
+    let sam = app.signed_in_staff("sam", Role::Support, None).await;
+    let overview = sam.get("/api/staff/overview").await.json();
+    let listed = &overview["holders_under_attempts"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{overview}");
+    assert_eq!(listed[0]["holder_id"], HOLDER);
+    assert_eq!(listed[0]["wrong_codes_today"], 3 * starts);
+    assert!(listed[0]["locked_until"].as_i64().unwrap() > app.clock.now());
+    assert_eq!(listed[0]["locked_until_released"], false);
 
     // The holder's own browser still works: a new journey, the right code, verified.
     // (Once the stranger's code emails are all in, so the next one is the holder's.)

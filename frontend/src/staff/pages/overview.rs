@@ -11,6 +11,7 @@ use crate::components::{ErrorItem, ErrorSummary, Heading};
 use crate::pages::PageScope;
 use crate::staff::chart::UnlocksChart;
 use crate::staff::format::{count, date_time, hours, how_long};
+use crate::staff::route::StaffPage;
 use crate::staff::{api, use_staff};
 
 /// How often the figures are fetched again while the page is open.
@@ -62,7 +63,8 @@ pub fn OverviewPage() -> impl IntoView {
                 <HoursSaved figures=figures.clone() />
                 <Journeys figures=figures.clone() />
                 <Failures figures=figures.clone() />
-                <Outbox figures=figures />
+                <Outbox figures=figures.clone() />
+                <UnderAttempts figures=figures />
                 <h2>"Cards unlocked per day"</h2>
                 <UnlocksChart days=Signal::derive(move || days.clone()) />
             }
@@ -175,6 +177,47 @@ fn Failures(figures: Overview) -> impl IntoView {
     view! {
         <h2>"Why journeys failed"</h2>
         <p>"A journey can be refused more than once, for example a card that is not the holder's and then their own."</p>
+        {table}
+    }
+}
+
+#[component]
+fn UnderAttempts(figures: Overview) -> impl IntoView {
+    let holders = figures.holders_under_attempts;
+    let table = if holders.is_empty() {
+        view! { <p>"No holder has had repeated wrong security codes today."</p> }.into_any()
+    } else {
+        let rows = holders
+            .into_iter()
+            .map(|holder| {
+                let href = StaffPage::Holder(holder.holder_id.clone()).path();
+                let locked = match (holder.locked_until, holder.locked_until_released) {
+                    (Some(_), true) => "Until released".to_owned(),
+                    (Some(until), false) => format!("Until {}", date_time(until)),
+                    (None, _) => "No".to_owned(),
+                };
+                view! {
+                    <tr class="nhsuk-table__row">
+                        <th scope="row" class="nhsuk-table__header"><a href=href>{holder.holder_id.to_string()}</a></th>
+                        <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(holder.wrong_codes_today)}</td>
+                        <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(holder.wrong_codes_in_all)}</td>
+                        <td class="nhsuk-table__cell">{locked}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table class="nhsuk-table">
+                <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Holders with repeated wrong security codes"</caption>
+                {figures_header(&["Holder", "Wrong codes today", "Wrong codes in all", "Locked out"])}
+                <tbody class="nhsuk-table__body">{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        <h2>"Holders with repeated wrong security codes"</h2>
+        <p>"Someone may be guessing these holders' codes. Their own browsers keep working; a holder locked out until released needs an RA to release them on their profile."</p>
         {table}
     }
 }
