@@ -157,9 +157,10 @@ pub async fn unlocks_by_day(conn: &mut Conn, since: Millis) -> anyhow::Result<Ve
     .context("count the unlocks per day")
 }
 
-/// Every organisation with holders.
+/// Every named organisation with holders (a profile imported without one, such as a staff
+/// member's own, adds no row of its own; its holders' activity still counts).
 pub async fn organisations(conn: &mut Conn) -> anyhow::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT DISTINCT organisation FROM holders")
+    sqlx::query_scalar("SELECT DISTINCT organisation FROM holders WHERE organisation <> ''")
         .fetch_all(conn)
         .await
         .context("list the organisations")

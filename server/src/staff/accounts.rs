@@ -279,6 +279,15 @@ pub async fn add(
         Box::pin(async move {
             let credentials = stored.as_credentials();
             let holder_id = holder_id.as_deref();
+            // The own-profile rule is only as good as the profile named: it must be one.
+            if let Some(id) = holder_id
+                && !db::holders::exists(conn, id).await?
+            {
+                bail!(
+                    "there is no holder with user id {id}: --holder takes the staff member's own \
+                     user id, from a profile already imported"
+                );
+            }
             if !db::staff_accounts::add(conn, name.as_str(), role, holder_id, credentials, now)
                 .await?
             {

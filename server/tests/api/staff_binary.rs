@@ -27,6 +27,23 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
         cli(dir.path(), &all)
     };
 
+    // Rita's own profile: `--holder` must name one that exists.
+    let refused = staff(&["add", "Rita", "--role", "ra", "--holder", "9999 8888 7777"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no holder with user id 999988887777"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let csv = dir.path().join("holders.csv");
+    std::fs::write(
+        &csv,
+        "holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model\n\
+         999988887777,Rita Ra,Trust,,,,,\n",
+    )
+    .unwrap();
+    stdout(&cli(dir.path(), &["import", csv.to_str().unwrap()]));
+
     // For a person: the password, the QR code drawn in the terminal, the address behind it.
     let added = stdout(&staff(&[
         "add",

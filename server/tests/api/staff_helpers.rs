@@ -104,6 +104,16 @@ impl TestApp {
     pub async fn add_staff(&self, username: &str, role: Role, holder: Option<&str>) -> StaffMember {
         let state = &self.server().state;
         let holder = holder.map(|id| unlock_protocol::HolderId::parse(id).unwrap());
+        // Their own profile, as `staff add --holder` needs it to exist.
+        if let Some(id) = &holder {
+            sqlx::query(
+                "INSERT INTO holders (id, created_at) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.as_str())
+            .execute(state.db.pool())
+            .await
+            .expect("add the staff member's own profile");
+        }
         let enrolment = accounts::add(
             &state.db,
             &self.clock,

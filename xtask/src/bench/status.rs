@@ -75,6 +75,12 @@ async fn seed_history(url: &str, args: &StatusArgs) -> anyhow::Result<String> {
     let total = i64::try_from(unlocks + failures).unwrap_or(i64::MAX).max(1);
     let spacing = i64::try_from(args.days).unwrap_or(30) * DAY / total;
     let mut tx = conn.begin().await.context("begin the seeding")?;
+    // The bench staff member's own profile, which `staff add --holder` needs.
+    sqlx::query("INSERT INTO holders (id, created_at) VALUES ($1, 0)")
+        .bind(OWN_PROFILE)
+        .execute(&mut *tx)
+        .await
+        .context("add the bench staff member's own profile")?;
     let (mut events, mut journeys, mut emails) = (0usize, 0usize, 0usize);
     for n in 0..total {
         let at = now - (total - n) * spacing;
