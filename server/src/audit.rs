@@ -102,6 +102,8 @@ stored_names! {
         TooManyAttempts => "too_many_attempts",
         ChallengeReused => "challenge_reused",
         Released => "released",
+        /// A holder's lock-outs released too often this week for an RA alone.
+        ReleaseCapped => "release_capped",
         NoChallenge => "no_challenge",
         ReceiptWrong => "receipt_wrong",
         Unlocked => "unlocked",

@@ -16,7 +16,10 @@ pub use holders::{
     HolderSearch, JourneyRecord, JourneyStep, ProfileCard, ProfileEmail, ReleaseThrottle, Released,
     ThrottleState, ThrottleTarget,
 };
-pub use overview::{DayCount, FailureCount, HolderUnderAttempts, OutboxHealth, Overview, Period};
+pub use overview::{
+    DayCount, FailureCount, FlaggedUnlock, HolderUnderAttempts, OutboxHealth, Overview, Period,
+    RepeatedReleases,
+};
 pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, StaffPassword, StaffPasswordError};
 pub use role::{Permission, Role};
 pub use sign_in::{Me, NewPassword, SecondFactor, SignIn, SignInStep};

@@ -20,6 +20,35 @@ pub struct Overview {
     pub unlocks_per_day: Vec<DayCount>,
     /// Holders whose codes keep being guessed wrong, most wrong codes first (at most 20).
     pub holders_under_attempts: Vec<HolderUnderAttempts>,
+    /// Unlocks in the last 30 days through an address staff had added to the profile in the
+    /// 7 days before: an RA could add an address they control and unlock the card. Newest
+    /// first, at most 20.
+    pub unlocks_via_new_addresses: Vec<FlaggedUnlock>,
+    /// Holders whose lock-outs staff released more than once in the last 7 days, most first.
+    pub repeated_releases: Vec<RepeatedReleases>,
+}
+
+/// An unlock through an address staff added lately.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlaggedUnlock {
+    pub holder_id: HolderId,
+    /// The card unlocked.
+    pub card: String,
+    pub unlocked_at: i64,
+    /// Who added the address (`staff:<username>`), and when.
+    pub added_by: String,
+    pub added_at: i64,
+}
+
+/// A holder whose lock-outs were released again and again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RepeatedReleases {
+    pub holder_id: HolderId,
+    /// Releases in the last 7 days.
+    pub releases: u64,
+    pub last_released_at: i64,
 }
 
 /// A holder under sustained failed attempts: half or more of a day's (or their whole)

@@ -5,7 +5,7 @@
 use anyhow::Context;
 
 use super::Conn;
-use super::states::{JourneyState, OutboxKind};
+use super::states::{ClosedReason, JourneyState, OutboxKind};
 use crate::audit::{Action, Outcome};
 use crate::clock::Millis;
 use unlock_protocol::DeliveryState;
@@ -188,4 +188,82 @@ pub async fn steps_per_organisation(
     .fetch_all(conn)
     .await
     .with_context(|| format!("count {action} per organisation"))
+}
+
+/// An unlock through an address staff had added in the 7 days before it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FlaggedUnlockRow {
+    pub holder_id: String,
+    pub card_serial: String,
+    pub unlocked_at: Millis,
+    pub added_by: String,
+    pub added_at: Millis,
+}
+
+/// Unlocks since `since` through an address staff added to the profile in the 7 days before
+/// the unlock, newest first (at most `limit`).
+pub async fn unlocks_via_new_addresses(
+    conn: &mut Conn,
+    since: Millis,
+    limit: i64,
+) -> anyhow::Result<Vec<FlaggedUnlockRow>> {
+    sqlx::query_as(
+        "SELECT j.holder_id, j.card_serial, j.updated_at AS unlocked_at, e.added_by, e.added_at
+         FROM journeys j JOIN holder_emails e ON e.email = j.email
+         WHERE j.state = $1 AND j.closed_reason = $2 AND j.updated_at >= $3
+           AND e.added_by LIKE 'staff:%' AND e.added_at > j.updated_at - 604800000
+         ORDER BY j.updated_at DESC LIMIT $4",
+    )
+    .bind(JourneyState::Closed)
+    .bind(ClosedReason::Unlocked)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .context("find unlocks through addresses added lately")
+}
+
+/// How often `action` succeeded (`outcome`) for `holder` since `since`.
+pub async fn holder_steps_since(
+    conn: &mut Conn,
+    action: Action,
+    outcome: Outcome,
+    holder: &str,
+    since: Millis,
+) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events
+         WHERE action = $1 AND outcome = $2 AND holder_id = $3 AND at >= $4",
+    )
+    .bind(action)
+    .bind(outcome)
+    .bind(holder)
+    .bind(since)
+    .fetch_one(conn)
+    .await
+    .context("count a holder's audited steps")
+}
+
+/// Holders for whom `action` succeeded (`outcome`) at least `at_least` times since `since`:
+/// (holder, times, latest), most first.
+pub async fn holders_with_repeated_steps(
+    conn: &mut Conn,
+    action: Action,
+    outcome: Outcome,
+    since: Millis,
+    at_least: i64,
+) -> anyhow::Result<Vec<(String, i64, Millis)>> {
+    sqlx::query_as(
+        "SELECT holder_id, COUNT(*), MAX(at) FROM audit_events
+         WHERE action = $1 AND outcome = $2 AND at >= $3 AND holder_id IS NOT NULL
+         GROUP BY holder_id HAVING COUNT(*) >= $4
+         ORDER BY COUNT(*) DESC, MAX(at) DESC LIMIT 20",
+    )
+    .bind(action)
+    .bind(outcome)
+    .bind(since)
+    .bind(at_least)
+    .fetch_all(conn)
+    .await
+    .context("find holders with repeated steps")
 }

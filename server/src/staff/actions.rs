@@ -5,7 +5,7 @@
 use crate::db::holder_emails::Added;
 use crate::db::states::OutboxKind;
 use crate::db::{self, Conn};
-use unlock_protocol::staff::{Permission, ThrottleTarget};
+use unlock_protocol::staff::{Permission, Role, ThrottleTarget};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
 use super::session::{self, StaffUser};
@@ -294,17 +294,52 @@ pub async fn release_throttle(
             (key, None)
         }
     };
-    audited(state, user, action, holder.as_ref(), move |conn, _| {
-        let key = key.clone();
-        Box::pin(async move {
-            let released = throttle::release_holder_scopes(conn, &key).await?;
-            Ok(Audited::done(
-                Outcome::Released,
-                Some(format!("{key}: {released} cleared")),
-                released,
-            ))
-        })
-    })
+    // An RA may release one holder only so often; past that it is an RA manager's call (and
+    // every release past the first in a week is flagged in the overview).
+    let capped = match (&holder, user.role) {
+        (Some(_), Role::Ra) => Some(i64::from(state.config.staff.holder_releases_per_week)),
+        _ => None,
+    };
+    let concerning = holder.clone();
+    audited(
+        state,
+        user,
+        action,
+        concerning.as_ref(),
+        move |conn, now| {
+            let (key, holder) = (key.clone(), holder.clone());
+            Box::pin(async move {
+                if let (Some(cap), Some(holder)) = (capped, &holder) {
+                    let week = now - 7 * 86_400_000;
+                    let done = db::figures::holder_steps_since(
+                        conn,
+                        action,
+                        Outcome::Released,
+                        holder.as_str(),
+                        week,
+                    )
+                    .await?;
+                    if done >= cap {
+                        let message = format!(
+                            "This holder's lock-outs have been released {done} times in the last 7 \
+                         days. Ask an RA manager to look into it and release them."
+                        );
+                        return Ok(Audited::refused(
+                            Outcome::ReleaseCapped,
+                            Some(format!("{key}: {done} releases in 7 days")),
+                            Failure::client_message(ErrorCode::Throttled, message),
+                        ));
+                    }
+                }
+                let released = throttle::release_holder_scopes(conn, &key).await?;
+                Ok(Audited::done(
+                    Outcome::Released,
+                    Some(format!("{key}: {released} cleared")),
+                    released,
+                ))
+            })
+        },
+    )
     .await
 }
 

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use unlock_protocol::HolderId;
 use unlock_protocol::staff::{
-    DayCount, FailureCount, HolderUnderAttempts, OutboxHealth, Overview, Period,
+    DayCount, FailureCount, FlaggedUnlock, HolderUnderAttempts, OutboxHealth, Overview, Period,
+    RepeatedReleases,
 };
 
 use super::labels::{self, FAILURES, RELEASED_NO_RECEIPT, TIMED_OUT};
@@ -142,7 +143,52 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
         outbox: outbox_health(&mut conn, since, today, now).await?,
         unlocks_per_day: unlocks_per_day(&mut conn, since).await?,
         holders_under_attempts: holders_under_attempts(&mut conn, &state.config, now).await?,
+        unlocks_via_new_addresses: unlocks_via_new_addresses(&mut conn, since).await?,
+        repeated_releases: repeated_releases(&mut conn, now).await?,
     })
+}
+
+/// Unlocks through an address staff added in the 7 days before (the RA-insider flag).
+async fn unlocks_via_new_addresses(
+    conn: &mut Conn,
+    since: Millis,
+) -> anyhow::Result<Vec<FlaggedUnlock>> {
+    let rows = db::figures::unlocks_via_new_addresses(conn, since, 20).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(FlaggedUnlock {
+                holder_id: HolderId::parse(&row.holder_id).ok()?,
+                card: row.card_serial,
+                unlocked_at: row.unlocked_at,
+                added_by: row.added_by,
+                added_at: row.added_at,
+            })
+        })
+        .collect())
+}
+
+/// Holders whose lock-outs staff released more than once in the last 7 days.
+async fn repeated_releases(conn: &mut Conn, now: Millis) -> anyhow::Result<Vec<RepeatedReleases>> {
+    let since = now - 7 * DAY;
+    let rows = db::figures::holders_with_repeated_steps(
+        conn,
+        Action::StaffThrottleRelease,
+        Outcome::Released,
+        since,
+        2,
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(holder, releases, last)| {
+            Some(RepeatedReleases {
+                holder_id: HolderId::parse(&holder).ok()?,
+                releases: u64::try_from(releases).unwrap_or(0),
+                last_released_at: last,
+            })
+        })
+        .collect())
 }
 
 /// Holders under sustained failed attempts, most wrong codes first.

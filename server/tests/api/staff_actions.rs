@@ -89,6 +89,12 @@ async fn an_ra_adds_an_address_and_the_holder_then_unlocks_their_card_alone() {
     app.unlock_card(REMOTE_CARD).await;
     let overview = rita.get("/api/staff/overview").await.json();
     assert_eq!(overview["today"]["unlocks"], 1);
+    // An unlock through an address staff added in the week before is flagged, with who added it.
+    let flagged = &overview["unlocks_via_new_addresses"];
+    assert_eq!(flagged.as_array().map(Vec::len), Some(1), "{overview}");
+    assert_eq!(flagged[0]["holder_id"], REMOTE);
+    assert_eq!(flagged[0]["card"], REMOTE_CARD);
+    assert_eq!(flagged[0]["added_by"], "staff:rita");
     let profile = rita
         .get(&format!("/api/staff/holders/{REMOTE}"))
         .await
@@ -447,4 +453,62 @@ async fn an_ra_manager_changes_the_allow_list_and_holders_feel_it_at_once() {
             "staff:max not_on_the_list oldtrust.example",
         ]
     );
+}
+
+#[tokio::test]
+async fn an_ra_releases_one_holder_three_times_a_week_then_only_a_manager_can_and_it_is_flagged() {
+    let app = spawn_app().await;
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
+    let max = app
+        .signed_in_staff("max", Role::RaManager, Some("999988886666"))
+        .await;
+    let release = |who: &'static str| {
+        let member = if who == "rita" { &rita } else { &max };
+        member.post(
+            "/api/staff/throttles/release",
+            json!({"target": {"holder": HOLDER}}),
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(release("rita").await.status, StatusCode::OK);
+    }
+    let capped = release("rita").await;
+    assert_eq!(
+        (capped.status, capped.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "throttled".into())
+    );
+    assert!(
+        capped.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Ask an RA manager"),
+        "{}",
+        capped.json()
+    );
+    assert!(
+        app.audit("staff.throttle_release")
+            .await
+            .contains(&"release_capped".to_owned())
+    );
+    // An RA manager may still release, and the overview flags the holder.
+    assert_eq!(release("max").await.status, StatusCode::OK);
+    let overview = max.get("/api/staff/overview").await.json();
+    let flagged = &overview["repeated_releases"];
+    assert_eq!(flagged[0]["holder_id"], HOLDER, "{overview}");
+    assert_eq!(flagged[0]["releases"], 4);
+
+    // A week on, the RA may release the holder again.
+    app.clock.advance(Duration::from_secs(8 * 24 * 3600));
+    let rita = app
+        .signed_in_staff("rita2", Role::Ra, Some("999988887777"))
+        .await;
+    let released = rita
+        .post(
+            "/api/staff/throttles/release",
+            json!({"target": {"holder": HOLDER}}),
+        )
+        .await;
+    assert_eq!(released.status, StatusCode::OK);
 }

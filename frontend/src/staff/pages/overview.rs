@@ -64,7 +64,8 @@ pub fn OverviewPage() -> impl IntoView {
                 <Journeys figures=figures.clone() />
                 <Failures figures=figures.clone() />
                 <Outbox figures=figures.clone() />
-                <UnderAttempts figures=figures />
+                <UnderAttempts figures=figures.clone() />
+                <InsiderFlags figures=figures />
                 <h2>"Cards unlocked per day"</h2>
                 <UnlocksChart days=Signal::derive(move || days.clone()) />
             }
@@ -190,7 +191,6 @@ fn UnderAttempts(figures: Overview) -> impl IntoView {
         let rows = holders
             .into_iter()
             .map(|holder| {
-                let href = StaffPage::Holder(holder.holder_id.clone()).path();
                 let locked = match (holder.locked_until, holder.locked_until_released) {
                     (Some(_), true) => "Until released".to_owned(),
                     (Some(until), false) => format!("Until {}", date_time(until)),
@@ -198,7 +198,7 @@ fn UnderAttempts(figures: Overview) -> impl IntoView {
                 };
                 view! {
                     <tr class="nhsuk-table__row">
-                        <th scope="row" class="nhsuk-table__header"><a href=href>{holder.holder_id.to_string()}</a></th>
+                        <th scope="row" class="nhsuk-table__header">{holder_link(&holder.holder_id)}</th>
                         <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(holder.wrong_codes_today)}</td>
                         <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(holder.wrong_codes_in_all)}</td>
                         <td class="nhsuk-table__cell">{locked}</td>
@@ -219,6 +219,77 @@ fn UnderAttempts(figures: Overview) -> impl IntoView {
         <h2>"Holders with repeated wrong security codes"</h2>
         <p>"Someone may be guessing these holders' codes. Their own browsers keep working; a holder locked out until released needs an RA to release them on their profile."</p>
         {table}
+    }
+}
+
+/// A link to a holder's profile, for a table's row header.
+fn holder_link(id: &unlock_protocol::HolderId) -> impl IntoView + use<> {
+    let href = StaffPage::Holder(id.clone()).path();
+    view! { <a href=href>{id.to_string()}</a> }
+}
+
+#[component]
+fn InsiderFlags(figures: Overview) -> impl IntoView {
+    let unlocks = figures.unlocks_via_new_addresses;
+    let unlocks_table = if unlocks.is_empty() {
+        view! { <p>"No card was unlocked through an address added in the week before."</p> }
+            .into_any()
+    } else {
+        let rows = unlocks
+            .into_iter()
+            .map(|unlock| {
+                let by = unlock.added_by.trim_start_matches("staff:").to_owned();
+                view! {
+                    <tr class="nhsuk-table__row">
+                        <th scope="row" class="nhsuk-table__header">{holder_link(&unlock.holder_id)}</th>
+                        <td class="nhsuk-table__cell">{unlock.card}</td>
+                        <td class="nhsuk-table__cell">{date_time(unlock.unlocked_at)}</td>
+                        <td class="nhsuk-table__cell">{format!("{by}, {}", date_time(unlock.added_at))}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table class="nhsuk-table">
+                <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Unlocks through an address added lately"</caption>
+                {figures_header(&["Holder", "Card", "Unlocked", "Address added by"])}
+                <tbody class="nhsuk-table__body">{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    let releases = figures.repeated_releases;
+    let releases_table = if releases.is_empty() {
+        view! { <p>"No holder's lock-outs were released more than once this week."</p> }.into_any()
+    } else {
+        let rows = releases
+            .into_iter()
+            .map(|holder| {
+                view! {
+                    <tr class="nhsuk-table__row">
+                        <th scope="row" class="nhsuk-table__header">{holder_link(&holder.holder_id)}</th>
+                        <td class="nhsuk-table__cell nhsuk-table__cell--numeric">{count(holder.releases)}</td>
+                        <td class="nhsuk-table__cell">{date_time(holder.last_released_at)}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <table class="nhsuk-table">
+                <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Lock-outs released more than once"</caption>
+                {figures_header(&["Holder", "Releases in 7 days", "Last released"])}
+                <tbody class="nhsuk-table__body">{rows}</tbody>
+            </table>
+        }
+        .into_any()
+    };
+    view! {
+        <h2>"Unlocks through an address added lately"</h2>
+        <p>"Cards unlocked in the last 30 days through an email address staff added to the profile in the week before. Check the holder asked for it."</p>
+        {unlocks_table}
+        <h2>"Lock-outs released more than once"</h2>
+        <p>"Holders whose lock-outs staff released more than once in the last 7 days. An RA may release a holder 3 times a week; after that only an RA manager can."</p>
+        {releases_table}
     }
 }
 
