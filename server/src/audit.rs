@@ -43,6 +43,7 @@ stored_names! {
         StaffAllowlist => "staff.allowlist",
         StaffEmailAdd => "staff.email_add",
         StaffEmailRemove => "staff.email_remove",
+        StaffEmailApprove => "staff.email_approve",
         StaffThrottleRelease => "staff.throttle_release",
         StaffAccountAdd => "staff.account_add",
         StaffAccountReset => "staff.account_reset",
@@ -126,6 +127,10 @@ stored_names! {
         NotOnProfile => "not_on_profile",
         AlreadyAllowed => "already_allowed",
         NotOnTheList => "not_on_the_list",
+        Approved => "approved",
+        NotWaiting => "not_waiting",
+        /// The four-eyes rule: who added an address may not approve it.
+        SameStaff => "same_staff",
     }
 }
 

@@ -226,6 +226,9 @@ pub struct StaffConfig {
     /// Times an RA may release one holder's lock-outs in 7 days; after that only an RA
     /// manager may (every release past one is flagged in the overview).
     pub holder_releases_per_week: u32,
+    /// The four-eyes rule: an address staff add starts no journey until a second RA (not
+    /// the one who added it) approves it.
+    pub four_eyes_for_added_addresses: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,6 +334,7 @@ impl Default for Config {
                 totp_issuer: "Smartcard unlock".into(),
                 minutes_saved_per_unlock: 20,
                 holder_releases_per_week: 3,
+                four_eyes_for_added_addresses: false,
             },
             http: HttpConfig {
                 request_timeout_ms: 30_000,

@@ -30,7 +30,7 @@ pub async fn seed_if_empty(db: &Db, clock: &Clock) -> anyhow::Result<bool> {
             let two_years = 2 * 365 * 24 * 3_600_000;
             db::allowed_domains::add(conn, DEMO_DOMAIN, "demo", now).await?;
             db::holders::save(conn, DEMO_HOLDER_ID, "Demo Holder", "Demo Trust", now).await?;
-            db::holder_emails::add(conn, DEMO_EMAIL, DEMO_HOLDER_ID, now, "demo").await?;
+            db::holder_emails::add(conn, DEMO_EMAIL, DEMO_HOLDER_ID, now, "demo", false).await?;
             let card = CardRecord {
                 status: CardStatus::Active,
                 cert_expires_at: now + two_years,

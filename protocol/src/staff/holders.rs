@@ -54,6 +54,18 @@ pub struct ProfileEmail {
     pub domain_allowed: bool,
     pub added_at: i64,
     pub added_by: String,
+    /// The four-eyes rule: the address waits for a second RA's approval and can't be used
+    /// until then.
+    #[serde(default)]
+    pub awaiting_approval: bool,
+}
+
+/// `POST /api/staff/holders/{id}/emails/approve`: a second RA lets an added address be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApproveEmail {
+    pub email: String,
 }
 
 /// A card on a profile.

@@ -12,9 +12,9 @@ mod username;
 
 pub use audit::{AuditEvent, AuditPage};
 pub use holders::{
-    AddDomain, AddEmail, AllowList, AllowedDomain, Delivery, HolderMatch, HolderProfile,
-    HolderSearch, JourneyRecord, JourneyStep, ProfileCard, ProfileEmail, ReleaseThrottle, Released,
-    ThrottleState, ThrottleTarget,
+    AddDomain, AddEmail, AllowList, AllowedDomain, ApproveEmail, Delivery, HolderMatch,
+    HolderProfile, HolderSearch, JourneyRecord, JourneyStep, ProfileCard, ProfileEmail,
+    ReleaseThrottle, Released, ThrottleState, ThrottleTarget,
 };
 pub use overview::{
     DayCount, FailureCount, FlaggedUnlock, HolderUnderAttempts, OutboxHealth, Overview, Period,

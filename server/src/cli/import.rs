@@ -234,7 +234,8 @@ async fn import_row(
 
     for email in &emails {
         let added =
-            db::holder_emails::add(conn, email.as_str(), holder.as_str(), now, "import").await?;
+            db::holder_emails::add(conn, email.as_str(), holder.as_str(), now, "import", false)
+                .await?;
         if let Added::Taken { owner } = added
             && owner != holder.as_str()
         {

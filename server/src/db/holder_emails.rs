@@ -20,22 +20,26 @@ pub enum Added {
     },
 }
 
-/// Adds `email` to `holder`'s profile unless some profile has it already.
+/// Adds `email` to `holder`'s profile unless some profile has it already; with
+/// `awaiting_approval`, it starts no journey until a second RA approves it ([`approve`]).
 pub async fn add(
     conn: &mut Conn,
     email: &str,
     holder: &str,
     at: Millis,
     by: &str,
+    awaiting_approval: bool,
 ) -> anyhow::Result<Added> {
     let inserted: Option<String> = sqlx::query_scalar(
-        "INSERT INTO holder_emails (email, holder_id, added_at, added_by) VALUES ($1, $2, $3, $4)
+        "INSERT INTO holder_emails (email, holder_id, added_at, added_by, awaiting_approval_since)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (email) DO NOTHING RETURNING email",
     )
     .bind(email)
     .bind(holder)
     .bind(at)
     .bind(by)
+    .bind(awaiting_approval.then_some(at))
     .fetch_optional(&mut *conn)
     .await
     .context("add the address to the profile")?;
@@ -66,6 +70,59 @@ pub async fn of_holder(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<Stri
         .context("read the holder's addresses")
 }
 
+/// What became of an approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Approved,
+    /// The address is not on the holder's profile.
+    NotOnProfile,
+    /// It was not waiting for approval.
+    NotWaiting,
+    /// The one approving is the one who added it.
+    SameStaff,
+}
+
+/// Lets `email`, waiting on `holder`'s profile, start journeys, if `by` is not who added it
+/// (decided in one statement on the row as it stands).
+pub async fn approve(
+    conn: &mut Conn,
+    email: &str,
+    holder: &str,
+    by: &str,
+    at: Millis,
+) -> anyhow::Result<Approval> {
+    let approved: Option<String> = sqlx::query_scalar(
+        "UPDATE holder_emails SET awaiting_approval_since = NULL, approved_by = $3, approved_at = $4
+         WHERE email = $1 AND holder_id = $2 AND awaiting_approval_since IS NOT NULL
+           AND added_by <> $3
+         RETURNING email",
+    )
+    .bind(email)
+    .bind(holder)
+    .bind(by)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("approve the address")?;
+    if approved.is_some() {
+        return Ok(Approval::Approved);
+    }
+    let row: Option<(String, Option<Millis>)> = sqlx::query_as(
+        "SELECT added_by, awaiting_approval_since FROM holder_emails
+         WHERE email = $1 AND holder_id = $2",
+    )
+    .bind(email)
+    .bind(holder)
+    .fetch_optional(conn)
+    .await
+    .context("read the address")?;
+    Ok(match row {
+        None => Approval::NotOnProfile,
+        Some((_, None)) => Approval::NotWaiting,
+        Some(_) => Approval::SameStaff,
+    })
+}
+
 /// Removes `email` from `holder`'s profile; whether it was there.
 pub async fn remove(conn: &mut Conn, email: &str, holder: &str) -> anyhow::Result<bool> {
     let done = sqlx::query("DELETE FROM holder_emails WHERE email = $1 AND holder_id = $2")
@@ -85,7 +142,8 @@ pub async fn look_up(
 ) -> anyhow::Result<(bool, Option<String>)> {
     let (allowed, holder): (Flag, Option<String>) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = $1),
-                (SELECT holder_id FROM holder_emails WHERE email = $2)",
+                (SELECT holder_id FROM holder_emails
+                 WHERE email = $2 AND awaiting_approval_since IS NULL)",
     )
     .bind(email.domain())
     .bind(email.as_str())

@@ -68,14 +68,17 @@ pub struct Address {
     pub added_by: String,
     /// Whether its domain is on the allow list.
     pub allowed: bool,
+    /// Since when it has waited for a second RA's approval, if it is waiting.
+    pub awaiting_approval_since: Option<Millis>,
 }
 
 /// The holder's addresses, oldest first.
 pub async fn addresses(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<Address>> {
-    let rows: Vec<(String, Millis, String, Flag)> = sqlx::query_as(
+    let rows: Vec<(String, Millis, String, Flag, Option<Millis>)> = sqlx::query_as(
         "SELECT e.email, e.added_at, e.added_by,
                 EXISTS (SELECT 1 FROM allowed_domains d
-                        WHERE substr(e.email, length(e.email) - length(d.domain)) = '@' || d.domain)
+                        WHERE substr(e.email, length(e.email) - length(d.domain)) = '@' || d.domain),
+                e.awaiting_approval_since
          FROM holder_emails e WHERE e.holder_id = $1 ORDER BY e.added_at, e.email",
     )
     .bind(holder)
@@ -84,12 +87,15 @@ pub async fn addresses(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<Addr
     .context("read the holder's addresses")?;
     Ok(rows
         .into_iter()
-        .map(|(email, added_at, added_by, allowed)| Address {
-            email,
-            added_at,
-            added_by,
-            allowed: allowed.into(),
-        })
+        .map(
+            |(email, added_at, added_by, allowed, awaiting_approval_since)| Address {
+                email,
+                added_at,
+                added_by,
+                allowed: allowed.into(),
+                awaiting_approval_since,
+            },
+        )
         .collect())
 }
 

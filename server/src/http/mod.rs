@@ -89,6 +89,10 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/api/staff/holders", staff::search_holders),
         Endpoint::get("/api/staff/holders/{id}", staff::holder),
         Endpoint::post("/api/staff/holders/{id}/emails", staff::add_email),
+        Endpoint::post(
+            "/api/staff/holders/{id}/emails/approve",
+            staff::approve_email,
+        ),
         Endpoint::delete(
             "/api/staff/holders/{id}/emails/{email}",
             staff::remove_email,

@@ -50,6 +50,7 @@ pub const STAFF_SECURITY: &str = "staff_cookie";
         staff::search_holders,
         staff::holder,
         staff::add_email,
+        staff::approve_email,
         staff::remove_email,
         staff::release_throttle,
         staff::allow_list,

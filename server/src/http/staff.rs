@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use unlock_protocol::staff::{
-    AddDomain, AddEmail, AllowList, AuditPage, HolderProfile, HolderSearch, Me, NewPassword,
-    Overview, Permission, ReleaseThrottle, Released, SecondFactor, SignIn, SignInStep,
+    AddDomain, AddEmail, AllowList, ApproveEmail, AuditPage, HolderProfile, HolderSearch, Me,
+    NewPassword, Overview, Permission, ReleaseThrottle, Released, SecondFactor, SignIn, SignInStep,
 };
 use unlock_protocol::{ApiError, ErrorCode, HolderId};
 use utoipa::IntoParams;
@@ -353,6 +353,42 @@ pub async fn add_email(
 ) -> Result<Json<HolderProfile>, Failure> {
     let id = holder_id(&raw_id)?;
     actions::add_email(&state, &user, &id, &body.email).await?;
+    profile_of(&state, &user, &id).await
+}
+
+/// Approve an address another RA added (the four-eyes rule)
+///
+/// With `staff.four_eyes_for_added_addresses` on, an added address starts no journey until a
+/// second RA, not the one who added it, approves it.
+#[utoipa::path(
+    post,
+    path = "/api/staff/holders/{id}/emails/approve",
+    tag = "staff",
+    operation_id = "staff_approve_email",
+    security(("staff_cookie" = [])),
+    params(("id" = String, Path, description = "The holder's 12-digit user id."), Background),
+    request_body = ApproveEmail,
+    responses(
+        (status = 200, description = "The address was approved: the profile as it is now.", body = HolderProfile),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 401, description = "`not_signed_in` or `session_expired`.", body = ApiError),
+        (status = 403, description = "`forbidden` (also: you added this address yourself), or `own_profile`.", body = ApiError),
+        (status = 404, description = "`holder_not_found` or `email_not_on_profile`.", body = ApiError),
+        (status = 409, description = "`email_taken`: the address is not waiting for approval.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`email_invalid` or `invalid_body`.", body = ApiError),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
+pub async fn approve_email(
+    State(state): State<AppState>,
+    Staff(user): Staff,
+    ApiPath(raw_id): ApiPath<String>,
+    ApiJson(body): ApiJson<ApproveEmail>,
+) -> Result<Json<HolderProfile>, Failure> {
+    let id = holder_id(&raw_id)?;
+    actions::approve_email(&state, &user, &id, &body.email).await?;
     profile_of(&state, &user, &id).await
 }
 

@@ -2,7 +2,7 @@
 //! told at every address), holders' throttles, and (managers) the allow list. Nobody acts
 //! on their own profile; every action and every refusal is audited.
 
-use crate::db::holder_emails::Added;
+use crate::db::holder_emails::{Added, Approval};
 use crate::db::states::OutboxKind;
 use crate::db::{self, Conn};
 use unlock_protocol::staff::{Permission, Role, ThrottleTarget};
@@ -148,8 +148,9 @@ pub async fn add_email(
                     refused,
                 ));
             }
+            let four_eyes = state.config.staff.four_eyes_for_added_addresses;
             if let Added::Taken { owner } =
-                db::holder_emails::add(conn, email.as_str(), &id, now, &by).await?
+                db::holder_emails::add(conn, email.as_str(), &id, now, &by, four_eyes).await?
             {
                 let message = if owner == id {
                     "This email address is already on this holder's profile.".to_owned()
@@ -183,6 +184,55 @@ pub async fn add_email(
             )
             .await?;
             Ok(Audited::done(Outcome::Added, Some(detail), ()))
+        })
+    })
+    .await
+}
+
+/// `POST /api/staff/holders/{id}/emails/approve`: under the four-eyes rule, a second RA
+/// (not the one who added the address) lets an added address start journeys.
+pub async fn approve_email(
+    state: &AppState,
+    user: &StaffUser,
+    holder: &HolderId,
+    raw_email: &str,
+) -> Result<(), Failure> {
+    let action = Action::StaffEmailApprove;
+    session::require(state, user, Permission::ChangeEmails, action).await?;
+    if user.owns(holder) {
+        return Err(refuse_own_profile(state, user, action, holder).await);
+    }
+    let email = parse_email(raw_email)?;
+    let (id, by) = (holder.as_str().to_owned(), user.actor());
+    audited(state, user, action, Some(holder), move |conn, now| {
+        let (id, email, by) = (id.clone(), email.clone(), by.clone());
+        Box::pin(async move {
+            let detail = Some(email.as_str().to_owned());
+            let refused = |outcome, failure| Ok(Audited::refused(outcome, detail.clone(), failure));
+            match db::holder_emails::approve(conn, email.as_str(), &id, &by, now).await? {
+                Approval::Approved => Ok(Audited::done(Outcome::Approved, detail.clone(), ())),
+                Approval::NotOnProfile if !holder_exists(conn, &id).await? => {
+                    refused(Outcome::NoHolder, holder_not_found())
+                }
+                Approval::NotOnProfile => refused(
+                    Outcome::NotOnProfile,
+                    Failure::client(ErrorCode::EmailNotOnProfile),
+                ),
+                Approval::NotWaiting => refused(
+                    Outcome::NotWaiting,
+                    Failure::client_message(
+                        ErrorCode::EmailTaken,
+                        "This address is not waiting for approval: it can be used already.",
+                    ),
+                ),
+                Approval::SameStaff => refused(
+                    Outcome::SameStaff,
+                    Failure::client_message(
+                        ErrorCode::Forbidden,
+                        "You added this address, so another RA must approve it.",
+                    ),
+                ),
+            }
         })
     })
     .await

@@ -147,6 +147,7 @@ pub async fn profile(
             domain_allowed: address.allowed,
             added_at: address.added_at,
             added_by: address.added_by,
+            awaiting_approval: address.awaiting_approval_since.is_some(),
         })
         .collect();
     let journeys = journeys(&mut conn, user, id, now).await?;

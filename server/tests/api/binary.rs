@@ -141,7 +141,14 @@ fn migrate_creates_the_database() {
     );
     assert_eq!(
         applied,
-        ["initial", "card unlock", "staff", "piv", "key versions"]
+        [
+            "initial",
+            "card unlock",
+            "staff",
+            "piv",
+            "key versions",
+            "four eyes"
+        ]
     );
 }
 

@@ -9,6 +9,7 @@ use serde_json::json;
 use unlock_protocol::staff::Role;
 
 use crate::helpers::*;
+use crate::staff_helpers::StaffMember;
 
 /// A holder whose only address is outside the allow list, with an active card.
 const REMOTE: &str = "555566667777";
@@ -60,6 +61,8 @@ async fn an_ra_adds_an_address_and_the_holder_then_unlocks_their_card_alone() {
     assert_eq!(emails[1]["address"], NEW_ADDRESS);
     assert_eq!(emails[1]["domain_allowed"], true);
     assert_eq!(emails[1]["added_by"], "staff:rita");
+    // The four-eyes rule is off by default: the address can be used at once.
+    assert_eq!(emails[1]["awaiting_approval"], false);
     assert_eq!(emails[0]["domain_allowed"], false);
 
     // Both addresses on the profile are told, through the real SMTP server.
@@ -511,4 +514,77 @@ async fn an_ra_releases_one_holder_three_times_a_week_then_only_a_manager_can_an
         )
         .await;
     assert_eq!(released.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_the_four_eyes_rule_an_added_address_starts_nothing_until_a_second_ra_approves_it() {
+    let mut app = spawn_app_with(|c| c.staff.four_eyes_for_added_addresses = true).await;
+    remote_holder(&app).await;
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
+    let rob = app
+        .signed_in_staff("rob", Role::Ra, Some("999988885555"))
+        .await;
+    let sam = app.signed_in_staff("sam", Role::Support, None).await;
+    let added = rita
+        .post(
+            &format!("/api/staff/holders/{REMOTE}/emails"),
+            json!({"email": NEW_ADDRESS}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.json());
+    assert_eq!(added.json()["emails"][1]["awaiting_approval"], true);
+
+    // Until approved, the address starts a journey like any address on no profile: the same
+    // answer, and no code is sent.
+    app.new_browser();
+    assert_eq!(app.start(NEW_ADDRESS).await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(app.code_emails(NEW_ADDRESS).is_empty());
+
+    async fn approve(member: &StaffMember) -> Reply {
+        member
+            .post(
+                &format!("/api/staff/holders/{REMOTE}/emails/approve"),
+                json!({"email": NEW_ADDRESS}),
+            )
+            .await
+    }
+    // Not by who added it, nor by support.
+    let own = approve(&rita).await;
+    assert_eq!(
+        (own.status, own.code()),
+        (StatusCode::FORBIDDEN, "forbidden".into())
+    );
+    assert!(
+        own.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("another RA")
+    );
+    assert_eq!(approve(&sam).await.status, StatusCode::FORBIDDEN);
+    // A second RA approves it; approving again changes nothing.
+    let approved = approve(&rob).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.json());
+    assert_eq!(approved.json()["emails"][1]["awaiting_approval"], false);
+    assert_eq!(approve(&rob).await.code(), "email_taken");
+    let outcomes: Vec<String> = audit_of(&app, "staff.email_approve")
+        .await
+        .into_iter()
+        .map(|(actor, outcome, ..)| format!("{actor} {outcome}"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "staff:rita same_staff",
+            "staff:sam forbidden",
+            "staff:rob approved",
+            "staff:rob not_waiting"
+        ]
+    );
+
+    // Now the holder can use it.
+    app.new_browser();
+    app.verified_journey_for(NEW_ADDRESS).await;
 }

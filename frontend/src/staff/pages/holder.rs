@@ -6,7 +6,8 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use unlock_protocol::staff::{
-    AddEmail, HolderProfile, JourneyRecord, Permission, ReleaseThrottle, Released, ThrottleTarget,
+    AddEmail, ApproveEmail, HolderProfile, JourneyRecord, Permission, ReleaseThrottle, Released,
+    ThrottleTarget,
 };
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
@@ -71,6 +72,23 @@ impl Holder {
         });
     }
 
+    fn approve(self, address: String) {
+        self.scope.spawn(async move {
+            let body = ApproveEmail {
+                email: address.clone(),
+            };
+            match api::post::<_, HolderProfile>(&self.url("/emails/approve"), &body).await {
+                Ok(profile) => self.changed(
+                    profile,
+                    format!(
+                        "{address} was approved. The holder can now use it to unlock their card."
+                    ),
+                ),
+                Err(failure) => self.failed(failure),
+            }
+        });
+    }
+
     fn release(self, target: ThrottleTarget) {
         self.scope.spawn(async move {
             let body = ReleaseThrottle { target };
@@ -128,9 +146,15 @@ pub fn HolderPage() -> impl IntoView {
             match api::post::<_, HolderProfile>(&holder.url("/emails"), &body).await {
                 Ok(profile) => {
                     new_email.set(String::new());
+                    let waits = profile.emails.iter().any(|e| e.awaiting_approval);
+                    let next = if waits {
+                        "Another RA must approve it on this page before the holder can use it."
+                    } else {
+                        "The holder can now use it to unlock their card."
+                    };
                     holder.changed(
                         profile,
-                        format!("{email} was added to the profile. We have emailed every address on it, and the holder can now use it to unlock their card."),
+                        format!("{email} was added to the profile. We have emailed every address on it. {next}"),
                     );
                 }
                 Err(failure) => match failure.code {
@@ -241,16 +265,28 @@ fn Emails(holder: Holder, profile: HolderProfile, may_change: bool) -> impl Into
         .emails
         .into_iter()
         .map(|email| {
-            let (class, allowed) = if email.domain_allowed {
-                ("nhsuk-tag nhsuk-tag--green", "Yes")
-            } else {
+            let (class, allowed) = if !email.domain_allowed {
                 ("nhsuk-tag nhsuk-tag--grey", "No: domain not allowed")
+            } else if email.awaiting_approval {
+                ("nhsuk-tag nhsuk-tag--yellow", "Not yet: waiting for a second RA to approve it")
+            } else {
+                ("nhsuk-tag nhsuk-tag--green", "Yes")
             };
             let address = email.address.clone();
+            let waiting = email.awaiting_approval;
             let action = may_change.then(|| {
                 let about = address.clone();
+                let to_approve = address.clone();
+                let approve = waiting.then(|| view! {
+                    <RowButton
+                        label="Approve"
+                        about=about.clone()
+                        on_press=Callback::new(move |()| holder.approve(to_approve.clone()))
+                    />
+                });
                 view! {
                     <td class="nhsuk-table__cell">
+                        {approve}
                         <RowButton
                             label="Remove"
                             about=about
