@@ -112,6 +112,8 @@ stored_names! {
         // Staff sign-in and sessions.
         LockedOut => "locked_out",
         Failed => "failed",
+        /// A new staff password the policy or the estimator refused.
+        PasswordRejected => "password_rejected",
         PasswordOk => "password_ok",
         CodeOk => "code_ok",
         CodeReused => "code_reused",

@@ -40,6 +40,16 @@ pub async fn post_for_nothing(url: &str) -> Result<(), ApiFailure> {
     }
 }
 
+/// A `POST` of a JSON body whose answer has no body.
+pub async fn post_json_for_nothing<B: Serialize>(url: &str, body: &B) -> Result<(), ApiFailure> {
+    let response = send(with_json(Request::post(url), body)).await?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(failure_of(&response).await)
+    }
+}
+
 fn with_json<B: Serialize>(request: RequestBuilder, body: &B) -> Result<Request, gloo_net::Error> {
     let text = serde_json::to_string(body).unwrap_or_default();
     request

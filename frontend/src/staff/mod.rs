@@ -18,8 +18,8 @@ use crate::api::ApiFailure;
 use crate::components::SkipLink;
 use crate::pages::PageScope;
 use pages::{
-    AllowListPage, AuditPage, CodePage, HolderPage, HoldersPage, NewPasswordPage, NotFoundPage,
-    OverviewPage, ReportsPage, SignInPage,
+    AllowListPage, AuditPage, ChangePasswordPage, CodePage, HolderPage, HoldersPage,
+    NewPasswordPage, NotFoundPage, OverviewPage, ReportsPage, SignInPage,
 };
 pub use route::StaffPage;
 
@@ -99,6 +99,7 @@ pub fn StaffApp() -> impl IntoView {
                         <Route path=path!("/status/sign-in") view=SignInPage />
                         <Route path=path!("/status/sign-in/code") view=CodePage />
                         <Route path=path!("/status/sign-in/new-password") view=NewPasswordPage />
+                        <Route path=path!("/status/password") view=|| signed_in(ChangePasswordPage) />
                         <Route path=path!("/status/holders") view=|| signed_in(HoldersPage) />
                         <Route path=path!("/status/holders/:id") view=|| signed_in(HolderPage) />
                         <Route path=path!("/status/allowlist") view=|| signed_in(AllowListPage) />
@@ -150,6 +151,9 @@ fn Header() -> impl IntoView {
                     <ul class="nhsuk-header__account-list">
                         <li class="nhsuk-header__account-item">
                             {format!("{} ({})", me.username, me.role.label())}
+                        </li>
+                        <li class="nhsuk-header__account-item">
+                            <a class="nhsuk-header__account-link" href=StaffPage::ChangePassword.path()>"Change password"</a>
                         </li>
                         <li class="nhsuk-header__account-item">
                             <button class="nhsuk-header__account-button" type="button" on:click=sign_out>

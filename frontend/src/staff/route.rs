@@ -12,6 +12,8 @@ pub enum StaffPage {
     SignIn,
     SignInCode,
     NewPassword,
+    /// A signed-in staff member changes their password.
+    ChangePassword,
     /// The holder search, with what was searched for.
     Holders,
     HolderSearch(String),
@@ -28,6 +30,7 @@ impl StaffPage {
             Self::SignIn => "/status/sign-in".into(),
             Self::SignInCode => "/status/sign-in/code".into(),
             Self::NewPassword => "/status/sign-in/new-password".into(),
+            Self::ChangePassword => "/status/password".into(),
             Self::Holders => "/status/holders".into(),
             Self::HolderSearch(query) => format!("/status/holders?q={}", encode(query)),
             Self::Holder(id) => format!("/status/holders/{id}"),

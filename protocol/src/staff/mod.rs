@@ -22,5 +22,5 @@ pub use overview::{
 };
 pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, StaffPassword, StaffPasswordError};
 pub use role::{Permission, Role};
-pub use sign_in::{Me, NewPassword, SecondFactor, SignIn, SignInStep};
+pub use sign_in::{ChangePassword, Me, NewPassword, SecondFactor, SignIn, SignInStep};
 pub use username::{StaffUsername, StaffUsernameError};

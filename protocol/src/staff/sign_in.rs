@@ -53,6 +53,23 @@ impl fmt::Debug for NewPassword {
     }
 }
 
+/// `POST /api/staff/password`: a signed-in staff member changes their own password.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    pub current_password: String,
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    pub new_password: String,
+}
+
+impl fmt::Debug for ChangePassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChangePassword { current_password: ***, new_password: *** }")
+    }
+}
+
 /// What comes next in signing in; the answer to each sign-in step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -84,6 +84,7 @@ fn endpoints() -> Vec<Endpoint> {
             staff::sign_in_new_password,
         ),
         Endpoint::post("/api/staff/sign-out", staff::sign_out),
+        Endpoint::post("/api/staff/password", staff::change_password),
         Endpoint::get("/api/staff/me", staff::me),
         Endpoint::get("/api/staff/overview", staff::overview),
         Endpoint::get("/api/staff/holders", staff::search_holders),

@@ -45,6 +45,7 @@ pub const STAFF_SECURITY: &str = "staff_cookie";
         staff::sign_in_code,
         staff::sign_in_new_password,
         staff::sign_out,
+        staff::change_password,
         staff::me,
         staff::overview,
         staff::search_holders,

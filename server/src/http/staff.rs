@@ -7,8 +7,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use unlock_protocol::staff::{
-    AddDomain, AddEmail, AllowList, ApproveEmail, AuditPage, HolderProfile, HolderSearch, Me,
-    NewPassword, Overview, Permission, ReleaseThrottle, Released, SecondFactor, SignIn, SignInStep,
+    AddDomain, AddEmail, AllowList, ApproveEmail, AuditPage, ChangePassword, HolderProfile,
+    HolderSearch, Me, NewPassword, Overview, Permission, ReleaseThrottle, Released, SecondFactor,
+    SignIn, SignInStep,
 };
 use unlock_protocol::{ApiError, ErrorCode, HolderId};
 use utoipa::IntoParams;
@@ -168,6 +169,47 @@ pub async fn sign_in_new_password(
     auth::new_password(&state, token.as_deref(), body.password, &client)
         .await
         .map(Json)
+}
+
+/// Change your own password
+///
+/// The current password is weighed like a sign-in's, against the same lock-outs; the new one
+/// must meet the policy and not be easy to guess. Every other session of yours ends.
+#[utoipa::path(
+    post,
+    path = "/api/staff/password",
+    tag = "staff",
+    operation_id = "staff_change_password",
+    security(("staff_cookie" = [])),
+    request_body = ChangePassword,
+    responses(
+        (status = 204, description = "The password was changed."),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 401, description = "`not_signed_in`, `session_expired`, or `sign_in_failed`: the current password is not right.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`password_rejected` or `invalid_body`.", body = ApiError),
+        (status = 429, description = "`too_many_attempts`: wrong passwords locked the account or address out for a while.", body = ApiError),
+        (status = 500, description = "`internal`.", body = ApiError),
+        (status = 503, description = "`unavailable`: too many passwords are being checked at once.", body = ApiError),
+    ),
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Staff(user): Staff,
+    StaffToken(token): StaffToken,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> Result<StatusCode, Failure> {
+    let token = token.unwrap_or_default();
+    auth::change_password(
+        &state,
+        &user,
+        &token,
+        body.current_password,
+        body.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sign out

@@ -10,7 +10,7 @@ use unlock_protocol::{ErrorCode, OneTimeCode};
 
 use super::accounts::{self, Account};
 use super::session::{
-    Session, find_session, idle_limit, session_end, set_stage, signed_in, staff_event,
+    Session, StaffUser, find_session, idle_limit, session_end, set_stage, signed_in, staff_event,
 };
 use crate::audit::{self, Action, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
@@ -457,6 +457,8 @@ pub async fn new_password(
     let password = StaffPassword::parse(&raw_password, &username).map_err(|error| {
         Failure::client_message(ErrorCode::PasswordRejected, format!("{error}."))
     })?;
+    super::strength::refuse_guessable(password.expose(), username.as_str())
+        .map_err(|advice| Failure::client_message(ErrorCode::PasswordRejected, advice))?;
     if state
         .passwords
         .verify(raw_password, Some(account.password_hash.clone()))
@@ -514,4 +516,131 @@ async fn replace_password(
     Ok(Ok(SignInStep::SignedIn {
         me: signed_in(&account, client, ends)?.me(state),
     }))
+}
+
+/// `POST /api/staff/password`: a signed-in staff member changes their own password. The
+/// current one is weighed like a sign-in's (counted first, against the same lock-outs); the
+/// new one meets the policy and the estimator; every other session of theirs ends.
+pub async fn change_password(
+    state: &AppState,
+    user: &StaffUser,
+    token: &str,
+    current: String,
+    new: String,
+) -> Result<(), Failure> {
+    let now = state.clock.now();
+    let username = user.username.clone();
+    let actor = audit::Actor {
+        name: user.actor(),
+        client: Some(user.client.clone()),
+        holder: None,
+    };
+    // The refusal is made afresh each time the audited write runs.
+    let refuse = |outcome: Outcome, failure: Box<dyn Fn() -> Failure + Send + Sync>| {
+        let actor = actor.clone();
+        async move {
+            audit::write(
+                &state.db,
+                &state.clock,
+                actor,
+                Action::StaffPasswordChange,
+                move |_, _| {
+                    let refused = Audited::refused(outcome, None, failure());
+                    Box::pin(async move { Ok(refused) })
+                },
+            )
+            .await
+        }
+    };
+    let rejected = |message: String| -> Box<dyn Fn() -> Failure + Send + Sync> {
+        Box::new(move || Failure::client_message(ErrorCode::PasswordRejected, message.clone()))
+    };
+    // The new password first: a refusal here weighs nothing.
+    let password = match StaffPassword::parse(&new, &username) {
+        Ok(password) => password,
+        Err(error) => {
+            return refuse(Outcome::PasswordRejected, rejected(format!("{error}."))).await;
+        }
+    };
+    if let Err(advice) = super::strength::refuse_guessable(password.expose(), username.as_str()) {
+        return refuse(Outcome::PasswordRejected, rejected(advice)).await;
+    }
+    if new == current {
+        let same = "Choose a new password, not the one you have now.".to_owned();
+        return refuse(Outcome::PasswordRejected, rejected(same)).await;
+    }
+    let account = accounts::find(&mut *state.db.reader().await?, username.as_str())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("a signed-in staff member has no account"))?;
+    let subject = state.keys.staff_subject(username.as_str());
+    let client = user.client.clone();
+    let (job_state, job_subject, job_client) = (state.clone(), subject.clone(), client.clone());
+    let attempt = state
+        .db
+        .write(move |conn| {
+            let (state, subject, client) =
+                (job_state.clone(), job_subject.clone(), job_client.clone());
+            Box::pin(async move { count_attempt(conn, &state, &subject, &client, now).await })
+        })
+        .await?;
+    if let Some(locked) = attempt.refused {
+        return refuse(
+            Outcome::LockedOut,
+            Box::new(move || locked_out(now, locked)),
+        )
+        .await;
+    }
+    let Ok(matched) = state
+        .passwords
+        .verify(current, Some(account.password_hash.clone()))
+        .await
+    else {
+        let (job_attempt, job_subject, job_client) =
+            (attempt.clone(), subject.clone(), client.clone());
+        state
+            .db
+            .write(move |conn| {
+                let (attempt, subject, client) =
+                    (job_attempt.clone(), job_subject.clone(), job_client.clone());
+                Box::pin(async move { undo_attempt(conn, &attempt, &subject, &client).await })
+            })
+            .await?;
+        crate::metrics::password_checks_busy();
+        return Err(busy());
+    };
+    if !matched {
+        // Counted, with any lock-out it began, before it was weighed.
+        let wrong = || {
+            Failure::client_message(
+                ErrorCode::SignInFailed,
+                "Your current password is not right.",
+            )
+        };
+        return refuse(Outcome::Failed, Box::new(wrong)).await;
+    }
+    let hash = state
+        .passwords
+        .hash(password.expose().to_owned())
+        .await
+        .map_err(busy_or_fault)?;
+    let stored_token = token_hash(token);
+    audit::write(
+        &state.db,
+        &state.clock,
+        actor,
+        Action::StaffPasswordChange,
+        move |conn, now| {
+            let (username, hash, stored_token) =
+                (username.clone(), hash.clone(), stored_token.clone());
+            let (attempt, subject, client) = (attempt.clone(), subject.clone(), client.clone());
+            Box::pin(async move {
+                undo_attempt(conn, &attempt, &subject, &client).await?;
+                db::staff_accounts::set_password(conn, username.as_str(), &hash, now).await?;
+                // Whoever else holds a session of theirs is signed out.
+                db::staff_sessions::end_others_of(conn, username.as_str(), &stored_token).await?;
+                Ok(Audited::done(Outcome::Done, None, ()))
+            })
+        },
+    )
+    .await
 }

@@ -11,6 +11,7 @@ mod labels;
 pub mod overview;
 pub mod reports;
 pub mod session;
+mod strength;
 
 pub use session::StaffUser;
 

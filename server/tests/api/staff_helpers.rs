@@ -90,6 +90,20 @@ impl StaffMember {
         }
     }
 
+    /// The same staff member in another browser (no session yet).
+    pub fn in_new_browser(&self) -> StaffMember {
+        StaffMember {
+            username: self.username.clone(),
+            one_time_password: self.one_time_password.clone(),
+            totp: self.totp.clone(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .expect("HTTP client"),
+            base: self.base.clone(),
+        }
+    }
+
     pub async fn new_password(&self, password: &str) -> Reply {
         self.post(
             "/api/staff/sign-in/new-password",

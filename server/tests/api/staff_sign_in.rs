@@ -612,3 +612,92 @@ async fn the_session_gets_a_new_token_once_the_second_factor_is_done() {
     assert_eq!(me(second).await.status, StatusCode::OK);
     assert_eq!(sam.get("/api/staff/me").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_signed_in_staff_member_changes_their_password_checked_for_strength() {
+    let app = spawn_app().await;
+    let rita = app
+        .signed_in_staff("rita", Role::Ra, Some("999988887777"))
+        .await;
+    // Rita is also signed in on another computer.
+    app.clock.advance(Duration::from_secs(30));
+    let elsewhere = rita.in_new_browser();
+    assert_eq!(
+        elsewhere.sign_in_with(STAFF_PASSWORD).await.json()["next"],
+        "second_factor"
+    );
+    assert_eq!(
+        elsewhere.code(app.clock.now()).await.json()["next"],
+        "signed_in"
+    );
+    let change = |current: &str, new: &str| {
+        rita.post(
+            "/api/staff/password",
+            json!({"current_password": current, "new_password": new}),
+        )
+    };
+
+    let wrong = change("not my password at all", "heron marble violin kettle").await;
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (StatusCode::UNAUTHORIZED, "sign_in_failed".into())
+    );
+    // Refused by the estimator, though the policy lets it through.
+    let guessable = change(STAFF_PASSWORD, "jennifer19841984").await;
+    assert_eq!(
+        guessable.code(),
+        "password_rejected",
+        "{}",
+        guessable.json()
+    );
+    assert!(
+        guessable.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("too easy to guess"),
+        "{}",
+        guessable.json()
+    );
+    assert_eq!(
+        change(STAFF_PASSWORD, STAFF_PASSWORD).await.code(),
+        "password_rejected"
+    );
+
+    let changed = change(STAFF_PASSWORD, "heron marble violin kettle").await;
+    assert_eq!(
+        changed.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&changed.body)
+    );
+    // This session carries on; the other one has ended.
+    assert_eq!(rita.get("/api/staff/me").await.status, StatusCode::OK);
+    assert_eq!(
+        elsewhere.get("/api/staff/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Only the new password signs in now.
+    let fresh = rita.in_new_browser();
+    assert_eq!(
+        fresh.sign_in_with(STAFF_PASSWORD).await.code(),
+        "sign_in_failed"
+    );
+    assert_eq!(
+        fresh
+            .sign_in_with("heron marble violin kettle")
+            .await
+            .json()["next"],
+        "second_factor"
+    );
+    let outcomes = app.audit("staff.password_change").await;
+    assert_eq!(
+        outcomes,
+        [
+            "done",
+            "failed",
+            "password_rejected",
+            "password_rejected",
+            "done"
+        ]
+    );
+}

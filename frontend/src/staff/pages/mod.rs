@@ -18,7 +18,7 @@ pub use holders::HoldersPage;
 pub use not_found::NotFoundPage;
 pub use overview::OverviewPage;
 pub use reports::ReportsPage;
-pub use sign_in::{CodePage, NewPasswordPage, SignInPage};
+pub use sign_in::{ChangePasswordPage, CodePage, NewPasswordPage, SignInPage};
 
 /// A green banner saying something was done; `role="alert"` announces it.
 #[component]

@@ -4,7 +4,8 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use unlock_protocol::staff::{
-    MIN_PASSWORD_CHARS, NewPassword, SecondFactor, SignIn, SignInStep, StaffPassword, StaffUsername,
+    ChangePassword, MIN_PASSWORD_CHARS, NewPassword, SecondFactor, SignIn, SignInStep,
+    StaffPassword, StaffUsername,
 };
 use unlock_protocol::{ErrorCode, OneTimeCode};
 
@@ -311,6 +312,133 @@ pub fn NewPasswordPage() -> impl IntoView {
                         width="nhsuk-input--width-20"
                     />
                     <button class="nhsuk-button" type="submit">"Save password"</button>
+                </form>
+            </div>
+        </div>
+    }
+}
+
+/// `/status/password`: a signed-in staff member changes their own password.
+#[component]
+pub fn ChangePasswordPage() -> impl IntoView {
+    let scope = PageScope::new();
+    let session = use_staff();
+    let current = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let confirm = RwSignal::new(String::new());
+    let current_error = RwSignal::new(None::<String>);
+    let password_error = RwSignal::new(None::<String>);
+    let confirm_error = RwSignal::new(None::<String>);
+    let general = RwSignal::new(None::<String>);
+    let done = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+
+    let submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        general.set(None);
+        done.set(None);
+        let (old, typed) = (current.get_untracked(), password.get_untracked());
+        current_error.set(
+            old.is_empty()
+                .then(|| "Enter your current password".to_owned()),
+        );
+        let checked = match session.username.get_untracked() {
+            Some(name) => StaffPassword::parse(&typed, &name)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        password_error.set(checked.err());
+        confirm_error.set(
+            (password_error.get_untracked().is_none() && confirm.get_untracked() != typed)
+                .then(|| "Enter the same new password twice".to_owned()),
+        );
+        if current_error.get_untracked().is_some()
+            || password_error.get_untracked().is_some()
+            || confirm_error.get_untracked().is_some()
+        {
+            return;
+        }
+        wipe_field(current);
+        wipe_field(password);
+        wipe_field(confirm);
+        busy.set(true);
+        scope.spawn(async move {
+            let body = ChangePassword {
+                current_password: old,
+                new_password: typed,
+            };
+            let result = api::post_json_for_nothing("/api/staff/password", &body).await;
+            busy.set(false);
+            match result {
+                Ok(()) => done.set(Some(
+                    "Your password has been changed. Any other session of yours has been signed out."
+                        .to_owned(),
+                )),
+                Err(failure) if failure.code == Some(ErrorCode::PasswordRejected) => {
+                    password_error.set(Some(failure.message));
+                }
+                Err(failure) if failure.code == Some(ErrorCode::SignInFailed) => {
+                    current_error.set(Some(failure.message));
+                }
+                Err(failure) => general.set(session.problem(failure)),
+            }
+        });
+    };
+
+    let errors = summary(
+        vec![
+            ("current-password", current_error),
+            ("new-password", password_error),
+            ("confirm-password", confirm_error),
+        ],
+        general,
+    );
+    view! {
+        <div class="nhsuk-grid-row">
+            <div class="nhsuk-grid-column-two-thirds">
+                <ErrorSummary errors=errors />
+                <super::Done message=done />
+                <Heading title="Change your password" />
+                <p>"Your new password must:"</p>
+                <ul>
+                    <li>{format!("be {MIN_PASSWORD_CHARS} characters or more")}</li>
+                    <li>"not contain your username"</li>
+                    <li>"not be easy to guess"</li>
+                </ul>
+                <p>"Three or four random words work well, like "<strong>"purple tractor river lamp"</strong>"."</p>
+                <form novalidate on:submit=submit>
+                    <TextField
+                        id="current-password"
+                        label="Current password"
+                        value=current
+                        error=current_error
+                        input_type="password"
+                        autocomplete="current-password"
+                        width="nhsuk-input--width-20"
+                    />
+                    <TextField
+                        id="new-password"
+                        label="New password"
+                        value=password
+                        error=password_error
+                        input_type="password"
+                        autocomplete="new-password"
+                        width="nhsuk-input--width-20"
+                    />
+                    <TextField
+                        id="confirm-password"
+                        label="Confirm new password"
+                        value=confirm
+                        error=confirm_error
+                        input_type="password"
+                        autocomplete="new-password"
+                        width="nhsuk-input--width-20"
+                    />
+                    <button class="nhsuk-button" type="submit">"Change password"</button>
                 </form>
             </div>
         </div>
