@@ -701,3 +701,50 @@ async fn a_signed_in_staff_member_changes_their_password_checked_for_strength() 
         ]
     );
 }
+
+#[tokio::test]
+async fn after_the_work_factor_is_raised_an_old_hash_costs_what_an_unknown_name_costs() {
+    let mut app = spawn_app_with(|c| {
+        c.staff.argon2_memory_kib = 8 * 1024;
+        c.staff.argon2_iterations = 1;
+        c.throttle.staff_failures_per_account = 1000;
+        c.throttle.staff_failures_per_client = 1000;
+    })
+    .await;
+    // Sam's password is hashed at one pass; then the operator raises the factor to four.
+    let sam = app.signed_in_staff("sam", Role::Support, None).await;
+    app.config.staff.argon2_iterations = 4;
+    let raised = app.second_instance().await;
+    let url = format!("http://{}/api/staff/sign-in", raised.addr);
+    let attempt = |username: &'static str| {
+        let (client, url) = (sam.client.clone(), url.clone());
+        async move {
+            let started = Instant::now();
+            let reply = client
+                .post(url)
+                .json(&json!({"username": username, "password": "not the password at all"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+            started.elapsed()
+        }
+    };
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let mut known_times = Vec::new();
+    let mut unknown_times = Vec::new();
+    for _ in 0..11 {
+        known_times.push(attempt("sam").await);
+        unknown_times.push(attempt("nobody").await);
+    }
+    let (known_median, unknown_median) = (median(known_times), median(unknown_times));
+    let ratio = unknown_median.as_secs_f64() / known_median.as_secs_f64();
+    // Unpadded, the old hash would take about a quarter of the time.
+    assert!(
+        (0.6..1.6).contains(&ratio),
+        "unknown {unknown_median:?} against an old hash {known_median:?}"
+    );
+}
