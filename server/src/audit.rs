@@ -52,6 +52,8 @@ stored_names! {
         AllowlistRemove => "allowlist.remove",
         /// The operator's release of a throttle from the command line.
         ThrottleRelease => "throttle.release",
+        /// What was past its retention was deleted (the audit trail is kept whole).
+        RetentionPurge => "retention.purge",
         HoldersImport => "holders.import",
         /// The first version of a key made (`keys generate`).
         KeysGenerate => "keys.generate",

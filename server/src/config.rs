@@ -65,6 +65,7 @@ pub struct Config {
     pub keys: KeysConfig,
     pub staff: StaffConfig,
     pub http: HttpConfig,
+    pub retention: RetentionConfig,
 }
 
 /// Bounds on the HTTP server, so overload answers 503 instead of queueing without end.
@@ -76,6 +77,23 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// Requests handled at once by one instance; one more gets 503 at once.
     pub max_concurrent_requests: u32,
+}
+
+/// How long what the service no longer needs is kept. The audit trail is kept whole: it is
+/// append-only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Finished journeys (closed, ineligible or expired) and their codes, in days since they
+    /// last changed; at least 31, as the status view counts 30 days of them.
+    pub journeys_days: u32,
+    /// Sent and failed emails and their delivery attempts, in days since they finished; at
+    /// least 31.
+    pub emails_days: u32,
+    /// Card challenges a cryptogram was released for (replay protection), in days.
+    pub card_challenges_days: u32,
+    /// How often each instance purges, in minutes.
+    pub interval_minutes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -340,6 +358,12 @@ impl Default for Config {
                 request_timeout_ms: 30_000,
                 max_concurrent_requests: 512,
             },
+            retention: RetentionConfig {
+                journeys_days: 90,
+                emails_days: 90,
+                card_challenges_days: 400,
+                interval_minutes: 60,
+            },
         }
     }
 }
@@ -409,6 +433,18 @@ impl Config {
             None,
         )
         .map_err(|error| anyhow::anyhow!("staff.argon2_*: {error}"))?;
+        let retention = &self.retention;
+        if retention.journeys_days < 31 || retention.emails_days < 31 {
+            bail!(
+                "retention.journeys_days and retention.emails_days must be at least 31: the \
+                 status view counts the last 30 days of them"
+            );
+        }
+        if retention.card_challenges_days < 1 || retention.interval_minutes < 1 {
+            bail!(
+                "retention.card_challenges_days and retention.interval_minutes must be at least 1"
+            );
+        }
         if staff.argon2_concurrency == Some(0) {
             bail!("staff.argon2_concurrency must be at least 1");
         }

@@ -14,6 +14,7 @@ pub mod journey;
 pub mod metrics;
 pub mod outbox;
 pub mod piv;
+pub mod retention;
 pub mod secrets;
 pub mod staff;
 pub mod state;
@@ -54,6 +55,7 @@ pub struct Server {
     metrics: Option<JoinHandle<std::io::Result<()>>>,
     worker: JoinHandle<()>,
     checkpoints: JoinHandle<()>,
+    retention: JoinHandle<()>,
 }
 
 /// How often the write-ahead log is copied into the database file.
@@ -128,6 +130,7 @@ impl Server {
             wake: state.outbox_wake.clone(),
         };
         let worker = tokio::spawn(worker.run(shutdown.subscribe()));
+        let retention = tokio::spawn(retention::run(state.clone(), shutdown.subscribe()));
 
         let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = shutdown.subscribe();
@@ -148,6 +151,7 @@ impl Server {
             metrics,
             worker,
             checkpoints,
+            retention,
         })
     }
 
@@ -162,6 +166,7 @@ impl Server {
         };
         let worker = self.worker.await;
         let checkpoints = self.checkpoints.await;
+        let retention = self.retention.await;
         self.state.db.close().await;
         http.context("join the HTTP task")?.context("serve HTTP")?;
         if let Some(metrics) = metrics {
@@ -170,6 +175,7 @@ impl Server {
                 .context("serve metrics")?;
         }
         worker.context("join the outbox worker")?;
+        retention.context("join the retention task")?;
         checkpoints.context("join the checkpoint task")
     }
 }

@@ -21,6 +21,7 @@ mod outbox;
 mod overload;
 mod piv;
 mod piv_binary;
+mod retention;
 mod schema;
 mod staff_actions;
 mod staff_binary;
