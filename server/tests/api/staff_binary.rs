@@ -154,6 +154,15 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
     .await
     .unwrap();
     assert_eq!(done["next"], "signed_in", "{done}");
+    // An address in a request's path never reaches the request log: the route is logged.
+    let removed = client
+        .delete(format!(
+            "{base}/api/staff/holders/999988887777/emails/someone.private%40trust.example"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::FORBIDDEN);
     let _ = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
         .status();
@@ -171,7 +180,12 @@ async fn staff_commands_hand_over_credentials_and_the_logs_never_show_them() {
         .next()
         .unwrap();
     let logged = without_timestamps(&logs);
+    assert!(
+        logged.contains("/api/staff/holders/{id}/emails/{email}"),
+        "the route is logged: {logged}"
+    );
     for value in [
+        "someone.private",
         password.as_str(),
         wrong,
         chosen,
