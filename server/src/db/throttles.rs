@@ -182,8 +182,12 @@ fn device_keys_pattern(key: &str) -> String {
     if key.contains(['%', '_', '\\']) {
         return String::new();
     }
-    format!("{}%", crate::journey::device::device_subject_prefix(key))
+    format!("{key}{DEVICE_SEPARATOR}%")
 }
+
+/// Between a holder's subject and a trusted device's id in the subject that device's
+/// journeys count on (`holder:<id>|device:<hex>`, see [`crate::journey::device`]).
+pub const DEVICE_SEPARATOR: &str = "|device:";
 
 /// A throttle row.
 #[derive(Debug, Clone, sqlx::FromRow)]

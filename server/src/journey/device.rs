@@ -8,6 +8,7 @@
 //! [`MAX_HOLDERS`] holders (a shared workstation), a keyed hash of the id and the holder's id.
 //! Nothing in it can be forged without the server's secret, and it names no holder in clear.
 
+use crate::db::throttles::DEVICE_SEPARATOR;
 use crate::secrets::Keys;
 
 /// The cookie's name (with the `__Host-` prefix over https).
@@ -84,7 +85,7 @@ impl DeviceCookie {
     /// The subject a journey from this browser counts its limits on: the holder's own, set
     /// apart by this device.
     pub fn subject(&self, holder_subject: &str) -> String {
-        format!("{holder_subject}|device:{}", hex::encode(self.id))
+        format!("{holder_subject}{DEVICE_SEPARATOR}{}", hex::encode(self.id))
     }
 
     /// This cookie, now also trusted for `holder_id` (most recent first).
@@ -95,11 +96,6 @@ impl DeviceCookie {
         self.tags.truncate(MAX_HOLDERS);
         self
     }
-}
-
-/// The subject keys of `holder_subject` on trusted devices start with this.
-pub fn device_subject_prefix(holder_subject: &str) -> String {
-    format!("{holder_subject}|device:")
 }
 
 #[cfg(test)]
