@@ -187,6 +187,41 @@ fn later(a: Option<Locked>, b: Option<Locked>) -> Option<Locked> {
     }
 }
 
+/// Counts a password attempt in a write of its own, before it is weighed.
+async fn record_attempt(
+    state: &AppState,
+    subject: &str,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<Attempt> {
+    let (job_state, subject, client) = (state.clone(), subject.to_owned(), client.to_owned());
+    state
+        .db
+        .write(move |conn| {
+            let (state, subject, client) = (job_state.clone(), subject.clone(), client.clone());
+            Box::pin(async move { count_attempt(conn, &state, &subject, &client, now).await })
+        })
+        .await
+}
+
+/// An attempt that could not be weighed (no Argon2 slot free) does not count: it is taken
+/// back, and the answer is 503.
+async fn unweighed(state: &AppState, attempt: Attempt, subject: &str, client: &str) -> Failure {
+    let (subject, client) = (subject.to_owned(), client.to_owned());
+    let undone = state
+        .db
+        .write(move |conn| {
+            let (attempt, subject, client) = (attempt.clone(), subject.clone(), client.clone());
+            Box::pin(async move { undo_attempt(conn, &attempt, &subject, &client).await })
+        })
+        .await;
+    if let Err(error) = undone {
+        return Failure::from(error);
+    }
+    crate::metrics::password_checks_busy();
+    busy()
+}
+
 fn sign_in_failed() -> Failure {
     Failure::client(ErrorCode::SignInFailed)
 }
@@ -219,15 +254,7 @@ pub async fn sign_in(
     };
     let actor = sign_in_actor(account.as_ref(), client);
     let client = client.to_owned();
-    let (job_state, job_subject, job_client) = (state.clone(), subject.clone(), client.clone());
-    let attempt = state
-        .db
-        .write(move |conn| {
-            let (state, subject, client) =
-                (job_state.clone(), job_subject.clone(), job_client.clone());
-            Box::pin(async move { count_attempt(conn, &state, &subject, &client, now).await })
-        })
-        .await?;
+    let attempt = record_attempt(state, &subject, &client, now).await?;
     if let Some(locked) = attempt.refused {
         return audit::write(
             &state.db,
@@ -245,18 +272,7 @@ pub async fn sign_in(
     let stored = usable.as_ref().map(|account| account.password_hash.clone());
     let Ok(matched) = state.passwords.verify(password.clone(), stored).await else {
         // Never weighed: it does not count.
-        let (job_attempt, job_subject, job_client) =
-            (attempt.clone(), subject.clone(), client.clone());
-        state
-            .db
-            .write(move |conn| {
-                let (attempt, subject, client) =
-                    (job_attempt.clone(), job_subject.clone(), job_client.clone());
-                Box::pin(async move { undo_attempt(conn, &attempt, &subject, &client).await })
-            })
-            .await?;
-        crate::metrics::password_checks_busy();
-        return Err(busy());
+        return Err(unweighed(state, attempt, &subject, &client).await);
     };
     let Some(account) = usable.filter(|_| matched) else {
         // Counted, with any lock-out it began, before it was weighed.
@@ -574,15 +590,7 @@ pub async fn change_password(
         .ok_or_else(|| anyhow::anyhow!("a signed-in staff member has no account"))?;
     let subject = state.keys.staff_subject(username.as_str());
     let client = user.client.clone();
-    let (job_state, job_subject, job_client) = (state.clone(), subject.clone(), client.clone());
-    let attempt = state
-        .db
-        .write(move |conn| {
-            let (state, subject, client) =
-                (job_state.clone(), job_subject.clone(), job_client.clone());
-            Box::pin(async move { count_attempt(conn, &state, &subject, &client, now).await })
-        })
-        .await?;
+    let attempt = record_attempt(state, &subject, &client, now).await?;
     if let Some(locked) = attempt.refused {
         return refuse(
             Outcome::LockedOut,
@@ -595,18 +603,7 @@ pub async fn change_password(
         .verify(current, Some(account.password_hash.clone()))
         .await
     else {
-        let (job_attempt, job_subject, job_client) =
-            (attempt.clone(), subject.clone(), client.clone());
-        state
-            .db
-            .write(move |conn| {
-                let (attempt, subject, client) =
-                    (job_attempt.clone(), job_subject.clone(), job_client.clone());
-                Box::pin(async move { undo_attempt(conn, &attempt, &subject, &client).await })
-            })
-            .await?;
-        crate::metrics::password_checks_busy();
-        return Err(busy());
+        return Err(unweighed(state, attempt, &subject, &client).await);
     };
     if !matched {
         // Counted, with any lock-out it began, before it was weighed.
