@@ -285,13 +285,7 @@ pub fn NewPasswordPage() -> impl IntoView {
                 <ErrorSummary errors=errors />
                 <Heading title="Choose a new password" />
                 <p>"You signed in with a one-time password. Choose your own to replace it."</p>
-                <p>"Your password must:"</p>
-                <ul>
-                    <li>{format!("be {MIN_PASSWORD_CHARS} characters or more")}</li>
-                    <li>"not contain your username"</li>
-                    <li>"not be easy to guess"</li>
-                </ul>
-                <p>"Three or four random words work well, like "<strong>"purple tractor river lamp"</strong>"."</p>
+                <PasswordRules lead="Your password must:" />
                 <form novalidate on:submit=submit>
                     <TextField
                         id="new-password"
@@ -403,13 +397,7 @@ pub fn ChangePasswordPage() -> impl IntoView {
                 <ErrorSummary errors=errors />
                 <super::Done message=done />
                 <Heading title="Change your password" />
-                <p>"Your new password must:"</p>
-                <ul>
-                    <li>{format!("be {MIN_PASSWORD_CHARS} characters or more")}</li>
-                    <li>"not contain your username"</li>
-                    <li>"not be easy to guess"</li>
-                </ul>
-                <p>"Three or four random words work well, like "<strong>"purple tractor river lamp"</strong>"."</p>
+                <PasswordRules lead="Your new password must:" />
                 <form novalidate on:submit=submit>
                     <TextField
                         id="current-password"
@@ -442,5 +430,19 @@ pub fn ChangePasswordPage() -> impl IntoView {
                 </form>
             </div>
         </div>
+    }
+}
+
+/// What a new staff password must be, as both password pages say it.
+#[component]
+fn PasswordRules(lead: &'static str) -> impl IntoView {
+    view! {
+        <p>{lead}</p>
+        <ul>
+            <li>{format!("be {MIN_PASSWORD_CHARS} characters or more")}</li>
+            <li>"not contain your username"</li>
+            <li>"not be easy to guess"</li>
+        </ul>
+        <p>"Three or four random words work well, like "<strong>"purple tractor river lamp"</strong>"."</p>
     }
 }
