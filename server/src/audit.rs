@@ -165,13 +165,63 @@ impl<'a> Event<'a> {
     }
 }
 
-/// Appends an event inside the caller's transaction, so it commits with the change it records;
-/// the step is counted in the metrics (`unlock_steps_total`) once that transaction commits.
+/// Refusals that name no holder and cost whoever sends them nothing: a cookie that names no
+/// journey, a domain not on the allow list, a client or a staff sign-in locked out. A flood
+/// of them must not grow the audit trail a row a request, so each is audited whole the first
+/// time in a minute from one client under one name (`holder`, a staff account's or
+/// `unknown`) and its repeats are counted, then folded into one event with their number
+/// ([`fold_repeats`]).
+const REPEATABLE: [Outcome; 4] = [
+    Outcome::NoJourney,
+    Outcome::DomainNotAllowed,
+    Outcome::ThrottledClient,
+    Outcome::LockedOut,
+];
+
+/// Appends an event inside the caller's transaction, so it commits with the change it records
+/// (a [`REPEATABLE`] refusal's repeat in the same minute only counted); the step is counted
+/// in the metrics (`unlock_steps_total`) once that transaction commits.
 pub async fn record(conn: &mut Conn, at: Millis, event: Event<'_>) -> anyhow::Result<()> {
-    db::audit::append(conn, at, &event).await?;
+    let repeat = match event.client_addr {
+        Some(client) if REPEATABLE.contains(&event.outcome) => {
+            db::audit::count_repeat(conn, at, client, &event).await? > 1
+        }
+        _ => false,
+    };
+    if !repeat {
+        db::audit::append(conn, at, &event).await?;
+    }
     crate::metrics::step(event.action.as_str(), event.outcome.as_str());
     Ok(())
 }
+
+/// Folds the counted repeats of minutes that ended more than a minute before `now` (a
+/// minute's grace for requests still in flight, and for instances' clocks) into one audit
+/// event each, `times` the repeats after the minute's first; returns how many it folded.
+/// Safe on several instances at once: each minute's count is taken out by one of them.
+pub async fn fold_repeats(db: &Db, now: Millis) -> anyhow::Result<u64> {
+    let before = now - now.rem_euclid(MINUTE) - MINUTE;
+    let mut folded = 0;
+    loop {
+        let batch = db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let taken = db::audit::take_repeats(conn, before).await?;
+                    for repeats in taken.iter().filter(|repeats| repeats.times > 1) {
+                        db::audit::append_repeats(conn, repeats, repeats.times - 1).await?;
+                    }
+                    Ok(taken.len())
+                })
+            })
+            .await?;
+        folded += u64::try_from(batch).unwrap_or(0);
+        if i64::try_from(batch).unwrap_or(i64::MAX) < db::retention::BATCH {
+            return Ok(folded);
+        }
+    }
+}
+
+const MINUTE: Millis = 60_000;
 
 /// What an audited change did (or why it refused), and the answer to give.
 #[derive(Debug)]

@@ -94,15 +94,28 @@ pub async fn purge(state: &AppState) -> anyhow::Result<Purged> {
     Ok(purged)
 }
 
-/// Purges every `retention.interval_minutes` until `stop` turns true; a failed purge is
-/// logged and tried again next time.
+/// Purges every `retention.interval_minutes`, and folds the audit trail's counted repeats
+/// every minute ([`audit::fold_repeats`]), until `stop` turns true; a failed round is logged
+/// and tried again next time.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let every = Duration::from_secs(state.config.retention.interval_minutes * 60);
+    let mut purge_every =
+        tokio::time::interval(Duration::from_secs(state.config.retention.interval_minutes * 60));
+    let mut fold_every = tokio::time::interval(Duration::from_secs(60));
+    for interval in [&mut purge_every, &mut fold_every] {
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once; the first round waits a whole period.
+        interval.reset();
+    }
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {
+            _ = purge_every.tick() => {
                 if let Err(error) = purge(&state).await {
                     tracing::warn!(error = format!("{error:#}"), "the retention purge failed");
+                }
+            }
+            _ = fold_every.tick() => {
+                if let Err(error) = audit::fold_repeats(&state.db, state.clock.now()).await {
+                    tracing::warn!(error = format!("{error:#}"), "folding the audit's repeats failed");
                 }
             }
             _ = stop.changed() => break,

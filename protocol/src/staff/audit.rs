@@ -25,4 +25,7 @@ pub struct AuditEvent {
     pub client_addr: Option<String>,
     /// Addresses in it are masked unless the role may see them in full.
     pub detail: Option<String>,
+    /// How many requests it stands for: 1, but for a minute's repeated refusals from one
+    /// client after the first (the detail says which minute).
+    pub times: i64,
 }

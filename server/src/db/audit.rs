@@ -1,5 +1,7 @@
 //! `audit_events`: appended to inside the transaction of the change it records, read by the
-//! staff's audit log. Never updated or deleted (both engines refuse it).
+//! staff's audit log. Never updated; deleted only once an archive holds it (both engines
+//! refuse anything else). `audit_repeats`: a minute's repeated refusals from one client,
+//! counted until they are folded into one event. `audit_archives`: what left for a file.
 
 use anyhow::Context;
 use sqlx::any::AnyArguments;
@@ -52,6 +54,88 @@ pub async fn append(conn: &mut Conn, at: Millis, event: &Event<'_>) -> anyhow::R
     Ok(())
 }
 
+/// Counts one more `event` (a refusal from `client`) in its minute, and returns how many
+/// there have been in that minute from that client under that actor's name, this one
+/// included.
+pub async fn count_repeat(
+    conn: &mut Conn,
+    at: Millis,
+    client: &str,
+    event: &Event<'_>,
+) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO audit_repeats (client_addr, action, outcome, minute, actor, times, last_at)
+         VALUES ($1, $2, $3, $4, $5, 1, $6)
+         ON CONFLICT (client_addr, actor, action, outcome, minute)
+         DO UPDATE SET times = audit_repeats.times + 1, last_at = excluded.last_at
+         RETURNING times",
+    )
+    .bind(client)
+    .bind(event.action)
+    .bind(event.outcome)
+    .bind(at / MINUTE)
+    .bind(event.actor)
+    .bind(at)
+    .fetch_one(conn)
+    .await
+    .with_context(|| format!("count a repeated {}", event.action))
+}
+
+/// A minute's repeats of one refusal from one client under one name, taken out of
+/// `audit_repeats`.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Repeats {
+    pub client_addr: String,
+    pub action: String,
+    pub outcome: String,
+    pub minute: i64,
+    pub actor: String,
+    /// The first, audited whole when it came, included.
+    pub times: i64,
+    pub last_at: Millis,
+}
+
+/// Takes out (deletes and returns) up to [`super::retention::BATCH`] minutes of repeats that
+/// ended before `before`.
+pub async fn take_repeats(conn: &mut Conn, before: Millis) -> anyhow::Result<Vec<Repeats>> {
+    sqlx::query_as(
+        "DELETE FROM audit_repeats WHERE (client_addr, actor, action, outcome, minute) IN (
+             SELECT client_addr, actor, action, outcome, minute FROM audit_repeats
+             WHERE minute < $1 LIMIT $2)
+         RETURNING client_addr, action, outcome, minute, actor, times, last_at",
+    )
+    .bind(before / MINUTE)
+    .bind(super::retention::BATCH)
+    .fetch_all(conn)
+    .await
+    .context("take out the repeated refusals")
+}
+
+/// Appends the event that stands for `repeats`' repeats after its first: `times` of them.
+pub async fn append_repeats(conn: &mut Conn, repeats: &Repeats, times: i64) -> anyhow::Result<()> {
+    let detail = format!(
+        "{times} more in the minute from {}",
+        crate::clock::date_time_utc(repeats.minute * MINUTE)
+    );
+    sqlx::query(
+        "INSERT INTO audit_events (at, actor, action, outcome, client_addr, detail, times)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(repeats.last_at)
+    .bind(&repeats.actor)
+    .bind(&repeats.action)
+    .bind(&repeats.outcome)
+    .bind(&repeats.client_addr)
+    .bind(detail)
+    .bind(times)
+    .execute(conn)
+    .await
+    .context("record a minute's repeated refusals")?;
+    Ok(())
+}
+
+const MINUTE: Millis = 60_000;
+
 /// Which events a page of the audit log shows; `None` filters nothing.
 #[derive(Debug, Default)]
 pub struct Search<'a> {
@@ -79,12 +163,14 @@ pub struct StoredEvent {
     pub journey_id: Option<i64>,
     pub client_addr: Option<String>,
     pub detail: Option<String>,
+    /// How many requests it stands for: 1 but for a minute's repeated refusals.
+    pub times: i64,
 }
 
 /// The newest events matching `search`, newest first.
 pub async fn search(pool: &AnyPool, search: &Search<'_>) -> anyhow::Result<Vec<StoredEvent>> {
     let mut query = Filter::new(
-        "SELECT id, at, actor, action, outcome, holder_id, journey_id, client_addr, detail
+        "SELECT id, at, actor, action, outcome, holder_id, journey_id, client_addr, detail, times
          FROM audit_events WHERE 1 = 1",
     );
     if let Some(actor) = search.actor {

@@ -13,7 +13,8 @@ use unlock_protocol::DeliveryState;
 /// A count since `since`, and the part of it from `today` on.
 pub type Both = (i64, i64);
 
-/// Steps audited as `action` with `outcome`.
+/// Steps audited as `action` with `outcome` (a minute's repeated refusals counted as many
+/// times as they came).
 pub async fn steps(
     conn: &mut Conn,
     action: Action,
@@ -22,7 +23,9 @@ pub async fn steps(
     today: Millis,
 ) -> anyhow::Result<Both> {
     sqlx::query_as(
-        "SELECT COUNT(*), COUNT(CASE WHEN at >= $4 THEN 1 END) FROM audit_events
+        "SELECT CAST(COALESCE(SUM(times), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN at >= $4 THEN times ELSE 0 END), 0) AS BIGINT)
+         FROM audit_events
          WHERE action = $1 AND outcome = $2 AND at >= $3",
     )
     .bind(action)

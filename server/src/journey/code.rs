@@ -78,7 +78,7 @@ async fn check_code(
         locked,
     }) = find(conn, token, client, now, Purpose::Change).await?
     else {
-        return Ok(no_journey_step());
+        return no_journey_step(conn, state, client, now).await;
     };
     let mut ineligible = None;
     let (outcome, result) = 'checked: {
@@ -173,7 +173,7 @@ async fn send_new_code(
         locked,
     }) = find(conn, token, client, now, Purpose::Change).await?
     else {
-        return Ok(no_journey_step());
+        return no_journey_step(conn, state, client, now).await;
     };
     let (outcome, result) = 'checked: {
         if let Some(refused) = refuse_code_step(&journey, locked, now) {

@@ -80,9 +80,21 @@ where
 }
 
 /// The audited refusal of a request whose cookie names no journey (expired from the
-/// browser, forged, or from another server).
-fn no_journey_step<T>() -> Audited<T> {
-    Audited::refused(Outcome::NoJourney, None, no_journey())
+/// browser, forged, or from another server). It is counted against the client first, as a
+/// wrong code is, so a client sending them in a flood is soon locked out; the audit trail
+/// keeps one row a minute for the flood (see [`crate::audit::record`]).
+async fn no_journey_step<T>(
+    conn: &mut Conn,
+    state: &AppState,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<Audited<T>> {
+    let key = crate::http::client_addr::throttle_key(client);
+    let locked = throttle::hit(conn, &state.config.throttle, Scope::ClientFailure, &key, now).await?;
+    Ok(match locked {
+        Some(locked) => Audited::refused(Outcome::ThrottledClient, None, throttled(now, locked)),
+        None => Audited::refused(Outcome::NoJourney, None, no_journey()),
+    })
 }
 
 /// The answer when the cookie names no journey.

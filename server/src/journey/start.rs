@@ -41,12 +41,10 @@ pub async fn start(
         .map_err(|e| Failure::client_message(ErrorCode::EmailInvalid, format!("{e}.")))?;
     // Look-ups that need no lock run beside other requests, before the write.
     let (allowed, holder_id) = look_up(state, &email).await?;
-    // The allow list's answer comes first: a start it refuses is not counted.
-    let client_locked = if allowed {
-        count_client_start(state, client).await?
-    } else {
-        None
-    };
+    // Every start counts against its client, one the allow list refuses too, so a flood of
+    // made-up addresses runs into the client's limit like any other. The allow list's answer
+    // still comes first: it tells a holder who typed the wrong address what to do.
+    let client_locked = count_client_start(state, client).await?;
     // Addresses on no profile get a pseudonymous subject and go through every step a known
     // one does, except that no email is queued: the answer and its timing must not differ. A
     // browser that finished a journey for the holder counts on limits of its own.

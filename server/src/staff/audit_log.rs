@@ -102,6 +102,7 @@ pub async fn page(
             detail: row
                 .detail
                 .map(|text| if full { text } else { mask_addresses(&text) }),
+            times: row.times,
         })
         .collect();
     Ok(AuditPage {

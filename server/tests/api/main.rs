@@ -10,6 +10,7 @@ mod card;
 mod code_budget;
 mod device_cookie;
 mod fleet;
+mod floods;
 mod fleet_outbox;
 mod helpers;
 mod hsm;

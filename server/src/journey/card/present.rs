@@ -57,7 +57,7 @@ pub async fn present_card(
         },
     };
     let token = token.ok_or_else(no_journey)?.to_owned();
-    let job_state = state.clone();
+    let (job_state, job_client) = (state.clone(), client.to_owned());
     step(
         state,
         client,
@@ -65,7 +65,10 @@ pub async fn present_card(
         move |conn, now| {
             let (state, token) = (job_state.clone(), token.clone());
             let (card, shown) = (card.clone(), shown.clone());
-            Box::pin(async move { accept_card(conn, now, &state, &token, &card, &shown).await })
+            let client = job_client.clone();
+            Box::pin(
+                async move { accept_card(conn, now, &state, &token, &card, &shown, &client).await },
+            )
         },
     )
     .await
@@ -78,9 +81,10 @@ async fn accept_card(
     token: &str,
     card: &CardIdentity,
     shown: &Shown,
+    client: &str,
 ) -> anyhow::Result<Audited<JourneyView>> {
     let Some(journey) = find(conn, token).await? else {
-        return Ok(no_journey_step());
+        return no_journey_step(conn, state, client, now).await;
     };
     let id = card.card_id();
     let mut detail = format!("card {id}");

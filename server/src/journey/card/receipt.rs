@@ -130,7 +130,7 @@ async fn check_receipt(
     client: &str,
 ) -> anyhow::Result<Audited<Receipted>> {
     let Some(journey) = find(conn, token).await? else {
-        return Ok(no_journey_step());
+        return no_journey_step(conn, state, client, now).await;
     };
     let mut detail = None;
     let checked = 'checked: {

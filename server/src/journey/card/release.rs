@@ -74,7 +74,7 @@ async fn record_release(
     client: &str,
 ) -> anyhow::Result<Audited<(CardSerial, i64)>> {
     let Some(journey) = find(conn, token).await? else {
-        return Ok(no_journey_step());
+        return no_journey_step(conn, state, client, now).await;
     };
     let cap = release_cap(state);
     let mut detail = None;
