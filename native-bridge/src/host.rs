@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use unlock_protocol::bridge::{
     Answer, BridgeError, Command, ErrorCode, Event, EventKind, Outcome, PROTOCOL_MAJOR,
-    PROTOCOL_MINOR, Reply, Request,
+    PROTOCOL_MINOR, Reply,
 };
 use unlock_protocol::card_steps::{self, CardChallenge, CardRelease};
 use unlock_protocol::{CardId, Passcode};
@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::errors::fail;
 use crate::framing::{FrameError, read_frame, write_frame};
 use crate::profile::{self, PROFILES};
+use crate::request::{self, Unreadable};
 use crate::service::{Service, readers};
 use crate::watch::watch;
 
@@ -135,23 +136,18 @@ impl Host {
     /// Answers one request; a panic becomes an `internal` reply rather than no reply.
     fn answer(&self, text: &str) {
         let started = Instant::now();
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(_) => {
+        let request = match request::parse(text) {
+            Ok(request) => request,
+            Err(Unreadable::NotJson) => {
                 tracing::warn!("refused a request that is not JSON");
                 return self.reply(0, Err(fail(ErrorCode::BadRequest)));
             }
+            Err(Unreadable::NotProtocol { id }) => {
+                tracing::warn!(id, "refused a request that does not match the protocol");
+                return self.reply(id, Err(fail(ErrorCode::BadRequest)));
+            }
         };
-        let id = value
-            .get("id")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        // serde's messages can quote the values they refuse, a passcode among them: they are
-        // neither logged nor returned.
-        let Ok(request) = serde_json::from_value::<Request>(value) else {
-            tracing::warn!(id, "refused a request that does not match the protocol");
-            return self.reply(id, Err(fail(ErrorCode::BadRequest)));
-        };
+        let id = request.id;
         let kind = command_name(&request.command);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             self.run(request.command, &request.origin)

@@ -7,5 +7,6 @@ pub mod framing;
 pub mod host;
 pub mod install;
 pub mod profile;
+pub mod request;
 pub mod service;
 pub mod watch;
