@@ -9,6 +9,7 @@ use super::PivCardOptions;
 use crate::piv_ca::{CardCertificate, PivKey, TestCa};
 
 /// One of the card's keys and its certificate.
+#[derive(Clone)]
 pub struct KeySlot {
     pub key: SigningKey,
     pub certificate: Vec<u8>,

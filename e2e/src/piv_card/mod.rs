@@ -90,7 +90,7 @@ impl fmt::Debug for PivCardOptions {
 }
 
 /// Forgotten on power-off, reset and removal.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Session {
     pin_verified: bool,
     /// A chained command so far: its instruction and parameters, and its data.
@@ -106,7 +106,9 @@ pub struct Counters {
     pub puk_tries: u8,
 }
 
-/// A virtual PIV card. `Debug` shows neither PIN, PUK nor keys.
+/// A virtual PIV card. `Debug` shows neither PIN, PUK nor keys. A clone is the same card
+/// (same keys and certificates) with counters of its own, as the fuzz targets take it.
+#[derive(Clone)]
 pub struct VirtualPivCard {
     guid: [u8; 16],
     pin: Reference,
