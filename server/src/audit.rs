@@ -54,6 +54,8 @@ stored_names! {
         ThrottleRelease => "throttle.release",
         /// What was past its retention was deleted (the audit trail is kept whole).
         RetentionPurge => "retention.purge",
+        /// Old events moved out to a file (`audit archive`).
+        AuditArchive => "audit.archive",
         HoldersImport => "holders.import",
         /// The first version of a key made (`keys generate`).
         KeysGenerate => "keys.generate",

@@ -98,8 +98,9 @@ pub async fn purge(state: &AppState) -> anyhow::Result<Purged> {
 /// every minute ([`audit::fold_repeats`]), until `stop` turns true; a failed round is logged
 /// and tried again next time.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut purge_every =
-        tokio::time::interval(Duration::from_secs(state.config.retention.interval_minutes * 60));
+    let mut purge_every = tokio::time::interval(Duration::from_secs(
+        state.config.retention.interval_minutes * 60,
+    ));
     let mut fold_every = tokio::time::interval(Duration::from_secs(60));
     for interval in [&mut purge_every, &mut fold_every] {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,6 +1,7 @@
 //! The `unlock-server` command line.
 
 mod allowlist;
+mod audit_archive;
 mod import;
 mod keys;
 mod staff;
@@ -64,6 +65,28 @@ pub enum Command {
     /// Manage accounts for support and Registration Authority staff.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Move the audit trail's old events out to files, and check those files.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write every event recorded before a date (and not archived yet) to a new JSON Lines
+    /// file, then delete them from the database, which keeps the file's SHA-256. Nothing is
+    /// deleted unless the file was written whole.
+    Archive {
+        /// The first day kept, like 2026-01-01 (UTC); today or earlier.
+        #[arg(long)]
+        before: String,
+        /// The file to write; it must not exist yet.
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Check that a file is an archive on record, unchanged.
+    Verify { file: PathBuf },
+    /// Print the archives made.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +244,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Staff(command) => {
             let db = open(&config).await?;
             let result = staff::run(&db, &clock, &config, command).await;
+            db.close().await;
+            result
+        }
+        Command::Audit(command) => {
+            let db = open(&config).await?;
+            let result = audit_archive::run(&db, &clock, command).await;
             db.close().await;
             result
         }

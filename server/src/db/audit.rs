@@ -152,7 +152,7 @@ pub struct Search<'a> {
 }
 
 /// One stored event.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
 pub struct StoredEvent {
     pub id: i64,
     pub at: Millis,
@@ -242,4 +242,82 @@ impl Filter {
         self.sql.push_str(after);
         Ok(())
     }
+}
+
+/// The id of the newest event recorded before `at`, if any.
+pub async fn last_id_before(pool: &AnyPool, at: Millis) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MAX(id) FROM audit_events WHERE at < $1")
+        .bind(at)
+        .fetch_one(pool)
+        .await
+        .context("find the last event to archive")
+}
+
+/// Up to `limit` events after id `after` up to id `through`, oldest first.
+pub async fn page(
+    pool: &AnyPool,
+    after: i64,
+    through: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<StoredEvent>> {
+    sqlx::query_as(
+        "SELECT id, at, actor, action, outcome, holder_id, journey_id, client_addr, detail, times
+         FROM audit_events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
+    )
+    .bind(after)
+    .bind(through)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .context("read the events to archive")
+}
+
+/// An archive of the audit trail: its events up to `through_id`, in a file with this digest.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Archive {
+    pub through_id: i64,
+    pub events: i64,
+    pub first_at: Option<Millis>,
+    pub last_at: Option<Millis>,
+    /// SHA-256 of the file, lower-case hex.
+    pub sha256: String,
+    pub file_name: String,
+    pub archived_at: Millis,
+}
+
+/// Records `archive` and deletes the events it holds (the engines refuse to delete any other);
+/// returns how many were deleted.
+pub async fn archive(conn: &mut Conn, archive: &Archive) -> anyhow::Result<u64> {
+    sqlx::query(
+        "INSERT INTO audit_archives
+             (through_id, events, first_at, last_at, sha256, file_name, archived_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(archive.through_id)
+    .bind(archive.events)
+    .bind(archive.first_at)
+    .bind(archive.last_at)
+    .bind(&archive.sha256)
+    .bind(&archive.file_name)
+    .bind(archive.archived_at)
+    .execute(&mut *conn)
+    .await
+    .context("record the archive")?;
+    let deleted = sqlx::query("DELETE FROM audit_events WHERE id <= $1")
+        .bind(archive.through_id)
+        .execute(conn)
+        .await
+        .context("delete the archived events")?;
+    Ok(deleted.rows_affected())
+}
+
+/// Every archive made, oldest first.
+pub async fn archives(pool: &AnyPool) -> anyhow::Result<Vec<Archive>> {
+    sqlx::query_as(
+        "SELECT through_id, events, first_at, last_at, sha256, file_name, archived_at
+         FROM audit_archives ORDER BY through_id",
+    )
+    .fetch_all(pool)
+    .await
+    .context("read the archives")
 }

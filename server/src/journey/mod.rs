@@ -90,7 +90,14 @@ async fn no_journey_step<T>(
     now: Millis,
 ) -> anyhow::Result<Audited<T>> {
     let key = crate::http::client_addr::throttle_key(client);
-    let locked = throttle::hit(conn, &state.config.throttle, Scope::ClientFailure, &key, now).await?;
+    let locked = throttle::hit(
+        conn,
+        &state.config.throttle,
+        Scope::ClientFailure,
+        &key,
+        now,
+    )
+    .await?;
     Ok(match locked {
         Some(locked) => Audited::refused(Outcome::ThrottledClient, None, throttled(now, locked)),
         None => Audited::refused(Outcome::NoJourney, None, no_journey()),

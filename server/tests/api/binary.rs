@@ -147,7 +147,8 @@ fn migrate_creates_the_database() {
             "staff",
             "piv",
             "key versions",
-            "four eyes"
+            "four eyes",
+            "audit floods and archives"
         ]
     );
 }

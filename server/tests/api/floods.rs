@@ -55,7 +55,10 @@ async fn forged_journey_cookies_are_throttled_and_a_flood_is_audited_once_a_minu
     assert_eq!(answers[10..], vec![throttled; 20][..]);
 
     // Two rows so far: the first of each kind this minute.
-    let first = [("no_journey".to_owned(), 1), ("throttled_client".to_owned(), 1)];
+    let first = [
+        ("no_journey".to_owned(), 1),
+        ("throttled_client".to_owned(), 1),
+    ];
     assert_eq!(rows(&app, "journey.verify_code").await, first);
     // The minute is not over: nothing is folded yet.
     assert_eq!(fold(&app).await, 0);
@@ -80,7 +83,10 @@ async fn forged_journey_cookies_are_throttled_and_a_flood_is_audited_once_a_minu
     .fetch_one(app.db())
     .await
     .unwrap();
-    assert!(detail.starts_with("19 more in the minute from "), "{detail}");
+    assert!(
+        detail.starts_with("19 more in the minute from "),
+        "{detail}"
+    );
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_repeats")
         .fetch_one(app.db())
         .await

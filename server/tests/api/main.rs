@@ -3,6 +3,7 @@
 //! command line are under test.
 
 mod app;
+mod audit_archive;
 mod backup;
 mod bad_input;
 mod binary;
@@ -10,8 +11,8 @@ mod card;
 mod code_budget;
 mod device_cookie;
 mod fleet;
-mod floods;
 mod fleet_outbox;
+mod floods;
 mod helpers;
 mod hsm;
 mod journey;
