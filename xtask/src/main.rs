@@ -5,6 +5,7 @@ mod cmd;
 mod demo;
 mod frontend;
 mod run;
+mod schemathesis;
 mod test;
 
 use std::process::ExitCode;
@@ -35,6 +36,11 @@ enum Command {
     Test,
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
     Bench(bench::BenchArgs),
+    /// A bounded load run of whole journeys at a fixed rate on each engine, against targets.
+    Load(bench::journey_load::LoadArgs),
+    /// The measuring half of `load`, run from a release build.
+    #[command(hide = true)]
+    LoadInner(bench::journey_load::LoadInnerArgs),
     /// Measure the holder's app: download size, first usable screen, the happy path's time.
     BenchApp(bench::app::AppArgs),
     /// Time the bridge (start → hello, challenge + unblock) against the virtual card.
@@ -64,6 +70,8 @@ fn main() -> ExitCode {
         Command::Run { args, .. } => run::run(&args),
         Command::Test => test::run(),
         Command::Bench(args) => bench::run(&args),
+        Command::Load(args) => bench::journey_load::run(&args),
+        Command::LoadInner(args) => bench::journey_load::inner(&args),
         Command::BenchApp(args) => bench::app::run(&args),
         Command::BenchBridge(args) => bench::bridge::run(&args),
         Command::BenchStatus(args) => bench::status::run(&args),

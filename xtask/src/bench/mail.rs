@@ -31,6 +31,26 @@ pub fn codes(dir: &Path) -> anyhow::Result<HashMap<String, String>> {
     Ok(codes)
 }
 
+/// Recipient and code of each code message in `dir` not in `seen` yet, which it is added to.
+pub fn new_codes(
+    dir: &Path,
+    seen: &mut std::collections::HashSet<std::path::PathBuf>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut codes = Vec::new();
+    for path in eml_files(dir)? {
+        if seen.contains(&path) {
+            continue;
+        }
+        let raw = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+        // A file still being written is read again next time.
+        if let Some(code) = code_message(&raw) {
+            codes.push(code);
+            seen.insert(path);
+        }
+    }
+    Ok(codes)
+}
+
 fn eml_files(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     if !dir.exists() {
         return Ok(Vec::new());

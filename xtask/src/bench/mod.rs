@@ -9,6 +9,7 @@ pub mod app;
 pub mod baseline;
 pub mod bridge;
 mod disk;
+pub mod journey_load;
 mod journeys;
 pub mod keys;
 mod load;
@@ -68,14 +69,20 @@ pub struct BenchArgs {
     pub client_addresses: u32,
 }
 
+impl Database {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
 impl BenchArgs {
     fn to_args(&self) -> Vec<String> {
-        let database = match self.database {
-            Database::Sqlite => "sqlite",
-            Database::Postgres => "postgres",
-        };
         vec![
-            format!("--database={database}"),
+            format!("--database={}", self.database.name()),
             format!("--holders={}", self.holders),
             format!("--requests={}", self.requests),
             format!("--connections={}", self.connections),

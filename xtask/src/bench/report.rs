@@ -51,7 +51,7 @@ impl Stats {
 }
 
 /// Nearest-rank percentile of sorted values (zero when there are none).
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
