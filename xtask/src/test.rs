@@ -6,14 +6,16 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::{cmd, frontend};
+use crate::{cmd, frontend, schemathesis};
 
 /// Debian packages the tests start for real: an SMTP server, SQLite's shell (the backups the
 /// operations guide takes), PostgreSQL, PC/SC with the virtual reader driver (plus the
 /// client library the `pcsc` crate links against), OpenSC (an independent PIV client the
-/// virtual PIV card must satisfy), and Chromium with its WebDriver.
-const PACKAGES: [&str; 10] = [
+/// virtual PIV card must satisfy), Chromium with its WebDriver, and Python's `venv` (for
+/// schemathesis).
+const PACKAGES: [&str; 11] = [
     "python3-aiosmtpd",
+    "python3-venv",
     "sqlite3",
     "postgresql",
     "pcscd",
@@ -28,7 +30,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The other systems the bridge ships for; the tests run on Linux, so these are only
 /// type-checked (which needs no cross linker).
 const BRIDGE_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
-const STEPS: u32 = 9;
+const STEPS: u32 = 10;
 
 /// Runs the steps in order and stops at the first that fails.
 pub fn run() -> anyhow::Result<()> {
@@ -88,7 +90,17 @@ pub fn run() -> anyhow::Result<()> {
             .env("SERVER_TEST_DATABASE", "postgres"),
     )?;
 
-    step(8, &format!("unlock-protocol compiles for {WASM_TARGET}"));
+    step(
+        8,
+        &format!(
+            "hostile HTTP input: schemathesis {} against the served OpenAPI document, every \
+             operation, as a stranger and signed in",
+            schemathesis::VERSION
+        ),
+    );
+    schemathesis::run()?;
+
+    step(9, &format!("unlock-protocol compiles for {WASM_TARGET}"));
     cmd::run(cmd::cargo().args([
         "check",
         "-p",
@@ -98,7 +110,7 @@ pub fn run() -> anyhow::Result<()> {
         "--locked",
     ]))?;
 
-    step(9, "unlock-bridge compiles for Windows and macOS");
+    step(10, "unlock-bridge compiles for Windows and macOS");
     for target in BRIDGE_TARGETS {
         cmd::run(cmd::cargo().args([
             "check",
