@@ -99,6 +99,7 @@ fn session_cookie(state: &AppState, token: Option<&str>) -> [(header::HeaderName
         (status = 429, description = "`throttled`: too many failed sign-ins; `retry_after_seconds` says when to try again.", body = ApiError,
             headers(("retry-after" = u64, description = "Seconds to wait."))),
         (status = 500, description = "`internal`.", body = ApiError),
+        (status = 503, description = "`unavailable`: too many passwords are being checked at once.", body = ApiError),
     ),
 )]
 pub async fn sign_in(
@@ -158,6 +159,7 @@ pub async fn sign_in_code(
         (status = 415, description = "`unsupported_media_type`.", body = ApiError),
         (status = 422, description = "`password_rejected` (the message says why) or `invalid_body`.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
+        (status = 503, description = "`unavailable`: too many passwords are being checked at once.", body = ApiError),
     ),
 )]
 pub async fn sign_in_new_password(
@@ -346,7 +348,7 @@ async fn profile_of(
         (status = 200, description = "Everything staff may see of the holder.", body = HolderProfile),
         (status = 401, description = "`not_signed_in` or `session_expired`.", body = ApiError),
         (status = 403, description = "`forbidden`.", body = ApiError),
-        (status = 404, description = "`holder_not_found`.", body = ApiError),
+        (status = 404, description = "`holder_not_found`, or `not_found`: the path is not UTF-8.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
     ),
 )]
@@ -379,7 +381,7 @@ pub async fn holder(
         (status = 400, description = "`bad_json`.", body = ApiError),
         (status = 401, description = "`not_signed_in` or `session_expired`.", body = ApiError),
         (status = 403, description = "`forbidden`, or `own_profile`: staff may not change their own profile.", body = ApiError),
-        (status = 404, description = "`holder_not_found`.", body = ApiError),
+        (status = 404, description = "`holder_not_found`, or `not_found`: the path is not UTF-8.", body = ApiError),
         (status = 409, description = "`email_taken`: the address is on a profile already.", body = ApiError),
         (status = 413, description = "`payload_too_large`.", body = ApiError),
         (status = 415, description = "`unsupported_media_type`.", body = ApiError),
@@ -415,7 +417,7 @@ pub async fn add_email(
         (status = 400, description = "`bad_json`.", body = ApiError),
         (status = 401, description = "`not_signed_in` or `session_expired`.", body = ApiError),
         (status = 403, description = "`forbidden` (also: you added this address yourself), or `own_profile`.", body = ApiError),
-        (status = 404, description = "`holder_not_found` or `email_not_on_profile`.", body = ApiError),
+        (status = 404, description = "`holder_not_found`, `email_not_on_profile`, or `not_found`: the path is not UTF-8.", body = ApiError),
         (status = 409, description = "`email_taken`: the address is not waiting for approval.", body = ApiError),
         (status = 413, description = "`payload_too_large`.", body = ApiError),
         (status = 415, description = "`unsupported_media_type`.", body = ApiError),
@@ -452,7 +454,7 @@ pub async fn approve_email(
         (status = 200, description = "The address was removed: the profile as it is now.", body = HolderProfile),
         (status = 401, description = "`not_signed_in` or `session_expired`.", body = ApiError),
         (status = 403, description = "`forbidden` or `own_profile`.", body = ApiError),
-        (status = 404, description = "`holder_not_found` or `email_not_on_profile`.", body = ApiError),
+        (status = 404, description = "`holder_not_found`, `email_not_on_profile`, or `not_found`: the path is not UTF-8.", body = ApiError),
         (status = 422, description = "`email_invalid`.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
     ),
@@ -486,6 +488,7 @@ pub async fn remove_email(
         (status = 413, description = "`payload_too_large`.", body = ApiError),
         (status = 415, description = "`unsupported_media_type`.", body = ApiError),
         (status = 422, description = "`query_invalid`: not an IP address; or `invalid_body`.", body = ApiError),
+        (status = 429, description = "`throttled`: an RA has released this holder `staff.holder_releases_per_week` times in 7 days; only an RA manager may now.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
     ),
 )]
@@ -570,6 +573,7 @@ pub async fn allow_domain(
         (status = 200, description = "The domain is not allowed (whether or not it was before): the list as it is now.", body = AllowList),
         (status = 401, description = "`not_signed_in` or `session_expired`.", body = ApiError),
         (status = 403, description = "`forbidden`.", body = ApiError),
+        (status = 404, description = "`not_found`: the path is not UTF-8.", body = ApiError),
         (status = 422, description = "`domain_invalid`.", body = ApiError),
         (status = 500, description = "`internal`.", body = ApiError),
     ),

@@ -1,4 +1,6 @@
 use reqwest::StatusCode;
+use serde_json::json;
+use unlock_protocol::staff::Role;
 
 use crate::helpers::*;
 
@@ -191,4 +193,74 @@ async fn malformed_codes_are_refused_without_using_a_try() {
         assert_json_error(&reply, StatusCode::UNPROCESSABLE_ENTITY, "code_invalid");
     }
     assert_eq!(app.journey().await.json()["tries_left"], 3);
+}
+
+#[tokio::test]
+async fn card_steps_with_a_forged_journey_cookie_are_throttled_as_the_document_says() {
+    let app = spawn_app_with(|c| c.throttle.client_failures_per_hour = 3).await;
+    let forged = format!("unlock_journey={}", "0".repeat(64));
+    let steps = [
+        (
+            "/api/journey/card",
+            json!({"profile": PROFILE, "serial": CARD}),
+        ),
+        (RELEASE, cryptogram_request(&"00".repeat(16))),
+        (
+            "/api/journey/card/receipt",
+            json!({"profile": PROFILE, "receipt": "00".repeat(16)}),
+        ),
+    ];
+    for (path, body) in steps {
+        let mut last = None;
+        for _ in 0..4 {
+            let request = app.client.post(app.url(path)).header("cookie", &forged);
+            let reply = read(request.json(&body).send().await.unwrap()).await;
+            assert_documented(&app, "POST", path, &reply).await;
+            last = Some(reply);
+        }
+        // Past the client's allowance each step is locked out, not just "no journey".
+        assert_refused(&last.unwrap(), StatusCode::TOO_MANY_REQUESTS, "throttled");
+    }
+}
+
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_gets_an_answer_the_document_lists() {
+    let app = spawn_app().await;
+    let max = app
+        .signed_in_staff("max", Role::RaManager, Some("999988886666"))
+        .await;
+    let email = json!({"email": EMAIL});
+    let remove = format!("/api/staff/holders/{HOLDER}/emails/%FF");
+    let cases = [
+        ("GET", "/api/staff/holders/{id}", "/api/staff/holders/%FF"),
+        (
+            "POST",
+            "/api/staff/holders/{id}/emails",
+            "/api/staff/holders/%FF/emails",
+        ),
+        (
+            "POST",
+            "/api/staff/holders/{id}/emails/approve",
+            "/api/staff/holders/%FF/emails/approve",
+        ),
+        (
+            "DELETE",
+            "/api/staff/holders/{id}/emails/{email}",
+            remove.as_str(),
+        ),
+        (
+            "DELETE",
+            "/api/staff/allowlist/{domain}",
+            "/api/staff/allowlist/%FF",
+        ),
+    ];
+    for (method, documented, path) in cases {
+        let reply = match method {
+            "GET" => max.get(path).await,
+            "POST" => max.post(path, email.clone()).await,
+            _ => max.delete(path).await,
+        };
+        assert_refused(&reply, StatusCode::NOT_FOUND, "not_found");
+        assert_documented(&app, method, documented, &reply).await;
+    }
 }

@@ -84,6 +84,20 @@ pub fn assert_refused(reply: &Reply, status: StatusCode, code: &str) {
     );
 }
 
+/// Fails unless the served OpenAPI document lists the reply's status for `method path` (the
+/// path as the document templates it): no answer falls outside the document.
+pub async fn assert_documented(app: &TestApp, method: &str, path: &str, reply: &Reply) {
+    let document = app.get("/api/openapi.json").await.json();
+    let responses = &document["paths"][path][method.to_lowercase()]["responses"];
+    assert!(responses.is_object(), "{method} {path} is not documented");
+    assert!(
+        responses.get(reply.status.as_str()).is_some(),
+        "{method} {path} answered {}, which the document does not list: {}",
+        reply.status,
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

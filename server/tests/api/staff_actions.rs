@@ -490,6 +490,7 @@ async fn an_ra_releases_one_holder_three_times_a_week_then_only_a_manager_can_an
         "{}",
         capped.json()
     );
+    assert_documented(&app, "POST", "/api/staff/throttles/release", &capped).await;
     assert!(
         app.audit("staff.throttle_release")
             .await

@@ -574,6 +574,7 @@ async fn sign_ins_past_the_argon2_slots_are_told_to_wait_instead_of_queueing() {
         "{}",
         busy.json()
     );
+    assert_documented(&app, "POST", "/api/staff/sign-in", busy).await;
     // Turned away after the slot wait, not after the whole queue.
     assert!(took < Duration::from_secs(30), "{took:?}");
 }
