@@ -137,7 +137,9 @@ fn parse_hex<const MAX: usize>(text: &str) -> Result<Vec<u8>, String> {
     (0..text.len())
         .step_by(2)
         .map(|i| {
+            // from_str_radix alone would take a sign: "+c" as 0x0c.
             text.get(i..i + 2)
+                .filter(|pair| pair.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|pair| u8::from_str_radix(pair, 16).ok())
                 .ok_or_else(|| "expected hex digits".to_owned())
         })
@@ -300,10 +302,15 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(
-            serde_json::from_value::<CardProof>(json!({"profile": "piv/1", "signature": ""}))
-                .is_err()
-        );
+        for signature in ["", "+c", "30+5"] {
+            assert!(
+                serde_json::from_value::<CardProof>(
+                    json!({"profile": "piv/1", "signature": signature})
+                )
+                .is_err(),
+                "{signature}"
+            );
+        }
         assert!(
             serde_json::from_value::<CardChallenge>(json!({"profile": "piv/1",
             "guid": "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b", "nonce": "00"}))
