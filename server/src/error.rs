@@ -71,6 +71,16 @@ impl From<anyhow::Error> for Failure {
             );
             return busy();
         }
+        if crate::db::is_unreachable(&error) {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "refused: the database is out of reach"
+            );
+            return Failure::client_message(
+                ErrorCode::Unavailable,
+                "The service can't reach its records just now. Try again in a minute.",
+            );
+        }
         Self::Internal(error)
     }
 }

@@ -52,6 +52,8 @@ pub struct Cluster {
     bin: PathBuf,
     /// The server's log, for a cluster this process started.
     log: Option<PathBuf>,
+    /// Its data folder and `pg_ctl start` options, for a cluster this process started.
+    data: Option<(PathBuf, String)>,
 }
 
 /// The test binary's cluster, started on first use.
@@ -83,6 +85,7 @@ impl Cluster {
             user: user.to_owned(),
             bin: bin_dir().expect("PostgreSQL's client programs"),
             log: None,
+            data: None,
         }
     }
 
@@ -111,21 +114,50 @@ impl Cluster {
             dir.display(),
             durability.settings()
         );
-        run(as_postgres(&bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-o", &options, "-l"])
-            .arg(dir.join("log"))
-            .args(["-w", "-t", "60", "start"]))?;
-        watch_and_stop(&bin, &dir, &data)?;
-        Ok(Self {
+        let cluster = Self {
             base_url: format!("postgres://{USER}@127.0.0.1:{port}"),
             host: "127.0.0.1".into(),
             port,
             user: USER.into(),
             bin,
             log: Some(dir.join("log")),
-        })
+            data: Some((data, options)),
+        };
+        cluster.start_again()?;
+        watch_and_stop(&cluster.bin, &dir, &cluster.data_dir()?)?;
+        Ok(cluster)
+    }
+
+    fn data_dir(&self) -> Result<PathBuf, String> {
+        self.data
+            .as_ref()
+            .map(|(data, _)| data.clone())
+            .ok_or_else(|| "only a cluster this process started can be stopped".to_owned())
+    }
+
+    /// Stops a cluster this process started (`pg_ctl stop -m fast`: every connection is cut),
+    /// as a database restart or failover would; [`Cluster::start_again`] brings it back on the
+    /// same port with the same data.
+    pub fn stop(&self) -> Result<(), String> {
+        run(as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data_dir()?)
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]))
+    }
+
+    /// Starts a cluster this process started (and stopped) again.
+    pub fn start_again(&self) -> Result<(), String> {
+        let (data, options) = self
+            .data
+            .as_ref()
+            .ok_or_else(|| "only a cluster this process started can be started".to_owned())?;
+        let log = self.log.clone().unwrap_or_else(|| data.join("log"));
+        run(as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(data)
+            .args(["-o", options, "-l"])
+            .arg(log)
+            .args(["-w", "-t", "60", "start"]))
     }
 
     /// A new, empty database; its URL.

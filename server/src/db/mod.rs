@@ -117,6 +117,21 @@ pub fn is_overloaded(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether `error` is the database out of reach: the connection refused or lost, or the
+/// server shutting down or starting up (SQLSTATE class 08, 57P01–57P03). Nothing was done;
+/// the pool connects again once the database is back, without a restart.
+pub fn is_unreachable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => true,
+            Some(sqlx::Error::Database(database)) => database.code().is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        })
+}
+
 impl Db {
     /// Opens the database (for SQLite, creating the file and its folder if needed).
     pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<Self> {

@@ -388,7 +388,7 @@ pub fn query_column(url: &str, sql: &'static str) -> Vec<String> {
 }
 
 /// An allow-listed domain and one holder with an active, supported card.
-async fn seed(server: &Server) {
+pub async fn seed(server: &Server) {
     let db = server.state.db.pool();
     sqlx::query(
         "INSERT INTO allowed_domains (domain, added_at, added_by) VALUES ($1, 0, 'test')

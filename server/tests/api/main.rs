@@ -10,6 +10,7 @@ mod binary;
 mod card;
 mod code_budget;
 mod device_cookie;
+mod faults;
 mod fleet;
 mod fleet_outbox;
 mod floods;
