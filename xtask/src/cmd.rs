@@ -23,6 +23,31 @@ pub fn cargo() -> Command {
     command
 }
 
+/// Installs the cargo tool `crate_name` at `version` unless `binary --version` already names
+/// it; quick when it is in place.
+pub fn ensure_cargo_tool(
+    crate_name: &str,
+    binary: &str,
+    version: &str,
+    locked: bool,
+) -> anyhow::Result<()> {
+    let found = Command::new(binary)
+        .arg("--version")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    if found.split_whitespace().any(|word| word == version) {
+        println!("    {binary} {version} is already installed");
+        return Ok(());
+    }
+    let mut install = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    install.args(["install", &format!("{crate_name}@{version}")]);
+    if locked {
+        install.arg("--locked");
+    }
+    run(&mut install)
+}
+
 /// Prints the command, runs it with inherited output, and fails unless it exits with 0.
 pub fn run(command: &mut Command) -> anyhow::Result<()> {
     let shown = show(command);

@@ -13,11 +13,11 @@ const TRUNK_VERSION: &str = "0.21.14";
 
 /// Installs whatever is missing or at the wrong version; quick when all is in place.
 pub fn ensure_tools() -> anyhow::Result<()> {
-    ensure_cargo_tool("trunk", "trunk", TRUNK_VERSION, true)?;
+    cmd::ensure_cargo_tool("trunk", "trunk", TRUNK_VERSION, true)?;
     // The CLI must match the `wasm-bindgen` crate in Cargo.lock exactly.
     let bindgen = locked_version("wasm-bindgen")?;
     // Its own lockfile pins a crate the registry no longer has, so no --locked (RECIPES.md).
-    ensure_cargo_tool("wasm-bindgen-cli", "wasm-bindgen", &bindgen, false)?;
+    cmd::ensure_cargo_tool("wasm-bindgen-cli", "wasm-bindgen", &bindgen, false)?;
     ensure_npm_packages()
 }
 
@@ -103,29 +103,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     name.push(".");
     name.push(suffix);
     PathBuf::from(name)
-}
-
-fn ensure_cargo_tool(
-    crate_name: &str,
-    binary: &str,
-    version: &str,
-    locked: bool,
-) -> anyhow::Result<()> {
-    let found = Command::new(binary)
-        .arg("--version")
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap_or_default();
-    if found.split_whitespace().any(|word| word == version) {
-        println!("    {binary} {version} is already installed");
-        return Ok(());
-    }
-    let mut install = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    install.args(["install", &format!("{crate_name}@{version}")]);
-    if locked {
-        install.arg("--locked");
-    }
-    cmd::run(&mut install)
 }
 
 /// The version of `package` in Cargo.lock.

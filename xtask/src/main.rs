@@ -4,6 +4,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod frontend;
+mod fuzz;
 mod run;
 mod schemathesis;
 mod test;
@@ -34,6 +35,8 @@ enum Command {
     },
     /// Install what the tests need, then run every test and the wasm and cross-target checks.
     Test,
+    /// Fuzz every target for a while (cargo-fuzz on nightly); fails if any crashes.
+    Fuzz(fuzz::FuzzArgs),
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
     Bench(bench::BenchArgs),
     /// A bounded load run of whole journeys at a fixed rate on each engine, against targets.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         } => demo::run(&args),
         Command::Run { args, .. } => run::run(&args),
         Command::Test => test::run(),
+        Command::Fuzz(args) => fuzz::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Load(args) => bench::journey_load::run(&args),
         Command::LoadInner(args) => bench::journey_load::inner(&args),
