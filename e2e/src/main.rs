@@ -4,7 +4,10 @@
 //! line, each answered on standard output: `insert`, `remove`, `state`, `pin-is <digits>`,
 //! `puk-is <digits>` (PIV), `pull-on <instruction hex>` (leave the reader when the next command
 //! with that instruction arrives), `pull-on <instruction> after <instruction>` (… the next one
-//! after a command with the second instruction), `quit`.
+//! after a command with the second instruction), `pull-before <n>` (leave the reader as the
+//! n-th command from now arrives, 1 being the next), `pull-after <n>` (… once it has processed
+//! the n-th, its answer lost), `stall-before <n>` (hold the n-th unprocessed until `go`),
+//! `log` (the instructions received since the last `log`, in hex), `quit`.
 
 use std::io::BufRead;
 use std::net::{Shutdown, TcpStream};
@@ -18,7 +21,7 @@ use clap::{Parser, ValueEnum};
 use unlock_e2e::card::VirtualCard;
 use unlock_e2e::piv_ca::{CaFiles, TestCa, Validity};
 use unlock_e2e::piv_card::{self, PivCardOptions, VirtualPivCard};
-use unlock_e2e::vpcd::{self, PullTrap, SmartCard};
+use unlock_e2e::vpcd::{self, Fault, Faults, PullTrap, SmartCard};
 
 /// A virtual smartcard for vpcd. (No `Debug`: it holds the PIN and the PUK.)
 #[derive(Parser)]
@@ -157,7 +160,7 @@ impl AnyCard {
 /// The card and its connection to the reader, if inserted.
 struct Slot {
     card: Arc<Mutex<AnyCard>>,
-    trap: Arc<Mutex<PullTrap>>,
+    faults: Arc<Mutex<Faults>>,
     vpcd: String,
     inserted: Option<(TcpStream, JoinHandle<()>)>,
 }
@@ -178,9 +181,9 @@ impl Slot {
         let stream = connect(&self.vpcd)?;
         let mut serving = stream.try_clone().context("share the reader connection")?;
         let card = self.card.clone();
-        let trap = self.trap.clone();
+        let faults = self.faults.clone();
         let thread = std::thread::spawn(move || {
-            if let Err(error) = vpcd::serve(&mut serving, &card, &trap) {
+            if let Err(error) = vpcd::serve(&mut serving, &card, &faults) {
                 eprintln!("virtual-card: connection ended: {error}");
             }
             if let Ok(mut card) = card.lock() {
@@ -211,11 +214,22 @@ impl Slot {
             .as_ref()
             .is_some_and(|(_, thread)| !thread.is_finished());
         state.insert("inserted".into(), inserted.into());
+        state.insert("stalled".into(), self.faults().stalled().into());
         Ok(serde_json::Value::Object(state).to_string())
     }
 
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn set_trap(&self, trap: PullTrap) {
-        *self.trap.lock().unwrap_or_else(|e| e.into_inner()) = trap;
+        self.faults().trap = trap;
+    }
+
+    fn arm(&self, nth: &str, fault: Fault) -> anyhow::Result<String> {
+        let nth = nth.parse().context("a command's place counts from 1")?;
+        self.faults().arm(nth, fault);
+        Ok("ok".to_owned())
     }
 }
 
@@ -296,7 +310,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut slot = Slot {
         card: Arc::new(Mutex::new(make_card(&args)?)),
-        trap: Arc::new(Mutex::new(PullTrap::default())),
+        faults: Arc::new(Mutex::new(Faults::default())),
         vpcd: args.vpcd,
         inserted: None,
     };
@@ -329,6 +343,20 @@ fn main() -> anyhow::Result<()> {
                     slot.set_trap(PullTrap::on_after(on, after));
                     "ok".to_owned()
                 }),
+            ["pull-before", nth] => slot.arm(nth, Fault::PullBefore),
+            ["pull-after", nth] => slot.arm(nth, Fault::PullAfter),
+            ["stall-before", nth] => slot.arm(nth, Fault::Stall),
+            ["go"] => {
+                slot.faults().go();
+                Ok("ok".to_owned())
+            }
+            ["log"] => Ok(slot
+                .faults()
+                .take_seen()
+                .iter()
+                .map(|instruction| format!("{instruction:02X}"))
+                .collect::<Vec<_>>()
+                .join(" ")),
             ["quit"] => break,
             [] => continue,
             _ => Ok(format!("error: unknown command {line:?}")),

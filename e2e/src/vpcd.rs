@@ -129,12 +129,72 @@ impl PullTrap {
     }
 }
 
-/// Answers the driver until it closes the connection (or the card is pulled, as `trap` says:
-/// then the command that sprang it goes unanswered).
+/// What the card does to a command counted from when it was told (the first is 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Leaves the reader as the command arrives: never processed, never answered.
+    PullBefore,
+    /// Processes the command, then leaves the reader: its answer is lost.
+    PullAfter,
+    /// Holds the command, unprocessed, until told to go on.
+    Stall,
+}
+
+/// The faults a test sets on the card, and the instructions it has received, in order.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Springs on an instruction.
+    pub trap: PullTrap,
+    /// Springs on the n-th command to come.
+    countdown: Option<(u32, Fault)>,
+    stalled: bool,
+    seen: Vec<u8>,
+}
+
+impl Faults {
+    /// Sets `fault` on the `nth` command from now (1 is the next one).
+    pub fn arm(&mut self, nth: u32, fault: Fault) {
+        self.countdown = Some((nth.max(1), fault));
+    }
+
+    /// The instructions of the commands received since the last call.
+    pub fn take_seen(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.seen)
+    }
+
+    /// Whether a command is held.
+    pub fn stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// Lets a held command through.
+    pub fn go(&mut self) {
+        self.stalled = false;
+    }
+
+    /// What happens to this command; told every command in order.
+    pub fn next(&mut self, instruction: u8) -> Option<Fault> {
+        self.seen.push(instruction);
+        if self.trap.springs(instruction) {
+            return Some(Fault::PullBefore);
+        }
+        let (left, fault) = self.countdown?;
+        if left > 1 {
+            self.countdown = Some((left - 1, fault));
+            return None;
+        }
+        self.countdown = None;
+        self.stalled = fault == Fault::Stall;
+        Some(fault)
+    }
+}
+
+/// Answers the driver until it closes the connection (or the card is pulled, as `faults`
+/// say: then the command that sprang it goes unanswered).
 pub fn serve<C: SmartCard + ?Sized>(
     stream: &mut TcpStream,
     card: &Mutex<C>,
-    trap: &Mutex<PullTrap>,
+    faults: &Mutex<Faults>,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     // vpcd writes the length and the payload separately, and Nagle holds the payload back
@@ -143,27 +203,39 @@ pub fn serve<C: SmartCard + ?Sized>(
     let mut acking = QuickAck(stream);
     while let Some(message) = read_frame(&mut acking)? {
         let stream = &mut *acking.0;
+        let fault = match message.as_slice() {
+            [_, instruction, ..] => lock(faults).next(*instruction),
+            _ => None,
+        };
+        if fault == Some(Fault::Stall) {
+            while lock(faults).stalled() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         let mut card = card
             .lock()
             .map_err(|_| io::Error::other("the card's state is poisoned"))?;
-        match message.as_slice() {
-            [POWER_OFF] | [POWER_ON] | [RESET] => card.reset(),
-            [GET_ATR] => write_frame(stream, &card.atr())?,
-            [_] => {}
-            [_, instruction, ..] if pulled(trap, *instruction) => {
+        match (message.as_slice(), fault) {
+            ([POWER_OFF] | [POWER_ON] | [RESET], _) => card.reset(),
+            ([GET_ATR], _) => write_frame(stream, &card.atr())?,
+            ([_], _) => {}
+            (_, Some(Fault::PullBefore)) => {
                 card.reset();
                 return stream.shutdown(std::net::Shutdown::Both);
             }
-            apdu => write_frame(stream, &card.process(apdu))?,
+            (apdu, Some(Fault::PullAfter)) => {
+                card.process(apdu);
+                card.reset();
+                return stream.shutdown(std::net::Shutdown::Both);
+            }
+            (apdu, _) => write_frame(stream, &card.process(apdu))?,
         }
     }
     Ok(())
 }
 
-fn pulled(trap: &Mutex<PullTrap>, instruction: u8) -> bool {
-    trap.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .springs(instruction)
+fn lock(faults: &Mutex<Faults>) -> std::sync::MutexGuard<'_, Faults> {
+    faults.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads from the stream, acknowledging what arrived straight away.
@@ -233,6 +305,28 @@ mod tests {
         assert!(!trap.springs(0x87));
         assert!(trap.springs(0x20));
         assert!(!trap.springs(0x20));
+    }
+
+    #[test]
+    fn a_counted_fault_springs_once_on_the_nth_command_and_every_instruction_is_logged() {
+        let mut faults = Faults::default();
+        faults.arm(3, Fault::PullAfter);
+        assert_eq!(faults.next(0xA4), None);
+        assert_eq!(faults.next(0x2C), None);
+        assert_eq!(faults.next(0x20), Some(Fault::PullAfter));
+        assert_eq!(faults.next(0x20), None, "spent");
+        assert_eq!(faults.take_seen(), [0xA4, 0x2C, 0x20, 0x20]);
+        assert!(faults.take_seen().is_empty());
+
+        faults.arm(1, Fault::Stall);
+        assert_eq!(faults.next(0x2C), Some(Fault::Stall));
+        assert!(faults.stalled());
+        faults.go();
+        assert!(!faults.stalled());
+
+        faults.trap = PullTrap::on(0x2C);
+        faults.arm(2, Fault::Stall);
+        assert_eq!(faults.next(0x2C), Some(Fault::PullBefore));
     }
 
     #[test]

@@ -81,9 +81,12 @@ impl CardProfile for UnlockCr1 {
         let pin = pin_block(passcode.expose()).ok_or_else(|| fail(ErrorCode::PasscodeRejected))?;
         let reset = [0x00, ins::RESET_RETRY_COUNTER, 0x02, 0x80];
         let receipt = answers::receipt(exchange(card, reset, &pin, None)?)?;
+        // The receipt proves the card took the new passcode and filled its counter: if the
+        // card is pulled now, it is unblocked all the same, and the receipt must reach the
+        // server rather than a removal the holder would retry for nothing.
         Ok(Unblocked {
             receipt: CardReceipt::UnlockCr { receipt },
-            tries_left: tries_left(card)?,
+            tries_left: tries_left(card).unwrap_or(card_profile::PIN_TRIES),
         })
     }
 }

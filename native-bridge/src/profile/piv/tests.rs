@@ -237,6 +237,15 @@ fn pulled_after_the_rotation_the_card_unblocks_next_time_with_the_pending_puk_fi
 }
 
 #[test]
+fn pulled_once_the_receipt_is_signed_the_unblock_still_answers_with_the_receipt() {
+    let card = InProcess::new(|options| options.pin_tries = 0);
+    *card.trap.borrow_mut() = PullTrap::on_after(ins::VERIFY, ins::GENERAL_AUTHENTICATE);
+    let unblocked = unblock(&card, &release(&[DEFAULT_PUK], NEXT_PUK)).unwrap();
+    assert_eq!(unblocked.tries_left, 3);
+    assert!(card.card.borrow().pin_is(NEW_PIN));
+}
+
+#[test]
 fn the_other_profiles_steps_are_bad_requests() {
     let card = InProcess::new(|_| {});
     let serial = unlock_protocol::CardSerial::parse("2d6bddb8ad096c2d").unwrap();

@@ -37,9 +37,11 @@ pub fn run(
     answers::pin_verified(exchange(card, verify, &pin, None)?)?;
     let message = piv::message(Purpose::Receipt, &receipt_nonce.0);
     let signature = sign(card, key::PIV_AUTHENTICATION, &message)?;
+    // The new PIN was just verified, so its counter is full: a card pulled now is unblocked,
+    // and the receipt must reach the server rather than a removal.
     Ok(Unblocked {
         receipt: CardReceipt::Piv { signature },
-        tries_left: pin_tries(card)?,
+        tries_left: pin_tries(card).unwrap_or(piv::PIN_TRIES),
     })
 }
 
