@@ -58,9 +58,16 @@ pub fn run(args: &FuzzArgs) -> anyhow::Result<()> {
             continue;
         }
         if args.minimise {
-            // A smallest set of inputs that still covers every feature, not every input that
-            // adds one in turn: the committed corpus stays small.
-            cmd::run(nightly().args(["fuzz", "cmin", target, "--", "-set_cover_merge=1"]))?;
+            // A small set of inputs that still reaches every edge (not every hit count, nor
+            // every input that added something in turn): the committed corpus stays small.
+            cmd::run(nightly().args([
+                "fuzz",
+                "cmin",
+                target,
+                "--",
+                "-set_cover_merge=1",
+                "-use_counters=0",
+            ]))?;
         }
     }
     if !crashed.is_empty() {
