@@ -147,17 +147,24 @@ impl PivTrust {
                 }
                 other => Untrusted::NotTrusted(which, other.to_string()),
             })?;
-        let parsed =
-            x509_cert::Certificate::from_der(der).map_err(|_| Untrusted::Malformed(which))?;
-        if !names_card(&parsed, guid) {
-            return Err(Untrusted::OtherCard(which));
-        }
-        parsed
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(|_| Untrusted::Malformed(which))
+        card_key(der, guid, which)
     }
+}
+
+/// The key (SubjectPublicKeyInfo, DER) of the certificate `der` if it names the card `guid`:
+/// what [`PivTrust::check`] reads with x509-cert once webpki has trusted the certificate.
+/// Public only for the fuzz targets, which reach it with certificates no CA signed.
+#[doc(hidden)]
+pub fn card_key(der: &[u8], guid: &CardGuid, which: Which) -> Result<Vec<u8>, Untrusted> {
+    let parsed = x509_cert::Certificate::from_der(der).map_err(|_| Untrusted::Malformed(which))?;
+    if !names_card(&parsed, guid) {
+        return Err(Untrusted::OtherCard(which));
+    }
+    parsed
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|_| Untrusted::Malformed(which))
 }
 
 /// Whether the certificate's subject alternative name holds `urn:uuid:<guid>`.
