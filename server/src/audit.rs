@@ -210,7 +210,7 @@ pub async fn fold_repeats(db: &Db, now: Millis) -> anyhow::Result<u64> {
                 Box::pin(async move {
                     let taken = db::audit::take_repeats(conn, before).await?;
                     for repeats in taken.iter().filter(|repeats| repeats.times > 1) {
-                        db::audit::append_repeats(conn, repeats, repeats.times - 1).await?;
+                        db::audit::append_repeats(conn, repeats).await?;
                     }
                     Ok(taken.len())
                 })

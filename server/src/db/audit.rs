@@ -111,8 +111,9 @@ pub async fn take_repeats(conn: &mut Conn, before: Millis) -> anyhow::Result<Vec
     .context("take out the repeated refusals")
 }
 
-/// Appends the event that stands for `repeats`' repeats after its first: `times` of them.
-pub async fn append_repeats(conn: &mut Conn, repeats: &Repeats, times: i64) -> anyhow::Result<()> {
+/// Appends the event that stands for `repeats`' repeats after its first (audited whole).
+pub async fn append_repeats(conn: &mut Conn, repeats: &Repeats) -> anyhow::Result<()> {
+    let times = repeats.times - 1;
     let detail = format!(
         "{times} more in the minute from {}",
         crate::clock::date_time_utc(repeats.minute * MINUTE)

@@ -27,6 +27,15 @@ async fn fold(app: &TestApp) -> u64 {
         .unwrap()
 }
 
+/// A start, in a new browser, with an address the allow list refuses.
+async fn refused_start(app: &mut TestApp) {
+    app.new_browser();
+    assert_eq!(
+        app.start("someone@elsewhere.example").await.code(),
+        "email_domain_not_allowed"
+    );
+}
+
 async fn forged_cookie_verify(app: &TestApp) -> Reply {
     read(
         app.client
@@ -100,11 +109,7 @@ async fn forged_journey_cookies_are_throttled_and_a_flood_is_audited_once_a_minu
 async fn a_flood_of_refused_starts_is_counted_in_full_by_the_status_view() {
     let mut app = spawn_app_with(|c| c.throttle.client_starts_per_hour = 1000).await;
     for _ in 0..25 {
-        app.new_browser();
-        assert_eq!(
-            app.start("someone@elsewhere.example").await.code(),
-            "email_domain_not_allowed"
-        );
+        refused_start(&mut app).await;
     }
     assert_eq!(
         rows(&app, "journey.start").await,
@@ -134,11 +139,7 @@ async fn a_flood_of_refused_starts_is_counted_in_full_by_the_status_view() {
 async fn starts_the_allow_list_refuses_count_against_the_client() {
     let mut app = spawn_app_with(|c| c.throttle.client_starts_per_hour = 2).await;
     for _ in 0..2 {
-        app.new_browser();
-        assert_eq!(
-            app.start("someone@elsewhere.example").await.code(),
-            "email_domain_not_allowed"
-        );
+        refused_start(&mut app).await;
     }
     // The client's two starts an hour are spent: an allowed address is refused too.
     app.new_browser();
@@ -149,11 +150,7 @@ async fn starts_the_allow_list_refuses_count_against_the_client() {
     );
     // The allow list's answer still comes first, and its flood is audited once a minute.
     for _ in 0..5 {
-        app.new_browser();
-        assert_eq!(
-            app.start("someone@elsewhere.example").await.code(),
-            "email_domain_not_allowed"
-        );
+        refused_start(&mut app).await;
     }
     assert_eq!(
         rows(&app, "journey.start").await,
