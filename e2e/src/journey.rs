@@ -18,7 +18,7 @@ use crate::harness::{Card, PrivatePcscd};
 use crate::mail::SmtpSink;
 use crate::piv_ca::{CaFiles, TestCa};
 use crate::service::{Holder, Server};
-use crate::webdriver::ChromeDriver;
+use crate::webdriver::{ChromeDriver, console_errors};
 
 pub const MASTER_KEY: &str = "0b2560610fce4019a51221a129d9cf4c";
 pub const SERIAL: &str = "ac4d0ed99f033e05";
@@ -226,7 +226,8 @@ impl Person {
     }
 
     /// Saves a screenshot of the screen as it is now, named after `what`, and checks it with
-    /// axe-core: no violations.
+    /// axe-core: no violations; and nothing in the browser's console at error level since
+    /// the last screen (a CSP refusal, a failed load, a script's error).
     pub async fn checks_screen(&mut self, what: &str) {
         let Some(shots) = &self.shots else {
             return;
@@ -241,6 +242,12 @@ impl Person {
         assert!(
             violations.as_array().is_some_and(Vec::is_empty),
             "accessibility violations on {what:?}: {violations:#}"
+        );
+        let errors = console_errors(&self.client).await;
+        assert!(
+            errors.is_empty(),
+            "the browser logged errors by {what:?}:\n{}",
+            errors.join("\n")
         );
     }
 

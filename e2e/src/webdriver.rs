@@ -77,6 +77,12 @@ impl ChromeDriver {
             "goog:chromeOptions".to_owned(),
             json!({"binary": CHROMIUM, "args": args}),
         );
+        // Keep what the page logs (its console, CSP refusals, failed loads) for
+        // `console_errors`.
+        capabilities.insert(
+            "goog:loggingPrefs".to_owned(),
+            json!({"browser": "ALL"}),
+        );
         ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&self.url)
@@ -93,5 +99,48 @@ impl Drop for ChromeDriver {
             .stderr(Stdio::null())
             .status();
         let _ = self.process.wait();
+    }
+}
+
+/// What the browser logged at level SEVERE (console errors, CSP refusals, failed loads)
+/// since the last call, one line each: ChromeDriver hands each entry over once.
+pub async fn console_errors(client: &Client) -> Vec<String> {
+    let entries = client
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("ChromeDriver's browser log (goog:loggingPrefs)");
+    entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .map(|entry| {
+            format!(
+                "{}: {}",
+                entry["source"].as_str().unwrap_or("?"),
+                entry["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// ChromeDriver's own command for the browser's log (not in the W3C protocol).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }

@@ -58,12 +58,21 @@ pub fn run(args: &AppArgs) -> anyhow::Result<()> {
     cmd::run(Command::new(bench).args(["--runs", &args.runs.to_string()]))
 }
 
-/// Prints each asset's size in `dist` raw, gzip and brotli, and the total; returns the gzip total.
+/// Prints the size of `index.html` in `dist` (sent as it is: the server reads it at start-up
+/// and adds its CSP) and of each asset raw, gzip and brotli, and the total; returns the gzip
+/// total.
 fn sizes(dist: &std::path::Path) -> anyhow::Result<usize> {
     println!();
     println!("| asset | raw KB | gzip KB | brotli KB |");
     println!("|---|---|---|---|");
-    let (mut raw, mut gzip, mut brotli) = (0, 0, 0);
+    let html = std::fs::metadata(dist.join("index.html"))?.len() as usize;
+    println!(
+        "| index.html (uncompressed) | {:.1} | {:.1} | {:.1} |",
+        kb(html),
+        kb(html),
+        kb(html)
+    );
+    let (mut raw, mut gzip, mut brotli) = (html, html, html);
     for asset in frontend::assets(dist)? {
         let bytes = std::fs::read(&asset)?;
         let (gz, br) = frontend::compressed(&bytes)?;
