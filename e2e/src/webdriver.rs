@@ -103,7 +103,10 @@ impl Drop for ChromeDriver {
 }
 
 /// What the browser logged at level SEVERE (console errors, CSP refusals, failed loads)
-/// since the last call, one line each: ChromeDriver hands each entry over once.
+/// since the last call, one line each: ChromeDriver hands each entry over once. One kind is
+/// left out: the API's own refusals (a 4xx answer from `/api/…`, such as a wrong code's
+/// 422), which Chromium logs as failed loads although the page expects them and shows
+/// their plain sentence; a 5xx, or a 4xx for anything else (a missing asset), still counts.
 pub async fn console_errors(client: &Client) -> Vec<String> {
     let entries = client
         .issue_cmd(BrowserLog)
@@ -115,13 +118,29 @@ pub async fn console_errors(client: &Client) -> Vec<String> {
         .flatten()
         .filter(|entry| entry["level"] == "SEVERE")
         .map(|entry| {
-            format!(
-                "{}: {}",
+            (
                 entry["source"].as_str().unwrap_or("?"),
-                entry["message"].as_str().unwrap_or_default()
+                entry["message"].as_str().unwrap_or_default(),
             )
         })
+        .filter(|(source, message)| !is_api_refusal(source, message))
+        .map(|(source, message)| format!("{source}: {message}"))
         .collect()
+}
+
+/// Whether a log entry is Chromium's note of a 4xx answer from the API, as in
+/// `http://127.0.0.1:1234/api/journey/code - Failed to load resource: the server responded
+/// with a status of 422 (Unprocessable Entity)`.
+fn is_api_refusal(source: &str, message: &str) -> bool {
+    let Some((address, rest)) = message.split_once(" - ") else {
+        return false;
+    };
+    let from_api = url::Url::parse(address).is_ok_and(|url| url.path().starts_with("/api/"));
+    let status = rest
+        .strip_prefix("Failed to load resource: the server responded with a status of ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|code| code.parse::<u16>().ok());
+    source == "network" && from_api && status.is_some_and(|code| (400..500).contains(&code))
 }
 
 /// ChromeDriver's own command for the browser's log (not in the W3C protocol).
@@ -142,5 +161,40 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
             http::Method::POST,
             Some(json!({"type": "browser"}).to_string()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_api_refusal;
+
+    #[test]
+    fn only_the_apis_4xx_answers_are_expected_refusals() {
+        let line = |path: &str, status: &str| {
+            format!(
+                "http://127.0.0.1:1234{path} - Failed to load resource: the server responded \
+                 with a status of {status}"
+            )
+        };
+        let refusal = line("/api/journey/code", "422 (Unprocessable Entity)");
+        assert!(is_api_refusal("network", &refusal));
+        assert!(!is_api_refusal("security", &refusal));
+        assert!(!is_api_refusal(
+            "network",
+            &line("/api/journey/code", "500 (Internal Server Error)")
+        ));
+        assert!(!is_api_refusal(
+            "network",
+            &line("/app-1234.css", "404 (Not Found)")
+        ));
+        assert!(!is_api_refusal(
+            "network",
+            "http://127.0.0.1:1234/api/x - Failed to load resource: net::ERR_CONNECTION_REFUSED"
+        ));
+        assert!(!is_api_refusal(
+            "security",
+            "http://127.0.0.1:1234/ - Loading the font 'https://assets.nhs.uk/fonts/x.woff2' \
+             violates the following Content Security Policy directive: \"font-src 'self'\"."
+        ));
     }
 }
