@@ -79,10 +79,7 @@ impl ChromeDriver {
         );
         // Keep what the page logs (its console, CSP refusals, failed loads) for
         // `console_errors`.
-        capabilities.insert(
-            "goog:loggingPrefs".to_owned(),
-            json!({"browser": "ALL"}),
-        );
+        capabilities.insert("goog:loggingPrefs".to_owned(), json!({"browser": "ALL"}));
         ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&self.url)
@@ -153,7 +150,10 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
