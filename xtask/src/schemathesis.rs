@@ -46,12 +46,11 @@ const RAISED_LIMITS: [&str; 9] = [
 pub fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     let st = ensure_installed()?;
-    // The binary the server's suite builds (a no-op after that step): `cargo build` would
-    // unify features without the suite's dev-dependencies and compile it all over again.
+    // The binary the workspace's tests build (a no-op after that step): `cargo build`, or
+    // `-p unlock-server`, would unify features differently and compile much of it again.
     cmd::run(cmd::cargo().args([
         "test",
-        "-p",
-        "unlock-server",
+        "--workspace",
         "--test",
         "api",
         "--locked",
