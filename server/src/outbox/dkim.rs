@@ -17,9 +17,11 @@ use zeroize::Zeroizing;
 
 use crate::config::Config;
 
-/// The headers signed: what a reader trusts (who, to whom, what, when, which message) and
-/// how the body is to be read.
-const SIGNED_HEADERS: [&str; 8] = [
+/// The headers signed: what a reader trusts (who, to whom, what, when, which message). Not
+/// Content-Type: lettre keeps a multipart message's Content-Type with its body until it is
+/// written out, so it would be named in `h=` without being hashed, and every signature would
+/// fail (the body hash covers the parts and their boundaries all the same).
+const SIGNED_HEADERS: [&str; 7] = [
     "From",
     "To",
     "Subject",
@@ -27,7 +29,6 @@ const SIGNED_HEADERS: [&str; 8] = [
     "Message-ID",
     "Auto-Submitted",
     "MIME-Version",
-    "Content-Type",
 ];
 /// RFC 8301: verifiers refuse RSA keys below 1024 bits; signers must use at least this.
 const MIN_RSA_BITS: usize = 2048;

@@ -170,7 +170,8 @@ impl Header for AutoSubmitted {
     }
 }
 
-/// The `Date` header in the service's time zone (lettre's own is always UTC).
+/// The `Date` header in the service's time zone, by the server's clock (lettre's own is
+/// always UTC, by the system clock).
 #[derive(Debug, Clone)]
 struct LocalDate(String);
 
@@ -192,12 +193,11 @@ impl Header for LocalDate {
 pub fn build_message(envelope: Envelope<'_>, composed: &Composed) -> anyhow::Result<Message> {
     let from: Mailbox = envelope.from.parse().context("parse mail.from")?;
     let to: Mailbox = envelope.to.parse().context("parse the recipient address")?;
-    Message::builder()
+    let mut message = Message::builder()
         .from(from)
         .to(to)
         .subject(composed.subject.clone())
         .message_id(Some(envelope.message_id))
-        .header(LocalDate(envelope.zone.email_date(envelope.sent_at)))
         .header(AutoSubmitted)
         .multipart(
             MultiPart::alternative()
@@ -212,5 +212,11 @@ pub fn build_message(envelope: Envelope<'_>, composed: &Composed) -> anyhow::Res
                         .body(composed.html.clone()),
                 ),
         )
-        .context("build the email")
+        .context("build the email")?;
+    // Set after building: the builder reads a Date back as UTC only, and would replace one
+    // with another offset by the system clock's time.
+    message
+        .headers_mut()
+        .set(LocalDate(envelope.zone.email_date(envelope.sent_at)));
+    Ok(message)
 }
