@@ -763,8 +763,12 @@ mod tests {
             ..Config::default()
         };
         with(None, "unlock2026").validate().unwrap();
-        with(Some("trust.example"), "unlock2026").validate().unwrap();
-        with(Some("mail.trust.example"), "s1.unlock").validate().unwrap();
+        with(Some("trust.example"), "unlock2026")
+            .validate()
+            .unwrap();
+        with(Some("mail.trust.example"), "s1.unlock")
+            .validate()
+            .unwrap();
         let error = with(Some("other.example"), "s1").validate().unwrap_err();
         assert!(format!("{error:#}").contains("DMARC"), "{error:#}");
         let error = with(Some("ust.example"), "s1").validate().unwrap_err();

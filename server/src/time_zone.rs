@@ -62,7 +62,9 @@ impl ServiceZone {
 
     /// An email's `Date` header, with this zone's offset: `Sun, 05 Jul 2026 14:05:00 +0100`.
     pub fn email_date(&self, at: Millis) -> String {
-        self.zoned(at).strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
+        self.zoned(at)
+            .strftime("%a, %d %b %Y %H:%M:%S %z")
+            .to_string()
     }
 
     /// The zone's offsets from `from` to `to` (both milliseconds since the epoch), for a
@@ -137,7 +139,10 @@ mod tests {
         assert_eq!(london.email_date(JULY), "Sun, 05 Jul 2026 14:05:00 +0100");
         assert_eq!(london.clock_time(JANUARY), "13:05 GMT");
         assert_eq!(london.date_time(JANUARY), "15 January 2026 at 13:05 GMT");
-        assert_eq!(london.email_date(JANUARY), "Thu, 15 Jan 2026 13:05:00 +0000");
+        assert_eq!(
+            london.email_date(JANUARY),
+            "Thu, 15 Jan 2026 13:05:00 +0000"
+        );
     }
 
     #[test]

@@ -60,10 +60,13 @@ impl DkimSigner {
         };
         let path = &dkim.private_key_file;
         let pem = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
-            format!("read the DKIM key file {} (mail.dkim.private_key_file)", path.display())
+            format!(
+                "read the DKIM key file {} (mail.dkim.private_key_file)",
+                path.display()
+            )
         })?);
-        let (key, algorithm) = signing_key(&pem)
-            .with_context(|| format!("the DKIM key file {}", path.display()))?;
+        let (key, algorithm) =
+            signing_key(&pem).with_context(|| format!("the DKIM key file {}", path.display()))?;
         let domain = config.dkim_domain(dkim)?;
         let headers = SIGNED_HEADERS
             .iter()
@@ -98,15 +101,16 @@ impl DkimSigner {
 /// The key in a PEM file, as lettre wants it: RSA as PKCS#1 PEM, Ed25519 as its 32-byte
 /// seed in base64. Errors never quote the file.
 fn signing_key(pem: &str) -> anyhow::Result<(DkimSigningKey, &'static str)> {
-    let rsa = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
-        Some(rsa::RsaPrivateKey::from_pkcs1_pem(pem).map_err(|_| {
-            anyhow::anyhow!("it is not a readable RSA private key (PKCS#1 PEM)")
-        })?)
-    } else if pem.contains("-----BEGIN PRIVATE KEY-----") {
-        <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(pem).ok()
-    } else {
-        bail!("it holds no PEM private key (\"-----BEGIN PRIVATE KEY-----\")");
-    };
+    let rsa =
+        if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
+            Some(rsa::RsaPrivateKey::from_pkcs1_pem(pem).map_err(|_| {
+                anyhow::anyhow!("it is not a readable RSA private key (PKCS#1 PEM)")
+            })?)
+        } else if pem.contains("-----BEGIN PRIVATE KEY-----") {
+            <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(pem).ok()
+        } else {
+            bail!("it holds no PEM private key (\"-----BEGIN PRIVATE KEY-----\")");
+        };
     if let Some(rsa) = rsa {
         let bits = rsa.size() * 8;
         if bits < MIN_RSA_BITS {
@@ -147,7 +151,8 @@ mod tests {
         let error = format!("{:#}", signing_key(&small_pem).err().unwrap());
         assert!(error.contains("1024 bits"), "{error}");
 
-        let garbage = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n-----END PRIVATE KEY-----\n";
+        let garbage =
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXNlY3JldA==\n-----END PRIVATE KEY-----\n";
         let error = format!("{:#}", signing_key(garbage).err().unwrap());
         assert!(error.contains("neither"), "{error}");
         assert!(!error.contains("c2VjcmV0"), "{error}");

@@ -95,26 +95,26 @@ impl Mailer {
 
 /// The transport the configuration asks for.
 fn transport(config: &Config) -> anyhow::Result<Transport> {
-        match &config.mail.smtp_url {
-            Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
-                    // lettre's error text may quote the URL, which may hold a password.
-                    .map_err(|_| anyhow::anyhow!("mail.smtp_url is not a usable SMTP address"))?
-                    .timeout(Some(config.send_timeout()))
-                    .build();
-                Ok(Transport::Smtp(transport))
-            }
-            None => {
-                let dir: PathBuf = config.mail_dir();
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("create the mail folder {}", dir.display()))?;
-                tracing::warn!(
-                    folder = %dir.display(),
-                    "no SMTP relay is configured (mail.smtp_url): emails are written as .eml files"
-                );
-                Ok(Transport::Files(AsyncFileTransport::new(dir)))
-            }
+    match &config.mail.smtp_url {
+        Some(url) => {
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                // lettre's error text may quote the URL, which may hold a password.
+                .map_err(|_| anyhow::anyhow!("mail.smtp_url is not a usable SMTP address"))?
+                .timeout(Some(config.send_timeout()))
+                .build();
+            Ok(Transport::Smtp(transport))
         }
+        None => {
+            let dir: PathBuf = config.mail_dir();
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("create the mail folder {}", dir.display()))?;
+            tracing::warn!(
+                folder = %dir.display(),
+                "no SMTP relay is configured (mail.smtp_url): emails are written as .eml files"
+            );
+            Ok(Transport::Files(AsyncFileTransport::new(dir)))
+        }
+    }
 }
 
 /// lettre's errors name the failing step and the server's reply, never the message body.

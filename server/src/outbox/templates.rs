@@ -277,9 +277,17 @@ mod tests {
         let london = ServiceZone::default();
         let serial = CardId::parse("2d6bddb8ad096c2d").unwrap();
         let summer = unlock_started(&serial, july, &london);
-        assert!(summer.text.contains("5 July 2026 at 14:05 BST"), "{}", summer.text);
+        assert!(
+            summer.text.contains("5 July 2026 at 14:05 BST"),
+            "{}",
+            summer.text
+        );
         let winter = unlock_started(&serial, january, &london);
-        assert!(winter.text.contains("15 January 2026 at 13:05 GMT"), "{}", winter.text);
+        assert!(
+            winter.text.contains("15 January 2026 at 13:05 GMT"),
+            "{}",
+            winter.text
+        );
         let code = one_time_code("042917", 15, july, &london);
         assert!(code.text.contains("until 14:05 BST."), "{}", code.text);
         let utc = ServiceZone::parse("UTC").unwrap();

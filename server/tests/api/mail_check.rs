@@ -239,7 +239,10 @@ async fn every_kind_of_email_reads_as_trustworthy_and_its_dkim_signature_verifie
         assert_eq!(message["dkim"], true, "{message}");
         // 28 November: Greenwich Mean Time.
         let date = message["date"].as_str().unwrap();
-        assert!(date.starts_with("2026-11-28T09:") && date.ends_with("+00:00"), "{message}");
+        assert!(
+            date.starts_with("2026-11-28T09:") && date.ends_with("+00:00"),
+            "{message}"
+        );
     }
     let code = app.smtp().wait_for_subject(EMAIL, CODE).await;
     let text = text_of(&code);
@@ -291,7 +294,10 @@ async fn an_eml_file_in_summer_says_bst_and_verifies_with_an_rsa_key_for_the_par
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while eml().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no .eml file was written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no .eml file was written"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let messages = eml();
@@ -343,7 +349,10 @@ async fn a_retried_email_keeps_the_message_id_of_its_outbox_row() {
     // The delivery is recorded as the second attempt once the relay has answered.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while attempts().await < 2 {
-        assert!(std::time::Instant::now() < deadline, "the delivery was not recorded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery was not recorded"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // The default sender, no-reply@unlock.invalid; no DKIM configured, so none is added.
