@@ -158,4 +158,39 @@ mod tests {
         assert!(!error.contains("c2VjcmV0"), "{error}");
         assert!(signing_key("hello").is_err());
     }
+
+    #[test]
+    fn the_signer_reads_its_key_file_and_never_prints_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dkim.pem");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[0x5a; 32]);
+        let pem = key.to_pkcs8_pem(Default::default()).unwrap();
+        std::fs::write(&file, pem.as_bytes()).unwrap();
+        let mut config = Config::default();
+        config.mail.dkim = Some(crate::config::DkimConfig {
+            selector: "unlock2026".into(),
+            domain: None,
+            private_key_file: file.clone(),
+        });
+        let signer = DkimSigner::from_config(&config).unwrap().unwrap();
+        assert_eq!(
+            signer.describe(),
+            "Ed25519 key, selector unlock2026, domain unlock.invalid"
+        );
+        let printed = format!("{signer:?} {config:?}");
+        let seed = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x5a; 32]);
+        for secret in [&seed[..12], "90, 90, 90", "5a5a5a", "PRIVATE KEY"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        // A missing file is named, and so is a file that holds no key; neither is quoted.
+        std::fs::write(&file, "not a key but a secret 123456").unwrap();
+        let error = format!("{:#}", DkimSigner::from_config(&config).unwrap_err());
+        assert!(
+            error.contains("dkim.pem") && !error.contains("123456"),
+            "{error}"
+        );
+        std::fs::remove_file(&file).unwrap();
+        let error = format!("{:#}", DkimSigner::from_config(&config).unwrap_err());
+        assert!(error.contains("mail.dkim.private_key_file"), "{error}");
+    }
 }
