@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::db::DatabaseUrl;
+use crate::time_zone::ServiceZone;
 
 /// Everything the server reads at start-up. Nested keys map to variables with `__`,
 /// for example `UNLOCK_MAIL__SMTP_URL`.
@@ -27,6 +28,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// The address holders use; `https://` makes the journey cookie `Secure`.
     pub public_url: String,
+    /// The time zone every time in an email or on a staff screen is shown in, by its tz
+    /// database name (`Europe/London`, `UTC`, ...); daylight saving is followed and the zone
+    /// is named ("14:05 BST"). An unknown name stops the server at start-up.
+    pub time_zone: ServiceZone,
     /// `sqlite://path` (created if missing), the embedded default for one instance, or
     /// `postgres://user:password@host:5432/database` for several instances sharing one
     /// database. The password never appears in logs or `Debug`.
@@ -109,6 +114,24 @@ pub struct MailConfig {
     pub from: String,
     /// Outer limit on one SMTP send, connection included.
     pub send_timeout_seconds: u64,
+    /// Signs every message with DKIM when set.
+    pub dkim: Option<DkimConfig>,
+}
+
+/// `[mail.dkim]`: DKIM signing (RFC 6376), so receiving systems can check that messages
+/// really come from the sending domain. Publish the public key as a TXT record at
+/// `<selector>._domainkey.<domain>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// The selector the public key is published under.
+    pub selector: String,
+    /// The signing domain (`d=`): the From address's domain or a parent of it, so that
+    /// DMARC aligns. Default: the From address's domain.
+    pub domain: Option<String>,
+    /// A PEM file holding the private key: RSA (PKCS#1 or PKCS#8, 2048 bits or more) or
+    /// Ed25519 (PKCS#8). Readable by the server's user only; never logged.
+    pub private_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,6 +307,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             public_url: "http://127.0.0.1:8080".into(),
+            time_zone: ServiceZone::default(),
             database_url: DatabaseUrl::parse("sqlite://var/unlock.db")
                 .expect("the default database URL parses"),
             database_max_connections: 16,
@@ -301,6 +325,7 @@ impl Default for Config {
                 mail_dir: None,
                 from: "Smartcard unlock <no-reply@unlock.invalid>".into(),
                 send_timeout_seconds: 30,
+                dkim: None,
             },
             outbox: OutboxConfig {
                 instance_id: default_instance_id(),
@@ -406,6 +431,10 @@ impl Config {
         if let Some(url) = &self.mail.smtp_url {
             check_smtp_url(url.expose())?;
         }
+        let sending_domain = self.sending_domain()?;
+        if let Some(dkim) = &self.mail.dkim {
+            check_dkim(dkim, &sending_domain)?;
+        }
         let proxies = crate::http::client_addr::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.serves_https() && proxies.is_empty() && !self.faces_holders_directly {
             bail!(
@@ -470,6 +499,26 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("mail"))
     }
 
+    /// The domain of the From address: messages' IDs are on it, and DKIM signs for it.
+    pub fn sending_domain(&self) -> anyhow::Result<String> {
+        let from: lettre::message::Mailbox = self.mail.from.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "mail.from {:?} is not an address such as \"Smartcard unlock \
+                 <no-reply@unlock.example.org>\"",
+                self.mail.from
+            )
+        })?;
+        Ok(from.email.domain().to_ascii_lowercase())
+    }
+
+    /// The DKIM signing domain: as configured, else the From address's domain.
+    pub fn dkim_domain(&self, dkim: &DkimConfig) -> anyhow::Result<String> {
+        match &dkim.domain {
+            Some(domain) => Ok(domain.trim().to_ascii_lowercase()),
+            None => self.sending_domain(),
+        }
+    }
+
     pub fn send_timeout(&self) -> Duration {
         Duration::from_secs(self.mail.send_timeout_seconds)
     }
@@ -514,6 +563,40 @@ mod optional_addr {
             }),
         }
     }
+}
+
+/// A DKIM selector and domain a TXT record can be published under, aligned with From.
+fn check_dkim(dkim: &DkimConfig, sending_domain: &str) -> anyhow::Result<()> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !dkim.selector.split('.').all(label_ok) {
+        bail!(
+            "mail.dkim.selector {:?} must be a DNS name such as \"unlock2026\"",
+            dkim.selector
+        );
+    }
+    if let Some(domain) = &dkim.domain {
+        let domain = domain.trim().to_ascii_lowercase();
+        if !domain.split('.').all(label_ok) {
+            bail!("mail.dkim.domain {domain:?} must be a domain name");
+        }
+        let aligned = sending_domain == domain
+            || sending_domain
+                .strip_suffix(&domain)
+                .is_some_and(|rest| rest.ends_with('.'));
+        if !aligned {
+            bail!(
+                "mail.dkim.domain {domain:?} must be the From address's domain \
+                 ({sending_domain:?}) or a parent of it, or receivers' DMARC checks fail"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Plain SMTP sends codes in clear text, so it is allowed only to a relay on this machine.
@@ -640,6 +723,66 @@ mod tests {
         );
         let error = load("metrics_listen = \"loopback\"").unwrap_err();
         assert!(error.contains("is not an address"), "{error}");
+    }
+
+    #[test]
+    fn the_time_zone_defaults_to_london_and_an_unknown_one_stops_the_start() {
+        let load = |toml: &str| {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(load("").unwrap().time_zone.name(), "Europe/London");
+        assert_eq!(
+            load("time_zone = \"America/New_York\"")
+                .unwrap()
+                .time_zone
+                .name(),
+            "America/New_York"
+        );
+        let error = load("time_zone = \"Mars/Olympus\"").unwrap_err();
+        assert!(
+            error.contains("\"Mars/Olympus\" is not a time zone") && error.contains("time_zone"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn dkim_signs_for_the_from_domain_or_a_parent_of_it() {
+        let with = |domain: Option<&str>, selector: &str| Config {
+            mail: MailConfig {
+                from: "Unlock <no-reply@mail.trust.example>".into(),
+                dkim: Some(DkimConfig {
+                    selector: selector.into(),
+                    domain: domain.map(str::to_owned),
+                    private_key_file: PathBuf::from("dkim.pem"),
+                }),
+                ..Config::default().mail
+            },
+            ..Config::default()
+        };
+        with(None, "unlock2026").validate().unwrap();
+        with(Some("trust.example"), "unlock2026")
+            .validate()
+            .unwrap();
+        with(Some("mail.trust.example"), "s1.unlock")
+            .validate()
+            .unwrap();
+        let error = with(Some("other.example"), "s1").validate().unwrap_err();
+        assert!(format!("{error:#}").contains("DMARC"), "{error:#}");
+        let error = with(Some("ust.example"), "s1").validate().unwrap_err();
+        assert!(format!("{error:#}").contains("parent"), "{error:#}");
+        assert!(with(None, "bad selector").validate().is_err());
+        let unreadable_from = Config {
+            mail: MailConfig {
+                from: "nobody".into(),
+                ..Config::default().mail
+            },
+            ..Config::default()
+        };
+        let error = format!("{:#}", unreadable_from.validate().unwrap_err());
+        assert!(error.contains("mail.from"), "{error}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod staff;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
+pub mod time_zone;
 
 #[cfg(test)]
 mod debug_redaction;

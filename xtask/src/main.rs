@@ -5,6 +5,7 @@ mod cmd;
 mod demo;
 mod frontend;
 mod fuzz;
+mod mail_tools;
 mod run;
 mod schemathesis;
 mod test;
@@ -35,6 +36,8 @@ enum Command {
     },
     /// Install what the tests need, then run every test and the wasm and cross-target checks.
     Test,
+    /// Install the Python (dkimpy, pinned) the server's mail test reads emails back with.
+    MailTools,
     /// Fuzz every target for a while (cargo-fuzz on nightly); fails if any crashes.
     Fuzz(fuzz::FuzzArgs),
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
@@ -72,6 +75,9 @@ fn main() -> ExitCode {
         } => demo::run(&args),
         Command::Run { args, .. } => run::run(&args),
         Command::Test => test::run(),
+        Command::MailTools => mail_tools::ensure_installed().map(|python| {
+            println!("    {}={}", mail_tools::PYTHON_VAR, python.display());
+        }),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Load(args) => bench::journey_load::run(&args),

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::{cmd, frontend, schemathesis};
+use crate::{cmd, frontend, mail_tools, schemathesis};
 
 /// Debian packages the tests start for real: an SMTP server, SQLite's shell (the backups the
 /// operations guide takes), PostgreSQL, PC/SC with the virtual reader driver (plus the
@@ -32,7 +32,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The other systems the bridge ships for; the tests run on Linux, so these are only
 /// type-checked (which needs no cross linker).
 const BRIDGE_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
-const STEPS: u32 = 10;
+const STEPS: u32 = 11;
 
 /// Runs the steps in order and stops at the first that fails.
 pub fn run() -> anyhow::Result<()> {
@@ -78,25 +78,37 @@ pub fn run() -> anyhow::Result<()> {
 
     step(
         6,
-        "every test in the workspace (the server's suite on SQLite, each on a fresh file)",
+        "Python's dkimpy (pinned, in target/tools/mail-check) for the test that reads the \
+         service's emails back",
     );
-    cmd::run(cmd::cargo().args(["test", "--workspace", "--locked"]))?;
+    let mail_python = mail_tools::ensure_installed()?;
 
     step(
         7,
+        "every test in the workspace (the server's suite on SQLite, each on a fresh file)",
+    );
+    cmd::run(
+        cmd::cargo()
+            .args(["test", "--workspace", "--locked"])
+            .env(mail_tools::PYTHON_VAR, &mail_python),
+    )?;
+
+    step(
+        8,
         "the server's suite again on PostgreSQL (a private cluster, a fresh database per test)",
     );
     cmd::run(
         cmd::cargo()
             // The whole workspace's feature set (only its `api` test runs), so the build of
-            // step 6 is reused: with `-p unlock-server` features resolve differently and half
+            // step 7 is reused: with `-p unlock-server` features resolve differently and half
             // the dependencies are compiled again.
             .args(["test", "--workspace", "--test", "api", "--locked"])
-            .env("SERVER_TEST_DATABASE", "postgres"),
+            .env("SERVER_TEST_DATABASE", "postgres")
+            .env(mail_tools::PYTHON_VAR, &mail_python),
     )?;
 
     step(
-        8,
+        9,
         &format!(
             "hostile HTTP input: schemathesis {} against the served OpenAPI document, every \
              operation, as a stranger and signed in",
@@ -105,7 +117,7 @@ pub fn run() -> anyhow::Result<()> {
     );
     schemathesis::run()?;
 
-    step(9, &format!("unlock-protocol compiles for {WASM_TARGET}"));
+    step(10, &format!("unlock-protocol compiles for {WASM_TARGET}"));
     cmd::run(cmd::cargo().args([
         "check",
         "-p",
@@ -115,7 +127,7 @@ pub fn run() -> anyhow::Result<()> {
         "--locked",
     ]))?;
 
-    step(10, "unlock-bridge compiles for Windows and macOS");
+    step(11, "unlock-bridge compiles for Windows and macOS");
     for target in BRIDGE_TARGETS {
         cmd::run(cmd::cargo().args([
             "check",

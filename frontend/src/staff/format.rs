@@ -1,20 +1,45 @@
-//! Figures, times and stored names as staff read them. Times are shown in UTC and say so:
-//! the overview's days are UTC days, and every screen should agree.
+//! Figures, times and stored names as staff read them. Times are shown in the service's
+//! time zone, which the server sends with who is signed in (its offsets, worked out from the
+//! tz database, so this page needs none), and name it as the emails do: `09:05 GMT`,
+//! `14:05 BST`. Until the server has said, they are UTC and say so.
 
-use time::OffsetDateTime;
+use std::cell::RefCell;
+
+use time::{OffsetDateTime, UtcOffset};
+use unlock_protocol::staff::TimeZoneRules;
 use unlock_protocol::{CardStatus, DeliveryState};
 
-/// `28 Nov 2026, 09:05 UTC`.
+thread_local! {
+    static ZONE: RefCell<TimeZoneRules> = RefCell::new(TimeZoneRules::utc());
+}
+
+/// Shows times in `zone` from now on.
+pub fn set_time_zone(zone: TimeZoneRules) {
+    ZONE.with(|current| *current.borrow_mut() = zone);
+}
+
+/// `28 Nov 2026, 09:05 GMT`.
 pub fn date_time(at: i64) -> String {
-    match utc(at) {
-        Some(t) => format!("{}, {:02}:{:02} UTC", date_of(t), t.hour(), t.minute()),
+    match local(at) {
+        Some((t, zone)) => format!("{}, {:02}:{:02} {zone}", date_of(t), t.hour(), t.minute()),
         None => String::new(),
     }
 }
 
-/// `28 Nov 2026`.
+/// `28 Nov 2026`, the day in the service's zone.
 pub fn date(at: i64) -> String {
-    utc(at).map(date_of).unwrap_or_default()
+    local(at).map(|(t, _)| date_of(t)).unwrap_or_default()
+}
+
+/// The moment `at` in the service's zone, and the zone's name then.
+fn local(at: i64) -> Option<(OffsetDateTime, String)> {
+    let (offset, name) = ZONE.with(|zone| {
+        let zone = zone.borrow();
+        let (offset, name) = zone.at(at);
+        (offset, name.to_owned())
+    });
+    let offset = UtcOffset::from_whole_seconds(offset).ok()?;
+    Some((utc(at)?.to_offset(offset), name))
 }
 
 /// `28 Nov` for a day named `2026-11-28`, as the chart labels days.
@@ -104,10 +129,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_are_utc_and_say_so() {
+    fn times_are_in_the_service_zone_and_name_it() {
         // 2026-11-28T13:05:59Z
         assert_eq!(date_time(1_795_871_159_000), "28 Nov 2026, 13:05 UTC");
         assert_eq!(date(1_795_871_159_000), "28 Nov 2026");
+        // Europe/London as the server describes it: GMT, then BST from 29 March 2026 01:00 UTC.
+        set_time_zone(TimeZoneRules {
+            name: "Europe/London".into(),
+            periods: vec![
+                unlock_protocol::staff::ZonePeriod {
+                    from: i64::MIN,
+                    offset_seconds: 0,
+                    abbreviation: "GMT".into(),
+                },
+                unlock_protocol::staff::ZonePeriod {
+                    from: 1_774_746_000_000,
+                    offset_seconds: 3600,
+                    abbreviation: "BST".into(),
+                },
+            ],
+        });
+        // 2026-01-15T13:05:00Z and 2026-07-05T23:30:00Z (past midnight in London).
+        assert_eq!(date_time(1_768_482_300_000), "15 Jan 2026, 13:05 GMT");
+        assert_eq!(date_time(1_783_294_200_000), "6 Jul 2026, 00:30 BST");
+        assert_eq!(date(1_783_294_200_000), "6 Jul 2026");
+        set_time_zone(TimeZoneRules::utc());
         assert_eq!(short_day("2026-11-28"), "28 Nov");
         assert_eq!(short_day("2026-09-01"), "1 Sep");
         assert_eq!(short_day("nonsense"), "");

@@ -48,6 +48,12 @@ impl StaffSession {
         }
     }
 
+    /// The server says who is signed in; times are shown in the service's zone from now on.
+    pub fn signed_in_as(&self, me: Me) {
+        format::set_time_zone(me.time_zone.clone());
+        self.me.set(Some(Some(me)));
+    }
+
     /// Who is signed in now (tracked).
     pub fn signed_in(&self) -> Option<Me> {
         self.me.get().flatten()
@@ -85,8 +91,10 @@ pub fn StaffApp() -> impl IntoView {
     provide_context(session);
     // A reload knows nothing but the cookie: ask who is signed in.
     leptos::task::spawn_local(async move {
-        let me = api::get::<Me>("/api/staff/me").await.ok();
-        session.me.set(Some(me));
+        match api::get::<Me>("/api/staff/me").await {
+            Ok(me) => session.signed_in_as(me),
+            Err(_) => session.me.set(Some(None)),
+        }
     });
     view! {
         <Router>

@@ -95,6 +95,8 @@ pub struct Me {
     pub idle_timeout_seconds: u64,
     /// The session ends this long from now, whatever happens.
     pub session_ends_in_seconds: u64,
+    /// The service's time zone, in which the screens show every time.
+    pub time_zone: super::TimeZoneRules,
 }
 
 #[cfg(test)]

@@ -204,7 +204,7 @@ pub(super) async fn issue_code(
         &state.keys,
         OutboxKind::OneTimeCode,
         &journey.email,
-        &templates::one_time_code(&code, minutes, journey.expires_at),
+        &templates::one_time_code(&code, minutes, journey.expires_at, &state.config.time_zone),
     )?;
     if journey.holder_id.is_some() {
         let outgoing = Outgoing {

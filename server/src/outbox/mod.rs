@@ -2,6 +2,7 @@
 //! them and sent later by [`worker`], so an SMTP failure never changes an answer and no
 //! message is lost across restarts.
 
+pub mod dkim;
 pub mod mailer;
 pub mod templates;
 pub mod worker;

@@ -3,18 +3,24 @@
 use unlock_protocol::{CardId, EmailAddress};
 
 use super::Composed;
-use crate::clock::{Millis, clock_time_utc, date_time_utc};
+use crate::clock::Millis;
+use crate::time_zone::ServiceZone;
 
 /// The email carrying a one-time security code.
-pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Composed {
-    let until = clock_time_utc(expires_at);
+pub fn one_time_code(
+    code: &str,
+    minutes_valid: u64,
+    expires_at: Millis,
+    zone: &ServiceZone,
+) -> Composed {
+    let until = zone.clock_time(expires_at);
     let subject = "Your smartcard unlock security code".to_owned();
     let text = format!(
         "Your security code is {code}\n\
          \n\
          Enter it on the smartcard unlock page to carry on.\n\
          \n\
-         The code works for {minutes_valid} minutes from when you started, until {until} (UTC). \
+         The code works for {minutes_valid} minutes from when you started, until {until}. \
          It can only be used once.\n\
          \n\
          Nobody will ever ask you for this code: not our staff, not your Registration Authority, \
@@ -30,7 +36,7 @@ pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Comp
             "<p>Your security code is</p>\
          <p style=\"font-size: 32px; font-weight: bold; letter-spacing: 4px\">{code}</p>\
          <p>Enter it on the smartcard unlock page to carry on.</p>\
-         <p>The code works for {minutes_valid} minutes from when you started, until {until} (UTC). \
+         <p>The code works for {minutes_valid} minutes from when you started, until {until}. \
          It can only be used once.</p>\
          <p><strong>Nobody will ever ask you for this code</strong>: not our staff, not your \
          Registration Authority, not IT support. Do not share it.</p>\
@@ -49,8 +55,8 @@ pub fn one_time_code(code: &str, minutes_valid: u64, expires_at: Millis) -> Comp
 
 /// The notice sent to every address on a profile once its card is unlocked. It names the
 /// card by its last 4 characters only, and carries no code.
-pub fn card_unlocked(serial: &CardId, at: Millis) -> Composed {
-    let when = date_time_utc(at);
+pub fn card_unlocked(serial: &CardId, at: Millis, zone: &ServiceZone) -> Composed {
+    let when = zone.date_time(at);
     let tail = serial_tail(serial);
     let subject = "Your smartcard was unlocked".to_owned();
     let text = format!(
@@ -85,8 +91,8 @@ pub fn card_unlocked(serial: &CardId, at: Millis) -> Composed {
 /// The notice sent to every address on a profile when a secret that unblocks its card is
 /// released (a cryptogram, or the PUK), before the card has done anything with it: whoever
 /// holds the card can't make an unlock silent by never confirming it.
-pub fn unlock_started(serial: &CardId, at: Millis) -> Composed {
-    let when = date_time_utc(at);
+pub fn unlock_started(serial: &CardId, at: Millis, zone: &ServiceZone) -> Composed {
+    let when = zone.date_time(at);
     let tail = serial_tail(serial);
     let subject = "An unlock of your smartcard was started".to_owned();
     let text = format!(
@@ -124,8 +130,13 @@ pub fn unlock_started(serial: &CardId, at: Millis) -> Composed {
 
 /// An address was added to a holder's profile by their RA: sent to every address on it,
 /// the new one included.
-pub fn address_added(address: &EmailAddress, public_url: &str, at: Millis) -> Composed {
-    let when = date_time_utc(at);
+pub fn address_added(
+    address: &EmailAddress,
+    public_url: &str,
+    at: Millis,
+    zone: &ServiceZone,
+) -> Composed {
+    let when = zone.date_time(at);
     let subject = "An email address was added to your smartcard profile".to_owned();
     let text = format!(
         "The email address {address} was added to your smartcard profile on {when} by your \
@@ -158,8 +169,8 @@ pub fn address_added(address: &EmailAddress, public_url: &str, at: Millis) -> Co
 }
 
 /// An address was removed from a holder's profile: sent to it and to every address left.
-pub fn address_removed(address: &EmailAddress, at: Millis) -> Composed {
-    let when = date_time_utc(at);
+pub fn address_removed(address: &EmailAddress, at: Millis, zone: &ServiceZone) -> Composed {
+    let when = zone.date_time(at);
     let subject = "An email address was removed from your smartcard profile".to_owned();
     let text = format!(
         "The email address {address} was removed from your smartcard profile on {when} by your \
@@ -207,11 +218,12 @@ mod tests {
 
     #[test]
     fn code_email_says_what_the_holder_needs_to_know() {
-        let email = one_time_code("042917", 15, 1_795_871_159_000);
+        let london = ServiceZone::default();
+        let email = one_time_code("042917", 15, 1_795_871_159_000, &london);
         for part in [&email.text, &email.html] {
             assert!(part.contains("042917"));
             assert!(part.contains("15 minutes"));
-            assert!(part.contains("13:05 (UTC)"));
+            assert!(part.contains("until 13:05 GMT."), "{part}");
             assert!(part.contains("Nobody will ever ask you for this code"));
             assert!(part.contains("If you did not ask to unlock your smartcard"));
         }
@@ -220,17 +232,23 @@ mod tests {
     #[test]
     fn address_notices_name_the_address_and_what_to_do() {
         let address = EmailAddress::parse("jane.doe@trust.example").unwrap();
-        let added = address_added(&address, "https://unlock.example", 1_795_871_159_000);
+        let london = ServiceZone::default();
+        let added = address_added(
+            &address,
+            "https://unlock.example",
+            1_795_871_159_000,
+            &london,
+        );
         for part in [&added.text, &added.html] {
             assert!(part.contains("jane.doe@trust.example"), "{part}");
             assert!(part.contains("https://unlock.example"), "{part}");
-            assert!(part.contains("28 November 2026 at 13:05 (UTC)"), "{part}");
+            assert!(part.contains("28 November 2026 at 13:05 GMT"), "{part}");
             assert!(
                 part.contains("contact your Registration Authority at once"),
                 "{part}"
             );
         }
-        let removed = address_removed(&address, 1_795_871_159_000);
+        let removed = address_removed(&address, 1_795_871_159_000, &london);
         assert!(removed.subject.contains("removed"));
         for part in [&removed.text, &removed.html] {
             assert!(part.contains("jane.doe@trust.example"), "{part}");
@@ -241,14 +259,39 @@ mod tests {
     #[test]
     fn unlock_notice_says_when_and_what_to_do_and_hides_the_serial() {
         let serial = CardId::parse("2d6bddb8ad096c2d").unwrap();
-        let email = card_unlocked(&serial, 1_795_871_159_000);
+        let email = card_unlocked(&serial, 1_795_871_159_000, &ServiceZone::default());
         assert_eq!(email.subject, "Your smartcard was unlocked");
         for part in [&email.text, &email.html] {
             assert!(part.contains("ending") && part.contains("6C2D"), "{part}");
-            assert!(part.contains("28 November 2026 at 13:05 (UTC)"), "{part}");
+            assert!(part.contains("28 November 2026 at 13:05 GMT"), "{part}");
             assert!(part.contains("contact your Registration Authority at once"));
             assert!(!part.to_ascii_lowercase().contains("2d6bddb8ad09"));
             assert!(!part.to_ascii_lowercase().contains("d096c2d"));
         }
+    }
+
+    #[test]
+    fn times_follow_daylight_saving_and_name_the_zone() {
+        // 2026-07-05T13:05:00Z and 2026-01-15T13:05:00Z.
+        let (july, january) = (1_783_256_700_000, 1_768_482_300_000);
+        let london = ServiceZone::default();
+        let serial = CardId::parse("2d6bddb8ad096c2d").unwrap();
+        let summer = unlock_started(&serial, july, &london);
+        assert!(
+            summer.text.contains("5 July 2026 at 14:05 BST"),
+            "{}",
+            summer.text
+        );
+        let winter = unlock_started(&serial, january, &london);
+        assert!(
+            winter.text.contains("15 January 2026 at 13:05 GMT"),
+            "{}",
+            winter.text
+        );
+        let code = one_time_code("042917", 15, july, &london);
+        assert!(code.text.contains("until 14:05 BST."), "{}", code.text);
+        let utc = ServiceZone::parse("UTC").unwrap();
+        let code = one_time_code("042917", 15, july, &utc);
+        assert!(code.text.contains("until 13:05 UTC."), "{}", code.text);
     }
 }

@@ -8,7 +8,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::Composed;
-use super::mailer::{Mailer, build_message};
+use super::mailer::{Envelope, Mailer, build_message, message_id};
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::db::outbox::{Attempted, Claimed};
@@ -138,15 +138,7 @@ impl Worker {
                 detail: "expired before it could be sent".into(),
             };
         }
-        let composed = match self.unseal(message) {
-            Ok(composed) => composed,
-            Err(error) => {
-                return Outcome::Failed {
-                    detail: format!("{error:#}"),
-                };
-            }
-        };
-        let email = match build_message(&self.config.mail.from, &message.recipient, &composed) {
+        let email = match self.compose(message, now) {
             Ok(email) => email,
             Err(error) => {
                 return Outcome::Failed {
@@ -175,12 +167,21 @@ impl Worker {
         }
     }
 
-    fn unseal(&self, message: &Claimed) -> anyhow::Result<Composed> {
+    /// The email for a queued row, its `Message-ID` the same on every attempt.
+    fn compose(&self, message: &Claimed, now: Millis) -> anyhow::Result<lettre::Message> {
         let sealed = message
             .sealed_message
             .as_deref()
             .context("the queued message has no body")?;
-        super::open(&self.keys, message.kind, &message.recipient, sealed)
+        let composed: Composed = super::open(&self.keys, message.kind, &message.recipient, sealed)?;
+        let envelope = Envelope {
+            from: &self.config.mail.from,
+            to: &message.recipient,
+            message_id: message_id(sealed, &self.config.sending_domain()?),
+            sent_at: now,
+            zone: &self.config.time_zone,
+        };
+        build_message(envelope, &composed)
     }
 
     /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped.

@@ -172,7 +172,12 @@ pub async fn add_email(
                     everyone.push(removed);
                 }
             }
-            let notice = templates::address_added(&email, &state.config.public_url, now);
+            let notice = templates::address_added(
+                &email,
+                &state.config.public_url,
+                now,
+                &state.config.time_zone,
+            );
             tell(
                 conn,
                 &state,
@@ -277,7 +282,7 @@ pub async fn remove_email(
             };
             let mut told = db::holder_emails::of_holder(conn, &id).await?;
             told.push(email.as_str().to_owned());
-            let notice = templates::address_removed(&email, now);
+            let notice = templates::address_removed(&email, now, &state.config.time_zone);
             tell(
                 conn,
                 &state,

@@ -58,8 +58,20 @@ impl StaffUser {
             holder_id: self.holder_id.clone(),
             idle_timeout_seconds: state.config.staff.idle_timeout_minutes * 60,
             session_ends_in_seconds: seconds_until(state.clock.now(), self.session_ends_at),
+            time_zone: screen_time_zone(state),
         }
     }
+}
+
+/// The service's zone over the years a staff screen may show: from 10 years back (older
+/// records take the offset then) to 2 years ahead.
+fn screen_time_zone(state: &AppState) -> unlock_protocol::staff::TimeZoneRules {
+    const YEAR: i64 = 365 * 86_400_000;
+    let now = state.clock.now();
+    state
+        .config
+        .time_zone
+        .rules(now.saturating_sub(10 * YEAR), now.saturating_add(2 * YEAR))
 }
 
 /// A session joined with its account.

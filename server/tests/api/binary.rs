@@ -169,6 +169,42 @@ fn a_bad_configuration_is_refused_with_a_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("must use TLS"), "{stderr}");
     assert!(!stderr.contains("hunter2"));
+
+    // A time zone the tz database does not know, and a DKIM key file that holds no key.
+    let output = Command::new(BINARY)
+        .args(["serve"])
+        .current_dir(dir.path())
+        .env("UNLOCK_TIME_ZONE", "Europe/Lundon")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("time_zone \"Europe/Lundon\" is not a time zone"),
+        "{stderr}"
+    );
+    let key = dir.path().join("dkim.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .args(["serve"])
+        .current_dir(dir.path())
+        .env("UNLOCK_LISTEN", "127.0.0.1:0")
+        .env("UNLOCK_METRICS_LISTEN", "")
+        .env("UNLOCK_MAIL__DKIM__SELECTOR", "unlock2026")
+        .env("UNLOCK_MAIL__DKIM__PRIVATE_KEY_FILE", &key)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("dkim.pem") && stderr.contains("neither an RSA nor an Ed25519"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("c2VjcmV0"), "{stderr}");
 }
 
 /// The real binary, with debug logging, through a whole journey: no code, token or key in

@@ -85,7 +85,7 @@ async fn happy_path_unlocks_the_card_and_tells_every_address_on_the_profile() {
         assert_eq!(message.html_body_count(), 1);
         let text = message.body_text(0).unwrap().into_owned();
         assert!(text.contains("ending 9012"), "{text}");
-        assert!(text.contains("28 November 2026 at 09:00 (UTC)"), "{text}");
+        assert!(text.contains("28 November 2026 at 09:00 GMT"), "{text}");
         assert!(
             text.contains("If this was not you, contact your Registration Authority at once"),
             "{text}"

@@ -46,7 +46,7 @@ async fn happy_path_from_email_to_verified_code() {
     assert_eq!(message.html_body_count(), 1);
     let text = message.body_text(0).expect("text part").into_owned();
     assert!(
-        text.contains("15 minutes") && text.contains("09:15 (UTC)"),
+        text.contains("15 minutes") && text.contains("until 09:15 GMT."),
         "{text}"
     );
     assert!(text.contains("Nobody will ever ask you for this code"));

@@ -17,6 +17,7 @@ mod floods;
 mod helpers;
 mod hsm;
 mod journey;
+mod mail_check;
 mod metrics;
 mod openapi;
 mod operations_guide;

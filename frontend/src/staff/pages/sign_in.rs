@@ -21,7 +21,7 @@ fn follow(scope: PageScope, session: StaffSession, step: SignInStep) {
         SignInStep::NewPassword => scope.navigate(&StaffPage::NewPassword.path(), true),
         SignInStep::SignedIn { me } => {
             session.notice.set(None);
-            session.me.set(Some(Some(me)));
+            session.signed_in_as(me);
             scope.navigate(&StaffPage::Overview.path(), true);
         }
     }

@@ -258,7 +258,7 @@ async fn notify_release(
     }
     let notice = Notice {
         kind: OutboxKind::UnlockStarted,
-        composed: templates::unlock_started(card, now),
+        composed: templates::unlock_started(card, now, &state.config.time_zone),
         action: Action::OutboxReleaseNotice,
     };
     notify_profile(conn, state, journey, notice, client, now).await

@@ -165,7 +165,7 @@ async fn check_receipt(
         db::journeys::close(conn, journey.id, ClosedReason::Unlocked, now).await?;
         let notice = Notice {
             kind: OutboxKind::CardUnlocked,
-            composed: templates::card_unlocked(&card, now),
+            composed: templates::card_unlocked(&card, now, &state.config.time_zone),
             action: Action::OutboxUnlockNotice,
         };
         notify_profile(conn, state, &journey, notice, client, now).await?;
