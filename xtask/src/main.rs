@@ -5,6 +5,7 @@ mod cmd;
 mod demo;
 mod frontend;
 mod fuzz;
+mod package;
 mod run;
 mod schemathesis;
 mod test;
@@ -35,6 +36,9 @@ enum Command {
     },
     /// Install what the tests need, then run every test and the wasm and cross-target checks.
     Test,
+    /// Build the bridge's packages for IT teams: a .deb, a Windows .msi and a macOS archive
+    /// (in target/package/).
+    Package(package::PackageArgs),
     /// Fuzz every target for a while (cargo-fuzz on nightly); fails if any crashes.
     Fuzz(fuzz::FuzzArgs),
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         } => demo::run(&args),
         Command::Run { args, .. } => run::run(&args),
         Command::Test => test::run(),
+        Command::Package(args) => package::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Load(args) => bench::journey_load::run(&args),
