@@ -54,6 +54,11 @@ pub struct PackageArgs {
     /// several). Without any, the bridge refuses every page until the file is edited.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Then test them as `cargo xtask test` does: the .deb installed into a scratch root,
+    /// the .msi read back, the Windows bridge and the .msi run under Wine (needs
+    /// `--allowed-origin`, which the hello exchange uses).
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The files made, under `target/package/`.
@@ -72,7 +77,13 @@ pub struct Packages {
 pub fn run(args: &PackageArgs) -> anyhow::Result<()> {
     crate::test::ensure_debian_packages(&PACKAGES)?;
     crate::test::ensure_rust_target(WINDOWS_TARGET)?;
+    if args.check {
+        crate::test::ensure_debian_packages(&check::WINE_PACKAGES)?;
+    }
     let packages = build(args)?;
+    if args.check {
+        check::run(&packages)?;
+    }
     println!("==> packages in {}", out_dir().display());
     for file in [&packages.deb, &packages.msi, &packages.macos] {
         println!("    {}", file.display());
@@ -197,9 +208,10 @@ fn build_msi(
 }
 
 /// The WiX source of the installer: a per-machine install into Program Files, with the
-/// host's key for each browser naming the manifest beside the binary, the settings file kept
-/// across upgrades, and the force-install policy as its own feature (`ADDLOCAL=Bridge`
-/// leaves it out).
+/// host's key for each browser naming the manifest beside the binary, and the force-install
+/// policy as its own feature (`ADDLOCAL=Bridge` leaves it out). wixl ignores
+/// `NeverOverwrite`, so an upgrade replaces the settings file: origins an administrator sets
+/// by policy (`AllowedOrigins` under `HKLM\SOFTWARE\Policies\SmartcardUnlock\Bridge`) stay.
 fn wxs(force: &ForceInstall) -> anyhow::Result<String> {
     let version = layout::VERSION;
     let manifest = layout::manifest_file_name();
@@ -238,7 +250,7 @@ fn wxs(force: &ForceInstall) -> anyhow::Result<String> {
             <File Id="BridgeExe" Name="{binary}" Source="{binary}" KeyPath="yes"/>
             <File Id="HostManifest" Name="{manifest}" Source="{manifest}"/>
 {host_keys}          </Component>
-          <Component Id="Settings" Guid="{COMPONENT_SETTINGS}" Win64="yes" NeverOverwrite="yes">
+          <Component Id="Settings" Guid="{COMPONENT_SETTINGS}" Win64="yes">
             <File Id="Settings" Name="{settings}" Source="{settings}" KeyPath="yes"/>
           </Component>
         </Directory>
@@ -316,10 +328,11 @@ fn build_macos(
 
 fn macos_readme() -> String {
     let host = layout::MACOS_HOST_PATH;
-    let manifests: Vec<String> = layout::system_manifest_files(UnixOs::MacOs)
+    let manifests = layout::system_manifest_files(UnixOs::MacOs)
         .iter()
         .map(|file| format!("  {}", file.display()))
-        .collect();
+        .collect::<Vec<_>>()
+        .join("\n");
     let domains = layout::macos_policy_domains().join(", ");
     let settings = layout::config_file_name();
     let version = layout::VERSION;

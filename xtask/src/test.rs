@@ -141,6 +141,7 @@ pub fn run() -> anyhow::Result<()> {
         extension_id: unlock_bridge::config::DEFAULT_EXTENSION_ID.to_owned(),
         update_url: unlock_bridge::install::packaging::WEB_STORE_UPDATE_URL.to_owned(),
         allowed_origins: vec![unlock_e2e::bridge::PAGE_ORIGIN.to_owned()],
+        check: true,
     })?;
     package::check::run(&packages)?;
 
