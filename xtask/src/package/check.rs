@@ -23,6 +23,22 @@ use crate::cmd;
 pub const WINE_PACKAGES: [&str; 2] = ["wine64", "wine"];
 const WINE64: &str = "/usr/lib/wine/wine64";
 const WINESERVER: &str = "/usr/lib/wine/wineserver64";
+/// Rust's standard library (1.78 and later) takes random numbers from `ProcessPrng` in
+/// `bcryptprimitives.dll`, which every supported Windows has but Debian's Wine 8.0 lacks (it
+/// came in Wine 9), so no Rust program starts under it. The checks put this stand-in in the
+/// private prefix's system32: the same call, answered by Wine's `RtlGenRandom`.
+const PROCESS_PRNG_SHIM: &str = r#"#include <windows.h>
+BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length);
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T length) {
+    while (length > 0) {
+        ULONG chunk = length > 0x10000000 ? 0x10000000 : (ULONG)length;
+        if (!SystemFunction036(data, chunk)) return FALSE;
+        data += chunk;
+        length -= chunk;
+    }
+    return TRUE;
+}
+"#;
 
 /// Runs every check; the first failure stops them.
 pub fn run(packages: &Packages) -> anyhow::Result<()> {
@@ -38,6 +54,8 @@ pub fn run(packages: &Packages) -> anyhow::Result<()> {
     println!(
         "    Wine: install --user and reg query, hello over stdio, msiexec install and remove"
     );
+    // The Wine prefix alone is 700 MB; a failed run keeps everything to look at.
+    fs::remove_dir_all(&scratch)?;
     Ok(())
 }
 
@@ -316,6 +334,18 @@ impl Wine {
             prefix: prefix.to_owned(),
         };
         wine.output(&["wineboot", "--init"])?;
+        let system32 = wine.prefix.join("drive_c/windows/system32");
+        if !system32.join("bcryptprimitives.dll").exists() {
+            let source = prefix.with_file_name("process-prng.c");
+            fs::write(&source, PROCESS_PRNG_SHIM)?;
+            cmd::output(
+                Command::new("x86_64-w64-mingw32-gcc")
+                    .args(["-shared", "-O2", "-s", "-o"])
+                    .arg(system32.join("bcryptprimitives.dll"))
+                    .arg(&source)
+                    .arg("-ladvapi32"),
+            )?;
+        }
         Ok(wine)
     }
 
