@@ -391,7 +391,10 @@ fn single_file(dir: &Path, extension: &str) -> anyhow::Result<PathBuf> {
         .collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),
-        _ => bail!("expected one .{extension} in {}, found {found:?}", dir.display()),
+        _ => bail!(
+            "expected one .{extension} in {}, found {found:?}",
+            dir.display()
+        ),
     }
 }
 

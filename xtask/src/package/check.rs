@@ -117,19 +117,22 @@ fn check_hello(program: &Path, packages: &Packages) -> anyhow::Result<()> {
 }
 
 fn deb(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
-    let fields = cmd::output(Command::new("dpkg-deb").arg("--field").arg(&packages.deb).args([
-        "Package",
-        "Version",
-        "Depends",
-        "Recommends",
-    ]))?;
+    let fields = cmd::output(
+        Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&packages.deb)
+            .args(["Package", "Version", "Depends", "Recommends"]),
+    )?;
     for wanted in [
         "Package: unlock-bridge",
         &format!("Version: {}", layout::VERSION),
         "libpcsclite1",
         "Recommends: pcscd",
     ] {
-        ensure!(fields.contains(wanted), "no {wanted:?} in the control fields:\n{fields}");
+        ensure!(
+            fields.contains(wanted),
+            "no {wanted:?} in the control fields:\n{fields}"
+        );
     }
 
     // A real dpkg install, into a root and a package database of its own.
@@ -171,10 +174,7 @@ fn deb(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
         );
     }
     let settings = host.with_file_name(layout::config_file_name());
-    let conffiles = cmd::output(&mut dpkg(&[
-        "--status",
-        "unlock-bridge",
-    ]))?;
+    let conffiles = cmd::output(&mut dpkg(&["--status", "unlock-bridge"]))?;
     for file in manifests.iter().chain(&policies).chain([&settings]) {
         ensure!(
             conffiles.contains(&format!(" {} ", file.display())),
@@ -193,7 +193,11 @@ fn deb(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
     ensure!(under(&settings).exists(), "removal took the settings file");
     cmd::output(&mut dpkg(&["--purge", "unlock-bridge"]))?;
     for file in manifests.iter().chain(&policies).chain([&settings]) {
-        ensure!(!under(file).exists(), "{} survived the purge", file.display());
+        ensure!(
+            !under(file).exists(),
+            "{} survived the purge",
+            file.display()
+        );
     }
     Ok(())
 }
@@ -204,7 +208,12 @@ fn msi_rows(msi: &Path, table: &str) -> anyhow::Result<Vec<Vec<String>>> {
     Ok(text
         .lines()
         .skip(3)
-        .map(|line| line.trim_end_matches('\r').split('\t').map(String::from).collect())
+        .map(|line| {
+            line.trim_end_matches('\r')
+                .split('\t')
+                .map(String::from)
+                .collect()
+        })
         .collect())
 }
 
@@ -218,7 +227,10 @@ fn msi(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
         );
     }
     let summary = cmd::output(Command::new("msiinfo").arg("suminfo").arg(msi))?;
-    ensure!(summary.contains("x64;1033"), "not an x64 package:\n{summary}");
+    ensure!(
+        summary.contains("x64;1033"),
+        "not an x64 package:\n{summary}"
+    );
 
     // Registry: Registry, Root (2 = HKLM), Key, Name, Value, Component_.
     let rows = msi_rows(msi, "Registry")?;
@@ -237,7 +249,10 @@ fn msi(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
     let manifest = layout::manifest_file_name();
     for key in layout::windows_host_keys() {
         let value = format!("[INSTALLDIR]{manifest}");
-        ensure!(has(&key, "", &value, "Bridge"), "no host row {key}: {rows:?}");
+        ensure!(
+            has(&key, "", &value, "Bridge"),
+            "no host row {key}: {rows:?}"
+        );
     }
     for key in layout::windows_forcelist_keys() {
         ensure!(
@@ -246,11 +261,18 @@ fn msi(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
         );
     }
     let expected_rows = layout::windows_host_keys().len() + layout::windows_forcelist_keys().len();
-    ensure!(rows.len() == expected_rows, "unexpected registry rows: {rows:?}");
+    ensure!(
+        rows.len() == expected_rows,
+        "unexpected registry rows: {rows:?}"
+    );
 
     // File: File, Component_, FileName (short|long), ...
     let files = msi_rows(msi, "File")?;
-    for name in [layout::WINDOWS_BINARY, &manifest, layout::config_file_name()] {
+    for name in [
+        layout::WINDOWS_BINARY,
+        &manifest,
+        layout::config_file_name(),
+    ] {
         ensure!(
             files.iter().any(|row| row
                 .get(2)
@@ -261,7 +283,12 @@ fn msi(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
 
     let extracted = scratch.join("extracted");
     fresh_dir(&extracted)?;
-    let listed = cmd::output(Command::new("msiextract").arg("-C").arg(&extracted).arg(msi))?;
+    let listed = cmd::output(
+        Command::new("msiextract")
+            .arg("-C")
+            .arg(&extracted)
+            .arg(msi),
+    )?;
     let folder = find_file(&extracted, layout::WINDOWS_BINARY)
         .with_context(|| format!("msiextract gave no {}: {listed}", layout::WINDOWS_BINARY))?
         .parent()
@@ -283,7 +310,10 @@ fn msi(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
     check_manifest(&folder.join(&manifest), layout::WINDOWS_BINARY, packages)?;
     let settings = fs::read_to_string(folder.join(layout::config_file_name()))?;
     for origin in &packages.allowed_origins {
-        ensure!(settings.contains(origin), "settings without {origin}:\n{settings}");
+        ensure!(
+            settings.contains(origin),
+            "settings without {origin}:\n{settings}"
+        );
     }
     Ok(())
 }
@@ -400,14 +430,20 @@ fn wine(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
     fs::copy(&packages.windows_exe, &exe)?;
     fs::write(
         folder.join(layout::config_file_name()),
-        layout::config_file(&packages.allowed_origins, &[packages.force.extension_id().to_owned()]),
+        layout::config_file(
+            &packages.allowed_origins,
+            &[packages.force.extension_id().to_owned()],
+        ),
     )?;
     let registered = wine.output(&[&exe.to_string_lossy(), "install", "--user"])?;
-    let windows_manifest = format!(r"Z:{}", folder.join(layout::manifest_file_name()).display())
-        .replace('/', r"\");
+    let windows_manifest =
+        format!(r"Z:{}", folder.join(layout::manifest_file_name()).display()).replace('/', r"\");
     for key in layout::windows_host_keys() {
         let full = format!(r"HKEY_CURRENT_USER\{key}");
-        ensure!(registered.contains(&full), "install did not report {full}: {registered}");
+        ensure!(
+            registered.contains(&full),
+            "install did not report {full}: {registered}"
+        );
         let value = wine.registry_default(&full)?;
         ensure!(
             value.as_deref() == Some(windows_manifest.as_str()),
@@ -437,7 +473,10 @@ fn wine(packages: &Packages, scratch: &Path) -> anyhow::Result<()> {
     wine.output(&[&exe.to_string_lossy(), "uninstall", "--user"])?;
     for key in layout::windows_host_keys() {
         let full = format!(r"HKEY_CURRENT_USER\{key}");
-        ensure!(wine.registry_default(&full)?.is_none(), "{full} survived uninstall");
+        ensure!(
+            wine.registry_default(&full)?.is_none(),
+            "{full} survived uninstall"
+        );
     }
 
     // The .msi itself, installed and removed by Wine's Windows Installer.
