@@ -6,6 +6,7 @@ mod demo;
 mod frontend;
 mod fuzz;
 mod mail_tools;
+mod package;
 mod run;
 mod schemathesis;
 mod test;
@@ -38,6 +39,9 @@ enum Command {
     Test,
     /// Install the Python (dkimpy, pinned) the server's mail test reads emails back with.
     MailTools,
+    /// Build the bridge's packages for IT teams: a .deb, a Windows .msi and a macOS archive
+    /// (in target/package/).
+    Package(package::PackageArgs),
     /// Fuzz every target for a while (cargo-fuzz on nightly); fails if any crashes.
     Fuzz(fuzz::FuzzArgs),
     /// Load-benchmark the real server against a bare axum + SQLite baseline.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::MailTools => mail_tools::ensure_installed().map(|python| {
             println!("    {}={}", mail_tools::PYTHON_VAR, python.display());
         }),
+        Command::Package(args) => package::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Load(args) => bench::journey_load::run(&args),

@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::{cmd, frontend, mail_tools, schemathesis};
+use crate::{cmd, frontend, mail_tools, package, schemathesis};
 
 /// Debian packages the tests start for real: an SMTP server, SQLite's shell (the backups the
 /// operations guide takes), PostgreSQL, PC/SC with the virtual reader driver (plus the
 /// client library the `pcsc` crate links against), OpenSC (an independent PIV client the
 /// virtual PIV card must satisfy), Chromium with its WebDriver, and Python's `venv` (for
-/// schemathesis).
+/// schemathesis). The bridge's packages add theirs: [`package::PACKAGES`] (mingw-w64, wixl,
+/// msitools) and [`package::check::WINE_PACKAGES`].
 const PACKAGES: [&str; 11] = [
     "python3-aiosmtpd",
     "python3-venv",
@@ -29,9 +30,10 @@ const PACKAGES: [&str; 11] = [
     "chromium-driver",
 ];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
-/// The other systems the bridge ships for; the tests run on Linux, so these are only
-/// type-checked (which needs no cross linker).
-const BRIDGE_TARGETS: [&str; 2] = ["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
+/// The other systems the bridge ships for. Windows is linked (with mingw-w64) and run under
+/// Wine in the packages' step; macOS has no linker here, so it is only type-checked.
+const BRIDGE_TARGETS: [&str; 2] = [package::WINDOWS_TARGET, MACOS_TARGET];
+const MACOS_TARGET: &str = "x86_64-apple-darwin";
 const STEPS: u32 = 11;
 
 /// Runs the steps in order and stops at the first that fails.
@@ -41,9 +43,17 @@ pub fn run() -> anyhow::Result<()> {
 
     step(
         2,
-        "Debian packages for the tests' real SMTP server, PostgreSQL, PC/SC reader and browser",
+        "Debian packages for the tests' real SMTP server, PostgreSQL, PC/SC reader and \
+         browser, and for building and running the bridge's packages",
     );
-    ensure_debian_packages(&PACKAGES)?;
+    ensure_debian_packages(
+        &[
+            &PACKAGES[..],
+            &package::PACKAGES,
+            &package::check::WINE_PACKAGES,
+        ]
+        .concat(),
+    )?;
 
     step(
         3,
@@ -60,7 +70,8 @@ pub fn run() -> anyhow::Result<()> {
 
     step(
         4,
-        "the app: Trunk, wasm-bindgen-cli and the npm packages, then a release build",
+        "the app: Trunk, wasm-bindgen-cli and the npm packages, then a release build (which \
+         also proves unlock-protocol compiles for the browser)",
     );
     frontend::ensure_tools()?;
     frontend::build()?;
@@ -117,28 +128,30 @@ pub fn run() -> anyhow::Result<()> {
     );
     schemathesis::run()?;
 
-    step(10, &format!("unlock-protocol compiles for {WASM_TARGET}"));
+    step(10, "unlock-bridge compiles for macOS");
     cmd::run(cmd::cargo().args([
         "check",
         "-p",
-        "unlock-protocol",
+        "unlock-bridge",
+        "--bins",
         "--target",
-        WASM_TARGET,
+        MACOS_TARGET,
         "--locked",
     ]))?;
 
-    step(11, "unlock-bridge compiles for Windows and macOS");
-    for target in BRIDGE_TARGETS {
-        cmd::run(cmd::cargo().args([
-            "check",
-            "-p",
-            "unlock-bridge",
-            "--bins",
-            "--target",
-            target,
-            "--locked",
-        ]))?;
-    }
+    step(
+        11,
+        "the bridge's packages: the .deb installed with dpkg into a scratch root, the .msi \
+         (bridge linked for Windows) read back with msitools, and under Wine the bridge's \
+         install --user, a hello over stdio and the .msi installed by msiexec",
+    );
+    let packages = package::build(&package::PackageArgs {
+        extension_id: unlock_bridge::config::DEFAULT_EXTENSION_ID.to_owned(),
+        update_url: unlock_bridge::install::packaging::WEB_STORE_UPDATE_URL.to_owned(),
+        allowed_origins: vec![unlock_e2e::bridge::PAGE_ORIGIN.to_owned()],
+        check: true,
+    })?;
+    package::check::run(&packages)?;
 
     println!("==> all test steps passed (in {})", elapsed());
     Ok(())
@@ -199,7 +212,7 @@ fn privileged(args: &[&str]) -> anyhow::Result<Command> {
     }
 }
 
-fn ensure_rust_target(target: &str) -> anyhow::Result<()> {
+pub fn ensure_rust_target(target: &str) -> anyhow::Result<()> {
     let installed = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
     if installed.lines().any(|line| line.trim() == target) {
         println!("    {target} is already installed");

@@ -189,6 +189,8 @@ fn manifest_file_name() -> String {
     format!("{HOST_NAME}.json")
 }
 
+pub mod packaging;
+
 /// Where Linux and macOS browsers look for host manifests.
 #[cfg_attr(
     windows,
