@@ -98,6 +98,9 @@ pub fn EmailPage() -> impl IntoView {
         <p>
             "If you do not know which email address is on your smartcard profile, contact your Registration Authority."
         </p>
+        <p>
+            <a href="/ra-code">"I have a code from my Registration Authority"</a>
+        </p>
     }
 }
 

@@ -11,6 +11,7 @@ mod help_helper;
 mod help_reader;
 mod not_found;
 mod passcode;
+mod ra_code;
 mod start;
 mod working;
 
@@ -32,6 +33,7 @@ pub use help_helper::HelpHelperPage;
 pub use help_reader::HelpReaderPage;
 pub use not_found::NotFoundPage;
 pub use passcode::PasscodePage;
+pub use ra_code::RaCodePage;
 pub use start::StartPage;
 pub use working::WorkingPage;
 

@@ -4,6 +4,7 @@
 
 mod card;
 mod code;
+mod ra_code;
 pub mod device;
 mod start;
 
@@ -12,6 +13,7 @@ use unlock_protocol::{CardId, EmailAddress, ErrorCode};
 
 pub use card::{Receipted, confirm_receipt, present_card, release};
 pub use code::{resend, verify};
+pub use ra_code::redeem as redeem_ra_code;
 pub use start::{Started, start};
 
 use crate::audit::{Action, Actor, Audited, Outcome};
