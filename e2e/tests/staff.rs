@@ -245,7 +245,7 @@ async fn an_ra_issues_an_unlock_code_over_the_phone_and_the_holder_unlocks_their
         notice.subject,
         "A Registration Authority gave out an unlock code for your smartcard"
     );
-    assert!(notice.text.contains("staff:rita"), "{}", notice.text);
+    assert!(notice.text.contains("(rita)"), "{}", notice.text);
     assert!(!notice.text.contains(&code), "{}", notice.text);
     assert!(!notice.text.contains(&code.replace('-', "")));
 

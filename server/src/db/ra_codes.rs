@@ -9,7 +9,7 @@ use super::Conn;
 use super::states::CodeState;
 use crate::clock::Millis;
 
-/// A code to store.
+/// A code to store (its `Debug` leaves the hash and the note out).
 pub struct NewRaCode<'a> {
     pub holder_id: &'a str,
     pub code_mac: &'a [u8],
@@ -17,6 +17,16 @@ pub struct NewRaCode<'a> {
     pub verified_how: &'a str,
     pub note: &'a str,
     pub expires_at: Millis,
+}
+
+impl std::fmt::Debug for NewRaCode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRaCode")
+            .field("holder_id", &self.holder_id)
+            .field("issued_by", &self.issued_by)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Stores a live code for the holder; any earlier live code of theirs stops working.

@@ -119,7 +119,7 @@ async fn an_ra_issues_a_code_over_the_phone_and_the_holder_unlocks_their_card_wi
     assert!(!text.contains(&bare) && !text.contains(&shown));
     let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
     let body = message.body_text(0).unwrap();
-    assert!(body.contains("(staff:rita)"), "{body}");
+    assert!(body.contains("Registration Authority (rita) issued"), "{body}");
     assert!(body.contains("contact your Registration Authority at once"), "{body}");
 
     // The holder, in their own browser, types it as heard (any case, no dashes) and goes
