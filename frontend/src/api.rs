@@ -3,7 +3,7 @@
 
 use gloo_net::http::{Request, Response};
 use unlock_protocol::api::JourneyView;
-use unlock_protocol::{EmailAddress, ErrorCode, OneTimeCode, RaUnlockCode};
+use unlock_protocol::{EmailAddress, ErrorCode, OneTimeCode};
 use wasm_bindgen::JsValue;
 
 use crate::route::EndReason;
@@ -37,8 +37,8 @@ pub async fn verify_code(code: &OneTimeCode) -> Result<JourneyView, ApiFailure> 
 
 /// `POST /api/journey/ra-code`: the unlock code an RA read out; it starts the journey,
 /// verified.
-pub async fn redeem_ra_code(code: &RaUnlockCode) -> Result<JourneyView, ApiFailure> {
-    let body = Out::new().text("code", code.expose());
+pub async fn redeem_ra_code(code: &str) -> Result<JourneyView, ApiFailure> {
+    let body = Out::new().text("code", code);
     send(post_json("/api/journey/ra-code", &body), wire::journey_view).await
 }
 

@@ -9,8 +9,6 @@ use unlock_protocol::bridge::ErrorCode as BridgeCode;
 pub enum Page {
     Start,
     Email,
-    /// The one-time unlock code an RA read out, instead of an emailed code.
-    RaCode,
     Code,
     Card,
     Passcode,
@@ -27,7 +25,6 @@ impl Page {
             Self::Start => "/".into(),
             Self::Email => "/email".into(),
             Self::Code => "/code".into(),
-            Self::RaCode => "/ra-code".into(),
             Self::Card => "/card".into(),
             Self::Passcode => "/passcode".into(),
             Self::Working => "/working".into(),

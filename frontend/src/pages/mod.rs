@@ -11,7 +11,6 @@ mod help_helper;
 mod help_reader;
 mod not_found;
 mod passcode;
-mod ra_code;
 mod start;
 mod working;
 
@@ -26,14 +25,13 @@ use unlock_protocol::api::JourneyView;
 pub use card::CardPage;
 pub use code::CodePage;
 pub use done::DonePage;
-pub use email::EmailPage;
+pub use email::{EmailPage, RaCodePage};
 pub use end::EndPage;
 pub use help_extension::HelpExtensionPage;
 pub use help_helper::HelpHelperPage;
 pub use help_reader::HelpReaderPage;
 pub use not_found::NotFoundPage;
 pub use passcode::PasscodePage;
-pub use ra_code::RaCodePage;
 pub use start::StartPage;
 pub use working::WorkingPage;
 
