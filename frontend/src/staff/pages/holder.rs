@@ -34,6 +34,9 @@ struct Holder {
     /// What is wrong with the unlock code form: how the holder was checked, and the note.
     how_error: RwSignal<Option<String>>,
     note_error: RwSignal<Option<String>>,
+    /// The unlock code just issued, to read out (kept here: the profile below is redrawn
+    /// when it reloads).
+    issued: RwSignal<Option<UnlockCodeIssued>>,
 }
 
 impl Holder {
@@ -132,6 +135,7 @@ pub fn HolderPage() -> impl IntoView {
         removing: RwSignal::new(None),
         how_error: RwSignal::new(None),
         note_error: RwSignal::new(None),
+        issued: RwSignal::new(None),
     };
     holder.load();
     let new_email = RwSignal::new(String::new());
@@ -271,8 +275,7 @@ const NOTE: &str = "verification-note";
 fn UnlockCode(holder: Holder) -> impl IntoView {
     let how = RwSignal::new(None::<VerificationMethod>);
     let note = RwSignal::new(String::new());
-    let (how_error, note_error) = (holder.how_error, holder.note_error);
-    let issued = RwSignal::new(None::<UnlockCodeIssued>);
+    let (how_error, note_error, issued) = (holder.how_error, holder.note_error, holder.issued);
 
     let submit = move |event: SubmitEvent| {
         event.prevent_default();
