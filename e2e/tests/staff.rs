@@ -217,11 +217,17 @@ async fn an_ra_issues_an_unlock_code_over_the_phone_and_the_holder_unlocks_their
 
     // Nothing chosen or written: the form says what is missing.
     staff.presses("Issue an unlock code").await;
-    staff.sees_text("Select how you checked who the holder is").await;
+    staff
+        .sees_text("Select how you checked who the holder is")
+        .await;
     staff.sees_text("Write what you checked").await;
     staff.checks_screen("unlock code form with errors").await;
 
-    chooses(&staff, "I called them back on a number from the staff directory").await;
+    chooses(
+        &staff,
+        "I called them back on a number from the staff directory",
+    )
+    .await;
     staff
         .types_into(
             "What did you check?",
@@ -274,7 +280,11 @@ async fn an_ra_issues_an_unlock_code_over_the_phone_and_the_holder_unlocks_their
         .sees_text("The unlock code must be 12 letters and numbers")
         .await;
     holder.checks_screen("unlock code mistyped").await;
-    let field = holder.client.find(Locator::Id("unlock-code")).await.unwrap();
+    let field = holder
+        .client
+        .find(Locator::Id("unlock-code"))
+        .await
+        .unwrap();
     field.clear().await.unwrap();
     // Read out over the phone and typed as heard: lower case, spaces for dashes.
     holder
@@ -302,7 +312,9 @@ async fn an_ra_issues_an_unlock_code_over_the_phone_and_the_holder_unlocks_their
         .await
         .expect("the overview shows the remote unlock with RA help");
     staff.sees_text("remote unlocks with RA help").await;
-    staff.checks_screen("overview after the remote unlock").await;
+    staff
+        .checks_screen("overview after the remote unlock")
+        .await;
     staff.client.close().await.unwrap();
 
     let trail = audit_trail(&world);

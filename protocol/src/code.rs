@@ -137,8 +137,17 @@ mod tests {
         assert_eq!(code.grouped(), "ABCD-EFGH-JKMN");
         assert_eq!(RaUnlockCode::parse(""), Err(RaUnlockCodeError::Empty));
         // Look-alikes are not in the alphabet; nor are short or long codes.
-        for raw in ["ABCD-EFGH-JKM0", "ABCD-EFGH-JKMI", "ABCDEFGHJKM", "ABCDEFGHJKMNP"] {
-            assert_eq!(RaUnlockCode::parse(raw), Err(RaUnlockCodeError::Format), "{raw}");
+        for raw in [
+            "ABCD-EFGH-JKM0",
+            "ABCD-EFGH-JKMI",
+            "ABCDEFGHJKM",
+            "ABCDEFGHJKMNP",
+        ] {
+            assert_eq!(
+                RaUnlockCode::parse(raw),
+                Err(RaUnlockCodeError::Format),
+                "{raw}"
+            );
         }
         assert_eq!(format!("{code:?}"), "RaUnlockCode(***)");
     }

@@ -247,7 +247,11 @@ mod tests {
             );
             // An RA's unlock codes have the one-time codes' states.
             let ra_codes = allowed(&read("0009_ra_unlock_codes.sql"), "state", 0);
-            assert_eq!(ra_codes, names(CodeState::ALL, CodeState::as_str), "{engine}");
+            assert_eq!(
+                ra_codes,
+                names(CodeState::ALL, CodeState::as_str),
+                "{engine}"
+            );
             let role = allowed(&staff, "role", 0);
             let roles = names(&unlock_protocol::staff::Role::ALL, |r| r.as_str());
             assert_eq!(role, roles, "{engine}");

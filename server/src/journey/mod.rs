@@ -4,8 +4,8 @@
 
 mod card;
 mod code;
-mod ra_code;
 pub mod device;
+mod ra_code;
 mod start;
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};

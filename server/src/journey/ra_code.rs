@@ -135,7 +135,10 @@ async fn check(
     let (outcome, detail) = match journey.state {
         JourneyState::Verified => (Outcome::Verified, by),
         // Why self-service can't help, as a verified code records it.
-        _ => (Outcome::VerifiedIneligible, journey.ineligible_reason.clone()),
+        _ => (
+            Outcome::VerifiedIneligible,
+            journey.ineligible_reason.clone(),
+        ),
     };
     let view = view_of(&config.journey, &journey, None, now);
     Ok(

@@ -113,9 +113,8 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
     let started = step(Action::JourneyStart, Outcome::CodeIssued);
     let unlocks = step(Action::JourneyReceipt, Outcome::Unlocked);
     let codes_sent = Both::from_row(db::figures::codes_sent(&mut conn, since, today).await?);
-    let with_ra = Both::from_row(
-        db::figures::remote_unlocks_with_ra_help(&mut conn, since, today).await?,
-    );
+    let with_ra =
+        Both::from_row(db::figures::remote_unlocks_with_ra_help(&mut conn, since, today).await?);
     let minutes = state.config.staff.minutes_saved_per_unlock;
     let ra_minutes = state.config.staff.minutes_saved_per_ra_unlock;
     let period = |pick: fn(Both) -> u64| {
@@ -137,12 +136,10 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
             remote_unlocks_with_ra_help: pick(with_ra),
             failed: by_reason.iter().map(|f| f.count).sum(),
             failures: by_reason,
-            hours_saved: hours(
-                &[
-                    (pick(unlocks).saturating_sub(pick(with_ra)), minutes),
-                    (pick(with_ra), ra_minutes),
-                ],
-            ),
+            hours_saved: hours(&[
+                (pick(unlocks).saturating_sub(pick(with_ra)), minutes),
+                (pick(with_ra), ra_minutes),
+            ]),
         }
     };
     Ok(Overview {

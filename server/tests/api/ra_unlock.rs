@@ -37,8 +37,11 @@ fn verified() -> Value {
 }
 
 async fn issue(ra: &StaffMember, holder: &str) -> Reply {
-    ra.post(&format!("/api/staff/holders/{holder}/unlock-code"), verified())
-        .await
+    ra.post(
+        &format!("/api/staff/holders/{holder}/unlock-code"),
+        verified(),
+    )
+    .await
 }
 
 /// Issues a code for `holder` and returns it as shown to the RA.
@@ -70,7 +73,10 @@ async fn an_ra_issues_a_code_over_the_phone_and_the_holder_unlocks_their_card_wi
     assert_eq!(shown.len(), 14, "{shown}");
     let bare: String = shown.chars().filter(|c| *c != '-').collect();
     assert_eq!(bare.len(), 12);
-    assert!(bare.bytes().all(|b| RA_CODE_ALPHABET.contains(&b)), "{shown}");
+    assert!(
+        bare.bytes().all(|b| RA_CODE_ALPHABET.contains(&b)),
+        "{shown}"
+    );
     assert_eq!(RaUnlockCode::parse(&shown).unwrap().grouped(), shown);
 
     // Only a keyed hash is stored, never the code.
@@ -104,13 +110,16 @@ async fn an_ra_issues_a_code_over_the_phone_and_the_holder_unlocks_their_card_wi
         detail.starts_with("called_back_on_directory_number: Called back on"),
         "{detail}"
     );
-    let everything: Vec<String> = sqlx::query_scalar(
-        "SELECT COALESCE(detail, '') FROM audit_events",
-    )
-    .fetch_all(app.db())
-    .await
-    .unwrap();
-    assert!(everything.iter().all(|d| !d.contains(&bare) && !d.contains(&shown)));
+    let everything: Vec<String> =
+        sqlx::query_scalar("SELECT COALESCE(detail, '') FROM audit_events")
+            .fetch_all(app.db())
+            .await
+            .unwrap();
+    assert!(
+        everything
+            .iter()
+            .all(|d| !d.contains(&bare) && !d.contains(&shown))
+    );
 
     // Every address on the profile is told who issued it, through the real SMTP server,
     // and never the code.
@@ -119,8 +128,14 @@ async fn an_ra_issues_a_code_over_the_phone_and_the_holder_unlocks_their_card_wi
     assert!(!text.contains(&bare) && !text.contains(&shown));
     let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
     let body = message.body_text(0).unwrap();
-    assert!(body.contains("Registration Authority (rita) issued"), "{body}");
-    assert!(body.contains("contact your Registration Authority at once"), "{body}");
+    assert!(
+        body.contains("Registration Authority (rita) issued"),
+        "{body}"
+    );
+    assert!(
+        body.contains("contact your Registration Authority at once"),
+        "{body}"
+    );
 
     // The holder, in their own browser, types it as heard (any case, no dashes) and goes
     // straight to the card steps.
@@ -152,7 +167,10 @@ async fn an_ra_issues_a_code_over_the_phone_and_the_holder_unlocks_their_card_wi
     // 15 minutes, to a tenth of an hour.
     assert_eq!(overview["today"]["hours_saved"], 0.3);
     // The profile shows the journey, started with an RA's code.
-    let profile = rita.get(&format!("/api/staff/holders/{REMOTE}")).await.json();
+    let profile = rita
+        .get(&format!("/api/staff/holders/{REMOTE}"))
+        .await
+        .json();
     assert_eq!(profile["journeys"][0]["email"], "Unlock code from an RA");
     assert_eq!(profile["journeys"][0]["summary"], "Unlocked");
     assert_eq!(
@@ -195,7 +213,12 @@ async fn a_code_lasts_30_minutes() {
     app.new_browser();
     let late = redeem(&app, &second).await;
     assert_refused(&late, StatusCode::GONE, "code_expired");
-    assert!(late.json()["message"].as_str().unwrap().contains("Registration Authority"));
+    assert!(
+        late.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Registration Authority")
+    );
     assert_eq!(app.audit("journey.ra_code").await, ["verified", "expired"]);
 }
 
@@ -213,7 +236,11 @@ async fn a_code_is_bound_to_its_holder_and_a_newer_one_replaces_it() {
     assert_eq!(redeem(&app, &newer).await.stage(), "verified");
     // The journey it opened is the holder's: another holder's card is refused.
     let other = app.present_card(CARD, PROFILE).await;
-    assert_refused(&other, StatusCode::UNPROCESSABLE_ENTITY, "card_not_on_profile");
+    assert_refused(
+        &other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "card_not_on_profile",
+    );
     let journeys: Vec<(Option<String>, String)> =
         sqlx::query_as("SELECT holder_id, subject FROM journeys")
             .fetch_all(app.db())
@@ -237,11 +264,17 @@ async fn a_code_is_bound_to_its_holder_and_a_newer_one_replaces_it() {
 async fn nobody_issues_a_code_for_their_own_profile_and_support_staff_issue_none() {
     let app = spawn_app().await;
     remote_holder(&app).await;
-    let own = app.signed_in_staff("jo", Role::RaManager, Some(REMOTE)).await;
+    let own = app
+        .signed_in_staff("jo", Role::RaManager, Some(REMOTE))
+        .await;
     let refused = issue(&own, REMOTE).await;
     assert_refused(&refused, StatusCode::FORBIDDEN, "own_profile");
     let support = app.signed_in_staff("sam", Role::Support, None).await;
-    assert_refused(&issue(&support, REMOTE).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_refused(
+        &issue(&support, REMOTE).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
     let rita = app.signed_in_staff("rita", Role::Ra, Some(RITA)).await;
     assert_refused(
         &issue(&rita, "000000000000").await,
@@ -286,9 +319,18 @@ async fn bad_requests_get_a_stable_code_and_a_sentence() {
     ] {
         let reply = rita.post(&path, body.clone()).await;
         assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
-        assert!(!reply.json()["message"].as_str().unwrap().is_empty(), "{body}");
+        assert!(
+            !reply.json()["message"].as_str().unwrap().is_empty(),
+            "{body}"
+        );
     }
-    for typed in ["", "ABCD-EFGH-JKM", "ABCD-EFGH-JKM0", "ABCD-EFGH-JKMI", "123456"] {
+    for typed in [
+        "",
+        "ABCD-EFGH-JKM",
+        "ABCD-EFGH-JKM0",
+        "ABCD-EFGH-JKMI",
+        "123456",
+    ] {
         let reply = redeem(&app, typed).await;
         assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "code_invalid");
     }
@@ -327,7 +369,10 @@ async fn wrong_codes_count_against_the_client_like_wrong_emailed_codes() {
     let failures = overview["today"]["failures"].as_array().unwrap().clone();
     let wrong = failures.iter().find(|f| f["reason"] == "ra_code_wrong");
     let counted = wrong.and_then(|f| f["count"].as_u64()).unwrap_or(0);
-    assert!((1..=u64::from(allowed) + 1).contains(&counted), "{overview}");
+    assert!(
+        (1..=u64::from(allowed) + 1).contains(&counted),
+        "{overview}"
+    );
 }
 
 #[tokio::test]
