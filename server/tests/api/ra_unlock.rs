@@ -404,3 +404,24 @@ async fn a_holder_locked_out_of_self_service_is_refused_until_staff_release_them
     assert_eq!(released.status, StatusCode::OK, "{}", released.json());
     assert_eq!(redeem(&app, &code).await.stage(), "verified");
 }
+
+#[tokio::test]
+async fn old_codes_are_purged_with_the_journeys_and_the_audit_trail_keeps_who_issued_them() {
+    let app = spawn_app().await;
+    remote_holder(&app).await;
+    let rita = app.signed_in_staff("rita", Role::Ra, Some(RITA)).await;
+    issued_code(&rita, REMOTE).await;
+    let purge = unlock_server::retention::purge;
+    assert_eq!(purge(&app.server().state).await.unwrap().ra_unlock_codes, 0);
+    app.clock.advance(Duration::from_secs(
+        u64::from(app.config.retention.journeys_days + 1) * 86_400,
+    ));
+    let purged = purge(&app.server().state).await.unwrap();
+    assert_eq!(purged.ra_unlock_codes, 1, "{purged:?}");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ra_unlock_codes")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(app.audit("staff.unlock_code_issue").await, ["code_issued"]);
+}
