@@ -425,3 +425,42 @@ async fn old_codes_are_purged_with_the_journeys_and_the_audit_trail_keeps_who_is
     assert_eq!(left, 0);
     assert_eq!(app.audit("staff.unlock_code_issue").await, ["code_issued"]);
 }
+
+#[tokio::test]
+async fn a_code_sent_from_many_browsers_at_once_opens_one_journey() {
+    let app = spawn_app().await;
+    remote_holder(&app).await;
+    let rita = app.signed_in_staff("rita", Role::Ra, Some(RITA)).await;
+    let code = issued_code(&rita, REMOTE).await;
+    let url = app.url(RA_CODE);
+    let tries = (0..8).map(|_| {
+        // A browser of its own each.
+        let client = reqwest::Client::new();
+        let (url, code) = (url.clone(), code.clone());
+        async move {
+            read(
+                client
+                    .post(url)
+                    .json(&json!({ "code": code }))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    });
+    let replies = futures_util::future::join_all(tries).await;
+    let verified = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(verified, 1, "{replies:?}");
+    for reply in replies.iter().filter(|r| r.status != StatusCode::OK) {
+        assert_refused(reply, StatusCode::UNPROCESSABLE_ENTITY, "code_voided");
+    }
+    let journeys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journeys")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert_eq!(journeys, 1);
+}
