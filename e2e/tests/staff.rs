@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::Locator;
+use fantoccini::key::Key;
 use serde_json::Value;
 use unlock_e2e::journey::*;
 use unlock_e2e::service::Holder;
@@ -177,6 +178,190 @@ async fn an_ra_officer_adds_an_address_and_the_holder_then_unlocks_their_card_al
             "no {actor} {action} in {trail:?}"
         );
     }
+}
+
+/// RA-assisted remote unlock: the holder can reach no address on their profile and phones
+/// their RA. The RA (in one browser) finds them, records how they checked who they are and
+/// issues a one-time unlock code, shown once; the holder (in another browser, with the
+/// extension) chooses "I have a code from my Registration Authority", types it in, and goes
+/// on from the card step to an unlocked card. Every address on the profile is told, and the
+/// overview counts the remote unlock with RA help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ra_issues_an_unlock_code_over_the_phone_and_the_holder_unlocks_their_card_with_it() {
+    let mut world = World::start_with(
+        binaries(),
+        &holders(SERIAL),
+        &["--serial", SERIAL, "--passcode", "284759"],
+    );
+    let rita = StaffAccount::add(&world.server, "rita", "ra", RITA);
+    let mut staff = Person {
+        client: world.other_browser("rita-browser").await,
+        shots: shots("staff-ra-unlock-code"),
+        screens: 0,
+    };
+    staff
+        .client
+        .goto(&format!("{}/status", world.server.url))
+        .await
+        .unwrap();
+    first_sign_in(&mut staff, &rita).await;
+    staff.presses("Find a holder").await;
+    staff.sees_page("Find a holder").await;
+    staff
+        .types_into("User id, email address or name", HOLDER_ID)
+        .await;
+    staff.presses("Search").await;
+    staff.presses("123456789012").await;
+    staff.sees_page("Jane Doe").await;
+    staff.sees_text("Remote unlock with a one-time code").await;
+
+    // Nothing chosen or written: the form says what is missing.
+    staff.presses("Issue an unlock code").await;
+    staff
+        .sees_text("Select how you checked who the holder is")
+        .await;
+    staff.sees_text("Write what you checked").await;
+    staff.checks_screen("unlock code form with errors").await;
+
+    chooses(
+        &staff,
+        "I called them back on a number from the staff directory",
+    )
+    .await;
+    staff
+        .types_into(
+            "What did you check?",
+            "Called back on 0113 496 0000 from the directory; date of birth confirmed.",
+        )
+        .await;
+    staff.presses("Issue an unlock code").await;
+    staff.sees_text("Read this code out to the holder").await;
+    staff.checks_screen("unlock code issued").await;
+    let code = staff
+        .waits_for("//*[@id='unlock-code']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(code.len(), 14, "{code}");
+
+    // The address on the profile is told who issued a code, and never the code.
+    let notice = world.smtp.wait_for(OLD_ADDRESS, 1);
+    assert_eq!(
+        notice.subject,
+        "A Registration Authority gave out an unlock code for your smartcard"
+    );
+    assert!(notice.text.contains("(rita)"), "{}", notice.text);
+    assert!(!notice.text.contains(&code), "{}", notice.text);
+    assert!(!notice.text.contains(&code.replace('-', "")));
+
+    // The holder, in their own browser with the extension, types it in instead of an
+    // emailed code and carries on from the card step.
+    let mut holder = Person {
+        client: world.browser(true).await,
+        shots: shots("staff-ra-unlock-code-holder"),
+        screens: 0,
+    };
+    holder.client.goto(&world.server.url).await.unwrap();
+    holder.sees_page("Unlock your smartcard").await;
+    assert_eq!(world.card.command("remove"), "ok");
+    holder.presses("Start now").await;
+    holder.sees_page("Enter your email address").await;
+    holder
+        .presses("I have a code from my Registration Authority")
+        .await;
+    holder
+        .sees_page("Enter the code from your Registration Authority")
+        .await;
+    // A mistyped code is refused on the page, with an error summary.
+    holder.types_into("Unlock code", "ABCD-EFGH-JKM").await;
+    holder.presses("Continue").await;
+    holder
+        .sees_text("The unlock code must be 12 letters and numbers")
+        .await;
+    holder.checks_screen("unlock code mistyped").await;
+    let field = holder
+        .client
+        .find(Locator::Id("unlock-code"))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    // Read out over the phone and typed as heard: lower case, spaces for dashes.
+    holder
+        .types_into("Unlock code", &code.to_lowercase().replace('-', " "))
+        .await;
+    holder.presses("Continue").await;
+    holder.sees_page("Insert your smartcard").await;
+    unlock_with_new_passcode(&mut world, &mut holder).await;
+    holder.client.close().await.unwrap();
+    assert_eq!(
+        world.card.command(&format!("pin-is {NEW_PASSCODE}")),
+        "true"
+    );
+
+    // The overview counts it as a remote unlock with RA help.
+    staff.presses("Overview").await;
+    staff.sees_page("Overview").await;
+    staff
+        .client
+        .wait()
+        .at_most(Duration::from_secs(40))
+        .for_element(Locator::XPath(
+            "//tr[th[normalize-space()='Remote unlocks with RA help']]/td[1][normalize-space()='1']",
+        ))
+        .await
+        .expect("the overview shows the remote unlock with RA help");
+    staff.sees_text("remote unlocks with RA help").await;
+    staff
+        .checks_screen("overview after the remote unlock")
+        .await;
+    staff.client.close().await.unwrap();
+
+    let trail = audit_trail(&world);
+    for (actor, action) in [
+        ("staff:rita", "staff.unlock_code_issue"),
+        ("holder", "journey.ra_code"),
+        ("holder", "journey.receipt"),
+    ] {
+        assert!(
+            trail.iter().any(|(a, b)| a == actor && b == action),
+            "no {actor} {action} in {trail:?}"
+        );
+    }
+}
+
+/// Selects the radio labelled `label` by keyboard: Tab into its group (which stops on the
+/// first radio while none is chosen), the arrow keys to it, and the space bar.
+async fn chooses(person: &Person, label: &str) {
+    let label = person
+        .waits_for(&format!("//label[normalize-space()={label:?}]"))
+        .await;
+    let id = label
+        .attr("for")
+        .await
+        .unwrap()
+        .expect("the label names its radio");
+    let radio = person.client.find(Locator::Id(&id)).await.unwrap();
+    let name = radio.attr("name").await.unwrap().expect("a radio group");
+    let first = person
+        .client
+        .find(Locator::XPath(&format!("(//input[@name={name:?}])[1]")))
+        .await
+        .unwrap();
+    person.tabs_to(&first).await;
+    for _ in 0..8 {
+        let active = person.client.active_element().await.unwrap();
+        if active.element_id() == radio.element_id() {
+            break;
+        }
+        active.send_keys(&Key::Down.to_string()).await.unwrap();
+    }
+    radio.send_keys(" ").await.unwrap();
+    assert_eq!(
+        radio.prop("checked").await.unwrap().as_deref(),
+        Some("true"),
+        "{id} is chosen"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

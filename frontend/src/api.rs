@@ -35,6 +35,13 @@ pub async fn verify_code(code: &OneTimeCode) -> Result<JourneyView, ApiFailure> 
     send(post_json("/api/journey/code", &body), wire::journey_view).await
 }
 
+/// `POST /api/journey/ra-code`: the unlock code an RA read out; it starts the journey,
+/// verified.
+pub async fn redeem_ra_code(code: &str) -> Result<JourneyView, ApiFailure> {
+    let body = Out::new().text("code", code);
+    send(post_json("/api/journey/ra-code", &body), wire::journey_view).await
+}
+
 /// `POST /api/journey/resend`: a new code, replacing the last one.
 pub async fn resend_code() -> Result<JourneyView, ApiFailure> {
     send(

@@ -8,7 +8,7 @@ use crate::bridge::Bridge;
 use crate::components::SkipLink;
 use crate::pages::{
     CardPage, CodePage, DonePage, EmailPage, EndPage, HelpExtensionPage, HelpHelperPage,
-    HelpReaderPage, NotFoundPage, PasscodePage, StartPage, WorkingPage,
+    HelpReaderPage, NotFoundPage, PasscodePage, RaCodePage, StartPage, WorkingPage,
 };
 use crate::session::Session;
 
@@ -36,6 +36,7 @@ pub fn App() -> impl IntoView {
                                 <Route path=path!("/") view=StartPage />
                                 <Route path=path!("/email") view=EmailPage />
                                 <Route path=path!("/code") view=CodePage />
+                                <Route path=path!("/ra-code") view=RaCodePage />
                                 <Route path=path!("/card") view=CardPage />
                                 <Route path=path!("/passcode") view=PasscodePage />
                                 <Route path=path!("/working") view=WorkingPage />

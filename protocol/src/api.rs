@@ -27,6 +27,22 @@ impl std::fmt::Debug for VerifyCode {
     }
 }
 
+/// `POST /api/journey/ra-code`: the one-time unlock code a Registration Authority read out
+/// to the holder over the phone, typed instead of an emailed code. It names the holder by
+/// itself, so it starts the journey too.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRaCode {
+    pub code: String,
+}
+
+impl std::fmt::Debug for RedeemRaCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedeemRaCode { code: *** }")
+    }
+}
+
 /// Where a journey stands; the body of every successful journey request.
 ///
 /// Before the code is verified the view is the same whether or not the address belongs to

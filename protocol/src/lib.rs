@@ -19,7 +19,10 @@ pub mod staff;
 mod states;
 
 pub use card::{CardGuid, CardGuidError, CardId, CardSerial, CardSerialError};
-pub use code::{CODE_LENGTH, OneTimeCode, OneTimeCodeError};
+pub use code::{
+    CODE_LENGTH, OneTimeCode, OneTimeCodeError, RA_CODE_ALPHABET, RA_CODE_LENGTH, RaUnlockCode,
+    RaUnlockCodeError,
+};
 pub use email::{EmailAddress, EmailError, MAX_EMAIL_LENGTH};
 pub use error::{ApiError, ErrorCode};
 pub use holder::{HolderId, HolderIdError};

@@ -25,6 +25,9 @@ stored_names! {
         /// under its first name, so the history stays one series.
         JourneyRelease => "journey.cryptogram",
         JourneyReceipt => "journey.receipt",
+        /// A holder typed the one-time unlock code an RA read out to them (it starts the
+        /// journey, verified).
+        JourneyRaCode => "journey.ra_code",
         /// The unlock notice queued to every address on the profile.
         OutboxUnlockNotice => "outbox.unlock_notice",
         /// The notice queued to every address on the profile at a journey's first release.
@@ -45,6 +48,8 @@ stored_names! {
         StaffEmailRemove => "staff.email_remove",
         StaffEmailApprove => "staff.email_approve",
         StaffThrottleRelease => "staff.throttle_release",
+        /// An RA issued a one-time unlock code to a holder they verified over the phone.
+        StaffUnlockCodeIssue => "staff.unlock_code_issue",
         StaffAccountAdd => "staff.account_add",
         StaffAccountReset => "staff.account_reset",
         StaffAccountDisable => "staff.account_disable",

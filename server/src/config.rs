@@ -264,6 +264,9 @@ pub struct StaffConfig {
     pub totp_issuer: String,
     /// Staff time one self-service unlock saves (a visit to the RA), for "hours saved".
     pub minutes_saved_per_unlock: u32,
+    /// Staff time one remote unlock with an RA's help saves (the visit, less the RA's phone
+    /// call), for "hours saved".
+    pub minutes_saved_per_ra_unlock: u32,
     /// Times an RA may release one holder's lock-outs in 7 days; after that only an RA
     /// manager may (every release past one is flagged in the overview).
     pub holder_releases_per_week: u32,
@@ -376,6 +379,7 @@ impl Default for Config {
                 session_hours: 8,
                 totp_issuer: "Smartcard unlock".into(),
                 minutes_saved_per_unlock: 20,
+                minutes_saved_per_ra_unlock: 15,
                 holder_releases_per_week: 3,
                 four_eyes_for_added_addresses: false,
             },

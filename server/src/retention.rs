@@ -21,11 +21,13 @@ pub struct Purged {
     pub emails: u64,
     pub card_challenges: u64,
     pub throttles: u64,
+    /// RAs' one-time unlock codes issued before the journeys' cut-off.
+    pub ra_unlock_codes: u64,
 }
 
 impl Purged {
     fn total(&self) -> u64 {
-        self.journeys + self.emails + self.card_challenges + self.throttles
+        self.journeys + self.emails + self.card_challenges + self.throttles + self.ra_unlock_codes
     }
 }
 
@@ -51,6 +53,8 @@ pub async fn purge(state: &AppState) -> anyhow::Result<Purged> {
                         card_challenges: db::retention::card_challenges(conn, challenges_before)
                             .await?,
                         throttles: db::retention::finished_throttles(conn, now).await?,
+                        ra_unlock_codes: db::retention::ra_unlock_codes(conn, journeys_before)
+                            .await?,
                     })
                 })
             })
@@ -59,11 +63,13 @@ pub async fn purge(state: &AppState) -> anyhow::Result<Purged> {
         purged.emails += batch.emails;
         purged.card_challenges += batch.card_challenges;
         purged.throttles += batch.throttles;
+        purged.ra_unlock_codes += batch.ra_unlock_codes;
         let full = [
             batch.journeys,
             batch.emails,
             batch.card_challenges,
             batch.throttles,
+            batch.ra_unlock_codes,
         ]
         .iter()
         .any(|n| *n >= u64::try_from(BATCH).unwrap_or(u64::MAX));
@@ -73,8 +79,12 @@ pub async fn purge(state: &AppState) -> anyhow::Result<Purged> {
     }
     if purged.total() > 0 {
         let detail = format!(
-            "{} journeys, {} emails, {} card challenges, {} throttles",
-            purged.journeys, purged.emails, purged.card_challenges, purged.throttles
+            "{} journeys, {} emails, {} card challenges, {} throttles, {} RA unlock codes",
+            purged.journeys,
+            purged.emails,
+            purged.card_challenges,
+            purged.throttles,
+            purged.ra_unlock_codes
         );
         state
             .db

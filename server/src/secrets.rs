@@ -84,6 +84,24 @@ impl Keys {
         mac
     }
 
+    /// The keyed hash an RA's unlock code is stored and looked up by (under a label of its
+    /// own, so it can never equal a one-time code's).
+    pub fn ra_code_mac(&self, code: &str) -> Vec<u8> {
+        self.ra_code_hmac(code).finalize().into_bytes().to_vec()
+    }
+
+    /// Compares a typed RA unlock code with a stored hash in constant time.
+    pub fn ra_code_matches(&self, code: &str, stored: &[u8]) -> bool {
+        self.ra_code_hmac(code).verify_slice(stored).is_ok()
+    }
+
+    fn ra_code_hmac(&self, code: &str) -> HmacSha256 {
+        let mut mac = keyed(&self.code_key);
+        mac.update(b"ra unlock code\0");
+        mac.update(code.as_bytes());
+        mac
+    }
+
     /// A stable pseudonym for an address that is on no profile, so it is throttled and
     /// capped exactly like a holder without its address being stored as a key.
     pub fn email_subject(&self, email: &str) -> String {
@@ -172,6 +190,24 @@ pub fn new_token() -> anyhow::Result<String> {
 /// A uniformly drawn 6-digit code from the OS CSPRNG.
 pub fn new_code() -> anyhow::Result<String> {
     random_digits(6).context("draw a one-time code")
+}
+
+/// A one-time unlock code for an RA to read out: [`unlock_protocol::RA_CODE_LENGTH`]
+/// characters, each uniformly drawn from [`unlock_protocol::RA_CODE_ALPHABET`] by the OS
+/// CSPRNG.
+pub fn new_ra_code() -> anyhow::Result<unlock_protocol::RaUnlockCode> {
+    let alphabet = unlock_protocol::RA_CODE_ALPHABET;
+    // Rejection sampling keeps every character equally likely.
+    let limit = u8::try_from(256 / alphabet.len() * alphabet.len()).unwrap_or(u8::MAX);
+    let mut code = String::with_capacity(unlock_protocol::RA_CODE_LENGTH);
+    while code.len() < unlock_protocol::RA_CODE_LENGTH {
+        let mut byte = [0u8; 1];
+        getrandom::fill(&mut byte).context("draw an unlock code")?;
+        if byte[0] < limit {
+            code.push(char::from(alphabet[usize::from(byte[0]) % alphabet.len()]));
+        }
+    }
+    unlock_protocol::RaUnlockCode::parse(&code).context("a drawn unlock code does not parse")
 }
 
 /// `count` decimal digits, each uniformly drawn from the OS CSPRNG.

@@ -1,4 +1,9 @@
 //! `/email`, step 1: the email address on the holder's profile, where the code is sent.
+//!
+//! `/ra-code`, the same page for a holder who can reach no address on their profile: their
+//! Registration Authority checked who they are over the phone and read out a one-time unlock
+//! code, typed here instead; a right one goes straight to the card step. (One page for both
+//! keeps the holder's download small.)
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -12,9 +17,22 @@ use crate::session::use_session;
 use unlock_protocol::ErrorCode;
 
 const FIELD: &str = "email";
+const RA_FIELD: &str = "unlock-code";
 
 #[component]
 pub fn EmailPage() -> impl IntoView {
+    page(false)
+}
+
+/// `/ra-code`.
+#[component]
+pub fn RaCodePage() -> impl IntoView {
+    page(true)
+}
+
+/// The page, taking the RA's unlock code instead of an email address if `ra_code`.
+fn page(ra_code: bool) -> AnyView {
+    let field_id = if ra_code { RA_FIELD } else { FIELD };
     let scope = PageScope::new();
     let session = use_session();
     let email = RwSignal::new(String::new());
@@ -23,16 +41,18 @@ pub fn EmailPage() -> impl IntoView {
     let busy = RwSignal::new(false);
     // Which addresses qualify; the page still works (with a general hint) without the list.
     let domains = RwSignal::new(Vec::<String>::new());
-    scope.spawn(async move {
-        if let Ok(listed) = api::allowed_domains().await {
-            domains.set(listed);
-        }
-    });
+    if !ra_code {
+        scope.spawn(async move {
+            if let Ok(listed) = api::allowed_domains().await {
+                domains.set(listed);
+            }
+        });
+    }
 
     let errors = Signal::derive(move || {
         let field = field_error
             .get()
-            .map(|message| ErrorItem::field(FIELD, message));
+            .map(|message| ErrorItem::field(field_id, message));
         let other = other_error.get().map(ErrorItem::general);
         field.into_iter().chain(other).collect::<Vec<_>>()
     });
@@ -44,8 +64,11 @@ pub fn EmailPage() -> impl IntoView {
         }
         field_error.set(None);
         other_error.set(None);
+        // The server reads an RA's code (case, spaces and dashes don't matter) and says what
+        // is wrong with it; parsing it here too would only add to the download.
         let address = match email.with_untracked(|typed| EmailAddress::parse(typed)) {
-            Ok(address) => address,
+            _ if ra_code => None,
+            Ok(address) => Some(address),
             Err(error) => {
                 field_error.set(Some(error.to_string()));
                 return;
@@ -53,7 +76,11 @@ pub fn EmailPage() -> impl IntoView {
         };
         busy.set(true);
         scope.spawn(async move {
-            match api::start_journey(&address).await {
+            let started = match &address {
+                Some(address) => api::start_journey(address).await,
+                None => api::redeem_ra_code(&email.get_untracked()).await,
+            };
+            match started {
                 Ok(view) => {
                     session.view.set(Some(view.clone()));
                     scope.go(Page::for_view(&view));
@@ -62,7 +89,14 @@ pub fn EmailPage() -> impl IntoView {
                     busy.set(false);
                     if let Some(failure) = end_or_show(scope, failure) {
                         match failure.code {
-                            Some(ErrorCode::EmailInvalid | ErrorCode::EmailDomainNotAllowed) => {
+                            Some(
+                                ErrorCode::EmailInvalid
+                                | ErrorCode::EmailDomainNotAllowed
+                                | ErrorCode::CodeInvalid
+                                | ErrorCode::CodeWrong
+                                | ErrorCode::CodeVoided
+                                | ErrorCode::CodeExpired,
+                            ) => {
                                 field_error.set(Some(failure.message));
                             }
                             _ => other_error.set(Some(failure.message)),
@@ -73,6 +107,29 @@ pub fn EmailPage() -> impl IntoView {
         });
     };
 
+    if ra_code {
+        return view! {
+            <BackLink href="/email" />
+            <ErrorSummary errors=errors />
+            <form novalidate on:submit=submit>
+                <Heading title="Enter the code from your Registration Authority" />
+                <p>"Your Registration Authority read it to you over the phone."</p>
+                <TextField
+                    id=RA_FIELD
+                    label="Unlock code"
+                    hint="12 letters and numbers, like ABCD-EFGH-JKMN"
+                    value=email
+                    error=field_error
+                    autocomplete="one-time-code"
+                    width="nhsuk-input--width-20"
+                />
+                <button class="nhsuk-button" type="submit">
+                    "Continue"
+                </button>
+            </form>
+        }
+        .into_any();
+    }
     view! {
         <BackLink href="/" />
         <ErrorSummary errors=errors />
@@ -98,7 +155,11 @@ pub fn EmailPage() -> impl IntoView {
         <p>
             "If you do not know which email address is on your smartcard profile, contact your Registration Authority."
         </p>
+        <p>
+            <a href="/ra-code">"I have a code from my Registration Authority"</a>
+        </p>
     }
+    .into_any()
 }
 
 /// "Addresses ending in @a.example or @b.example can be used."

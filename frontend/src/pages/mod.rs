@@ -25,7 +25,7 @@ use unlock_protocol::api::JourneyView;
 pub use card::CardPage;
 pub use code::CodePage;
 pub use done::DonePage;
-pub use email::EmailPage;
+pub use email::{EmailPage, RaCodePage};
 pub use end::EndPage;
 pub use help_extension::HelpExtensionPage;
 pub use help_helper::HelpHelperPage;

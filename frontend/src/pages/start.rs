@@ -73,7 +73,7 @@ pub fn StartPage() -> impl IntoView {
             <li>"access to your work email, to get a security code"</li>
         </ul>
         <p>
-            "If you cannot get to your work email, contact your Registration Authority. They can unlock your card in person."
+            "If you cannot get to your work email, contact your Registration Authority. They can check who you are over the phone and give you a one-time unlock code, or unlock your card in person."
         </p>
         <div aria-live="polite">
             {move || match check.get() {

@@ -199,3 +199,79 @@ pub struct AllowedDomain {
 pub struct AddDomain {
     pub domain: String,
 }
+
+/// How an RA verified a holder who phoned them, before issuing an unlock code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMethod {
+    /// The RA knows the holder and recognised them.
+    KnownToRa,
+    /// The RA called the holder back on a number from the organisation's directory.
+    CalledBackOnDirectoryNumber,
+    /// The holder's line manager vouched for them to the RA.
+    ConfirmedByLineManager,
+    /// Seen on a video call against the photo on their profile.
+    VideoCallAgainstPhoto,
+}
+
+impl VerificationMethod {
+    pub const ALL: [Self; 4] = [
+        Self::KnownToRa,
+        Self::CalledBackOnDirectoryNumber,
+        Self::ConfirmedByLineManager,
+        Self::VideoCallAgainstPhoto,
+    ];
+
+    /// The stable name, as on the wire and in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KnownToRa => "known_to_ra",
+            Self::CalledBackOnDirectoryNumber => "called_back_on_directory_number",
+            Self::ConfirmedByLineManager => "confirmed_by_line_manager",
+            Self::VideoCallAgainstPhoto => "video_call_against_photo",
+        }
+    }
+
+    /// The choice in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::KnownToRa => "I know the holder and recognised them",
+            Self::CalledBackOnDirectoryNumber => {
+                "I called them back on a number from the staff directory"
+            }
+            Self::ConfirmedByLineManager => "Their line manager confirmed who they are",
+            Self::VideoCallAgainstPhoto => "I saw them on a video call against their card photo",
+        }
+    }
+}
+
+/// The longest note an RA may record with an unlock code.
+pub const MAX_VERIFICATION_NOTE: usize = 500;
+
+/// `POST /api/staff/holders/{id}/unlock-code`: how the RA verified the holder who phoned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IssueUnlockCode {
+    pub verified_how: VerificationMethod,
+    /// What the RA checked, in their words (at most 500 characters).
+    pub note: String,
+}
+
+/// The unlock code just issued, shown to the RA this once to read out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnlockCodeIssued {
+    /// `ABCD-EFGH-JKMN`: 12 characters with no look-alikes.
+    pub code: String,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for UnlockCodeIssued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockCodeIssued")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}

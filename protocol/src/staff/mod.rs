@@ -15,8 +15,9 @@ mod username;
 pub use audit::{AuditEvent, AuditPage};
 pub use holders::{
     AddDomain, AddEmail, AllowList, AllowedDomain, ApproveEmail, Delivery, HolderMatch,
-    HolderProfile, HolderSearch, JourneyRecord, JourneyStep, ProfileCard, ProfileEmail,
-    ReleaseThrottle, Released, ThrottleState, ThrottleTarget,
+    HolderProfile, HolderSearch, IssueUnlockCode, JourneyRecord, JourneyStep,
+    MAX_VERIFICATION_NOTE, ProfileCard, ProfileEmail, ReleaseThrottle, Released, ThrottleState,
+    ThrottleTarget, UnlockCodeIssued, VerificationMethod,
 };
 pub use overview::{
     DayCount, FailureCount, FlaggedUnlock, HolderUnderAttempts, OutboxHealth, Overview, Period,

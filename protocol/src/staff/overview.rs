@@ -15,6 +15,10 @@ pub struct Overview {
     pub last_30_days: Period,
     /// Staff time one unlock saves (an RA visit), in minutes.
     pub minutes_saved_per_unlock: u32,
+    /// Staff time one remote unlock with an RA's help saves (the visit, less the RA's
+    /// phone call), in minutes.
+    #[serde(default)]
+    pub minutes_saved_per_ra_unlock: u32,
     pub outbox: OutboxHealth,
     /// Unlocks on each of the last 30 days (UTC), oldest first, today last.
     pub unlocks_per_day: Vec<DayCount>,
@@ -77,13 +81,17 @@ pub struct Period {
     pub codes_sent: u64,
     /// Codes typed in correctly.
     pub codes_verified: u64,
-    /// Cards unlocked.
+    /// Cards unlocked (remote unlocks with an RA's help included).
     pub unlocks: u64,
+    /// Cards unlocked with a one-time code an RA read out over the phone.
+    #[serde(default)]
+    pub remote_unlocks_with_ra_help: u64,
     /// Steps refused or journeys that ran out of time, all reasons together.
     pub failed: u64,
     /// `failed` by reason, largest first; reasons with none are left out.
     pub failures: Vec<FailureCount>,
-    /// `unlocks` × the minutes one saves, in hours.
+    /// Self-service `unlocks` × the minutes one saves, plus the remote unlocks with an RA's
+    /// help × the minutes one of those saves, in hours.
     pub hours_saved: f64,
 }
 

@@ -34,6 +34,8 @@ pub enum Permission {
     ManageAllowList,
     /// Download the CSV reports.
     ExportReports,
+    /// Issue a one-time unlock code to a holder they verified over the phone.
+    IssueUnlockCodes,
 }
 
 impl Role {
@@ -66,7 +68,10 @@ impl Role {
     pub fn may(self, permission: Permission) -> bool {
         match permission {
             Permission::ViewStatus => true,
-            Permission::SeeFullEmails | Permission::ChangeEmails | Permission::ReleaseThrottles => {
+            Permission::SeeFullEmails
+            | Permission::ChangeEmails
+            | Permission::ReleaseThrottles
+            | Permission::IssueUnlockCodes => {
                 matches!(self, Self::Ra | Self::RaManager)
             }
             Permission::ManageAllowList | Permission::ExportReports => self == Self::RaManager,
@@ -104,6 +109,8 @@ mod tests {
         }
         assert!(!Role::Support.may(Permission::SeeFullEmails));
         assert!(!Role::Support.may(Permission::ChangeEmails));
+        assert!(!Role::Support.may(Permission::IssueUnlockCodes));
+        assert!(Role::Ra.may(Permission::IssueUnlockCodes));
         assert!(Role::Ra.may(Permission::ChangeEmails));
         assert!(Role::Ra.may(Permission::ReleaseThrottles));
         assert!(!Role::Ra.may(Permission::ManageAllowList));

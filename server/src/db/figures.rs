@@ -37,6 +37,34 @@ pub async fn steps(
     .with_context(|| format!("count the audited {action} {outcome}"))
 }
 
+/// Cards unlocked in journeys a holder started with an RA's one-time unlock code (a
+/// minute's repeats counted as many times as they came, as [`steps`] does).
+pub async fn remote_unlocks_with_ra_help(
+    conn: &mut Conn,
+    since: Millis,
+    today: Millis,
+) -> anyhow::Result<Both> {
+    sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(times), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN at >= $4 THEN times ELSE 0 END), 0) AS BIGINT)
+         FROM audit_events
+         WHERE action = $1 AND outcome = $2 AND at >= $3
+           AND journey_id IN (SELECT journey_id FROM audit_events
+                              WHERE action = $5 AND outcome = $6 AND at >= $7)",
+    )
+    .bind(Action::JourneyReceipt)
+    .bind(Outcome::Unlocked)
+    .bind(since)
+    .bind(today)
+    .bind(Action::JourneyRaCode)
+    .bind(Outcome::Verified)
+    // A journey lasts minutes; a day's margin covers one that began before `since`.
+    .bind(since - 86_400_000)
+    .fetch_one(conn)
+    .await
+    .context("count the remote unlocks with an RA's help")
+}
+
 /// Verified holders told to contact their RA, by the reason in the event's detail.
 pub async fn ineligible_by_reason(
     conn: &mut Conn,
@@ -45,13 +73,15 @@ pub async fn ineligible_by_reason(
 ) -> anyhow::Result<Vec<(Option<String>, Both)>> {
     let rows: Vec<(Option<String>, i64, i64)> = sqlx::query_as(
         "SELECT detail, COUNT(*), COUNT(CASE WHEN at >= $2 THEN 1 END) FROM audit_events
-         WHERE at >= $1 AND action = $3 AND outcome = $4
+         WHERE at >= $1 AND action IN ($3, $5) AND outcome = $4
          GROUP BY detail",
     )
     .bind(since)
     .bind(today)
     .bind(Action::JourneyVerifyCode)
     .bind(Outcome::VerifiedIneligible)
+    // An RA's unlock code is a verified code too.
+    .bind(Action::JourneyRaCode)
     .fetch_all(conn)
     .await
     .context("count the ineligible holders")?;

@@ -31,6 +31,7 @@ pub mod outbox;
 pub mod outbox_health;
 mod pg_write;
 pub mod profiles;
+pub mod ra_codes;
 pub mod retention;
 pub mod staff_accounts;
 pub mod staff_sessions;

@@ -30,6 +30,21 @@ pub async fn journeys(conn: &mut Conn, before: Millis, now: Millis) -> anyhow::R
     Ok(done.rows_affected())
 }
 
+/// Deletes RAs' one-time unlock codes issued before `before` (each lived 30 minutes; the
+/// audit trail keeps who issued it and why).
+pub async fn ra_unlock_codes(conn: &mut Conn, before: Millis) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM ra_unlock_codes WHERE id IN (
+             SELECT id FROM ra_unlock_codes WHERE issued_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(BATCH)
+    .execute(conn)
+    .await
+    .context("purge old RA unlock codes")?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes emails that finished (sent or failed for good) before `before`, with their
 /// delivery attempts.
 pub async fn emails(conn: &mut Conn, before: Millis) -> anyhow::Result<u64> {

@@ -135,6 +135,9 @@ stored_names! {
         EmailAdded => "email_added",
         /// The notice that an address was removed (sent to it too).
         EmailRemoved => "email_removed",
+        /// The notice to every address on a profile that an RA issued a one-time unlock code
+        /// for it (never the code).
+        UnlockCodeIssued => "unlock_code_issued",
     }
 }
 
@@ -240,6 +243,13 @@ mod tests {
             assert_eq!(
                 stage,
                 names(SessionStage::ALL, SessionStage::as_str),
+                "{engine}"
+            );
+            // An RA's unlock codes have the one-time codes' states.
+            let ra_codes = allowed(&read("0009_ra_unlock_codes.sql"), "state", 0);
+            assert_eq!(
+                ra_codes,
+                names(CodeState::ALL, CodeState::as_str),
                 "{engine}"
             );
             let role = allowed(&staff, "role", 0);

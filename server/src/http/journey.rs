@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{AppendHeaders, IntoResponse};
 use unlock_protocol::ApiError;
-use unlock_protocol::api::{AllowedDomains, JourneyView, StartJourney, VerifyCode};
+use unlock_protocol::api::{AllowedDomains, JourneyView, RedeemRaCode, StartJourney, VerifyCode};
 use unlock_protocol::card_steps::{CardIdentity, CardProof, CardReceipt, CardRelease};
 
 use super::extract::{ApiJson, ClientAddr, Device, JourneyToken, device_cookie, journey_cookie};
@@ -48,6 +48,47 @@ pub async fn start(
     ApiJson(body): ApiJson<StartJourney>,
 ) -> Result<impl IntoResponse, Failure> {
     let started = journey::start(&state, &body.email, &client, device.as_ref()).await?;
+    let cookie = journey_cookie(
+        &started.token,
+        state.config.serves_https(),
+        COOKIE_MAX_AGE_SECONDS,
+    );
+    Ok(([(header::SET_COOKIE, cookie)], Json(started.view)))
+}
+
+/// Start a journey with an unlock code from the holder's RA
+///
+/// For a holder who can reach no address on their profile: their Registration Authority
+/// verified them over the phone and read out a one-time unlock code. The code names the
+/// holder by itself, so the journey starts verified (the card steps come next) and is bound
+/// to the browser with the `unlock_journey` cookie. A wrong code counts against the client
+/// as a wrong emailed code does.
+#[utoipa::path(
+    post,
+    path = "/api/journey/ra-code",
+    tag = "holder",
+    operation_id = "redeem_ra_code",
+    request_body = RedeemRaCode,
+    responses(
+        (status = 200, description = "The code was right: `verified`, or `contact_ra` when self-service can't help.",
+            body = JourneyView,
+            headers(("set-cookie" = String, description = "`unlock_journey`, the journey's token (HttpOnly, SameSite=Strict, Path=/api)."))),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 410, description = "`code_expired`: the code's 30 minutes are up.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`code_invalid`, `code_wrong`, `code_voided` (used already or replaced) or `invalid_body`.", body = ApiError),
+        (status = 429, description = "`throttled`; `retry_after_seconds` says when to try again.", body = ApiError,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
+pub async fn redeem_ra_code(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<RedeemRaCode>,
+) -> Result<impl IntoResponse, Failure> {
+    let started = journey::redeem_ra_code(&state, &body.code, &client).await?;
     let cookie = journey_cookie(
         &started.token,
         state.config.serves_https(),

@@ -74,6 +74,7 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/api/journey", journey::view),
         Endpoint::post("/api/journey/code", journey::verify),
         Endpoint::post("/api/journey/resend", journey::resend),
+        Endpoint::post("/api/journey/ra-code", journey::redeem_ra_code),
         Endpoint::post("/api/journey/card", journey::present_card),
         Endpoint::post("/api/journey/card/release", journey::release),
         Endpoint::post("/api/journey/card/receipt", journey::receipt),
@@ -97,6 +98,10 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::delete(
             "/api/staff/holders/{id}/emails/{email}",
             staff::remove_email,
+        ),
+        Endpoint::post(
+            "/api/staff/holders/{id}/unlock-code",
+            staff::issue_unlock_code,
         ),
         Endpoint::post("/api/staff/throttles/release", staff::release_throttle),
         Endpoint::get("/api/staff/allowlist", staff::allow_list),

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use unlock_protocol::staff::{
     AddDomain, AddEmail, AllowList, ApproveEmail, AuditPage, ChangePassword, HolderProfile,
-    HolderSearch, Me, NewPassword, Overview, Permission, ReleaseThrottle, Released, SecondFactor,
-    SignIn, SignInStep,
+    HolderSearch, IssueUnlockCode, Me, NewPassword, Overview, Permission, ReleaseThrottle,
+    Released, SecondFactor, SignIn, SignInStep, UnlockCodeIssued,
 };
 use unlock_protocol::{ApiError, ErrorCode, HolderId};
 use utoipa::IntoParams;
@@ -467,6 +467,44 @@ pub async fn remove_email(
     let id = holder_id(&raw_id)?;
     actions::remove_email(&state, &user, &id, &email).await?;
     profile_of(&state, &user, &id).await
+}
+
+/// Issue a one-time unlock code to a holder verified over the phone
+///
+/// RA-assisted remote unlock, for a holder who can reach no address on their profile: the RA
+/// records how they verified the holder and reads the code out to them. The code is shown
+/// this once (only its keyed hash is kept); it works once, for 30 minutes, for this holder
+/// only, and replaces any earlier one. Every address on the profile is told who issued it.
+#[utoipa::path(
+    post,
+    path = "/api/staff/holders/{id}/unlock-code",
+    tag = "staff",
+    operation_id = "staff_issue_unlock_code",
+    security(("staff_cookie" = [])),
+    params(("id" = String, Path, description = "The holder's 12-digit user id."), Background),
+    request_body = IssueUnlockCode,
+    responses(
+        (status = 200, description = "The code to read out, and when it stops working.", body = UnlockCodeIssued),
+        (status = 400, description = "`bad_json`.", body = ApiError),
+        (status = 401, description = "`not_signed_in` or `session_expired`.", body = ApiError),
+        (status = 403, description = "`forbidden`, or `own_profile`: staff may not issue a code for their own profile.", body = ApiError),
+        (status = 404, description = "`holder_not_found`, or `not_found`: the path is not UTF-8.", body = ApiError),
+        (status = 413, description = "`payload_too_large`.", body = ApiError),
+        (status = 415, description = "`unsupported_media_type`.", body = ApiError),
+        (status = 422, description = "`invalid_body`: no note, a note over 500 characters, or an unknown way of verifying.", body = ApiError),
+        (status = 500, description = "`internal`.", body = ApiError),
+    ),
+)]
+pub async fn issue_unlock_code(
+    State(state): State<AppState>,
+    Staff(user): Staff,
+    ApiPath(raw_id): ApiPath<String>,
+    ApiJson(body): ApiJson<IssueUnlockCode>,
+) -> Result<Json<UnlockCodeIssued>, Failure> {
+    let id = holder_id(&raw_id)?;
+    actions::issue_unlock_code(&state, &user, &id, &body)
+        .await
+        .map(Json)
 }
 
 /// Release a holder's or a client address's throttle

@@ -237,7 +237,7 @@ fn refuse_code_step(
 }
 
 /// After a right code: the holder may go on only if one of their cards can be unlocked here.
-async fn mark_verified(
+pub(super) async fn mark_verified(
     conn: &mut Conn,
     config: &Config,
     mut journey: Journey,

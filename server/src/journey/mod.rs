@@ -5,6 +5,7 @@
 mod card;
 mod code;
 pub mod device;
+mod ra_code;
 mod start;
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};
@@ -12,6 +13,7 @@ use unlock_protocol::{CardId, EmailAddress, ErrorCode};
 
 pub use card::{Receipted, confirm_receipt, present_card, release};
 pub use code::{resend, verify};
+pub use ra_code::redeem as redeem_ra_code;
 pub use start::{Started, start};
 
 use crate::audit::{Action, Actor, Audited, Outcome};

@@ -168,6 +168,39 @@ pub fn address_added(
     }
 }
 
+/// An RA issued a one-time unlock code for a holder's profile (read out to the holder over
+/// the phone): sent to every address on the profile, without the code. `ra` is the staff
+/// username, which is letters, digits, `.`, `_` and `-` only.
+pub fn unlock_code_issued(ra: &str, at: Millis) -> Composed {
+    let when = date_time_utc(at);
+    let subject = "A Registration Authority gave out an unlock code for your smartcard".to_owned();
+    let text = format!(
+        "On {when} your Registration Authority ({ra}) issued a one-time code that lets your \
+         smartcard be unlocked without an emailed security code. They read it out to someone \
+         who phoned them as you. It works once, for 30 minutes.\n\
+         \n\
+         If this was not you, contact your Registration Authority at once.\n\
+         \n\
+         We sent this to every email address on your smartcard profile.\n"
+    );
+    let html = page(
+        &subject,
+        &format!(
+            "<p>On {when} your Registration Authority (<strong>{ra}</strong>) issued a one-time \
+             code that lets your smartcard be unlocked without an emailed security code. They \
+             read it out to someone who phoned them as you. It works once, for 30 minutes.</p>\
+             <p><strong>If this was not you, contact your Registration Authority at \
+             once.</strong></p>\
+             <p>We sent this to every email address on your smartcard profile.</p>"
+        ),
+    );
+    Composed {
+        subject,
+        text,
+        html,
+    }
+}
+
 /// An address was removed from a holder's profile: sent to it and to every address left.
 pub fn address_removed(address: &EmailAddress, at: Millis, zone: &ServiceZone) -> Composed {
     let when = zone.date_time(at);

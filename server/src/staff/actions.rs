@@ -5,7 +5,9 @@
 use crate::db::holder_emails::{Added, Approval};
 use crate::db::states::OutboxKind;
 use crate::db::{self, Conn};
-use unlock_protocol::staff::{Permission, Role, ThrottleTarget};
+use unlock_protocol::staff::{
+    IssueUnlockCode, MAX_VERIFICATION_NOTE, Permission, Role, ThrottleTarget, UnlockCodeIssued,
+};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
 use super::session::{self, StaffUser};
@@ -395,6 +397,88 @@ pub async fn release_throttle(
             })
         },
     )
+    .await
+}
+
+/// How long an RA's unlock code works.
+pub const UNLOCK_CODE_TTL: Millis = 30 * 60_000;
+
+/// `POST /api/staff/holders/{id}/unlock-code`: an RA who verified a holder over the phone
+/// issues them a one-time unlock code to read out (shown this once; only its keyed hash is
+/// kept). It works once, for 30 minutes, for this holder only, and supersedes any earlier
+/// one. Every address on the profile is told who issued it (never the code).
+pub async fn issue_unlock_code(
+    state: &AppState,
+    user: &StaffUser,
+    holder: &HolderId,
+    request: &IssueUnlockCode,
+) -> Result<UnlockCodeIssued, Failure> {
+    let action = Action::StaffUnlockCodeIssue;
+    session::require(state, user, Permission::IssueUnlockCodes, action).await?;
+    if user.owns(holder) {
+        return Err(refuse_own_profile(state, user, action, holder).await);
+    }
+    let note = request.note.trim().to_owned();
+    if note.is_empty() || note.chars().count() > MAX_VERIFICATION_NOTE {
+        return Err(Failure::client_message(
+            ErrorCode::InvalidBody,
+            format!(
+                "Write a note of how you verified the holder (at most {MAX_VERIFICATION_NOTE} \
+                 characters)."
+            ),
+        ));
+    }
+    let how = request.verified_how;
+    let (job_state, id, by) = (state.clone(), holder.as_str().to_owned(), user.actor());
+    let ra = user.username.to_string();
+    audited(state, user, action, Some(holder), move |conn, now| {
+        let (state, id, by, note, ra) = (
+            job_state.clone(),
+            id.clone(),
+            by.clone(),
+            note.clone(),
+            ra.clone(),
+        );
+        Box::pin(async move {
+            // What the RA checked is on the record; the code never is.
+            let detail = format!("{}: {note}", how.as_str());
+            if !holder_exists(conn, &id).await? {
+                return Ok(Audited::refused(
+                    Outcome::NoHolder,
+                    Some(detail),
+                    holder_not_found(),
+                ));
+            }
+            let code = crate::secrets::new_ra_code()?;
+            let expires_at = now + UNLOCK_CODE_TTL;
+            let new = db::ra_codes::NewRaCode {
+                holder_id: &id,
+                code_mac: &state.keys.ra_code_mac(code.expose()),
+                issued_by: &by,
+                verified_how: how.as_str(),
+                note: &note,
+                expires_at,
+            };
+            db::ra_codes::issue(conn, &new, now).await?;
+            let everyone = db::holder_emails::of_holder(conn, &id).await?;
+            let notice = templates::unlock_code_issued(&ra, now);
+            tell(
+                conn,
+                &state,
+                OutboxKind::UnlockCodeIssued,
+                &id,
+                &everyone,
+                &notice,
+                now,
+            )
+            .await?;
+            let issued = UnlockCodeIssued {
+                code: code.grouped(),
+                expires_at,
+            };
+            Ok(Audited::done(Outcome::CodeIssued, Some(detail), issued))
+        })
+    })
     .await
 }
 

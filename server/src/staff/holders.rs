@@ -211,7 +211,12 @@ async fn journeys(
         records.push(JourneyRecord {
             id: row.id,
             started_at: row.started_at,
-            email: shown(user, &row.email),
+            // A journey started with an RA's unlock code has no address.
+            email: if row.email.is_empty() {
+                "Unlock code from an RA".to_owned()
+            } else {
+                shown(user, &row.email)
+            },
             client_addr: row.client_addr,
             summary: labels::summary(
                 row.state,

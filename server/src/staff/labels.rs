@@ -99,6 +99,36 @@ pub const FAILURES: &[Failure] = &[
         CODE_EXPIRED,
     ),
     failure(
+        Action::JourneyRaCode,
+        Outcome::ThrottledClient,
+        "throttled",
+        THROTTLED,
+    ),
+    failure(
+        Action::JourneyRaCode,
+        Outcome::ThrottledHolder,
+        "throttled",
+        THROTTLED,
+    ),
+    failure(
+        Action::JourneyRaCode,
+        Outcome::WrongCode,
+        "ra_code_wrong",
+        "Wrong RA unlock code typed",
+    ),
+    failure(
+        Action::JourneyRaCode,
+        Outcome::Expired,
+        "ra_code_expired",
+        "RA unlock code expired before it was typed in",
+    ),
+    failure(
+        Action::JourneyRaCode,
+        Outcome::NoLiveCode,
+        "ra_code_used",
+        "RA unlock code typed after it was used or replaced",
+    ),
+    failure(
         Action::JourneyPresentCard,
         Outcome::CardNotOnProfile,
         "card_not_on_profile",
@@ -195,6 +225,7 @@ pub fn step(action: &str, outcome: &str, detail: Option<&str>) -> String {
         (A::JourneyResendCode, O::CodeIssued) => "Asked for a new code; it was sent",
         (A::JourneyResendCode, O::TooSoon) => "Asked for a new code too soon",
         (A::JourneyVerifyCode, O::Verified) => "Typed the right code",
+        (A::JourneyRaCode, O::Verified) => "Typed the unlock code an RA gave them",
         (A::JourneyVerifyCode, O::WrongCode) => "Typed a wrong code",
         (A::JourneyVerifyCode, O::NoLiveCode) => "Typed a code after it stopped working",
         (A::JourneyVerifyCode, O::NotAwaitingCode) => "Typed a code after that step was done",
@@ -208,7 +239,7 @@ pub fn step(action: &str, outcome: &str, detail: Option<&str>) -> String {
         (_, O::NotVerified) => "A card step before the code was typed",
         (_, O::JourneyClosed) => "A step after the journey had ended",
         (_, O::NoCard) => "A card step before a card was accepted",
-        (A::JourneyVerifyCode, O::VerifiedIneligible) => {
+        (A::JourneyVerifyCode | A::JourneyRaCode, O::VerifiedIneligible) => {
             return format!(
                 "Typed the right code, but self-service can't help: {}",
                 ineligible(detail).1

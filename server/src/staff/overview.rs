@@ -113,7 +113,10 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
     let started = step(Action::JourneyStart, Outcome::CodeIssued);
     let unlocks = step(Action::JourneyReceipt, Outcome::Unlocked);
     let codes_sent = Both::from_row(db::figures::codes_sent(&mut conn, since, today).await?);
+    let with_ra =
+        Both::from_row(db::figures::remote_unlocks_with_ra_help(&mut conn, since, today).await?);
     let minutes = state.config.staff.minutes_saved_per_unlock;
+    let ra_minutes = state.config.staff.minutes_saved_per_ra_unlock;
     let period = |pick: fn(Both) -> u64| {
         let mut by_reason: Vec<FailureCount> = failures
             .iter()
@@ -130,9 +133,13 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
             codes_sent: pick(codes_sent),
             codes_verified: pick(verified),
             unlocks: pick(unlocks),
+            remote_unlocks_with_ra_help: pick(with_ra),
             failed: by_reason.iter().map(|f| f.count).sum(),
             failures: by_reason,
-            hours_saved: hours(pick(unlocks), minutes),
+            hours_saved: hours(&[
+                (pick(unlocks).saturating_sub(pick(with_ra)), minutes),
+                (pick(with_ra), ra_minutes),
+            ]),
         }
     };
     Ok(Overview {
@@ -140,6 +147,7 @@ pub async fn overview(state: &AppState) -> anyhow::Result<Overview> {
         today: period(|both| both.today),
         last_30_days: period(|both| both.month),
         minutes_saved_per_unlock: minutes,
+        minutes_saved_per_ra_unlock: ra_minutes,
         outbox: outbox_health(&mut conn, since, today, now).await?,
         unlocks_per_day: unlocks_per_day(&mut conn, since).await?,
         holders_under_attempts: holders_under_attempts(&mut conn, &state.config, now).await?,
@@ -249,9 +257,13 @@ async fn holders_under_attempts(
     Ok(holders)
 }
 
-/// `unlocks` × `minutes`, in hours to one decimal place.
-fn hours(unlocks: u64, minutes: u32) -> f64 {
-    let tenths = (unlocks * u64::from(minutes) + 3) / 6;
+/// The sum of `unlocks` × `minutes` over each kind of unlock, in hours to one decimal place.
+fn hours(kinds: &[(u64, u32)]) -> f64 {
+    let minutes: u64 = kinds
+        .iter()
+        .map(|&(unlocks, minutes)| unlocks * u64::from(minutes))
+        .sum();
+    let tenths = (minutes + 3) / 6;
     tenths as f64 / 10.0
 }
 
@@ -320,9 +332,11 @@ mod tests {
 
     #[test]
     fn hours_saved_round_to_a_tenth() {
-        assert_eq!(hours(0, 20), 0.0);
-        assert_eq!(hours(3, 20), 1.0);
-        assert_eq!(hours(1, 20), 0.3);
-        assert_eq!(hours(50_000, 20), 16_666.7);
+        assert_eq!(hours(&[(0, 20)]), 0.0);
+        assert_eq!(hours(&[(3, 20)]), 1.0);
+        assert_eq!(hours(&[(1, 20)]), 0.3);
+        assert_eq!(hours(&[(50_000, 20)]), 16_666.7);
+        // Two self-service unlocks and two with an RA's help: 40 + 30 minutes.
+        assert_eq!(hours(&[(2, 20), (2, 15)]), 1.2);
     }
 }

@@ -25,6 +25,7 @@ mod outbox;
 mod overload;
 mod piv;
 mod piv_binary;
+mod ra_unlock;
 mod retention;
 mod schema;
 mod staff_actions;

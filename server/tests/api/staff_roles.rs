@@ -70,6 +70,12 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "POST",
+            path: |_| format!("/api/staff/holders/{HOLDER}/unlock-code"),
+            body: |_| Some(json!({"verified_how": "known_to_ra", "note": "Known to me."})),
+            allowed: RA_STAFF,
+        },
+        Endpoint {
+            method: "POST",
             path: |_| "/api/staff/throttles/release".into(),
             body: |_| Some(json!({"target": {"holder": HOLDER}})),
             allowed: RA_STAFF,
@@ -207,6 +213,12 @@ async fn nobody_acts_on_their_own_profile() {
                     json!({"target": {"holder": HOLDER}}),
                 )
                 .await,
+            member
+                .post(
+                    &format!("/api/staff/holders/{HOLDER}/unlock-code"),
+                    json!({"verified_how": "known_to_ra", "note": "It is me."}),
+                )
+                .await,
         ];
         for refused in refusals {
             assert_eq!(
@@ -235,11 +247,12 @@ async fn nobody_acts_on_their_own_profile() {
     .fetch_all(app.db())
     .await
     .unwrap();
-    assert_eq!(audited.len(), 6);
+    assert_eq!(audited.len(), 8);
     assert!(audited.iter().all(|(_, _, holder)| holder == HOLDER));
     assert_eq!(audited[0].1, "staff.email_add");
     assert_eq!(audited[1].1, "staff.email_remove");
     assert_eq!(audited[2].1, "staff.throttle_release");
+    assert_eq!(audited[3].1, "staff.unlock_code_issue");
 
     // Someone else's profile is fine.
     let other = "555566667777";

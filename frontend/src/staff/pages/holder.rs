@@ -6,8 +6,8 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use unlock_protocol::staff::{
-    AddEmail, ApproveEmail, HolderProfile, JourneyRecord, Permission, ReleaseThrottle, Released,
-    ThrottleTarget,
+    AddEmail, ApproveEmail, HolderProfile, IssueUnlockCode, JourneyRecord, MAX_VERIFICATION_NOTE,
+    Permission, ReleaseThrottle, Released, ThrottleTarget, UnlockCodeIssued, VerificationMethod,
 };
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 
@@ -31,6 +31,12 @@ struct Holder {
     problem: RwSignal<Option<String>>,
     /// The address waiting for "Yes, remove it".
     removing: RwSignal<Option<String>>,
+    /// What is wrong with the unlock code form: how the holder was checked, and the note.
+    how_error: RwSignal<Option<String>>,
+    note_error: RwSignal<Option<String>>,
+    /// The unlock code just issued, to read out (kept here: the profile below is redrawn
+    /// when it reloads).
+    issued: RwSignal<Option<UnlockCodeIssued>>,
 }
 
 impl Holder {
@@ -127,6 +133,9 @@ pub fn HolderPage() -> impl IntoView {
         done: RwSignal::new(None),
         problem: RwSignal::new(None),
         removing: RwSignal::new(None),
+        how_error: RwSignal::new(None),
+        note_error: RwSignal::new(None),
+        issued: RwSignal::new(None),
     };
     holder.load();
     let new_email = RwSignal::new(String::new());
@@ -173,11 +182,29 @@ pub fn HolderPage() -> impl IntoView {
             .get()
             .map(|message| ErrorItem::field(NEW_EMAIL, message))
             .into_iter()
+            .chain(
+                holder
+                    .how_error
+                    .get()
+                    .map(|message| ErrorItem::field(VERIFIED_HOW, message)),
+            )
+            .chain(
+                holder
+                    .note_error
+                    .get()
+                    .map(|message| ErrorItem::field(NOTE, message)),
+            )
             .chain(holder.problem.get().map(ErrorItem::general))
             .collect::<Vec<_>>()
     });
     let may_change = move || {
         holder.session.may(Permission::ChangeEmails)
+            && holder
+                .profile
+                .with(|p| p.as_ref().is_some_and(|p| !p.own_profile))
+    };
+    let may_issue = move || {
+        holder.session.may(Permission::IssueUnlockCodes)
             && holder
                 .profile
                 .with(|p| p.as_ref().is_some_and(|p| !p.own_profile))
@@ -220,6 +247,7 @@ pub fn HolderPage() -> impl IntoView {
                         <button class="nhsuk-button" type="submit">"Add email address"</button>
                     </form>
                 })}
+                {may_issue().then(|| view! { <UnlockCode holder=holder /> })}
                 <Cards profile=profile.clone() />
                 <Journeys journeys=profile.journeys.clone() />
                 <Deliveries profile=profile.clone() />
@@ -236,6 +264,172 @@ pub fn HolderPage() -> impl IntoView {
         </Show>
     }
     .into_any()
+}
+
+const VERIFIED_HOW: &str = "verified-how";
+const NOTE: &str = "verification-note";
+
+/// RA-assisted remote unlock: how the RA checked who phoned, then a one-time unlock code to
+/// read out, shown this once.
+#[component]
+fn UnlockCode(holder: Holder) -> impl IntoView {
+    let how = RwSignal::new(None::<VerificationMethod>);
+    let note = RwSignal::new(String::new());
+    let (how_error, note_error, issued) = (holder.how_error, holder.note_error, holder.issued);
+
+    let submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        let chosen = how.get_untracked();
+        how_error.set(
+            chosen
+                .is_none()
+                .then(|| "Select how you checked who the holder is".to_owned()),
+        );
+        let written = note.with_untracked(|n| n.trim().to_owned());
+        note_error.set(if written.is_empty() {
+            Some("Write what you checked".to_owned())
+        } else if written.chars().count() > MAX_VERIFICATION_NOTE {
+            Some(format!("Write at most {MAX_VERIFICATION_NOTE} characters"))
+        } else {
+            None
+        });
+        let Some(verified_how) = chosen else {
+            return;
+        };
+        if note_error.with_untracked(Option::is_some) {
+            return;
+        }
+        holder.scope.spawn(async move {
+            let body = IssueUnlockCode {
+                verified_how,
+                note: written,
+            };
+            match api::post::<_, UnlockCodeIssued>(&holder.url("/unlock-code"), &body).await {
+                Ok(code) => {
+                    holder.problem.set(None);
+                    holder.done.set(None);
+                    how.set(None);
+                    note.set(String::new());
+                    issued.set(Some(code));
+                    holder.load();
+                }
+                Err(failure) => holder.failed(failure),
+            }
+        });
+    };
+    let options = VerificationMethod::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, method)| {
+            let method = *method;
+            let id = if n == 0 {
+                VERIFIED_HOW.to_owned()
+            } else {
+                format!("{VERIFIED_HOW}-{}", n + 1)
+            };
+            view! {
+                <div class="nhsuk-radios__item">
+                    <input
+                        class="nhsuk-radios__input"
+                        id=id.clone()
+                        name=VERIFIED_HOW
+                        type="radio"
+                        value=method.as_str()
+                        prop:checked=move || how.get() == Some(method)
+                        on:change=move |_| how.set(Some(method))
+                    />
+                    <label class="nhsuk-label nhsuk-radios__label" for=id>
+                        {method.label()}
+                    </label>
+                </div>
+            }
+        })
+        .collect_view();
+    let shown = move || {
+        issued.get().map(|code| {
+            view! {
+                <div class="nhsuk-panel app-unlock-code" role="status">
+                    <h3>"Read this code out to the holder"</h3>
+                    <p class="nhsuk-body-l"><strong id="unlock-code">{code.code.clone()}</strong></p>
+                    <p>
+                        {format!(
+                            "It works once, until {} (30 minutes), for this holder only. It will not be shown again. They choose \"I have a code from my Registration Authority\" and type it in.",
+                            date_time(code.expires_at)
+                        )}
+                    </p>
+                </div>
+            }
+        })
+    };
+    view! {
+        <h3>"Remote unlock with a one-time code"</h3>
+        <p>
+            "If the holder cannot get to any email address on their profile and has phoned you, check who they are. Then issue a one-time unlock code and read it out to them. Every address on the profile is told that you issued one."
+        </p>
+        {shown}
+        <form novalidate on:submit=submit>
+            <div class=move || {
+                if how_error.with(Option::is_some) {
+                    "nhsuk-form-group nhsuk-form-group--error"
+                } else {
+                    "nhsuk-form-group"
+                }
+            }>
+                <fieldset class="nhsuk-fieldset" aria-describedby=move || how_error.with(Option::is_some).then_some("verified-how-error")>
+                    <legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s">
+                        "How did you check who the holder is?"
+                    </legend>
+                    {move || how_error.get().map(|message| view! {
+                        <span class="nhsuk-error-message" id="verified-how-error">
+                            <span class="nhsuk-u-visually-hidden">"Error: "</span>
+                            {message}
+                        </span>
+                    })}
+                    <div class="nhsuk-radios">{options}</div>
+                </fieldset>
+            </div>
+            <div class=move || {
+                if note_error.with(Option::is_some) {
+                    "nhsuk-form-group nhsuk-form-group--error"
+                } else {
+                    "nhsuk-form-group"
+                }
+            }>
+                <label class="nhsuk-label" for=NOTE>"What did you check?"</label>
+                <div class="nhsuk-hint" id="verification-note-hint">
+                    "For example, the number you called back and the details they confirmed. This goes in the audit log."
+                </div>
+                {move || note_error.get().map(|message| view! {
+                    <span class="nhsuk-error-message" id="verification-note-error">
+                        <span class="nhsuk-u-visually-hidden">"Error: "</span>
+                        {message}
+                    </span>
+                })}
+                <textarea
+                    class=move || {
+                        if note_error.with(Option::is_some) {
+                            "nhsuk-textarea nhsuk-textarea--error"
+                        } else {
+                            "nhsuk-textarea"
+                        }
+                    }
+                    id=NOTE
+                    name=NOTE
+                    rows="3"
+                    aria-describedby=move || {
+                        if note_error.with(Option::is_some) {
+                            "verification-note-hint verification-note-error"
+                        } else {
+                            "verification-note-hint"
+                        }
+                    }
+                    prop:value=move || note.get()
+                    on:input=move |event| note.set(event_target_value(&event))
+                ></textarea>
+            </div>
+            <button class="nhsuk-button" type="submit">"Issue an unlock code"</button>
+        </form>
+    }
 }
 
 #[component]

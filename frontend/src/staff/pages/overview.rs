@@ -83,12 +83,22 @@ pub fn OverviewPage() -> impl IntoView {
 #[component]
 fn HoursSaved(figures: Overview) -> impl IntoView {
     let card = |when: &'static str, period: &Period| {
-        let cards = if period.unlocks == 1 { "card" } else { "cards" };
-        let detail = format!(
-            "{} {cards} unlocked × {} minutes of RA time each",
-            count(period.unlocks),
+        let alone = period
+            .unlocks
+            .saturating_sub(period.remote_unlocks_with_ra_help);
+        let cards = if alone == 1 { "card" } else { "cards" };
+        let mut detail = format!(
+            "{} {cards} unlocked by holders alone × {} minutes of RA time each",
+            count(alone),
             figures.minutes_saved_per_unlock
         );
+        if period.remote_unlocks_with_ra_help > 0 {
+            detail.push_str(&format!(
+                ", and {} remote unlocks with RA help × {} minutes each",
+                count(period.remote_unlocks_with_ra_help),
+                figures.minutes_saved_per_ra_unlock
+            ));
+        }
         view! {
             <div class="nhsuk-grid-column-one-half nhsuk-card-group__item">
                 <div class="nhsuk-card">
@@ -112,11 +122,14 @@ fn HoursSaved(figures: Overview) -> impl IntoView {
 #[component]
 fn Journeys(figures: Overview) -> impl IntoView {
     type Pick = fn(&Period) -> u64;
-    let rows: [(&str, Pick); 5] = [
+    let rows: [(&str, Pick); 6] = [
         ("Journeys started", |p| p.journeys_started),
         ("Security codes sent", |p| p.codes_sent),
         ("Security codes typed in correctly", |p| p.codes_verified),
         ("Cards unlocked", |p| p.unlocks),
+        ("Remote unlocks with RA help", |p| {
+            p.remote_unlocks_with_ra_help
+        }),
         ("Failed or refused", |p| p.failed),
     ];
     let rows = rows
