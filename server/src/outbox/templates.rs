@@ -171,8 +171,8 @@ pub fn address_added(
 /// An RA issued a one-time unlock code for a holder's profile (read out to the holder over
 /// the phone): sent to every address on the profile, without the code. `ra` is the staff
 /// username, which is letters, digits, `.`, `_` and `-` only.
-pub fn unlock_code_issued(ra: &str, at: Millis) -> Composed {
-    let when = date_time_utc(at);
+pub fn unlock_code_issued(ra: &str, at: Millis, zone: &ServiceZone) -> Composed {
+    let when = zone.date_time(at);
     let subject = "A Registration Authority gave out an unlock code for your smartcard".to_owned();
     let text = format!(
         "On {when} your Registration Authority ({ra}) issued a one-time code that lets your \

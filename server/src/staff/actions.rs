@@ -461,7 +461,7 @@ pub async fn issue_unlock_code(
             };
             db::ra_codes::issue(conn, &new, now).await?;
             let everyone = db::holder_emails::of_holder(conn, &id).await?;
-            let notice = templates::unlock_code_issued(&ra, now);
+            let notice = templates::unlock_code_issued(&ra, now, &state.config.time_zone);
             tell(
                 conn,
                 &state,
