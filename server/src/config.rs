@@ -58,6 +58,7 @@ pub struct Config {
     /// `text` or `json` log lines on stderr.
     pub log_format: LogFormat,
     pub mail: MailConfig,
+    pub sms: SmsConfig,
     pub outbox: OutboxConfig,
     pub journey: JourneyConfig,
     pub throttle: ThrottleConfig,
@@ -108,6 +109,31 @@ pub struct MailConfig {
     /// The From header.
     pub from: String,
     /// Outer limit on one SMTP send, connection included.
+    pub send_timeout_seconds: u64,
+}
+
+/// Codes by text message: SMPP 3.4 to the operator's SMS gateway or aggregator. Without a
+/// gateway (`sms.host` unset) a mobile number is refused with the same answer whatever the
+/// number, so holders are told at once to use their email address instead of waiting for a
+/// text that never comes, and nobody learns which numbers are on profiles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The gateway's host name or address. Unset: no text messages.
+    pub host: Option<String>,
+    /// The gateway's SMPP port (2775 by convention).
+    pub port: u16,
+    /// The account (`system_id`) the gateway gave this service.
+    pub system_id: String,
+    /// Its password.
+    pub password: Option<Secret>,
+    /// `system_type`, if the gateway asks for one.
+    pub system_type: String,
+    /// Who the texts come from: an alphanumeric sender name (up to 11 characters) or a number.
+    pub source_address: String,
+    /// Where a number typed without its country code is taken to be (ISO 3166 code).
+    pub default_region: String,
+    /// Outer limit on one send, connecting and binding included.
     pub send_timeout_seconds: u64,
 }
 
@@ -199,6 +225,42 @@ pub struct KeysConfig {
     pub pkcs11_pin_file: Option<PathBuf>,
     /// The token's user PIN itself (for `UNLOCK_KEYS__PKCS11_PIN`).
     pub pkcs11_pin: Option<Secret>,
+}
+
+impl SmsConfig {
+    /// Whether a gateway is configured.
+    pub fn enabled(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// The region numbers without a country code are read in.
+    pub fn region(&self) -> Option<phonenumber::country::Id> {
+        self.default_region.parse().ok()
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.region().is_none() {
+            bail!(
+                "sms.default_region must be a two-letter country code (ISO 3166), like \"GB\""
+            );
+        }
+        if self.host.is_some() {
+            // SMPP 3.4's field limits: system_id 16 octets, password 9, source_addr 21.
+            if self.system_id.is_empty() || self.system_id.len() > 15 {
+                bail!("sms.system_id must be 1 to 15 characters");
+            }
+            if self.password.as_ref().is_some_and(|p| p.expose().len() > 8) {
+                bail!("sms.password must be at most 8 characters (SMPP 3.4)");
+            }
+            if self.source_address.is_empty() || self.source_address.len() > 20 {
+                bail!("sms.source_address must be 1 to 20 characters");
+            }
+            if self.send_timeout_seconds == 0 {
+                bail!("sms.send_timeout_seconds must be at least 1");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where new key versions are made.
@@ -300,6 +362,16 @@ impl Default for Config {
                 smtp_url: None,
                 mail_dir: None,
                 from: "Smartcard unlock <no-reply@unlock.invalid>".into(),
+                send_timeout_seconds: 30,
+            },
+            sms: SmsConfig {
+                host: None,
+                port: 2775,
+                system_id: String::new(),
+                password: None,
+                system_type: String::new(),
+                source_address: "NHS Unlock".into(),
+                default_region: "GB".into(),
                 send_timeout_seconds: 30,
             },
             outbox: OutboxConfig {
@@ -406,6 +478,7 @@ impl Config {
         if let Some(url) = &self.mail.smtp_url {
             check_smtp_url(url.expose())?;
         }
+        self.sms.check()?;
         let proxies = crate::http::client_addr::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.serves_https() && proxies.is_empty() && !self.faces_holders_directly {
             bail!(

@@ -1,4 +1,5 @@
-//! `/email`, step 1: the email address on the holder's profile, where the code is sent.
+//! `/email`, step 1: the email address or mobile number on the holder's profile, where the
+//! code is sent. A number is only checked lightly here; the server reads it properly.
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -44,10 +45,10 @@ pub fn EmailPage() -> impl IntoView {
         }
         field_error.set(None);
         other_error.set(None);
-        let address = match email.with_untracked(|typed| EmailAddress::parse(typed)) {
+        let address = match email.with_untracked(|typed| contact_of(typed)) {
             Ok(address) => address,
             Err(error) => {
-                field_error.set(Some(error.to_string()));
+                field_error.set(Some(error));
                 return;
             }
         };
@@ -77,18 +78,17 @@ pub fn EmailPage() -> impl IntoView {
         <BackLink href="/" />
         <ErrorSummary errors=errors />
         <form novalidate on:submit=submit>
-            <Heading step=1 title="Enter your email address" />
-            <p>"We will send a security code to this address."</p>
+            <Heading step=1 title="Enter your email address or mobile number" />
+            <p>"We will send a security code to this address or number."</p>
             <Show when=move || domains.with(|listed| !listed.is_empty())>
                 <p>{move || domains.with(|listed| allowed_sentence(listed))}</p>
             </Show>
             <TextField
                 id=FIELD
-                label="Email address"
-                hint="Use the email address on your smartcard profile (usually your work email)."
+                label="Email address or mobile number"
+                hint="Use the email address (usually your work email) or the mobile number on your smartcard profile."
                 value=email
                 error=field_error
-                input_type="email"
                 autocomplete="email"
             />
             <button class="nhsuk-button" type="submit">
@@ -96,9 +96,34 @@ pub fn EmailPage() -> impl IntoView {
             </button>
         </form>
         <p>
-            "If you do not know which email address is on your smartcard profile, contact your Registration Authority."
+            "If you do not know which email address or mobile number is on your smartcard profile, contact your Registration Authority."
         </p>
     }
+}
+
+/// What to send: an email address (it has an `@`), normalised, or what looks like a phone
+/// number, as typed. Anything else gets the sentence to show.
+fn contact_of(typed: &str) -> Result<String, String> {
+    let typed = typed.trim();
+    if typed.contains('@') {
+        return EmailAddress::parse(typed)
+            .map(|address| address.as_str().to_owned())
+            .map_err(|error| error.to_string());
+    }
+    let digits = typed.bytes().filter(u8::is_ascii_digit).count();
+    let phone_like = typed
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
+    if phone_like && (10..=15).contains(&digits) {
+        return Ok(typed.to_owned());
+    }
+    Err(if digits > 0 && phone_like {
+        "Enter a mobile number in the correct format, like 07700 900 982".to_owned()
+    } else {
+        "Enter an email address in the correct format, like name@example.org, or a mobile \
+         number, like 07700 900 982"
+            .to_owned()
+    })
 }
 
 /// "Addresses ending in @a.example or @b.example can be used."
@@ -114,7 +139,20 @@ fn allowed_sentence(domains: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::allowed_sentence;
+    use super::{allowed_sentence, contact_of};
+
+    #[test]
+    fn addresses_and_numbers_are_told_apart_lightly() {
+        assert_eq!(
+            contact_of(" Jane@Trust.Example "),
+            Ok("jane@trust.example".into())
+        );
+        assert_eq!(contact_of("07400 123456"), Ok("07400 123456".into()));
+        assert_eq!(contact_of("+44 7400 123456"), Ok("+44 7400 123456".into()));
+        assert!(contact_of("0740012").unwrap_err().contains("mobile number"));
+        assert!(contact_of("jane").unwrap_err().contains("email address"));
+        assert!(contact_of("jane@").is_err());
+    }
 
     #[test]
     fn the_allowed_domains_read_as_a_sentence() {

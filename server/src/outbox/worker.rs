@@ -8,10 +8,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::Composed;
-use super::mailer::{Mailer, build_message};
+use super::mailer::{Mailer, SendError, build_message};
+use super::sms::SmsGateway;
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::db::outbox::{Attempted, Claimed};
+use crate::db::states::Channel;
 use crate::db::{self, Db};
 use crate::secrets::Keys;
 
@@ -26,6 +28,8 @@ const SENDS_IN_FLIGHT: usize = 8;
 pub struct Worker {
     pub db: Db,
     pub mailer: Mailer,
+    /// Where text messages go; `None` when no SMS gateway is configured.
+    pub sms: Option<SmsGateway>,
     pub keys: Arc<Keys>,
     pub clock: Clock,
     pub config: Arc<Config>,
@@ -35,7 +39,8 @@ pub struct Worker {
 
 /// How one attempt ended.
 enum Outcome {
-    Sent,
+    /// Handed over; a text carries the id the SMS gateway gave it.
+    Sent { gateway_id: Option<String> },
     Retry { at: Millis, detail: String },
     Failed { detail: String },
 }
@@ -146,16 +151,12 @@ impl Worker {
                 };
             }
         };
-        let email = match build_message(&self.config.mail.from, &message.recipient, &composed) {
-            Ok(email) => email,
-            Err(error) => {
-                return Outcome::Failed {
-                    detail: format!("{error:#}"),
-                };
-            }
+        let sent = match message.channel {
+            Channel::Email => self.send_email(message, &composed).await,
+            Channel::Sms => self.send_text(message, &composed).await,
         };
-        match self.mailer.send(email, self.config.send_timeout()).await {
-            Ok(()) => Outcome::Sent,
+        match sent {
+            Ok(gateway_id) => Outcome::Sent { gateway_id },
             Err(error) if error.permanent => Outcome::Failed {
                 detail: error.detail,
             },
@@ -173,6 +174,33 @@ impl Worker {
                 }
             }
         }
+    }
+
+    async fn send_email(
+        &self,
+        message: &Claimed,
+        composed: &Composed,
+    ) -> Result<Option<String>, SendError> {
+        let email = build_message(&self.config.mail.from, &message.recipient, composed).map_err(
+            |error| SendError {
+                permanent: true,
+                detail: format!("{error:#}"),
+            },
+        )?;
+        self.mailer.send(email, self.config.send_timeout()).await?;
+        Ok(None)
+    }
+
+    async fn send_text(
+        &self,
+        message: &Claimed,
+        composed: &Composed,
+    ) -> Result<Option<String>, SendError> {
+        let sms = self.sms.as_ref().ok_or_else(|| SendError {
+            permanent: true,
+            detail: "no SMS gateway is configured (sms.host)".into(),
+        })?;
+        sms.send(&message.recipient, &composed.text).await.map(Some)
     }
 
     fn unseal(&self, message: &Claimed) -> anyhow::Result<Composed> {
@@ -198,8 +226,12 @@ impl Worker {
         let attempts: Vec<Attempted> = outcomes
             .iter()
             .map(|(message, outcome)| {
+                let gateway_id = match outcome {
+                    Outcome::Sent { gateway_id } => gateway_id.clone(),
+                    _ => None,
+                };
                 let (state, attempt, next, detail, finished) = match outcome {
-                    Outcome::Sent => ("sent", "sent", now, None, Some(now)),
+                    Outcome::Sent { .. } => ("sent", "sent", now, None, Some(now)),
                     Outcome::Retry { at, detail } => {
                         ("queued", "retry", *at, Some(detail.clone()), None)
                     }
@@ -214,6 +246,7 @@ impl Worker {
                     next,
                     detail,
                     finished,
+                    gateway_id,
                 }
             })
             .collect();
@@ -227,19 +260,19 @@ impl Worker {
             })
             .await?;
         for (message, outcome) in outcomes {
-            let (id, kind) = (message.id, &message.kind);
+            let (id, kind, channel) = (message.id, &message.kind, message.channel.as_str());
             crate::metrics::email_attempt(
                 kind.as_str(),
-                matches!(outcome, Outcome::Sent),
+                matches!(outcome, Outcome::Sent { .. }),
                 matches!(outcome, Outcome::Failed { .. }),
             );
             match outcome {
-                Outcome::Sent => tracing::info!(outbox_id = id, %kind, "email sent"),
+                Outcome::Sent { .. } => tracing::info!(outbox_id = id, %kind, %channel, "message sent"),
                 Outcome::Retry { detail, .. } => {
-                    tracing::warn!(outbox_id = id, %kind, %detail, "email not sent; will retry")
+                    tracing::warn!(outbox_id = id, %kind, %channel, %detail, "message not sent; will retry")
                 }
                 Outcome::Failed { detail } => {
-                    tracing::error!(outbox_id = id, %kind, %detail, "email failed for good")
+                    tracing::error!(outbox_id = id, %kind, %channel, %detail, "message failed for good")
                 }
             }
         }

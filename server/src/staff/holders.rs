@@ -46,7 +46,8 @@ pub fn shown(user: &StaffUser, address: &str) -> String {
     if user.may(Permission::SeeFullEmails) {
         return address.to_owned();
     }
-    EmailAddress::parse(address).map_or_else(|_| "***".to_owned(), |email| email.masked())
+    crate::contact::Contact::from_stored(address)
+        .map_or_else(|| "***".to_owned(), |contact| contact.masked())
 }
 
 /// `text` (a relay's error, say) with every email address in it shown as [`shown`] shows
@@ -139,8 +140,13 @@ pub async fn profile(
     let Some((name, organisation)) = db::profiles::holder(&mut conn, id.as_str()).await? else {
         return Ok(None);
     };
-    let emails = db::profiles::addresses(&mut conn, id.as_str())
-        .await?
+    let texts = state.config.sms.enabled();
+    let mut addresses = db::profiles::addresses(&mut conn, id.as_str()).await?;
+    for mut number in db::profiles::mobile_numbers(&mut conn, id.as_str()).await? {
+        number.allowed = texts;
+        addresses.push(number);
+    }
+    let emails = addresses
         .into_iter()
         .map(|address| ProfileEmail {
             address: shown(user, &address.email),
@@ -252,6 +258,7 @@ async fn deliveries(
             queued_at: row.created_at,
             finished_at: row.finished_at,
             last_error: row.last_error.map(|error| shown_in_text(user, &error)),
+            receipt: row.delivery_state,
         })
         .collect())
 }

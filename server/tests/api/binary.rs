@@ -148,7 +148,8 @@ fn migrate_creates_the_database() {
             "piv",
             "key versions",
             "four eyes",
-            "audit floods and archives"
+            "audit floods and archives",
+            "mobile numbers"
         ]
     );
 }

@@ -1,0 +1,417 @@
+//! Codes by text message: the real server sends them over SMPP 3.4 to a real message centre
+//! on loopback (npm `smpp`'s server, `smpp_server.js`), which records every `submit_sm` and
+//! sends delivery receipts when told to.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const NUMBER: &str = "+447400123456";
+/// How the holder types it.
+const TYPED: &str = "07400 123456";
+/// A number on no profile, masked like [`NUMBER`] (same length, same last three digits).
+const UNKNOWN: &str = "07400 654456";
+const SYSTEM_ID: &str = "unlock";
+const PASSWORD: &str = "s3cret";
+
+/// The message centre: `node smpp_server.js` on a loopback port, its events collected.
+struct Smsc {
+    port: u16,
+    child: Child,
+    stdin: ChildStdin,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Smsc {
+    fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    fn start_on(port: u16) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/smpp_server.js");
+        let mut child = Command::new("node")
+            .arg(script)
+            .args([&port.to_string(), SYSTEM_ID, PASSWORD])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node (the npm packages: cargo xtask test installs them)");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let collected = events.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let event: Value = serde_json::from_str(&line).expect("a JSON line");
+                collected.lock().unwrap().push(event);
+            }
+        });
+        let mut smsc = Self {
+            port,
+            child,
+            stdin,
+            events,
+        };
+        wait_until(Duration::from_secs(20), || {
+            smsc.events_named("listening").first().is_some()
+        });
+        smsc.port = smsc.events_named("listening")[0].as_u64().unwrap() as u16;
+        smsc
+    }
+
+    fn events_named(&self, name: &str) -> Vec<Value> {
+        let events = self.events.lock().unwrap();
+        events.iter().filter_map(|e| e.get(name).cloned()).collect()
+    }
+
+    fn submits(&self) -> Vec<Value> {
+        self.events_named("submit_sm")
+    }
+
+    async fn wait_for_submits(&self, n: usize) -> Vec<Value> {
+        for _ in 0..400 {
+            let submits = self.submits();
+            if submits.len() >= n {
+                return submits;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no {n} submit_sm in time: {:?}", self.submits());
+    }
+
+    fn send_receipt(&mut self, message_id: &str, stat: &str) {
+        let command = serde_json::json!({"receipt": {"message_id": message_id, "stat": stat}});
+        writeln!(self.stdin, "{command}").expect("tell the message centre");
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Smsc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server whose SMS gateway is the message centre on `port`, with the test holder's
+/// mobile number on their profile.
+async fn spawn_sms_app(port: u16) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = SmtpSink::start(dir.path());
+    let mut app = spawn_app_on(dir, Some(smtp.url()), move |config| {
+        config.sms.host = Some("127.0.0.1".into());
+        config.sms.port = port;
+        config.sms.system_id = SYSTEM_ID.into();
+        config.sms.password = Some(unlock_server::config::Secret::new(PASSWORD));
+        config.sms.send_timeout_seconds = 2;
+    })
+    .await;
+    app.smtp = Some(smtp);
+    add_mobile(&app, HOLDER, NUMBER).await;
+    app
+}
+
+async fn add_mobile(app: &TestApp, holder: &str, number: &str) {
+    sqlx::query(
+        "INSERT INTO holder_mobiles (number, holder_id, added_at, added_by) VALUES ($1, $2, 0, 'test')",
+    )
+    .bind(number)
+    .bind(holder)
+    .execute(app.db())
+    .await
+    .expect("add the mobile number");
+}
+
+/// The six-digit code at the start of a text.
+fn code_in_text(submit: &Value) -> String {
+    let text = submit["text"].as_str().expect("text");
+    let code: String = text.chars().take(6).collect();
+    assert!(code.chars().all(|c| c.is_ascii_digit()), "{text}");
+    code
+}
+
+/// `(channel, state, gateway id, delivery state)` of every text queued, oldest first.
+async fn texts(app: &TestApp) -> Vec<(String, String, Option<String>, Option<String>)> {
+    sqlx::query_as(
+        "SELECT channel, state, gateway_message_id, delivery_state FROM outbox
+         WHERE channel = 'sms' ORDER BY id",
+    )
+    .fetch_all(app.db())
+    .await
+    .expect("read the outbox")
+}
+
+#[tokio::test]
+async fn the_code_goes_by_text_and_the_journey_completes() {
+    let smsc = Smsc::start();
+    let app = spawn_sms_app(smsc.port).await;
+
+    let started = app.start(TYPED).await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.json());
+    assert_eq!(started.stage(), "awaiting_code");
+    assert_eq!(started.json()["email_hint"], "+•••••••••456");
+
+    let submit = &smsc.wait_for_submits(1).await[0];
+    assert_eq!(smsc.events_named("bound"), [Value::from(SYSTEM_ID)]);
+    // International number, ISDN plan; alphanumeric sender; a receipt asked for.
+    assert_eq!(submit["destination"], "447400123456");
+    assert_eq!(submit["destination_ton"], 1);
+    assert_eq!(submit["destination_npi"], 1);
+    assert_eq!(submit["source"], "NHS Unlock");
+    assert_eq!(submit["source_ton"], 5);
+    assert_eq!(submit["registered_delivery"], 1);
+    let text = submit["text"].as_str().unwrap();
+    assert!(text.len() <= 160 && text.contains("15 minutes"), "{text}");
+    assert!(app.smtp().messages().is_empty(), "no email for a number");
+
+    let code = code_in_text(submit);
+    let verified = app.verify(&code).await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json());
+    assert_eq!(verified.stage(), "verified");
+    // The rest of the journey is the email one's: the card is unlocked.
+    app.unlock_card(CARD).await;
+
+    assert_eq!(
+        texts(&app).await[0],
+        ("sms".into(), "sent".into(), Some("msg-1".into()), None)
+    );
+    assert_eq!(app.audit("journey.start").await, ["code_issued"]);
+}
+
+#[tokio::test]
+async fn a_delivery_receipt_is_recorded_as_delivery_state() {
+    let mut smsc = Smsc::start();
+    let app = spawn_sms_app(smsc.port).await;
+    app.start(NUMBER).await;
+    smsc.wait_for_submits(1).await;
+    wait_for_state(&app, "sent").await;
+
+    smsc.send_receipt("msg-1", "DELIVRD");
+    for _ in 0..200 {
+        if texts(&app).await[0].3.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(texts(&app).await[0].3.as_deref(), Some("delivered"));
+    // Acknowledged, so the gateway does not send it again.
+    wait_until(Duration::from_secs(5), || {
+        !smsc.events_named("deliver_sm_resp").is_empty()
+    });
+    assert_eq!(smsc.events_named("deliver_sm_resp")[0]["status"], 0);
+
+    // A later receipt for the same message (a failure after all) replaces it; one for a
+    // message that is not ours changes nothing.
+    smsc.send_receipt("msg-1", "UNDELIV");
+    smsc.send_receipt("msg-404", "DELIVRD");
+    wait_until(Duration::from_secs(5), || {
+        smsc.events_named("deliver_sm_resp").len() == 3
+    });
+    assert_eq!(texts(&app).await[0].3.as_deref(), Some("undeliverable"));
+}
+
+async fn wait_for_state(app: &TestApp, state: &str) {
+    for _ in 0..400 {
+        if texts(app).await.first().is_some_and(|t| t.1 == state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the text never reached {state}: {:?}", texts(app).await);
+}
+
+#[tokio::test]
+async fn known_and_unknown_numbers_get_identical_answers() {
+    let smsc = Smsc::start();
+    let mut app = spawn_sms_app(smsc.port).await;
+
+    let known = app.start(TYPED).await;
+    app.new_browser();
+    let unknown = app.start(UNKNOWN).await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(known.body, unknown.body);
+    let names = |reply: &Reply| {
+        let mut names: Vec<_> = reply.headers.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&known), names(&unknown));
+
+    // The unknown number's journey goes on exactly as far: a wrong code is just wrong.
+    let wrong = app.verify("000000").await;
+    assert_eq!(wrong.code(), "code_wrong");
+
+    // Only the number on a profile gets a text.
+    smsc.wait_for_submits(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let submits = smsc.submits();
+    assert_eq!(submits.len(), 1, "{submits:?}");
+    assert_eq!(submits[0]["destination"], "447400123456");
+}
+
+#[tokio::test]
+async fn without_a_gateway_every_number_gets_the_same_refusal() {
+    let mut app = spawn_app().await;
+    add_mobile(&app, HOLDER, NUMBER).await;
+
+    let known = app.start(TYPED).await;
+    app.new_browser();
+    let unknown = app.start(UNKNOWN).await;
+    assert_refused(
+        &known,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "email_domain_not_allowed",
+    );
+    assert_eq!(known.body, unknown.body);
+    assert!(
+        known.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Use the email address on your smartcard profile")
+    );
+    assert_eq!(
+        app.audit("journey.start").await,
+        ["domain_not_allowed", "domain_not_allowed"]
+    );
+}
+
+#[tokio::test]
+async fn what_is_neither_an_address_nor_a_mobile_number_is_refused_plainly() {
+    let smsc = Smsc::start();
+    let app = spawn_sms_app(smsc.port).await;
+    for (typed, words) in [
+        ("jane", "or a mobile number"),
+        ("0740012", "mobile number in the correct format"),
+        ("07400 12345a", "mobile number in the correct format"),
+        // A London landline: a number, but no text reaches it.
+        ("020 7946 0123", "can't receive text messages"),
+        ("jane@", "email address"),
+    ] {
+        let reply = app.start(typed).await;
+        assert_refused(&reply, StatusCode::UNPROCESSABLE_ENTITY, "email_invalid");
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(words), "{typed}: {message}");
+    }
+    assert!(smsc.submits().is_empty());
+}
+
+#[tokio::test]
+async fn the_code_caps_hold_for_numbers() {
+    let smsc = Smsc::start();
+    let mut app = spawn_sms_app(smsc.port).await;
+    app.start(NUMBER).await;
+    for sent in 1..=4 {
+        // Each code's text goes out before the next is asked for (else it is withdrawn).
+        smsc.wait_for_submits(sent).await;
+        app.clock.advance(Duration::from_secs(30));
+        assert_eq!(app.resend().await.status, StatusCode::OK);
+    }
+    app.clock.advance(Duration::from_secs(30));
+    let sixth = app.resend().await;
+    assert_eq!(
+        (sixth.status, sixth.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_codes".into())
+    );
+    // The cap is per holder: typed another way, in another browser, it holds.
+    app.new_browser();
+    assert_eq!(app.start(TYPED).await.code(), "too_many_codes");
+    smsc.wait_for_submits(5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smsc.submits().len(), 5);
+    // And the holder's email address shares it: the limit is the holder's, not the channel's.
+    app.new_browser();
+    assert_eq!(app.start(EMAIL).await.code(), "too_many_codes");
+
+    // An unknown number is capped alike.
+    for _ in 0..5 {
+        app.new_browser();
+        assert_eq!(app.start(UNKNOWN).await.status, StatusCode::OK);
+        app.clock.advance(Duration::from_secs(1));
+    }
+    app.new_browser();
+    assert_eq!(app.start(UNKNOWN).await.code(), "too_many_codes");
+}
+
+#[tokio::test]
+async fn a_text_queued_while_the_gateway_is_down_is_delivered_once_when_it_is_back() {
+    let port = free_port();
+    let app = spawn_sms_app(port).await;
+
+    let started = app.start(NUMBER).await;
+    assert_eq!(started.status, StatusCode::OK, "the answer does not wait on the gateway");
+    // Attempts fail and are retried with back-off while nothing listens.
+    for _ in 0..400 {
+        let retries: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox_attempts WHERE outcome = 'retry'")
+                .fetch_one(app.db())
+                .await
+                .unwrap();
+        if retries >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(texts(&app).await[0].1, "queued");
+
+    let smsc = Smsc::start_on(port);
+    let submit = smsc.wait_for_submits(1).await[0].clone();
+    wait_for_state(&app, "sent").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smsc.submits().len(), 1, "delivered exactly once");
+
+    let verified = app.verify(&code_in_text(&submit)).await;
+    assert_eq!(verified.stage(), "verified");
+
+    // The gateway goes away and comes back again: the next text opens a new session.
+    smsc.stop();
+    let smsc = Smsc::start_on(port);
+    app.clock.advance(Duration::from_secs(60));
+    let mut app = app;
+    app.new_browser();
+    app.start(NUMBER).await;
+    let submits = smsc.wait_for_submits(1).await;
+    assert_eq!(submits[0]["destination"], "447400123456");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smsc.submits().len(), 1);
+}
+
+#[tokio::test]
+async fn a_gateway_that_refuses_the_account_gets_retries_not_texts() {
+    let smsc = Smsc::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = smsc.port;
+    let app = spawn_app_on(dir, None, move |config| {
+        config.sms.host = Some("127.0.0.1".into());
+        config.sms.port = port;
+        config.sms.system_id = SYSTEM_ID.into();
+        config.sms.password = Some(unlock_server::config::Secret::new("wrong"));
+    })
+    .await;
+    add_mobile(&app, HOLDER, NUMBER).await;
+    assert_eq!(app.start(NUMBER).await.status, StatusCode::OK);
+    wait_until(Duration::from_secs(10), || {
+        !smsc.events_named("refused_bind").is_empty()
+    });
+    let detail: Option<String> =
+        sqlx::query_scalar("SELECT detail FROM outbox_attempts ORDER BY id LIMIT 1")
+            .fetch_one(app.db())
+            .await
+            .unwrap();
+    let detail = detail.unwrap_or_default();
+    assert!(detail.contains("refused the bind"), "{detail}");
+    assert!(!detail.contains("wrong"), "the password stays out: {detail}");
+    assert!(smsc.submits().is_empty());
+}
