@@ -686,6 +686,29 @@ mod tests {
     }
 
     #[test]
+    fn an_sms_gateway_is_checked_and_its_password_never_printed() {
+        let mut config = Config::default();
+        config.sms.host = Some("smsc.example.org".into());
+        config.sms.system_id = "unlock".into();
+        config.sms.password = Some(Secret::new("hunter2"));
+        config.validate().unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(config.sms.enabled());
+
+        let mut long = config.clone();
+        long.sms.password = Some(Secret::new("hunter2hunter2"));
+        let error = long.validate().unwrap_err().to_string();
+        assert!(error.contains("sms.password") && !error.contains("hunter2"), "{error}");
+        let mut nameless = config.clone();
+        nameless.sms.system_id = String::new();
+        assert!(nameless.validate().is_err());
+        let mut nowhere = config;
+        nowhere.sms.default_region = "Narnia".into();
+        assert!(nowhere.validate().is_err());
+        assert!(!Config::default().sms.enabled());
+    }
+
+    #[test]
     fn each_instance_gets_its_own_id_by_default() {
         let (one, two) = (Config::default(), Config::default());
         assert_ne!(one.outbox.instance_id, two.outbox.instance_id);

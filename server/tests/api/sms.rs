@@ -207,19 +207,42 @@ async fn a_delivery_receipt_is_recorded_as_delivery_state() {
     }
     assert_eq!(texts(&app).await[0].3.as_deref(), Some("delivered"));
     // Acknowledged, so the gateway does not send it again.
-    wait_until(Duration::from_secs(5), || {
-        !smsc.events_named("deliver_sm_resp").is_empty()
-    });
+    eventually(|| !smsc.events_named("deliver_sm_resp").is_empty()).await;
     assert_eq!(smsc.events_named("deliver_sm_resp")[0]["status"], 0);
 
     // A later receipt for the same message (a failure after all) replaces it; one for a
     // message that is not ours changes nothing.
     smsc.send_receipt("msg-1", "UNDELIV");
     smsc.send_receipt("msg-404", "DELIVRD");
-    wait_until(Duration::from_secs(5), || {
-        smsc.events_named("deliver_sm_resp").len() == 3
-    });
+    eventually(|| smsc.events_named("deliver_sm_resp").len() == 3).await;
     assert_eq!(texts(&app).await[0].3.as_deref(), Some("undeliverable"));
+}
+
+/// Waits (without blocking the server, which runs on this test's runtime) until `done` holds.
+async fn eventually(done: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting");
+}
+
+/// Waits, moving the manual clock on so that retries fall due, until `done` holds.
+async fn advance_until<F, Fut>(app: &TestApp, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if done().await {
+            return;
+        }
+        app.clock.advance(Duration::from_millis(200));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting");
 }
 
 async fn wait_for_state(app: &TestApp, state: &str) {
@@ -353,21 +376,28 @@ async fn a_text_queued_while_the_gateway_is_down_is_delivered_once_when_it_is_ba
     let started = app.start(NUMBER).await;
     assert_eq!(started.status, StatusCode::OK, "the answer does not wait on the gateway");
     // Attempts fail and are retried with back-off while nothing listens.
-    for _ in 0..400 {
+    advance_until(&app, || async {
         let retries: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox_attempts WHERE outcome = 'retry'")
                 .fetch_one(app.db())
                 .await
                 .unwrap();
-        if retries >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        retries >= 2
+    })
+    .await;
     assert_eq!(texts(&app).await[0].1, "queued");
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM outbox")
+        .fetch_one(app.db())
+        .await
+        .unwrap();
+    assert!(
+        error.as_deref().unwrap_or_default().contains("connect to the SMS gateway"),
+        "{error:?}"
+    );
 
     let smsc = Smsc::start_on(port);
-    let submit = smsc.wait_for_submits(1).await[0].clone();
+    advance_until(&app, || async { !smsc.submits().is_empty() }).await;
+    let submit = smsc.submits()[0].clone();
     wait_for_state(&app, "sent").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smsc.submits().len(), 1, "delivered exactly once");
@@ -382,8 +412,8 @@ async fn a_text_queued_while_the_gateway_is_down_is_delivered_once_when_it_is_ba
     let mut app = app;
     app.new_browser();
     app.start(NUMBER).await;
-    let submits = smsc.wait_for_submits(1).await;
-    assert_eq!(submits[0]["destination"], "447400123456");
+    advance_until(&app, || async { !smsc.submits().is_empty() }).await;
+    assert_eq!(smsc.submits()[0]["destination"], "447400123456");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smsc.submits().len(), 1);
 }
@@ -402,15 +432,20 @@ async fn a_gateway_that_refuses_the_account_gets_retries_not_texts() {
     .await;
     add_mobile(&app, HOLDER, NUMBER).await;
     assert_eq!(app.start(NUMBER).await.status, StatusCode::OK);
-    wait_until(Duration::from_secs(10), || {
-        !smsc.events_named("refused_bind").is_empty()
-    });
-    let detail: Option<String> =
-        sqlx::query_scalar("SELECT detail FROM outbox_attempts ORDER BY id LIMIT 1")
-            .fetch_one(app.db())
+    eventually(|| !smsc.events_named("refused_bind").is_empty()).await;
+    let mut detail = None;
+    for _ in 0..400 {
+        detail = sqlx::query_scalar("SELECT detail FROM outbox_attempts ORDER BY id LIMIT 1")
+            .fetch_optional(app.db())
             .await
-            .unwrap();
-    let detail = detail.unwrap_or_default();
+            .unwrap()
+            .flatten();
+        if detail.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let detail: String = detail.unwrap_or_default();
     assert!(detail.contains("refused the bind"), "{detail}");
     assert!(!detail.contains("wrong"), "the password stays out: {detail}");
     assert!(smsc.submits().is_empty());
