@@ -32,6 +32,18 @@ pub async fn by_email(conn: &mut Conn, email: &str) -> anyhow::Result<Vec<Listed
     .context("find the holder by email")
 }
 
+/// The holder whose profile has this mobile number (E.164), if there is one.
+pub async fn by_mobile(conn: &mut Conn, number: &str) -> anyhow::Result<Vec<Listed>> {
+    sqlx::query_as(
+        "SELECT h.id, h.display_name, h.organisation FROM holders h
+         JOIN holder_mobiles m ON m.holder_id = h.id WHERE m.number = $1",
+    )
+    .bind(number)
+    .fetch_all(conn)
+    .await
+    .context("find the holder by mobile number")
+}
+
 /// Up to `limit` holders whose name contains `part` (any case), by name.
 pub async fn by_name(conn: &mut Conn, part: &str, limit: i64) -> anyhow::Result<Vec<Listed>> {
     let pattern = format!(

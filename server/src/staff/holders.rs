@@ -8,6 +8,8 @@ use unlock_protocol::staff::{
 };
 use unlock_protocol::{CardId, CardStatus, EmailAddress, ErrorCode, HolderId};
 
+use crate::mobile::MobileNumber;
+
 use super::labels;
 use super::session::StaffUser;
 use crate::clock::Millis;
@@ -28,6 +30,7 @@ const RECENT_DELIVERIES: i64 = 25;
 pub enum Searched {
     Id,
     Email,
+    Mobile,
     Name,
 }
 
@@ -36,6 +39,7 @@ impl Searched {
         match self {
             Self::Id => "by user id",
             Self::Email => "by email",
+            Self::Mobile => "by mobile number",
             Self::Name => "by name",
         }
     }
@@ -99,9 +103,17 @@ pub async fn search(
         let email = EmailAddress::parse(query).map_err(|error| refuse(&format!("{error}.")))?;
         let rows = db::profiles::by_email(&mut conn, email.as_str()).await?;
         (Searched::Email, rows)
-    } else if query.chars().count() < 2 || query.chars().all(|c| c.is_ascii_digit() || c == ' ') {
+    } else if let Ok(number) = MobileNumber::parse(query, state.config.sms.region()) {
+        let rows = db::profiles::by_mobile(&mut conn, number.as_str()).await?;
+        (Searched::Mobile, rows)
+    } else if query.chars().count() < 2
+        || query
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+    {
         return Err(refuse(
-            "Enter a whole 12-digit user id, a whole email address, or at least 2 letters of a name.",
+            "Enter a whole 12-digit user id, a whole email address, a whole mobile number, or at \
+             least 2 letters of a name.",
         ));
     } else {
         let rows = db::profiles::by_name(&mut conn, query, limit).await?;

@@ -450,3 +450,89 @@ async fn a_gateway_that_refuses_the_account_gets_retries_not_texts() {
     assert!(!detail.contains("wrong"), "the password stays out: {detail}");
     assert!(smsc.submits().is_empty());
 }
+
+#[tokio::test]
+async fn an_ra_adds_and_removes_a_number_as_they_would_an_address() {
+    let smsc = Smsc::start();
+    let mut app = spawn_sms_app(smsc.port).await;
+    let remote = "555566667777";
+    let card = Some(("active", START_OF_TEST + 86_400_000 * 365, "unlock-cr/1"));
+    add_holder(app.server(), remote, "jo.bloggs@trust.example", card).await;
+    let rita = app
+        .signed_in_staff("rita", unlock_protocol::staff::Role::Ra, Some("999988887777"))
+        .await;
+
+    let path = format!("/api/staff/holders/{remote}/emails");
+    let added = rita.post(&path, serde_json::json!({"email": "07400 777888"})).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.json());
+    let emails = &added.json()["emails"];
+    assert_eq!(emails[1]["address"], "+447400777888");
+    assert_eq!(emails[1]["domain_allowed"], true, "text messages are configured");
+    assert_eq!(emails[1]["added_by"], "staff:rita");
+    // The number on another profile is refused; so is what is not a mobile number.
+    let taken = rita.post(&path, serde_json::json!({"email": NUMBER})).await;
+    assert_refused(&taken, StatusCode::CONFLICT, "email_taken");
+    assert!(taken.json()["message"].as_str().unwrap().contains("mobile number"));
+    let landline = rita.post(&path, serde_json::json!({"email": "020 7946 0123"})).await;
+    assert_refused(&landline, StatusCode::UNPROCESSABLE_ENTITY, "email_invalid");
+
+    // The address on the profile is emailed, and the new number texted.
+    let raw = app
+        .smtp()
+        .wait_for_subject(
+            "jo.bloggs@trust.example",
+            "A mobile number was added to your smartcard profile",
+        )
+        .await;
+    assert!(String::from_utf8_lossy(&raw).contains("+447400777888"));
+    let notice = smsc.wait_for_submits(1).await[0].clone();
+    assert_eq!(notice["destination"], "447400777888");
+    assert!(
+        notice["text"]
+            .as_str()
+            .unwrap()
+            .contains("A mobile number was added to your smartcard profile")
+    );
+    let audit: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT outcome, detail FROM audit_events WHERE action = 'staff.email_add' ORDER BY id",
+    )
+    .fetch_all(app.db())
+    .await
+    .unwrap();
+    assert_eq!(audit[0], ("added".into(), Some("+447400777888".into())));
+
+    // Staff find the holder by the number, however it is typed.
+    let found = rita.get("/api/staff/holders?q=%2B44%207400%20777888").await;
+    assert_eq!(found.json()["matches"][0]["id"], remote, "{}", found.json());
+
+    // The holder unlocks their card with a code sent to the number.
+    app.new_browser();
+    assert_eq!(app.start("+44 7400 777888").await.status, StatusCode::OK);
+    let code = code_in_text(&smsc.wait_for_submits(2).await[1]);
+    assert_eq!(app.verify(&code).await.stage(), "verified");
+    app.unlock_card("0000555566667777").await;
+
+    // Removed, the number gets no more codes, and the answer does not change.
+    let removed = rita.delete(&format!("{path}/%2B447400777888")).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.json());
+    assert_eq!(removed.json()["emails"].as_array().unwrap().len(), 1);
+    let before = smsc.submits().len();
+    app.clock.advance(Duration::from_secs(60));
+    app.new_browser();
+    assert_eq!(app.start("07400 777888").await.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let codes_after = smsc
+        .submits()
+        .iter()
+        .skip(before)
+        .filter(|s| s["text"].as_str().unwrap().contains("security code"))
+        .count();
+    assert_eq!(codes_after, 0);
+    let removals: Vec<String> = sqlx::query_scalar(
+        "SELECT detail FROM audit_events WHERE action = 'staff.email_remove' AND outcome = 'removed'",
+    )
+    .fetch_all(app.db())
+    .await
+    .unwrap();
+    assert_eq!(removals, ["+447400777888"]);
+}
