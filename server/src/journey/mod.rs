@@ -8,7 +8,7 @@ pub mod device;
 mod start;
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::{CardId, EmailAddress, ErrorCode};
+use unlock_protocol::{CardId, ErrorCode};
 
 pub use card::{Receipted, confirm_receipt, present_card, release};
 pub use code::{resend, verify};

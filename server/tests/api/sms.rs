@@ -305,9 +305,21 @@ async fn without_a_gateway_every_number_gets_the_same_refusal() {
             .unwrap()
             .contains("Use the email address on your smartcard profile")
     );
-    assert_eq!(
-        app.audit("journey.start").await,
-        ["domain_not_allowed", "domain_not_allowed"]
+    // Audited as refused (repeats within a minute are folded into one event with a count).
+    let audit: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT outcome, detail FROM audit_events WHERE action = 'journey.start' ORDER BY id",
+    )
+    .fetch_all(app.db())
+    .await
+    .unwrap();
+    assert_eq!(audit[0].0, "domain_not_allowed");
+    assert!(
+        audit[0]
+            .1
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("text messages are not configured"),
+        "{audit:?}"
     );
 }
 
