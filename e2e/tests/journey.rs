@@ -171,7 +171,9 @@ async fn a_holder_unlocks_their_card_on_a_server_backed_by_postgresql() {
 async fn a_wrong_code_three_times_voids_it() {
     let mut world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
     let mut person = start_journey(&mut world, shots("wrong-code")).await;
-    person.types_into("Email address or mobile number", EMAIL).await;
+    person
+        .types_into("Email address or mobile number", EMAIL)
+        .await;
     person.presses("Continue").await;
     person.sees_page("Check your email").await;
     let code = world.smtp.wait_for(EMAIL, 1).code().unwrap();

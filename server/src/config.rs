@@ -240,9 +240,7 @@ impl SmsConfig {
 
     fn check(&self) -> anyhow::Result<()> {
         if self.region().is_none() {
-            bail!(
-                "sms.default_region must be a two-letter country code (ISO 3166), like \"GB\""
-            );
+            bail!("sms.default_region must be a two-letter country code (ISO 3166), like \"GB\"");
         }
         if self.host.is_some() {
             // SMPP 3.4's field limits: system_id 16 octets, password 9, source_addr 21.
@@ -698,7 +696,10 @@ mod tests {
         let mut long = config.clone();
         long.sms.password = Some(Secret::new("hunter2hunter2"));
         let error = long.validate().unwrap_err().to_string();
-        assert!(error.contains("sms.password") && !error.contains("hunter2"), "{error}");
+        assert!(
+            error.contains("sms.password") && !error.contains("hunter2"),
+            "{error}"
+        );
         let mut nameless = config.clone();
         nameless.sms.system_id = String::new();
         assert!(nameless.validate().is_err());

@@ -187,9 +187,8 @@ pub fn CodePage() -> impl IntoView {
     let email_hint = move || waiting.with(|w| w.as_ref().map(|w| w.email_hint.clone()));
     let tries_left = move || waiting.with(|w| w.as_ref().map(|w| w.tries_left));
     // Numbers are shown in E.164 form (a leading +); addresses never start with one.
-    let by_text = move || {
-        waiting.with(|w| w.as_ref().is_some_and(|w| w.email_hint.starts_with('+')))
-    };
+    let by_text =
+        move || waiting.with(|w| w.as_ref().is_some_and(|w| w.email_hint.starts_with('+')));
 
     view! {
         <BackLink href="/email" />

@@ -14,10 +14,13 @@ CREATE TABLE holder_mobiles (
 );
 CREATE INDEX holder_mobiles_by_holder ON holder_mobiles (holder_id);
 
-ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email' CHECK (channel IN ('email', 'sms'));
+-- Each CHECK on a line of its own: SQLite keeps the column's text as written.
+ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'
+    CHECK (channel IN ('email', 'sms'));
 -- The gateway's message_id from its submit_sm_resp; receipts name the message by it.
 ALTER TABLE outbox ADD COLUMN gateway_message_id TEXT;
 -- The state the last delivery receipt reported (SMPP message_state), and when it came.
-ALTER TABLE outbox ADD COLUMN delivery_state TEXT CHECK (delivery_state IN ('delivered', 'expired', 'deleted', 'undeliverable', 'accepted', 'unknown', 'rejected'));
+ALTER TABLE outbox ADD COLUMN delivery_state TEXT
+    CHECK (delivery_state IN ('delivered', 'expired', 'deleted', 'undeliverable', 'accepted', 'unknown', 'rejected'));
 ALTER TABLE outbox ADD COLUMN delivery_reported_at BIGINT;
 CREATE INDEX outbox_by_gateway_message ON outbox (gateway_message_id);

@@ -62,7 +62,10 @@ impl SmsGateway {
         let sent = sent.unwrap_or_else(|_| {
             Err(SendError {
                 permanent: false,
-                detail: format!("no answer from the SMS gateway within {} s", timeout.as_secs()),
+                detail: format!(
+                    "no answer from the SMS gateway within {} s",
+                    timeout.as_secs()
+                ),
             })
         });
         if sent.as_ref().is_err_and(|error| !error.permanent) {
@@ -74,7 +77,12 @@ impl SmsGateway {
         sent
     }
 
-    async fn submit(&self, number: &str, text: &str, timeout: Duration) -> Result<String, SendError> {
+    async fn submit(
+        &self,
+        number: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<String, SendError> {
         let submit = submit_sm(&self.config, number, text)?;
         let client = self.client(timeout).await?;
         match client.submit_sm(submit).await {
@@ -101,7 +109,10 @@ impl SmsGateway {
             .await
             .map_err(|error| SendError {
                 permanent: false,
-                detail: format!("connect to the SMS gateway {host}:{}: {error}", self.config.port),
+                detail: format!(
+                    "connect to the SMS gateway {host}:{}: {error}",
+                    self.config.port
+                ),
             })?;
         let _ = stream.set_nodelay(true);
         let (client, events) = ConnectionBuilder::new()
@@ -147,11 +158,16 @@ impl SmsGateway {
             let receipt = receipt_of(deliver);
             if let Some((gateway_id, state)) = &receipt {
                 match self.record(gateway_id, *state).await {
-                    Ok(true) => tracing::info!(gateway_id, state = state.as_str(), "sms: delivery receipt"),
+                    Ok(true) => {
+                        tracing::info!(gateway_id, state = state.as_str(), "sms: delivery receipt")
+                    }
                     Ok(false) => tracing::warn!(gateway_id, "sms: receipt for a message not ours"),
                     Err(error) => {
                         // Not acknowledged: the gateway sends it again later.
-                        tracing::error!(error = format!("{error:#}"), "sms: could not record a receipt");
+                        tracing::error!(
+                            error = format!("{error:#}"),
+                            "sms: could not record a receipt"
+                        );
                         continue;
                     }
                 }
@@ -171,9 +187,9 @@ impl SmsGateway {
         self.db
             .write(move |conn| {
                 let gateway_id = gateway_id.clone();
-                Box::pin(async move {
-                    db::outbox::record_receipt(conn, &gateway_id, state, now).await
-                })
+                Box::pin(
+                    async move { db::outbox::record_receipt(conn, &gateway_id, state, now).await },
+                )
             })
             .await
     }
@@ -210,7 +226,10 @@ fn submit_sm(config: &SmsConfig, number: &str, text: &str) -> Result<SubmitSm, S
         .service_type(ServiceType::default())
         .source_addr_ton(source_ton)
         .source_addr_npi(source_npi)
-        .source_addr(octets(source.trim_start_matches('+'), "sms.source_address")?)
+        .source_addr(octets(
+            source.trim_start_matches('+'),
+            "sms.source_address",
+        )?)
         .dest_addr_ton(Ton::International)
         .dest_addr_npi(Npi::Isdn)
         .destination_addr(octets(destination, "the number")?)

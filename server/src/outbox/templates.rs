@@ -308,7 +308,11 @@ mod tests {
             added.subject,
             "A mobile number was added to your smartcard profile"
         );
-        assert!(added.text.contains("The mobile number +447400123456 was added"));
+        assert!(
+            added
+                .text
+                .contains("The mobile number +447400123456 was added")
+        );
         let serial = CardId::parse("2d6bddb8ad096c2d").unwrap();
         for notice in [
             added,

@@ -40,9 +40,16 @@ pub struct Worker {
 /// How one attempt ended.
 enum Outcome {
     /// Handed over; a text carries the id the SMS gateway gave it.
-    Sent { gateway_id: Option<String> },
-    Retry { at: Millis, detail: String },
-    Failed { detail: String },
+    Sent {
+        gateway_id: Option<String>,
+    },
+    Retry {
+        at: Millis,
+        detail: String,
+    },
+    Failed {
+        detail: String,
+    },
 }
 
 impl Worker {
@@ -260,19 +267,23 @@ impl Worker {
             })
             .await?;
         for (message, outcome) in outcomes {
-            let (id, kind, channel) = (message.id, &message.kind, message.channel.as_str());
+            let (id, kind) = (message.id, &message.kind);
+            let noun = match message.channel {
+                Channel::Email => "email",
+                Channel::Sms => "text message",
+            };
             crate::metrics::email_attempt(
                 kind.as_str(),
                 matches!(outcome, Outcome::Sent { .. }),
                 matches!(outcome, Outcome::Failed { .. }),
             );
             match outcome {
-                Outcome::Sent { .. } => tracing::info!(outbox_id = id, %kind, %channel, "message sent"),
+                Outcome::Sent { .. } => tracing::info!(outbox_id = id, %kind, "{noun} sent"),
                 Outcome::Retry { detail, .. } => {
-                    tracing::warn!(outbox_id = id, %kind, %channel, %detail, "message not sent; will retry")
+                    tracing::warn!(outbox_id = id, %kind, %detail, "{noun} not sent; will retry")
                 }
                 Outcome::Failed { detail } => {
-                    tracing::error!(outbox_id = id, %kind, %channel, %detail, "message failed for good")
+                    tracing::error!(outbox_id = id, %kind, %detail, "{noun} failed for good")
                 }
             }
         }

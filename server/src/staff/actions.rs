@@ -2,11 +2,11 @@
 //! profiles (the holder is told at every one), holders' throttles, and (managers) the allow
 //! list. Nobody acts on their own profile; every action and every refusal is audited.
 
-use crate::db::holder_emails::{Added, Approval};
 use crate::contact::Contact;
+use crate::db::holder_emails::{Added, Approval};
 use crate::db::states::{Channel, OutboxKind};
-use crate::mobile::MobileNumber;
 use crate::db::{self, Conn};
+use crate::mobile::MobileNumber;
 use unlock_protocol::staff::{Permission, Role, ThrottleTarget};
 use unlock_protocol::{EmailAddress, ErrorCode, HolderId};
 

@@ -386,7 +386,11 @@ async fn a_text_queued_while_the_gateway_is_down_is_delivered_once_when_it_is_ba
     let app = spawn_sms_app(port).await;
 
     let started = app.start(NUMBER).await;
-    assert_eq!(started.status, StatusCode::OK, "the answer does not wait on the gateway");
+    assert_eq!(
+        started.status,
+        StatusCode::OK,
+        "the answer does not wait on the gateway"
+    );
     // Attempts fail and are retried with back-off while nothing listens.
     advance_until(&app, || async {
         let retries: i64 =
@@ -403,7 +407,10 @@ async fn a_text_queued_while_the_gateway_is_down_is_delivered_once_when_it_is_ba
         .await
         .unwrap();
     assert!(
-        error.as_deref().unwrap_or_default().contains("connect to the SMS gateway"),
+        error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("connect to the SMS gateway"),
         "{error:?}"
     );
 
@@ -459,7 +466,10 @@ async fn a_gateway_that_refuses_the_account_gets_retries_not_texts() {
     }
     let detail: String = detail.unwrap_or_default();
     assert!(detail.contains("refused the bind"), "{detail}");
-    assert!(!detail.contains("wrong"), "the password stays out: {detail}");
+    assert!(
+        !detail.contains("wrong"),
+        "the password stays out: {detail}"
+    );
     assert!(smsc.submits().is_empty());
 }
 
@@ -471,21 +481,37 @@ async fn an_ra_adds_and_removes_a_number_as_they_would_an_address() {
     let card = Some(("active", START_OF_TEST + 86_400_000 * 365, "unlock-cr/1"));
     add_holder(app.server(), remote, "jo.bloggs@trust.example", card).await;
     let rita = app
-        .signed_in_staff("rita", unlock_protocol::staff::Role::Ra, Some("999988887777"))
+        .signed_in_staff(
+            "rita",
+            unlock_protocol::staff::Role::Ra,
+            Some("999988887777"),
+        )
         .await;
 
     let path = format!("/api/staff/holders/{remote}/emails");
-    let added = rita.post(&path, serde_json::json!({"email": "07400 777888"})).await;
+    let added = rita
+        .post(&path, serde_json::json!({"email": "07400 777888"}))
+        .await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.json());
     let emails = &added.json()["emails"];
     assert_eq!(emails[1]["address"], "+447400777888");
-    assert_eq!(emails[1]["domain_allowed"], true, "text messages are configured");
+    assert_eq!(
+        emails[1]["domain_allowed"], true,
+        "text messages are configured"
+    );
     assert_eq!(emails[1]["added_by"], "staff:rita");
     // The number on another profile is refused; so is what is not a mobile number.
     let taken = rita.post(&path, serde_json::json!({"email": NUMBER})).await;
     assert_refused(&taken, StatusCode::CONFLICT, "email_taken");
-    assert!(taken.json()["message"].as_str().unwrap().contains("mobile number"));
-    let landline = rita.post(&path, serde_json::json!({"email": "020 7946 0123"})).await;
+    assert!(
+        taken.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("mobile number")
+    );
+    let landline = rita
+        .post(&path, serde_json::json!({"email": "020 7946 0123"}))
+        .await;
     assert_refused(&landline, StatusCode::UNPROCESSABLE_ENTITY, "email_invalid");
 
     // The address on the profile is emailed, and the new number texted.
@@ -547,4 +573,94 @@ async fn an_ra_adds_and_removes_a_number_as_they_would_an_address() {
     .await
     .unwrap();
     assert_eq!(removals, ["+447400777888"]);
+}
+
+/// The real binary, with debug logging: holders imported with a mobile number, a code sent
+/// by text and typed in; neither the code nor the SMPP password is in its logs (the SMPP
+/// library logs whole PDUs at debug level, and the server keeps it quiet).
+#[tokio::test]
+async fn the_binary_imports_numbers_and_logs_no_code_or_password() {
+    use crate::binary::{
+        cli, serve_with_debug_logs_and, stdout, wait_until_ready, without_timestamps,
+    };
+
+    let smsc = Smsc::start();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpSink::start(dir.path());
+    let csv = dir.path().join("holders.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model,mobiles\n\
+             {HOLDER},Jane Doe,Trust,{EMAIL},2d6bddb8ad096c2d,active,2099-01-01,unlock-cr/1,07400 123456\n"
+        ),
+    )
+    .unwrap();
+    stdout(&cli(dir.path(), &["allowlist", "add", DOMAIN]));
+    let imported = stdout(&cli(dir.path(), &["import", csv.to_str().unwrap()]));
+    assert_eq!(
+        imported,
+        "imported 1 rows: 1 emails, 1 cards, 1 mobile numbers\n"
+    );
+    // A row with a landline is refused whole, naming the line.
+    std::fs::write(
+        &csv,
+        "holder_id,name,organisation,emails,mobiles\n210987654321,John,Trust,,020 7946 0123\n",
+    )
+    .unwrap();
+    let refused = cli(dir.path(), &["import", csv.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("line 2") && error.contains("can't receive text messages"),
+        "{error}"
+    );
+
+    let port = free_port();
+    let log_path = dir.path().join("server.log");
+    let smsc_port = smsc.port.to_string();
+    let mut server = serve_with_debug_logs_and(
+        dir.path(),
+        port,
+        &smtp.url(),
+        &log_path,
+        &[
+            ("UNLOCK_SMS__HOST", "127.0.0.1"),
+            ("UNLOCK_SMS__PORT", &smsc_port),
+            ("UNLOCK_SMS__SYSTEM_ID", SYSTEM_ID),
+            ("UNLOCK_SMS__PASSWORD", PASSWORD),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    assert!(wait_until_ready(&client, &base).await);
+    let started = client
+        .post(format!("{base}/api/journeys"))
+        .json(&serde_json::json!({"email": "+44 7400 123456"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::OK);
+    let code = code_in_text(&smsc.wait_for_submits(1).await[0]);
+    let verified = client
+        .post(format!("{base}/api/journey/code"))
+        .json(&serde_json::json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), StatusCode::OK);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status();
+    server.0.wait().unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("text message sent"), "{logs}");
+    assert!(logs.contains("bound to the gateway"), "{logs}");
+    let logs = without_timestamps(&logs);
+    assert!(!logs.contains(&code), "the code is in the logs");
+    assert!(!logs.contains(PASSWORD), "the SMPP password is in the logs");
 }
