@@ -61,7 +61,7 @@ impl Smsc {
             events,
         };
         wait_until(Duration::from_secs(20), || {
-            smsc.events_named("listening").first().is_some()
+            !smsc.events_named("listening").is_empty()
         });
         smsc.port = smsc.events_named("listening")[0].as_u64().unwrap() as u16;
         smsc
