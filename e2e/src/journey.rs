@@ -335,7 +335,9 @@ pub async fn start_journey(world: &mut World, shots: Option<PathBuf>) -> Person 
     person.client.goto(&world.server.url).await.unwrap();
     person.sees_page("Unlock your smartcard").await;
     person.presses("Start now").await;
-    person.sees_page("Enter your email address").await;
+    person
+        .sees_page("Enter your email address or mobile number")
+        .await;
     person
 }
 
@@ -344,7 +346,9 @@ pub async fn verify_by_email(world: &World, person: &mut Person) {
     // Earlier journeys' mail is still in the box (and their notices may still be arriving):
     // the code is in the first message after them that has one.
     let earlier = world.smtp.messages_to(EMAIL).len();
-    person.types_into("Email address", EMAIL).await;
+    person
+        .types_into("Email address or mobile number", EMAIL)
+        .await;
     person.presses("Continue").await;
     person.sees_page("Check your email").await;
     let code = (earlier + 1..earlier + 10)
@@ -378,7 +382,9 @@ pub async fn happy_path(world: &mut World, person: &mut Person) {
         .await;
     assert_eq!(world.card.command("remove"), "ok");
     person.presses("Start now").await;
-    person.sees_page("Enter your email address").await;
+    person
+        .sees_page("Enter your email address or mobile number")
+        .await;
     verify_by_email(world, person).await;
     unlock_with_new_passcode(world, person).await;
 }

@@ -171,7 +171,9 @@ async fn a_holder_unlocks_their_card_on_a_server_backed_by_postgresql() {
 async fn a_wrong_code_three_times_voids_it() {
     let mut world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
     let mut person = start_journey(&mut world, shots("wrong-code")).await;
-    person.types_into("Email address", EMAIL).await;
+    person
+        .types_into("Email address or mobile number", EMAIL)
+        .await;
     person.presses("Continue").await;
     person.sees_page("Check your email").await;
     let code = world.smtp.wait_for(EMAIL, 1).code().unwrap();
@@ -199,7 +201,7 @@ async fn an_email_on_a_domain_not_allowed_is_refused_plainly() {
         .sees_text("Addresses ending in @trust.example can be used.")
         .await;
     person
-        .types_into("Email address", "jane@elsewhere.example")
+        .types_into("Email address or mobile number", "jane@elsewhere.example")
         .await;
     person.presses("Continue").await;
     person.sees_text("This email domain can't be used.").await;

@@ -150,7 +150,9 @@ async fn a_card_pulled_after_its_puk_rotation_unlocks_in_a_new_journey_with_one_
     person.sees_page("Unlock your smartcard").await;
     assert_eq!(world.card.command("remove"), "ok");
     person.presses("Start now").await;
-    person.sees_page("Enter your email address").await;
+    person
+        .sees_page("Enter your email address or mobile number")
+        .await;
     verify_by_email(&world, &mut person).await;
     // The card leaves the reader right after the PUK is rotated, before the new PIN is
     // verified and the receipt signed.

@@ -89,8 +89,10 @@ async fn an_ra_officer_adds_an_address_and_the_holder_then_unlocks_their_card_al
     staff.sees_page("Jane Doe").await;
     staff.sees_text("No: domain not allowed").await;
 
-    staff.types_into("Email address", EMAIL).await;
-    staff.presses("Add email address").await;
+    staff
+        .types_into("Email address or mobile number", EMAIL)
+        .await;
+    staff.presses("Add to profile").await;
     staff.sees_text("was added to the profile").await;
     staff.checks_screen("address added").await;
 

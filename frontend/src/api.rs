@@ -3,7 +3,7 @@
 
 use gloo_net::http::{Request, Response};
 use unlock_protocol::api::JourneyView;
-use unlock_protocol::{EmailAddress, ErrorCode, OneTimeCode};
+use unlock_protocol::{ErrorCode, OneTimeCode};
 use wasm_bindgen::JsValue;
 
 use crate::route::EndReason;
@@ -19,8 +19,9 @@ pub async fn allowed_domains() -> Result<Vec<String>, ApiFailure> {
 }
 
 /// `POST /api/journeys`: start a journey; a code is emailed if the address is on a profile.
-pub async fn start_journey(email: &EmailAddress) -> Result<JourneyView, ApiFailure> {
-    let body = Out::new().text("email", email.as_str());
+/// `contact` is an email address or a mobile number (the server reads the number).
+pub async fn start_journey(contact: &str) -> Result<JourneyView, ApiFailure> {
+    let body = Out::new().text("email", contact);
     send(post_json("/api/journeys", &body), wire::journey_view).await
 }
 

@@ -5,11 +5,14 @@ use serde::{Deserialize, Serialize};
 use crate::CardId;
 use crate::card_steps::CardChallenge;
 
-/// `POST /api/journeys`: start a journey with the email address on the holder's profile.
+/// `POST /api/journeys`: start a journey with the email address or mobile number on the
+/// holder's profile.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StartJourney {
+    /// An email address, or a mobile number as the holder typed it (`07400 123456`,
+    /// `+44 7400 123456`).
     pub email: String,
 }
 

@@ -63,6 +63,7 @@ pub struct Config {
     /// `text` or `json` log lines on stderr.
     pub log_format: LogFormat,
     pub mail: MailConfig,
+    pub sms: SmsConfig,
     pub outbox: OutboxConfig,
     pub journey: JourneyConfig,
     pub throttle: ThrottleConfig,
@@ -132,6 +133,31 @@ pub struct DkimConfig {
     /// A PEM file holding the private key: RSA (PKCS#1 or PKCS#8, 2048 bits or more) or
     /// Ed25519 (PKCS#8). Readable by the server's user only; never logged.
     pub private_key_file: PathBuf,
+}
+
+/// Codes by text message: SMPP 3.4 to the operator's SMS gateway or aggregator. Without a
+/// gateway (`sms.host` unset) a mobile number is refused with the same answer whatever the
+/// number, so holders are told at once to use their email address instead of waiting for a
+/// text that never comes, and nobody learns which numbers are on profiles.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The gateway's host name or address. Unset: no text messages.
+    pub host: Option<String>,
+    /// The gateway's SMPP port (2775 by convention).
+    pub port: u16,
+    /// The account (`system_id`) the gateway gave this service.
+    pub system_id: String,
+    /// Its password.
+    pub password: Option<Secret>,
+    /// `system_type`, if the gateway asks for one.
+    pub system_type: String,
+    /// Who the texts come from: an alphanumeric sender name (up to 11 characters) or a number.
+    pub source_address: String,
+    /// Where a number typed without its country code is taken to be (ISO 3166 code).
+    pub default_region: String,
+    /// Outer limit on one send, connecting and binding included.
+    pub send_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +248,40 @@ pub struct KeysConfig {
     pub pkcs11_pin_file: Option<PathBuf>,
     /// The token's user PIN itself (for `UNLOCK_KEYS__PKCS11_PIN`).
     pub pkcs11_pin: Option<Secret>,
+}
+
+impl SmsConfig {
+    /// Whether a gateway is configured.
+    pub fn enabled(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// The region numbers without a country code are read in.
+    pub fn region(&self) -> Option<phonenumber::country::Id> {
+        self.default_region.parse().ok()
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.region().is_none() {
+            bail!("sms.default_region must be a two-letter country code (ISO 3166), like \"GB\"");
+        }
+        if self.host.is_some() {
+            // SMPP 3.4's field limits: system_id 16 octets, password 9, source_addr 21.
+            if self.system_id.is_empty() || self.system_id.len() > 15 {
+                bail!("sms.system_id must be 1 to 15 characters");
+            }
+            if self.password.as_ref().is_some_and(|p| p.expose().len() > 8) {
+                bail!("sms.password must be at most 8 characters (SMPP 3.4)");
+            }
+            if self.source_address.is_empty() || self.source_address.len() > 20 {
+                bail!("sms.source_address must be 1 to 20 characters");
+            }
+            if self.send_timeout_seconds == 0 {
+                bail!("sms.send_timeout_seconds must be at least 1");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where new key versions are made.
@@ -329,6 +389,16 @@ impl Default for Config {
                 from: "Smartcard unlock <no-reply@unlock.invalid>".into(),
                 send_timeout_seconds: 30,
                 dkim: None,
+            },
+            sms: SmsConfig {
+                host: None,
+                port: 2775,
+                system_id: String::new(),
+                password: None,
+                system_type: String::new(),
+                source_address: "NHS Unlock".into(),
+                default_region: "GB".into(),
+                send_timeout_seconds: 30,
             },
             outbox: OutboxConfig {
                 instance_id: default_instance_id(),
@@ -439,6 +509,7 @@ impl Config {
         if let Some(dkim) = &self.mail.dkim {
             check_dkim(dkim, &sending_domain)?;
         }
+        self.sms.check()?;
         let proxies = crate::http::client_addr::TrustedProxies::parse(&self.trusted_proxies)?;
         if self.serves_https() && proxies.is_empty() && !self.faces_holders_directly {
             bail!(
@@ -697,6 +768,32 @@ mod tests {
         assert!(error.contains("not both"), "{error}");
         assert!(!error.contains("35a47d45"));
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn an_sms_gateway_is_checked_and_its_password_never_printed() {
+        let mut config = Config::default();
+        config.sms.host = Some("smsc.example.org".into());
+        config.sms.system_id = "unlock".into();
+        config.sms.password = Some(Secret::new("hunter2"));
+        config.validate().unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(config.sms.enabled());
+
+        let mut long = config.clone();
+        long.sms.password = Some(Secret::new("hunter2hunter2"));
+        let error = long.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("sms.password") && !error.contains("hunter2"),
+            "{error}"
+        );
+        let mut nameless = config.clone();
+        nameless.sms.system_id = String::new();
+        assert!(nameless.validate().is_err());
+        let mut nowhere = config;
+        nowhere.sms.default_region = "Narnia".into();
+        assert!(nowhere.validate().is_err());
+        assert!(!Config::default().sms.enabled());
     }
 
     #[test]

@@ -104,6 +104,7 @@ fn no_secret_is_in_debug() {
             Claimed {
                 id: 1,
                 kind: OutboxKind::OneTimeCode,
+                channel: crate::db::states::Channel::Email,
                 recipient: "jane@trust.example".into(),
                 sealed_message: Some(BYTES.to_vec()),
                 attempts: 0,

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod contact;
 pub mod custody;
 pub mod db;
 pub mod demo;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod journey;
 pub mod metrics;
+pub mod mobile;
 pub mod outbox;
 pub mod piv;
 pub mod retention;
@@ -122,9 +124,17 @@ impl Server {
         let metrics = metrics.map(|(_, task)| task);
 
         let checkpoints = db.checkpoint_in_background(CHECKPOINT_INTERVAL, shutdown.subscribe());
+        let sms = outbox::sms::SmsGateway::from_config(&config.sms, db.clone(), clock.clone());
+        if sms.is_none() {
+            tracing::info!(
+                "no SMS gateway is configured (sms.host): codes go by email only, and mobile \
+                 numbers are refused with the same answer whatever the number"
+            );
+        }
         let worker = Worker {
             db,
             mailer,
+            sms,
             keys,
             clock,
             config,

@@ -13,10 +13,19 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// Log targets kept at `warn` whatever `RUST_LOG` says (see [`init`]).
+const SMPP_QUIET: [&str; 2] = ["rusmpp=warn", "rusmppc=warn"];
+
 /// Installs the global subscriber; `RUST_LOG` overrides the default filter.
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // The SMPP library logs whole PDUs at debug level: a text's code and the bind password.
+    // Whatever `RUST_LOG` asks, they stay out.
+    let filter = SMPP_QUIET
+        .iter()
+        .filter_map(|directive| directive.parse().ok())
+        .fold(filter, EnvFilter::add_directive);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -186,11 +186,19 @@ pub fn CodePage() -> impl IntoView {
 
     let email_hint = move || waiting.with(|w| w.as_ref().map(|w| w.email_hint.clone()));
     let tries_left = move || waiting.with(|w| w.as_ref().map(|w| w.tries_left));
+    // Numbers are shown in E.164 form (a leading +); addresses never start with one.
+    let by_text =
+        move || waiting.with(|w| w.as_ref().is_some_and(|w| w.email_hint.starts_with('+')));
 
     view! {
         <BackLink href="/email" />
         <ErrorSummary errors=errors />
-        <Heading step=2 title="Check your email" />
+        <Show
+            when=by_text
+            fallback=|| view! { <Heading step=2 title="Check your email" /> }
+        >
+            <Heading step=2 title="Check your phone" />
+        </Show>
         <Show
             when=move || waiting.with(Option::is_some)
             fallback=|| view! { <p>"Loading…"</p> }
@@ -222,13 +230,15 @@ pub fn CodePage() -> impl IntoView {
                     "Continue"
                 </button>
             </form>
-            <h2>"Not got the email?"</h2>
-            <p>
-                "Emails can take a few minutes to arrive. If it has not arrived, check your spam folder."
-            </p>
-            <p>
-                "If it is still not there, the address you entered may not be the one on your smartcard profile. Go back and check it, or contact your Registration Authority."
-            </p>
+            <Show when=by_text fallback=not_got_the_email>
+                <h2>"Not got the text message?"</h2>
+                <p>
+                    "Text messages usually arrive within a minute, but can take longer if your phone has no signal."
+                </p>
+                <p>
+                    "If it is still not there, the number you entered may not be the one on your smartcard profile. Go back and check it, or contact your Registration Authority."
+                </p>
+            </Show>
             <button
                 class="nhsuk-button nhsuk-button--secondary"
                 type="button"
@@ -245,5 +255,18 @@ pub fn CodePage() -> impl IntoView {
                 }}
             </p>
         </Show>
+    }
+}
+
+/// What to do when the code's email has not come.
+fn not_got_the_email() -> impl IntoView {
+    view! {
+            <h2>"Not got the email?"</h2>
+            <p>
+                "Emails can take a few minutes to arrive. If it has not arrived, check your spam folder."
+            </p>
+            <p>
+                "If it is still not there, the address you entered may not be the one on your smartcard profile. Go back and check it, or contact your Registration Authority."
+            </p>
     }
 }

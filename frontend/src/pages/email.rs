@@ -1,9 +1,10 @@
-//! `/email`, step 1: the email address on the holder's profile, where the code is sent.
+//! `/email`, step 1: the email address or mobile number on the holder's profile, where the
+//! code is sent. A number is only checked lightly here; the server reads it properly.
 //!
-//! `/ra-code`, the same page for a holder who can reach no address on their profile: their
-//! Registration Authority checked who they are over the phone and read out a one-time unlock
-//! code, typed here instead; a right one goes straight to the card step. (One page for both
-//! keeps the holder's download small.)
+//! `/ra-code`, the same page for a holder who can reach no address or number on their
+//! profile: their Registration Authority checked who they are over the phone and read out a
+//! one-time unlock code, typed here instead; a right one goes straight to the card step. (One
+//! page for both keeps the holder's download small.)
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
@@ -66,11 +67,11 @@ fn page(ra_code: bool) -> AnyView {
         other_error.set(None);
         // The server reads an RA's code (case, spaces and dashes don't matter) and says what
         // is wrong with it; parsing it here too would only add to the download.
-        let address = match email.with_untracked(|typed| EmailAddress::parse(typed)) {
+        let address = match email.with_untracked(|typed| contact_of(typed)) {
             _ if ra_code => None,
             Ok(address) => Some(address),
             Err(error) => {
-                field_error.set(Some(error.to_string()));
+                field_error.set(Some(error));
                 return;
             }
         };
@@ -134,18 +135,17 @@ fn page(ra_code: bool) -> AnyView {
         <BackLink href="/" />
         <ErrorSummary errors=errors />
         <form novalidate on:submit=submit>
-            <Heading step=1 title="Enter your email address" />
-            <p>"We will send a security code to this address."</p>
+            <Heading step=1 title="Enter your email address or mobile number" />
+            <p>"We will send a security code to this address or number."</p>
             <Show when=move || domains.with(|listed| !listed.is_empty())>
                 <p>{move || domains.with(|listed| allowed_sentence(listed))}</p>
             </Show>
             <TextField
                 id=FIELD
-                label="Email address"
-                hint="Use the email address on your smartcard profile (usually your work email)."
+                label="Email address or mobile number"
+                hint="Use the email address (usually your work email) or the mobile number on your smartcard profile."
                 value=email
                 error=field_error
-                input_type="email"
                 autocomplete="email"
             />
             <button class="nhsuk-button" type="submit">
@@ -153,13 +153,38 @@ fn page(ra_code: bool) -> AnyView {
             </button>
         </form>
         <p>
-            "If you do not know which email address is on your smartcard profile, contact your Registration Authority."
+            "If you do not know which email address or mobile number is on your smartcard profile, contact your Registration Authority."
         </p>
         <p>
             <a href="/ra-code">"I have a code from my Registration Authority"</a>
         </p>
     }
     .into_any()
+}
+
+/// What to send: an email address (it has an `@`), normalised, or what looks like a phone
+/// number, as typed. Anything else gets the sentence to show.
+fn contact_of(typed: &str) -> Result<String, String> {
+    let typed = typed.trim();
+    if typed.contains('@') {
+        return EmailAddress::parse(typed)
+            .map(|address| address.as_str().to_owned())
+            .map_err(|error| error.to_string());
+    }
+    let digits = typed.bytes().filter(u8::is_ascii_digit).count();
+    let phone_like = typed
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
+    if phone_like && (10..=15).contains(&digits) {
+        return Ok(typed.to_owned());
+    }
+    Err(if digits > 0 && phone_like {
+        "Enter a mobile number in the correct format, like 07700 900 982".to_owned()
+    } else {
+        "Enter an email address in the correct format, like name@example.org, or a mobile \
+         number, like 07700 900 982"
+            .to_owned()
+    })
 }
 
 /// "Addresses ending in @a.example or @b.example can be used."
@@ -175,7 +200,20 @@ fn allowed_sentence(domains: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::allowed_sentence;
+    use super::{allowed_sentence, contact_of};
+
+    #[test]
+    fn addresses_and_numbers_are_told_apart_lightly() {
+        assert_eq!(
+            contact_of(" Jane@Trust.Example "),
+            Ok("jane@trust.example".into())
+        );
+        assert_eq!(contact_of("07400 123456"), Ok("07400 123456".into()));
+        assert_eq!(contact_of("+44 7400 123456"), Ok("+44 7400 123456".into()));
+        assert!(contact_of("0740012").unwrap_err().contains("mobile number"));
+        assert!(contact_of("jane").unwrap_err().contains("email address"));
+        assert!(contact_of("jane@").is_err());
+    }
 
     #[test]
     fn the_allowed_domains_read_as_a_sentence() {

@@ -64,16 +64,16 @@ pub fn StartPage() -> impl IntoView {
         <p>"It takes about 2 minutes. You do not need to visit your Registration Authority."</p>
         <h2>"Who can use this service"</h2>
         <p>
-            "You can use this service if you have a smartcard and the email address on your smartcard profile is your work email."
+            "You can use this service if you have a smartcard and your smartcard profile has your work email address or your mobile number."
         </p>
         <h2>"What you need"</h2>
         <ul class="nhsuk-list nhsuk-list--bullet">
             <li>"your smartcard"</li>
             <li>"a card reader connected to this computer"</li>
-            <li>"access to your work email, to get a security code"</li>
+            <li>"access to your work email or mobile phone, to get a security code"</li>
         </ul>
         <p>
-            "If you cannot get to your work email, contact your Registration Authority. They can check who you are over the phone and give you a one-time unlock code, or unlock your card in person."
+            "If you cannot get to your work email or mobile phone, contact your Registration Authority. They can check who you are over the phone and give you a one-time unlock code, or unlock your card in person."
         </p>
         <div aria-live="polite">
             {move || match check.get() {

@@ -34,6 +34,8 @@ pub struct HolderProfile {
     pub organisation: String,
     /// Whether this is the signed-in staff member's own profile (no actions allowed).
     pub own_profile: bool,
+    /// Its email addresses, then its mobile numbers (E.164, like `+447400123456`): staff add,
+    /// approve and remove both through the same endpoints.
     pub emails: Vec<ProfileEmail>,
     pub cards: Vec<ProfileCard>,
     /// Newest first.
@@ -50,7 +52,8 @@ pub struct HolderProfile {
 pub struct ProfileEmail {
     /// Masked unless the role may see addresses in full.
     pub address: String,
-    /// Whether its domain is on the allow list (so the holder can use it for self-service).
+    /// Whether its domain is on the allow list (so the holder can use it for self-service);
+    /// for a mobile number, whether text messages are configured.
     pub domain_allowed: bool,
     pub added_at: i64,
     pub added_by: String,
@@ -122,8 +125,12 @@ pub struct Delivery {
     pub attempts: u32,
     pub queued_at: i64,
     pub finished_at: Option<i64>,
-    /// Why the last attempt failed, as the mail relay said.
+    /// Why the last attempt failed, as the mail relay (or SMS gateway) said.
     pub last_error: Option<String>,
+    /// For a text message: what the SMS gateway's delivery receipt said (`delivered`,
+    /// `undeliverable`, `expired`, ...), once one came.
+    #[serde(default)]
+    pub receipt: Option<String>,
 }
 
 /// A throttle's count and lock-out.

@@ -1,7 +1,9 @@
 //! `unlock-server import <csv>`: holders, their emails and cards, in one transaction.
 //!
 //! Columns: `holder_id,name,organisation,emails,card_serial,card_status,cert_expires,card_model`,
-//! and `card_puk` for PIV cards. `emails` holds addresses separated by `;`; the card columns
+//! and `card_puk` for PIV cards, and `mobiles` for holders' mobile numbers. `emails` holds
+//! addresses separated by `;`, `mobiles` numbers (stored in E.164 form; one without a country
+//! code is read as a number of `sms.default_region`); the card columns
 //! may be empty for a holder without a card; `cert_expires` is a date (`YYYY-MM-DD`,
 //! certificates valid through that day, UTC). A holder may span several rows (one per card).
 //!
@@ -29,6 +31,10 @@ use crate::db::holder_emails::Added;
 use crate::db::key_versions;
 use crate::db::states::KeyPurpose;
 use crate::db::{self, Conn, Db, Savepoint};
+use crate::mobile::MobileNumber;
+
+/// A country, for numbers typed without their country code.
+pub type Region = phonenumber::country::Id;
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -49,6 +55,8 @@ struct Row {
     card_model: String,
     #[serde(default)]
     card_puk: String,
+    #[serde(default)]
+    mobiles: String,
 }
 
 /// What an import changed.
@@ -57,6 +65,7 @@ pub struct Summary {
     pub rows: usize,
     pub emails: usize,
     pub cards: usize,
+    pub mobiles: usize,
     /// Addresses whose domain is not on the allow list (imported, but unusable until it is).
     pub emails_not_allowed: usize,
 }
@@ -68,6 +77,9 @@ impl fmt::Display for Summary {
             "imported {} rows: {} emails, {} cards",
             self.rows, self.emails, self.cards
         )?;
+        if self.mobiles > 0 {
+            write!(f, ", {} mobile numbers", self.mobiles)?;
+        }
         if self.emails_not_allowed > 0 {
             write!(
                 f,
@@ -104,6 +116,7 @@ pub async fn import(
     custody: &Custody,
     path: &Path,
     puks: Puks,
+    region: Option<Region>,
 ) -> anyhow::Result<Summary> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -138,7 +151,12 @@ pub async fn import(
     audit::operator_write(db, clock, None, action, move |conn, now| {
         let (rows, sealed) = (rows.clone(), sealed.clone());
         Box::pin(async move {
-            let summary = import_rows(conn, &rows, &sealed, versions, puks, now).await?;
+            let options = Options {
+                versions,
+                puks,
+                region,
+            };
+            let summary = import_rows(conn, &rows, &sealed, options, now).await?;
             Ok(Audited::done(
                 Outcome::Done,
                 Some(summary.to_string()),
@@ -147,6 +165,14 @@ pub async fn import(
         })
     })
     .await
+}
+
+/// How rows are read and stored.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    versions: Versions,
+    puks: Puks,
+    region: Option<Region>,
 }
 
 /// The key versions new cards are issued under.
@@ -172,8 +198,7 @@ async fn import_rows(
     conn: &mut Conn,
     rows: &[(usize, Result<Row, String>)],
     sealed: &HashMap<usize, Vec<u8>>,
-    versions: Versions,
-    puks: Puks,
+    options: Options,
     now: Millis,
 ) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
@@ -190,7 +215,7 @@ async fn import_rows(
         // PostgreSQL a failed statement would otherwise void the rest of the transaction).
         db::savepoint(conn, Savepoint::Mark).await?;
         let sealed = sealed.get(line).map(Vec::as_slice);
-        match import_row(conn, row, sealed, versions, puks, now, &mut summary).await {
+        match import_row(conn, row, sealed, options, now, &mut summary).await {
             Ok(()) => {
                 summary.rows += 1;
                 db::savepoint(conn, Savepoint::Keep).await?;
@@ -214,11 +239,15 @@ async fn import_row(
     conn: &mut Conn,
     row: &Row,
     sealed: Option<&[u8]>,
-    versions: Versions,
-    puks: Puks,
+    options: Options,
     now: Millis,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
+    let Options {
+        versions,
+        puks,
+        region,
+    } = options;
     let holder = HolderId::parse(&row.holder_id).map_err(|e| anyhow::anyhow!("holder_id: {e}"))?;
     let emails = row
         .emails
@@ -226,6 +255,15 @@ async fn import_row(
         .filter(|e| !e.trim().is_empty())
         .map(|e| {
             EmailAddress::parse(e).map_err(|error| anyhow::anyhow!("email {:?}: {error}", e.trim()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mobiles = row
+        .mobiles
+        .split(';')
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| {
+            MobileNumber::parse(m, region)
+                .map_err(|error| anyhow::anyhow!("mobile {:?}: {error}", m.trim()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let card = parse_card(row)?;
@@ -244,6 +282,18 @@ async fn import_row(
         let allowed = db::allowed_domains::contains(conn, email.domain()).await?;
         summary.emails += 1;
         summary.emails_not_allowed += usize::from(!allowed);
+    }
+
+    for number in &mobiles {
+        let added =
+            db::holder_mobiles::add(conn, number.as_str(), holder.as_str(), now, "import", false)
+                .await?;
+        if let Added::Taken { owner } = added
+            && owner != holder.as_str()
+        {
+            bail!("mobile {number} already belongs to another holder");
+        }
+        summary.mobiles += 1;
     }
 
     if let Some(card) = card {

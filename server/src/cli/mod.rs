@@ -224,7 +224,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 import::Puks::KeepEscrowed
             };
-            let summary = import::import(&db, &clock, &custody, &csv, puks).await?;
+            let summary =
+                import::import(&db, &clock, &custody, &csv, puks, config.sms.region()).await?;
             println!("{summary}");
             db.close().await;
             Ok(())

@@ -24,6 +24,7 @@ pub mod cards;
 pub mod codes;
 pub mod figures;
 pub mod holder_emails;
+pub mod holder_mobiles;
 pub mod holders;
 pub mod journeys;
 pub mod key_versions;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 
-use super::states::OutboxKind;
+use super::states::{Channel, OutboxKind, ReceiptState};
 use super::{Conn, Engine};
 use crate::clock::Millis;
 
@@ -34,8 +34,8 @@ pub async fn enqueue(
     now: Millis,
 ) -> anyhow::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $6) RETURNING id",
+        "INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $6, $8) RETURNING id",
     )
     .bind(message.kind)
     .bind(message.recipient)
@@ -44,9 +44,10 @@ pub async fn enqueue(
     .bind(message.sealed.to_vec())
     .bind(now)
     .bind(message.expires_at)
+    .bind(crate::contact::channel_of(message.recipient))
     .fetch_one(conn)
     .await
-    .context("queue an email")
+    .context("queue a message")
 }
 
 /// Withdraws a journey's code emails that no worker has claimed yet (a newer code replaced
@@ -87,6 +88,7 @@ pub async fn release_claims(conn: &mut Conn, instance: &str) -> anyhow::Result<u
 pub struct Claimed {
     pub id: i64,
     pub kind: OutboxKind,
+    pub channel: Channel,
     pub recipient: String,
     pub sealed_message: Option<Vec<u8>>,
     pub attempts: i64,
@@ -98,6 +100,7 @@ impl std::fmt::Debug for Claimed {
         f.debug_struct("Claimed")
             .field("id", &self.id)
             .field("kind", &self.kind)
+            .field("channel", &self.channel)
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
@@ -121,7 +124,7 @@ pub async fn claim_due(
                           WHERE state = 'queued' AND next_attempt_at <= $3
                             AND (claimed_until IS NULL OR claimed_until < $3)
                           ORDER BY next_attempt_at, id LIMIT $4)
-             RETURNING id, kind, recipient, sealed_message, attempts, expires_at"
+             RETURNING id, kind, channel, recipient, sealed_message, attempts, expires_at"
         }
         Engine::Postgres => {
             "UPDATE outbox SET claimed_by = $1, claimed_until = $2
@@ -130,7 +133,7 @@ pub async fn claim_due(
                             AND (claimed_until IS NULL OR claimed_until < $3)
                           ORDER BY next_attempt_at, id LIMIT $4
                           FOR UPDATE SKIP LOCKED)
-             RETURNING id, kind, recipient, sealed_message, attempts, expires_at"
+             RETURNING id, kind, channel, recipient, sealed_message, attempts, expires_at"
         }
     };
     sqlx::query_as(claim)
@@ -154,6 +157,8 @@ pub struct Attempted {
     pub next: Millis,
     pub detail: Option<String>,
     pub finished: Option<Millis>,
+    /// The id the SMS gateway gave a text it accepted.
+    pub gateway_id: Option<String>,
 }
 
 /// Records attempts of messages `instance` holds, in two statements whatever their number
@@ -170,10 +175,12 @@ pub async fn record_attempts(
         Engine::Sqlite => (
             "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
                     last_error = o.detail, finished_at = o.finished,
+                    gateway_message_id = o.gateway_id,
                     claimed_by = NULL, claimed_until = NULL,
                     sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
              FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
-                          value ->> 'detail' AS detail, value ->> 'finished' AS finished
+                          value ->> 'detail' AS detail, value ->> 'finished' AS finished,
+                          value ->> 'gateway_id' AS gateway_id
                    FROM json_each($1)) AS o
              WHERE outbox.id = o.id AND outbox.claimed_by = $2",
             "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
@@ -182,10 +189,11 @@ pub async fn record_attempts(
         Engine::Postgres => (
             "UPDATE outbox SET state = o.state, attempts = outbox.attempts + 1, next_attempt_at = o.next,
                     last_error = o.detail, finished_at = o.finished,
+                    gateway_message_id = o.gateway_id,
                     claimed_by = NULL, claimed_until = NULL,
                     sealed_message = CASE WHEN o.state = 'queued' THEN outbox.sealed_message END
              FROM jsonb_to_recordset($1::jsonb)
-                  AS o (id BIGINT, state TEXT, next BIGINT, detail TEXT, finished BIGINT)
+                  AS o (id BIGINT, state TEXT, next BIGINT, detail TEXT, finished BIGINT, gateway_id TEXT)
              WHERE outbox.id = o.id AND outbox.claimed_by = $2",
             "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
              SELECT o.id, $2, $3, o.attempt, o.detail
@@ -206,4 +214,26 @@ pub async fn record_attempts(
         .await
         .context("record send attempts")?;
     Ok(())
+}
+
+/// Records what the SMS gateway's delivery receipt says of the text it named `gateway_id`;
+/// whether a text of ours had that id. A receipt repeated (gateways resend those they see no
+/// answer to) records the same state again.
+pub async fn record_receipt(
+    conn: &mut Conn,
+    gateway_id: &str,
+    state: ReceiptState,
+    now: Millis,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE outbox SET delivery_state = $1, delivery_reported_at = $2
+         WHERE gateway_message_id = $3 AND channel = 'sms'",
+    )
+    .bind(state)
+    .bind(now)
+    .bind(gateway_id)
+    .execute(conn)
+    .await
+    .context("record a delivery receipt")?;
+    Ok(done.rows_affected() > 0)
 }

@@ -32,6 +32,18 @@ pub async fn by_email(conn: &mut Conn, email: &str) -> anyhow::Result<Vec<Listed
     .context("find the holder by email")
 }
 
+/// The holder whose profile has this mobile number (E.164), if there is one.
+pub async fn by_mobile(conn: &mut Conn, number: &str) -> anyhow::Result<Vec<Listed>> {
+    sqlx::query_as(
+        "SELECT h.id, h.display_name, h.organisation FROM holders h
+         JOIN holder_mobiles m ON m.holder_id = h.id WHERE m.number = $1",
+    )
+    .bind(number)
+    .fetch_all(conn)
+    .await
+    .context("find the holder by mobile number")
+}
+
 /// Up to `limit` holders whose name contains `part` (any case), by name.
 pub async fn by_name(conn: &mut Conn, part: &str, limit: i64) -> anyhow::Result<Vec<Listed>> {
     let pattern = format!(
@@ -93,6 +105,30 @@ pub async fn addresses(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<Addr
                 added_at,
                 added_by,
                 allowed: allowed.into(),
+                awaiting_approval_since,
+            },
+        )
+        .collect())
+}
+
+/// The holder's mobile numbers, oldest first (as [`Address`]es; `allowed` is true).
+pub async fn mobile_numbers(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<Address>> {
+    let rows: Vec<(String, Millis, String, Option<Millis>)> = sqlx::query_as(
+        "SELECT number, added_at, added_by, awaiting_approval_since
+         FROM holder_mobiles WHERE holder_id = $1 ORDER BY added_at, number",
+    )
+    .bind(holder)
+    .fetch_all(conn)
+    .await
+    .context("read the holder's mobile numbers")?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(number, added_at, added_by, awaiting_approval_since)| Address {
+                email: number,
+                added_at,
+                added_by,
+                allowed: true,
                 awaiting_approval_since,
             },
         )
@@ -161,6 +197,8 @@ pub struct DeliveryRow {
     pub created_at: Millis,
     pub finished_at: Option<Millis>,
     pub last_error: Option<String>,
+    /// What the SMS gateway's delivery receipt said of a text.
+    pub delivery_state: Option<String>,
 }
 
 /// The latest `limit` emails about the holder's profile, newest first.
@@ -170,7 +208,7 @@ pub async fn deliveries(
     limit: i64,
 ) -> anyhow::Result<Vec<DeliveryRow>> {
     sqlx::query_as(
-        "SELECT kind, recipient, state, attempts, created_at, finished_at, last_error
+        "SELECT kind, recipient, state, attempts, created_at, finished_at, last_error, delivery_state
          FROM outbox WHERE holder_id = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(holder)

@@ -142,6 +142,30 @@ stored_names! {
 }
 
 stored_names! {
+    /// How an outbox message goes out (`outbox.channel`).
+    pub enum Channel {
+        /// By email, over SMTP.
+        Email => "email",
+        /// By text message, over SMPP to the SMS gateway.
+        Sms => "sms",
+    }
+}
+
+stored_names! {
+    /// What the SMS gateway's last delivery receipt said of a text (`outbox.delivery_state`):
+    /// SMPP 3.4's final `message_state`s, and `accepted` for an intermediate receipt.
+    pub enum ReceiptState {
+        Delivered => "delivered",
+        Expired => "expired",
+        Deleted => "deleted",
+        Undeliverable => "undeliverable",
+        Accepted => "accepted",
+        Unknown => "unknown",
+        Rejected => "rejected",
+    }
+}
+
+stored_names! {
     /// What a throttle counts (`throttles.scope`); how lock-outs grow is the throttle
     /// module's policy.
     pub enum Scope {

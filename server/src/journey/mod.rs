@@ -9,7 +9,7 @@ mod ra_code;
 mod start;
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::{CardId, EmailAddress, ErrorCode};
+use unlock_protocol::{CardId, ErrorCode};
 
 pub use card::{Receipted, confirm_receipt, present_card, release};
 pub use code::{resend, verify};
@@ -19,6 +19,7 @@ pub use start::{Started, start};
 use crate::audit::{Action, Actor, Audited, Outcome};
 use crate::clock::{Millis, seconds_until};
 use crate::config::JourneyConfig;
+use crate::contact::Contact;
 use crate::db::journeys::{Journey, LatestCode, LockScopes, Purpose, WithCode};
 use crate::db::states::{ClosedReason, CodeState, JourneyState};
 use crate::db::{self, Conn};
@@ -169,8 +170,8 @@ fn view_of(
             });
             let cooldown = i64::try_from(config.resend_cooldown_seconds * 1000).unwrap_or(i64::MAX);
             Ok(JourneyView::AwaitingCode {
-                email_hint: EmailAddress::parse(&journey.email)
-                    .map(|e| e.masked())
+                email_hint: Contact::from_stored(&journey.email)
+                    .map(|contact| contact.masked())
                     .unwrap_or_default(),
                 expires_in_seconds: seconds_until(now, journey.expires_at),
                 tries_left: u8::try_from(tries_left.max(0)).unwrap_or(0),

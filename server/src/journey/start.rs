@@ -1,4 +1,5 @@
-//! Starting a journey: the answer is the same whether or not the address is on a profile.
+//! Starting a journey: the answer is the same whether or not the address (or mobile number)
+//! is on a profile.
 
 use unlock_protocol::api::JourneyView;
 use unlock_protocol::{EmailAddress, ErrorCode};
@@ -7,10 +8,12 @@ use super::device::DeviceCookie;
 use super::{Journey, LatestCode, code_refused, throttled, view_of};
 use crate::audit::{Action, Audited, Outcome};
 use crate::clock::Millis;
+use crate::contact::Contact;
 use crate::db::journeys::NewJourney;
 use crate::db::states::{CodeState, JourneyState, OutboxKind};
 use crate::db::{self, Conn};
 use crate::error::Failure;
+use crate::mobile::{MobileError, MobileNumber};
 use crate::outbox::{self, Outgoing, templates};
 use crate::secrets::{self, token_hash};
 use crate::state::AppState;
@@ -33,12 +36,11 @@ impl std::fmt::Debug for Started {
 /// `POST /api/journeys`.
 pub async fn start(
     state: &AppState,
-    raw_email: &str,
+    raw_contact: &str,
     client: &str,
     device: Option<&DeviceCookie>,
 ) -> Result<Started, Failure> {
-    let email = EmailAddress::parse(raw_email)
-        .map_err(|e| Failure::client_message(ErrorCode::EmailInvalid, format!("{e}.")))?;
+    let email = parse_contact(state, raw_contact)?;
     // Look-ups that need no lock run beside other requests, before the write.
     let (allowed, holder_id) = look_up(state, &email).await?;
     // Every start counts against its client, one the allow list refuses too, so a flood of
@@ -91,16 +93,65 @@ async fn count_client_start(state: &AppState, client: &str) -> anyhow::Result<Op
         .await
 }
 
-/// Whether the address's domain is allowed, and whose profile the address is on.
-async fn look_up(state: &AppState, email: &EmailAddress) -> anyhow::Result<(bool, Option<String>)> {
+/// An email address (it has an `@`) or a mobile number, as the holder typed it. Which one
+/// it is depends only on what was typed, never on any profile.
+fn parse_contact(state: &AppState, raw: &str) -> Result<Contact, Failure> {
+    if raw.contains('@') {
+        return EmailAddress::parse(raw)
+            .map(Contact::Email)
+            .map_err(|e| Failure::client_message(ErrorCode::EmailInvalid, format!("{e}.")));
+    }
+    MobileNumber::parse(raw, state.config.sms.region())
+        .map(Contact::Mobile)
+        .map_err(|error| {
+            let message = match error {
+                MobileError::NotANumber if !raw.bytes().any(|b| b.is_ascii_digit()) => {
+                    "Enter an email address in the correct format, like name@example.org, or a \
+                     mobile number, like 07700 900 982."
+                        .to_owned()
+                }
+                error => format!("{error}."),
+            };
+            Failure::client_message(ErrorCode::EmailInvalid, message)
+        })
+}
+
+/// Whether codes may go to the contact (its email domain is allowed; text messages are
+/// configured), and whose profile it is on.
+async fn look_up(state: &AppState, contact: &Contact) -> anyhow::Result<(bool, Option<String>)> {
     let mut conn = state.db.reader().await?;
-    db::holder_emails::look_up(&mut conn, email).await
+    match contact {
+        Contact::Email(email) => db::holder_emails::look_up(&mut conn, email).await,
+        Contact::Mobile(number) => {
+            let holder = db::holder_mobiles::look_up(&mut conn, number.as_str()).await?;
+            Ok((state.config.sms.enabled(), holder))
+        }
+    }
+}
+
+/// The answer for a contact codes may not go to: the same for every number when no SMS
+/// gateway is configured, so it tells nobody which numbers are on profiles.
+fn not_allowed(contact: &Contact) -> (Failure, String) {
+    match contact {
+        Contact::Email(email) => (
+            Failure::client(ErrorCode::EmailDomainNotAllowed),
+            email.domain().to_owned(),
+        ),
+        Contact::Mobile(_) => (
+            Failure::client_message(
+                ErrorCode::EmailDomainNotAllowed,
+                "Codes can't be sent by text message. Use the email address on your smartcard \
+                 profile, or contact your Registration Authority.",
+            ),
+            "text messages are not configured".to_owned(),
+        ),
+    }
 }
 
 #[derive(Clone)]
 struct StartRequest {
     state: AppState,
-    email: EmailAddress,
+    email: Contact,
     allowed: bool,
     holder_id: Option<String>,
     /// What the journey's codes and failures count against (see [`super::device`]).
@@ -125,9 +176,11 @@ impl StartRequest {
         } = self;
         let config = &state.config;
         let mut journey_id = None;
+        let mut detail = None;
         let (outcome, result) = 'checked: {
             if !allowed {
-                let refused = Failure::client(ErrorCode::EmailDomainNotAllowed);
+                let (refused, why) = not_allowed(&email);
+                detail = Some(why);
                 break 'checked (Outcome::DomainNotAllowed, Err(refused));
             }
             // One write at a time counts and adds to the subject's codes.
@@ -172,7 +225,6 @@ impl StartRequest {
                 view.map(|view| Started { token, view }),
             )
         };
-        let detail = (outcome == Outcome::DomainNotAllowed).then(|| email.domain().to_owned());
         Ok(Audited::new(outcome, detail, result).concerning(journey_id, holder_id.as_deref()))
     }
 }
@@ -200,11 +252,15 @@ pub(super) async fn issue_code(
     let minutes = state.config.journey.code_ttl_seconds / 60;
     // Rendered and sealed for every address, so known and unknown ones cost the same;
     // only an address on a profile has it queued.
+    let message = match Contact::from_stored(&journey.email) {
+        Some(Contact::Mobile(_)) => templates::one_time_code_sms(&code, minutes),
+        _ => templates::one_time_code(&code, minutes, journey.expires_at, &state.config.time_zone),
+    };
     let sealed = outbox::seal(
         &state.keys,
         OutboxKind::OneTimeCode,
         &journey.email,
-        &templates::one_time_code(&code, minutes, journey.expires_at, &state.config.time_zone),
+        &message,
     )?;
     if journey.holder_id.is_some() {
         let outgoing = Outgoing {

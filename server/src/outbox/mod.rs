@@ -1,9 +1,10 @@
-//! The email outbox: messages are queued in the same transaction as the change that needs
-//! them and sent later by [`worker`], so an SMTP failure never changes an answer and no
-//! message is lost across restarts.
+//! The outbox: emails and text messages are queued in the same transaction as the change
+//! that needs them and sent later by [`worker`], so an SMTP or SMPP failure never changes an
+//! answer and no message is lost across restarts.
 
 pub mod dkim;
 pub mod mailer;
+pub mod sms;
 pub mod templates;
 pub mod worker;
 

@@ -1,10 +1,33 @@
 //! The words of the emails the service sends.
 
-use unlock_protocol::{CardId, EmailAddress};
+use unlock_protocol::CardId;
 
 use super::Composed;
 use crate::clock::Millis;
+use crate::contact::Contact;
 use crate::time_zone::ServiceZone;
+
+/// "email address" or "mobile number".
+fn what(contact: &Contact) -> &'static str {
+    match contact {
+        Contact::Email(_) => "email address",
+        Contact::Mobile(_) => "mobile number",
+    }
+}
+
+/// The text message form of a notice, for the mobile numbers on a profile: one SMS, saying
+/// what happened (the email's subject) and what to do.
+pub fn sms_notice(notice: &Composed) -> Composed {
+    Composed {
+        subject: notice.subject.clone(),
+        text: format!(
+            "Smartcard unlock: {}. If you did not ask for this, contact your Registration \
+             Authority at once.",
+            notice.subject
+        ),
+        html: String::new(),
+    }
+}
 
 /// The email carrying a one-time security code.
 pub fn one_time_code(
@@ -50,6 +73,19 @@ pub fn one_time_code(
         subject,
         text,
         html,
+    }
+}
+
+/// The text message carrying a one-time security code: short enough for one SMS (160 GSM
+/// characters), the code first so phones can offer it.
+pub fn one_time_code_sms(code: &str, minutes_valid: u64) -> Composed {
+    Composed {
+        subject: String::new(),
+        text: format!(
+            "{code} is your smartcard unlock security code. It works for {minutes_valid} minutes. \
+             Nobody will ever ask you for it: do not share it."
+        ),
+        html: String::new(),
     }
 }
 
@@ -131,15 +167,20 @@ pub fn unlock_started(serial: &CardId, at: Millis, zone: &ServiceZone) -> Compos
 /// An address was added to a holder's profile by their RA: sent to every address on it,
 /// the new one included.
 pub fn address_added(
-    address: &EmailAddress,
+    address: &Contact,
     public_url: &str,
     at: Millis,
     zone: &ServiceZone,
 ) -> Composed {
     let when = zone.date_time(at);
-    let subject = "An email address was added to your smartcard profile".to_owned();
+    let subject = match address {
+        Contact::Email(_) => "An email address was added to your smartcard profile",
+        Contact::Mobile(_) => "A mobile number was added to your smartcard profile",
+    }
+    .to_owned();
+    let (what, address) = (what(address), address.as_str());
     let text = format!(
-        "The email address {address} was added to your smartcard profile on {when} by your \
+        "The {what} {address} was added to your smartcard profile on {when} by your \
          Registration Authority.\n\
          \n\
          You can now use it to unlock your smartcard yourself, or to choose a new passcode, at \
@@ -152,7 +193,7 @@ pub fn address_added(
     let html = page(
         &subject,
         &format!(
-            "<p>The email address <strong>{address}</strong> was added to your smartcard profile \
+            "<p>The {what} <strong>{address}</strong> was added to your smartcard profile \
              on {when} by your Registration Authority.</p>\
              <p>You can now use it to unlock your smartcard yourself, or to choose a new passcode, \
              at <a href=\"{public_url}\">{public_url}</a>.</p>\
@@ -202,11 +243,16 @@ pub fn unlock_code_issued(ra: &str, at: Millis, zone: &ServiceZone) -> Composed 
 }
 
 /// An address was removed from a holder's profile: sent to it and to every address left.
-pub fn address_removed(address: &EmailAddress, at: Millis, zone: &ServiceZone) -> Composed {
+pub fn address_removed(address: &Contact, at: Millis, zone: &ServiceZone) -> Composed {
     let when = zone.date_time(at);
-    let subject = "An email address was removed from your smartcard profile".to_owned();
+    let subject = match address {
+        Contact::Email(_) => "An email address was removed from your smartcard profile",
+        Contact::Mobile(_) => "A mobile number was removed from your smartcard profile",
+    }
+    .to_owned();
+    let (what, address) = (what(address), address.as_str());
     let text = format!(
-        "The email address {address} was removed from your smartcard profile on {when} by your \
+        "The {what} {address} was removed from your smartcard profile on {when} by your \
          Registration Authority. It can no longer be used to unlock your smartcard.\n\
          \n\
          If you did not ask for this, contact your Registration Authority.\n\
@@ -216,7 +262,7 @@ pub fn address_removed(address: &EmailAddress, at: Millis, zone: &ServiceZone) -
     let html = page(
         &subject,
         &format!(
-            "<p>The email address <strong>{address}</strong> was removed from your smartcard \
+            "<p>The {what} <strong>{address}</strong> was removed from your smartcard \
              profile on {when} by your Registration Authority. It can no longer be used to unlock \
              your smartcard.</p>\
              <p><strong>If you did not ask for this, contact your Registration Authority.</strong></p>\
@@ -263,8 +309,24 @@ mod tests {
     }
 
     #[test]
+    fn code_text_fits_one_sms() {
+        let sms = one_time_code_sms("042917", 15);
+        assert!(sms.text.starts_with("042917 "));
+        assert!(sms.text.contains("15 minutes"));
+        // One GSM 03.38 message: 160 characters, all in the basic set (ASCII letters,
+        // digits and plain punctuation here).
+        assert!(sms.text.len() <= 160, "{} characters", sms.text.len());
+        assert!(
+            sms.text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" .,:'".contains(&b))
+        );
+    }
+
+    #[test]
     fn address_notices_name_the_address_and_what_to_do() {
-        let address = EmailAddress::parse("jane.doe@trust.example").unwrap();
+        let address =
+            Contact::Email(unlock_protocol::EmailAddress::parse("jane.doe@trust.example").unwrap());
         let london = ServiceZone::default();
         let added = address_added(
             &address,
@@ -286,6 +348,39 @@ mod tests {
         for part in [&removed.text, &removed.html] {
             assert!(part.contains("jane.doe@trust.example"), "{part}");
             assert!(part.contains("can no longer be used"), "{part}");
+        }
+    }
+
+    #[test]
+    fn notices_by_text_fit_one_sms() {
+        let number = Contact::from_stored("+447400123456").unwrap();
+        let london = ServiceZone::default();
+        let added = address_added(
+            &number,
+            "https://unlock.example",
+            1_795_871_159_000,
+            &london,
+        );
+        assert_eq!(
+            added.subject,
+            "A mobile number was added to your smartcard profile"
+        );
+        assert!(
+            added
+                .text
+                .contains("The mobile number +447400123456 was added")
+        );
+        let serial = CardId::parse("2d6bddb8ad096c2d").unwrap();
+        for notice in [
+            added,
+            address_removed(&number, 1_795_871_159_000, &london),
+            card_unlocked(&serial, 1_795_871_159_000, &london),
+            unlock_started(&serial, 1_795_871_159_000, &london),
+        ] {
+            let sms = sms_notice(&notice);
+            assert!(sms.text.len() <= 160, "{}", sms.text);
+            assert!(sms.text.contains(&notice.subject));
+            assert!(sms.text.contains("contact your Registration Authority"));
         }
     }
 

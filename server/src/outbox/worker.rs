@@ -8,10 +8,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::Composed;
-use super::mailer::{Envelope, Mailer, build_message, message_id};
+use super::mailer::{Envelope, Mailer, SendError, build_message, message_id};
+use super::sms::SmsGateway;
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::db::outbox::{Attempted, Claimed};
+use crate::db::states::Channel;
 use crate::db::{self, Db};
 use crate::secrets::Keys;
 
@@ -26,6 +28,8 @@ const SENDS_IN_FLIGHT: usize = 8;
 pub struct Worker {
     pub db: Db,
     pub mailer: Mailer,
+    /// Where text messages go; `None` when no SMS gateway is configured.
+    pub sms: Option<SmsGateway>,
     pub keys: Arc<Keys>,
     pub clock: Clock,
     pub config: Arc<Config>,
@@ -35,9 +39,17 @@ pub struct Worker {
 
 /// How one attempt ended.
 enum Outcome {
-    Sent,
-    Retry { at: Millis, detail: String },
-    Failed { detail: String },
+    /// Handed over; a text carries the id the SMS gateway gave it.
+    Sent {
+        gateway_id: Option<String>,
+    },
+    Retry {
+        at: Millis,
+        detail: String,
+    },
+    Failed {
+        detail: String,
+    },
 }
 
 impl Worker {
@@ -138,16 +150,20 @@ impl Worker {
                 detail: "expired before it could be sent".into(),
             };
         }
-        let email = match self.compose(message, now) {
-            Ok(email) => email,
+        let composed = match self.unseal(message) {
+            Ok(composed) => composed,
             Err(error) => {
                 return Outcome::Failed {
                     detail: format!("{error:#}"),
                 };
             }
         };
-        match self.mailer.send(email, self.config.send_timeout()).await {
-            Ok(()) => Outcome::Sent,
+        let sent = match message.channel {
+            Channel::Email => self.send_email(message, &composed).await,
+            Channel::Sms => self.send_text(message, &composed).await,
+        };
+        match sent {
+            Ok(gateway_id) => Outcome::Sent { gateway_id },
             Err(error) if error.permanent => Outcome::Failed {
                 detail: error.detail,
             },
@@ -167,21 +183,47 @@ impl Worker {
         }
     }
 
-    /// The email for a queued row, its `Message-ID` the same on every attempt.
-    fn compose(&self, message: &Claimed, now: Millis) -> anyhow::Result<lettre::Message> {
+    /// Sends a queued row as an email, its `Message-ID` the same on every attempt.
+    async fn send_email(
+        &self,
+        message: &Claimed,
+        composed: &Composed,
+    ) -> Result<Option<String>, SendError> {
+        let permanent = |error: anyhow::Error| SendError {
+            permanent: true,
+            detail: format!("{error:#}"),
+        };
+        let sealed = message.sealed_message.as_deref().unwrap_or_default();
+        let envelope = Envelope {
+            from: &self.config.mail.from,
+            to: &message.recipient,
+            message_id: message_id(sealed, &self.config.sending_domain().map_err(permanent)?),
+            sent_at: self.clock.now(),
+            zone: &self.config.time_zone,
+        };
+        let email = build_message(envelope, composed).map_err(permanent)?;
+        self.mailer.send(email, self.config.send_timeout()).await?;
+        Ok(None)
+    }
+
+    async fn send_text(
+        &self,
+        message: &Claimed,
+        composed: &Composed,
+    ) -> Result<Option<String>, SendError> {
+        let sms = self.sms.as_ref().ok_or_else(|| SendError {
+            permanent: true,
+            detail: "no SMS gateway is configured (sms.host)".into(),
+        })?;
+        sms.send(&message.recipient, &composed.text).await.map(Some)
+    }
+
+    fn unseal(&self, message: &Claimed) -> anyhow::Result<Composed> {
         let sealed = message
             .sealed_message
             .as_deref()
             .context("the queued message has no body")?;
-        let composed: Composed = super::open(&self.keys, message.kind, &message.recipient, sealed)?;
-        let envelope = Envelope {
-            from: &self.config.mail.from,
-            to: &message.recipient,
-            message_id: message_id(sealed, &self.config.sending_domain()?),
-            sent_at: now,
-            zone: &self.config.time_zone,
-        };
-        build_message(envelope, &composed)
+        super::open(&self.keys, message.kind, &message.recipient, sealed)
     }
 
     /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
@@ -199,8 +241,12 @@ impl Worker {
         let attempts: Vec<Attempted> = outcomes
             .iter()
             .map(|(message, outcome)| {
+                let gateway_id = match outcome {
+                    Outcome::Sent { gateway_id } => gateway_id.clone(),
+                    _ => None,
+                };
                 let (state, attempt, next, detail, finished) = match outcome {
-                    Outcome::Sent => ("sent", "sent", now, None, Some(now)),
+                    Outcome::Sent { .. } => ("sent", "sent", now, None, Some(now)),
                     Outcome::Retry { at, detail } => {
                         ("queued", "retry", *at, Some(detail.clone()), None)
                     }
@@ -215,6 +261,7 @@ impl Worker {
                     next,
                     detail,
                     finished,
+                    gateway_id,
                 }
             })
             .collect();
@@ -229,18 +276,22 @@ impl Worker {
             .await?;
         for (message, outcome) in outcomes {
             let (id, kind) = (message.id, &message.kind);
+            let noun = match message.channel {
+                Channel::Email => "email",
+                Channel::Sms => "text message",
+            };
             crate::metrics::email_attempt(
                 kind.as_str(),
-                matches!(outcome, Outcome::Sent),
+                matches!(outcome, Outcome::Sent { .. }),
                 matches!(outcome, Outcome::Failed { .. }),
             );
             match outcome {
-                Outcome::Sent => tracing::info!(outbox_id = id, %kind, "email sent"),
+                Outcome::Sent { .. } => tracing::info!(outbox_id = id, %kind, "{noun} sent"),
                 Outcome::Retry { detail, .. } => {
-                    tracing::warn!(outbox_id = id, %kind, %detail, "email not sent; will retry")
+                    tracing::warn!(outbox_id = id, %kind, %detail, "{noun} not sent; will retry")
                 }
                 Outcome::Failed { detail } => {
-                    tracing::error!(outbox_id = id, %kind, %detail, "email failed for good")
+                    tracing::error!(outbox_id = id, %kind, %detail, "{noun} failed for good")
                 }
             }
         }

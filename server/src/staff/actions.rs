@@ -1,10 +1,12 @@
-//! What Registration Authority staff change: addresses on holders' profiles (the holder is
-//! told at every address), holders' throttles, and (managers) the allow list. Nobody acts
-//! on their own profile; every action and every refusal is audited.
+//! What Registration Authority staff change: addresses and mobile numbers on holders'
+//! profiles (the holder is told at every one), holders' throttles, and (managers) the allow
+//! list. Nobody acts on their own profile; every action and every refusal is audited.
 
+use crate::contact::Contact;
 use crate::db::holder_emails::{Added, Approval};
-use crate::db::states::OutboxKind;
+use crate::db::states::{Channel, OutboxKind};
 use crate::db::{self, Conn};
+use crate::mobile::MobileNumber;
 use unlock_protocol::staff::{
     IssueUnlockCode, MAX_VERIFICATION_NOTE, Permission, Role, ThrottleTarget, UnlockCodeIssued,
 };
@@ -71,9 +73,34 @@ async fn refuse_own_profile(
     }
 }
 
-fn parse_email(raw: &str) -> Result<EmailAddress, Failure> {
-    EmailAddress::parse(raw)
-        .map_err(|error| Failure::client_message(ErrorCode::EmailInvalid, format!("{error}.")))
+/// An email address (it has an `@`) or a mobile number.
+fn parse_contact(state: &AppState, raw: &str) -> Result<Contact, Failure> {
+    let invalid = |error: &dyn std::fmt::Display| {
+        Failure::client_message(ErrorCode::EmailInvalid, format!("{error}."))
+    };
+    if raw.contains('@') {
+        EmailAddress::parse(raw)
+            .map(Contact::Email)
+            .map_err(|e| invalid(&e))
+    } else {
+        MobileNumber::parse(raw, state.config.sms.region())
+            .map(Contact::Mobile)
+            .map_err(|e| invalid(&e))
+    }
+}
+
+/// Every address and number on `holder`'s profile that can be told something: numbers only
+/// when text messages are configured.
+pub(crate) async fn everyone_on(
+    conn: &mut Conn,
+    state: &AppState,
+    holder: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut everyone = db::holder_emails::of_holder(conn, holder).await?;
+    if state.config.sms.enabled() {
+        everyone.extend(db::holder_mobiles::of_holder(conn, holder).await?);
+    }
+    Ok(everyone)
 }
 
 fn holder_not_found() -> Failure {
@@ -95,12 +122,18 @@ async fn tell(
     now: Millis,
 ) -> anyhow::Result<()> {
     for address in addresses {
+        let message = match crate::contact::channel_of(address) {
+            Channel::Email => message.clone(),
+            Channel::Sms if state.config.sms.enabled() => templates::sms_notice(message),
+            // No gateway to send it: the emails tell the holder.
+            Channel::Sms => continue,
+        };
         let outgoing = Outgoing {
             kind,
             recipient: address,
             journey_id: None,
             holder_id: Some(holder),
-            sealed: outbox::seal(&state.keys, kind, address, message)?,
+            sealed: outbox::seal(&state.keys, kind, address, &message)?,
             expires_at: None,
         };
         outbox::enqueue(conn, outgoing, now).await?;
@@ -121,7 +154,7 @@ pub async fn add_email(
     if user.owns(holder) {
         return Err(refuse_own_profile(state, user, action, holder).await);
     }
-    let email = parse_email(raw_email)?;
+    let email = parse_contact(state, raw_email)?;
     let (job_state, id, by) = (state.clone(), holder.as_str().to_owned(), user.actor());
     audited(state, user, action, Some(holder), move |conn, now| {
         let (state, id, email, by) = (job_state.clone(), id.clone(), email.clone(), by.clone());
@@ -134,7 +167,9 @@ pub async fn add_email(
                     holder_not_found(),
                 ));
             }
-            if !db::allowed_domains::contains(conn, email.domain()).await? {
+            if let Contact::Email(email) = &email
+                && !db::allowed_domains::contains(conn, email.domain()).await?
+            {
                 let refused = Failure::client_message(
                     ErrorCode::EmailDomainNotAllowed,
                     format!(
@@ -151,13 +186,23 @@ pub async fn add_email(
                 ));
             }
             let four_eyes = state.config.staff.four_eyes_for_added_addresses;
-            if let Added::Taken { owner } =
-                db::holder_emails::add(conn, email.as_str(), &id, now, &by, four_eyes).await?
-            {
+            let added = match &email {
+                Contact::Email(address) => {
+                    db::holder_emails::add(conn, address.as_str(), &id, now, &by, four_eyes).await?
+                }
+                Contact::Mobile(number) => {
+                    db::holder_mobiles::add(conn, number.as_str(), &id, now, &by, four_eyes).await?
+                }
+            };
+            if let Added::Taken { owner } = added {
+                let what = match &email {
+                    Contact::Email(_) => "email address",
+                    Contact::Mobile(_) => "mobile number",
+                };
                 let message = if owner == id {
-                    "This email address is already on this holder's profile.".to_owned()
+                    format!("This {what} is already on this holder's profile.")
                 } else {
-                    format!("This email address is already on another holder's profile ({owner}).")
+                    format!("This {what} is already on another holder's profile ({owner}).")
                 };
                 let refused = Failure::client_message(ErrorCode::EmailTaken, message);
                 return Ok(Audited::refused(
@@ -168,7 +213,7 @@ pub async fn add_email(
             }
             // Every address on the profile, and every address removed from it in the last 30
             // days: whoever had an address taken off can't then have another put on unseen.
-            let mut everyone = db::holder_emails::of_holder(conn, &id).await?;
+            let mut everyone = everyone_on(conn, &state, &id).await?;
             for removed in recently_removed(conn, &id, now).await? {
                 if !everyone.contains(&removed) {
                     everyone.push(removed);
@@ -209,14 +254,22 @@ pub async fn approve_email(
     if user.owns(holder) {
         return Err(refuse_own_profile(state, user, action, holder).await);
     }
-    let email = parse_email(raw_email)?;
+    let email = parse_contact(state, raw_email)?;
     let (id, by) = (holder.as_str().to_owned(), user.actor());
     audited(state, user, action, Some(holder), move |conn, now| {
         let (id, email, by) = (id.clone(), email.clone(), by.clone());
         Box::pin(async move {
             let detail = Some(email.as_str().to_owned());
             let refused = |outcome, failure| Ok(Audited::refused(outcome, detail.clone(), failure));
-            match db::holder_emails::approve(conn, email.as_str(), &id, &by, now).await? {
+            let approval = match &email {
+                Contact::Email(address) => {
+                    db::holder_emails::approve(conn, address.as_str(), &id, &by, now).await?
+                }
+                Contact::Mobile(number) => {
+                    db::holder_mobiles::approve(conn, number.as_str(), &id, &by, now).await?
+                }
+            };
+            match approval {
                 Approval::Approved => Ok(Audited::done(Outcome::Approved, detail.clone(), ())),
                 Approval::NotOnProfile if !holder_exists(conn, &id).await? => {
                     refused(Outcome::NoHolder, holder_not_found())
@@ -257,13 +310,21 @@ pub async fn remove_email(
     if user.owns(holder) {
         return Err(refuse_own_profile(state, user, action, holder).await);
     }
-    let email = parse_email(raw_email)?;
+    let email = parse_contact(state, raw_email)?;
     let (job_state, id) = (state.clone(), holder.as_str().to_owned());
     audited(state, user, action, Some(holder), move |conn, now| {
         let (state, id, email) = (job_state.clone(), id.clone(), email.clone());
         Box::pin(async move {
             let detail = email.as_str().to_owned();
-            if !db::holder_emails::remove(conn, email.as_str(), &id).await? {
+            let removed = match &email {
+                Contact::Email(address) => {
+                    db::holder_emails::remove(conn, address.as_str(), &id).await?
+                }
+                Contact::Mobile(number) => {
+                    db::holder_mobiles::remove(conn, number.as_str(), &id).await?
+                }
+            };
+            if !removed {
                 let refused = if holder_exists(conn, &id).await? {
                     Failure::client(ErrorCode::EmailNotOnProfile)
                 } else {
@@ -282,7 +343,7 @@ pub async fn remove_email(
             } else {
                 detail
             };
-            let mut told = db::holder_emails::of_holder(conn, &id).await?;
+            let mut told = everyone_on(conn, &state, &id).await?;
             told.push(email.as_str().to_owned());
             let notice = templates::address_removed(&email, now, &state.config.time_zone);
             tell(
@@ -322,8 +383,8 @@ async fn recently_removed(
     Ok(details
         .iter()
         .filter_map(|detail| detail.split_whitespace().next())
-        .filter_map(|address| EmailAddress::parse(address).ok())
-        .map(|address| address.as_str().to_owned())
+        .filter_map(Contact::from_stored)
+        .map(|contact| contact.as_str().to_owned())
         .collect())
 }
 

@@ -8,6 +8,8 @@ use unlock_protocol::staff::{
 };
 use unlock_protocol::{CardId, CardStatus, EmailAddress, ErrorCode, HolderId};
 
+use crate::mobile::MobileNumber;
+
 use super::labels;
 use super::session::StaffUser;
 use crate::clock::Millis;
@@ -28,6 +30,7 @@ const RECENT_DELIVERIES: i64 = 25;
 pub enum Searched {
     Id,
     Email,
+    Mobile,
     Name,
 }
 
@@ -36,6 +39,7 @@ impl Searched {
         match self {
             Self::Id => "by user id",
             Self::Email => "by email",
+            Self::Mobile => "by mobile number",
             Self::Name => "by name",
         }
     }
@@ -46,7 +50,8 @@ pub fn shown(user: &StaffUser, address: &str) -> String {
     if user.may(Permission::SeeFullEmails) {
         return address.to_owned();
     }
-    EmailAddress::parse(address).map_or_else(|_| "***".to_owned(), |email| email.masked())
+    crate::contact::Contact::from_stored(address)
+        .map_or_else(|| "***".to_owned(), |contact| contact.masked())
 }
 
 /// `text` (a relay's error, say) with every email address in it shown as [`shown`] shows
@@ -98,9 +103,17 @@ pub async fn search(
         let email = EmailAddress::parse(query).map_err(|error| refuse(&format!("{error}.")))?;
         let rows = db::profiles::by_email(&mut conn, email.as_str()).await?;
         (Searched::Email, rows)
-    } else if query.chars().count() < 2 || query.chars().all(|c| c.is_ascii_digit() || c == ' ') {
+    } else if let Ok(number) = MobileNumber::parse(query, state.config.sms.region()) {
+        let rows = db::profiles::by_mobile(&mut conn, number.as_str()).await?;
+        (Searched::Mobile, rows)
+    } else if query.chars().count() < 2
+        || query
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+    {
         return Err(refuse(
-            "Enter a whole 12-digit user id, a whole email address, or at least 2 letters of a name.",
+            "Enter a whole 12-digit user id, a whole email address, a whole mobile number, or at \
+             least 2 letters of a name.",
         ));
     } else {
         let rows = db::profiles::by_name(&mut conn, query, limit).await?;
@@ -139,8 +152,13 @@ pub async fn profile(
     let Some((name, organisation)) = db::profiles::holder(&mut conn, id.as_str()).await? else {
         return Ok(None);
     };
-    let emails = db::profiles::addresses(&mut conn, id.as_str())
-        .await?
+    let texts = state.config.sms.enabled();
+    let mut addresses = db::profiles::addresses(&mut conn, id.as_str()).await?;
+    for mut number in db::profiles::mobile_numbers(&mut conn, id.as_str()).await? {
+        number.allowed = texts;
+        addresses.push(number);
+    }
+    let emails = addresses
         .into_iter()
         .map(|address| ProfileEmail {
             address: shown(user, &address.email),
@@ -257,6 +275,7 @@ async fn deliveries(
             queued_at: row.created_at,
             finished_at: row.finished_at,
             last_error: row.last_error.map(|error| shown_in_text(user, &error)),
+            receipt: row.delivery_state,
         })
         .collect())
 }

@@ -149,6 +149,7 @@ fn migrate_creates_the_database() {
             "key versions",
             "four eyes",
             "audit floods and archives",
+            "mobile numbers",
             "ra unlock codes"
         ]
     );

@@ -285,7 +285,11 @@ pub async fn spawn_app_with(tweak: Tweak) -> TestApp {
 }
 
 /// A server whose SMTP URL points at `smtp_url` (which may have nothing listening yet).
-pub async fn spawn_app_on(dir: TempDir, smtp_url: Option<String>, tweak: Tweak) -> TestApp {
+pub async fn spawn_app_on(
+    dir: TempDir,
+    smtp_url: Option<String>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),

@@ -1,6 +1,6 @@
 //! Integration tests of the real server: real router on port 0, a fresh SQLite file per
-//! test, a real SMTP server (aiosmtpd) on loopback, and the real binary where logs or the
-//! command line are under test.
+//! test, a real SMTP server (aiosmtpd) and a real SMPP message centre (npm `smpp`) on
+//! loopback, and the real binary where logs or the command line are under test.
 
 mod app;
 mod audit_archive;
@@ -28,6 +28,7 @@ mod piv_binary;
 mod ra_unlock;
 mod retention;
 mod schema;
+mod sms;
 mod staff_actions;
 mod staff_binary;
 mod staff_helpers;

@@ -232,19 +232,18 @@ pub fn HolderPage() -> impl IntoView {
                 </dl>
                 <Emails holder=holder profile=profile.clone() may_change=may_change() />
                 {may_change().then(|| view! {
-                    <h3>"Add an email address"</h3>
-                    <p>"Its domain must be on the allow list. The holder is emailed at every address on their profile, and can then unlock their card themselves with it."</p>
+                    <h3>"Add an email address or mobile number"</h3>
+                    <p>"An email address's domain must be on the allow list. The holder is told at every address and number on their profile, and can then unlock their card themselves with it."</p>
                     <form novalidate on:submit=add>
                         <TextField
                             id=NEW_EMAIL
-                            label="Email address"
+                            label="Email address or mobile number"
                             value=new_email
                             error=email_error
-                            input_type="email"
                             autocomplete="off"
                             width="nhsuk-input--width-30"
                         />
-                        <button class="nhsuk-button" type="submit">"Add email address"</button>
+                        <button class="nhsuk-button" type="submit">"Add to profile"</button>
                     </form>
                 })}
                 {may_issue().then(|| view! { <UnlockCode holder=holder /> })}
@@ -500,10 +499,10 @@ fn Emails(holder: Holder, profile: HolderProfile, may_change: bool) -> impl Into
         })
         .collect_view();
     view! {
-        <h2>"Email addresses"</h2>
+        <h2>"Email addresses and mobile numbers"</h2>
         {confirm}
         <table class="nhsuk-table">
-            <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Email addresses on the profile"</caption>
+            <caption class="nhsuk-table__caption nhsuk-u-visually-hidden">"Email addresses and mobile numbers on the profile"</caption>
             {header_row(&columns)}
             <tbody class="nhsuk-table__body">{rows}</tbody>
         </table>
@@ -606,11 +605,16 @@ fn Deliveries(profile: HolderProfile) -> impl IntoView {
                 .finished_at
                 .map_or_else(|| "Not yet".to_owned(), date_time);
             let error = delivery.last_error.unwrap_or_default();
+            // A text message's delivery receipt, once the gateway sent one.
+            let state = match delivery.receipt.as_deref() {
+                Some(receipt) => format!("{state} ({receipt})"),
+                None => state.to_owned(),
+            };
             view! {
                 <tr class="nhsuk-table__row">
                     <td class="nhsuk-table__cell">{email_kind(&delivery.kind).to_owned()}</td>
                     <td class="nhsuk-table__cell">{delivery.recipient}</td>
-                    <td class="nhsuk-table__cell"><Tag class=class text=state.to_owned() /></td>
+                    <td class="nhsuk-table__cell"><Tag class=class text=state /></td>
                     <td class="nhsuk-table__cell">{delivery.attempts}</td>
                     <td class="nhsuk-table__cell">{date_time(delivery.queued_at)}</td>
                     <td class="nhsuk-table__cell">{when}</td>

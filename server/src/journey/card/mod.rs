@@ -213,16 +213,21 @@ async fn notify_profile(
     now: Millis,
 ) -> anyhow::Result<()> {
     let addresses = match journey.holder_id.as_deref() {
-        Some(holder_id) => db::holder_emails::of_holder(conn, holder_id).await?,
+        Some(holder_id) => crate::staff::actions::everyone_on(conn, state, holder_id).await?,
         None => Vec::new(),
     };
     for address in &addresses {
+        // Mobile numbers get the notice as one text message.
+        let composed = match crate::contact::channel_of(address) {
+            crate::db::states::Channel::Email => notice.composed.clone(),
+            crate::db::states::Channel::Sms => outbox::templates::sms_notice(&notice.composed),
+        };
         let outgoing = Outgoing {
             kind: notice.kind,
             recipient: address,
             journey_id: Some(journey.id),
             holder_id: journey.holder_id.as_deref(),
-            sealed: outbox::seal(&state.keys, notice.kind, address, &notice.composed)?,
+            sealed: outbox::seal(&state.keys, notice.kind, address, &composed)?,
             expires_at: None,
         };
         outbox::enqueue(conn, outgoing, now).await?;
