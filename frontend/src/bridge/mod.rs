@@ -18,7 +18,7 @@ use unlock_protocol::bridge::{BridgeError, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_M
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::wire::{self, Answer, Carried, Command, Out, ReadCard};
+use crate::wire::{self, Answer, Carried, Command, Json, Out, ReadCard};
 
 mod envelope;
 mod readers;
@@ -115,6 +115,44 @@ impl Bridge {
             self.refresh_readers().await?;
         }
         Ok(())
+    }
+
+    /// What the page can see of the chain, for the help pages: each part as far as the
+    /// first one missing, without starting to watch.
+    pub async fn look(self) -> Sight {
+        let mut sight = Sight::default();
+        let Ok(pong) = self
+            .call(ping(), PING_TIMEOUT, ErrorCode::ExtensionMissing)
+            .await
+        else {
+            return sight;
+        };
+        sight.extension = Some(pong.text("extension_version").unwrap_or_default());
+        let hello = Command::Hello {
+            protocol_major: PROTOCOL_MAJOR,
+            protocol_minor: PROTOCOL_MINOR,
+        };
+        let helper = match self.command(&hello, HELLO_TIMEOUT).await {
+            Ok(Answer::Hello {
+                protocol_major,
+                host_version,
+                ..
+            }) if protocol_major == PROTOCOL_MAJOR => Ok(host_version),
+            Ok(_) => Err(ErrorCode::HostOutdated),
+            Err(error) => Err(error.code),
+        };
+        let reachable = helper.is_ok();
+        sight.helper = Some(helper);
+        if reachable {
+            sight.readers = Some(
+                match self.command(&Command::Readers, READER_TIMEOUT).await {
+                    Ok(Answer::Readers { readers }) => Ok(readers),
+                    Ok(_) => Err(ErrorCode::Internal),
+                    Err(error) => Err(error.code),
+                },
+            );
+        }
+        sight
     }
 
     /// While the calling page is shown and `waiting()` holds, asks for the readers every few
@@ -230,6 +268,17 @@ impl Bridge {
             Either::Right(_) => Err(BridgeError::new(on_timeout)),
         }
     }
+}
+
+/// What [`Bridge::look`] saw; `None` where it could not look, past the first part missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sight {
+    /// The extension's version, if it answered.
+    pub extension: Option<String>,
+    /// The helper program's version, or why it did not answer.
+    pub helper: Option<Result<String, ErrorCode>>,
+    /// The readers and their cards, or why they could not be listed.
+    pub readers: Option<Result<Vec<ReaderInfo>, ErrorCode>>,
 }
 
 struct Pending {

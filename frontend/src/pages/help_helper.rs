@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{CheckAgain, ContactRa, Heading, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, PageChecks, use_resume};
 
 #[component]
 pub fn HelpHelperPage() -> impl IntoView {
@@ -31,6 +31,7 @@ pub fn HelpHelperPage() -> impl IntoView {
             <li>"Select Check again."</li>
         </ol>
         <CheckAgain then=then />
+        <PageChecks />
         <ContactRa />
     }
 }

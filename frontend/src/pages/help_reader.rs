@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::components::{CheckAgain, ContactRa, Heading, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, PageChecks, use_resume};
 
 #[component]
 pub fn HelpReaderPage() -> impl IntoView {
@@ -19,6 +19,7 @@ pub fn HelpReaderPage() -> impl IntoView {
             <li>"Then select Check again."</li>
         </ol>
         <CheckAgain then=then />
+        <PageChecks />
         <ContactRa />
     }
 }
