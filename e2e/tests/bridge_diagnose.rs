@@ -98,6 +98,12 @@ fn registrations_are_reported_before_and_after_install_and_the_card_as_it_comes_
         .to_owned();
 
     // Not registered yet: every browser says so, and the summary is a problem with its fix.
+    // (pcscd sees the card within a poll or two of its start.)
+    let mut text = String::new();
+    wait_until(|| {
+        text = diagnose(&installed, &home, &pcscd.socket).1;
+        text.contains("a card of profile")
+    });
     let (passed, text) = diagnose(&installed, &home, &pcscd.socket);
     assert!(
         !passed,
@@ -140,7 +146,7 @@ fn registrations_are_reported_before_and_after_install_and_the_card_as_it_comes_
         &text,
         &format!("Reader \u{201c}{READER}\u{201d}"),
         "ok",
-        &["a unlock-cr/1 card", "its passcode is locked"],
+        &["a card of profile unlock-cr/1", "its passcode is locked"],
     );
     assert_line(&text, "Card", "ok", &["ready"]);
     assert!(text.ends_with("1 problem found. Fix it, then run `unlock-bridge diagnose` again.\n"));

@@ -150,10 +150,16 @@ fn settings(binary: &Path, checks: &mut Vec<Check>) -> Option<Config> {
     let config = match Config::load_beside(binary) {
         Ok(config) => config,
         Err(error) => {
+            // One line: the parser's own text quotes the file over several.
             let finding = match &error {
                 ConfigError::Read { source, .. } => {
                     format!("cannot read {}: {source}", path.display())
                 }
+                ConfigError::Parse { source, .. } => format!(
+                    "{} is not valid: {}",
+                    path.display(),
+                    source.message().trim_end_matches('.')
+                ),
                 _ => error.to_string(),
             };
             checks.push(problem(
@@ -449,7 +455,7 @@ fn card_service(checks: &mut Vec<Check>) {
                 checks.push(ok(
                     check,
                     format!(
-                        "a {} card (answer to reset {atr}); {tries}.",
+                        "a card of profile {} (answer to reset {atr}); {tries}.",
                         card.card.profile()
                     ),
                 ));
