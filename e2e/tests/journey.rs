@@ -262,5 +262,98 @@ async fn without_the_extension_the_holder_is_shown_how_to_install_it() {
     person
         .sees_page("Install the smartcard unlock browser extension")
         .await;
+    sees_checks(
+        &mut person,
+        "no extension, checked",
+        [
+            "Not found in this browser",
+            "Not checked",
+            "Not checked",
+            "Not checked",
+        ],
+    )
+    .await;
+    person.client.close().await.unwrap();
+}
+
+/// The help page's "What this page can see": the extension, the helper program, the card
+/// reader and the card, as `seen`; and where to look further.
+async fn sees_checks(person: &mut Person, what: &str, seen: [&str; 4]) {
+    let keys = [
+        "Browser extension",
+        "Helper program",
+        "Card reader",
+        "Smartcard",
+    ];
+    for (key, value) in keys.into_iter().zip(seen) {
+        person
+            .waits_for(&format!(
+                "//dt[normalize-space()={key:?}]/following-sibling::dd[normalize-space()={value:?}]"
+            ))
+            .await;
+    }
+    person
+        .sees_text("run unlock-bridge diagnose on this computer")
+        .await;
+    person.checks_screen(what).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_helper_program_the_help_page_shows_the_extension_found_and_the_helper_not() {
+    let world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
+    // As if the helper program was never installed: the browser finds no registration.
+    std::fs::remove_file(
+        world
+            .profile
+            .join("NativeMessagingHosts/uk.nhs.smartcard_unlock.json"),
+    )
+    .unwrap();
+    let client = world.browser(true).await;
+    let mut person = Person {
+        client,
+        shots: shots("no-helper"),
+        screens: 0,
+    };
+    person.client.goto(&world.server.url).await.unwrap();
+    person
+        .sees_page("Install the smartcard unlock helper program")
+        .await;
+    sees_checks(
+        &mut person,
+        "no helper, checked",
+        [
+            "Found (version 0.1.0)",
+            "Not found on this computer",
+            "Not checked",
+            "Not checked",
+        ],
+    )
+    .await;
+    person.client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_card_service_the_help_page_shows_the_helper_working_and_the_service_off() {
+    let mut world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
+    world.pcscd.stop();
+    let client = world.browser(true).await;
+    let mut person = Person {
+        client,
+        shots: shots("no-card-service"),
+        screens: 0,
+    };
+    person.client.goto(&world.server.url).await.unwrap();
+    person.sees_page("Connect your card reader").await;
+    sees_checks(
+        &mut person,
+        "no card service, checked",
+        [
+            "Found (version 0.1.0)",
+            &format!("Working (version {})", env!("CARGO_PKG_VERSION")),
+            "The computer's smart card service is not running",
+            "Not checked",
+        ],
+    )
+    .await;
     person.client.close().await.unwrap();
 }

@@ -258,80 +258,47 @@ pub fn use_resume() -> Resume {
     query.with_untracked(|q| Resume::from_query(q.get("then").as_deref()))
 }
 
-/// On a help page: each part between this page and the card, as far as the page can see it,
-/// and where to look further (`unlock-bridge diagnose`, which sees the rest).
+/// On a help page: what the page saw of the extension, the helper program and the card
+/// reader on the way here (nothing after a reload, when it has not looked), and where to look
+/// further: `unlock-bridge diagnose` sees the rest.
 #[component]
-pub fn PageChecks() -> impl IntoView {
-    let bridge = crate::bridge::use_bridge();
-    let sight = RwSignal::new(None);
-    crate::pages::PageScope::new().spawn(async move { sight.set(Some(bridge.look().await)) });
+pub fn PageChecks(
+    extension: Option<String>,
+    #[prop(optional)] helper: Option<String>,
+    #[prop(optional)] reader: Option<String>,
+) -> impl IntoView {
+    let row = |key: &'static str, value: Option<String>| {
+        value.map(|value| {
+            view! {
+                <div class="nhsuk-summary-list__row">
+                    <dt class="nhsuk-summary-list__key">{key}</dt>
+                    <dd class="nhsuk-summary-list__value">{value}</dd>
+                </div>
+            }
+        })
+    };
+    let seen = extension.is_some();
     view! {
-        <h2 class="nhsuk-heading-m">"What this page can see"</h2>
-        <div aria-live="polite">
-            {move || match sight.get() {
-                None => view! { <p>"Checking\u{2026}"</p> }.into_any(),
-                Some(seen) => sight_rows(&seen).into_any(),
-            }}
-        </div>
+        {seen
+            .then(|| {
+                view! {
+                    <h2 class="nhsuk-heading-m">"What this page can see"</h2>
+                    <dl class="nhsuk-summary-list">
+                        {row("Browser extension", extension)}
+                        {row("Helper program", helper)}
+                        {row("Card reader", reader)}
+                    </dl>
+                }
+            })}
         <p>
-            "If this does not show what is wrong, ask your IT service desk to run "
+            "If this does not help, ask your IT service desk to run "
             <code>"unlock-bridge diagnose"</code>
             " on this computer, or run it yourself in a terminal or command prompt. It checks the parts this page cannot see and says how to fix each problem."
         </p>
     }
 }
 
-fn sight_rows(sight: &crate::bridge::Sight) -> impl IntoView + use<> {
-    use unlock_protocol::bridge::ErrorCode;
-    const NOT_CHECKED: &str = "Not checked";
-    let extension = match &sight.extension {
-        Some(version) if version.is_empty() => "Found".to_owned(),
-        Some(version) => format!("Found (version {version})"),
-        None => "Not found in this browser".to_owned(),
-    };
-    let helper = match &sight.helper {
-        None => NOT_CHECKED.to_owned(),
-        Some(Ok(version)) => format!("Working (version {version})"),
-        Some(Err(ErrorCode::HostMissing)) => "Not found on this computer".to_owned(),
-        Some(Err(ErrorCode::HostOutdated)) => "Too old for this service".to_owned(),
-        Some(Err(ErrorCode::OriginRefused)) => "Found, but not set up for this website".to_owned(),
-        Some(Err(_)) => "Did not answer".to_owned(),
-    };
-    let (reader, card) = match &sight.readers {
-        None => (NOT_CHECKED.to_owned(), NOT_CHECKED),
-        Some(Err(ErrorCode::PcscUnavailable)) => (
-            "The computer's smart card service is not running".to_owned(),
-            NOT_CHECKED,
-        ),
-        Some(Err(_)) => ("Could not be checked".to_owned(), NOT_CHECKED),
-        Some(Ok(readers)) if readers.is_empty() => ("None found".to_owned(), NOT_CHECKED),
-        Some(Ok(readers)) => (
-            readers
-                .iter()
-                .map(|reader| reader.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            if readers.iter().any(|reader| reader.card_present) {
-                "In the reader"
-            } else {
-                "Not in a reader"
-            },
-        ),
-    };
-    let row = |key: &'static str, value: String| {
-        view! {
-            <div class="nhsuk-summary-list__row">
-                <dt class="nhsuk-summary-list__key">{key}</dt>
-                <dd class="nhsuk-summary-list__value">{value}</dd>
-            </div>
-        }
-    };
-    view! {
-        <dl class="nhsuk-summary-list">
-            {row("Browser extension", extension)}
-            {row("Helper program", helper)}
-            {row("Card reader", reader)}
-            {row("Smartcard", card.to_owned())}
-        </dl>
-    }
+/// "Found (version …)" for the extension, when it answered.
+pub fn found(version: Option<String>) -> Option<String> {
+    version.map(|version| format!("Found (version {version})"))
 }

@@ -25,7 +25,7 @@ pub fn HelpExtensionPage() -> impl IntoView {
             <li>"Then select Check again."</li>
         </ol>
         <CheckAgain then=then />
-        <PageChecks />
+        <PageChecks extension=Some("Not found in this browser".to_owned()) />
         <ContactRa />
     }
 }

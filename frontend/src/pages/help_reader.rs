@@ -2,11 +2,17 @@
 
 use leptos::prelude::*;
 
-use crate::components::{CheckAgain, ContactRa, Heading, PageChecks, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, PageChecks, found, use_resume};
 
 #[component]
 pub fn HelpReaderPage() -> impl IntoView {
     let then = use_resume();
+    let (extension, host, service_off) = crate::bridge::use_bridge().seen();
+    let reader = if service_off {
+        "The computer's smart card service is not running"
+    } else {
+        "None found"
+    };
     view! {
         <Heading title="Connect your card reader" />
         <p>"We could not find a card reader connected to this computer."</p>
@@ -19,7 +25,11 @@ pub fn HelpReaderPage() -> impl IntoView {
             <li>"Then select Check again."</li>
         </ol>
         <CheckAgain then=then />
-        <PageChecks />
+        <PageChecks
+            extension=found(extension.filter(|_| host.is_some()))
+            helper=format!("Working (version {})", host.unwrap_or_default())
+            reader=reader.to_owned()
+        />
         <ContactRa />
     }
 }
