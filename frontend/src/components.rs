@@ -261,11 +261,13 @@ pub fn use_resume() -> Resume {
 /// On a help page: what the page saw of the extension, the helper program and the card
 /// reader on the way here (nothing after a reload, when it has not looked), and where to look
 /// further: `unlock-bridge diagnose` sees the rest.
-#[component]
-pub fn PageChecks(
+///
+/// A plain function rather than a component: the props builder would cost the holder's
+/// download more than the lines themselves.
+pub fn page_checks(
     extension: Option<String>,
-    #[prop(optional)] helper: Option<String>,
-    #[prop(optional)] reader: Option<String>,
+    helper: Option<String>,
+    reader: Option<String>,
 ) -> impl IntoView {
     let row = |key: &'static str, value: Option<String>| {
         value.map(|value| {

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::components::{CheckAgain, ContactRa, Heading, PageChecks, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, page_checks, use_resume};
 
 #[component]
 pub fn HelpExtensionPage() -> impl IntoView {
@@ -25,7 +25,7 @@ pub fn HelpExtensionPage() -> impl IntoView {
             <li>"Then select Check again."</li>
         </ol>
         <CheckAgain then=then />
-        <PageChecks extension=Some("Not found in this browser".to_owned()) />
+        {page_checks(Some("Not found in this browser".to_owned()), None, None)}
         <ContactRa />
     }
 }

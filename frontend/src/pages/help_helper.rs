@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{CheckAgain, ContactRa, Heading, PageChecks, found, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, found, page_checks, use_resume};
 
 #[component]
 pub fn HelpHelperPage() -> impl IntoView {
@@ -37,7 +37,7 @@ pub fn HelpHelperPage() -> impl IntoView {
             <li>"Select Check again."</li>
         </ol>
         <CheckAgain then=then />
-        <PageChecks extension=found(extension) helper=helper.to_owned() />
+        {page_checks(found(extension), Some(helper.to_owned()), None)}
         <ContactRa />
     }
 }

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::components::{CheckAgain, ContactRa, Heading, PageChecks, found, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, found, page_checks, use_resume};
 
 #[component]
 pub fn HelpReaderPage() -> impl IntoView {
@@ -25,11 +25,11 @@ pub fn HelpReaderPage() -> impl IntoView {
             <li>"Then select Check again."</li>
         </ol>
         <CheckAgain then=then />
-        <PageChecks
-            extension=found(extension.filter(|_| host.is_some()))
-            helper=format!("Working (version {})", host.unwrap_or_default())
-            reader=reader.to_owned()
-        />
+        {page_checks(
+            found(extension.filter(|_| host.is_some())),
+            host.map(|host| format!("Working (version {host})")),
+            Some(reader.to_owned()),
+        )}
         <ContactRa />
     }
 }
