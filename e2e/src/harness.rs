@@ -77,6 +77,12 @@ impl PrivatePcscd {
 }
 
 impl PrivatePcscd {
+    /// Stops the daemon, as when the smart card service is switched off.
+    pub fn stop(&mut self) {
+        let _ = self.daemon.0.kill();
+        let _ = self.daemon.0.wait();
+    }
+
     /// Stops the daemon and starts it again on the same socket and vpcd port, as when an
     /// administrator restarts the service.
     pub fn restart(&mut self) {

@@ -264,5 +264,96 @@ async fn without_the_extension_the_holder_is_shown_how_to_install_it() {
     person
         .sees_page("Install the smartcard unlock browser extension")
         .await;
+    sees_checks(
+        &mut person,
+        "no extension, checked",
+        &[("Browser extension", "Not found in this browser")],
+    )
+    .await;
+    person.client.close().await.unwrap();
+}
+
+/// The help page's "What this page can see": the parts the page reached, as `seen`, and
+/// nothing more; and where to look further.
+async fn sees_checks(person: &mut Person, what: &str, seen: &[(&str, &str)]) {
+    for (key, value) in seen {
+        person
+            .waits_for(&format!(
+                "//dt[normalize-space()={key:?}]/following-sibling::dd[normalize-space()={value:?}]"
+            ))
+            .await;
+    }
+    person
+        .sees_text("run unlock-bridge diagnose on this computer")
+        .await;
+    let rows = person
+        .client
+        .find_all(fantoccini::Locator::XPath("//dl/div/dt"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), seen.len(), "only the parts the page reached");
+    person.checks_screen(what).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_helper_program_the_help_page_shows_the_extension_found_and_the_helper_not() {
+    let world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
+    // As if the helper program was never installed: the browser finds no registration.
+    std::fs::remove_file(
+        world
+            .profile
+            .join("NativeMessagingHosts/uk.nhs.smartcard_unlock.json"),
+    )
+    .unwrap();
+    let client = world.browser(true).await;
+    let mut person = Person {
+        client,
+        shots: shots("no-helper"),
+        screens: 0,
+    };
+    person.client.goto(&world.server.url).await.unwrap();
+    person
+        .sees_page("Install the smartcard unlock helper program")
+        .await;
+    sees_checks(
+        &mut person,
+        "no helper, checked",
+        &[
+            ("Browser extension", "Found (version 0.1.0)"),
+            ("Helper program", "Not found on this computer"),
+        ],
+    )
+    .await;
+    person.client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_card_service_the_help_page_shows_the_helper_working_and_the_service_off() {
+    let mut world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
+    world.pcscd.stop();
+    let client = world.browser(true).await;
+    let mut person = Person {
+        client,
+        shots: shots("no-card-service"),
+        screens: 0,
+    };
+    person.client.goto(&world.server.url).await.unwrap();
+    person.sees_page("Connect your card reader").await;
+    sees_checks(
+        &mut person,
+        "no card service, checked",
+        &[
+            ("Browser extension", "Found (version 0.1.0)"),
+            (
+                "Helper program",
+                &format!("Working (version {})", env!("CARGO_PKG_VERSION")),
+            ),
+            (
+                "Card reader",
+                "The computer's smart card service is not running",
+            ),
+        ],
+    )
+    .await;
     person.client.close().await.unwrap();
 }

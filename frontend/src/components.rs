@@ -257,3 +257,50 @@ pub fn use_resume() -> Resume {
     let query = use_query_map();
     query.with_untracked(|q| Resume::from_query(q.get("then").as_deref()))
 }
+
+/// On a help page: what the page saw of the extension, the helper program and the card
+/// reader on the way here (nothing after a reload, when it has not looked), and where to look
+/// further: `unlock-bridge diagnose` sees the rest.
+///
+/// A plain function rather than a component: the props builder would cost the holder's
+/// download more than the lines themselves.
+pub fn page_checks(
+    extension: Option<String>,
+    helper: Option<String>,
+    reader: Option<String>,
+) -> impl IntoView {
+    let row = |key: &'static str, value: Option<String>| {
+        value.map(|value| {
+            view! {
+                <div class="nhsuk-summary-list__row">
+                    <dt class="nhsuk-summary-list__key">{key}</dt>
+                    <dd class="nhsuk-summary-list__value">{value}</dd>
+                </div>
+            }
+        })
+    };
+    let seen = extension.is_some();
+    view! {
+        {seen
+            .then(|| {
+                view! {
+                    <h2 class="nhsuk-heading-m">"What this page can see"</h2>
+                    <dl class="nhsuk-summary-list">
+                        {row("Browser extension", extension)}
+                        {row("Helper program", helper)}
+                        {row("Card reader", reader)}
+                    </dl>
+                }
+            })}
+        <p>
+            "If this does not help, ask your IT service desk to run "
+            <code>"unlock-bridge diagnose"</code>
+            " on this computer, or run it yourself in a terminal or command prompt. It checks the parts this page cannot see and says how to fix each problem."
+        </p>
+    }
+}
+
+/// "Found (version …)" for the extension, when it answered.
+pub fn found(version: Option<String>) -> Option<String> {
+    version.map(|version| format!("Found (version {version})"))
+}

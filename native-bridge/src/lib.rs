@@ -2,6 +2,7 @@
 
 pub mod card_access;
 pub mod config;
+pub mod diagnose;
 pub mod errors;
 pub mod framing;
 pub mod host;

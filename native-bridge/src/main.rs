@@ -33,6 +33,12 @@ enum Action {
     Install(Placement),
     /// Remove the registration.
     Uninstall(Placement),
+    /// Check everything between the browser and the card, and say what to fix.
+    Diagnose {
+        /// Print the checks as JSON, for IT tooling.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,55 +82,82 @@ fn main() -> ExitCode {
             );
             ExitCode::from(2)
         }
-        (Some(action), _) => match register(action) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("unlock-bridge: {error}");
-                ExitCode::FAILURE
-            }
-        },
+        (Some(Action::Diagnose { json }), _) => diagnose(json),
+        (Some(Action::Install(placement)), _) => finish(register(placement)),
+        (Some(Action::Uninstall(placement)), _) => finish(unregister(placement)),
     }
 }
 
-/// Installs or removes the browsers' manifests for this binary, and says what it did.
-fn register(action: Action) -> Result<(), Box<dyn std::error::Error>> {
+/// Prints every check; fails if any check the unlock needs found a problem.
+fn diagnose(json: bool) -> ExitCode {
+    let binary = match std::env::current_exe() {
+        Ok(binary) => binary,
+        Err(error) => {
+            eprintln!("unlock-bridge: cannot find where this program is: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = unlock_bridge::diagnose::run(&binary);
+    if json {
+        print!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn finish(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("unlock-bridge: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Installs the browsers' manifests for this binary, and says what it did.
+fn register(placement: Placement) -> Result<(), Box<dyn std::error::Error>> {
     let binary = std::env::current_exe()?;
-    match action {
-        Action::Install(placement) => {
-            let config = Config::load_beside(&binary)?;
-            let written = install::install(
-                placement.scope(),
-                placement.browser,
-                &binary,
-                &config.extension_ids,
-                placement.destdir.as_deref(),
-            )?;
-            for place in written {
-                println!("registered: {place}");
-            }
-            if config.allowed_origins.is_empty() {
-                eprintln!(
-                    "unlock-bridge: note: no page may use the card reader until its origin is \
-                     listed in allowed_origins in {}",
-                    binary
-                        .with_file_name(unlock_bridge::config::FILE_NAME)
-                        .display()
-                );
-            }
-        }
-        Action::Uninstall(placement) => {
-            let removed = install::uninstall(
-                placement.scope(),
-                placement.browser,
-                placement.destdir.as_deref(),
-            )?;
-            if removed.is_empty() {
-                println!("nothing to remove");
-            }
-            for place in removed {
-                println!("removed: {place}");
-            }
-        }
+    let config = Config::load_beside(&binary)?;
+    let written = install::install(
+        placement.scope(),
+        placement.browser,
+        &binary,
+        &config.extension_ids,
+        placement.destdir.as_deref(),
+    )?;
+    for place in written {
+        println!("registered: {place}");
+    }
+    if config.allowed_origins.is_empty() {
+        eprintln!(
+            "unlock-bridge: note: no page may use the card reader until its origin is \
+             listed in allowed_origins in {}",
+            binary
+                .with_file_name(unlock_bridge::config::FILE_NAME)
+                .display()
+        );
+    }
+    Ok(())
+}
+
+/// Removes the browsers' manifests, and says what it removed.
+fn unregister(placement: Placement) -> Result<(), Box<dyn std::error::Error>> {
+    let removed = install::uninstall(
+        placement.scope(),
+        placement.browser,
+        placement.destdir.as_deref(),
+    )?;
+    if removed.is_empty() {
+        println!("nothing to remove");
+    }
+    for place in removed {
+        println!("removed: {place}");
     }
     Ok(())
 }

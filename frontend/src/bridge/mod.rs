@@ -18,7 +18,7 @@ use unlock_protocol::bridge::{BridgeError, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_M
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::wire::{self, Answer, Carried, Command, Out, ReadCard};
+use crate::wire::{self, Answer, Carried, Command, Json, Out, ReadCard};
 
 mod envelope;
 mod readers;
@@ -57,6 +57,11 @@ struct Inner {
     next_id: Cell<u64>,
     waiting: RefCell<HashMap<u64, oneshot::Sender<Outcome<JsValue>>>>,
     watching: Cell<bool>,
+    /// The versions that answered the last ping and hello.
+    extension: Cell<Option<String>>,
+    host: Cell<Option<String>>,
+    /// Whether the last reader list failed because the smart card service was off.
+    service_off: Cell<bool>,
 }
 
 /// The bridge shared through the context.
@@ -90,6 +95,10 @@ impl Bridge {
     /// program speaks this protocol version, a reader is connected, and events are coming.
     /// The error says which part is missing.
     pub async fn ensure_ready(self) -> Result<(), BridgeError> {
+        let inner = self.inner.get_value();
+        inner.extension.set(None);
+        inner.host.set(None);
+        inner.service_off.set(false);
         self.ping().await?;
         let hello = self
             .command(
@@ -100,12 +109,18 @@ impl Bridge {
                 HELLO_TIMEOUT,
             )
             .await?;
+        if let Answer::Hello { host_version, .. } = &hello {
+            inner.host.set(Some(host_version.clone()));
+        }
         check_hello(&hello)?;
-        let readers = self.refresh_readers().await?;
+        let readers = self.refresh_readers().await.inspect_err(|error| {
+            inner
+                .service_off
+                .set(error.code == ErrorCode::PcscUnavailable);
+        })?;
         if readers.is_empty() {
             return Err(BridgeError::new(ErrorCode::NoReader));
         }
-        let inner = self.inner.get_value();
         if !inner.watching.get() {
             match self.command(&Command::Watch, READER_TIMEOUT).await? {
                 Answer::Watching => inner.watching.set(true),
@@ -115,6 +130,17 @@ impl Bridge {
             self.refresh_readers().await?;
         }
         Ok(())
+    }
+
+    /// What the last readiness check saw, for the help pages: the extension's version and
+    /// the helper program's, once each answered, and whether the smart card service was off.
+    pub fn seen(self) -> (Option<String>, Option<String>, bool) {
+        let inner = self.inner.get_value();
+        let extension = inner.extension.take();
+        let host = inner.host.take();
+        inner.extension.set(extension.clone());
+        inner.host.set(host.clone());
+        (extension, host, inner.service_off.get())
     }
 
     /// While the calling page is shown and `waiting()` holds, asks for the readers every few
@@ -195,9 +221,12 @@ impl Bridge {
     }
 
     async fn ping(self) -> Result<(), BridgeError> {
-        self.call(ping(), PING_TIMEOUT, ErrorCode::ExtensionMissing)
-            .await
-            .map(drop)
+        let pong = self
+            .call(ping(), PING_TIMEOUT, ErrorCode::ExtensionMissing)
+            .await?;
+        let version = pong.text("extension_version").unwrap_or_default();
+        self.inner.get_value().extension.set(Some(version));
+        Ok(())
     }
 
     async fn command(

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::components::{CheckAgain, ContactRa, Heading, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, page_checks, use_resume};
 
 #[component]
 pub fn HelpExtensionPage() -> impl IntoView {
@@ -25,6 +25,7 @@ pub fn HelpExtensionPage() -> impl IntoView {
             <li>"Then select Check again."</li>
         </ol>
         <CheckAgain then=then />
+        {page_checks(Some("Not found in this browser".to_owned()), None, None)}
         <ContactRa />
     }
 }

@@ -3,12 +3,18 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{CheckAgain, ContactRa, Heading, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, found, page_checks, use_resume};
 
 #[component]
 pub fn HelpHelperPage() -> impl IntoView {
     let then = use_resume();
     let outdated = use_query_map().with_untracked(|q| q.get("outdated").is_some());
+    let (extension, _, _) = crate::bridge::use_bridge().seen();
+    let helper = if outdated {
+        "Too old for this service"
+    } else {
+        "Not found on this computer"
+    };
     let (title, why) = if outdated {
         (
             "Update the smartcard unlock helper program",
@@ -31,6 +37,7 @@ pub fn HelpHelperPage() -> impl IntoView {
             <li>"Select Check again."</li>
         </ol>
         <CheckAgain then=then />
+        {page_checks(found(extension), Some(helper.to_owned()), None)}
         <ContactRa />
     }
 }

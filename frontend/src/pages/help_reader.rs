@@ -2,11 +2,17 @@
 
 use leptos::prelude::*;
 
-use crate::components::{CheckAgain, ContactRa, Heading, use_resume};
+use crate::components::{CheckAgain, ContactRa, Heading, found, page_checks, use_resume};
 
 #[component]
 pub fn HelpReaderPage() -> impl IntoView {
     let then = use_resume();
+    let (extension, host, service_off) = crate::bridge::use_bridge().seen();
+    let reader = if service_off {
+        "The computer's smart card service is not running"
+    } else {
+        "None found"
+    };
     view! {
         <Heading title="Connect your card reader" />
         <p>"We could not find a card reader connected to this computer."</p>
@@ -19,6 +25,11 @@ pub fn HelpReaderPage() -> impl IntoView {
             <li>"Then select Check again."</li>
         </ol>
         <CheckAgain then=then />
+        {page_checks(
+            found(extension.filter(|_| host.is_some())),
+            host.map(|host| format!("Working (version {host})")),
+            Some(reader.to_owned()),
+        )}
         <ContactRa />
     }
 }

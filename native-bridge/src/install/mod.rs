@@ -168,10 +168,48 @@ fn check_extension_ids(extension_ids: &[String]) -> Result<(), InstallError> {
 
 /// One browser; [`Browser::All`] stands for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Product {
+pub enum Product {
     Chrome,
     Edge,
     Chromium,
+}
+
+impl Product {
+    /// Every browser the host registers with.
+    pub const ALL: [Self; 3] = [Self::Chrome, Self::Edge, Self::Chromium];
+
+    /// The browser's name as people know it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Chrome => "Google Chrome",
+            Self::Edge => "Microsoft Edge",
+            Self::Chromium => "Chromium",
+        }
+    }
+
+    /// The browser as `--browser` names it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::Chrome => "chrome",
+            Self::Edge => "edge",
+            Self::Chromium => "chromium",
+        }
+    }
+}
+
+/// Where a browser looks for the host's registration for one scope, and the manifest file
+/// that registration leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The manifest file (Linux, macOS) or the registry key naming one (Windows).
+    pub place: Location,
+    /// The manifest the browser would read, if the place names one; it may not exist.
+    pub manifest: Option<PathBuf>,
+}
+
+/// Where `product` looks for the host for `scope`: the same places `install` writes to.
+pub fn registration(scope: Scope, product: Product) -> Result<Registration, InstallError> {
+    platform::registration(scope, product)
 }
 
 impl Browser {

@@ -1,7 +1,10 @@
 use std::path::Path;
 
-use super::unix_layout::{Env, Os, manifest_paths};
-use super::{Browser, InstallError, Location, Scope, remove_manifest, write_manifest};
+use super::unix_layout::{Env, Os, manifest_dir, manifest_paths};
+use super::{
+    Browser, InstallError, Location, Product, Registration, Scope, manifest_file_name,
+    remove_manifest, write_manifest,
+};
 
 pub fn install(
     scope: Scope,
@@ -19,6 +22,22 @@ pub fn uninstall(
     destdir: Option<&Path>,
 ) -> Result<Vec<Location>, InstallError> {
     uninstall_with(&Env::from_process(), scope, browsers, destdir)
+}
+
+pub fn registration(scope: Scope, product: Product) -> Result<Registration, InstallError> {
+    registration_with(&Env::from_process(), scope, product)
+}
+
+pub(super) fn registration_with(
+    env: &Env,
+    scope: Scope,
+    product: Product,
+) -> Result<Registration, InstallError> {
+    let path = manifest_dir(Os::CURRENT, scope, product, env)?.join(manifest_file_name());
+    Ok(Registration {
+        place: Location::File(path.clone()),
+        manifest: Some(path),
+    })
 }
 
 pub(super) fn install_with(

@@ -6,7 +6,10 @@ use winreg::RegKey;
 use winreg::enums::{HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE};
 
 use super::windows_layout::{manifest_path, registry_key};
-use super::{Browser, InstallError, Location, Scope, io_error, remove_manifest, write_manifest};
+use super::{
+    Browser, InstallError, Location, Product, Registration, Scope, io_error, remove_manifest,
+    write_manifest,
+};
 
 pub fn install(
     scope: Scope,
@@ -71,6 +74,16 @@ pub fn uninstall(
         }
     }
     Ok(removed)
+}
+
+pub fn registration(scope: Scope, product: Product) -> Result<Registration, InstallError> {
+    let key = registry_key(product);
+    let place = Location::RegistryKey {
+        scope,
+        key: key.clone(),
+    };
+    let manifest = registered_file(scope, &key).map_err(io_error("read", place.clone(), scope))?;
+    Ok(Registration { place, manifest })
 }
 
 fn hive(scope: Scope) -> RegKey {

@@ -73,7 +73,7 @@ pub fn manifest_paths(
         .collect()
 }
 
-fn manifest_dir(
+pub fn manifest_dir(
     os: Os,
     scope: Scope,
     product: Product,
