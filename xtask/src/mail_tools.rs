@@ -1,6 +1,6 @@
 //! The Python the server's mail test (`server/tests/api/check_mail.py`) reads messages back
 //! with: dkimpy and everything it imports, pinned, in a virtualenv under the target folder.
-//! The test finds it through `UNLOCK_MAIL_CHECK_PYTHON`, or at this same place.
+//! The test finds it through `MAIL_CHECK_PYTHON`, or at this same place.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,7 +10,9 @@ use anyhow::Context;
 use crate::cmd;
 
 /// The environment variable naming the virtualenv's Python for the tests.
-pub const PYTHON_VAR: &str = "UNLOCK_MAIL_CHECK_PYTHON";
+/// Not under `UNLOCK_`: the server reads every `UNLOCK_` variable as configuration and
+/// refuses names it does not know, and the tests' servers inherit the environment.
+pub const PYTHON_VAR: &str = "MAIL_CHECK_PYTHON";
 
 /// dkimpy, its DNS library (imported, though the test asks no DNS), PyNaCl for Ed25519
 /// signatures, and theirs: every package pinned, so nothing unpinned is installed.

@@ -117,14 +117,14 @@ fn run_check_mail(
     sending_domain: &str,
     dkim: Dkim<'_>,
 ) -> Result<Vec<Value>, String> {
-    let python = std::env::var_os("UNLOCK_MAIL_CHECK_PYTHON")
+    let python = std::env::var_os("MAIL_CHECK_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/mail-check/bin/python")
         });
     assert!(
         python.exists(),
-        "no Python with dkimpy at {} (UNLOCK_MAIL_CHECK_PYTHON): `cargo xtask mail-tools` \
+        "no Python with dkimpy at {} (MAIL_CHECK_PYTHON): `cargo xtask mail-tools` \
          installs it, and `cargo xtask test` does so before the tests",
         python.display()
     );
