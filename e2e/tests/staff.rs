@@ -268,7 +268,9 @@ async fn an_ra_issues_an_unlock_code_over_the_phone_and_the_holder_unlocks_their
     holder.sees_page("Unlock your smartcard").await;
     assert_eq!(world.card.command("remove"), "ok");
     holder.presses("Start now").await;
-    holder.sees_page("Enter your email address").await;
+    holder
+        .sees_page("Enter your email address or mobile number")
+        .await;
     holder
         .presses("I have a code from my Registration Authority")
         .await;
