@@ -1,5 +1,6 @@
 //! `holder_emails`: the addresses on holders' profiles. An address is on at most one profile;
-//! the primary key says so, and adding relies on it rather than on a look-up first.
+//! the primary key says so, and adding relies on it rather than on a look-up first (the
+//! statements shared with `holder_mobiles` are in [`super::contacts`]).
 
 use std::collections::HashMap;
 
@@ -7,6 +8,7 @@ use anyhow::Context;
 
 use unlock_protocol::EmailAddress;
 
+use super::contacts::EMAILS;
 use super::{Conn, Engine, Flag};
 use crate::clock::Millis;
 
@@ -30,44 +32,19 @@ pub async fn add(
     by: &str,
     awaiting_approval: bool,
 ) -> anyhow::Result<Added> {
-    let inserted: Option<String> = sqlx::query_scalar(
-        "INSERT INTO holder_emails (email, holder_id, added_at, added_by, awaiting_approval_since)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (email) DO NOTHING RETURNING email",
-    )
-    .bind(email)
-    .bind(holder)
-    .bind(at)
-    .bind(by)
-    .bind(awaiting_approval.then_some(at))
-    .fetch_optional(&mut *conn)
-    .await
-    .context("add the address to the profile")?;
-    if inserted.is_some() {
-        return Ok(Added::Added);
-    }
-    let owner = owner_of(conn, email)
-        .await?
-        .context("an address that was taken has no owner")?;
-    Ok(Added::Taken { owner })
+    EMAILS
+        .add(conn, email, holder, at, by, awaiting_approval)
+        .await
 }
 
 /// Whose profile `email` is on.
 pub async fn owner_of(conn: &mut Conn, email: &str) -> anyhow::Result<Option<String>> {
-    sqlx::query_scalar("SELECT holder_id FROM holder_emails WHERE email = $1")
-        .bind(email)
-        .fetch_optional(conn)
-        .await
-        .context("look the address up")
+    EMAILS.owner_of(conn, email).await
 }
 
 /// The addresses on `holder`'s profile, in order.
 pub async fn of_holder(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT email FROM holder_emails WHERE holder_id = $1 ORDER BY email")
-        .bind(holder)
-        .fetch_all(conn)
-        .await
-        .context("read the holder's addresses")
+    EMAILS.of_holder(conn, holder).await
 }
 
 /// What became of an approval.
@@ -91,47 +68,12 @@ pub async fn approve(
     by: &str,
     at: Millis,
 ) -> anyhow::Result<Approval> {
-    let approved: Option<String> = sqlx::query_scalar(
-        "UPDATE holder_emails SET awaiting_approval_since = NULL, approved_by = $3, approved_at = $4
-         WHERE email = $1 AND holder_id = $2 AND awaiting_approval_since IS NOT NULL
-           AND added_by <> $3
-         RETURNING email",
-    )
-    .bind(email)
-    .bind(holder)
-    .bind(by)
-    .bind(at)
-    .fetch_optional(&mut *conn)
-    .await
-    .context("approve the address")?;
-    if approved.is_some() {
-        return Ok(Approval::Approved);
-    }
-    let row: Option<(String, Option<Millis>)> = sqlx::query_as(
-        "SELECT added_by, awaiting_approval_since FROM holder_emails
-         WHERE email = $1 AND holder_id = $2",
-    )
-    .bind(email)
-    .bind(holder)
-    .fetch_optional(conn)
-    .await
-    .context("read the address")?;
-    Ok(match row {
-        None => Approval::NotOnProfile,
-        Some((_, None)) => Approval::NotWaiting,
-        Some(_) => Approval::SameStaff,
-    })
+    EMAILS.approve(conn, email, holder, by, at).await
 }
 
 /// Removes `email` from `holder`'s profile; whether it was there.
 pub async fn remove(conn: &mut Conn, email: &str, holder: &str) -> anyhow::Result<bool> {
-    let done = sqlx::query("DELETE FROM holder_emails WHERE email = $1 AND holder_id = $2")
-        .bind(email)
-        .bind(holder)
-        .execute(conn)
-        .await
-        .context("remove the address")?;
-    Ok(done.rows_affected() > 0)
+    EMAILS.remove(conn, email, holder).await
 }
 
 /// Whether `email`'s domain is on the allow list, and whose profile the address is on (one

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod card_challenges;
 pub mod cards;
 pub mod codes;
+mod contacts;
 pub mod figures;
 pub mod holder_emails;
 pub mod holder_mobiles;
