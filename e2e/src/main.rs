@@ -4,7 +4,9 @@
 //! line, each answered on standard output: `insert`, `remove`, `state`, `pin-is <digits>`,
 //! `puk-is <digits>` (PIV), `pull-on <instruction hex>` (leave the reader when the next command
 //! with that instruction arrives), `pull-on <instruction> after <instruction>` (… the next one
-//! after a command with the second instruction), `pull-before <n>` (leave the reader as the
+//! after a command with the second instruction), `pull-after-on <instruction hex>` (leave the
+//! reader once the next command with that instruction is processed, its answer lost),
+//! `pull-before <n>` (leave the reader as the
 //! n-th command from now arrives, 1 being the next), `pull-after <n>` (… once it has processed
 //! the n-th, its answer lost), `stall-before <n>` (hold the n-th unprocessed until `go`),
 //! `log` (the instructions received since the last `log`, in hex), `quit`.
@@ -335,6 +337,10 @@ fn main() -> anyhow::Result<()> {
                 .map(|is| is.to_string()),
             ["pull-on", on] => instruction(on).map(|on| {
                 slot.set_trap(PullTrap::on(on));
+                "ok".to_owned()
+            }),
+            ["pull-after-on", on] => instruction(on).map(|on| {
+                slot.set_trap(PullTrap::once_processed(on));
                 "ok".to_owned()
             }),
             ["pull-on", on, "after", after] => instruction(on)

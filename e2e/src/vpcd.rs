@@ -89,12 +89,14 @@ pub fn write_frame(stream: &mut impl Write, payload: &[u8]) -> io::Result<()> {
 
 /// When the card leaves the reader by itself, as when a holder pulls it out mid-command: on
 /// the first command with one instruction, or on the first such command after a command with
-/// another. Spent once sprung.
+/// another; before processing it, or (`processed`) once it has, its answer lost. Spent once
+/// sprung.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PullTrap {
     on: Option<u8>,
     after: Option<u8>,
     primed: bool,
+    processed: bool,
 }
 
 impl PullTrap {
@@ -104,6 +106,15 @@ impl PullTrap {
             on: Some(instruction),
             after: None,
             primed: true,
+            processed: false,
+        }
+    }
+
+    /// Springs once the next command with `instruction` is processed: its answer is lost.
+    pub fn once_processed(instruction: u8) -> Self {
+        Self {
+            processed: true,
+            ..Self::on(instruction)
         }
     }
 
@@ -113,19 +124,25 @@ impl PullTrap {
             on: Some(instruction),
             after: Some(after),
             primed: false,
+            processed: false,
         }
     }
 
-    /// Whether the card leaves on this command; told every command in order.
-    pub fn springs(&mut self, instruction: u8) -> bool {
+    /// Whether the card leaves on this command, and when; told every command in order.
+    pub fn springs(&mut self, instruction: u8) -> Option<Fault> {
         if self.primed && self.on == Some(instruction) {
+            let fault = if self.processed {
+                Fault::PullAfter
+            } else {
+                Fault::PullBefore
+            };
             *self = Self::default();
-            return true;
+            return Some(fault);
         }
         if self.on.is_some() && self.after == Some(instruction) {
             self.primed = true;
         }
-        false
+        None
     }
 }
 
@@ -175,8 +192,8 @@ impl Faults {
     /// What happens to this command; told every command in order.
     pub fn next(&mut self, instruction: u8) -> Option<Fault> {
         self.seen.push(instruction);
-        if self.trap.springs(instruction) {
-            return Some(Fault::PullBefore);
+        if let Some(fault) = self.trap.springs(instruction) {
+            return Some(fault);
         }
         let (left, fault) = self.countdown?;
         if left > 1 {
@@ -287,24 +304,33 @@ mod tests {
     #[test]
     fn a_trap_springs_once_on_its_instruction() {
         let mut trap = PullTrap::on(0x2C);
-        assert!(!trap.springs(0x20));
-        assert!(trap.springs(0x2C));
-        assert!(!trap.springs(0x2C), "spent");
-        assert!(!PullTrap::default().springs(0x2C));
+        assert_eq!(trap.springs(0x20), None);
+        assert_eq!(trap.springs(0x2C), Some(Fault::PullBefore));
+        assert_eq!(trap.springs(0x2C), None, "spent");
+        assert_eq!(PullTrap::default().springs(0x2C), None);
     }
 
     #[test]
     fn a_trap_with_after_springs_only_once_that_instruction_went_by() {
         let mut trap = PullTrap::on_after(0x20, 0x24);
-        assert!(
-            !trap.springs(0x20),
+        assert_eq!(
+            trap.springs(0x20),
+            None,
             "VERIFY before the rotation is answered"
         );
-        assert!(!trap.springs(0x2C));
-        assert!(!trap.springs(0x24));
-        assert!(!trap.springs(0x87));
-        assert!(trap.springs(0x20));
-        assert!(!trap.springs(0x20));
+        assert_eq!(trap.springs(0x2C), None);
+        assert_eq!(trap.springs(0x24), None);
+        assert_eq!(trap.springs(0x87), None);
+        assert_eq!(trap.springs(0x20), Some(Fault::PullBefore));
+        assert_eq!(trap.springs(0x20), None);
+    }
+
+    #[test]
+    fn a_trap_once_processed_loses_the_answer_instead() {
+        let mut trap = PullTrap::once_processed(0x2C);
+        assert_eq!(trap.springs(0x82), None);
+        assert_eq!(trap.springs(0x2C), Some(Fault::PullAfter));
+        assert_eq!(trap.springs(0x2C), None, "spent");
     }
 
     #[test]

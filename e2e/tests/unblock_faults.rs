@@ -6,12 +6,14 @@
 //! would allow it (a new challenge; for PIV both PUKs, the pending one first) unblocks it with
 //! the new PIN. One pcscd and one bridge serve every case; each case gets a fresh card.
 //!
-//! What a lost answer means, honestly: when the card took the new PIN but its answer (the
-//! `unlock-cr/1` receipt, or the PIV rotation or signature) was lost with the card, the bridge
-//! cannot know, so it reports the removal while the card is unblocked; the page says the card
-//! was removed before the service finished and offers a retry, which unblocks it again. A PIV
-//! card pulled between RESET RETRY COUNTER and the PUK's rotation has the new PIN but still
-//! the PUK this computer saw; the retry spends one PUK try on the pending PUK, then rotates.
+//! What a lost answer means: when the card took the new PIN but its answer (the `unlock-cr/1`
+//! receipt, or the PIV rotation or signature) was lost with the card, the unblock itself
+//! cannot know, so it reports the removal. Once the card is back, the page asks the bridge
+//! (`check_unblock`) where it stands, and the answer must match the card's real state in
+//! every case: `untouched` (without spending a try on a blocked card) or `unblocked`; the page
+//! says which, and its retry unblocks the card again. A PIV card pulled between RESET RETRY
+//! COUNTER and the PUK's rotation has the new PIN but still the PUK this computer saw: it is
+//! `unblocked`, and the retry spends one PUK try on the pending PUK, then rotates.
 
 use std::path::{Path, PathBuf};
 
@@ -169,6 +171,32 @@ impl Rig {
         }))
     }
 
+    /// Where the page, once the card is back, is told the unblock left it.
+    fn check(&mut self) -> Value {
+        let card = match self.profile {
+            Profile::UnlockCr => SERIAL,
+            Profile::Piv => DEFAULT_GUID,
+        };
+        self.bridge.request(json!({
+            "type": "check_unblock", "reader": READER, "card": card,
+            "new_passcode": NEW_PASSCODE,
+        }))
+    }
+
+    /// Checks the bridge tells the state the card is really in, and that telling changed
+    /// nothing.
+    fn assert_checked(&mut self, expected: CardState, case: &str) {
+        let checked = self.check();
+        let (said, tries) = match expected {
+            Untouched => ("untouched", 0),
+            PinSetPukNotRotated | Unblocked => ("unblocked", 3),
+        };
+        assert_eq!(checked["ok"]["type"], "unblock_checked", "{case}: {checked}");
+        assert_eq!(checked["ok"]["card_state"], said, "{case}: {checked}");
+        assert_eq!(checked["ok"]["tries_left"], tries, "{case}: {checked}");
+        assert_eq!(self.card_state(), expected, "{case}: after the check");
+    }
+
     /// `unlock-cr/1`: the card's challenge (it is held from here) and the server's
     /// cryptogram for it.
     fn cr_release(&mut self) -> Value {
@@ -318,7 +346,8 @@ fn pull_at_every_step(profile: Profile, steps: &[Step]) {
                 continue;
             }
             assert_eq!(code(&reply), "card_removed", "{case}: {reply}");
-            seen.push(format!("{case}: card_removed, card {expected:?}"));
+            rig.assert_checked(expected, &case);
+            seen.push(format!("{case}: card_removed, checked {expected:?}"));
             let retried = rig.retry();
             assert_eq!(
                 retried["ok"]["type"], "unblocked",
@@ -355,6 +384,7 @@ fn kill_during_reset_retry_counter(profile: Profile, steps: &[Step]) {
     rig.wait_for_card();
     let state = rig.card_state();
     assert_eq!(state, steps[nth - 1].2);
+    rig.assert_checked(state, "bridge killed");
     let retried = rig.retry();
     assert_eq!(retried["ok"]["type"], "unblocked", "{retried}");
     rig.assert_unblocked_after_retry(state);

@@ -5,9 +5,9 @@
 
 use std::ffi::CString;
 
-use unlock_protocol::Passcode;
-use unlock_protocol::bridge::{BridgeError, CardInfo, ErrorCode};
+use unlock_protocol::bridge::{BridgeError, CardInfo, CardState, ErrorCode};
 use unlock_protocol::card_steps::{CardChallenge, CardProof, CardRelease};
+use unlock_protocol::{CardId, Passcode};
 
 use crate::errors::{fail, from_pcsc};
 use crate::profile::{CardProfile, Custody, Transmit, Unblocked};
@@ -56,16 +56,36 @@ pub fn read_card(
     reader: &str,
     profiles: &[&dyn CardProfile],
 ) -> Result<CardInfo, BridgeError> {
+    in_transaction(context, reader, |card| selected(card, profiles)?.read(card))
+}
+
+/// Where an unblock cut short left the card in `reader`, which must be `expected`, and its
+/// passcode tries now: see [`crate::profile::check_unblock`].
+pub fn check_unblock(
+    context: &pcsc::Context,
+    reader: &str,
+    profiles: &[&dyn CardProfile],
+    expected: &CardId,
+    passcode: &Passcode,
+) -> Result<(CardState, u8), BridgeError> {
     in_transaction(context, reader, |card| {
-        for profile in profiles {
-            match profile.select(card) {
-                Ok(()) => return profile.read(card),
-                Err(error) if error.code == ErrorCode::UnsupportedCard => continue,
-                Err(error) => return Err(error),
-            }
-        }
-        Err(fail(ErrorCode::UnsupportedCard))
+        crate::profile::check_unblock(selected(card, profiles)?, card, expected, passcode)
     })
+}
+
+/// The first of `profiles` whose application `card` selects.
+fn selected<'p>(
+    card: &dyn Transmit,
+    profiles: &[&'p dyn CardProfile],
+) -> Result<&'p dyn CardProfile, BridgeError> {
+    for profile in profiles {
+        match profile.select(card) {
+            Ok(()) => return Ok(*profile),
+            Err(error) if error.code == ErrorCode::UnsupportedCard => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(fail(ErrorCode::UnsupportedCard))
 }
 
 /// A card held exclusively between its challenge and the unblock (see [`Custody::Held`]): a

@@ -14,7 +14,7 @@ use unlock_protocol::bridge::{
 use unlock_protocol::card_steps::{self, CardChallenge, CardRelease};
 use unlock_protocol::{CardId, Passcode};
 
-use crate::card_access::{self, Held, answer_challenge, read_card};
+use crate::card_access::{self, Held, answer_challenge, check_unblock, read_card};
 use crate::config::Config;
 use crate::errors::fail;
 use crate::framing::{FrameError, read_frame, write_frame};
@@ -219,6 +219,20 @@ impl Host {
                 release,
                 new_passcode,
             } => self.unblock(&reader, &release, &new_passcode),
+            Command::CheckUnblock {
+                reader,
+                card,
+                new_passcode,
+            } => {
+                self.let_go(&reader);
+                // Never run twice: a VERIFY may have spent a try.
+                self.service
+                    .once(|context| check_unblock(context, &reader, PROFILES, &card, &new_passcode))
+                    .map(|(card_state, tries_left)| Answer::UnblockChecked {
+                        card_state,
+                        tries_left,
+                    })
+            }
         }
     }
 
@@ -358,6 +372,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::ReadCard { .. } => "read_card",
         Command::Challenge { .. } => "challenge",
         Command::Unblock { .. } => "unblock",
+        Command::CheckUnblock { .. } => "check_unblock",
     }
 }
 

@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Passcode;
 use crate::card_steps::{CardChallenge, CardIdentity, CardProof, CardReceipt, CardRelease};
+use crate::{CardId, Passcode};
 
 /// The bridge protocol's version: a different major version cannot talk to this one.
 pub const PROTOCOL_MAJOR: u16 = 1;
@@ -60,7 +60,23 @@ pub enum Command {
         release: CardRelease,
         new_passcode: Passcode,
     },
+    /// After an unblock cut short by the card leaving (or being reset), once the card is
+    /// back: whether the unblock took, so the page can say which. The card must be `card`.
+    /// An unblock leaves the passcode counter full, so a card with fewer than
+    /// [`FULL_TRIES`] tries left was not unblocked; one with a full counter is asked to VERIFY
+    /// `new_passcode`, which costs a try only if the unblock never reached it (and the retry's
+    /// unblock fills the counter again). A card with fewer tries is never asked, so this can
+    /// neither block a card nor be used to guess its passcode more than once a login.
+    CheckUnblock {
+        reader: String,
+        card: CardId,
+        new_passcode: Passcode,
+    },
 }
+
+/// Passcode tries left that [`Command::CheckUnblock`] takes for a full counter: both
+/// profiles' cards allow three.
+pub const FULL_TRIES: u8 = 3;
 
 /// A reply: `{"id": 1, "ok": {...}}` or `{"id": 1, "err": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +117,21 @@ pub enum Answer {
         receipt: CardReceipt,
         tries_left: u8,
     },
+    /// Whether an unblock cut short took.
+    UnblockChecked {
+        card_state: CardState,
+        tries_left: u8,
+    },
+}
+
+/// Where an unblock cut short left the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardState {
+    /// Not unblocked: its passcode is the old one (and a blocked card is still blocked).
+    Untouched,
+    /// Unblocked, with the new passcode set; the service has not had the card's receipt.
+    Unblocked,
 }
 
 /// One reader.

@@ -7,9 +7,11 @@ pub mod apdu;
 pub mod piv;
 pub mod unlock_cr;
 
-use unlock_protocol::bridge::{BridgeError, CardInfo};
+use unlock_protocol::bridge::{BridgeError, CardInfo, CardState, ErrorCode, FULL_TRIES};
 use unlock_protocol::card_steps::{CardChallenge, CardReceipt, CardRelease};
 use unlock_protocol::{CardId, Passcode};
+
+use crate::errors::fail;
 
 pub use apdu::Transmit;
 pub use piv::Piv1;
@@ -62,6 +64,38 @@ pub trait CardProfile: Send + Sync {
         release: &CardRelease,
         passcode: &Passcode,
     ) -> Result<Unblocked, BridgeError>;
+    /// How the service names the card, read without its certificates.
+    fn id(&self, card: &dyn Transmit) -> Result<CardId, BridgeError>;
+    /// Passcode tries left; 0 when blocked.
+    fn pin_tries(&self, card: &dyn Transmit) -> Result<u8, BridgeError>;
+    /// VERIFY with `passcode`: whether the card takes it. A refusal spends one try.
+    fn verify(&self, card: &dyn Transmit, passcode: &Passcode) -> Result<bool, BridgeError>;
+}
+
+/// Where an unblock cut short left `card`, which must be `expected`, and its passcode tries
+/// now (`unlock_protocol::bridge::Command::CheckUnblock`): an unblock fills the counter, so
+/// fewer than [`FULL_TRIES`] means untouched without asking; with a full counter, the new
+/// passcode verifying means unblocked.
+pub fn check_unblock(
+    profile: &dyn CardProfile,
+    card: &dyn Transmit,
+    expected: &CardId,
+    passcode: &Passcode,
+) -> Result<(CardState, u8), BridgeError> {
+    if profile.id(card)? != *expected {
+        return Err(fail(ErrorCode::SerialMismatch));
+    }
+    let tries = profile.pin_tries(card)?;
+    if tries < FULL_TRIES {
+        return Ok((CardState::Untouched, tries));
+    }
+    if profile.verify(card, passcode)? {
+        tracing::debug!("the card takes the new passcode: the unblock took");
+        Ok((CardState::Unblocked, tries))
+    } else {
+        tracing::debug!("the card refuses the new passcode: the unblock never reached it");
+        Ok((CardState::Untouched, profile.pin_tries(card)?))
+    }
 }
 
 /// The profile a challenge is for.

@@ -3,13 +3,12 @@
 //! The challenge is consumed by the next command of any kind, so the card is held exclusively
 //! from the challenge to the unblock.
 
-use unlock_protocol::CardSerial;
-use unlock_protocol::Passcode;
 use unlock_protocol::bridge::{Block, BridgeError, CardInfo, ErrorCode};
 use unlock_protocol::card_profile::{self, AID, BLOCK_LEN, SERIAL_LEN, ins, pin_block, sw};
 use unlock_protocol::card_steps::{
     CardChallenge, CardIdentity, CardProof, CardReceipt, CardRelease,
 };
+use unlock_protocol::{CardId, CardSerial, Passcode};
 
 use super::apdu::{Answer, Command, Transmit, send};
 use super::{CardProfile, Custody, Unblocked};
@@ -89,6 +88,19 @@ impl CardProfile for UnlockCr1 {
             tries_left: tries_left(card).unwrap_or(card_profile::PIN_TRIES),
         })
     }
+
+    fn id(&self, card: &dyn Transmit) -> Result<CardId, BridgeError> {
+        serial(card).map(CardId::from)
+    }
+
+    fn pin_tries(&self, card: &dyn Transmit) -> Result<u8, BridgeError> {
+        tries_left(card)
+    }
+
+    fn verify(&self, card: &dyn Transmit, passcode: &Passcode) -> Result<bool, BridgeError> {
+        let pin = pin_block(passcode.expose()).ok_or_else(|| fail(ErrorCode::BadRequest))?;
+        answers::verified(exchange(card, [0x00, ins::VERIFY, 0x00, 0x80], &pin, None)?)
+    }
 }
 
 fn serial(card: &dyn Transmit) -> Result<CardSerial, BridgeError> {
@@ -147,6 +159,16 @@ mod answers {
         }
     }
 
+    /// VERIFY with a passcode: taken, or refused (a try spent, or the card blocked).
+    pub fn verified((_, word): Answer) -> Result<bool, BridgeError> {
+        match word {
+            sw::OK => Ok(true),
+            sw::BLOCKED => Ok(false),
+            word if word & 0xFFF0 == sw::TRIES_LEFT_BASE => Ok(false),
+            _ => Err(fail(ErrorCode::UnsupportedCard)),
+        }
+    }
+
     pub fn challenge((data, word): Answer) -> Result<Block, BridgeError> {
         block(data, word)
     }
@@ -201,6 +223,14 @@ mod tests {
             code(tries_left((vec![], 0x6D00))),
             ErrorCode::UnsupportedCard
         );
+    }
+
+    #[test]
+    fn verify_is_taken_on_9000_only() {
+        assert!(verified((vec![], 0x9000)).unwrap());
+        assert!(!verified((vec![], 0x63C2)).unwrap());
+        assert!(!verified((vec![], 0x6983)).unwrap());
+        assert_eq!(code(verified((vec![], 0x6D00))), ErrorCode::UnsupportedCard);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use unlock_protocol::card_steps::{
     CardChallenge, CardIdentity, CardProof, CardRelease, Certificate, Signature,
 };
 use unlock_protocol::piv::{self, AID, Purpose, ins, key, object, tag, tlv};
-use unlock_protocol::{CardGuid, Passcode};
+use unlock_protocol::{CardGuid, CardId, Passcode};
 
 use super::apdu::{Answer, Command, Transmit, send};
 use super::{CardProfile, Custody, Unblocked};
@@ -94,6 +94,31 @@ impl CardProfile for Piv1 {
         };
         check_guid(card, guid)?;
         unblock::run(card, puks, next_puk, receipt_nonce, passcode)
+    }
+
+    fn id(&self, card: &dyn Transmit) -> Result<CardId, BridgeError> {
+        guid(card).map(CardId::from)
+    }
+
+    fn pin_tries(&self, card: &dyn Transmit) -> Result<u8, BridgeError> {
+        pin_tries(card)
+    }
+
+    fn verify(&self, card: &dyn Transmit, passcode: &Passcode) -> Result<bool, BridgeError> {
+        let pin = piv::pin_block(passcode.expose()).ok_or_else(|| fail(ErrorCode::BadRequest))?;
+        let verify = [0x00, ins::VERIFY, 0x00, key::PIN];
+        match answers::pin_verified(exchange(card, verify, &pin, None)?) {
+            Ok(()) => Ok(true),
+            Err(error)
+                if matches!(
+                    error.code,
+                    ErrorCode::PasscodeRejected | ErrorCode::PasscodeBlocked
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 

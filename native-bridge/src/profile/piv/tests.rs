@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use sha2::{Digest, Sha256};
 use unlock_e2e::piv_ca::{PivKey, TestCa, verify_prehash};
 use unlock_e2e::piv_card::{DEFAULT_PUK, PivCardOptions, VirtualPivCard};
-use unlock_e2e::vpcd::PullTrap;
+use unlock_e2e::vpcd::{Fault, PullTrap};
+use unlock_protocol::bridge::CardState;
 use unlock_protocol::card_steps::{CardReceipt, Nonce};
 use unlock_protocol::piv::Puk;
 
@@ -57,7 +58,10 @@ impl Transmit for InProcess {
     fn transmit(&self, apdu: &[u8]) -> Result<Answer, BridgeError> {
         let instruction = apdu.get(1).copied().unwrap_or_default();
         self.sent.borrow_mut().push(instruction);
-        if self.trap.borrow_mut().springs(instruction) {
+        if let Some(fault) = self.trap.borrow_mut().springs(instruction) {
+            if fault == Fault::PullAfter {
+                self.card.borrow_mut().process(apdu);
+            }
             self.card.borrow_mut().reset();
             return Err(fail(ErrorCode::CardRemoved));
         }
@@ -253,5 +257,49 @@ fn the_other_profiles_steps_are_bad_requests() {
     assert_eq!(
         Piv1.answer(&card, &challenge).unwrap_err().code,
         ErrorCode::BadRequest
+    );
+}
+
+fn check(card: &InProcess, id: &CardGuid) -> Result<(CardState, u8), BridgeError> {
+    Piv1.select(card).unwrap();
+    let passcode = Passcode::parse(NEW_PIN).unwrap();
+    crate::profile::check_unblock(&Piv1, card, &id.clone().into(), &passcode)
+}
+
+#[test]
+fn a_blocked_card_the_unblock_never_reached_is_untouched_without_a_verify() {
+    let card = InProcess::new(|options| options.pin_tries = 0);
+    *card.trap.borrow_mut() = PullTrap::on(ins::RESET_RETRY_COUNTER);
+    let pulled = unblock(&card, &release(&[DEFAULT_PUK], NEXT_PUK)).unwrap_err();
+    assert_eq!(pulled.code, ErrorCode::CardRemoved);
+    let verifies = card.sent(ins::VERIFY);
+    assert_eq!(check(&card, &guid()).unwrap(), (CardState::Untouched, 0));
+    assert_eq!(
+        card.sent(ins::VERIFY),
+        verifies + 1,
+        "only VERIFY without data"
+    );
+}
+
+#[test]
+fn a_card_pulled_after_reset_retry_counter_took_is_unblocked() {
+    let card = InProcess::new(|options| options.pin_tries = 0);
+    *card.trap.borrow_mut() = PullTrap::on(ins::CHANGE_REFERENCE_DATA);
+    unblock(&card, &release(&[DEFAULT_PUK], NEXT_PUK)).unwrap_err();
+    assert_eq!(check(&card, &guid()).unwrap(), (CardState::Unblocked, 3));
+    assert_eq!(card.card.borrow().counters().pin_tries, 3, "no try spent");
+}
+
+#[test]
+fn a_full_counter_the_unblock_never_reached_spends_one_try_and_a_lower_one_none() {
+    let card = InProcess::new(|_| {});
+    assert_eq!(check(&card, &guid()).unwrap(), (CardState::Untouched, 2));
+    assert_eq!(check(&card, &guid()).unwrap(), (CardState::Untouched, 2));
+    assert_eq!(card.card.borrow().counters().pin_tries, 2, "one try, once");
+    assert_eq!(
+        check(&card, &CardGuid::from_bytes([9; 16]))
+            .unwrap_err()
+            .code,
+        ErrorCode::SerialMismatch
     );
 }
