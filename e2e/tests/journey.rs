@@ -224,7 +224,8 @@ async fn a_card_not_on_the_profile_is_refused_with_what_to_do() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_card_pulled_during_the_unblock_can_be_put_back_and_the_unlock_retried() {
+async fn a_card_pulled_during_the_unblock_is_checked_when_put_back_and_the_page_says_whether_it_was_unlocked()
+ {
     let mut world = World::start(binaries(), SERIAL, &["--serial", SERIAL]);
     let mut person = start_journey(&mut world, shots("card-pulled")).await;
     verify_by_email(&world, &mut person).await;
@@ -234,15 +235,37 @@ async fn a_card_pulled_during_the_unblock_can_be_put_back_and_the_unlock_retried
     person
         .types_into("Confirm new passcode", NEW_PASSCODE)
         .await;
-    // The card leaves the reader as RESET RETRY COUNTER reaches it.
+    // The card leaves the reader as RESET RETRY COUNTER reaches it: never unblocked.
     assert_eq!(world.card.command("pull-on 2C"), "ok");
     person.presses("Unlock my card").await;
     person
-        .sees_text("Your card was removed before we finished.")
+        .sees_text("Your card was removed while we were setting your new passcode.")
+        .await;
+    person
+        .sees_text("Put your smartcard back in the reader.")
         .await;
     person.checks_screen("card removed while unlocking").await;
     assert_eq!(world.card.command("insert"), "ok");
+    person
+        .sees_text("Your card has not been changed. It is still locked.")
+        .await;
+    person.checks_screen("card back, not changed").await;
+    assert_eq!(world.card.state()["pin_tries"], 0, "the check spent no try");
+
+    // This time it leaves once RESET RETRY COUNTER is done, its answer (the receipt) lost.
+    assert_eq!(world.card.command("pull-after-on 2C"), "ok");
     person.presses("Try again").await;
+    person
+        .sees_text("Your card was removed while we were setting your new passcode.")
+        .await;
+    assert_eq!(world.card.command("insert"), "ok");
+    person
+        .sees_text(
+            "Your card was unlocked before it was removed, and your new passcode is set on it.",
+        )
+        .await;
+    person.checks_screen("card back, unlocked").await;
+    person.presses("Finish").await;
     person.sees_page("Your card is unlocked").await;
     person.client.close().await.unwrap();
     assert_eq!(

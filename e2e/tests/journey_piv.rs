@@ -165,13 +165,20 @@ async fn a_card_pulled_after_its_puk_rotation_unlocks_in_a_new_journey_with_one_
         .await;
     person.presses("Unlock my card").await;
     person
-        .sees_text("Your card was removed before we finished")
+        .sees_text("Your card was removed while we were setting your new passcode.")
         .await;
     assert_ne!(
         world.card.command(&format!("puk-is {PUK}")),
         "true",
         "rotated"
     );
+    // Back in the reader, the page finds the new passcode set, and says so.
+    assert_eq!(world.card.command("insert"), "ok");
+    person
+        .sees_text(
+            "Your card was unlocked before it was removed, and your new passcode is set on it.",
+        )
+        .await;
     person.client.close().await.unwrap();
 
     // Another day, another journey: the server offers both PUKs and the card unlocks.

@@ -191,7 +191,10 @@ impl Rig {
             Untouched => ("untouched", 0),
             PinSetPukNotRotated | Unblocked => ("unblocked", 3),
         };
-        assert_eq!(checked["ok"]["type"], "unblock_checked", "{case}: {checked}");
+        assert_eq!(
+            checked["ok"]["type"], "unblock_checked",
+            "{case}: {checked}"
+        );
         assert_eq!(checked["ok"]["card_state"], said, "{case}: {checked}");
         assert_eq!(checked["ok"]["tries_left"], tries, "{case}: {checked}");
         assert_eq!(self.card_state(), expected, "{case}: after the check");

@@ -6,7 +6,7 @@
 //! wire format: the tests below check every shape here against them.
 
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::bridge::{EventKind, ReaderInfo};
+use unlock_protocol::bridge::{CardState, EventKind, ReaderInfo};
 use unlock_protocol::{CardId, Passcode};
 use wasm_bindgen::JsValue;
 use zeroize::Zeroize;
@@ -255,6 +255,11 @@ pub enum Answer {
         receipt: Carried,
         tries_left: u8,
     },
+    /// Whether an unblock cut short took.
+    UnblockChecked {
+        card_state: CardState,
+        tries_left: u8,
+    },
 }
 
 /// What `read_card` answered.
@@ -301,6 +306,14 @@ pub fn answer<J: Json>(json: &J) -> Option<Answer> {
         "proof" => Answer::Proof(json.carried("proof")?),
         "unblocked" => Answer::Unblocked {
             receipt: json.carried("receipt")?,
+            tries_left: json.whole("tries_left")?,
+        },
+        "unblock_checked" => Answer::UnblockChecked {
+            card_state: match json.text("card_state")?.as_str() {
+                "untouched" => CardState::Untouched,
+                "unblocked" => CardState::Unblocked,
+                _ => return None,
+            },
             tries_left: json.whole("tries_left")?,
         },
         _ => return None,
@@ -367,6 +380,11 @@ pub enum Command<'a> {
         release: &'a Carried,
         new_passcode: &'a Passcode,
     },
+    CheckUnblock {
+        reader: &'a str,
+        card: &'a CardId,
+        new_passcode: &'a Passcode,
+    },
 }
 
 /// A bridge command's own members, `type` first.
@@ -395,6 +413,15 @@ pub fn command(command: &Command<'_>) -> Out {
             .text("type", "unblock")
             .text("reader", *reader)
             .carried("release", release)
+            .text("new_passcode", new_passcode.expose()),
+        Command::CheckUnblock {
+            reader,
+            card,
+            new_passcode,
+        } => out
+            .text("type", "check_unblock")
+            .text("reader", *reader)
+            .text("card", card.as_str())
             .text("new_passcode", new_passcode.expose()),
     }
 }
@@ -685,7 +712,23 @@ mod tests {
             };
             assert_eq!(carried_json(&read), serde_json::to_value(&receipt).unwrap());
         }
+        for (card_state, tries_left) in [(CardState::Untouched, 0), (CardState::Unblocked, 3)] {
+            let sent = bridge::Answer::UnblockChecked {
+                card_state,
+                tries_left,
+            };
+            let json = serde_json::to_value(&sent).unwrap();
+            assert_eq!(
+                answer(&json),
+                Some(Answer::UnblockChecked {
+                    card_state,
+                    tries_left
+                }),
+                "{json}"
+            );
+        }
         for json in [
+            json!({"type": "unblock_checked", "card_state": "half", "tries_left": 3}),
             json!({"type": "proof", "proof": "00"}),
             json!({"type": "card", "card": {"profile": "unlock-cr/1", "serial": "00"}, "tries_left": 3}),
             json!({"type": "readers", "readers": [{"name": "R"}]}),
@@ -755,6 +798,20 @@ mod tests {
                 command(&Command::ReadCard { reader: "R" }),
             ),
         ];
+        for card in [CardId::from(serial()), CardId::from(guid())] {
+            pairs.push((
+                bridge::Command::CheckUnblock {
+                    reader: "R".into(),
+                    card: card.clone(),
+                    new_passcode: passcode.clone(),
+                },
+                command(&Command::CheckUnblock {
+                    reader: "R",
+                    card: &card,
+                    new_passcode: &passcode,
+                }),
+            ));
+        }
         for challenge in challenges {
             let carried = carry(&serde_json::to_value(&challenge).unwrap());
             pairs.push((

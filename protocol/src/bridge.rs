@@ -358,6 +358,25 @@ mod tests {
         for secret in ["40719263", "11223344", "88120457", "905173", "5a5a"] {
             assert!(!printed.contains(secret), "{printed}");
         }
+
+        let check: Request = serde_json::from_value(json!({
+            "id": 9, "origin": "o", "type": "check_unblock", "reader": "r",
+            "card": "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b", "new_passcode": "905173"
+        }))
+        .unwrap();
+        let Command::CheckUnblock { card, .. } = &check.command else {
+            panic!("not a check: {check:?}");
+        };
+        assert_eq!(card.as_str(), "3f2a9c1e5b7d4e8f9a0b1c2d3e4f5a6b");
+        assert!(!format!("{check:?}").contains("905173"));
+        let answer = Answer::UnblockChecked {
+            card_state: CardState::Unblocked,
+            tries_left: 3,
+        };
+        assert_eq!(
+            serde_json::to_value(answer).unwrap(),
+            json!({"type": "unblock_checked", "card_state": "unblocked", "tries_left": 3})
+        );
     }
 
     #[test]

@@ -13,8 +13,10 @@ use futures::channel::oneshot;
 use futures::future::{self, Either};
 use gloo_timers::future::sleep;
 use leptos::prelude::*;
-use unlock_protocol::Passcode;
-use unlock_protocol::bridge::{BridgeError, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, ReaderInfo};
+use unlock_protocol::bridge::{
+    BridgeError, CardState, ErrorCode, PROTOCOL_MAJOR, PROTOCOL_MINOR, ReaderInfo,
+};
+use unlock_protocol::{CardId, Passcode};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -216,6 +218,28 @@ impl Bridge {
         };
         match self.command(&command, CARD_TIMEOUT).await? {
             Answer::Unblocked { receipt, .. } => Ok(receipt),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    /// After an unblock cut short by the card leaving, with the card back: whether the
+    /// unblock took, and the passcode tries now left.
+    pub async fn check_unblock(
+        self,
+        reader: &str,
+        card: &CardId,
+        new_passcode: &Passcode,
+    ) -> Result<(CardState, u8), BridgeError> {
+        let command = Command::CheckUnblock {
+            reader,
+            card,
+            new_passcode,
+        };
+        match self.command(&command, CARD_TIMEOUT).await? {
+            Answer::UnblockChecked {
+                card_state,
+                tries_left,
+            } => Ok((card_state, tries_left)),
             _ => Err(unexpected_answer()),
         }
     }

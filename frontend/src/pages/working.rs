@@ -2,10 +2,13 @@
 //! server, what the server releases and the new passcode to the card, and the card's receipt
 //! back to the server. The page carries each of these as it is, whatever the card's profile.
 
+use std::time::Duration;
+
+use gloo_timers::future::sleep;
 use leptos::prelude::*;
 use unlock_protocol::Passcode;
 use unlock_protocol::api::{IneligibleReason, JourneyView};
-use unlock_protocol::bridge::{BridgeError, ErrorCode};
+use unlock_protocol::bridge::{BridgeError, CardState, ErrorCode};
 
 use super::{PageScope, end_or_show, journey_view};
 use crate::api::{self, ApiFailure};
@@ -15,15 +18,30 @@ use crate::route::{EndReason, HelpTopic, Page, Resume};
 use crate::session::{HeldCard, Session, use_session, wipe_passcode};
 use crate::wire::Carried;
 
-/// Shown when the card left the reader (or was reset) part-way.
-pub const CARD_REMOVED: &str =
-    "Your card was removed before we finished. Put it back in the reader and try again.";
+/// Shown when the card left the reader (or was reset) before anything on it changed.
+pub const CARD_REMOVED: &str = "Your card was removed before anything on it was changed. Put \
+                                it back in the reader and try again.";
+/// Shown when the card left the reader (or was reset) while it was being unblocked: whether
+/// it was is checked once it is back.
+pub const CARD_REMOVED_WHILE_SETTING: &str = "Your card was removed while we were setting your \
+                                              new passcode.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Running(Progress),
     /// "Try again" was pressed with no card in the reader.
     WaitingForCard,
+    /// The card left during the unblock: once it is back, the bridge is asked whether the
+    /// unblock took.
+    CardLeft,
+    Checking,
+    /// The bridge's answer, which the page tells the holder; "Try again" (or "Finish")
+    /// starts again from a fresh challenge either way, and for an unblocked card gets the
+    /// receipt the service still needs.
+    Checked {
+        state: CardState,
+        tries_left: u8,
+    },
     /// Stopped; "Try again" starts again from a fresh challenge.
     Stopped,
     /// The card refused the new passcode; another must be chosen.
@@ -51,7 +69,10 @@ impl Progress {
 
 /// Why an unlock run stopped.
 enum Stop {
+    /// Before anything was sent to change the card.
     Bridge(BridgeError),
+    /// In the unblock, which may or may not have taken.
+    Unblock(BridgeError),
     Api(ApiFailure),
     /// The page no longer holds the card or the passcode.
     Forgotten,
@@ -69,7 +90,42 @@ pub fn WorkingPage() -> impl IntoView {
     // Leaving the page forgets the passcode; coming back means choosing it again.
     on_cleanup(move || session.forget_passcode());
 
-    let stopped = move |stop: Stop| match stop {
+    // Asks the bridge where the unblock cut short left the card, now back in the reader.
+    let check = move || {
+        step.set(Step::Checking);
+        scope.spawn(async move {
+            let Some((reader, card)) = session
+                .card
+                .with_untracked(|c| c.as_ref().map(|c| (c.reader.clone(), c.id.clone())))
+            else {
+                return scope.replace(Page::Passcode);
+            };
+            let reader =
+                reader_with_card(&bridge.readers.get_untracked(), Some(&reader)).unwrap_or(reader);
+            let Some(passcode) = session.with_passcode(Passcode::clone) else {
+                return scope.replace(Page::Passcode);
+            };
+            let checked = bridge.check_unblock(&reader, &card, &passcode).await;
+            wipe_passcode(passcode);
+            match checked {
+                Ok((state, tries_left)) => {
+                    errors.set(Vec::new());
+                    step.set(Step::Checked { state, tries_left });
+                }
+                Err(error) if card_went_away(error.code) => {
+                    // The reader list may not know yet: wait before looking again.
+                    sleep(Duration::from_millis(500)).await;
+                    step.set(Step::CardLeft);
+                }
+                Err(error) => {
+                    errors.set(vec![ErrorItem::general(error.message)]);
+                    step.set(Step::Stopped);
+                }
+            }
+        });
+    };
+
+    let stopped_before = move |stop: Stop| match stop {
         Stop::Bridge(error) if card_went_away(error.code) => {
             errors.set(vec![ErrorItem::general(CARD_REMOVED)]);
             step.set(Step::Stopped);
@@ -96,7 +152,8 @@ pub fn WorkingPage() -> impl IntoView {
             )]);
             step.set(Step::PasscodeRefused);
         }
-        Stop::Bridge(error) => match HelpTopic::for_bridge_error(error.code) {
+        Stop::Bridge(error) | Stop::Unblock(error) => match HelpTopic::for_bridge_error(error.code)
+        {
             Some(topic) => scope.replace(Page::Help {
                 topic,
                 then: Resume::Card,
@@ -129,6 +186,16 @@ pub fn WorkingPage() -> impl IntoView {
         Stop::Forgotten => scope.replace(Page::Passcode),
     };
 
+    let stopped = move |stop: Stop| match stop {
+        Stop::Unblock(error) if card_went_away(error.code) => {
+            errors.set(vec![ErrorItem::general(CARD_REMOVED_WHILE_SETTING)]);
+            step.set(Step::CardLeft);
+        }
+        // Any other refusal in the unblock means what it means before it.
+        Stop::Unblock(error) => stopped_before(Stop::Bridge(error)),
+        stop => stopped_before(stop),
+    };
+
     let run = move || {
         errors.set(Vec::new());
         step.set(Step::Running(Progress::Preparing));
@@ -152,17 +219,25 @@ pub fn WorkingPage() -> impl IntoView {
         scope.spawn(async move { scope.replace(Page::Passcode) });
     }
 
-    bridge.poll_readers_while(move || step.get_untracked() == Step::WaitingForCard);
+    bridge.poll_readers_while(move || {
+        matches!(step.get_untracked(), Step::WaitingForCard | Step::CardLeft)
+    });
 
-    // After "Try again" with the reader empty: carry on when the card is back.
+    // After "Try again" with the reader empty: carry on when the card is back. After the card
+    // left during the unblock: ask where it stands when it is back.
     Effect::new(move |_| {
         let readers = bridge.readers.get();
-        if step.get() == Step::WaitingForCard {
+        let step = step.get();
+        if matches!(step, Step::WaitingForCard | Step::CardLeft) {
             let preferred = session
                 .card
                 .with_untracked(|c| c.as_ref().map(|c| c.reader.clone()));
             if reader_with_card(&readers, preferred.as_deref()).is_some() {
-                run();
+                if step == Step::CardLeft {
+                    check();
+                } else {
+                    run();
+                }
             }
         }
     });
@@ -200,6 +275,44 @@ pub fn WorkingPage() -> impl IntoView {
                 Step::WaitingForCard => {
                     view! {
                         <p>"Put your smartcard back in the reader. We will carry on as soon as it is in."</p>
+                    }
+                        .into_any()
+                }
+                Step::CardLeft => {
+                    view! {
+                        <p>"Put your smartcard back in the reader. We will then check whether your card was unlocked."</p>
+                    }
+                        .into_any()
+                }
+                Step::Checking => {
+                    view! {
+                        <p>"Checking your card…"</p>
+                        <p>"Do not remove your card from the reader."</p>
+                    }
+                        .into_any()
+                }
+                Step::Checked { state: CardState::Untouched, tries_left } => {
+                    let still = if tries_left == 0 {
+                        "It is still locked."
+                    } else {
+                        "Your old passcode still works."
+                    };
+                    view! {
+                        <p>"Your card has not been changed. " {still}</p>
+                        <button class="nhsuk-button" type="button" on:click=try_again>
+                            "Try again"
+                        </button>
+                        <ContactRa />
+                    }
+                        .into_any()
+                }
+                Step::Checked { state: CardState::Unblocked, .. } => {
+                    view! {
+                        <p>"Your card was unlocked before it was removed, and your new passcode is set on it."</p>
+                        <p>"Select Finish so that we can record the unlock."</p>
+                        <button class="nhsuk-button" type="button" on:click=try_again>
+                            "Finish"
+                        </button>
                     }
                         .into_any()
                 }
@@ -274,7 +387,7 @@ async fn unlock(
             // What the server released (a PUK, say) is of no more use to the page.
             release.wipe();
             wipe_passcode(passcode);
-            let receipt = unblocked.map_err(Stop::Bridge)?;
+            let receipt = unblocked.map_err(Stop::Unblock)?;
             // The card has the new passcode: the page has no more use for it.
             session.forget_passcode();
             kept_receipt.set_value(Some(receipt.clone()));
