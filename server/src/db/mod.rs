@@ -255,6 +255,35 @@ impl Db {
         Ok(value)
     }
 
+    /// Runs `work`, whose statements each stand on their own, with every statement committed
+    /// as it runs: on PostgreSQL outside a transaction block, so a row a statement updates is
+    /// locked while PostgreSQL runs that statement and not for a round trip to this server and
+    /// back (a hot counter row, such as the starts of a hospital's one NAT address, which
+    /// every start updates); on SQLite as any other write, in a group commit. Each commit is
+    /// as durable as any other. A failure leaves the statements before it committed, so
+    /// `work` must leave the database consistent after each one.
+    pub async fn write_each_statement<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
+    {
+        if self.writer.is_some() {
+            return self.write(work).await;
+        }
+        let work = after_commit::collecting(work);
+        let mut conn = self
+            .write
+            .acquire()
+            .await
+            .context("acquire a write connection")
+            .inspect_err(|_| crate::metrics::db_error())?;
+        let (value, pending) = work(&mut conn)
+            .await
+            .inspect_err(|_| crate::metrics::db_error())?;
+        pending.run();
+        Ok(value)
+    }
+
     /// A connection for look-ups that need no lock.
     pub async fn reader(&self) -> anyhow::Result<Pooled> {
         self.read

@@ -77,14 +77,17 @@ pub async fn start(
 
 /// Counts a start from `client` in a write of its own, ahead of the journey's, and returns
 /// the client's lock-out after it. Every start from one address (a hospital behind one NAT
-/// address) updates that address's row, and on PostgreSQL the row stays locked until the
-/// transaction that updated it commits, so that transaction is kept to this one statement.
+/// address) updates that address's row, and on PostgreSQL a row stays locked until the
+/// transaction that updated it commits, so the count commits as its own statement, holding
+/// the row only while PostgreSQL runs it (and a new lock-out, if the count ran over the
+/// allowance, as another: a failure between them leaves the count, and the next start sets
+/// the lock-out).
 async fn count_client_start(state: &AppState, client: &str) -> anyhow::Result<Option<Locked>> {
     let (config, clock) = (state.config.clone(), state.clock.clone());
     let key = crate::http::client_addr::throttle_key(client);
     state
         .db
-        .write(move |conn| {
+        .write_each_statement(move |conn| {
             let (config, key, now) = (config.clone(), key.clone(), clock.now());
             Box::pin(async move {
                 throttle::hit(conn, &config.throttle, Scope::ClientStart, &key, now).await

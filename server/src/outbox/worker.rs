@@ -117,11 +117,16 @@ impl Worker {
                     });
                 }
                 // Each outcome is recorded as soon as it is known, so a crash or a failed
-                // record can repeat at most the sends still in flight.
-                match sends.join_next().await {
-                    Some(joined) => self.record(&[joined.context("join a send")?]).await?,
-                    None => break,
+                // record can repeat at most the sends still in flight; the outcomes of sends
+                // that finished meanwhile go in the same write (one commit, not one each).
+                let Some(joined) = sends.join_next().await else {
+                    break;
+                };
+                let mut done = vec![joined.context("join a send")?];
+                while let Some(joined) = sends.try_join_next() {
+                    done.push(joined.context("join a send")?);
                 }
+                self.record(&done).await?;
             }
         }
     }
