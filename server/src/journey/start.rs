@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::contact::Contact;
 use crate::db::journeys::NewJourney;
 use crate::db::states::{CodeState, JourneyState, OutboxKind};
-use crate::db::{self, Conn};
+use crate::db::{self, Conn, Engine};
 use crate::error::Failure;
 use crate::mobile::{MobileError, MobileNumber};
 use crate::outbox::{self, Outgoing, templates};
@@ -46,7 +46,10 @@ pub async fn start(
     // Every start counts against its client, one the allow list refuses too, so a flood of
     // made-up addresses runs into the client's limit like any other. The allow list's answer
     // still comes first: it tells a holder who typed the wrong address what to do.
-    let client_locked = count_client_start(state, client).await?;
+    let client_count = match state.db.engine() {
+        Engine::Postgres => ClientCount::Counted(count_client_start(state, client).await?),
+        Engine::Sqlite => ClientCount::InTheStart,
+    };
     // Addresses on no profile get a pseudonymous subject and go through every step a known
     // one does, except that no email is queued: the answer and its timing must not differ. A
     // browser that finished a journey for the holder counts on limits of its own.
@@ -67,12 +70,23 @@ pub async fn start(
         holder_id,
         subject,
         client: client.to_owned(),
-        client_locked,
+        client_count,
     };
     super::step(state, client, Action::JourneyStart, move |conn, now| {
         Box::pin(request.clone().run(conn, now))
     })
     .await
+}
+
+/// Where a start is counted against its client.
+#[derive(Debug, Clone, Copy)]
+enum ClientCount {
+    /// Already, in a write of its own (PostgreSQL; see [`count_client_start`]): the client's
+    /// lock-out after it.
+    Counted(Option<Locked>),
+    /// First thing in the start's own write (SQLite: its one writer takes every write in
+    /// turn, so a write of its own would only add a commit for the start to wait for).
+    InTheStart,
 }
 
 /// Counts a start from `client` in a write of its own, ahead of the journey's, and returns
@@ -83,17 +97,24 @@ pub async fn start(
 /// allowance, as another: a failure between them leaves the count, and the next start sets
 /// the lock-out).
 async fn count_client_start(state: &AppState, client: &str) -> anyhow::Result<Option<Locked>> {
-    let (config, clock) = (state.config.clone(), state.clock.clone());
+    let (state, client) = (state.clone(), client.to_owned());
+    let db = state.db.clone();
+    db.write_each_statement(move |conn| {
+        let (state, client) = (state.clone(), client.clone());
+        Box::pin(async move { client_start(conn, &state, &client, state.clock.now()).await })
+    })
+    .await
+}
+
+/// Counts a start from `client`; its lock-out after the count.
+async fn client_start(
+    conn: &mut Conn,
+    state: &AppState,
+    client: &str,
+    now: Millis,
+) -> anyhow::Result<Option<Locked>> {
     let key = crate::http::client_addr::throttle_key(client);
-    state
-        .db
-        .write_each_statement(move |conn| {
-            let (config, key, now) = (config.clone(), key.clone(), clock.now());
-            Box::pin(async move {
-                throttle::hit(conn, &config.throttle, Scope::ClientStart, &key, now).await
-            })
-        })
-        .await
+    throttle::hit(conn, &state.config.throttle, Scope::ClientStart, &key, now).await
 }
 
 /// An email address (it has an `@`) or a mobile number, as the holder typed it. Which one
@@ -160,8 +181,7 @@ struct StartRequest {
     /// What the journey's codes and failures count against (see [`super::device`]).
     subject: String,
     client: String,
-    /// The client's lock-out after its start was counted.
-    client_locked: Option<Locked>,
+    client_count: ClientCount,
 }
 
 impl StartRequest {
@@ -175,9 +195,13 @@ impl StartRequest {
             holder_id,
             subject,
             client,
-            client_locked,
+            client_count,
         } = self;
         let config = &state.config;
+        let client_locked = match client_count {
+            ClientCount::Counted(locked) => locked,
+            ClientCount::InTheStart => client_start(conn, &state, &client, now).await?,
+        };
         let mut journey_id = None;
         let mut detail = None;
         let (outcome, result) = 'checked: {
