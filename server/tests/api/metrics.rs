@@ -108,8 +108,10 @@ async fn a_whole_journey_is_counted_on_the_metrics_listener() {
     );
 
     let sent = "unlock_emails_sent_total";
-    let after = scrape_until(&app, false, "the unlock notice sent", |text| {
+    // Every address on the profile gets a notice: wait until the last one is recorded too.
+    let after = scrape_until(&app, false, "the unlock notices sent", |text| {
         value(text, sent, &notices) > value(&before, sent, &notices)
+            && samples(text, "unlock_outbox_queued", &[]) == (0.0, 1)
     })
     .await;
     let more = |name: &str, labels: &[(&str, &str)]| {
