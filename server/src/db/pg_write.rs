@@ -16,7 +16,10 @@
 //! - **a journey's steps** lock its row (`FOR UPDATE`) as they read it, so steps of one
 //!   journey take turns whatever instance runs them ([`super::journeys`]);
 //! - **a subject's code count** (codes per holder per hour) is read and added to under a
-//!   transaction-scoped advisory lock on the subject ([`super::throttles::lock_subject`]).
+//!   transaction-scoped advisory lock on the subject ([`super::throttles::lock_subject`]);
+//! - **a hot counter** that needs no other row, a client address's starts, is one statement
+//!   committed on its own ([`super::Db::write_each_statement`]), so its row is locked only
+//!   while PostgreSQL runs the statement, not for a round trip to the server and back.
 //!
 //! Locks are taken in one order (subject, then throttle rows; journey, then throttle rows),
 //! so deadlocks should not happen; if PostgreSQL reports one (40P01), or a serialisation
