@@ -25,6 +25,9 @@ pub const CARD_REMOVED: &str = "Your card was removed before anything on it was 
 /// it was is checked once it is back.
 pub const CARD_REMOVED_WHILE_SETTING: &str = "Your card was removed while we were setting your \
                                               new passcode.";
+/// The same, when another program reset the card (it may still be in the reader).
+pub const CARD_RESET_WHILE_SETTING: &str = "Another program reset your card while we were \
+                                            setting your new passcode.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -188,7 +191,12 @@ pub fn WorkingPage() -> impl IntoView {
 
     let stopped = move |stop: Stop| match stop {
         Stop::Unblock(error) if card_went_away(error.code) => {
-            errors.set(vec![ErrorItem::general(CARD_REMOVED_WHILE_SETTING)]);
+            let said = if error.code == ErrorCode::CardReset {
+                CARD_RESET_WHILE_SETTING
+            } else {
+                CARD_REMOVED_WHILE_SETTING
+            };
+            errors.set(vec![ErrorItem::general(said)]);
             step.set(Step::CardLeft);
         }
         // Any other refusal in the unblock means what it means before it.
