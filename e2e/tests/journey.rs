@@ -260,9 +260,7 @@ async fn a_card_pulled_during_the_unblock_is_checked_when_put_back_and_the_page_
         .await;
     assert_eq!(world.card.command("insert"), "ok");
     person
-        .sees_text(
-            "Your card was unlocked before it was removed, and your new passcode is set on it.",
-        )
+        .sees_text("Your card was unlocked, and your new passcode is set on it.")
         .await;
     person.checks_screen("card back, unlocked").await;
     person.presses("Finish").await;

@@ -175,9 +175,7 @@ async fn a_card_pulled_after_its_puk_rotation_unlocks_in_a_new_journey_with_one_
     // Back in the reader, the page finds the new passcode set, and says so.
     assert_eq!(world.card.command("insert"), "ok");
     person
-        .sees_text(
-            "Your card was unlocked before it was removed, and your new passcode is set on it.",
-        )
+        .sees_text("Your card was unlocked, and your new passcode is set on it.")
         .await;
     person.client.close().await.unwrap();
 

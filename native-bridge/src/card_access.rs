@@ -35,12 +35,22 @@ fn in_transaction<T>(
     reader: &str,
     work: impl FnOnce(&dyn Transmit) -> Result<T, BridgeError>,
 ) -> Result<T, BridgeError> {
+    in_transaction_ending(context, reader, pcsc::Disposition::LeaveCard, work)
+}
+
+/// [`in_transaction`], leaving the card as `ending` says when the transaction ends.
+fn in_transaction_ending<T>(
+    context: &pcsc::Context,
+    reader: &str,
+    ending: pcsc::Disposition,
+    work: impl FnOnce(&dyn Transmit) -> Result<T, BridgeError>,
+) -> Result<T, BridgeError> {
     let mut card = connect(context, reader, pcsc::ShareMode::Shared)?;
     let result = match card.transaction() {
         Ok(transaction) => {
             let result = work(&*transaction);
             // The card may be gone; there is nothing more to do about it here.
-            let _ = transaction.end(pcsc::Disposition::LeaveCard);
+            let _ = transaction.end(ending);
             result
         }
         Err(error) => Err(from_pcsc(error)),
@@ -60,7 +70,8 @@ pub fn read_card(
 }
 
 /// Where an unblock cut short left the card in `reader`, which must be `expected`, and its
-/// passcode tries now: see [`crate::profile::check_unblock`].
+/// passcode tries now: see [`crate::profile::check_unblock`]. The card is reset at the end,
+/// so a passcode it took does not leave it unlocked for other programs.
 pub fn check_unblock(
     context: &pcsc::Context,
     reader: &str,
@@ -68,7 +79,7 @@ pub fn check_unblock(
     expected: &CardId,
     passcode: &Passcode,
 ) -> Result<(CardState, u8), BridgeError> {
-    in_transaction(context, reader, |card| {
+    in_transaction_ending(context, reader, pcsc::Disposition::ResetCard, |card| {
         crate::profile::check_unblock(selected(card, profiles)?, card, expected, passcode)
     })
 }

@@ -13,7 +13,8 @@ use crate::{CardId, Passcode};
 
 /// The bridge protocol's version: a different major version cannot talk to this one.
 pub const PROTOCOL_MAJOR: u16 = 1;
-pub const PROTOCOL_MINOR: u16 = 0;
+/// 1: `check_unblock`. A page meeting a host of minor version 0 gets `bad_request` for it.
+pub const PROTOCOL_MINOR: u16 = 1;
 
 /// Largest message the host reads; larger ones are refused with [`ErrorCode::FrameTooLarge`].
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -65,8 +66,11 @@ pub enum Command {
     /// An unblock leaves the passcode counter full, so a card with fewer than
     /// [`FULL_TRIES`] tries left was not unblocked; one with a full counter is asked to VERIFY
     /// `new_passcode`, which costs a try only if the unblock never reached it (and the retry's
-    /// unblock fills the counter again). A card with fewer tries is never asked, so this can
-    /// neither block a card nor be used to guess its passcode more than once a login.
+    /// unblock fills the counter again). A card with fewer tries is never asked, so this
+    /// cannot block a card; on a card that allows three tries (both profiles' cards, as
+    /// issued) it can test one passcode between the holder's logins, and on one set to allow
+    /// more, one for each try above two. The card is reset afterwards, so a passcode it took
+    /// does not leave it unlocked for other programs.
     CheckUnblock {
         reader: String,
         card: CardId,
@@ -77,6 +81,10 @@ pub enum Command {
 /// Passcode tries left that [`Command::CheckUnblock`] takes for a full counter: both
 /// profiles' cards allow three.
 pub const FULL_TRIES: u8 = 3;
+const _: () = assert!(
+    FULL_TRIES == crate::card_profile::PIN_TRIES && FULL_TRIES == crate::piv::PIN_TRIES,
+    "both profiles' cards allow FULL_TRIES passcode tries"
+);
 
 /// A reply: `{"id": 1, "ok": {...}}` or `{"id": 1, "err": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

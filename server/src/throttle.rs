@@ -118,7 +118,7 @@ pub async fn settle(
         .unwrap_or(usize::MAX)
         .min(policy.ladder.len() - 1);
     let until = now + policy.ladder[rung];
-    db::throttles::lock(conn, scope, key, until).await?;
+    let until = db::throttles::lock_unless_locked(conn, scope, key, until, now).await?;
     crate::metrics::throttle_hit(scope);
     Ok(Some(Locked { until }))
 }

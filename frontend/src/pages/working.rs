@@ -25,6 +25,11 @@ pub const CARD_REMOVED: &str = "Your card was removed before anything on it was 
 /// it was is checked once it is back.
 pub const CARD_REMOVED_WHILE_SETTING: &str = "Your card was removed while we were setting your \
                                               new passcode.";
+/// Shown when whether the unblock took could not be checked; the retry is safe either way.
+pub const CARD_NOT_CHECKED: &str = "We could not check your card. Make sure it is in the \
+                                    reader and try again.";
+/// How many times a check finding the card gone again is repeated before giving up.
+const MAX_CHECKS: u32 = 10;
 /// The same, when another program reset the card (it may still be in the reader).
 pub const CARD_RESET_WHILE_SETTING: &str = "Another program reset your card while we were \
                                             setting your new passcode.";
@@ -90,43 +95,10 @@ pub fn WorkingPage() -> impl IntoView {
     let errors = RwSignal::new(Vec::<ErrorItem>::new());
     // The card's receipt, kept in case sending it to the server has to be tried again.
     let receipt = StoredValue::new(None::<Carried>);
+    // Checks of a card back after the unblock was cut short that found it gone again.
+    let checks = StoredValue::new(0_u32);
     // Leaving the page forgets the passcode; coming back means choosing it again.
     on_cleanup(move || session.forget_passcode());
-
-    // Asks the bridge where the unblock cut short left the card, now back in the reader.
-    let check = move || {
-        step.set(Step::Checking);
-        scope.spawn(async move {
-            let Some((reader, card)) = session
-                .card
-                .with_untracked(|c| c.as_ref().map(|c| (c.reader.clone(), c.id.clone())))
-            else {
-                return scope.replace(Page::Passcode);
-            };
-            let reader =
-                reader_with_card(&bridge.readers.get_untracked(), Some(&reader)).unwrap_or(reader);
-            let Some(passcode) = session.with_passcode(Passcode::clone) else {
-                return scope.replace(Page::Passcode);
-            };
-            let checked = bridge.check_unblock(&reader, &card, &passcode).await;
-            wipe_passcode(passcode);
-            match checked {
-                Ok((state, tries_left)) => {
-                    errors.set(Vec::new());
-                    step.set(Step::Checked { state, tries_left });
-                }
-                Err(error) if card_went_away(error.code) => {
-                    // The reader list may not know yet: wait before looking again.
-                    sleep(Duration::from_millis(500)).await;
-                    step.set(Step::CardLeft);
-                }
-                Err(error) => {
-                    errors.set(vec![ErrorItem::general(error.message)]);
-                    step.set(Step::Stopped);
-                }
-            }
-        });
-    };
 
     let stopped_before = move |stop: Stop| match stop {
         Stop::Bridge(error) if card_went_away(error.code) => {
@@ -189,6 +161,46 @@ pub fn WorkingPage() -> impl IntoView {
         Stop::Forgotten => scope.replace(Page::Passcode),
     };
 
+    // Asks the bridge where the unblock cut short left the card, now back in the reader.
+    let check = move || {
+        step.set(Step::Checking);
+        scope.spawn(async move {
+            let Some((reader, card)) = session
+                .card
+                .with_untracked(|c| c.as_ref().map(|c| (c.reader.clone(), c.id.clone())))
+            else {
+                return scope.replace(Page::Passcode);
+            };
+            let reader =
+                reader_with_card(&bridge.readers.get_untracked(), Some(&reader)).unwrap_or(reader);
+            let Some(passcode) = session.with_passcode(Passcode::clone) else {
+                return scope.replace(Page::Passcode);
+            };
+            let checked = bridge.check_unblock(&reader, &card, &passcode).await;
+            wipe_passcode(passcode);
+            match checked {
+                Ok((state, tries_left)) => {
+                    errors.set(Vec::new());
+                    step.set(Step::Checked { state, tries_left });
+                }
+                // The reader list may not know yet that the card is out: wait, then look again,
+                // a few times.
+                Err(error) if card_went_away(error.code) && checks.get_value() < MAX_CHECKS => {
+                    checks.update_value(|checks| *checks += 1);
+                    sleep(Duration::from_millis(500)).await;
+                    step.set(Step::CardLeft);
+                }
+                // A helper program too old to check (protocol 1.0), or a card that keeps
+                // going away: the retry is safe either way.
+                Err(error) if card_went_away(error.code) || error.code == ErrorCode::BadRequest => {
+                    errors.set(vec![ErrorItem::general(CARD_NOT_CHECKED)]);
+                    step.set(Step::Stopped);
+                }
+                Err(error) => stopped_before(Stop::Bridge(error)),
+            }
+        });
+    };
+
     let stopped = move |stop: Stop| match stop {
         Stop::Unblock(error) if card_went_away(error.code) => {
             let said = if error.code == ErrorCode::CardReset {
@@ -197,6 +209,7 @@ pub fn WorkingPage() -> impl IntoView {
                 CARD_REMOVED_WHILE_SETTING
             };
             errors.set(vec![ErrorItem::general(said)]);
+            checks.set_value(0);
             step.set(Step::CardLeft);
         }
         // Any other refusal in the unblock means what it means before it.
@@ -316,7 +329,7 @@ pub fn WorkingPage() -> impl IntoView {
                 }
                 Step::Checked { state: CardState::Unblocked, .. } => {
                     view! {
-                        <p>"Your card was unlocked before it was removed, and your new passcode is set on it."</p>
+                        <p>"Your card was unlocked, and your new passcode is set on it."</p>
                         <p>"Select Finish so that we can record the unlock."</p>
                         <button class="nhsuk-button" type="button" on:click=try_again>
                             "Finish"

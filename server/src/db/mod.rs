@@ -10,7 +10,10 @@
 //!   holds).
 //!
 //! Either way a write is a closure that may run more than once and touches nothing but the
-//! database; rule modules hand it to [`Db::write`] and never see which engine runs it. SQL
+//! database; rule modules hand it to [`Db::write`] and never see which engine runs it. One
+//! exception is named for what it is rather than the engine: a counter that many requests
+//! update at once (a NAT address's starts) is counted apart on PostgreSQL, as statements
+//! committed on their own ([`Db::hot_counters_apart`], [`Db::write_each_statement`]). SQL
 //! is written once, with `$1`-style placeholders that both engines take; where the dialects
 //! differ, the statement asks [`Db::engine`] (or [`Engine::of`] on a connection).
 
@@ -253,6 +256,15 @@ impl Db {
         let (value, pending) = written.inspect_err(|_| crate::metrics::db_error())?;
         pending.run();
         Ok(value)
+    }
+
+    /// Whether a counter that many requests update at once (the starts of a hospital's one
+    /// NAT address) is best counted apart, with [`Db::write_each_statement`], rather than
+    /// inside the write that needs it: on PostgreSQL, where a row stays locked until the
+    /// transaction that updated it commits; not on SQLite, whose one writer takes every write
+    /// in turn, so a write apart would only add a commit to wait for.
+    pub fn hot_counters_apart(&self) -> bool {
+        self.engine == Engine::Postgres
     }
 
     /// Runs `work`, whose statements each stand on their own, with every statement committed

@@ -157,6 +157,41 @@ pub async fn lock(conn: &mut Conn, scope: Scope, key: &str, until: Millis) -> an
     Ok(())
 }
 
+/// Locks `key` out until `until` unless a lock-out is already in force at `now` (another
+/// request set one since this one counted its hit: on PostgreSQL a count may commit on its
+/// own, ahead of the lock-out it leads to); the lock-out in force afterwards. Never shortens
+/// a lock-out, and a burst of hits counted at once does not climb the ladder past the first
+/// lock-out one of them sets.
+pub async fn lock_unless_locked(
+    conn: &mut Conn,
+    scope: Scope,
+    key: &str,
+    until: Millis,
+    now: Millis,
+) -> anyhow::Result<Millis> {
+    let set = sqlx::query(
+        "UPDATE throttles SET locked_until = $1 WHERE scope = $2 AND key = $3 AND locked_until <= $4",
+    )
+    .bind(until)
+    .bind(scope)
+    .bind(key)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .context("lock out a throttled key")?;
+    if set.rows_affected() > 0 {
+        return Ok(until);
+    }
+    let (in_force,): (Millis,) =
+        sqlx::query_as("SELECT locked_until FROM throttles WHERE scope = $1 AND key = $2")
+            .bind(scope)
+            .bind(key)
+            .fetch_one(conn)
+            .await
+            .context("read the lock-out in force")?;
+    Ok(in_force)
+}
+
 /// Forgets the counts and lock-outs of `key` in `scopes`, and those of `key` on any trusted
 /// device (`<key>|device:…`); how many throttles were cleared.
 pub async fn clear(conn: &mut Conn, key: &str, scopes: &[Scope]) -> anyhow::Result<u64> {
@@ -262,7 +297,45 @@ pub async fn of_key(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{DatabaseUrl, Db};
     use super::*;
+
+    /// A count committed on its own (PostgreSQL's hot counters) can be followed by another
+    /// request's lock-out before its own: the later lock-out never shortens the one in force.
+    #[tokio::test]
+    async fn a_lock_out_is_never_shortened_by_a_hit_counted_before_it_was_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let mut conn = db.write.acquire().await.unwrap();
+        let (scope, key, now) = (Scope::ClientStart, "client:192.0.2.7", 1_000_000);
+        count(&mut conn, scope, key, now, 60_000).await.unwrap();
+        let day = now + 86_400_000;
+        assert_eq!(
+            lock_unless_locked(&mut conn, scope, key, day, now)
+                .await
+                .unwrap(),
+            day
+        );
+        let minute = now + 60_000;
+        assert_eq!(
+            lock_unless_locked(&mut conn, scope, key, minute, now)
+                .await
+                .unwrap(),
+            day,
+            "the day's lock-out stays"
+        );
+        // Once it has run out, a new one is set.
+        assert_eq!(
+            lock_unless_locked(&mut conn, scope, key, day + 60_000, day)
+                .await
+                .unwrap(),
+            day + 60_000
+        );
+    }
 
     #[test]
     fn the_sql_list_of_subject_scopes_names_each_of_them() {

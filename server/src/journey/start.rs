@@ -11,7 +11,7 @@ use crate::clock::Millis;
 use crate::contact::Contact;
 use crate::db::journeys::NewJourney;
 use crate::db::states::{CodeState, JourneyState, OutboxKind};
-use crate::db::{self, Conn, Engine};
+use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::mobile::{MobileError, MobileNumber};
 use crate::outbox::{self, Outgoing, templates};
@@ -46,9 +46,10 @@ pub async fn start(
     // Every start counts against its client, one the allow list refuses too, so a flood of
     // made-up addresses runs into the client's limit like any other. The allow list's answer
     // still comes first: it tells a holder who typed the wrong address what to do.
-    let client_count = match state.db.engine() {
-        Engine::Postgres => ClientCount::Counted(count_client_start(state, client).await?),
-        Engine::Sqlite => ClientCount::InTheStart,
+    let client_count = if state.db.hot_counters_apart() {
+        ClientCount::Counted(count_client_start(state, client).await?)
+    } else {
+        ClientCount::InTheStart
     };
     // Addresses on no profile get a pseudonymous subject and go through every step a known
     // one does, except that no email is queued: the answer and its timing must not differ. A
@@ -81,8 +82,8 @@ pub async fn start(
 /// Where a start is counted against its client.
 #[derive(Debug, Clone, Copy)]
 enum ClientCount {
-    /// Already, in a write of its own (PostgreSQL; see [`count_client_start`]): the client's
-    /// lock-out after it.
+    /// Already, apart (PostgreSQL; see [`count_client_start`]): the client's lock-out after
+    /// it.
     Counted(Option<Locked>),
     /// First thing in the start's own write (SQLite: its one writer takes every write in
     /// turn, so a write of its own would only add a commit for the start to wait for).
@@ -95,7 +96,8 @@ enum ClientCount {
 /// transaction that updated it commits, so the count commits as its own statement, holding
 /// the row only while PostgreSQL runs it (and a new lock-out, if the count ran over the
 /// allowance, as another: a failure between them leaves the count, and the next start sets
-/// the lock-out).
+/// the lock-out; two over-limit starts at once set one lock-out, never a shorter one over a
+/// longer, see [`db::throttles::lock_unless_locked`]).
 async fn count_client_start(state: &AppState, client: &str) -> anyhow::Result<Option<Locked>> {
     let (state, client) = (state.clone(), client.to_owned());
     let db = state.db.clone();

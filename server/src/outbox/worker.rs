@@ -122,11 +122,20 @@ impl Worker {
                 let Some(joined) = sends.join_next().await else {
                     break;
                 };
-                let mut done = vec![joined.context("join a send")?];
-                while let Some(joined) = sends.try_join_next() {
-                    done.push(joined.context("join a send")?);
+                let mut joined = vec![joined];
+                while let Some(more) = sends.try_join_next() {
+                    joined.push(more);
                 }
-                self.record(&done).await?;
+                // A send that could not be joined (it panicked) must not cost the others
+                // their record: they would be sent again once the claim's lease ran out.
+                let (done, lost): (Vec<_>, Vec<_>) = joined.into_iter().partition(Result::is_ok);
+                let done: Vec<_> = done.into_iter().filter_map(Result::ok).collect();
+                if !done.is_empty() {
+                    self.record(&done).await?;
+                }
+                if let Some(Err(error)) = lost.into_iter().next() {
+                    return Err(error).context("join a send");
+                }
             }
         }
     }
