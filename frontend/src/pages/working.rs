@@ -25,14 +25,14 @@ pub const CARD_REMOVED: &str = "Your card was removed before anything on it was 
 /// it was is checked once it is back.
 pub const CARD_REMOVED_WHILE_SETTING: &str = "Your card was removed while we were setting your \
                                               new passcode.";
+/// The same, when another program reset the card (it may still be in the reader).
+pub const CARD_RESET_WHILE_SETTING: &str = "Another program reset your card while we were \
+                                            setting your new passcode.";
 /// Shown when whether the unblock took could not be checked; the retry is safe either way.
 pub const CARD_NOT_CHECKED: &str = "We could not check your card. Make sure it is in the \
                                     reader and try again.";
 /// How many times a check finding the card gone again is repeated before giving up.
 const MAX_CHECKS: u32 = 10;
-/// The same, when another program reset the card (it may still be in the reader).
-pub const CARD_RESET_WHILE_SETTING: &str = "Another program reset your card while we were \
-                                            setting your new passcode.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -100,35 +100,31 @@ pub fn WorkingPage() -> impl IntoView {
     // Leaving the page forgets the passcode; coming back means choosing it again.
     on_cleanup(move || session.forget_passcode());
 
-    let stopped_before = move |stop: Stop| match stop {
-        Stop::Bridge(error) if card_went_away(error.code) => {
+    // A refusal from the card or the helper program, whatever step it came in (the card
+    // going away in the unblock itself aside: see `stopped`).
+    let bridge_stopped = move |error: BridgeError| match error.code {
+        code if card_went_away(code) => {
             errors.set(vec![ErrorItem::general(CARD_REMOVED)]);
             step.set(Step::Stopped);
         }
         // The card refuses what the server holds for it (its admin key is blocked, or it
         // did not take its escrowed PUK, which must not be tried again): only the RA can help.
-        Stop::Bridge(error)
-            if matches!(
-                error.code,
-                ErrorCode::AdminKeyBlocked | ErrorCode::PukRejected
-            ) =>
-        {
+        ErrorCode::AdminKeyBlocked | ErrorCode::PukRejected => {
             scope.replace(Page::End(EndReason::AdminKeyBlocked));
         }
-        Stop::Bridge(error) if error.code == ErrorCode::PukBlocked => {
+        ErrorCode::PukBlocked => {
             scope.replace(Page::End(EndReason::ContactRa(
                 IneligibleReason::PukBlocked,
             )));
         }
-        Stop::Bridge(error) if error.code == ErrorCode::PasscodeRejected => {
+        ErrorCode::PasscodeRejected => {
             session.forget_passcode();
             errors.set(vec![ErrorItem::general(
                 "Your card did not accept that passcode. Choose a different one.",
             )]);
             step.set(Step::PasscodeRefused);
         }
-        Stop::Bridge(error) | Stop::Unblock(error) => match HelpTopic::for_bridge_error(error.code)
-        {
+        code => match HelpTopic::for_bridge_error(code) {
             Some(topic) => scope.replace(Page::Help {
                 topic,
                 then: Resume::Card,
@@ -138,6 +134,21 @@ pub fn WorkingPage() -> impl IntoView {
                 step.set(Step::Stopped);
             }
         },
+    };
+
+    let stopped = move |stop: Stop| match stop {
+        Stop::Unblock(error) if card_went_away(error.code) => {
+            let said = if error.code == ErrorCode::CardReset {
+                CARD_RESET_WHILE_SETTING
+            } else {
+                CARD_REMOVED_WHILE_SETTING
+            };
+            errors.set(vec![ErrorItem::general(said)]);
+            checks.set_value(0);
+            step.set(Step::CardLeft);
+        }
+        // Any other refusal in the unblock means what it means before it.
+        Stop::Bridge(error) | Stop::Unblock(error) => bridge_stopped(error),
         Stop::Api(failure) => {
             if let Some(failure) = end_or_show(scope, failure) {
                 if failure.code == Some(unlock_protocol::ErrorCode::CardNotAccepted) {
@@ -196,25 +207,9 @@ pub fn WorkingPage() -> impl IntoView {
                     errors.set(vec![ErrorItem::general(CARD_NOT_CHECKED)]);
                     step.set(Step::Stopped);
                 }
-                Err(error) => stopped_before(Stop::Bridge(error)),
+                Err(error) => bridge_stopped(error),
             }
         });
-    };
-
-    let stopped = move |stop: Stop| match stop {
-        Stop::Unblock(error) if card_went_away(error.code) => {
-            let said = if error.code == ErrorCode::CardReset {
-                CARD_RESET_WHILE_SETTING
-            } else {
-                CARD_REMOVED_WHILE_SETTING
-            };
-            errors.set(vec![ErrorItem::general(said)]);
-            checks.set_value(0);
-            step.set(Step::CardLeft);
-        }
-        // Any other refusal in the unblock means what it means before it.
-        Stop::Unblock(error) => stopped_before(Stop::Bridge(error)),
-        stop => stopped_before(stop),
     };
 
     let run = move || {

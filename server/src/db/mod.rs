@@ -111,6 +111,14 @@ pub const DEFAULT_WRITE_QUEUE: usize = 4096;
 #[error("the database is too busy to take this write now")]
 pub struct Overloaded;
 
+/// A write's value once it has committed, after what it deferred has run; a failed write
+/// counted in the metrics.
+fn committed<T>(written: anyhow::Result<(T, after_commit::Pending)>) -> anyhow::Result<T> {
+    let (value, pending) = written.inspect_err(|_| crate::metrics::db_error())?;
+    pending.run();
+    Ok(value)
+}
+
 /// Whether `error` is the database being too busy ([`Overloaded`], or a pool that gave no
 /// connection in time).
 pub fn is_overloaded(error: &anyhow::Error) -> bool {
@@ -253,9 +261,7 @@ impl Db {
             Some(writer) => writer.write(work).await,
             None => pg_write::write(&self.write, work).await,
         };
-        let (value, pending) = written.inspect_err(|_| crate::metrics::db_error())?;
-        pending.run();
-        Ok(value)
+        committed(written)
     }
 
     /// Whether a counter that many requests update at once (the starts of a hospital's one
@@ -279,21 +285,12 @@ impl Db {
         T: Send + 'static,
         F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
     {
-        if self.writer.is_some() {
-            return self.write(work).await;
-        }
         let work = after_commit::collecting(work);
-        let mut conn = self
-            .write
-            .acquire()
-            .await
-            .context("acquire a write connection")
-            .inspect_err(|_| crate::metrics::db_error())?;
-        let (value, pending) = work(&mut conn)
-            .await
-            .inspect_err(|_| crate::metrics::db_error())?;
-        pending.run();
-        Ok(value)
+        let written = match &self.writer {
+            Some(writer) => writer.write(work).await,
+            None => pg_write::each_statement(&self.write, work).await,
+        };
+        committed(written)
     }
 
     /// A connection for look-ups that need no lock.

@@ -62,6 +62,17 @@ where
     }
 }
 
+/// Runs `work` outside a transaction block, so each of its statements commits as it runs
+/// (see [`super::Db::write_each_statement`]); never again, as statements before a failure
+/// have committed.
+pub async fn each_statement<T, F>(pool: &AnyPool, work: F) -> anyhow::Result<T>
+where
+    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
+{
+    let mut conn = pool.acquire().await.context("acquire a write connection")?;
+    work(&mut conn).await
+}
+
 async fn run_once<T, F>(conn: &mut Conn, work: &F) -> anyhow::Result<T>
 where
     F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,

@@ -119,21 +119,24 @@ impl Worker {
                 // Each outcome is recorded as soon as it is known, so a crash or a failed
                 // record can repeat at most the sends still in flight; the outcomes of sends
                 // that finished meanwhile go in the same write (one commit, not one each).
-                let Some(joined) = sends.join_next().await else {
+                let Some(first) = sends.join_next().await else {
                     break;
                 };
-                let mut joined = vec![joined];
-                while let Some(more) = sends.try_join_next() {
-                    joined.push(more);
-                }
                 // A send that could not be joined (it panicked) must not cost the others
                 // their record: they would be sent again once the claim's lease ran out.
-                let (done, lost): (Vec<_>, Vec<_>) = joined.into_iter().partition(Result::is_ok);
-                let done: Vec<_> = done.into_iter().filter_map(Result::ok).collect();
+                let (mut done, mut lost) = (Vec::new(), None);
+                for joined in
+                    std::iter::once(first).chain(std::iter::from_fn(|| sends.try_join_next()))
+                {
+                    match joined {
+                        Ok(sent) => done.push(sent),
+                        Err(error) => lost = Some(error),
+                    }
+                }
                 if !done.is_empty() {
                     self.record(&done).await?;
                 }
-                if let Some(Err(error)) = lost.into_iter().next() {
+                if let Some(error) = lost {
                     return Err(error).context("join a send");
                 }
             }
