@@ -44,7 +44,7 @@ enum Command {
     Package(package::PackageArgs),
     /// Fuzz every target for a while (cargo-fuzz on nightly); fails if any crashes.
     Fuzz(fuzz::FuzzArgs),
-    /// Load-benchmark the real server against a bare axum + SQLite baseline.
+    /// Load-benchmark the real server against bare axum baselines writing the same rows.
     Bench(bench::BenchArgs),
     /// A bounded load run of whole journeys at a fixed rate on each engine, against targets.
     Load(bench::journey_load::LoadArgs),
@@ -65,7 +65,7 @@ enum Command {
     /// The measuring half of `bench`, run from a release build.
     #[command(hide = true)]
     BenchInner(bench::InnerArgs),
-    /// The baseline server `bench` measures against (one SQLite commit per request).
+    /// The baseline server `bench` measures against (one commit per request, an endpoint's rows).
     #[command(hide = true)]
     BaselineServer(bench::baseline::ServerArgs),
 }

@@ -24,11 +24,6 @@ pub async fn add(
         .await
 }
 
-/// Whose profile `number` is on.
-pub async fn owner_of(conn: &mut Conn, number: &str) -> anyhow::Result<Option<String>> {
-    MOBILES.owner_of(conn, number).await
-}
-
 /// The numbers on `holder`'s profile, in order.
 pub async fn of_holder(conn: &mut Conn, holder: &str) -> anyhow::Result<Vec<String>> {
     MOBILES.of_holder(conn, holder).await

@@ -46,12 +46,14 @@ impl std::fmt::Debug for LatestCode {
     }
 }
 
-/// A journey, its latest code, and until when its client's or subject's lock-out runs.
+/// A journey, its latest code, until when its client's or subject's lock-out runs, and whose
+/// profile the address (or number) its codes go to is on now.
 #[derive(Debug)]
 pub struct WithCode {
     pub journey: Journey,
     pub code: Option<LatestCode>,
     pub locked_until: Option<Millis>,
+    pub contact_owner: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -64,6 +66,7 @@ struct WithCodeRow {
     wrong_tries: Option<i64>,
     code_state: Option<CodeState>,
     locked_until: Option<Millis>,
+    contact_owner: Option<String>,
 }
 
 /// The lock-outs [`with_code`] reads beside the journey: codes typed from `client`, and
@@ -91,8 +94,10 @@ fn lock_clause(conn: &Conn, purpose: Purpose) -> &'static str {
     }
 }
 
-/// The journey whose token has this keyed hash, with its latest code and the lock-out that
-/// applies (one query: this runs on every code check).
+/// The journey whose token has this keyed hash, with its latest code, the lock-out that
+/// applies and the owner of its contact (one query: this runs on every code check). A
+/// contact is an email address or a mobile number, never both, so at most one of the
+/// owner's look-ups finds a row.
 pub async fn with_code(
     conn: &mut Conn,
     token_hash: &[u8],
@@ -105,7 +110,10 @@ pub async fn with_code(
                 c.id AS code_id, c.code_mac, c.issued_at, c.wrong_tries, c.state AS code_state,
                 (SELECT MAX(locked_until) FROM throttles
                  WHERE (scope = $2 AND key = $3)
-                    OR (scope IN {} AND key = j.subject)) AS locked_until
+                    OR (scope IN {} AND key = j.subject)) AS locked_until,
+                COALESCE((SELECT holder_id FROM holder_emails WHERE email = j.email),
+                         (SELECT holder_id FROM holder_mobiles WHERE number = j.email))
+                    AS contact_owner
          FROM journeys j
          LEFT JOIN one_time_codes c
            ON c.id = (SELECT MAX(id) FROM one_time_codes WHERE journey_id = j.id)
@@ -146,6 +154,7 @@ pub async fn with_code(
         journey: row.journey,
         code,
         locked_until: row.locked_until,
+        contact_owner: row.contact_owner,
     }))
 }
 

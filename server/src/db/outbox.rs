@@ -161,9 +161,11 @@ pub struct Attempted {
     pub gateway_id: Option<String>,
 }
 
-/// Records attempts of messages `instance` holds, in two statements whatever their number
-/// (under load the worker shares the write connection with holders' requests). A message
-/// whose claim another instance has since taken over is left to that instance.
+/// Records attempts of messages `instance` holds, whatever their number, in two statements
+/// on SQLite (under load the worker shares the write connection with holders' requests) and
+/// in one on PostgreSQL (a data-modifying `WITH`), so that there it can commit on its own
+/// ([`super::Db::write_each_statement`]). A message whose claim another instance has since
+/// taken over is left to that instance; every attempt is recorded.
 pub async fn record_attempts(
     conn: &mut Conn,
     instance: &str,
@@ -171,48 +173,62 @@ pub async fn record_attempts(
     attempts: &[Attempted],
 ) -> anyhow::Result<()> {
     let rows = serde_json::to_string(attempts).context("encode the attempts")?;
-    let (update, insert) = match Engine::of(conn) {
-        Engine::Sqlite => (
-            "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
-                    last_error = o.detail, finished_at = o.finished,
-                    gateway_message_id = o.gateway_id,
-                    claimed_by = NULL, claimed_until = NULL,
-                    sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
-             FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
-                          value ->> 'detail' AS detail, value ->> 'finished' AS finished,
-                          value ->> 'gateway_id' AS gateway_id
-                   FROM json_each($1)) AS o
-             WHERE outbox.id = o.id AND outbox.claimed_by = $2",
-            "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
-             SELECT value ->> 'id', $2, $3, value ->> 'attempt', value ->> 'detail' FROM json_each($1)",
-        ),
-        Engine::Postgres => (
-            "UPDATE outbox SET state = o.state, attempts = outbox.attempts + 1, next_attempt_at = o.next,
-                    last_error = o.detail, finished_at = o.finished,
-                    gateway_message_id = o.gateway_id,
-                    claimed_by = NULL, claimed_until = NULL,
-                    sealed_message = CASE WHEN o.state = 'queued' THEN outbox.sealed_message END
-             FROM jsonb_to_recordset($1::jsonb)
-                  AS o (id BIGINT, state TEXT, next BIGINT, detail TEXT, finished BIGINT, gateway_id TEXT)
-             WHERE outbox.id = o.id AND outbox.claimed_by = $2",
-            "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
-             SELECT o.id, $2, $3, o.attempt, o.detail
-             FROM jsonb_to_recordset($1::jsonb) AS o (id BIGINT, attempt TEXT, detail TEXT)",
-        ),
-    };
-    sqlx::query(update)
-        .bind(&rows)
-        .bind(instance)
-        .execute(&mut *conn)
-        .await
-        .context("record the outcomes of sends")?;
-    sqlx::query(insert)
-        .bind(&rows)
-        .bind(now)
-        .bind(instance)
-        .execute(&mut *conn)
-        .await
-        .context("record send attempts")?;
+    match Engine::of(conn) {
+        Engine::Sqlite => {
+            sqlx::query(
+                "UPDATE outbox SET state = o.state, attempts = attempts + 1, next_attempt_at = o.next,
+                        last_error = o.detail, finished_at = o.finished,
+                        gateway_message_id = o.gateway_id,
+                        claimed_by = NULL, claimed_until = NULL,
+                        sealed_message = CASE WHEN o.state = 'queued' THEN sealed_message END
+                 FROM (SELECT value ->> 'id' AS id, value ->> 'state' AS state, value ->> 'next' AS next,
+                              value ->> 'detail' AS detail, value ->> 'finished' AS finished,
+                              value ->> 'gateway_id' AS gateway_id
+                       FROM json_each($1)) AS o
+                 WHERE outbox.id = o.id AND outbox.claimed_by = $2",
+            )
+            .bind(&rows)
+            .bind(instance)
+            .execute(&mut *conn)
+            .await
+            .context("record the outcomes of sends")?;
+            sqlx::query(
+                "INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
+                 SELECT value ->> 'id', $2, $3, value ->> 'attempt', value ->> 'detail' FROM json_each($1)",
+            )
+            .bind(&rows)
+            .bind(now)
+            .bind(instance)
+            .execute(conn)
+            .await
+            .context("record send attempts")?;
+        }
+        Engine::Postgres => {
+            sqlx::query(
+                "WITH o AS (
+                     SELECT * FROM jsonb_to_recordset($1::jsonb)
+                         AS o (id BIGINT, state TEXT, attempt TEXT, next BIGINT, detail TEXT,
+                               finished BIGINT, gateway_id TEXT)
+                 ), outcomes AS (
+                     UPDATE outbox SET state = o.state, attempts = outbox.attempts + 1,
+                            next_attempt_at = o.next, last_error = o.detail,
+                            finished_at = o.finished, gateway_message_id = o.gateway_id,
+                            claimed_by = NULL, claimed_until = NULL,
+                            sealed_message = CASE WHEN o.state = 'queued' THEN outbox.sealed_message END
+                     FROM o
+                     WHERE outbox.id = o.id AND outbox.claimed_by = $2
+                 )
+                 INSERT INTO outbox_attempts (outbox_id, attempted_at, instance, outcome, detail)
+                 SELECT o.id, $3, $2, o.attempt, o.detail FROM o",
+            )
+            .bind(&rows)
+            .bind(instance)
+            .bind(now)
+            .execute(conn)
+            .await
+            .context("record the outcomes of sends")?;
+        }
+    }
     Ok(())
 }
 

@@ -25,9 +25,8 @@ impl Backlog {
 pub async fn backlog(pool: &AnyPool) -> anyhow::Result<Backlog> {
     let (queued, oldest_queued_at): (i64, Option<Millis>) = sqlx::query_as(
         "SELECT CAST(COUNT(*) AS BIGINT), CAST(MIN(created_at) AS BIGINT)
-         FROM outbox WHERE state = $1",
+         FROM outbox WHERE state = 'queued'",
     )
-    .bind("queued")
     .fetch_one(pool)
     .await
     .context("read the outbox backlog")?;

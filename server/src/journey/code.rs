@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db::cards::CardRecord;
 use crate::db::codes::WrongTry;
 use crate::db::journeys::Purpose;
-use crate::db::states::{Channel, CodeState, JourneyState};
+use crate::db::states::{CodeState, JourneyState};
 use crate::db::{self, Conn};
 use crate::error::Failure;
 use crate::state::AppState;
@@ -76,6 +76,7 @@ async fn check_code(
         journey,
         code: latest,
         locked,
+        contact_owner,
     }) = find(conn, token, client, now, Purpose::Change).await?
     else {
         return no_journey_step(conn, state, client, now).await;
@@ -91,7 +92,7 @@ async fn check_code(
         };
         // The address the code went to must still be on the holder's profile.
         if let Some(holder) = journey.holder_id.as_deref()
-            && owner_of_contact(conn, &journey.email).await?.as_deref() != Some(holder)
+            && contact_owner.as_deref() != Some(holder)
         {
             db::journeys::close_open_for_email(conn, holder, &journey.email, now).await?;
             let closed = Failure::client(ErrorCode::JourneyClosed);
@@ -168,6 +169,7 @@ async fn send_new_code(
         journey,
         code: latest,
         locked,
+        ..
     }) = find(conn, token, client, now, Purpose::Change).await?
     else {
         return no_journey_step(conn, state, client, now).await;
@@ -294,12 +296,4 @@ async fn ineligibility(
     } else {
         IneligibleReason::CertificatesExpired
     }))
-}
-
-/// Whose profile the address or number a journey's code went to is on now.
-async fn owner_of_contact(conn: &mut Conn, contact: &str) -> anyhow::Result<Option<String>> {
-    match crate::contact::channel_of(contact) {
-        Channel::Email => db::holder_emails::owner_of(conn, contact).await,
-        Channel::Sms => db::holder_mobiles::owner_of(conn, contact).await,
-    }
 }

@@ -33,6 +33,8 @@ struct Found {
     journey: Journey,
     code: Option<LatestCode>,
     locked: Option<Locked>,
+    /// Whose profile the journey's address or number is on now.
+    contact_owner: Option<String>,
 }
 
 /// The journey a cookie token names, with its latest code and the lock-out that applies to
@@ -55,10 +57,12 @@ async fn find(
              journey,
              code,
              locked_until,
+             contact_owner,
          }| Found {
             journey,
             code,
             locked: throttle::in_force(locked_until, now),
+            contact_owner,
         },
     ))
 }

@@ -149,8 +149,9 @@ impl Worker {
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
         let instance = self.config.outbox.instance_id.clone();
+        // One statement, committed on its own (see `Db::write_each_statement`).
         self.db
-            .write(move |conn| {
+            .write_each_statement(move |conn| {
                 let instance = instance.clone();
                 Box::pin(async move {
                     let until = now.saturating_add(lease);
@@ -283,8 +284,9 @@ impl Worker {
             })
             .collect();
         let instance = self.config.outbox.instance_id.clone();
+        // One statement on PostgreSQL, committed on its own (see `record_attempts`).
         self.db
-            .write(move |conn| {
+            .write_each_statement(move |conn| {
                 let (attempts, instance) = (attempts.clone(), instance.clone());
                 Box::pin(async move {
                     db::outbox::record_attempts(conn, &instance, now, &attempts).await

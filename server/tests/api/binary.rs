@@ -150,7 +150,8 @@ fn migrate_creates_the_database() {
             "four eyes",
             "audit floods and archives",
             "mobile numbers",
-            "ra unlock codes"
+            "ra unlock codes",
+            "lean outbox indexes"
         ]
     );
 }

@@ -1,4 +1,4 @@
-//! The loads of one bench run, whichever engine: the baseline, then the two endpoints in the
+//! The loads of one bench run, whichever engine: the baselines, then the two endpoints in the
 //! order a holder meets them: start-journey for each holder once, then verify-code with the
 //! code the outbox emailed.
 
@@ -28,15 +28,52 @@ pub struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    /// Loads the baseline at `addr`: one `{"email": …}` per holder, as start-journey gets.
-    pub fn baseline(&self, addr: SocketAddr) -> anyhow::Result<Stats> {
+    /// Loads the start baseline at `addr`: one `{"email": …}` per holder, as start-journey
+    /// gets; the holders whose journey it wrote.
+    pub fn baseline_start(&self, addr: SocketAddr) -> anyhow::Result<(Stats, Vec<usize>)> {
         let run = self.load(
             vec![addr],
-            "/baseline",
-            r#""stage":"recorded""#,
+            "/baseline/start",
+            r#""stage":"awaiting_code""#,
             self.email_jobs(),
         )?;
-        Ok(Stats::new("baseline", &run))
+        let answered = run
+            .outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, outcome)| outcome.as_ref().is_some_and(|o| o.error.is_none()))
+            .map(|(holder, _)| holder)
+            .collect();
+        Ok((Stats::new("start baseline", &run), answered))
+    }
+
+    /// Loads the verify baseline at `addr`: each journey [`Self::baseline_start`] wrote,
+    /// once.
+    pub fn baseline_verify(&self, addr: SocketAddr, holders: &[usize]) -> anyhow::Result<Stats> {
+        let jobs = holders
+            .iter()
+            .map(|&holder| {
+                self.job(
+                    holder,
+                    &serde_json::json!({ "email": holder_email(holder) }),
+                    None,
+                )
+            })
+            .collect();
+        let run = self.load(
+            vec![addr],
+            "/baseline/verify",
+            r#""stage":"verified""#,
+            jobs,
+        )?;
+        Ok(Stats::new("verify baseline", &run))
+    }
+
+    /// Both baselines at `addr`, in the order a holder meets the endpoints.
+    pub fn baselines(&self, addr: SocketAddr) -> anyhow::Result<[Stats; 2]> {
+        let (start, started) = self.baseline_start(addr)?;
+        let verify = self.baseline_verify(addr, &started)?;
+        Ok([start, verify])
     }
 
     /// POST /api/journeys for each holder once, spread over `addrs`.

@@ -1,6 +1,6 @@
 //! `cargo xtask bench --database postgres`: a private PostgreSQL cluster with production
-//! durability (`fsync`, `synchronous_commit` on), a baseline committing a journey row and an
-//! audit row per request, then the server on a fresh database twice: one instance, and two
+//! durability (`fsync`, `synchronous_commit` on), baselines committing per request the rows
+//! each endpoint writes, then the server on a fresh database twice: one instance, and two
 //! instances sharing the database with the load spread over both.
 
 use std::path::{Path, PathBuf};
@@ -28,13 +28,13 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
 
     let pool = unlock_server::config::Config::default().database_max_connections;
     println!(
-        "==> baseline: bare axum, one PostgreSQL transaction (a journey row and an audit row) per request, {pool} connections"
+        "==> baselines: bare axum, one PostgreSQL transaction per request writing the endpoint's rows, {pool} connections"
     );
     let baseline_url = cluster.create_database();
-    let baseline = {
+    let baselines = {
         let addr = free_addr()?;
         let _server = baseline::spawn(scratch, addr, &baseline_url)?;
-        loader.baseline(addr)?
+        loader.baselines(addr)?
     };
     // The baseline's connections have closed, so their counts are in.
     let baseline_commits = Transactions::of(&cluster, &baseline_url)?;
@@ -44,10 +44,10 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
     let baseline_settings = settings(&cluster, &baseline_url)?;
     let sync_after = disk::sync_costs(scratch, 50)?;
 
-    report::print("one instance:", &baseline, &one.endpoints);
+    report::print("one instance:", &baselines, &one.endpoints);
     report::print(
         "two instances sharing the database, connections spread over both:",
-        &baseline,
+        &baselines,
         &two.endpoints,
     );
     println!("PostgreSQL, a fresh session in each database (the server sets none of these):");
@@ -57,8 +57,8 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         "  writes: the server's at READ COMMITTED with explicit row locks, run again on a deadlock; the baseline's at the default level"
     );
     println!(
-        "  baseline: {} requests, {baseline_commits}",
-        baseline.requests
+        "  baselines: {} + {} requests, {baseline_commits}",
+        baselines[0].requests, baselines[1].requests
     );
     for (name, fleet) in [("one instance", &one), ("two instances", &two)] {
         for phase in [&fleet.start_db, &fleet.verify_db] {

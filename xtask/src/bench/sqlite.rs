@@ -1,5 +1,6 @@
 //! `cargo xtask bench` on SQLite, the embedded default: one instance on a fresh file, against
-//! a baseline committing one SQLite transaction per request with the server's settings.
+//! baselines committing one SQLite transaction per request, with the server's settings,
+//! writing the rows each endpoint writes.
 
 use std::path::Path;
 
@@ -17,12 +18,14 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
     // Sync cost swings with other disk traffic (a build's write-back), so look before and after.
     let sync_before = disk::sync_costs(scratch, 50)?;
 
-    println!("==> baseline: bare axum, one SQLite transaction per request");
+    println!(
+        "==> baselines: bare axum, one SQLite transaction per request writing the endpoint's rows"
+    );
     let baseline_url = format!("sqlite://{}", scratch.join("baseline.db").display());
-    let baseline = {
+    let baselines = {
         let addr = free_addr()?;
         let _server = baseline::spawn(scratch, addr, &baseline_url)?;
-        loader.baseline(addr)?
+        loader.baselines(addr)?
     };
 
     let mut target = Target::new(args.server_bin.clone(), scratch.join("server"), None)?;
@@ -52,7 +55,7 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
     };
     drop(server);
 
-    report::print("", &baseline, &[start, verify]);
+    report::print("", &baselines, &[start, verify]);
     println!("SQLite (both with unlock_server::db's settings, one write connection each):");
     println!("  server   {server_settings}");
     println!("  baseline {baseline_settings}");
