@@ -23,6 +23,8 @@ struct Table {
     checks: BTreeMap<String, BTreeSet<String>>,
     /// Index name → its columns.
     indexes: BTreeMap<String, Vec<String>>,
+    /// Index name → the rows a partial index holds (its `WHERE`, normalised).
+    predicates: BTreeMap<String, String>,
 }
 
 type Schema = BTreeMap<String, Table>;
@@ -44,6 +46,17 @@ async fn rows(pool: &AnyPool, sql: &str) -> Vec<Vec<String>> {
                 .collect()
         })
         .collect()
+}
+
+/// A partial index's condition as both engines can be compared on: PostgreSQL's casts
+/// (`'queued'::text`) and brackets dropped, spaces collapsed, lower case.
+fn predicate(text: &str) -> String {
+    text.replace("::text", "")
+        .replace(['(', ')'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// The values quoted in a CHECK constraint's text, e.g. `status IN ('a', 'b')`.
@@ -121,6 +134,16 @@ async fn sqlite_schema(pool: &AnyPool) -> Schema {
                 _ => {
                     t.indexes.insert(index[0].clone(), columns);
                 }
+            }
+        }
+        for index in rows(
+            pool,
+            &format!("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = '{name}' AND sql LIKE '% WHERE %'"),
+        )
+        .await
+        {
+            if let Some((_, condition)) = index[1].split_once(" WHERE ") {
+                t.predicates.insert(index[0].clone(), predicate(condition));
             }
         }
         // CHECK constraints sit in the CREATE TABLE text (and ALTER TABLE ADD COLUMN's).
@@ -214,7 +237,8 @@ async fn postgres_schema(pool: &AnyPool) -> Schema {
         "SELECT i.indrelid::regclass::text, c.relname::text,
                 (SELECT string_agg(a.attname::text, ',' ORDER BY k.n)
                  FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
+                COALESCE(pg_get_expr(i.indpred, i.indrelid), '')
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
          JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = 'public' AND NOT i.indisprimary
@@ -223,10 +247,16 @@ async fn postgres_schema(pool: &AnyPool) -> Schema {
     )
     .await
     {
-        schema.entry(index[0].clone()).or_default().indexes.insert(
+        let table = schema.entry(index[0].clone()).or_default();
+        table.indexes.insert(
             index[1].clone(),
             index[2].split(',').map(str::to_owned).collect(),
         );
+        if !index[3].is_empty() {
+            table
+                .predicates
+                .insert(index[1].clone(), predicate(&index[3]));
+        }
     }
     schema
 }
@@ -261,6 +291,13 @@ async fn both_engines_migrate_to_the_same_schema() {
     assert!(on_sqlite["journeys"].checks.contains_key("state"));
     assert!(on_sqlite["journeys"].checks.contains_key("closed_reason"));
     assert!(on_sqlite["outbox"].indexes.contains_key("outbox_due"));
+    assert_eq!(
+        on_sqlite["outbox"]
+            .predicates
+            .get("outbox_due")
+            .map(String::as_str),
+        Some("state = 'queued'")
+    );
     sqlite.close().await;
     postgres.close().await;
 }
