@@ -62,7 +62,7 @@ pub struct Server {
 }
 
 /// How often the write-ahead log is copied into the database file.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Server {
     /// Opens and migrates the database, binds the listener and starts the outbox worker.

@@ -97,7 +97,9 @@ fn lock_clause(conn: &Conn, purpose: Purpose) -> &'static str {
 /// The journey whose token has this keyed hash, with its latest code, the lock-out that
 /// applies and the owner of its contact (one query: this runs on every code check). A
 /// contact is an email address or a mobile number, never both, so at most one of the
-/// owner's look-ups finds a row.
+/// owner's look-ups finds a row. The owner is read as the statement began, before it waited
+/// for the journey's lock: a contact removed meanwhile closes its open journeys (in the same
+/// write as the removal), which the journey's row, read again after the wait, shows.
 pub async fn with_code(
     conn: &mut Conn,
     token_hash: &[u8],

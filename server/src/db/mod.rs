@@ -13,7 +13,9 @@
 //! database; rule modules hand it to [`Db::write`] and never see which engine runs it. One
 //! exception is named for what it is rather than the engine: a counter that many requests
 //! update at once (a NAT address's starts) is counted apart on PostgreSQL, as statements
-//! committed on their own ([`Db::hot_counters_apart`], [`Db::write_each_statement`]). SQL
+//! committed on their own ([`Db::hot_counters_apart`], [`Db::write_each_statement`]); and
+//! the outbox worker's claim and record, each one statement there, commit on their own
+//! ([`Db::write_statement`]). SQL
 //! is written once, with `$1`-style placeholders that both engines take; where the dialects
 //! differ, the statement asks [`Db::engine`] (or [`Engine::of`] on a connection).
 
@@ -289,6 +291,23 @@ impl Db {
         let written = match &self.writer {
             Some(writer) => writer.write(work).await,
             None => pg_write::each_statement(&self.write, work).await,
+        };
+        committed(written)
+    }
+
+    /// Runs `work`, one statement on PostgreSQL, committed on its own outside a transaction
+    /// block (one round trip instead of three) and run again after a deadlock, as a
+    /// statement that failed committed nothing; on SQLite as any other write, in a group
+    /// commit (where `work` may be more than one statement).
+    pub async fn write_statement<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
+    {
+        let work = after_commit::collecting(work);
+        let written = match &self.writer {
+            Some(writer) => writer.write(work).await,
+            None => pg_write::one_statement(&self.write, work).await,
         };
         committed(written)
     }

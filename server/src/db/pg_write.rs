@@ -19,12 +19,15 @@
 //!   transaction-scoped advisory lock on the subject ([`super::throttles::lock_subject`]);
 //! - **a hot counter** that needs no other row, a client address's starts, is one statement
 //!   committed on its own ([`super::Db::write_each_statement`]), so its row is locked only
-//!   while PostgreSQL runs the statement, not for a round trip to the server and back.
+//!   while PostgreSQL runs the statement, not for a round trip to the server and back;
+//! - **the outbox's claim and record** are each one statement committed on its own
+//!   ([`super::Db::write_statement`]): the claim locks what it takes `FOR UPDATE SKIP
+//!   LOCKED`, and the record updates only rows its instance still holds.
 //!
 //! Locks are taken in one order (subject, then throttle rows; journey, then throttle rows),
 //! so deadlocks should not happen; if PostgreSQL reports one (40P01), or a serialisation
-//! failure (40001, from a transaction someone runs at a stricter level), the write runs again
-//! from the start — writes are closures that may run more than once, as SQLite's group
+//! failure (40001, from a transaction someone runs at a stricter level), the write (or the
+//! one statement) runs again from the start — writes are closures that may run more than once, as SQLite's group
 //! commit already requires.
 
 use std::time::Duration;
@@ -43,10 +46,42 @@ where
     T: Send + 'static,
     F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
 {
+    retried(pool, work, Block::Transaction).await
+}
+
+/// Runs `work`, one statement, outside a transaction block, so it commits as it runs (see
+/// [`super::Db::write_statement`]); again after a deadlock, as a statement that failed
+/// committed nothing.
+pub async fn one_statement<T, F>(pool: &AnyPool, work: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
+{
+    retried(pool, work, Block::None).await
+}
+
+/// What a run of a write is wrapped in.
+#[derive(Debug, Clone, Copy)]
+enum Block {
+    /// Its own READ COMMITTED transaction.
+    Transaction,
+    /// Nothing: its one statement commits as it runs.
+    None,
+}
+
+/// Runs `work` on one connection, again (up to [`MAX_ATTEMPTS`] runs) while PostgreSQL
+/// refuses it for a deadlock or a serialisation failure.
+async fn retried<T, F>(pool: &AnyPool, work: F, block: Block) -> anyhow::Result<T>
+where
+    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
+{
     let mut conn = pool.acquire().await.context("acquire a write connection")?;
     let mut attempt = 1;
     loop {
-        let ran = run_once(&mut conn, &work).await;
+        let ran = match block {
+            Block::Transaction => run_once(&mut conn, &work).await,
+            Block::None => work(&mut conn).await,
+        };
         match ran {
             Err(error) if attempt < MAX_ATTEMPTS && is_serialization_failure(&error) => {
                 tracing::debug!(

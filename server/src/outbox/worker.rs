@@ -149,9 +149,8 @@ impl Worker {
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
         let instance = self.config.outbox.instance_id.clone();
-        // One statement, committed on its own (see `Db::write_each_statement`).
         self.db
-            .write_each_statement(move |conn| {
+            .write_statement(move |conn| {
                 let instance = instance.clone();
                 Box::pin(async move {
                     let until = now.saturating_add(lease);
@@ -252,8 +251,9 @@ impl Worker {
         base.saturating_mul(1_i64 << exponent).min(cap)
     }
 
-    /// Records a round's outcomes in two statements, whatever its size: under load the worker
-    /// shares the write connection with holders' requests.
+    /// Records a round's outcomes in one write, whatever its size (one statement on
+    /// PostgreSQL, two on SQLite, where under load the worker shares the write connection
+    /// with holders' requests).
     async fn record(&self, outcomes: &[(Claimed, Outcome)]) -> anyhow::Result<()> {
         let now = self.clock.now();
         let attempts: Vec<Attempted> = outcomes
@@ -284,9 +284,8 @@ impl Worker {
             })
             .collect();
         let instance = self.config.outbox.instance_id.clone();
-        // One statement on PostgreSQL, committed on its own (see `record_attempts`).
         self.db
-            .write_each_statement(move |conn| {
+            .write_statement(move |conn| {
                 let (attempts, instance) = (attempts.clone(), instance.clone());
                 Box::pin(async move {
                     db::outbox::record_attempts(conn, &instance, now, &attempts).await

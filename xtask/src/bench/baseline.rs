@@ -10,10 +10,11 @@
 //!   code used up, and the audit event, as verify-code writes them.
 //!
 //! Neither writes a holder: the baseline's journeys name none, so it skips the key check on
-//! `holders` that the server pays. SQLite: the server's settings (WAL, `synchronous=FULL`)
-//! and one connection, as its writer has, but no group commit. PostgreSQL: a pool as large
-//! as the server's default `database_max_connections`, with the cluster's settings, which
-//! neither overrides (`synchronous_commit=on`), at the default isolation level.
+//! `holders` that the server pays. SQLite: the server's settings (WAL, `synchronous=FULL`,
+//! checkpoints in the background) and one connection, as its writer has, but no group
+//! commit. PostgreSQL: a pool as large as the server's default `database_max_connections`,
+//! with the cluster's settings, which neither overrides (`synchronous_commit=on`), at the
+//! default isolation level.
 //!
 //! It runs as its own process (the release xtask binary), like the server under test, so
 //! both compete with the load generator for the CPUs in the same way.
@@ -85,13 +86,20 @@ pub fn serve(args: &ServerArgs) -> anyhow::Result<()> {
 
 async fn sqlite_app(url: &str) -> anyhow::Result<Router> {
     migrate(url).await?;
-    // Exactly the server's settings: WAL, synchronous=FULL, busy timeout; one writer.
-    let options = unlock_server::db::sqlite_baseline_options(url)?;
+    // Exactly the server's settings: WAL, synchronous=FULL, busy timeout; one writer; the log
+    // checkpointed in the background every `CHECKPOINT_INTERVAL`, never inside a commit.
+    let options =
+        unlock_server::db::sqlite_baseline_options(url)?.pragma("wal_autocheckpoint", "0");
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options)
         .await
         .context("open the baseline database")?;
+    let db = unlock_server::db::Db::connect(&DatabaseUrl::parse(url)?).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let _checkpoints = db.checkpoint_in_background(unlock_server::CHECKPOINT_INTERVAL, stopped);
+    // The baseline serves until killed: the checkpoints run as long.
+    Box::leak(Box::new(stop));
     Ok(Router::new()
         .route("/baseline/start", post(on_sqlite::start))
         .route("/baseline/verify", post(on_sqlite::verify))
