@@ -239,7 +239,11 @@ async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
 async fn database_gauges(state: &AppState) -> String {
     let ready = state.db.ping().await.is_ok();
     let mut text = gauge_text(READY, READY_HELP, if ready { 1.0 } else { 0.0 });
-    match outbox_health::backlog(state.db.read_pool()).await {
+    let backlog = async {
+        let mut conn = state.db.reader().await?;
+        outbox_health::backlog(&mut conn).await
+    };
+    match backlog.await {
         Ok(backlog) => {
             let age = backlog.oldest_age(state.clock.now()) as f64 / 1000.0;
             text.push_str(&gauge_text(

@@ -151,15 +151,6 @@ pub async fn codes_sent(conn: &mut Conn, since: Millis, today: Millis) -> anyhow
     .context("count the code emails sent")
 }
 
-/// How many emails are queued, and since when the oldest.
-pub async fn queued(conn: &mut Conn) -> anyhow::Result<(i64, Option<Millis>)> {
-    // The literal, so PostgreSQL's generic plans can use the partial index of queued rows.
-    sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'queued'")
-        .fetch_one(conn)
-        .await
-        .context("count the queued emails")
-}
-
 /// Emails given up on after trying (codes withdrawn because a newer one replaced them were
 /// never tried and are not failures).
 pub async fn failed_emails(conn: &mut Conn, since: Millis, today: Millis) -> anyhow::Result<Both> {

@@ -53,6 +53,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
 pub use after_commit::after_commit;
+use pg_write::Commit;
 pub use url::DatabaseUrl;
 pub use writer::BoxFuture;
 use writer::Writer;
@@ -258,12 +259,7 @@ impl Db {
         T: Send + 'static,
         F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
     {
-        let work = after_commit::collecting(work);
-        let written = match &self.writer {
-            Some(writer) => writer.write(work).await,
-            None => pg_write::write(&self.write, work).await,
-        };
-        committed(written)
+        self.write_committing(work, Commit::Together).await
     }
 
     /// Whether a counter that many requests update at once (the starts of a hospital's one
@@ -287,12 +283,7 @@ impl Db {
         T: Send + 'static,
         F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
     {
-        let work = after_commit::collecting(work);
-        let written = match &self.writer {
-            Some(writer) => writer.write(work).await,
-            None => pg_write::each_statement(&self.write, work).await,
-        };
-        committed(written)
+        self.write_committing(work, Commit::EachAlone).await
     }
 
     /// Runs `work`, one statement on PostgreSQL, committed on its own outside a transaction
@@ -304,10 +295,20 @@ impl Db {
         T: Send + 'static,
         F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
     {
+        self.write_committing(work, Commit::Alone).await
+    }
+
+    /// Runs `work` as a write: SQLite's writer group-commits it; PostgreSQL commits it as
+    /// `commit` says.
+    async fn write_committing<T, F>(&self, work: F, commit: Commit) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
+    {
         let work = after_commit::collecting(work);
         let written = match &self.writer {
             Some(writer) => writer.write(work).await,
-            None => pg_write::one_statement(&self.write, work).await,
+            None => pg_write::write(&self.write, work, commit).await,
         };
         committed(written)
     }

@@ -164,7 +164,7 @@ pub struct Attempted {
 /// Records attempts of messages `instance` holds, whatever their number, in two statements
 /// on SQLite (under load the worker shares the write connection with holders' requests) and
 /// in one on PostgreSQL (a data-modifying `WITH`), so that there it can commit on its own
-/// ([`super::Db::write_each_statement`]). A message whose claim another instance has since
+/// ([`super::Db::write_statement`]). A message whose claim another instance has since
 /// taken over is left to that instance; every attempt is recorded.
 pub async fn record_attempts(
     conn: &mut Conn,

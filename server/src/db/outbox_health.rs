@@ -1,8 +1,8 @@
 //! The outbox as monitoring sees it: how many messages still wait to go out, and since when.
 
 use anyhow::Context;
-use sqlx::AnyPool;
 
+use super::Conn;
 use crate::clock::Millis;
 
 /// The messages still queued: due now, or waiting for a retry after a failed send.
@@ -22,12 +22,12 @@ impl Backlog {
 }
 
 /// One look at the whole outbox, whichever instance queued or claimed its messages.
-pub async fn backlog(pool: &AnyPool) -> anyhow::Result<Backlog> {
+pub async fn backlog(conn: &mut Conn) -> anyhow::Result<Backlog> {
     let (queued, oldest_queued_at): (i64, Option<Millis>) = sqlx::query_as(
         "SELECT CAST(COUNT(*) AS BIGINT), CAST(MIN(created_at) AS BIGINT)
          FROM outbox WHERE state = 'queued'",
     )
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
     .context("read the outbox backlog")?;
     Ok(Backlog {

@@ -40,50 +40,39 @@ use super::{BoxFuture, Conn};
 /// Runs of one write before its serialisation failure is handed to the caller.
 const MAX_ATTEMPTS: u32 = 12;
 
-/// Runs `work` in its own READ COMMITTED transaction, again after a deadlock.
-pub async fn write<T, F>(pool: &AnyPool, work: F) -> anyhow::Result<T>
-where
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
-{
-    retried(pool, work, Block::Transaction).await
+/// How a write's statements commit on PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Together, in one READ COMMITTED transaction; run again after a deadlock.
+    Together,
+    /// One statement, outside a transaction block, committed as it runs; run again after a
+    /// deadlock, as a statement that failed committed nothing.
+    Alone,
+    /// Each statement as it runs, outside a transaction block; never run again, as the
+    /// statements before a failure have committed.
+    EachAlone,
 }
 
-/// Runs `work`, one statement, outside a transaction block, so it commits as it runs (see
-/// [`super::Db::write_statement`]); again after a deadlock, as a statement that failed
-/// committed nothing.
-pub async fn one_statement<T, F>(pool: &AnyPool, work: F) -> anyhow::Result<T>
-where
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
-{
-    retried(pool, work, Block::None).await
-}
-
-/// What a run of a write is wrapped in.
-#[derive(Debug, Clone, Copy)]
-enum Block {
-    /// Its own READ COMMITTED transaction.
-    Transaction,
-    /// Nothing: its one statement commits as it runs.
-    None,
-}
-
-/// Runs `work` on one connection, again (up to [`MAX_ATTEMPTS`] runs) while PostgreSQL
-/// refuses it for a deadlock or a serialisation failure.
-async fn retried<T, F>(pool: &AnyPool, work: F, block: Block) -> anyhow::Result<T>
+/// Runs `work` on one connection, committing as `commit` says, again (up to
+/// [`MAX_ATTEMPTS`] runs) while PostgreSQL refuses it for a deadlock or a serialisation
+/// failure, unless statements of it may have committed.
+pub async fn write<T, F>(pool: &AnyPool, work: F, commit: Commit) -> anyhow::Result<T>
 where
     F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
 {
     let mut conn = pool.acquire().await.context("acquire a write connection")?;
     let mut attempt = 1;
     loop {
-        let ran = match block {
-            Block::Transaction => run_once(&mut conn, &work).await,
-            Block::None => work(&mut conn).await,
+        let ran = match commit {
+            Commit::Together => run_once(&mut conn, &work).await,
+            Commit::Alone | Commit::EachAlone => work(&mut conn).await,
         };
         match ran {
-            Err(error) if attempt < MAX_ATTEMPTS && is_serialization_failure(&error) => {
+            Err(error)
+                if commit != Commit::EachAlone
+                    && attempt < MAX_ATTEMPTS
+                    && is_serialization_failure(&error) =>
+            {
                 tracing::debug!(
                     attempt,
                     "deadlock or serialisation failure; running the write again"
@@ -95,17 +84,6 @@ where
             other => return other,
         }
     }
-}
-
-/// Runs `work` outside a transaction block, so each of its statements commits as it runs
-/// (see [`super::Db::write_each_statement`]); never again, as statements before a failure
-/// have committed.
-pub async fn each_statement<T, F>(pool: &AnyPool, work: F) -> anyhow::Result<T>
-where
-    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
-{
-    let mut conn = pool.acquire().await.context("acquire a write connection")?;
-    work(&mut conn).await
 }
 
 async fn run_once<T, F>(conn: &mut Conn, work: &F) -> anyhow::Result<T>

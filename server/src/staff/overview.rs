@@ -289,11 +289,11 @@ async fn outbox_health(
     today: Millis,
     now: Millis,
 ) -> anyhow::Result<OutboxHealth> {
-    let (queued, oldest) = db::figures::queued(conn).await?;
+    let backlog = db::outbox_health::backlog(conn).await?;
     let failed = Both::from_row(db::figures::failed_emails(conn, since, today).await?);
     Ok(OutboxHealth {
-        queued: u64::try_from(queued).unwrap_or(0),
-        oldest_queued_seconds: oldest.map(|at| seconds_until(at, now)),
+        queued: u64::try_from(backlog.queued).unwrap_or(0),
+        oldest_queued_seconds: backlog.oldest_queued_at.map(|at| seconds_until(at, now)),
         failed_today: failed.today,
         failed_last_30_days: failed.month,
     })

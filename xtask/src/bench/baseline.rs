@@ -6,8 +6,9 @@
 //!
 //! - `POST /baseline/start`: a journey, its code, the code's email in the outbox (a sealed
 //!   message as large as the server's) and the audit event, as start-journey writes them.
-//! - `POST /baseline/verify`: the journey (found by its token's hash) marked verified, its
-//!   code used up, and the audit event, as verify-code writes them.
+//! - `POST /baseline/verify`: the journey (found by its token's hash; the baseline's token is
+//!   the holder's address) marked verified, its code used up, and the audit event, as
+//!   verify-code writes them.
 //!
 //! Neither writes a holder: the baseline's journeys name none, so it skips the key check on
 //! `holders` that the server pays. SQLite: the server's settings (WAL, `synchronous=FULL`,
@@ -85,7 +86,7 @@ pub fn serve(args: &ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn sqlite_app(url: &str) -> anyhow::Result<Router> {
-    migrate(url).await?;
+    let db = migrated(url).await?;
     // Exactly the server's settings: WAL, synchronous=FULL, busy timeout; one writer; the log
     // checkpointed in the background every `CHECKPOINT_INTERVAL`, never inside a commit.
     let options =
@@ -95,9 +96,9 @@ async fn sqlite_app(url: &str) -> anyhow::Result<Router> {
         .connect_with(options)
         .await
         .context("open the baseline database")?;
-    let db = unlock_server::db::Db::connect(&DatabaseUrl::parse(url)?).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let _checkpoints = db.checkpoint_in_background(unlock_server::CHECKPOINT_INTERVAL, stopped);
+    db.close().await;
     // The baseline serves until killed: the checkpoints run as long.
     Box::leak(Box::new(stop));
     Ok(Router::new()
@@ -107,7 +108,7 @@ async fn sqlite_app(url: &str) -> anyhow::Result<Router> {
 }
 
 async fn postgres_app(url: &str) -> anyhow::Result<Router> {
-    migrate(url).await?;
+    migrated(url).await?.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(unlock_server::config::Config::default().database_max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -120,12 +121,12 @@ async fn postgres_app(url: &str) -> anyhow::Result<Router> {
         .with_state(App::new(pool)?))
 }
 
-/// Gives the database the server's schema, through the server's own migrations.
-async fn migrate(url: &str) -> anyhow::Result<()> {
+/// The server's own handle on the database, which the server's migrations have given its
+/// schema.
+async fn migrated(url: &str) -> anyhow::Result<unlock_server::db::Db> {
     let db = unlock_server::db::Db::connect(&DatabaseUrl::parse(url)?).await?;
     db.migrate().await?;
-    db.close().await;
-    Ok(())
+    Ok(db)
 }
 
 /// A pool, and a sealed code email as large as the server's.
@@ -199,7 +200,7 @@ macro_rules! baseline_handlers {
                 let committed = async {
                     let mut tx = app.pool.begin().await?;
                     let journey: i64 = sqlx::query_scalar(INSERT_JOURNEY)
-                        .bind(token_hash(&body.email))
+                        .bind(unlock_server::secrets::token_hash(&body.email))
                         .bind(&subject)
                         .bind(&body.email)
                         .bind(now)
@@ -247,7 +248,7 @@ macro_rules! baseline_handlers {
                     let journey: i64 = sqlx::query_scalar(MARK_VERIFIED)
                         .bind(now)
                         .bind(now + 900_000)
-                        .bind(token_hash(&body.email))
+                        .bind(unlock_server::secrets::token_hash(&body.email))
                         .fetch_one(&mut *tx)
                         .await?;
                     sqlx::query(USE_UP_CODE)
@@ -281,12 +282,6 @@ fn answer(
         Ok(()) => Ok(Json(serde_json::json!({ "stage": stage }))),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
-}
-
-/// The journey's token hash: the server hashes a random token; here the token is the holder's
-/// address, so verify finds the journey start made, by the same unique index.
-fn token_hash(email: &str) -> Vec<u8> {
-    unlock_server::secrets::token_hash(email)
 }
 
 /// 32 distinct, evenly spread bytes per call (splitmix64 of a counter), as a keyed hash is.
