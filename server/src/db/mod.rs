@@ -105,6 +105,10 @@ pub struct Db {
     url: DatabaseUrl,
 }
 
+/// How long a PostgreSQL connection may sit in the pool before it is tested again on its way
+/// out (see [`Db::connect_with`]).
+const RETEST_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Writes that may wait for SQLite's writer unless configured otherwise.
 pub const DEFAULT_WRITE_QUEUE: usize = 4096;
 
@@ -169,6 +173,19 @@ impl Db {
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    // sqlx tests every connection on its way back to the pool, and by default
+                    // again on its way out: a round trip each. Under load a connection is back
+                    // out within moments, so only one idle long enough for the database to
+                    // have restarted since is tested again.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= RETEST_AFTER_IDLE {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(url.any_options()?)
                     .await
                     .with_context(|| format!("connect to the database at {url}"))?;

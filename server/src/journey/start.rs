@@ -41,15 +41,19 @@ pub async fn start(
     device: Option<&DeviceCookie>,
 ) -> Result<Started, Failure> {
     let email = parse_contact(state, raw_contact)?;
-    // Look-ups that need no lock run beside other requests, before the write.
-    let (allowed, holder_id) = look_up(state, &email).await?;
     // Every start counts against its client, one the allow list refuses too, so a flood of
     // made-up addresses runs into the client's limit like any other. The allow list's answer
     // still comes first: it tells a holder who typed the wrong address what to do.
-    let client_count = if state.db.hot_counters_apart() {
-        ClientCount::Counted(count_client_start(state, client).await?)
+    let ((allowed, holder_id), client_count) = if state.db.hot_counters_apart() {
+        let (found, locked) = look_up_and_count(state, &email, client).await?;
+        (found, ClientCount::Counted(locked))
     } else {
-        ClientCount::InTheStart
+        // Look-ups that need no lock run beside other requests, before the write.
+        let mut conn = state.db.reader().await?;
+        (
+            look_up(&mut conn, state, &email).await?,
+            ClientCount::InTheStart,
+        )
     };
     // Addresses on no profile get a pseudonymous subject and go through every step a known
     // one does, except that no email is queued: the answer and its timing must not differ. A
@@ -82,7 +86,7 @@ pub async fn start(
 /// Where a start is counted against its client.
 #[derive(Debug, Clone, Copy)]
 enum ClientCount {
-    /// Already, apart (PostgreSQL; see [`count_client_start`]): the client's lock-out after
+    /// Already, apart (PostgreSQL; see [`look_up_and_count`]): the client's lock-out after
     /// it.
     Counted(Option<Locked>),
     /// First thing in the start's own write (SQLite: its one writer takes every write in
@@ -90,20 +94,29 @@ enum ClientCount {
     InTheStart,
 }
 
-/// Counts a start from `client` in a write of its own, ahead of the journey's, and returns
-/// the client's lock-out after it. Every start from one address (a hospital behind one NAT
-/// address) updates that address's row, and on PostgreSQL a row stays locked until the
-/// transaction that updated it commits, so the count commits as its own statement, holding
-/// the row only while PostgreSQL runs it (and a new lock-out, if the count ran over the
-/// allowance, as another: a failure between them leaves the count, and the next start sets
-/// the lock-out; two over-limit starts at once set one lock-out, never a shorter one over a
-/// longer, see [`db::throttles::lock_unless_locked`]).
-async fn count_client_start(state: &AppState, client: &str) -> anyhow::Result<Option<Locked>> {
-    let (state, client) = (state.clone(), client.to_owned());
+/// Looks the contact up and counts a start from `client`, in a write of its own ahead of the
+/// journey's, each statement committed as it runs, on one connection; the client's lock-out
+/// after the count. Every start from one address (a hospital behind one NAT address) updates
+/// that address's row, and on PostgreSQL a row stays locked until the transaction that
+/// updated it commits, so the count commits as its own statement, holding the row only while
+/// PostgreSQL runs it (and a new lock-out, if the count ran over the allowance, as another: a
+/// failure between them leaves the count, and the next start sets the lock-out; two
+/// over-limit starts at once set one lock-out, never a shorter one over a longer, see
+/// [`db::throttles::lock_unless_locked`]).
+async fn look_up_and_count(
+    state: &AppState,
+    contact: &Contact,
+    client: &str,
+) -> anyhow::Result<((bool, Option<String>), Option<Locked>)> {
+    let (state, contact, client) = (state.clone(), contact.clone(), client.to_owned());
     let db = state.db.clone();
     db.write_each_statement(move |conn| {
-        let (state, client) = (state.clone(), client.clone());
-        Box::pin(async move { client_start(conn, &state, &client, state.clock.now()).await })
+        let (state, contact, client) = (state.clone(), contact.clone(), client.clone());
+        Box::pin(async move {
+            let found = look_up(conn, &state, &contact).await?;
+            let locked = client_start(conn, &state, &client, state.clock.now()).await?;
+            Ok((found, locked))
+        })
     })
     .await
 }
@@ -144,12 +157,15 @@ fn parse_contact(state: &AppState, raw: &str) -> Result<Contact, Failure> {
 
 /// Whether codes may go to the contact (its email domain is allowed; text messages are
 /// configured), and whose profile it is on.
-async fn look_up(state: &AppState, contact: &Contact) -> anyhow::Result<(bool, Option<String>)> {
-    let mut conn = state.db.reader().await?;
+async fn look_up(
+    conn: &mut Conn,
+    state: &AppState,
+    contact: &Contact,
+) -> anyhow::Result<(bool, Option<String>)> {
     match contact {
-        Contact::Email(email) => db::holder_emails::look_up(&mut conn, email).await,
+        Contact::Email(email) => db::holder_emails::look_up(conn, email).await,
         Contact::Mobile(number) => {
-            let holder = db::holder_mobiles::look_up(&mut conn, number.as_str()).await?;
+            let holder = db::holder_mobiles::look_up(conn, number.as_str()).await?;
             Ok((state.config.sms.enabled(), holder))
         }
     }
