@@ -4,8 +4,9 @@
 
 use anyhow::Context;
 
-use super::Conn;
+use super::outbox::{self, NewMessage};
 use super::states::CodeState;
+use super::{Conn, Engine};
 use crate::clock::Millis;
 
 /// A wrong try counted against a live code.
@@ -74,8 +75,53 @@ impl std::fmt::Debug for NewCode<'_> {
     }
 }
 
-/// Stores a new live code's keyed hash for the journey; its id.
-pub async fn issue(conn: &mut Conn, new: &NewCode<'_>, now: Millis) -> anyhow::Result<i64> {
+/// Stores a new live code's keyed hash for the journey and queues `email`, its email, if
+/// given; the code's id. On PostgreSQL both rows go in one statement, one round trip, as
+/// they do with no email (which only leaves the second insert empty), so a code costs the
+/// same whether or not its address is on a profile; on SQLite, in the same transaction.
+pub async fn issue(
+    conn: &mut Conn,
+    new: &NewCode<'_>,
+    email: Option<&NewMessage<'_>>,
+    now: Millis,
+) -> anyhow::Result<i64> {
+    if Engine::of(conn) == Engine::Sqlite {
+        let id = insert(conn, new, now).await?;
+        if let Some(email) = email {
+            outbox::enqueue(conn, email, now).await?;
+        }
+        return Ok(id);
+    }
+    sqlx::query_scalar(
+        "WITH code AS (
+             INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state, wrong_tries)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+         ), email AS (
+             INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
+             SELECT $7, $8, $9, $10, $11, 'queued', $4, $12, $4, $13 WHERE $14
+         )
+         SELECT id FROM code",
+    )
+    .bind(new.journey_id)
+    .bind(new.subject)
+    .bind(new.code_mac)
+    .bind(now)
+    .bind(CodeState::Live)
+    .bind(new.wrong_tries)
+    .bind(email.map(|email| email.kind))
+    .bind(email.map(|email| email.recipient))
+    .bind(email.and_then(|email| email.journey_id))
+    .bind(email.and_then(|email| email.holder_id))
+    .bind(email.map(|email| email.sealed.to_vec()))
+    .bind(email.and_then(|email| email.expires_at))
+    .bind(email.map(|email| crate::contact::channel_of(email.recipient)))
+    .bind(email.is_some())
+    .fetch_one(conn)
+    .await
+    .context("store the code's keyed hash and queue its email")
+}
+
+async fn insert(conn: &mut Conn, new: &NewCode<'_>, now: Millis) -> anyhow::Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state, wrong_tries)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

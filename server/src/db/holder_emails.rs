@@ -9,6 +9,7 @@ use anyhow::Context;
 use unlock_protocol::EmailAddress;
 
 use super::contacts::EMAILS;
+use super::throttles::{Count, Hit, count_hit};
 use super::{Conn, Engine, Flag};
 use crate::clock::Millis;
 
@@ -93,6 +94,42 @@ pub async fn look_up(
     .await
     .context("look up the address")?;
     Ok((allowed.into(), holder))
+}
+
+/// [`look_up`], and `hit` counted as [`super::throttles::count`] counts it, in one statement
+/// on PostgreSQL (one round trip for the two on every start, whose client is counted in a
+/// statement committed on its own there); in two on SQLite. The count after the hit.
+pub async fn look_up_counting(
+    conn: &mut Conn,
+    email: &EmailAddress,
+    hit: Hit<'_>,
+) -> anyhow::Result<((bool, Option<String>), Count)> {
+    if Engine::of(conn) == Engine::Sqlite {
+        let found = look_up(conn, email).await?;
+        let count = super::throttles::count(conn, hit.scope, hit.key, hit.now, hit.window).await?;
+        return Ok((found, count));
+    }
+    let (allowed, holder, hits, locked_until): (Flag, Option<String>, i64, Millis) =
+        sqlx::query_as(concat!(
+            "WITH hit AS (",
+            count_hit!(),
+            " RETURNING hits, locked_until)
+             SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = $5),
+                    (SELECT holder_id FROM holder_emails
+                     WHERE email = $6 AND awaiting_approval_since IS NULL),
+                    hit.hits, hit.locked_until
+             FROM hit"
+        ))
+        .bind(hit.scope)
+        .bind(hit.key)
+        .bind(hit.now)
+        .bind(hit.window)
+        .bind(email.domain())
+        .bind(email.as_str())
+        .fetch_one(conn)
+        .await
+        .context("look up the address and count a throttle hit")?;
+    Ok(((allowed.into(), holder), Count { hits, locked_until }))
 }
 
 /// How many addresses on profiles each domain has (one pass over the addresses).

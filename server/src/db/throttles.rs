@@ -43,6 +43,17 @@ macro_rules! count_hit {
     };
 }
 
+pub(super) use count_hit;
+
+/// A hit to count: on `scope`/`key` at `now`, in a window of `window` ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
+    pub scope: Scope,
+    pub key: &'a str,
+    pub now: Millis,
+    pub window: Millis,
+}
+
 /// Counts one hit on `scope`/`key` in a window of `window` ms.
 pub async fn count(
     conn: &mut Conn,

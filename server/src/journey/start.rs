@@ -113,8 +113,22 @@ async fn look_up_and_count(
     db.write_each_statement(move |conn| {
         let (state, contact, client) = (state.clone(), contact.clone(), client.clone());
         Box::pin(async move {
-            let found = look_up(conn, &state, &contact).await?;
-            let locked = client_start(conn, &state, &client, state.clock.now()).await?;
+            let now = state.clock.now();
+            let Contact::Email(email) = &contact else {
+                let found = look_up(conn, &state, &contact).await?;
+                return Ok((found, client_start(conn, &state, &client, now).await?));
+            };
+            // An address, as nearly every start has: looked up and counted in one statement.
+            let (config, scope) = (&state.config.throttle, Scope::ClientStart);
+            let key = crate::http::client_addr::throttle_key(&client);
+            let hit = db::throttles::Hit {
+                scope,
+                key: &key,
+                now,
+                window: throttle::window(config, scope),
+            };
+            let (found, count) = db::holder_emails::look_up_counting(conn, email, hit).await?;
+            let locked = throttle::settle(conn, config, scope, &key, count, now).await?;
             Ok((found, locked))
         })
     })
@@ -293,10 +307,10 @@ pub(super) async fn issue_code(
         code_mac: &code_mac,
         wrong_tries,
     };
-    let id = db::codes::issue(conn, &new, now).await?;
     let minutes = state.config.journey.code_ttl_seconds / 60;
-    // Rendered and sealed for every address, so known and unknown ones cost the same;
-    // only an address on a profile has it queued.
+    // Rendered and sealed for every address, so known and unknown ones cost the same; only an
+    // address on a profile has it queued (on PostgreSQL by the statement that stores the code
+    // either way, see [`db::codes::issue`]).
     let message = match Contact::from_stored(&journey.email) {
         Some(Contact::Mobile(_)) => templates::one_time_code_sms(&code, minutes),
         _ => templates::one_time_code(&code, minutes, journey.expires_at, &state.config.time_zone),
@@ -307,17 +321,16 @@ pub(super) async fn issue_code(
         &journey.email,
         &message,
     )?;
-    if journey.holder_id.is_some() {
-        let outgoing = Outgoing {
-            kind: OutboxKind::OneTimeCode,
-            recipient: &journey.email,
-            journey_id: Some(journey.id),
-            holder_id: journey.holder_id.as_deref(),
-            sealed,
-            expires_at: Some(journey.expires_at),
-        };
-        outbox::enqueue(conn, outgoing, now).await?;
-    }
+    let outgoing = Outgoing {
+        kind: OutboxKind::OneTimeCode,
+        recipient: &journey.email,
+        journey_id: Some(journey.id),
+        holder_id: journey.holder_id.as_deref(),
+        sealed,
+        expires_at: Some(journey.expires_at),
+    };
+    let email = journey.holder_id.is_some().then(|| outgoing.row());
+    let id = db::codes::issue(conn, &new, email.as_ref(), now).await?;
     Ok(LatestCode {
         id,
         code_mac,

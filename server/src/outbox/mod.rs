@@ -89,15 +89,21 @@ fn bound_to(kind: OutboxKind, recipient: &str) -> Vec<u8> {
 
 /// Queues a sealed message inside the caller's transaction.
 pub async fn enqueue(conn: &mut Conn, outgoing: Outgoing<'_>, now: Millis) -> anyhow::Result<i64> {
-    let message = db::outbox::NewMessage {
-        kind: outgoing.kind,
-        recipient: outgoing.recipient,
-        journey_id: outgoing.journey_id,
-        holder_id: outgoing.holder_id,
-        sealed: &outgoing.sealed,
-        expires_at: outgoing.expires_at,
-    };
-    db::outbox::enqueue(conn, &message, now).await
+    db::outbox::enqueue(conn, &outgoing.row(), now).await
+}
+
+impl Outgoing<'_> {
+    /// The row that queues it.
+    pub fn row(&self) -> db::outbox::NewMessage<'_> {
+        db::outbox::NewMessage {
+            kind: self.kind,
+            recipient: self.recipient,
+            journey_id: self.journey_id,
+            holder_id: self.holder_id,
+            sealed: &self.sealed,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 #[cfg(test)]
