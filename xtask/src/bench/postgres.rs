@@ -31,17 +31,16 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         "==> baselines: bare axum, one PostgreSQL transaction per request writing the endpoint's rows, {pool} connections"
     );
     let baseline_url = cluster.create_database();
-    let baselines = {
-        let addr = free_addr()?;
-        let _server = baseline::spawn(scratch, addr, &baseline_url)?;
-        loader.baselines(addr)?
-    };
+    let before = measure_baselines(loader, scratch, &baseline_url)?;
     // The baseline's connections have closed, so their counts are in.
     let baseline_commits = Transactions::of(&cluster, &baseline_url)?;
 
     let one = Fleet::measure(loader, args, &cluster, scratch.join("one"), 1)?;
     let two = Fleet::measure(loader, args, &cluster, scratch.join("two"), 2)?;
     let baseline_settings = settings(&cluster, &baseline_url)?;
+    println!("==> the baselines again, on a fresh database");
+    let after = measure_baselines(loader, scratch, &cluster.create_database())?;
+    let baselines = [before[0].averaged(&after[0]), before[1].averaged(&after[1])];
     let sync_after = disk::sync_costs(scratch, 50)?;
 
     report::print("one instance:", &baselines, &one.endpoints);
@@ -57,8 +56,12 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         "  writes: the server's at READ COMMITTED with explicit row locks, run again on a deadlock; the baseline's at the default level"
     );
     println!(
-        "  baselines: {} + {} requests, {baseline_commits}",
-        baselines[0].requests, baselines[1].requests
+        "  baselines, measured before the server and again after it, each endpoint against their mean: start {:.0} then {:.0} req/s, verify {:.0} then {:.0} req/s",
+        before[0].per_second, after[0].per_second, before[1].per_second, after[1].per_second
+    );
+    println!(
+        "  baselines before: {} + {} requests, {baseline_commits}",
+        before[0].requests, before[1].requests
     );
     for (name, fleet) in [("one instance", &one), ("two instances", &two)] {
         for phase in [&fleet.start_db, &fleet.verify_db] {
@@ -88,6 +91,13 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// Both baselines, served from a fresh process on the database at `url`.
+fn measure_baselines(loader: &Loader, scratch: &Path, url: &str) -> anyhow::Result<[Stats; 2]> {
+    let addr = free_addr()?;
+    let _server = baseline::spawn(scratch, addr, url)?;
+    loader.baselines(addr)
 }
 
 /// What one configuration of the server measured.

@@ -50,6 +50,27 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// One measurement made of two of the same thing taken at different times (a baseline
+    /// before and after the server's runs, so a machine that sped up or slowed down between
+    /// them moves both): requests and errors added up, the mean rate, the worse percentiles.
+    pub fn averaged(&self, later: &Self) -> Self {
+        let mut error_kinds = self.error_kinds.clone();
+        for (reason, count) in &later.error_kinds {
+            *error_kinds.entry(reason.clone()).or_insert(0) += count;
+        }
+        Self {
+            name: self.name,
+            requests: self.requests + later.requests,
+            errors: self.errors + later.errors,
+            error_kinds,
+            per_second: (self.per_second + later.per_second) / 2.0,
+            p50: self.p50.max(later.p50),
+            p99: self.p99.max(later.p99),
+        }
+    }
+}
+
 /// Nearest-rank percentile of sorted values (zero when there are none).
 pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
