@@ -338,7 +338,12 @@ fn the_bridge_reaches_the_card_service_again_after_it_restarts() {
     let removed = rig
         .bridge
         .event(Duration::from_secs(10))
-        .expect("a removal event");
+        .unwrap_or_else(|| {
+            panic!(
+                "no removal event; the bridge's log:\n{}",
+                rig.bridge.log_text()
+            )
+        });
     assert_eq!(removed["event"], "card_removed");
 }
 
