@@ -21,7 +21,7 @@ use crate::framing::{FrameError, read_frame, write_frame};
 use crate::profile::{self, PROFILES};
 use crate::request::{self, Unreadable};
 use crate::service::{Service, readers};
-use crate::watch::watch;
+use crate::watch::{first_look, watch};
 
 /// How long a card stays held between its challenge and the unblock. Others cannot use the
 /// card meanwhile, so a page that wanders off must not keep it.
@@ -306,8 +306,9 @@ impl Host {
     fn start_watching(&self) {
         self.watching.call_once(|| {
             let output = self.output.clone();
+            let known = first_look(&self.service);
             std::thread::spawn(move || {
-                watch(|kind: EventKind| {
+                watch(known, |kind: EventKind| {
                     tracing::info!(?kind, "card event");
                     match serde_json::to_string(&Event { kind }) {
                         Ok(json) => output.send(&json),

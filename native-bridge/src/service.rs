@@ -79,8 +79,8 @@ pub fn reader_names(context: &pcsc::Context) -> Result<Vec<CString>, BridgeError
     }
 }
 
-/// Every reader, whether a card is in it, and the card's answer to reset.
-pub fn readers(context: &pcsc::Context) -> Result<Vec<ReaderInfo>, BridgeError> {
+/// Every reader's state now, without waiting.
+pub fn reader_states_now(context: &pcsc::Context) -> Result<Vec<pcsc::ReaderState>, BridgeError> {
     let mut states: Vec<_> = reader_names(context)?
         .into_iter()
         .map(|name| pcsc::ReaderState::new(name, pcsc::State::UNAWARE))
@@ -91,7 +91,12 @@ pub fn readers(context: &pcsc::Context) -> Result<Vec<ReaderInfo>, BridgeError> 
             Err(error) => return Err(from_pcsc(error)),
         }
     }
-    Ok(states
+    Ok(states)
+}
+
+/// Every reader, whether a card is in it, and the card's answer to reset.
+pub fn readers(context: &pcsc::Context) -> Result<Vec<ReaderInfo>, BridgeError> {
+    Ok(reader_states_now(context)?
         .iter()
         .map(|state| {
             let card_present = state.event_state().contains(pcsc::State::PRESENT);
