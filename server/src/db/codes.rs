@@ -3,6 +3,8 @@
 //! never from a value read earlier, and only while the code is still live.
 
 use anyhow::Context;
+use sqlx::Any;
+use sqlx::any::AnyArguments;
 
 use super::outbox::{self, NewMessage};
 use super::states::CodeState;
@@ -75,6 +77,15 @@ impl std::fmt::Debug for NewCode<'_> {
     }
 }
 
+/// A code's insert, `$1`–`$6` bound by [`bind_code`] (a macro, so `concat!` can put it in
+/// PostgreSQL's statement that queues the code's email too).
+macro_rules! insert_code {
+    () => {
+        "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state, wrong_tries)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+    };
+}
+
 /// Stores a new live code's keyed hash for the journey and queues `email`, its email, if
 /// given; the code's id. On PostgreSQL both rows go in one statement, one round trip, as
 /// they do with no email (which only leaves the second insert empty), so a code costs the
@@ -92,22 +103,19 @@ pub async fn issue(
         }
         return Ok(id);
     }
-    sqlx::query_scalar(
-        "WITH code AS (
-             INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state, wrong_tries)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
-         ), email AS (
-             INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
-             SELECT $7, $8, $9, $10, $11, 'queued', $4, $12, $4, $13 WHERE $14
-         )
-         SELECT id FROM code",
+    bind_code(
+        concat!(
+            "WITH code AS (",
+            insert_code!(),
+            "), email AS (
+                 INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
+                 SELECT $7, $8, $9, $10, $11, 'queued', $4, $12, $4, $13 WHERE $14
+             )
+             SELECT id FROM code"
+        ),
+        new,
+        now,
     )
-    .bind(new.journey_id)
-    .bind(new.subject)
-    .bind(new.code_mac)
-    .bind(now)
-    .bind(CodeState::Live)
-    .bind(new.wrong_tries)
     .bind(email.map(|email| email.kind))
     .bind(email.map(|email| email.recipient))
     .bind(email.and_then(|email| email.journey_id))
@@ -121,20 +129,26 @@ pub async fn issue(
     .context("store the code's keyed hash and queue its email")
 }
 
+/// `sql`, an [`insert_code!`] of its own or within a larger statement, with the code bound.
+fn bind_code<'q>(
+    sql: &'static str,
+    new: &NewCode<'q>,
+    now: Millis,
+) -> sqlx::query::QueryScalar<'q, Any, i64, AnyArguments> {
+    sqlx::query_scalar(sql)
+        .bind(new.journey_id)
+        .bind(new.subject)
+        .bind(new.code_mac)
+        .bind(now)
+        .bind(CodeState::Live)
+        .bind(new.wrong_tries)
+}
+
 async fn insert(conn: &mut Conn, new: &NewCode<'_>, now: Millis) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO one_time_codes (journey_id, subject, code_mac, issued_at, state, wrong_tries)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(new.journey_id)
-    .bind(new.subject)
-    .bind(new.code_mac)
-    .bind(now)
-    .bind(CodeState::Live)
-    .bind(new.wrong_tries)
-    .fetch_one(conn)
-    .await
-    .context("store the code's keyed hash")
+    bind_code(insert_code!(), new, now)
+        .fetch_one(conn)
+        .await
+        .context("store the code's keyed hash")
 }
 
 /// Supersedes the journey's live code, so only the one about to be sent may work; the wrong
