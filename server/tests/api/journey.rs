@@ -324,16 +324,18 @@ async fn timing_does_not_depend_on_whether_the_address_is_known() {
     }
     known.sort();
     unknown.sort();
-    let (median_known, median_unknown) = (known[6], unknown[6]);
+    // Lower quartiles: other tests running alongside only ever add time, to either side.
+    let (quartile_known, quartile_unknown) = (known[3], unknown[3]);
     assert!(
         known[11] < Duration::from_secs(2),
         "slowest known-address answer took {:?}",
         known[11]
     );
     assert!(
-        median_known < median_unknown * 2 + Duration::from_millis(20)
-            && median_unknown < median_known * 2 + Duration::from_millis(20),
-        "median known {median_known:?} vs unknown {median_unknown:?}"
+        quartile_known < quartile_unknown * 2 + Duration::from_millis(20)
+            && quartile_unknown < quartile_known * 2 + Duration::from_millis(20),
+        "lower quartile known {quartile_known:?} vs unknown {quartile_unknown:?} \
+         (known {known:?}, unknown {unknown:?})"
     );
     drop(listener);
 }
