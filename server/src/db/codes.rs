@@ -6,8 +6,9 @@ use anyhow::Context;
 use sqlx::Any;
 use sqlx::any::AnyArguments;
 
+use super::journeys::NewJourney;
 use super::outbox::{self, NewMessage};
-use super::states::CodeState;
+use super::states::{CodeState, JourneyState};
 use super::{Conn, Engine};
 use crate::clock::Millis;
 
@@ -86,6 +87,15 @@ macro_rules! insert_code {
     };
 }
 
+/// The code's email queued within PostgreSQL's statement that stores the code, `$7`–`$14`
+/// bound by [`bind_email`]: left empty (`WHERE $14` false) for an address on no profile.
+macro_rules! queue_email {
+    () => {
+        "INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
+         SELECT $7, $8, $9, $10, $11, 'queued', $4, $12, $4, $13 WHERE $14"
+    };
+}
+
 /// Stores a new live code's keyed hash for the journey and queues `email`, its email, if
 /// given; the code's id. On PostgreSQL both rows go in one statement, one round trip, as
 /// they do with no email (which only leaves the second insert empty), so a code costs the
@@ -103,30 +113,68 @@ pub async fn issue(
         }
         return Ok(id);
     }
-    bind_code(
-        concat!(
-            "WITH code AS (",
-            insert_code!(),
-            "), email AS (
-                 INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
-                 SELECT $7, $8, $9, $10, $11, 'queued', $4, $12, $4, $13 WHERE $14
-             )
-             SELECT id FROM code"
+    bind_email(
+        bind_code(
+            concat!(
+                "WITH code AS (",
+                insert_code!(),
+                "), email AS (",
+                queue_email!(),
+                ")
+                 SELECT id FROM code"
+            ),
+            new,
+            now,
         ),
-        new,
-        now,
+        email,
     )
-    .bind(email.map(|email| email.kind))
-    .bind(email.map(|email| email.recipient))
-    .bind(email.and_then(|email| email.journey_id))
-    .bind(email.and_then(|email| email.holder_id))
-    .bind(email.map(|email| email.sealed.to_vec()))
-    .bind(email.and_then(|email| email.expires_at))
-    .bind(email.map(|email| crate::contact::channel_of(email.recipient)))
-    .bind(email.is_some())
     .fetch_one(conn)
     .await
     .context("store the code's keyed hash and queue its email")
+}
+
+/// [`issue`] for a journey stored with it, under the id reserved for it (`new.journey_id`,
+/// see [`super::holder_emails::StartLookUp::journey_id`]): on PostgreSQL the journey, its
+/// code and the email are one statement, one round trip; on SQLite, three in the same
+/// transaction. The code's id.
+pub async fn issue_with_journey(
+    conn: &mut Conn,
+    journey: &NewJourney<'_>,
+    new: &NewCode<'_>,
+    email: Option<&NewMessage<'_>>,
+    now: Millis,
+) -> anyhow::Result<i64> {
+    if Engine::of(conn) == Engine::Sqlite {
+        super::journeys::create_as(conn, new.journey_id, journey, now).await?;
+        return issue(conn, new, email, now).await;
+    }
+    bind_email(
+        bind_code(
+            concat!(
+                "WITH journey AS (
+                     INSERT INTO journeys (id, token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
+                     VALUES ($1, $15, $2, $16, $17, $18, $19, $4, $20, $4)
+                 ), code AS (",
+                insert_code!(),
+                "), email AS (",
+                queue_email!(),
+                ")
+                 SELECT id FROM code"
+            ),
+            new,
+            now,
+        ),
+        email,
+    )
+    .bind(journey.token_hash)
+    .bind(journey.holder_id)
+    .bind(journey.email)
+    .bind(journey.client_addr)
+    .bind(JourneyState::AwaitingCode)
+    .bind(journey.expires_at)
+    .fetch_one(conn)
+    .await
+    .context("store the journey, its code's keyed hash and its email")
 }
 
 /// `sql`, an [`insert_code!`] of its own or within a larger statement, with the code bound.
@@ -142,6 +190,22 @@ fn bind_code<'q>(
         .bind(now)
         .bind(CodeState::Live)
         .bind(new.wrong_tries)
+}
+
+/// `query`, with a [`queue_email!`] in it, with `email` bound (or nothing to queue).
+fn bind_email<'q>(
+    query: sqlx::query::QueryScalar<'q, Any, i64, AnyArguments>,
+    email: Option<&NewMessage<'q>>,
+) -> sqlx::query::QueryScalar<'q, Any, i64, AnyArguments> {
+    query
+        .bind(email.map(|email| email.kind))
+        .bind(email.map(|email| email.recipient))
+        .bind(email.and_then(|email| email.journey_id))
+        .bind(email.and_then(|email| email.holder_id))
+        .bind(email.map(|email| email.sealed.to_vec()))
+        .bind(email.and_then(|email| email.expires_at))
+        .bind(email.map(|email| crate::contact::channel_of(email.recipient)))
+        .bind(email.is_some())
 }
 
 async fn insert(conn: &mut Conn, new: &NewCode<'_>, now: Millis) -> anyhow::Result<i64> {
@@ -165,4 +229,65 @@ pub async fn supersede_live(conn: &mut Conn, journey_id: i64) -> anyhow::Result<
     .await
     .context("supersede the journey's earlier code")?;
     Ok(tries.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::states::OutboxKind;
+    use super::super::{DatabaseUrl, Db};
+    use super::*;
+
+    /// SQLite never reserves a journey's id, but [`issue_with_journey`] stores one it is
+    /// given, as PostgreSQL's statement does (the API suite runs that one on every start).
+    #[tokio::test]
+    async fn a_journey_is_stored_with_its_code_and_email_under_the_id_reserved_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let mut conn = db.write.acquire().await.unwrap();
+        let (id, now) = (4242, 1_000_000);
+        let journey = NewJourney {
+            token_hash: b"token hash",
+            subject: "email:subject",
+            holder_id: None,
+            email: "jane.doe@trust.example",
+            client_addr: "192.0.2.7",
+            expires_at: now + 600_000,
+        };
+        let code = NewCode {
+            journey_id: id,
+            subject: journey.subject,
+            code_mac: b"code mac",
+            wrong_tries: 0,
+        };
+        let email = NewMessage {
+            kind: OutboxKind::OneTimeCode,
+            recipient: journey.email,
+            journey_id: Some(id),
+            holder_id: None,
+            sealed: b"sealed",
+            expires_at: Some(journey.expires_at),
+        };
+        let code_id = issue_with_journey(&mut conn, &journey, &code, Some(&email), now)
+            .await
+            .unwrap();
+        let stored: (i64, String) = sqlx::query_as("SELECT id, state FROM journeys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(stored, (id, "awaiting_code".to_owned()));
+        let codes: Vec<(i64, i64)> = sqlx::query_as("SELECT id, journey_id FROM one_time_codes")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(codes, [(code_id, id)]);
+        let queued: Vec<i64> = sqlx::query_scalar("SELECT journey_id FROM outbox")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(queued, [id]);
+    }
 }

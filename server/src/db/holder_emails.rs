@@ -96,40 +96,72 @@ pub async fn look_up(
     Ok((allowed.into(), holder))
 }
 
+/// What a start finds and counts before its write ([`look_up_counting`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartLookUp {
+    /// Whether the address's domain is allowed.
+    pub allowed: bool,
+    /// The holder whose profile has the address, if any.
+    pub holder: Option<String>,
+    /// The client's count after the hit.
+    pub count: Count,
+    /// On PostgreSQL, an id taken from the journeys' sequence for the journey the start may
+    /// create, so the journey, its code and its email go in one statement
+    /// ([`super::codes::issue_with_journey`]); an id left unused is a gap, nothing more.
+    pub journey_id: Option<i64>,
+}
+
 /// [`look_up`], and `hit` counted as [`super::throttles::count`] counts it, in one statement
 /// on PostgreSQL (one round trip for the two on every start, whose client is counted in a
-/// statement committed on its own there); in two on SQLite. The count after the hit.
+/// statement committed on its own there), which also reserves the journey's id; in two on
+/// SQLite.
 pub async fn look_up_counting(
     conn: &mut Conn,
     email: &EmailAddress,
     hit: Hit<'_>,
-) -> anyhow::Result<((bool, Option<String>), Count)> {
+) -> anyhow::Result<StartLookUp> {
     if Engine::of(conn) == Engine::Sqlite {
-        let found = look_up(conn, email).await?;
+        let (allowed, holder) = look_up(conn, email).await?;
         let count = super::throttles::count(conn, hit.scope, hit.key, hit.now, hit.window).await?;
-        return Ok((found, count));
+        return Ok(StartLookUp {
+            allowed,
+            holder,
+            count,
+            journey_id: None,
+        });
     }
-    let (allowed, holder, hits, locked_until): (Flag, Option<String>, i64, Millis) =
-        sqlx::query_as(concat!(
-            "WITH hit AS (",
-            count_hit!(),
-            " RETURNING hits, locked_until)
+    let (allowed, holder, hits, locked_until, journey_id): (
+        Flag,
+        Option<String>,
+        i64,
+        Millis,
+        i64,
+    ) = sqlx::query_as(concat!(
+        "WITH hit AS (",
+        count_hit!(),
+        " RETURNING hits, locked_until)
              SELECT EXISTS (SELECT 1 FROM allowed_domains WHERE domain = $5),
                     (SELECT holder_id FROM holder_emails
                      WHERE email = $6 AND awaiting_approval_since IS NULL),
-                    hit.hits, hit.locked_until
+                    hit.hits, hit.locked_until,
+                    nextval(pg_get_serial_sequence('journeys', 'id'))
              FROM hit"
-        ))
-        .bind(hit.scope)
-        .bind(hit.key)
-        .bind(hit.now)
-        .bind(hit.window)
-        .bind(email.domain())
-        .bind(email.as_str())
-        .fetch_one(conn)
-        .await
-        .context("look up the address and count a throttle hit")?;
-    Ok(((allowed.into(), holder), Count { hits, locked_until }))
+    ))
+    .bind(hit.scope)
+    .bind(hit.key)
+    .bind(hit.now)
+    .bind(hit.window)
+    .bind(email.domain())
+    .bind(email.as_str())
+    .fetch_one(conn)
+    .await
+    .context("look up the address and count a throttle hit")?;
+    Ok(StartLookUp {
+        allowed: allowed.into(),
+        holder,
+        count: Count { hits, locked_until },
+        journey_id: Some(journey_id),
+    })
 }
 
 /// How many addresses on profiles each domain has (one pass over the addresses).

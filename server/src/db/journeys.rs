@@ -199,6 +199,33 @@ pub async fn create(conn: &mut Conn, journey: &NewJourney<'_>, now: Millis) -> a
     .context("create the journey")
 }
 
+/// Creates a journey awaiting its code under `id`, reserved for it from the journeys'
+/// sequence (see [`super::holder_emails::StartLookUp::journey_id`]).
+pub async fn create_as(
+    conn: &mut Conn,
+    id: i64,
+    journey: &NewJourney<'_>,
+    now: Millis,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO journeys (id, token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)",
+    )
+    .bind(id)
+    .bind(journey.token_hash)
+    .bind(journey.subject)
+    .bind(journey.holder_id)
+    .bind(journey.email)
+    .bind(journey.client_addr)
+    .bind(JourneyState::AwaitingCode)
+    .bind(now)
+    .bind(journey.expires_at)
+    .execute(conn)
+    .await
+    .context("create the journey")?;
+    Ok(())
+}
+
 /// Records the right code: the journey is `verified` (or `ineligible`, with the reason) until
 /// `expires_at`.
 pub async fn mark_verified(conn: &mut Conn, journey: &Journey, now: Millis) -> anyhow::Result<()> {

@@ -200,7 +200,7 @@ async fn send_new_code(
         let carried = db::codes::supersede_live(conn, journey.id).await?;
         // An earlier code's email still waiting to go out would only confuse.
         db::outbox::withdraw_code_emails(conn, journey.id, now).await?;
-        let code = issue_code(state, conn, &journey, carried, now).await?;
+        let code = issue_code(state, conn, &journey, carried, None, now).await?;
         (
             Outcome::CodeIssued,
             view_of(&config.journey, &journey, Some(&code), now),

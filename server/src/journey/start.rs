@@ -44,15 +44,16 @@ pub async fn start(
     // Every start counts against its client, one the allow list refuses too, so a flood of
     // made-up addresses runs into the client's limit like any other. The allow list's answer
     // still comes first: it tells a holder who typed the wrong address what to do.
-    let ((allowed, holder_id), client_count) = if state.db.hot_counters_apart() {
-        let (found, locked) = look_up_and_count(state, &email, client).await?;
-        (found, ClientCount::Counted(locked))
+    let ((allowed, holder_id), client_count, journey_id) = if state.db.hot_counters_apart() {
+        let (found, locked, journey_id) = look_up_and_count(state, &email, client).await?;
+        (found, ClientCount::Counted(locked), journey_id)
     } else {
         // Look-ups that need no lock run beside other requests, before the write.
         let mut conn = state.db.reader().await?;
         (
             look_up(&mut conn, state, &email).await?,
             ClientCount::InTheStart,
+            None,
         )
     };
     // Addresses on no profile get a pseudonymous subject and go through every step a known
@@ -76,6 +77,7 @@ pub async fn start(
         subject,
         client: client.to_owned(),
         client_count,
+        journey_id,
     };
     super::step(state, client, Action::JourneyStart, move |conn, now| {
         Box::pin(request.clone().run(conn, now))
@@ -96,7 +98,8 @@ enum ClientCount {
 
 /// Looks the contact up and counts a start from `client`, in a write of its own ahead of the
 /// journey's, each statement committed as it runs, on one connection; the client's lock-out
-/// after the count. Every start from one address (a hospital behind one NAT address) updates
+/// after the count, and the id reserved for the journey, if one was (see
+/// [`db::holder_emails::StartLookUp::journey_id`]). Every start from one address (a hospital behind one NAT address) updates
 /// that address's row, and on PostgreSQL a row stays locked until the transaction that
 /// updated it commits, so the count commits as its own statement, holding the row only while
 /// PostgreSQL runs it (and a new lock-out, if the count ran over the allowance, as another: a
@@ -107,7 +110,7 @@ async fn look_up_and_count(
     state: &AppState,
     contact: &Contact,
     client: &str,
-) -> anyhow::Result<((bool, Option<String>), Option<Locked>)> {
+) -> anyhow::Result<((bool, Option<String>), Option<Locked>, Option<i64>)> {
     let (state, contact, client) = (state.clone(), contact.clone(), client.to_owned());
     let db = state.db.clone();
     db.write_each_statement(move |conn| {
@@ -116,7 +119,8 @@ async fn look_up_and_count(
             let now = state.clock.now();
             let Contact::Email(email) = &contact else {
                 let found = look_up(conn, &state, &contact).await?;
-                return Ok((found, client_start(conn, &state, &client, now).await?));
+                let locked = client_start(conn, &state, &client, now).await?;
+                return Ok((found, locked, None));
             };
             // An address, as nearly every start has: looked up and counted in one statement.
             let (config, scope) = (&state.config.throttle, Scope::ClientStart);
@@ -127,9 +131,9 @@ async fn look_up_and_count(
                 now,
                 window: throttle::window(config, scope),
             };
-            let (found, count) = db::holder_emails::look_up_counting(conn, email, hit).await?;
-            let locked = throttle::settle(conn, config, scope, &key, count, now).await?;
-            Ok((found, locked))
+            let found = db::holder_emails::look_up_counting(conn, email, hit).await?;
+            let locked = throttle::settle(conn, config, scope, &key, found.count, now).await?;
+            Ok(((found.allowed, found.holder), locked, found.journey_id))
         })
     })
     .await
@@ -214,6 +218,8 @@ struct StartRequest {
     subject: String,
     client: String,
     client_count: ClientCount,
+    /// Reserved for the journey, if it was.
+    journey_id: Option<i64>,
 }
 
 impl StartRequest {
@@ -228,6 +234,7 @@ impl StartRequest {
             subject,
             client,
             client_count,
+            journey_id: reserved,
         } = self;
         let config = &state.config;
         let client_locked = match client_count {
@@ -264,7 +271,10 @@ impl StartRequest {
                 client_addr: &client,
                 expires_at,
             };
-            let id = db::journeys::create(conn, &new, now).await?;
+            let id = match reserved {
+                Some(id) => id,
+                None => db::journeys::create(conn, &new, now).await?,
+            };
             journey_id = Some(id);
             let journey = Journey {
                 id,
@@ -277,7 +287,9 @@ impl StartRequest {
                 card_serial: None,
                 closed_reason: None,
             };
-            let code = issue_code(&state, conn, &journey, 0, now).await?;
+            // A reserved id: the journey is stored with its code.
+            let stored_with = reserved.map(|_| &new);
+            let code = issue_code(&state, conn, &journey, 0, stored_with, now).await?;
             let view = view_of(&config.journey, &journey, Some(&code), now);
             (
                 Outcome::CodeIssued,
@@ -289,14 +301,16 @@ impl StartRequest {
 }
 
 /// Draws a new code for the journey, with `wrong_tries` already spent (carried over from the
-/// code it replaces), and queues its email if the address is on a profile. The caller
-/// supersedes any earlier code first. The code itself leaves this function only inside the
+/// code it replaces), and queues its email if the address is on a profile; stores the
+/// journey with it if given `new_journey` (the journey's id reserved, not yet stored). The
+/// caller supersedes any earlier code first. The code itself leaves this function only inside the
 /// sealed email.
 pub(super) async fn issue_code(
     state: &AppState,
     conn: &mut Conn,
     journey: &Journey,
     wrong_tries: i64,
+    new_journey: Option<&NewJourney<'_>>,
     now: Millis,
 ) -> anyhow::Result<LatestCode> {
     let code = secrets::new_code()?;
@@ -330,7 +344,12 @@ pub(super) async fn issue_code(
         expires_at: Some(journey.expires_at),
     };
     let email = journey.holder_id.is_some().then(|| outgoing.row());
-    let id = db::codes::issue(conn, &new, email.as_ref(), now).await?;
+    let id = match new_journey {
+        Some(journey) => {
+            db::codes::issue_with_journey(conn, journey, &new, email.as_ref(), now).await?
+        }
+        None => db::codes::issue(conn, &new, email.as_ref(), now).await?,
+    };
     Ok(LatestCode {
         id,
         code_mac,
