@@ -33,9 +33,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection};
 
-use super::{BoxFuture, Conn};
+use super::{BoxFuture, Conn, Pooled};
 
 /// Runs of one write before its serialisation failure is handed to the caller.
 const MAX_ATTEMPTS: u32 = 12;
@@ -53,6 +53,39 @@ pub enum Commit {
     EachAlone,
 }
 
+tokio::task_local! {
+    /// The connection a request's writes share, between them, inside [`one_connection`].
+    static HELD: std::sync::Mutex<Option<Pooled>>;
+}
+
+/// Runs `request` with its writes on one connection, taken from the pool by the first and
+/// handed back when `request` ends: a request that writes more than once (a start counts
+/// its client, then writes its journey) goes to the pool once, and sqlx tests a connection
+/// with a round trip each time it goes back.
+pub async fn one_connection<T>(request: impl Future<Output = T>) -> T {
+    HELD.scope(std::sync::Mutex::new(None), request).await
+}
+
+/// The connection held for the request, if it holds one; otherwise one from the pool.
+async fn take_connection(pool: &AnyPool) -> anyhow::Result<Pooled> {
+    let held = HELD
+        .try_with(|held| held.lock().unwrap_or_else(|e| e.into_inner()).take())
+        .ok()
+        .flatten();
+    match held {
+        Some(conn) => Ok(conn),
+        None => pool.acquire().await.context("acquire a write connection"),
+    }
+}
+
+/// Hands `conn` back to the request that holds one, or to the pool.
+fn give_back(conn: Pooled) {
+    let mut conn = Some(conn);
+    let _ = HELD.try_with(|held| {
+        *held.lock().unwrap_or_else(|e| e.into_inner()) = conn.take();
+    });
+}
+
 /// Runs `work` on one connection, committing as `commit` says, again (up to
 /// [`MAX_ATTEMPTS`] runs) while PostgreSQL refuses it for a deadlock or a serialisation
 /// failure, unless statements of it may have committed.
@@ -60,12 +93,25 @@ pub async fn write<T, F>(pool: &AnyPool, work: F, commit: Commit) -> anyhow::Res
 where
     F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
 {
-    let mut conn = pool.acquire().await.context("acquire a write connection")?;
+    let mut conn = take_connection(pool).await?;
+    let result = write_on(&mut conn, work, commit).await;
+    // A connection whose write failed may be broken (the database restarted): the pool
+    // tests it on its way back.
+    if result.is_ok() {
+        give_back(conn);
+    }
+    result
+}
+
+async fn write_on<T, F>(conn: &mut Conn, work: F, commit: Commit) -> anyhow::Result<T>
+where
+    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
+{
     let mut attempt = 1;
     loop {
         let ran = match commit {
-            Commit::Together => run_once(&mut conn, &work).await,
-            Commit::Alone | Commit::EachAlone => work(&mut conn).await,
+            Commit::Together => run_once(conn, &work).await,
+            Commit::Alone | Commit::EachAlone => work(conn).await,
         };
         match ran {
             Err(error)
@@ -86,26 +132,25 @@ where
     }
 }
 
+/// Runs `work` in a transaction. sqlx's transaction, not a `BEGIN` of our own: if the write
+/// is stopped part-way (its request ran out of time, its client went), dropping it queues a
+/// `ROLLBACK` that runs before anything else on the connection, so the next write on it
+/// cannot commit what this one had begun.
 async fn run_once<T, F>(conn: &mut Conn, work: &F) -> anyhow::Result<T>
 where
     F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
 {
-    conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+    let mut transaction = conn
+        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
         .await
         .context("begin a write transaction")?;
-    match work(conn).await {
-        Ok(value) => match conn.execute("COMMIT").await {
-            Ok(_) => Ok(value),
-            Err(error) => {
-                let _ = conn.execute("ROLLBACK").await;
-                Err(anyhow::Error::new(error).context("commit a write transaction"))
-            }
-        },
-        Err(error) => {
-            let _ = conn.execute("ROLLBACK").await;
-            Err(error)
-        }
-    }
+    // An `Err` drops the transaction, which rolls it back.
+    let value = work(&mut transaction).await?;
+    transaction
+        .commit()
+        .await
+        .context("commit a write transaction")?;
+    Ok(value)
 }
 
 /// Whether PostgreSQL refused the transaction only because of another one running beside it

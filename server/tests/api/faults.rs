@@ -134,3 +134,51 @@ async fn postgres_restarted_under_load_answers_503_then_recovers_without_a_serve
     app.stop().await;
     drop(cluster);
 }
+
+/// A write stopped part-way (its request ran out of time, or its client went) leaves
+/// nothing behind: not in the database, and not in the connection, whose next write must
+/// not commit what the stopped one had begun.
+#[tokio::test]
+async fn a_write_stopped_part_way_leaves_nothing_for_the_next_write_to_commit() {
+    if engine() != unlock_server::db::Engine::Postgres {
+        // SQLite's writer runs each write to its end on a task of its own, whatever becomes
+        // of the request that asked for it: there is no write to stop part-way.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(dir.path());
+    // One connection, so the next write gets the one the stopped write had.
+    let db = unlock_server::db::Db::connect_with(&url, 1, 16)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(300),
+        db.write(|conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO allowed_domains (domain, added_at, added_by) VALUES ('half.example', 1, 't')")
+                    .execute(&mut *conn)
+                    .await?;
+                std::future::pending::<()>().await;
+                Ok(())
+            })
+        }),
+    )
+    .await;
+    assert!(stopped.is_err(), "the write never finishes");
+    db.write(|conn| {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO allowed_domains (domain, added_at, added_by) VALUES ('whole.example', 2, 't')")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    let domains: Vec<String> = sqlx::query_scalar("SELECT domain FROM allowed_domains")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(domains, ["whole.example"]);
+}
