@@ -54,9 +54,6 @@ use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor};
 
 pub use after_commit::after_commit;
 use pg_write::Commit;
-/// Runs a request with its PostgreSQL writes on one connection (SQLite's all go through its
-/// one writer anyway).
-pub use pg_write::one_connection;
 pub use url::DatabaseUrl;
 pub use writer::BoxFuture;
 use writer::Writer;

@@ -35,7 +35,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::{AnyPool, Connection};
 
-use super::{BoxFuture, Conn, Pooled};
+use super::{BoxFuture, Conn};
 
 /// Runs of one write before its serialisation failure is handed to the caller.
 const MAX_ATTEMPTS: u32 = 12;
@@ -53,39 +53,6 @@ pub enum Commit {
     EachAlone,
 }
 
-tokio::task_local! {
-    /// The connection a request's writes share, between them, inside [`one_connection`].
-    static HELD: std::sync::Mutex<Option<Pooled>>;
-}
-
-/// Runs `request` with its writes on one connection, taken from the pool by the first and
-/// handed back when `request` ends: a request that writes more than once (a start counts
-/// its client, then writes its journey) goes to the pool once, and sqlx tests a connection
-/// with a round trip each time it goes back.
-pub async fn one_connection<T>(request: impl Future<Output = T>) -> T {
-    HELD.scope(std::sync::Mutex::new(None), request).await
-}
-
-/// The connection held for the request, if it holds one; otherwise one from the pool.
-async fn take_connection(pool: &AnyPool) -> anyhow::Result<Pooled> {
-    let held = HELD
-        .try_with(|held| held.lock().unwrap_or_else(|e| e.into_inner()).take())
-        .ok()
-        .flatten();
-    match held {
-        Some(conn) => Ok(conn),
-        None => pool.acquire().await.context("acquire a write connection"),
-    }
-}
-
-/// Hands `conn` back to the request that holds one, or to the pool.
-fn give_back(conn: Pooled) {
-    let mut conn = Some(conn);
-    let _ = HELD.try_with(|held| {
-        *held.lock().unwrap_or_else(|e| e.into_inner()) = conn.take();
-    });
-}
-
 /// Runs `work` on one connection, committing as `commit` says, again (up to
 /// [`MAX_ATTEMPTS`] runs) while PostgreSQL refuses it for a deadlock or a serialisation
 /// failure, unless statements of it may have committed.
@@ -93,25 +60,12 @@ pub async fn write<T, F>(pool: &AnyPool, work: F, commit: Commit) -> anyhow::Res
 where
     F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
 {
-    let mut conn = take_connection(pool).await?;
-    let result = write_on(&mut conn, work, commit).await;
-    // A connection whose write failed may be broken (the database restarted): the pool
-    // tests it on its way back.
-    if result.is_ok() {
-        give_back(conn);
-    }
-    result
-}
-
-async fn write_on<T, F>(conn: &mut Conn, work: F, commit: Commit) -> anyhow::Result<T>
-where
-    F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
-{
+    let mut conn = pool.acquire().await.context("acquire a write connection")?;
     let mut attempt = 1;
     loop {
         let ran = match commit {
-            Commit::Together => run_once(conn, &work).await,
-            Commit::Alone | Commit::EachAlone => work(conn).await,
+            Commit::Together => run_once(&mut conn, &work).await,
+            Commit::Alone | Commit::EachAlone => work(&mut conn).await,
         };
         match ran {
             Err(error)

@@ -40,17 +40,6 @@ pub async fn start(
     client: &str,
     device: Option<&DeviceCookie>,
 ) -> Result<Started, Failure> {
-    // A start writes twice on PostgreSQL (its client's count, then its journey): through one
-    // connection, so it goes to the pool once.
-    db::one_connection(start_on(state, raw_contact, client, device)).await
-}
-
-async fn start_on(
-    state: &AppState,
-    raw_contact: &str,
-    client: &str,
-    device: Option<&DeviceCookie>,
-) -> Result<Started, Failure> {
     let email = parse_contact(state, raw_contact)?;
     // Every start counts against its client, one the allow list refuses too, so a flood of
     // made-up addresses runs into the client's limit like any other. The allow list's answer
