@@ -87,12 +87,21 @@ macro_rules! insert_code {
     };
 }
 
-/// The code's email queued within PostgreSQL's statement that stores the code, `$7`–`$14`
-/// bound by [`bind_email`]: left empty (`WHERE $14` false) for an address on no profile.
-macro_rules! queue_email {
+/// PostgreSQL's statement that stores a code and queues its email, after its `WITH` (and
+/// any other part before it): `$1`–`$6` the code, `$7`–`$14` the email, bound by
+/// [`bind_code_and_email`]. The email's insert is left empty (`WHERE $14` false) for an
+/// address on no profile, so known and unknown addresses run the same statement.
+macro_rules! code_and_email {
     () => {
-        "INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
-         SELECT $7, $8, $9, $10, $11, 'queued', $4, $12, $4, $13 WHERE $14"
+        concat!(
+            "code AS (",
+            insert_code!(),
+            "), email AS (
+                 INSERT INTO outbox (kind, recipient, journey_id, holder_id, sealed_message, state, next_attempt_at, expires_at, created_at, channel)
+                 SELECT $7, $8, $9, $10, $11, 'queued', $4, $12, $4, $13 WHERE $14
+             )
+             SELECT id FROM code"
+        )
     };
 }
 
@@ -113,24 +122,10 @@ pub async fn issue(
         }
         return Ok(id);
     }
-    bind_email(
-        bind_code(
-            concat!(
-                "WITH code AS (",
-                insert_code!(),
-                "), email AS (",
-                queue_email!(),
-                ")
-                 SELECT id FROM code"
-            ),
-            new,
-            now,
-        ),
-        email,
-    )
-    .fetch_one(conn)
-    .await
-    .context("store the code's keyed hash and queue its email")
+    bind_code_and_email(concat!("WITH ", code_and_email!()), new, email, now)
+        .fetch_one(conn)
+        .await
+        .context("store the code's keyed hash and queue its email")
 }
 
 /// [`issue`] for a journey stored with it, under the id reserved for it (`new.journey_id`,
@@ -148,23 +143,17 @@ pub async fn issue_with_journey(
         super::journeys::create_as(conn, new.journey_id, journey, now).await?;
         return issue(conn, new, email, now).await;
     }
-    bind_email(
-        bind_code(
-            concat!(
-                "WITH journey AS (
-                     INSERT INTO journeys (id, token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
-                     VALUES ($1, $15, $2, $16, $17, $18, $19, $4, $20, $4)
-                 ), code AS (",
-                insert_code!(),
-                "), email AS (",
-                queue_email!(),
-                ")
-                 SELECT id FROM code"
-            ),
-            new,
-            now,
+    bind_code_and_email(
+        concat!(
+            "WITH journey AS (
+                 INSERT INTO journeys (id, token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
+                 VALUES ($1, $15, $2, $16, $17, $18, $19, $4, $20, $4)
+             ), ",
+            code_and_email!()
         ),
+        new,
         email,
+        now,
     )
     .bind(journey.token_hash)
     .bind(journey.holder_id)
@@ -192,12 +181,15 @@ fn bind_code<'q>(
         .bind(new.wrong_tries)
 }
 
-/// `query`, with a [`queue_email!`] in it, with `email` bound (or nothing to queue).
-fn bind_email<'q>(
-    query: sqlx::query::QueryScalar<'q, Any, i64, AnyArguments>,
+/// `sql`, with a [`code_and_email!`] in it, with the code and `email` (or nothing to
+/// queue) bound.
+fn bind_code_and_email<'q>(
+    sql: &'static str,
+    new: &NewCode<'q>,
     email: Option<&NewMessage<'q>>,
+    now: Millis,
 ) -> sqlx::query::QueryScalar<'q, Any, i64, AnyArguments> {
-    query
+    bind_code(sql, new, now)
         .bind(email.map(|email| email.kind))
         .bind(email.map(|email| email.recipient))
         .bind(email.and_then(|email| email.journey_id))
@@ -233,8 +225,8 @@ pub async fn supersede_live(conn: &mut Conn, journey_id: i64) -> anyhow::Result<
 
 #[cfg(test)]
 mod tests {
+    use super::super::scratch_sqlite;
     use super::super::states::OutboxKind;
-    use super::super::{DatabaseUrl, Db};
     use super::*;
 
     /// SQLite never reserves a journey's id, but [`issue_with_journey`] stores one it is
@@ -242,11 +234,7 @@ mod tests {
     #[tokio::test]
     async fn a_journey_is_stored_with_its_code_and_email_under_the_id_reserved_for_it() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let db = scratch_sqlite(dir.path()).await;
         let mut conn = db.write.acquire().await.unwrap();
         let (id, now) = (4242, 1_000_000);
         let journey = NewJourney {

@@ -182,18 +182,12 @@ impl std::fmt::Debug for NewJourney<'_> {
 
 /// Creates a journey awaiting its code; its id.
 pub async fn create(conn: &mut Conn, journey: &NewJourney<'_>, now: Millis) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
+    bind_journey(
         "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7) RETURNING id",
+        journey,
+        now,
     )
-    .bind(journey.token_hash)
-    .bind(journey.subject)
-    .bind(journey.holder_id)
-    .bind(journey.email)
-    .bind(journey.client_addr)
-    .bind(JourneyState::AwaitingCode)
-    .bind(now)
-    .bind(journey.expires_at)
     .fetch_one(conn)
     .await
     .context("create the journey")
@@ -207,23 +201,34 @@ pub async fn create_as(
     journey: &NewJourney<'_>,
     now: Millis,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO journeys (id, token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)",
+    bind_journey(
+        "INSERT INTO journeys (token_hash, subject, holder_id, email, client_addr, state, started_at, expires_at, updated_at, id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $9) RETURNING id",
+        journey,
+        now,
     )
     .bind(id)
-    .bind(journey.token_hash)
-    .bind(journey.subject)
-    .bind(journey.holder_id)
-    .bind(journey.email)
-    .bind(journey.client_addr)
-    .bind(JourneyState::AwaitingCode)
-    .bind(now)
-    .bind(journey.expires_at)
-    .execute(conn)
+    .fetch_one(conn)
     .await
     .context("create the journey")?;
     Ok(())
+}
+
+/// `sql`, an insert of a journey awaiting its code, with `$1`–`$8` bound.
+fn bind_journey<'q>(
+    sql: &'static str,
+    journey: &NewJourney<'q>,
+    now: Millis,
+) -> sqlx::query::QueryScalar<'q, sqlx::Any, i64, sqlx::any::AnyArguments> {
+    sqlx::query_scalar(sql)
+        .bind(journey.token_hash)
+        .bind(journey.subject)
+        .bind(journey.holder_id)
+        .bind(journey.email)
+        .bind(journey.client_addr)
+        .bind(JourneyState::AwaitingCode)
+        .bind(now)
+        .bind(journey.expires_at)
 }
 
 /// Records the right code: the journey is `verified` (or `ineligible`, with the reason) until

@@ -494,3 +494,14 @@ impl<'r> sqlx::Decode<'r, Any> for Flag {
         }
     }
 }
+
+/// A migrated SQLite database in `dir`, for this module's unit tests.
+#[cfg(test)]
+async fn scratch_sqlite(dir: &std::path::Path) -> Db {
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    db
+}

@@ -308,7 +308,7 @@ pub async fn of_key(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{DatabaseUrl, Db};
+    use super::super::scratch_sqlite;
     use super::*;
 
     /// A count committed on its own (PostgreSQL's hot counters) can be followed by another
@@ -316,11 +316,7 @@ mod tests {
     #[tokio::test]
     async fn a_lock_out_is_never_shortened_by_a_hit_counted_before_it_was_set() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let db = scratch_sqlite(dir.path()).await;
         let mut conn = db.write.acquire().await.unwrap();
         let (scope, key, now) = (Scope::ClientStart, "client:192.0.2.7", 1_000_000);
         count(&mut conn, scope, key, now, 60_000).await.unwrap();
