@@ -99,13 +99,13 @@ enum ClientCount {
 /// Looks the contact up and counts a start from `client`, in a write of its own ahead of the
 /// journey's, each statement committed as it runs, on one connection; the client's lock-out
 /// after the count, and the id reserved for the journey, if one was (see
-/// [`db::holder_emails::StartLookUp::journey_id`]). Every start from one address (a hospital behind one NAT address) updates
-/// that address's row, and on PostgreSQL a row stays locked until the transaction that
-/// updated it commits, so the count commits as its own statement, holding the row only while
-/// PostgreSQL runs it (and a new lock-out, if the count ran over the allowance, as another: a
-/// failure between them leaves the count, and the next start sets the lock-out; two
-/// over-limit starts at once set one lock-out, never a shorter one over a longer, see
-/// [`db::throttles::lock_unless_locked`]).
+/// [`db::holder_emails::StartLookUp::journey_id`]). Every start from one address (a
+/// hospital behind one NAT address) updates that address's row, and on PostgreSQL a row
+/// stays locked until the transaction that updated it commits, so the count commits as its
+/// own statement, holding the row only while PostgreSQL runs it (and a new lock-out, if the
+/// count ran over the allowance, as another: a failure between them leaves the count, and
+/// the next start sets the lock-out; two over-limit starts at once set one lock-out, never a
+/// shorter one over a longer, see [`db::throttles::lock_unless_locked`]).
 async fn look_up_and_count(
     state: &AppState,
     contact: &Contact,
