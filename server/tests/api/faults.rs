@@ -182,3 +182,99 @@ async fn a_write_stopped_part_way_leaves_nothing_for_the_next_write_to_commit() 
         .unwrap();
     assert_eq!(domains, ["whole.example"]);
 }
+
+/// A write that holds a holder from its `BEGIN` (a start) holds them before its first
+/// statement runs. If it cannot get them (here another session holds them past the
+/// database's `lock_timeout`), the write fails as a whole and its connection goes back to the
+/// pool clean: the next write on it commits.
+#[tokio::test]
+async fn a_write_that_cannot_hold_its_subject_fails_whole_and_leaves_its_connection_clean() {
+    if engine() != unlock_server::db::Engine::Postgres {
+        // SQLite's writes hold the whole database: there is no subject lock to wait for.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(dir.path());
+    let setup = sqlx::PgPool::connect(url.expose()).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&setup)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{name}\" SET lock_timeout = '300ms'"
+    )))
+    .execute(&setup)
+    .await
+    .unwrap();
+    // One connection, so the next write gets the one the failed write had.
+    let db = unlock_server::db::Db::connect_with(&url, 1, 16)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let subject = "holder:9000000001";
+    let key = unlock_server::db::throttles::subject_lock_key(subject);
+    let mut other = setup.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let refused = db
+        .write_holding(subject, insert_counting_locks("held.example"))
+        .await;
+    let refused = format!("{:#}", refused.expect_err("the subject is held elsewhere"));
+    assert!(refused.contains("lock timeout"), "{refused}");
+    assert_eq!(
+        db.write(insert_counting_locks("next.example"))
+            .await
+            .unwrap(),
+        0
+    );
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.write_holding(subject, insert_counting_locks("holding.example"))
+            .await
+            .unwrap(),
+        1,
+        "the write holds its subject from its first statement"
+    );
+    let domains: Vec<String> =
+        sqlx::query_scalar("SELECT domain FROM allowed_domains ORDER BY domain")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(domains, ["holding.example", "next.example"]);
+}
+
+/// A write inserting `domain` into the allow list, answering how many advisory locks its
+/// session holds as it runs.
+fn insert_counting_locks(
+    domain: &'static str,
+) -> impl for<'c> Fn(
+    &'c mut unlock_server::db::Conn,
+) -> unlock_server::db::BoxFuture<'c, anyhow::Result<i64>>
++ Send
++ 'static {
+    move |conn| {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO allowed_domains (domain, added_at, added_by) VALUES ($1, 1, 't')",
+            )
+            .bind(domain)
+            .execute(&mut *conn)
+            .await?;
+            let held: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks \
+                 WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(held)
+        })
+    }
+}
