@@ -314,67 +314,9 @@ where
         + Sync
         + 'static,
 {
-    write_as(db, clock, actor, action, None, work).await
-}
-
-/// [`write`], holding `subject` from the transaction's start (see [`Db::write_holding`]):
-/// for work whose first step is to hold it.
-pub async fn write_holding<T, F>(
-    db: &Db,
-    clock: &Clock,
-    actor: Actor,
-    action: Action,
-    subject: &str,
-    work: F,
-) -> Result<T, Failure>
-where
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut Conn, Millis) -> BoxFuture<'c, anyhow::Result<Audited<T>>>
-        + Send
-        + Sync
-        + 'static,
-{
-    write_as(db, clock, actor, action, Some(subject), work).await
-}
-
-async fn write_as<T, F>(
-    db: &Db,
-    clock: &Clock,
-    actor: Actor,
-    action: Action,
-    holding: Option<&str>,
-    work: F,
-) -> Result<T, Failure>
-where
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut Conn, Millis) -> BoxFuture<'c, anyhow::Result<Audited<T>>>
-        + Send
-        + Sync
-        + 'static,
-{
-    let audited = audited(clock.clone(), actor, action, work);
-    match holding {
-        Some(subject) => db.write_holding(subject, audited).await?,
-        None => db.write(audited).await?,
-    }
-}
-
-/// `work` as a write that appends its outcome to the audit log.
-fn audited<T, F>(
-    clock: Clock,
-    actor: Actor,
-    action: Action,
-    work: F,
-) -> impl for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<Result<T, Failure>>> + Send + 'static
-where
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut Conn, Millis) -> BoxFuture<'c, anyhow::Result<Audited<T>>>
-        + Send
-        + Sync
-        + 'static,
-{
+    let clock = clock.clone();
     let work = Arc::new(work);
-    move |conn| {
+    db.write(move |conn| {
         let (work, actor) = (work.clone(), actor.clone());
         let now = clock.now();
         Box::pin(async move {
@@ -389,7 +331,8 @@ where
             record(conn, now, event).await?;
             Ok(audited.result)
         })
-    }
+    })
+    .await?
 }
 
 /// The operator's audited write on the command line: [`write`] as the operator, answering

@@ -279,20 +279,6 @@ impl Db {
         self.write_committing(work, Commit::Together).await
     }
 
-    /// Runs `work` as [`Db::write`] does, holding `subject` (as [`throttles::lock_subject`]
-    /// would) from the start: on PostgreSQL the lock is taken in the same message as the
-    /// transaction's `BEGIN`, a round trip fewer than a statement of its own; SQLite's writes
-    /// hold the whole database already.
-    pub async fn write_holding<T, F>(&self, subject: &str, work: F) -> anyhow::Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>> + Send + 'static,
-    {
-        let key = throttles::subject_lock_key(subject);
-        self.write_committing(work, Commit::TogetherHolding(key))
-            .await
-    }
-
     /// Whether a counter that many requests update at once (the starts of a hospital's one
     /// NAT address) is best counted apart, with [`Db::write_each_statement`], rather than
     /// inside the write that needs it: on PostgreSQL, where a row stays locked until the

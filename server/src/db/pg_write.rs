@@ -30,11 +30,10 @@
 //! one statement) runs again from the start — writes are closures that may run more than once, as SQLite's group
 //! commit already requires.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::{AnyPool, AssertSqlSafe, Connection, Executor};
+use sqlx::{AnyPool, Connection};
 
 use super::{BoxFuture, Conn};
 
@@ -46,10 +45,6 @@ const MAX_ATTEMPTS: u32 = 12;
 pub enum Commit {
     /// Together, in one READ COMMITTED transaction; run again after a deadlock.
     Together,
-    /// Together, the transaction holding the advisory lock with this key from the start: it
-    /// is taken in the same message as the `BEGIN`, a round trip fewer than a statement of
-    /// its own. Being the transaction's first lock, it cannot be part of a deadlock.
-    TogetherHolding(i64),
     /// One statement, outside a transaction block, committed as it runs; run again after a
     /// deadlock, as a statement that failed committed nothing.
     Alone,
@@ -69,8 +64,7 @@ where
     let mut attempt = 1;
     loop {
         let ran = match commit {
-            Commit::Together => run_once(&mut conn, &work, None).await,
-            Commit::TogetherHolding(key) => run_once(&mut conn, &work, Some(key)).await,
+            Commit::Together => run_once(&mut conn, &work).await,
             Commit::Alone | Commit::EachAlone => work(&mut conn).await,
         };
         match ran {
@@ -92,43 +86,26 @@ where
     }
 }
 
-/// Runs `work` in a transaction, holding the advisory lock `holding` from its `BEGIN` if
-/// given. sqlx's transaction, not a `BEGIN` of our own: if the write is stopped part-way (its
-/// request ran out of time, its client went), dropping it queues a `ROLLBACK` that runs before
-/// anything else on the connection, so the next write on it cannot commit what this one had
-/// begun.
-async fn run_once<T, F>(conn: &mut Conn, work: &F, holding: Option<i64>) -> anyhow::Result<T>
+/// Runs `work` in a transaction. sqlx's transaction, not a `BEGIN` of our own: if the write
+/// is stopped part-way (its request ran out of time, its client went), dropping it queues a
+/// `ROLLBACK` that runs before anything else on the connection, so the next write on it
+/// cannot commit what this one had begun.
+async fn run_once<T, F>(conn: &mut Conn, work: &F) -> anyhow::Result<T>
 where
     F: for<'c> Fn(&'c mut Conn) -> BoxFuture<'c, anyhow::Result<T>>,
 {
-    let begin = match holding {
-        // A number, formatted by Rust: nothing of a request's text is in the statement.
-        Some(key) => Cow::Owned(format!("{BEGIN}; SELECT pg_advisory_xact_lock({key})")),
-        None => Cow::Borrowed(BEGIN),
-    };
-    let error = match conn.begin_with(AssertSqlSafe(begin)).await {
-        Ok(mut transaction) => {
-            // An `Err` drops the transaction, which rolls it back.
-            let value = work(&mut transaction).await?;
-            transaction
-                .commit()
-                .await
-                .context("commit a write transaction")?;
-            return Ok(value);
-        }
-        Err(error) => error,
-    };
-    // The `BEGIN` may have run and the lock failed (a `lock_timeout` the operator set): sqlx
-    // then counts no transaction to roll back, so this does, lest the connection go back to
-    // the pool inside the failed one. After a failed `BEGIN` PostgreSQL only warns.
-    if holding.is_some() {
-        let _ = conn.execute("ROLLBACK").await;
-    }
-    Err(error).context("begin a write transaction")
+    let mut transaction = conn
+        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await
+        .context("begin a write transaction")?;
+    // An `Err` drops the transaction, which rolls it back.
+    let value = work(&mut transaction).await?;
+    transaction
+        .commit()
+        .await
+        .context("commit a write transaction")?;
+    Ok(value)
 }
-
-/// How every write transaction begins.
-const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// Whether PostgreSQL refused the transaction only because of another one running beside it
 /// (a deadlock, or a serialisation failure).

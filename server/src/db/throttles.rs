@@ -3,7 +3,6 @@
 //! count read earlier.
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 
 use super::states::Scope;
 use super::{Conn, Engine};
@@ -76,28 +75,17 @@ pub async fn count(
 }
 
 /// Holds `subject` until the write commits, so its codes are counted and added to by one
-/// write at a time (codes per hour). PostgreSQL: a transaction-scoped advisory lock on
-/// [`subject_lock_key`]; SQLite's writes hold the whole database already. A write that
-/// begins with it can have it taken with its `BEGIN` instead ([`super::Db::write_holding`]).
+/// write at a time (codes per hour). PostgreSQL: a transaction-scoped advisory lock on the
+/// subject; SQLite's writes hold the whole database already.
 pub async fn lock_subject(conn: &mut Conn, subject: &str) -> anyhow::Result<()> {
     if Engine::of(conn) == Engine::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(subject_lock_key(subject))
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(subject)
             .execute(conn)
             .await
             .context("hold the subject for its code count")?;
     }
     Ok(())
-}
-
-/// The advisory lock key of `subject` on PostgreSQL: the first eight bytes of its SHA-256,
-/// computed here rather than by PostgreSQL so that a `BEGIN` can take the lock in the same
-/// message (a number, which needs no binding). Every instance computes the same key.
-pub fn subject_lock_key(subject: &str) -> i64 {
-    let digest = Sha256::digest(subject.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
 }
 
 /// A subject's limits as they stand.

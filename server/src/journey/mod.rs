@@ -79,34 +79,7 @@ where
         + 'static,
 {
     let actor = Actor::holder(client);
-    woke(
-        state,
-        crate::audit::write(&state.db, &state.clock, actor, action, work).await,
-    )
-}
-
-/// [`step`], holding `subject` from the write's start (see [`crate::audit::write_holding`]).
-async fn step_holding<T, F>(
-    state: &AppState,
-    client: &str,
-    action: Action,
-    subject: &str,
-    work: F,
-) -> Result<T, Failure>
-where
-    T: Send + 'static,
-    F: for<'c> Fn(&'c mut Conn, Millis) -> db::BoxFuture<'c, anyhow::Result<Audited<T>>>
-        + Send
-        + Sync
-        + 'static,
-{
-    let (db, clock, actor) = (&state.db, &state.clock, Actor::holder(client));
-    let written = crate::audit::write_holding(db, clock, actor, action, subject, work).await;
-    woke(state, written)
-}
-
-/// Wakes the outbox after a step that succeeded, since it may have queued an email.
-fn woke<T>(state: &AppState, result: Result<T, Failure>) -> Result<T, Failure> {
+    let result = crate::audit::write(&state.db, &state.clock, actor, action, work).await;
     if result.is_ok() {
         state.outbox_wake.notify_one();
     }

@@ -74,20 +74,14 @@ pub async fn start(
         email,
         allowed,
         holder_id,
-        subject: subject.clone(),
+        subject,
         client: client.to_owned(),
         client_count,
         journey_id,
     };
-    // One write at a time counts and adds to the subject's codes: it is held from the write's
-    // start (on PostgreSQL, taken with its `BEGIN`).
-    super::step_holding(
-        state,
-        client,
-        Action::JourneyStart,
-        &subject,
-        move |conn, now| Box::pin(request.clone().run(conn, now)),
-    )
+    super::step(state, client, Action::JourneyStart, move |conn, now| {
+        Box::pin(request.clone().run(conn, now))
+    })
     .await
 }
 
@@ -230,7 +224,7 @@ struct StartRequest {
 
 impl StartRequest {
     /// The write: every check that must see committed state, the journey, its code, its email
-    /// and the audit event, in one transaction, which holds the subject from its start.
+    /// and the audit event, in one transaction.
     async fn run(self, conn: &mut Conn, now: Millis) -> anyhow::Result<Audited<Started>> {
         let Self {
             state,
@@ -255,8 +249,8 @@ impl StartRequest {
                 detail = Some(why);
                 break 'checked (Outcome::DomainNotAllowed, Err(refused));
             }
-            // The subject is held (see `start`), so its codes are read and added to by one
-            // write at a time.
+            // One write at a time counts and adds to the subject's codes.
+            db::throttles::lock_subject(conn, &subject).await?;
             if let Some(locked) = client_locked {
                 break 'checked (Outcome::ThrottledClient, Err(throttled(now, locked)));
             }
