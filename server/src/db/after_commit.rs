@@ -71,16 +71,13 @@ mod tests {
 
     use anyhow::bail;
 
-    use super::super::{DatabaseUrl, Db};
+    use super::super::scratch_sqlite_bare;
     use super::after_commit;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deferred_work_runs_once_per_committed_write_and_never_for_an_undone_one() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
-            .await
-            .unwrap();
+        let db = scratch_sqlite_bare(dir.path()).await;
         sqlx::query("CREATE TABLE t (n INTEGER NOT NULL)")
             .execute(&db.write)
             .await

@@ -498,10 +498,16 @@ impl<'r> sqlx::Decode<'r, Any> for Flag {
 /// A migrated SQLite database in `dir`, for this module's unit tests.
 #[cfg(test)]
 async fn scratch_sqlite(dir: &std::path::Path) -> Db {
-    let url = format!("sqlite://{}", dir.join("t.db").display());
-    let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
-        .await
-        .unwrap();
+    let db = scratch_sqlite_bare(dir).await;
     db.migrate().await.unwrap();
     db
+}
+
+/// An SQLite database in `dir` with no tables yet, for unit tests of the write path itself.
+#[cfg(test)]
+async fn scratch_sqlite_bare(dir: &std::path::Path) -> Db {
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    Db::connect(&DatabaseUrl::parse(&url).unwrap())
+        .await
+        .unwrap()
 }

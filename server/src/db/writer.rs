@@ -186,14 +186,11 @@ async fn begin(conn: &mut Conn) -> bool {
 mod tests {
     use anyhow::bail;
 
-    use super::super::{DatabaseUrl, Db};
+    use super::super::{Db, scratch_sqlite_bare};
 
     async fn db() -> (Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::connect(&DatabaseUrl::parse(&url).unwrap())
-            .await
-            .unwrap();
+        let db = scratch_sqlite_bare(dir.path()).await;
         sqlx::query("CREATE TABLE t (n INTEGER NOT NULL)")
             .execute(&db.write)
             .await
