@@ -49,6 +49,7 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         &baselines,
         &two.endpoints,
     );
+    report::print_floor(&[&before, &after]);
     println!("PostgreSQL, a fresh session in each database (the server sets none of these):");
     println!("  server   {}", one.settings);
     println!("  baseline {baseline_settings}");
@@ -56,8 +57,15 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         "  writes: the server's at READ COMMITTED with explicit row locks, run again on a deadlock; the baseline's at the default level"
     );
     println!(
-        "  baselines, measured before the server and again after it, each endpoint against their mean: start {:.0} then {:.0} req/s, verify {:.0} then {:.0} req/s",
-        before[0].per_second, after[0].per_second, before[1].per_second, after[1].per_second
+        "  baselines, measured before the server and again after it, each endpoint against their mean: start {:.0} then {:.0} req/s (p99 {:.1} then {:.1} ms), verify {:.0} then {:.0} req/s (p99 {:.1} then {:.1} ms)",
+        before[0].per_second,
+        after[0].per_second,
+        before[0].p99.as_secs_f64() * 1000.0,
+        after[0].p99.as_secs_f64() * 1000.0,
+        before[1].per_second,
+        after[1].per_second,
+        before[1].p99.as_secs_f64() * 1000.0,
+        after[1].p99.as_secs_f64() * 1000.0,
     );
     println!(
         "  baselines before: {} + {} requests, {baseline_commits}",

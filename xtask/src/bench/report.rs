@@ -129,6 +129,40 @@ pub fn print(title: &str, baselines: &[Stats; 2], endpoints: &[Stats; 2]) {
     }
 }
 
+/// Says which baselines missed the latency target themselves, in every measurement of them
+/// (`measurements`: the baselines, measured once or more). In a closed loop each connection
+/// waits for its answer before it sends again, so the mean latency is the connections over
+/// the rate (Little's law): an endpoint that writes what its baseline writes, and more, on
+/// the same cores, has the baseline's latency only if it has the baseline's rate. Where the
+/// bare baseline misses the p99 target, the endpoint meets it only by outrunning it.
+pub fn print_floor(measurements: &[&[Stats; 2]]) {
+    for line in floor(measurements) {
+        println!("{line}");
+    }
+}
+
+/// What [`print_floor`] prints.
+fn floor(measurements: &[&[Stats; 2]]) -> Vec<String> {
+    let Some(first) = measurements.first() else {
+        return Vec::new();
+    };
+    (0..2)
+        .filter(|&endpoint| measurements.iter().all(|m| m[endpoint].p99 > TARGET_P99))
+        .map(|endpoint| {
+            let p99s: Vec<String> = measurements
+                .iter()
+                .map(|m| format!("{:.1}", millis(m[endpoint].p99)))
+                .collect();
+            format!(
+                "{}: p99 {} ms, over {} ms itself each time it was measured: on this machine its endpoint meets the p99 target only by running faster than the bare baseline",
+                first[endpoint].name,
+                p99s.join(" and "),
+                TARGET_P99.as_millis()
+            )
+        })
+        .collect()
+}
+
 /// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").map_or_else(
@@ -192,5 +226,31 @@ mod tests {
         assert_eq!(percentile(&values, 0.99), Duration::from_millis(99));
         assert_eq!(percentile(&values[..1], 0.99), Duration::from_millis(1));
         assert_eq!(percentile(&[], 0.99), Duration::ZERO);
+    }
+
+    fn stats(name: &'static str, p99_ms: u64) -> Stats {
+        Stats {
+            name,
+            requests: 1,
+            errors: 0,
+            error_kinds: BTreeMap::new(),
+            per_second: 1.0,
+            p50: Duration::from_millis(1),
+            p99: Duration::from_millis(p99_ms),
+        }
+    }
+
+    #[test]
+    fn the_floor_names_a_baseline_only_when_every_measurement_missed() {
+        let before = [stats("start baseline", 61), stats("verify baseline", 62)];
+        let after = [stats("start baseline", 55), stats("verify baseline", 50)];
+        let lines = floor(&[&before, &after]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("start baseline: p99 61.0 and 55.0 ms"),
+            "{lines:?}"
+        );
+        assert!(floor(&[]).is_empty());
+        assert_eq!(floor(&[&before]).len(), 2);
     }
 }

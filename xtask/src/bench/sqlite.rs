@@ -56,6 +56,7 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
     drop(server);
 
     report::print("", &baselines, &[start, verify]);
+    report::print_floor(&[&baselines]);
     println!("SQLite (both with unlock_server::db's settings, one write connection each):");
     println!("  server   {server_settings}");
     println!("  baseline {baseline_settings}");
