@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use unlock_testkit::postgres::Durability;
 
 use super::Database;
-use super::report::{TARGET_P99, load_average, percentile};
+use super::report::{TARGET_P99, load_average, millis, percentile};
 use super::scratch::TempDir;
 use super::target::{Target, holder_email};
 use crate::cmd;
@@ -459,9 +459,9 @@ impl Report {
                 step,
                 of_step.len(),
                 errors,
-                ms(percentile(&latencies, 0.50)),
-                ms(percentile(&latencies, 0.99)),
-                ms(latencies.last().copied().unwrap_or_default())
+                millis(percentile(&latencies, 0.50)),
+                millis(percentile(&latencies, 0.99)),
+                millis(latencies.last().copied().unwrap_or_default())
             );
         }
         for ((step, error), count) in &kinds {
@@ -494,8 +494,4 @@ impl Report {
             println!("last lines of the server's log:\n{}", self.log_tail);
         }
     }
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }

@@ -60,12 +60,12 @@ pub fn measure(loader: &Loader, scratch: &Path, args: &InnerArgs) -> anyhow::Res
         "  baselines, measured before the server and again after it, each endpoint against their mean: start {:.0} then {:.0} req/s (p99 {:.1} then {:.1} ms), verify {:.0} then {:.0} req/s (p99 {:.1} then {:.1} ms)",
         before[0].per_second,
         after[0].per_second,
-        before[0].p99.as_secs_f64() * 1000.0,
-        after[0].p99.as_secs_f64() * 1000.0,
+        report::millis(before[0].p99),
+        report::millis(after[0].p99),
         before[1].per_second,
         after[1].per_second,
-        before[1].p99.as_secs_f64() * 1000.0,
-        after[1].p99.as_secs_f64() * 1000.0,
+        report::millis(before[1].p99),
+        report::millis(after[1].p99),
     );
     println!(
         "  baselines before: {} + {} requests, {baseline_commits}",

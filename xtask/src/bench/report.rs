@@ -211,7 +211,8 @@ fn verdict(met: bool) -> &'static str {
     if met { "PASS" } else { "MISS" }
 }
 
-fn millis(duration: Duration) -> f64 {
+/// A duration in milliseconds, as the tables print them.
+pub fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
